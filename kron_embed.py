@@ -1,0 +1,312 @@
+"""Kronecker embeddings: a fixed byte-level codec plus one learned projection (arXiv 2605.29459).
+
+A token with UTF-8 bytes b_1..b_L (L <= pos_dim after UTF-8-safe truncation) is encoded as
+
+    kappa(b) = (1/sqrt(L)) * sum_p onehot256(b_p) (x) onehot_pos(p)   in R^D,  D = 256 * pos_dim
+
+flattened byte-major (index = byte * pos_dim + pos), so ||kappa|| = 1. Per token it is then
+z-normalised, x <- (x - mean(x)) / (std(x) + 1e-6) with the unbiased std, and projected by one
+learned matrix W (D x d_model, no bias). Nothing else is learned: this module is a drop-in for
+nn.Embedding whose trainable state is D*d_model instead of V*d_model.
+
+Three execution modes give the same outputs and gradients:
+  * "cached":  the (V, D) z-normed codec table is precomputed; index it, then project.
+  * "dynamic": the paper's on-the-fly variant; only the (V, pos_dim) byte buffer is kept and the
+               D-wide codec is rebuilt for the batch every step.
+  * "fused":   (default) an exact shortcut. Because z(kappa) has L entries a = 1/sqrt(L) and D-L
+               zeros, mean mu = L*a/D and unbiased std sigma = sqrt(L*a^2*(1-L/D)/(D-1)), so
+                   W^T z(kappa) = (a * sum_p W[b_p*P + p] - mu * sum_j W[j]) / (sigma + eps).
+               Each token costs L row gathers (embedding_bag over contiguous rows of W) plus one
+               column sum shared by the batch; no D-wide vector is built.
+
+Token byte tables, measured on GPT-2 (50257 tokens; `python kron_embed.py` prints these):
+  * byte_source="exact" (default): the token's real bytes. 72 tokens exceed 16 bytes (longest 128);
+    tokens sharing a byte row with another token: 44 at pos_dim 16, 17 at pos_dim 32 (truncation only).
+  * byte_source="decode": bytes of decode([id]) as in the reference code; the 344 partial-UTF-8
+    tokens become U+FFFD and collide: 384 colliding tokens at pos_dim 16, 357 at pos_dim 32.
+"""
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from tokenizer import BYTE_SOURCES, get_tokenizer
+
+MODES = ("fused", "cached", "dynamic")
+EPS = 1e-6
+
+
+# ----------------------------------------------------------------------------- byte tables
+
+def utf8_truncate(b, max_len):
+    """At most max_len bytes of b, never splitting a UTF-8 code point (walks back over continuation
+    bytes, at most 3). Byte strings that are not valid UTF-8 at the cut are cut hard at max_len."""
+    if len(b) <= max_len:
+        return b
+    cut = max_len
+    while cut > 0 and max_len - cut < 3 and (b[cut] & 0xC0) == 0x80:
+        cut -= 1
+    if (b[cut] & 0xC0) == 0x80:  # still inside a continuation run: not a well-formed code point
+        return b[:max_len]
+    return b[:cut]
+
+
+def token_byte_table(tokenizer="gpt2", pos_dim=16, vocab_size=None, byte_source="exact"):
+    """Per token id its (truncated) UTF-8 bytes, zero padded: (uint8 [V, pos_dim], int16 lengths [V],
+    stats). Ids past the tokenizer's vocabulary (padding up to vocab_size) get length 0."""
+    if not isinstance(pos_dim, int) or pos_dim < 1:
+        raise ValueError(f"pos_dim={pos_dim!r}: expected an integer >= 1")
+    if byte_source not in BYTE_SOURCES:
+        raise ValueError(f"byte_source={byte_source!r}: expected one of {BYTE_SOURCES}")
+    tok = get_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+    V = tok.n_vocab if vocab_size is None else vocab_size
+    if not isinstance(V, int) or V < tok.n_vocab:
+        raise ValueError(f"vocab_size={V!r}: expected an int >= the tokenizer's {tok.n_vocab} tokens")
+    table, lengths, stats = _byte_table(tok, pos_dim, V, byte_source)
+    return table.copy(), lengths.copy(), dict(stats)
+
+
+@functools.lru_cache(maxsize=8)
+def _byte_table(tok, pos_dim, V, byte_source):
+    table = np.zeros((V, pos_dim), dtype=np.uint8)
+    lengths = np.zeros(V, dtype=np.int16)
+    full_len = np.zeros(tok.n_vocab, dtype=np.int64)
+    for i in range(tok.n_vocab):
+        b = tok.bytes_of(i, byte_source)
+        full_len[i] = len(b)
+        b = utf8_truncate(b, pos_dim)
+        table[i, :len(b)] = np.frombuffer(b, dtype=np.uint8)
+        lengths[i] = len(b)
+    stats = byte_table_stats(table[:tok.n_vocab], lengths[:tok.n_vocab], full_len, pos_dim)
+    return table, lengths, stats
+
+
+def byte_table_stats(table, lengths, full_lengths, pos_dim):
+    """Coverage and collisions: share of tokens within pos_dim bytes, the longest token, and how many
+    tokens share their byte row (hence their embedding) with another token."""
+    rows = np.concatenate([table, lengths[:, None].astype(np.uint8)], axis=1)
+    _, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    colliding = int((counts[inverse.reshape(-1)] > 1).sum())
+    return {"n_tokens": int(len(lengths)), "pos_dim": pos_dim,
+            "within_pos_dim": float((full_lengths <= pos_dim).mean()),
+            "truncated": int((full_lengths > pos_dim).sum()),
+            "longest": int(full_lengths.max()), "mean_length": float(full_lengths.mean()),
+            "colliding_tokens": colliding, "empty_tokens": int((lengths == 0).sum())}
+
+
+def encode_bytes(b, pos_dim):
+    """One byte string as a (uint8 [pos_dim], length) row, truncated UTF-8-safely."""
+    if not isinstance(b, (bytes, bytearray)):
+        raise TypeError(f"byte override {b!r}: expected bytes (e.g. 'word'.encode('utf-8')), got {type(b).__name__}")
+    b = utf8_truncate(bytes(b), pos_dim)
+    row = torch.zeros(pos_dim, dtype=torch.uint8)
+    row[:len(b)] = torch.tensor(list(b), dtype=torch.uint8)
+    return row, len(b)
+
+
+# ----------------------------------------------------------------------------- the codec
+
+def codec_stats(lengths, D, length_norm=True):
+    """Per token: the non-zero value a, and the z-norm mean and (unbiased) std of its codec vector."""
+    L = lengths.to(torch.float32)
+    a = torch.rsqrt(L.clamp(min=1.0)) if length_norm else torch.ones_like(L)
+    mean = L * a / D
+    std = torch.sqrt((L * a * a * (1.0 - L / D) / (D - 1)).clamp(min=0.0))
+    return a, mean, std
+
+
+def kron_codec(byte_rows, lengths, length_norm=True, z_norm=True, eps=EPS):
+    """The D-wide codec for a batch of byte rows: uint8 [N, P], lengths [N] -> float32 [N, D].
+    Built explicitly with scatter (the reference construction); z-norm uses torch's unbiased std."""
+    N, P = byte_rows.shape
+    D = 256 * P
+    pos = torch.arange(P, device=byte_rows.device)
+    valid = pos < lengths[:, None].to(torch.long)
+    index = byte_rows.to(torch.long) * P + pos
+    a, _, _ = codec_stats(lengths, D, length_norm)
+    values = torch.where(valid, a[:, None], torch.zeros((), device=byte_rows.device))
+    x = torch.zeros(N, D, dtype=torch.float32, device=byte_rows.device).scatter_add_(1, index, values)
+    if z_norm:
+        x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + eps)
+    return x
+
+
+# ----------------------------------------------------------------------------- the layer
+
+class KroneckerEmbedding(nn.Module):
+    """nn.Embedding-compatible input layer: forward(ids) -> (..., d_model).
+
+    The only parameter is `weight`, the projection laid out as (D, d_model) so that the fused mode's
+    gathers read contiguous rows; y = z(kappa(token)) @ weight. It is initialised N(0, 1/D) in
+    reset_parameters(), and since this is not an nn.Linear, a model-wide Linear/Embedding init does
+    not touch it. The byte table is a non-persistent buffer rebuilt from `tokenizer`, so the
+    state_dict holds the projection alone.
+    """
+
+    def __init__(self, vocab_size, d_model, tokenizer="gpt2", pos_dim=16, mode="fused",
+                 byte_source="exact", length_norm=True, z_norm=True):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}: expected one of {MODES}")
+        if not isinstance(d_model, int) or d_model < 1:
+            raise ValueError(f"d_model={d_model!r}: expected an integer >= 1")
+        table, lengths, self.byte_stats = token_byte_table(tokenizer, pos_dim, vocab_size, byte_source)
+        self.tokenizer_name = tokenizer if isinstance(tokenizer, str) else tokenizer.name
+        self.n_tokenizer_vocab = get_tokenizer(self.tokenizer_name).n_vocab
+        self.num_embeddings, self.embedding_dim = table.shape[0], d_model
+        self.pos_dim, self.D = pos_dim, 256 * pos_dim
+        self.mode, self.byte_source = mode, byte_source
+        self.length_norm, self.z_norm = length_norm, z_norm
+        self.register_buffer("token_bytes", torch.from_numpy(table), persistent=False)
+        self.register_buffer("token_lengths", torch.from_numpy(lengths), persistent=False)
+        self.register_buffer("positions", torch.arange(pos_dim), persistent=False)
+        self.weight = nn.Parameter(torch.empty(self.D, d_model))
+        if mode == "cached":
+            self.register_buffer("codec_table", self._build_table(), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """The paper's init: W ~ N(0, 1/D), so each output coordinate has std ~1 at init."""
+        with torch.no_grad():
+            self.weight.normal_(0.0, 1.0 / math.sqrt(self.D))
+
+    def extra_repr(self):
+        return (f"{self.num_embeddings}, {self.embedding_dim}, pos_dim={self.pos_dim}, D={self.D}, "
+                f"mode={self.mode!r}, tokenizer={self.tokenizer_name!r}, byte_source={self.byte_source!r}, "
+                f"length_norm={self.length_norm}, z_norm={self.z_norm}")
+
+    def _build_table(self, chunk=8192):
+        rows = [kron_codec(self.token_bytes[i:i + chunk], self.token_lengths[i:i + chunk], self.length_norm, self.z_norm)
+                for i in range(0, self.num_embeddings, chunk)]
+        return torch.cat(rows)
+
+    # --- input checking and byte rows
+
+    def _check_ids(self, ids):
+        if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+            what = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
+            raise TypeError(f"token ids must be an integer tensor, got {what}")
+        if ids.numel() == 0:
+            return
+        if ids.device.type == "cpu":
+            lo, hi = int(ids.min()), int(ids.max())
+            if lo < 0 or hi >= self.num_embeddings:
+                bad = lo if lo < 0 else hi
+                raise IndexError(f"token id {bad} is out of range: expected 0 <= id < {self.num_embeddings}")
+        else:  # no host sync on accelerators: a device-side assert instead
+            torch._assert_async(((ids >= 0) & (ids < self.num_embeddings)).all(), "token id out of range")
+
+    def _byte_rows(self, ids, byte_overrides):
+        """Byte rows [N, P] and lengths [N] for flattened ids, with per-position overrides applied."""
+        flat = ids.reshape(-1)
+        rows, lengths = self.token_bytes[flat], self.token_lengths[flat]
+        if byte_overrides:
+            T = ids.shape[-1] if ids.dim() > 0 else 1
+            rows, lengths = rows.clone(), lengths.clone()
+            for pos, b in self._validated_overrides(byte_overrides, T):
+                row, n = encode_bytes(b, self.pos_dim)
+                sel = torch.arange(pos, flat.numel(), T, device=flat.device)
+                rows[sel] = row.to(rows.device)
+                lengths[sel] = n
+        return rows, lengths
+
+    @staticmethod
+    def _validated_overrides(byte_overrides, T):
+        if not isinstance(byte_overrides, dict):
+            raise TypeError(f"byte_overrides must be a dict {{position: bytes}}, got {type(byte_overrides).__name__}")
+        out = []
+        for pos, b in byte_overrides.items():
+            if not isinstance(pos, int) or not -T <= pos < T:
+                raise IndexError(f"byte override position {pos!r} is outside the sequence: expected an int in [{-T}, {T})")
+            if not isinstance(b, (bytes, bytearray)):
+                raise TypeError(f"byte override at position {pos}: expected bytes, got {type(b).__name__} {b!r}")
+            out.append((pos % T, b))
+        return out
+
+    # --- the three modes
+
+    def forward(self, ids, byte_overrides=None):
+        """ids: integer tensor (...,) -> (..., d_model). byte_overrides: {position along the last
+        dimension: bytes} embeds those bytes at that position (every row of a batch) instead of the
+        token there, e.g. a word the tokenizer would split, fed as one byte-encoded slot."""
+        self._check_ids(ids)
+        if self.mode == "cached" and not byte_overrides:
+            z = self.codec_table[ids.reshape(-1)]
+            out = z.to(self.weight.dtype) @ self.weight
+        else:
+            rows, lengths = self._byte_rows(ids, byte_overrides)
+            if self.mode == "fused":
+                out = self._fused(rows, lengths)
+            else:  # dynamic (and cached with overrides): build the codec for this batch only
+                z = kron_codec(rows, lengths, self.length_norm, self.z_norm)
+                out = z.to(self.weight.dtype) @ self.weight
+        return out.reshape(*ids.shape, self.embedding_dim)
+
+    def _fused(self, rows, lengths):
+        P, D = self.pos_dim, self.D
+        a, mean, std = codec_stats(lengths, D, self.length_norm)
+        if self.z_norm:
+            scale, shift = a / (std + EPS), mean / (std + EPS)
+        else:
+            scale, shift = a, None
+        valid = self.positions < lengths[:, None].to(torch.long)
+        index = rows.to(torch.long) * P + self.positions
+        weights = torch.where(valid, scale[:, None], torch.zeros((), device=scale.device)).to(self.weight.dtype)
+        if index.device.type == "cpu":  # gather only the L real bytes of each token (no host sync on CPU)
+            offsets = torch.zeros(len(lengths), dtype=torch.long)
+            offsets[1:] = torch.cumsum(lengths[:-1].to(torch.long), 0)
+            out = F.embedding_bag(index[valid], self.weight, offsets, per_sample_weights=weights[valid], mode="sum")
+        else:  # fixed shapes on accelerators: padded positions are gathered with weight 0
+            out = F.embedding_bag(index, self.weight, per_sample_weights=weights, mode="sum")
+        if shift is not None:
+            out = out - shift[:, None].to(out.dtype) * self.weight.sum(dim=0)
+        return out
+
+    # --- free slots and introspection
+
+    def set_token_bytes(self, token_id, b, allow_real_token=False):
+        """Give id `token_id` the bytes b (UTF-8-safely truncated). Meant for the padded ids past the
+        tokenizer's vocabulary, which have no bytes: a 'free slot' for an out-of-vocabulary word.
+        Not saved in the state_dict."""
+        if not isinstance(token_id, int) or not 0 <= token_id < self.num_embeddings:
+            raise IndexError(f"token id {token_id!r}: expected an int in [0, {self.num_embeddings})")
+        if token_id < self.n_tokenizer_vocab and not allow_real_token:
+            raise ValueError(f"token id {token_id} is a real token of {self.tokenizer_name!r}; free slots are "
+                             f"{self.n_tokenizer_vocab}..{self.num_embeddings - 1} (or pass allow_real_token=True)")
+        row, n = encode_bytes(b, self.pos_dim)
+        self.token_bytes[token_id] = row.to(self.token_bytes.device)
+        self.token_lengths[token_id] = n
+        if self.mode == "cached":
+            self.codec_table[token_id] = kron_codec(row[None].to(self.token_bytes.device),
+                                                    self.token_lengths[token_id:token_id + 1],
+                                                    self.length_norm, self.z_norm)[0]
+
+    def free_slots(self):
+        """Padded ids that no tokenizer output uses and that have no bytes yet."""
+        ids = torch.arange(self.n_tokenizer_vocab, self.num_embeddings)
+        return [int(i) for i in ids if int(self.token_lengths[i]) == 0]
+
+    def all_embeddings(self, chunk=8192):
+        """(V, d_model) embeddings of every id, e.g. for probes and norm-drift statistics."""
+        ids = torch.arange(self.num_embeddings, device=self.weight.device)
+        return torch.cat([self(ids[i:i + chunk]) for i in range(0, self.num_embeddings, chunk)])
+
+    def non_trainable_bytes(self):
+        """Bytes of buffers this layer keeps (byte table, lengths, and the cached table if any)."""
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    p = argparse.ArgumentParser(description="Coverage and collision statistics of a tokenizer's byte table.")
+    p.add_argument("--tokenizer", default="gpt2")
+    p.add_argument("--pos-dim", type=int, nargs="+", default=[16, 32])
+    args = p.parse_args()
+    for source in BYTE_SOURCES:
+        for pd in args.pos_dim:
+            print(json.dumps({"tokenizer": args.tokenizer, "byte_source": source,
+                              **token_byte_table(args.tokenizer, pd, byte_source=source)[2]}))

@@ -1,0 +1,259 @@
+"""The Kronecker codec and layer: geometry, closed forms, mode agreement, byte tables, bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kron_embed import (MODES, KroneckerEmbedding, codec_stats, encode_bytes, kron_codec, token_byte_table,
+                        utf8_truncate)
+from tokenizer import get_tokenizer
+
+
+def codec_of(*words, pos_dim=16, length_norm=True, z_norm=False):
+    rows = [encode_bytes(w.encode("utf-8"), pos_dim) for w in words]
+    byte_rows = torch.stack([r for r, _ in rows])
+    lengths = torch.tensor([n for _, n in rows], dtype=torch.int16)
+    return kron_codec(byte_rows, lengths, length_norm=length_norm, z_norm=z_norm)
+
+
+def cos(u, v):
+    return F.cosine_similarity(u, v, dim=0).item()
+
+
+# --------------------------------------------------------------------------- codec geometry
+
+def test_codec_has_unit_norm_before_z_norm():
+    x = codec_of("a", "run", " the", "computation", "कककक")
+    assert torch.allclose(x.norm(dim=1), torch.ones(5), atol=1e-6)
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ("compute", "commute", 6 / 7), ("nation", "notion", 5 / 6), ("mistake", "mistkae", 5 / 7),
+    ("separate", "seperate", 7 / 8), ("run", "RUN", 0.0), ("run", "runs", 3 / math.sqrt(12)),
+    ("nation", "station", 0.0), ("run", "run", 1.0),
+])
+def test_codec_cosines_follow_byte_overlap(a, b, expected):
+    x = codec_of(a, b)
+    assert cos(x[0], x[1]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_z_norm_matches_closed_form():
+    D = 4096
+    for word in ["a", "runs", "hello", "computation"]:
+        raw = codec_of(word, z_norm=False)[0].double()
+        L = len(word)
+        mean, std = math.sqrt(L) / D, math.sqrt((1 - L / D) / (D - 1))
+        assert raw.mean().item() == pytest.approx(mean, rel=1e-6)
+        assert raw.std().item() == pytest.approx(std, rel=1e-5)  # torch's std is unbiased (ddof=1)
+        a, m, s = codec_stats(torch.tensor([L]), D)
+        assert (m.item(), s.item()) == pytest.approx((mean, std), rel=1e-5)
+        z = codec_of(word, z_norm=True)[0]
+        nonzero = (1 / math.sqrt(L) - mean) / (std + 1e-6)
+        assert z.max().item() == pytest.approx(nonzero, rel=1e-5)
+        assert z.norm().item() == pytest.approx(math.sqrt(D - 1), rel=1e-4)
+    # worked values from the paper at D = 4096: L = 5 -> non-zero 28.60, zero -0.035
+    z5 = codec_of("hello", z_norm=True)[0]
+    assert z5.max().item() == pytest.approx(28.60, abs=0.01) and z5.min().item() == pytest.approx(-0.035, abs=0.001)
+
+
+def test_empty_token_is_zero_and_finite():
+    z = kron_codec(torch.zeros(1, 16, dtype=torch.uint8), torch.zeros(1, dtype=torch.int16))
+    assert torch.isfinite(z).all() and (z == 0).all()
+
+
+def test_length_and_z_norm_are_switchable():
+    raw = codec_of("runs", length_norm=False, z_norm=False)[0]
+    assert raw.sum().item() == 4 and raw.max().item() == 1
+    emb = KroneckerEmbedding(50304, 8, pos_dim=16, z_norm=False, length_norm=False)
+    ids = torch.tensor([1000, 50])
+    ref = torch.stack([kron_codec(emb.token_bytes[i][None], emb.token_lengths[i][None], False, False)[0] for i in ids])
+    assert torch.allclose(emb(ids), ref @ emb.weight, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- byte tables
+
+def test_utf8_truncation_never_splits_a_code_point():
+    ka = "क".encode("utf-8") * 5
+    assert utf8_truncate(ka, 4) == "क".encode("utf-8")
+    assert utf8_truncate(ka, 7) == ("कक").encode("utf-8")
+    for text in ["naïve café", "感謝感謝感謝", "धन्यवाद", "emoji 😀😀 ok"]:
+        b = text.encode("utf-8")
+        for n in range(1, len(b) + 2):
+            t = utf8_truncate(b, n)
+            assert len(t) <= n and b.startswith(t)
+            t.decode("utf-8")  # raises if a code point was split
+
+
+def test_gpt2_table_exact_vs_decode():
+    tok = get_tokenizer("gpt2")
+    table, lengths, stats = token_byte_table("gpt2", 16, 50304)
+    assert table.shape == (50304, 16) and table.dtype == np.uint8 and lengths.dtype == np.int16
+    assert (lengths[50257:] == 0).all()  # padded ids have no bytes
+    the = tok.encode(" the")[0]
+    assert bytes(table[the, :lengths[the]]) == b" the"
+    assert bytes(table[50256, :lengths[50256]]) == b"<|endoftext|>"
+    partial = [i for i in range(tok.n_vocab) if tok.token_bytes(i) != tok.decoded_bytes(i)]
+    assert len(partial) == 344
+    assert stats["colliding_tokens"] == 44 and stats["truncated"] == 72 and stats["longest"] == 128
+    _, dec_lengths, dec_stats = token_byte_table("gpt2", 16, 50304, byte_source="decode")
+    assert dec_stats["colliding_tokens"] == 384
+    assert table[partial[0], 0] != 0xEF  # exact bytes keep the partial token's real first byte
+
+
+def test_hf_tokenizer_json_bytes(tmp_path):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    hf = Tokenizer(models.BPE(byte_fallback=False))
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    hf.train_from_iterator(["the running runner runs", "naïve café 感謝"] * 50, trainer)
+    path = tmp_path / "tokenizer.json"
+    hf.save(str(path))
+    tok = get_tokenizer(str(path))
+    assert tok.token_bytes(tok.eot_id) == b"<|endoftext|>"
+    vocab = hf.get_vocab()
+    # a single byte of a multi-byte character is a partial UTF-8 token: exact keeps it, decode loses it
+    e9 = vocab["Ã"]  # byte-level symbol for 0xC3, the lead byte of 'ï' and 'é'
+    assert tok.token_bytes(e9) == b"\xc3" and tok.decoded_bytes(e9) == "\ufffd".encode()
+    table, lengths, _ = token_byte_table(str(path), 8)
+    assert bytes(table[e9, :lengths[e9]]) == b"\xc3"
+    ids = tok.encode("the runner")
+    assert b"".join(tok.token_bytes(i) for i in ids) == b"the runner"
+
+
+def test_byte_fallback_pieces(tmp_path):
+    from tokenizers import Tokenizer, models
+    vocab = {"<unk>": 0, "<0x41>": 1, "\u2581the": 2, "ab": 3}
+    hf = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    path = tmp_path / "tok.json"
+    hf.save(str(path))
+    tok = get_tokenizer(str(path))
+    assert tok.token_bytes(1) == b"A" and tok.token_bytes(2) == b" the" and tok.token_bytes(3) == b"ab"
+
+
+# --------------------------------------------------------------------------- the layer
+
+@pytest.fixture(scope="module")
+def layers():
+    torch.manual_seed(0)
+    out = {m: KroneckerEmbedding(50304, 48, pos_dim=16, mode=m) for m in MODES}
+    for m in MODES:
+        out[m].weight.data.copy_(out["fused"].weight.data)
+    return out
+
+
+def run_modes(layers, ids, **kw):
+    torch.manual_seed(1)
+    upstream = torch.randn(*ids.shape, 48)
+    results = {}
+    for mode, layer in layers.items():
+        layer.weight.grad = None
+        y = layer(ids, **kw)
+        y.backward(upstream)
+        results[mode] = (y.detach(), layer.weight.grad.clone())
+    return results
+
+
+@pytest.mark.parametrize("source", ["random", "gpt2_text"])
+def test_modes_agree_in_outputs_and_gradients(layers, source):
+    if source == "random":
+        ids = torch.randint(0, 50304, (4, 64), generator=torch.Generator().manual_seed(0))
+    else:
+        text = "The Kronecker codec encodes naïve bytes: 感謝, कक, and <|endoftext|> as plain text."
+        ids = torch.tensor(get_tokenizer("gpt2").encode(text))[None]
+    res = run_modes(layers, ids)
+    ref_y, ref_g = res["cached"]
+    for mode in ("fused", "dynamic"):
+        y, g = res[mode]
+        assert (y - ref_y).abs().max().item() < 1e-5, mode
+        assert (g - ref_g).abs().max().item() < 1e-5 * ref_g.abs().max().item(), mode
+
+
+def test_init_and_state_dict(layers):
+    layer = layers["fused"]
+    assert [n for n, _ in layer.named_parameters()] == ["weight"]
+    assert list(layer.state_dict()) == ["weight"]
+    fresh = KroneckerEmbedding(50304, 768, pos_dim=16)
+    assert fresh.weight.std().item() == pytest.approx(1 / 64, rel=0.01)
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50257, (2048,))
+    assert fresh(ids).std().item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_parameter_counts_at_gpt2_shape():
+    emb = torch.nn.Embedding(50304, 768)
+    kron = KroneckerEmbedding(50304, 768, pos_dim=16)
+    assert sum(p.numel() for p in emb.parameters()) == 38_633_472
+    assert sum(p.numel() for p in kron.parameters()) == 3_145_728
+    assert kron.non_trainable_bytes() == 50304 * 16 + 50304 * 2 + 16 * 8  # bytes, lengths, positions
+
+
+def test_padded_ids_and_free_slots(layers):
+    layer = layers["fused"]
+    assert (layer(torch.tensor([50300])) == 0).all()  # no bytes yet: zero codec -> zero embedding
+    for mode, lay in layers.items():
+        lay.set_token_bytes(50300, b"kronekticus")
+    ref = layers["fused"](torch.tensor([0]), byte_overrides={0: b"kronekticus"})
+    for lay in layers.values():
+        assert torch.allclose(lay(torch.tensor([50300])), ref, atol=1e-5)
+        lay.set_token_bytes(50300, b"")
+    assert 50300 in layer.free_slots() and 50256 not in layer.free_slots()
+    with pytest.raises(ValueError, match="real token"):
+        layer.set_token_bytes(42, b"x")
+
+
+def test_byte_overrides(layers):
+    tok = get_tokenizer("gpt2")
+    ids = torch.tensor([tok.encode("The word xx refers to")])
+    res = run_modes(layers, ids, byte_overrides={2: b" kronekticus"})
+    for mode in ("fused", "dynamic"):
+        assert (res[mode][0] - res["cached"][0]).abs().max().item() < 1e-5
+    y = res["fused"][0][0]
+    plain = layers["fused"](ids)[0].detach()
+    assert torch.allclose(y[[0, 1, 3, 4]], plain[[0, 1, 3, 4]], atol=1e-6)
+    # the override equals a fresh codec of the same bytes projected by W
+    row, n = encode_bytes(b" kronekticus", 16)
+    expect = kron_codec(row[None], torch.tensor([n])) @ layers["fused"].weight
+    assert torch.allclose(y[2], expect[0].detach(), atol=1e-5)
+    # negative positions count from the end of the sequence
+    assert torch.allclose(layers["fused"](ids, byte_overrides={-3: b" kronekticus"}), res["fused"][0], atol=1e-6)
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_bad_input_is_a_clear_error(layers):
+    layer = layers["fused"]
+    with pytest.raises(TypeError, match="integer tensor"):
+        layer(torch.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="integer tensor"):
+        layer([1, 2])
+    with pytest.raises(IndexError, match="50304"):
+        layer(torch.tensor([50304]))
+    with pytest.raises(IndexError, match="-1"):
+        layer(torch.tensor([-1]))
+    with pytest.raises(TypeError, match="bytes"):
+        layer(torch.tensor([[1, 2]]), byte_overrides={0: "text"})
+    with pytest.raises(IndexError, match="outside the sequence"):
+        layer(torch.tensor([[1, 2]]), byte_overrides={2: b"ab"})
+    with pytest.raises(ValueError, match="unknown tokenizer 'nope'"):
+        KroneckerEmbedding(100, 8, tokenizer="nope")
+    with pytest.raises(ValueError, match="pos_dim=0"):
+        KroneckerEmbedding(50304, 8, pos_dim=0)
+    with pytest.raises(ValueError, match="mode='fast'"):
+        KroneckerEmbedding(50304, 8, mode="fast")
+    with pytest.raises(ValueError, match="vocab_size=100"):
+        KroneckerEmbedding(100, 8)
+    with pytest.raises(ValueError, match="byte_source='pieces'"):
+        KroneckerEmbedding(50304, 8, byte_source="pieces")
+
+
+def test_pos_dim_32():
+    layer = KroneckerEmbedding(50304, 16, pos_dim=32, mode="fused")
+    assert layer.D == 8192 and layer.byte_stats["truncated"] == 14  # GPT-2: 14 tokens exceed 32 bytes
+    cached = KroneckerEmbedding(50304, 16, pos_dim=32, mode="dynamic")
+    cached.weight.data.copy_(layer.weight.data)
+    ids = torch.randint(0, 50257, (64,))
+    assert (layer(ids) - cached(ids)).abs().max().item() < 1e-5
