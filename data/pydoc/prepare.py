@@ -1,0 +1,39 @@
+"""The embedded default corpus: Python's own language-reference topics, no download needed.
+
+Source: the `pydoc_data.topics` module that ships with every CPython (the text `help()` shows for
+keywords and topics, ~0.47 MB, about 110k GPT-2 tokens; the exact text varies a little between
+Python versions). License: Python Software Foundation License, like the rest of CPython.
+
+    python data/pydoc/prepare.py            # writes data/pydoc/pydoc_{val,train}_*.bin
+
+Documents are the topics in sorted order, EOT before each; the first 16,384 tokens are validation.
+Small: for the quickstart and the tests, not for conclusions about the method.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from data.shards import documents_to_shards  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def documents():
+    from pydoc_data.topics import topics
+    return [topics[k] for k in sorted(topics)]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out-dir", default=HERE)
+    p.add_argument("--tokenizer", default="gpt2")
+    p.add_argument("--val-tokens", type=int, default=16_384)
+    args = p.parse_args(argv)
+    docs = documents()
+    return documents_to_shards(docs, args.out_dir, "pydoc", tokenizer=args.tokenizer, shard_tokens=10 ** 9,
+                               val_tokens=args.val_tokens, num_proc=1, total_docs=len(docs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Token shards: the one place that writes, reads, validates and samples them.
+
+Format (llm.c / modded-nanogpt, so their pre-tokenised FineWeb shards load as they are):
+a header of 256 int32 (magic 20240520, version 1, token count, rest 0) followed by the tokens as
+uint16. A data folder holds `<name>_val_NNNNNN.bin` (the validation split) and
+`<name>_train_NNNNNN.bin`.
+
+Batches are a pure function of (seed, step, micro-step): window starts come from a generator seeded
+with those numbers. Every arm run with the same seed therefore sees the same batches in the same
+order, a resumed run continues exactly where it stopped, and N ranks with A accumulation steps see
+the same windows as one process with N*A steps (rank r takes micro-steps r*A .. r*A+A-1).
+"""
+import glob
+import os
+
+import numpy as np
+
+MAGIC, VERSION, HEADER_INTS = 20240520, 1, 256
+HEADER_BYTES = HEADER_INTS * 4
+
+
+class ShardError(ValueError):
+    """A shard or data folder that cannot be used as it is."""
+
+
+def write_shard(path, tokens):
+    """Write tokens (values < 65536) atomically: a temp file renamed into place."""
+    tokens = np.asarray(tokens)
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2 ** 16):
+        raise ShardError(f"{path}: token ids must be in [0, 65535] for uint16 shards, got [{tokens.min()}, {tokens.max()}]")
+    header = np.zeros(HEADER_INTS, dtype=np.int32)
+    header[:3] = (MAGIC, VERSION, tokens.size)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(header.tobytes())
+        f.write(tokens.astype(np.uint16).tobytes())
+    os.replace(tmp, path)
+
+
+def read_shard(path, vocab_size=None):
+    """Memory-map a shard's tokens after checking its header, its size and (given vocab_size) that
+    every id is < vocab_size."""
+    if not os.path.isfile(path):
+        raise ShardError(f"shard {path!r} does not exist")
+    size = os.path.getsize(path)
+    if size < HEADER_BYTES:
+        raise ShardError(f"shard {path!r} is {size} bytes, shorter than its {HEADER_BYTES}-byte header: truncated or not a shard")
+    header = np.fromfile(path, dtype=np.int32, count=HEADER_INTS)
+    if header[0] != MAGIC:
+        raise ShardError(f"shard {path!r} has magic {header[0]}, expected {MAGIC}: not an llm.c-format token shard")
+    if header[1] != VERSION:
+        raise ShardError(f"shard {path!r} has version {header[1]}, expected {VERSION}")
+    n = int(header[2])
+    expected = HEADER_BYTES + 2 * n
+    if size != expected:
+        raise ShardError(f"shard {path!r} is {size} bytes but its header promises {n} tokens ({expected} bytes): "
+                         f"the file is {'truncated' if size < expected else 'longer than its header says'}")
+    tokens = np.memmap(path, dtype=np.uint16, mode="r", offset=HEADER_BYTES, shape=(n,))
+    if vocab_size is not None and n:
+        top = int(tokens.max())
+        if top >= vocab_size:
+            where = int(np.argmax(tokens >= vocab_size))
+            raise ShardError(f"shard {path!r} holds token id {top} (first bad one at position {where}), "
+                             f"beyond the model's vocab_size {vocab_size}")
+    return tokens
+
+
+def shard_paths(data_dir, split):
+    """Sorted shard files of a split ('train' or 'val') in data_dir."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split={split!r}: expected 'train' or 'val'")
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"data folder {data_dir!r} does not exist: prepare it first "
+                                f"(e.g. python data/pydoc/prepare.py or python data/fineweb_edu/prepare.py)")
+    paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))
+    if not paths:
+        raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin) in {data_dir!r}: prepare the data first")
+    return paths
+
+
+class TokenData:
+    """Train and validation shards of one folder, with deterministic batch sampling."""
+
+    def __init__(self, data_dir, block_size, vocab_size):
+        self.block_size = block_size
+        self.train = [read_shard(p, vocab_size) for p in shard_paths(data_dir, "train")]
+        self.val = [read_shard(p, vocab_size) for p in shard_paths(data_dir, "val")]
+        starts = np.array([max(len(s) - block_size, 0) for s in self.train], dtype=np.int64)
+        if starts.sum() == 0:
+            raise ShardError(f"train shards in {data_dir!r} are shorter than block_size+1 = {block_size + 1} tokens")
+        self._cum_starts = np.cumsum(starts)
+        self.n_train_tokens = sum(len(s) for s in self.train)
+        self.n_val_tokens = sum(len(s) for s in self.val)
+
+    def train_batch(self, batch_size, seed, step, micro_step):
+        """(x, y) int64 arrays of shape (batch_size, block_size) for this (seed, step, micro_step)."""
+        rng = np.random.Generator(np.random.PCG64([seed, step, micro_step]))
+        flat = rng.integers(0, self._cum_starts[-1], size=batch_size)
+        which = np.searchsorted(self._cum_starts, flat, side="right")
+        offset = flat - np.concatenate([[0], self._cum_starts[:-1]])[which]
+        T = self.block_size
+        rows = [np.asarray(self.train[s][o:o + T + 1], dtype=np.int64) for s, o in zip(which, offset)]
+        rows = np.stack(rows)
+        return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
+
+    def val_batches(self, batch_size, n_batches):
+        """The fixed validation set: consecutive non-overlapping windows from the start of the val
+        shards, the same for every run. Returns a list of (x, y); fewer batches if val is short."""
+        T = self.block_size
+        windows = []
+        for shard in self.val:
+            for start in range(0, len(shard) - T, T):
+                windows.append(np.asarray(shard[start:start + T + 1], dtype=np.int64))
+                if len(windows) == batch_size * n_batches:
+                    break
+            if len(windows) == batch_size * n_batches:
+                break
+        if len(windows) < batch_size:
+            raise ShardError(f"validation shards hold {self.n_val_tokens} tokens, fewer than one batch of "
+                             f"{batch_size} x {T + 1}; lower batch_size/block_size or prepare more validation data")
+        windows = np.stack(windows[:len(windows) // batch_size * batch_size]).reshape(-1, batch_size, T + 1)
+        return [(np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:])) for w in windows]
+
+
+# ----------------------------------------------------------------------------- writing documents
+
+def _encode_document(args):
+    """[EOT] + tokens of one document (runs in a worker process)."""
+    tokenizer_name, text = args
+    from tokenizer import get_tokenizer
+    tok = get_tokenizer(tokenizer_name)
+    return np.array([tok.eot_id] + tok.encode(text), dtype=np.uint16)
+
+
+def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100_000_000, val_tokens=None,
+                        num_proc=None, total_docs=None, max_tokens=None):
+    """Tokenise an iterable of document texts into shards, EOT before each document. The first shard
+    (val_tokens long, default shard_tokens) is the validation split, the rest are training shards.
+
+    Resumable: after every completed shard, `<name>_progress.json` records how many documents were
+    consumed and how many tokens of the last one spill into the next shard, so a rerun skips what
+    is done and produces byte-identical shards to an uninterrupted run."""
+    import itertools
+    import json
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    os.makedirs(out_dir, exist_ok=True)
+    progress_path = os.path.join(out_dir, f"{name}_progress.json")
+    state = {"shard": 0, "docs": 0, "carry": 0, "tokens": 0, "done": False, "tokenizer": tokenizer}
+    if os.path.exists(progress_path):
+        with open(progress_path) as f:
+            state = json.load(f)
+        if state.get("tokenizer", tokenizer) != tokenizer:
+            raise ShardError(f"{out_dir!r} was prepared with tokenizer {state['tokenizer']!r}, not {tokenizer!r}; "
+                             f"use another folder")
+        if state["done"]:
+            print(f"{out_dir}: already prepared ({state['shard']} shards, {state['tokens']:,} tokens)")
+            return state
+        print(f"{out_dir}: resuming at shard {state['shard']} after {state['docs']:,} documents")
+    val_tokens = shard_tokens if val_tokens is None else val_tokens
+
+    def save_state():
+        tmp = progress_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, progress_path)
+
+    def capacity(shard_index):
+        return val_tokens if shard_index == 0 else shard_tokens
+
+    def flush(parts, docs_done, carry):
+        split = "val" if state["shard"] == 0 else "train"
+        tokens = np.concatenate(parts) if parts else np.zeros(0, np.uint16)
+        write_shard(os.path.join(out_dir, f"{name}_{split}_{state['shard']:06d}.bin"), tokens)
+        state.update(shard=state["shard"] + 1, docs=docs_done, carry=carry, tokens=state["tokens"] + len(tokens))
+        save_state()
+
+    texts = iter(texts)
+    skip = state["docs"] - (1 if state["carry"] else 0)
+    texts = itertools.islice(texts, skip, None)
+    docs_done = skip
+    parts, filled = [], 0
+    num_proc = num_proc or max(1, (os.cpu_count() or 2) // 2)
+    pool = mp.Pool(num_proc) if num_proc > 1 else None
+    jobs = ((tokenizer, t) for t in texts)
+    encoded = pool.imap(_encode_document, jobs, chunksize=16) if pool else map(_encode_document, jobs)
+    bar = tqdm(total=total_docs, initial=docs_done, unit="doc", desc=f"tokenising {name}", disable=None)
+    try:
+        for i, doc in enumerate(encoded):
+            if i == 0 and state["carry"]:
+                doc = doc[-state["carry"]:]  # the part of this document the last completed shard left out
+            docs_done += 1
+            bar.update(1)
+            while len(doc):
+                room = capacity(state["shard"]) - filled
+                parts.append(doc[:room])
+                filled += len(parts[-1])
+                doc = doc[room:]
+                if filled == capacity(state["shard"]):
+                    flush(parts, docs_done, len(doc))
+                    parts, filled = [], 0
+            if max_tokens is not None and state["tokens"] + filled >= max_tokens:
+                break
+        if filled:
+            flush(parts, docs_done, 0)
+        state["done"] = True
+        save_state()
+    finally:
+        bar.close()
+        if pool:
+            pool.terminate()
+    print(f"{out_dir}: {state['shard']} shards, {state['tokens']:,} tokens from {docs_done:,} documents")
+    return state

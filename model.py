@@ -1,0 +1,257 @@
+"""GPT-2 as in nanoGPT, with a choice of input layer (the study's arms).
+
+  embedding="bpe_tied"   nn.Embedding shared with the output head (the paper's baseline)
+  embedding="kron"       KroneckerEmbedding (fixed byte codec + learned projection) + its own head
+  embedding="bpe_untied" nn.Embedding with its own head: the control that separates "Kronecker"
+                         from "untied head", which the paper lacks
+
+Everything else is the nanoGPT GPT: pre-norm blocks, learned absolute positions, GELU MLP, causal
+scaled-dot-product attention, init std 0.02 with residual projections scaled by 1/sqrt(2*n_layer).
+`load_checkpoint` is the one place that turns a train.py checkpoint back into a model.
+"""
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from kron_embed import KroneckerEmbedding
+
+EMBEDDINGS = ("bpe_tied", "kron", "bpe_untied")
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+    embedding: str = "bpe_tied"
+    tokenizer: str = "gpt2"
+    kron_pos_dim: int = 16
+    kron_mode: str = "fused"
+    kron_byte_source: str = "exact"
+    kron_length_norm: bool = True
+    kron_z_norm: bool = True
+
+    def __post_init__(self):
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding={self.embedding!r}: expected one of {EMBEDDINGS}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (torch's has no bias=False before 2.1)."""
+
+    def __init__(self, ndim, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.ln_1, self.attn = LayerNorm(cfg.n_embd, cfg.bias), CausalSelfAttention(cfg)
+        self.ln_2, self.mlp = LayerNorm(cfg.n_embd, cfg.bias), MLP(cfg)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        if cfg.embedding == "kron":
+            wte = KroneckerEmbedding(cfg.vocab_size, cfg.n_embd, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
+                                     mode=cfg.kron_mode, byte_source=cfg.kron_byte_source,
+                                     length_norm=cfg.kron_length_norm, z_norm=cfg.kron_z_norm)
+        else:
+            wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.transformer = nn.ModuleDict(dict(
+            wte=wte,
+            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
+            drop=nn.Dropout(cfg.dropout),
+            h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
+            ln_f=LayerNorm(cfg.n_embd, cfg.bias),
+        ))
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.embedding == "bpe_tied":
+            self.transformer.wte.weight = self.lm_head.weight
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        if cfg.embedding == "kron":  # explicit, although apply() leaves this non-Linear module alone
+            self.transformer.wte.reset_parameters()
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    # --- accounting
+
+    def param_groups_by_role(self):
+        """Trainable parameter counts split into input side, output head and body.
+        With a tied head the shared matrix is counted once, on the input side."""
+        wte = {id(p) for p in self.transformer.wte.parameters()}
+        head = {id(p) for p in self.lm_head.parameters()} - wte
+        counts = {"input": 0, "output_head": 0, "body": 0}
+        for p in self.parameters():  # parameters() yields shared tensors once
+            role = "input" if id(p) in wte else "output_head" if id(p) in head else "body"
+            counts[role] += p.numel()
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def describe(self):
+        c, cfg = self.param_groups_by_role(), self.config
+        head = "tied to the input table" if cfg.embedding == "bpe_tied" else f"{c['output_head']:,}"
+        return (f"GPT[{cfg.embedding}] parameters: total {c['total']:,} | input side {c['input']:,} | "
+                f"output head {head} | body {c['body']:,}")
+
+    def flops_per_token(self):
+        """Training FLOPs per token (fwd+bwd) as in PaLM / nanoGPT: 6*N_matmul + 12*L*H*Q*T, where
+        N_matmul excludes lookup tables (the input layer and wpe) but includes the output head."""
+        cfg = self.config
+        c = self.param_groups_by_role()
+        n_matmul = c["body"] - self.transformer.wpe.weight.numel() + cfg.vocab_size * cfg.n_embd
+        return 6 * n_matmul + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+
+    # --- forward and sampling
+
+    def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False):
+        """idx (B, T) -> logits (B, T, V), and the mean cross-entropy when targets are given.
+        byte_overrides (Kron arm only) feeds raw bytes at chosen positions; see KroneckerEmbedding."""
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
+        hidden = []
+        x = self.embed(idx, byte_overrides) + self.transformer.wpe(torch.arange(T, device=idx.device))
+        x = self.transformer.drop(x)
+        for block in self.transformer.h:
+            if return_hidden:
+                hidden.append(x)
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        hidden.append(x)
+        logits = self.lm_head(x)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return (logits, loss, hidden) if return_hidden else (logits, loss)
+
+    def embed(self, idx, byte_overrides=None):
+        if byte_overrides:
+            if self.config.embedding != "kron":
+                raise ValueError(f"byte_overrides need the kron arm; this model is {self.config.embedding!r}")
+            return self.transformer.wte(idx, byte_overrides=byte_overrides)
+        return self.transformer.wte(idx)
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
+                 byte_overrides=None):
+        """Autoregressive sampling. temperature 0 is greedy; top_k keeps the k likeliest tokens, top_p
+        the smallest set whose probability reaches p. Byte overrides stay at their prompt positions."""
+        if temperature < 0:
+            raise ValueError(f"temperature={temperature}: expected >= 0")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p={top_p}: expected 0 < top_p <= 1")
+        for _ in range(max_new_tokens):
+            ctx = idx[:, -self.config.block_size:]
+            shift = idx.size(1) - ctx.size(1)
+            overrides = None
+            if byte_overrides:
+                overrides = {p - shift: b for p, b in ((p % idx.size(1), b) for p, b in byte_overrides.items()) if p >= shift}
+            logits, _ = self(ctx, byte_overrides=overrides)
+            logits = logits[:, -1, :].float()
+            logits[:, self.n_real_tokens():] = -float("inf")  # padded ids are never produced
+            if temperature == 0:
+                nxt = logits.argmax(dim=-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                    logits[logits < v[:, [-1]]] = -float("inf")
+                if top_p is not None and top_p < 1:
+                    sorted_logits, order = torch.sort(logits, descending=True)
+                    cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+                    drop = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the token that crosses p
+                    sorted_logits[drop] = -float("inf")
+                    logits = torch.full_like(logits, -float("inf")).scatter(1, order, sorted_logits)
+                nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+            idx = torch.cat((idx, nxt), dim=1)
+        return idx
+
+    def n_real_tokens(self):
+        from tokenizer import get_tokenizer
+        return get_tokenizer(self.config.tokenizer).n_vocab
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def load_checkpoint(path, device="cpu", mode=None):
+    """A train.py checkpoint -> (model in eval mode, checkpoint dict). Works across devices (a GPU
+    checkpoint loads on CPU and back). `mode` switches a Kron model's execution mode (fused, cached,
+    dynamic): the state is the same projection in all three."""
+    import os
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist (expected a ckpt.pt written by train.py)")
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(ckpt, dict) or "model_args" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path!r} is not a train.py checkpoint (no 'model_args'/'model' entries)")
+    args = dict(ckpt["model_args"])
+    if mode is not None:
+        args["kron_mode"] = mode
+    model = GPT(GPTConfig.from_dict(args))
+    state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
+    model.load_state_dict(state)
+    return model.to(device).eval(), ckpt
+
+
+def model_args_of(cfg):
+    return asdict(cfg)

@@ -1,0 +1,56 @@
+"""Run metric logs: train.py appends JSON lines to <out_dir>/metrics.jsonl; everything that reads
+them (the quickstart, compare, probes) calls `read_metrics`.
+
+Record kinds: {"kind": "train", "step", "loss", "lr", "grad_norm", "dt_ms", "tokens_per_s", "mfu", ...},
+{"kind": "eval", "step", "val_loss", <norm-drift fields>}, {"kind": "config", ...} once per start.
+"""
+import json
+import os
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLog:
+    def __init__(self, out_dir, keep_until_step=None):
+        """Open the log for appending. On resume, records from after the checkpoint's step (written by
+        the interrupted run and about to be recomputed) are dropped first."""
+        os.makedirs(out_dir, exist_ok=True)
+        self.path = os.path.join(out_dir, METRICS_FILE)
+        if keep_until_step is not None and os.path.exists(self.path):
+            kept = [r for r in read_metrics(out_dir) if _keep(r, keep_until_step)]
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in kept)
+            os.replace(tmp, self.path)
+        elif keep_until_step is None and os.path.exists(self.path):
+            os.remove(self.path)
+
+    def write(self, kind, **fields):
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"kind": kind, **fields}) + "\n")
+
+
+def _keep(record, step):
+    if record.get("kind") == "train":
+        return record["step"] < step
+    if record.get("kind") == "eval":  # an evaluation at the resume step itself is recomputed
+        return record["step"] < step
+    return True
+
+
+def read_metrics(out_dir, kind=None):
+    """All records of a run (optionally of one kind), in order. Accepts the run folder or the file."""
+    path = out_dir if out_dir.endswith(".jsonl") else os.path.join(out_dir, METRICS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no metrics log at {path!r}: is this a train.py out_dir?")
+    records = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not a JSON line ({e})") from e
+    return [r for r in records if kind is None or r.get("kind") == kind]

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job on the embedded corpus: installs what is needed, prepares the pydoc corpus, trains
+# the BPE-tied and Kronecker arms for ~2 minutes each on CPU, prints their validation losses side by
+# side and writes out/quickstart/loss_curves.png. Extra arguments go to scripts/quickstart.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+PY=${PYTHON:-python3}
+"$PY" scripts/quickstart.py "$@"

@@ -1,0 +1,291 @@
+"""Training end to end on tiny models: each arm learns, resume is exact, DDP matches accumulation,
+and every fault named in the issue gives a clear error."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from configurator import ConfigError, load_config
+from data.shards import ShardError, TokenData, documents_to_shards, read_shard, write_shard
+from model import load_checkpoint
+from runlog import read_metrics
+from tokenizer import get_tokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "fineweb_edu_sample.jsonl")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    from pydoc_data.topics import topics
+    out = tmp_path_factory.mktemp("pydoc")
+    documents_to_shards([topics[k] for k in sorted(topics)], str(out), "pydoc", shard_tokens=10 ** 9,
+                        val_tokens=4096, num_proc=1)
+    return str(out)
+
+
+def tiny(data_dir, out_dir, **kw):
+    cfg = dict(train.DEFAULTS, data_dir=data_dir, out_dir=str(out_dir), n_layer=1, n_head=2, n_embd=32,
+               block_size=32, batch_size=4, max_iters=12, eval_interval=4, eval_iters=2, log_interval=100,
+               learning_rate=3e-3, min_lr=3e-4, warmup_iters=2, lr_decay_iters=12, embedding="kron")
+    cfg.update(kw)
+    return cfg
+
+
+def losses(out_dir):
+    return {r["step"]: r["loss"] for r in read_metrics(str(out_dir), "train")}
+
+
+@pytest.mark.parametrize("arm", ["bpe_tied", "kron", "bpe_untied"])
+def test_each_arm_trains_with_falling_loss(data_dir, tmp_path, arm):
+    train.Trainer(tiny(data_dir, tmp_path, embedding=arm, max_iters=20, lr_decay_iters=20)).run()
+    loss = losses(tmp_path)
+    assert len(loss) == 20
+    assert np.mean([loss[s] for s in range(17, 20)]) < np.mean([loss[s] for s in range(3)]) - 0.5
+    evals = read_metrics(str(tmp_path), "eval")
+    assert [e["step"] for e in evals] == [0, 4, 8, 12, 16, 20]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    model, ckpt = load_checkpoint(str(tmp_path / "ckpt.pt"))
+    assert ckpt["finished"] and ckpt["iter_num"] == 20 and model.config.embedding == arm
+    key = "proj_std_sqrtD" if arm == "kron" else "wte_std"
+    assert key in evals[0] and "head_std" in evals[0] and "emb_rms" in evals[0]
+    if arm == "kron":
+        assert evals[0]["proj_std_sqrtD"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_same_seed_same_batches_across_arms(data_dir):
+    data = TokenData(data_dir, 32, 50304)
+    a = data.train_batch(4, seed=1337, step=5, micro_step=1)
+    b = data.train_batch(4, seed=1337, step=5, micro_step=1)
+    c = data.train_batch(4, seed=1338, step=5, micro_step=1)
+    assert np.array_equal(a[0], b[0]) and not np.array_equal(a[0], c[0])
+    assert np.array_equal(a[0][:, 1:], a[1][:, :-1])
+
+
+def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    train.Trainer(tiny(data_dir, full, dropout=0.1)).run()
+    train.Trainer(tiny(data_dir, part, dropout=0.1, max_iters=6)).run()  # stops at step 6 (not an eval step)
+    train.Trainer(tiny(data_dir, part, dropout=0.1, init_from="resume")).run()
+    a, b = losses(full), losses(part)
+    assert sorted(a) == sorted(b) == list(range(12))
+    assert max(abs(a[s] - b[s]) for s in range(12)) < 1e-6
+    va = [r["val_loss"] for r in read_metrics(str(full), "eval")]
+    vb = [r["val_loss"] for r in read_metrics(str(part), "eval")]
+    assert len(va) == len(vb) and np.allclose(va, vb, atol=1e-6)
+
+
+def run_script(args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def cli_args(cfg):
+    keys = ["data_dir", "out_dir", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters",
+            "eval_interval", "eval_iters", "log_interval", "learning_rate", "min_lr", "warmup_iters",
+            "lr_decay_iters", "embedding", "gradient_accumulation_steps", "init_from"]
+    return [f"--{k}={cfg[k]}" for k in keys]
+
+
+def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    cfg = tiny(data_dir, part, max_iters=40, lr_decay_iters=40, eval_interval=100)
+    train.Trainer(dict(cfg, out_dir=str(full))).run()
+    proc = run_script(["train.py", *cli_args(cfg)])
+    metrics = part / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and len(losses(part)) >= 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "checkpoint written" in out
+    ckpt = torch.load(part / "ckpt.pt", weights_only=False)
+    stopped = ckpt["iter_num"]
+    assert 5 <= stopped < 40 and not ckpt["finished"]
+    train.Trainer(dict(cfg, init_from="resume")).run()
+    a, b = losses(full), losses(part)
+    assert sorted(b) == list(range(40))
+    assert max(abs(a[s] - b[s]) for s in range(40)) < 1e-6
+
+
+def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path):
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    cfg = tiny(data_dir, single, max_iters=4, eval_interval=2, gradient_accumulation_steps=2)
+    train.Trainer(cfg).run()
+    proc = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+                       *cli_args(dict(cfg, out_dir=str(ddp))), "--device=cpu"])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    a, b = losses(single), losses(ddp)
+    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
+    assert max(abs(a[s] - b[s]) for s in a) < 1e-5
+    va = [r["val_loss"] for r in read_metrics(str(single), "eval")]
+    vb = [r["val_loss"] for r in read_metrics(str(ddp), "eval")]
+    assert np.allclose(va, vb, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- data preparation
+
+def test_prepare_fixture_shards_decode_back(tmp_path):
+    from data.fineweb_edu.prepare import main as prepare
+    prepare(["--data-files", FIXTURE, "--out-dir", str(tmp_path), "--shard-tokens", "1500", "--num-proc", "2"])
+    docs = [json.loads(line)["text"] for line in open(FIXTURE)]
+    tok = get_tokenizer("gpt2")
+    paths = sorted((p for p in os.listdir(tmp_path) if p.endswith(".bin")), key=lambda p: p[-10:])
+    assert paths[0].endswith("_val_000000.bin") and all("_train_" in p for p in paths[1:])
+    tokens = np.concatenate([read_shard(str(tmp_path / p)) for p in paths])
+    assert all(len(read_shard(str(tmp_path / p))) == 1500 for p in paths[:-1])
+    pieces = tok.decode(tokens.tolist()).split("<|endoftext|>")
+    assert pieces[0] == "" and pieces[1:] == docs
+
+
+def test_prepare_resumes_exactly_after_interruption(tmp_path):
+    docs = [json.loads(line)["text"] for line in open(FIXTURE)]
+
+    def interrupted():
+        for i, d in enumerate(docs):
+            if i == 15:
+                raise KeyboardInterrupt
+            yield d
+
+    with pytest.raises(KeyboardInterrupt):
+        documents_to_shards(interrupted(), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+    state = json.load(open(tmp_path / "a" / "fw_progress.json"))
+    assert 0 < state["shard"] and not state["done"]
+    documents_to_shards(docs, str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+    documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
+    files = sorted(p for p in os.listdir(tmp_path / "b") if p.endswith(".bin"))
+    assert files == sorted(p for p in os.listdir(tmp_path / "a") if p.endswith(".bin"))
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+# --------------------------------------------------------------------------- clear errors
+
+def test_configurator_errors(tmp_path):
+    defaults = {"n_layer": 12, "learning_rate": 6e-4, "out_dir": "out", "compile": False, "wandb_run_name": None}
+    with pytest.raises(ConfigError, match="unknown config key 'n_layers'.*n_layer"):
+        load_config(defaults, ["--n_layers=4"])
+    with pytest.raises(ConfigError, match="'n_layer'.*'four'.*int"):
+        load_config(defaults, ["--n_layer=four"])
+    with pytest.raises(ConfigError, match="'compile'.*expected bool"):
+        load_config(defaults, ["--compile=1"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(defaults, ["config/nope.py"])
+    with pytest.raises(ConfigError, match="--key=value"):
+        load_config(defaults, ["--n_layer"])
+    bad = tmp_path / "bad.py"
+    bad.write_text("n_layer = 4\nlearnig_rate = 1e-3\n")
+    with pytest.raises(ConfigError, match="learnig_rate.*bad.py"):
+        load_config(defaults, [str(bad)])
+    cfg = load_config(defaults, ["--learning_rate=1", "--out_dir=out/x", "--wandb_run_name=run-1"])
+    assert cfg["learning_rate"] == 1.0 and isinstance(cfg["learning_rate"], float)
+    assert cfg["out_dir"] == "out/x" and cfg["wandb_run_name"] == "run-1"
+
+
+def test_all_shipped_configs_load():
+    for name in os.listdir(os.path.join(ROOT, "config")):
+        cfg = load_config(train.DEFAULTS, [os.path.join(ROOT, "config", name)])
+        assert cfg["embedding"] in ("bpe_tied", "kron", "bpe_untied") or name == "quickstart.py"
+    kron = load_config(train.DEFAULTS, [os.path.join(ROOT, "config", "kron_124m.py")])
+    assert kron["batch_size"] * kron["block_size"] * kron["gradient_accumulation_steps"] == 524_288
+    assert kron["max_iters"] == 4768 and kron["kron_pos_dim"] == 16
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist.*prepare"):
+        train.Trainer(tiny(str(tmp_path / "nope"), tmp_path / "out")).run()
+
+
+def test_corrupt_truncated_and_out_of_vocab_shards(tmp_path):
+    path = str(tmp_path / "x_train_000001.bin")
+    write_shard(path, np.arange(100))
+    assert len(read_shard(path)) == 100
+    raw = bytearray(open(path, "rb").read())
+    open(path, "wb").write(raw[:-10])
+    with pytest.raises(ShardError, match="truncated"):
+        read_shard(path)
+    raw[0:4] = np.int32(1234).tobytes()
+    open(path, "wb").write(raw)
+    with pytest.raises(ShardError, match="magic 1234"):
+        read_shard(path)
+    open(path, "wb").write(b"abc")
+    with pytest.raises(ShardError, match="shorter than"):
+        read_shard(path)
+    write_shard(path, np.array([1, 2, 60000, 3]))
+    with pytest.raises(ShardError, match="token id 60000.*position 2.*50304"):
+        read_shard(path, vocab_size=50304)
+
+
+def test_checkpoint_from_another_arm_or_shape(data_dir, tmp_path):
+    train.Trainer(tiny(data_dir, tmp_path, max_iters=2, embedding="bpe_tied")).run()
+    with pytest.raises(ConfigError, match="another arm or shape.*embedding: checkpoint 'bpe_tied' vs config 'kron'"):
+        train.Trainer(tiny(data_dir, tmp_path, init_from="resume", embedding="kron")).run()
+    with pytest.raises(ConfigError, match="n_embd: checkpoint 32 vs config 64"):
+        train.Trainer(tiny(data_dir, tmp_path, init_from="resume", embedding="bpe_tied", n_embd=64)).run()
+    with pytest.raises(ConfigError, match="exists; use --init_from=resume"):
+        train.Trainer(tiny(data_dir, tmp_path, embedding="bpe_tied")).run()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train.Trainer(tiny(data_dir, tmp_path / "empty", init_from="resume")).run()
+
+
+def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path, monkeypatch):
+    real_forward = train.GPT.forward
+    calls = {"n": 0}
+
+    def forward(self, idx, targets=None, **kw):
+        logits, loss = real_forward(self, idx, targets, **kw)
+        if self.training and targets is not None:
+            calls["n"] += 1
+            if calls["n"] > 5:  # training step 5 onwards
+                loss = loss * float("nan")
+        return logits, loss
+
+    monkeypatch.setattr(train.GPT, "forward", forward)
+    with pytest.raises(FloatingPointError, match="loss is nan at step 5"):
+        train.Trainer(tiny(data_dir, tmp_path)).run()
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ckpt["iter_num"] == 4  # the evaluation checkpoint before the bad step
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_failed_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeypatch):
+    real_save = torch.save
+    saves = {"n": 0}
+
+    def save(obj, f, *a, **kw):
+        saves["n"] += 1
+        if saves["n"] == 2:
+            with open(f, "wb") as fh:
+                fh.write(b"partial")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(train.torch, "save", save)
+    with pytest.raises(RuntimeError, match="No space left.*previous checkpoint is intact"):
+        train.Trainer(tiny(data_dir, tmp_path)).run()
+    assert not os.path.exists(tmp_path / "ckpt.pt.tmp")
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["iter_num"] == 0
+
+
+def test_checkpoint_loads_for_inference(data_dir, tmp_path):
+    train.Trainer(tiny(data_dir, tmp_path, max_iters=2)).run()
+    for mode in ("fused", "cached", "dynamic"):
+        model, _ = load_checkpoint(str(tmp_path / "ckpt.pt"), mode=mode)
+        out = model.generate(torch.tensor([[464, 1573]]), 4, temperature=0.0)
+        assert out.shape == (1, 6) and int(out.max()) < 50257
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(str(tmp_path / "missing.pt"))
+    shutil.copy(FIXTURE, tmp_path / "not_a_ckpt.pt")
+    with pytest.raises(Exception):
+        load_checkpoint(str(tmp_path / "not_a_ckpt.pt"))
