@@ -134,6 +134,27 @@ def kron_codec(byte_rows, lengths, length_norm=True, z_norm=True, eps=EPS):
     return x
 
 
+def codec_cosines(table, lengths, query_row, query_len, z_norm=True, length_norm=True):
+    """Cosine between the codec of one byte row and the codec of every row of a byte table, exactly
+    and without building D-wide vectors: with m = number of shared (byte, position) pairs,
+        x_a . x_b = m * a_a * a_b,  and after centring  (x_a - mu_a).(x_b - mu_b) = x_a . x_b - D mu_a mu_b,
+    while ||x - mu||^2 = L a^2 - D mu^2. (The z-norm's eps is ignored: it does not change cosines.)"""
+    table, lengths = torch.as_tensor(table), torch.as_tensor(lengths).to(torch.long)
+    P = table.shape[1]
+    D = 256 * P
+    q = torch.as_tensor(query_row).to(table.dtype)
+    pos = torch.arange(P)
+    valid = (pos < lengths[:, None]) & (pos < int(query_len))
+    shared = ((table == q) & valid).sum(1).to(torch.float64)
+    a, mean, _ = (t.to(torch.float64) for t in codec_stats(lengths, D, length_norm))
+    qa, qmean, _ = (t.to(torch.float64) for t in codec_stats(torch.tensor([int(query_len)]), D, length_norm))
+    dot = shared * a * qa
+    sq, qsq = lengths * a * a, int(query_len) * qa * qa
+    if z_norm:
+        dot, sq, qsq = dot - D * mean * qmean, sq - D * mean * mean, qsq - D * qmean * qmean
+    return (dot / (sq.clamp(min=1e-30).sqrt() * qsq.clamp(min=1e-30).sqrt())).to(torch.float32)
+
+
 # ----------------------------------------------------------------------------- the layer
 
 class KroneckerEmbedding(nn.Module):
@@ -179,9 +200,11 @@ class KroneckerEmbedding(nn.Module):
                 f"length_norm={self.length_norm}, z_norm={self.z_norm}")
 
     def _build_table(self, chunk=8192):
-        rows = [kron_codec(self.token_bytes[i:i + chunk], self.token_lengths[i:i + chunk], self.length_norm, self.z_norm)
-                for i in range(0, self.num_embeddings, chunk)]
-        return torch.cat(rows)
+        table = torch.empty(self.num_embeddings, self.D, dtype=torch.float32, device=self.token_bytes.device)
+        for i in range(0, self.num_embeddings, chunk):
+            table[i:i + chunk] = kron_codec(self.token_bytes[i:i + chunk], self.token_lengths[i:i + chunk],
+                                            self.length_norm, self.z_norm)
+        return table
 
     # --- input checking and byte rows
 

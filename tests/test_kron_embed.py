@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kron_embed import (MODES, KroneckerEmbedding, codec_stats, encode_bytes, kron_codec, token_byte_table,
+from kron_embed import (MODES, KroneckerEmbedding, codec_cosines, codec_stats, encode_bytes, kron_codec, token_byte_table,
                         utf8_truncate)
 from tokenizer import get_tokenizer
 
@@ -257,3 +257,15 @@ def test_pos_dim_32():
     cached.weight.data.copy_(layer.weight.data)
     ids = torch.randint(0, 50257, (64,))
     assert (layer(ids) - cached(ids)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("z_norm", [True, False])
+def test_sparse_codec_cosines_match_dense(z_norm):
+    table, lengths, _ = token_byte_table("gpt2", 16)
+    ids = torch.arange(0, 50257, 97)
+    rows, lens = torch.from_numpy(table)[ids], torch.from_numpy(lengths)[ids]
+    q, qlen = encode_bytes(b" running", 16)
+    dense = kron_codec(rows, lens, z_norm=z_norm)
+    qd = kron_codec(q[None], torch.tensor([qlen]), z_norm=z_norm)[0]
+    expect = F.cosine_similarity(dense, qd[None], dim=1)
+    assert torch.allclose(codec_cosines(rows, lens, q, qlen, z_norm=z_norm), expect, atol=1e-5)

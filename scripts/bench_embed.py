@@ -1,0 +1,221 @@
+"""Benchmark of the input layer: nn.Embedding vs KroneckerEmbedding (cached / dynamic / fused).
+
+    python scripts/bench_embed.py                    # CPU, and CUDA too when a GPU is present
+    python scripts/bench_embed.py --devices cpu --shapes gpt2 --out bench/embed.json
+
+One timed step = forward + backward (a fixed random upstream gradient) + one AdamW step on the
+layer's trainable parameters. Reported: median and interquartile range over repeats after warm-up,
+with the implementations interleaved repeat by repeat so that machine noise hits all of them alike;
+the layer's state in memory (trainable parameters, their gradients and AdamW moments; non-trainable
+buffers); on CUDA the peak allocated memory of a step; and the largest difference of each Kronecker
+mode's output and gradient from `cached`.
+
+Shapes: gpt2 = (V 50304, pos_dim 16, d 768, 8192 tokens), the paper's 124M setting;
+        large = (V 131072, pos_dim 32, d 4096, 4096 tokens), the paper's 131K production vocabulary.
+The large shape needs ~14 GB of host memory (nn.Embedding + AdamW, and the 4.3 GB cached table).
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from kron_embed import KroneckerEmbedding  # noqa: E402
+
+SHAPES = {"gpt2": dict(V=50304, pos_dim=16, d=768, tokens=8192, repeats=15, warmup=3),
+          "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1)}
+IMPLS = ("embedding", "fused", "cached", "dynamic")
+
+
+def build(impl, s, device):
+    torch.manual_seed(0)
+    if impl == "embedding":
+        layer = torch.nn.Embedding(s["V"], s["d"])
+        torch.nn.init.normal_(layer.weight, std=0.02)
+    else:
+        layer = KroneckerEmbedding(s["V"], s["d"], pos_dim=s["pos_dim"], mode=impl)
+    layer = layer.to(device)
+    return layer, torch.optim.AdamW(layer.parameters(), lr=1e-4, weight_decay=0.1)
+
+
+def step(layer, opt, ids, upstream):
+    y = layer(ids)
+    y.backward(upstream)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def state_bytes(layer):
+    trainable = sum(p.numel() * p.element_size() for p in layer.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in layer.buffers())
+    return {"trainable_params_bytes": trainable, "trainable_state_bytes": 4 * trainable,  # param+grad+2 moments
+            "non_trainable_bytes": buffers}
+
+
+def agreement(layers, ids, upstream):
+    """Max |output - cached| and max |grad - cached| / max |grad| for each Kron mode (same weights)."""
+    ref = layers.get("cached")
+    if ref is None:
+        return {}
+    out = {}
+    for name, (layer, _) in layers.items():
+        if name == "embedding":
+            continue
+        layer.weight.data.copy_(ref[0].weight.data)
+        layer.weight.grad = None
+        y = layer(ids)
+        y.backward(upstream)
+        out[name] = (y.detach(), layer.weight.grad.clone())
+        layer.weight.grad = None
+    y0, g0 = out["cached"]
+    return {m: {"max_abs_output_diff": (y - y0).abs().max().item(),
+                "max_rel_grad_diff": ((g - g0).abs().max() / g0.abs().max()).item()} for m, (y, g) in out.items() if m != "cached"}
+
+
+def bench_shape(name, s, device, impls):
+    print(f"\n[{device}] shape {name}: V={s['V']:,} pos_dim={s['pos_dim']} D={256 * s['pos_dim']} d={s['d']} "
+          f"tokens={s['tokens']:,} ({s['warmup']} warm-up + {s['repeats']} timed repeats)", flush=True)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 50257, (s["tokens"],), generator=g).to(device)  # real tokenizer ids
+    upstream = (torch.randn(s["tokens"], s["d"], generator=g) * 1e-3).to(device)
+    layers, results = {}, {}
+    # the big shape does not hold every implementation at once in host memory: time them one by one there
+    groups = [list(impls)] if name == "gpt2" else [[i] for i in impls]
+    for group in groups:
+        for impl in group:
+            t = time.time()
+            layers[impl] = build(impl, s, device)
+            results[impl] = {"build_s": time.time() - t, **state_bytes(layers[impl][0])}
+        times = {impl: [] for impl in group}
+        for rep in range(s["warmup"] + s["repeats"]):
+            for impl in group:
+                if device == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                sync(device)
+                t = time.perf_counter()
+                step(*layers[impl], ids, upstream)
+                sync(device)
+                if rep >= s["warmup"]:
+                    times[impl].append(time.perf_counter() - t)
+                if device == "cuda":
+                    results[impl]["cuda_peak_bytes"] = torch.cuda.max_memory_allocated()
+        for impl in group:
+            q = statistics.quantiles(times[impl], n=4) if len(times[impl]) > 1 else [times[impl][0]] * 3
+            results[impl].update(median_ms=1000 * statistics.median(times[impl]), q1_ms=1000 * q[0], q3_ms=1000 * q[2],
+                                 repeats=len(times[impl]))
+            print(f"  {impl:<10} {results[impl]['median_ms']:>10.2f} ms", flush=True)
+        if name != "gpt2":
+            for impl in group:
+                if impl != "cached":
+                    del layers[impl]
+            gc.collect()
+    if name == "gpt2":
+        agree = agreement(layers, ids[:2048], upstream[:2048])
+    else:  # compare fused and dynamic against cached on a slice, one at a time to bound memory
+        agree = {}
+        if "cached" in layers:
+            for impl in ("fused", "dynamic"):
+                layers[impl] = build(impl, s, device)
+                agree.update(agreement({"cached": layers["cached"], impl: layers[impl]}, ids[:512], upstream[:512]))
+                del layers[impl]
+    for impl, a in agree.items():
+        results[impl].update(a)
+    layers.clear()
+    gc.collect()
+    return results
+
+
+def print_table(device, name, res):
+    emb = res.get("embedding", {}).get("median_ms")
+    fused = res.get("fused", {}).get("median_ms")
+    print(f"\n{device} | {name}")
+    print(f"| impl | fwd+bwd+AdamW ms (median [IQR]) | vs nn.Embedding | vs fused | trainable params | "
+          f"trainable state MB | non-trainable MB | max out diff | max rel grad diff |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for impl, r in res.items():
+        vs_emb = f"{r['median_ms'] / emb:.2f}x" if emb else "-"
+        vs_fused = f"{r['median_ms'] / fused:.2f}x" if fused else "-"
+        diff = f"{r['max_abs_output_diff']:.1e}" if "max_abs_output_diff" in r else ("ref" if impl == "cached" else "-")
+        gdiff = f"{r['max_rel_grad_diff']:.1e}" if "max_rel_grad_diff" in r else ("ref" if impl == "cached" else "-")
+        print(f"| {impl} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {vs_emb} | {vs_fused} | "
+              f"{r['trainable_params_bytes'] // 4:,} | {r['trainable_state_bytes'] / 1e6:.1f} | "
+              f"{r['non_trainable_bytes'] / 1e6:.3f} | {diff} | {gdiff} |")
+
+
+def targets(all_results):
+    """The issue's targets, checked on the measured numbers (printed, never asserted)."""
+    lines = []
+    for device, shapes in all_results.items():
+        g = shapes.get("gpt2")
+        if g and "fused" in g and "embedding" in g:
+            r = g["fused"]["median_ms"] / g["embedding"]["median_ms"]
+            lines.append((f"{device}: fused fwd+bwd <= 1.0x nn.Embedding at GPT-2 124M shape", f"{r:.2f}x", r <= 1.0))
+        if g and "fused" in g and "dynamic" in g:
+            r = g["dynamic"]["median_ms"] / g["fused"]["median_ms"]
+            lines.append((f"{device}: fused >= 10x faster than dynamic", f"{r:.1f}x", r >= 10))
+        big = shapes.get("large")
+        if big and "fused" in big:
+            nt = big["fused"]["non_trainable_bytes"]
+            lines.append((f"{device}: non-trainable state at V=131072, pos_dim=32 <= 4.5 MB", f"{nt / 1e6:.3f} MB", nt <= 4.5e6))
+            table = 131072 * 4096
+            ratio = table / (big["fused"]["trainable_params_bytes"] // 4)
+            lines.append((f"{device}: trainable state 16x smaller than the table's", f"{ratio:.1f}x", ratio >= 16))
+        for shape, res in shapes.items():
+            worst = max([r.get("max_abs_output_diff", 0) for r in res.values()] + [0])
+            gworst = max([r.get("max_rel_grad_diff", 0) for r in res.values()] + [0])
+            lines.append((f"{device}/{shape}: modes agree to 1e-5 (output abs, gradient rel.)",
+                          f"{worst:.1e} / {gworst:.1e}", worst <= 1e-5 and gworst <= 1e-5))
+    print("\ntargets")
+    for what, value, ok in lines:
+        print(f"  [{'met' if ok else 'MISSED'}] {what}: {value}")
+    return [{"target": w, "value": v, "met": ok} for w, v, ok in lines]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="nn.Embedding vs KroneckerEmbedding: time, memory, agreement")
+    p.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda if present)")
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
+    p.add_argument("--repeats", type=int, default=None, help="override the timed repeats of every shape")
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
+    args = p.parse_args(argv)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    from train import keep_freed_memory
+    keep_freed_memory()  # the same allocator setting train.py uses on CPU
+    meta = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}
+    if torch.cuda.is_available():
+        meta.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda)
+    all_results = {}
+    for device in devices:
+        all_results[device] = {}
+        for name in args.shapes:
+            s = dict(SHAPES[name])
+            if args.repeats:
+                s["repeats"] = args.repeats
+            all_results[device][name] = bench_shape(name, s, device, args.impls)
+    for device, shapes in all_results.items():
+        for name, res in shapes.items():
+            print_table(device, name, res)
+    checked = targets(all_results)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"meta": meta, "shapes": {k: SHAPES[k] for k in args.shapes}, "results": all_results,
+                   "targets": checked}, f, indent=1)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
