@@ -1,0 +1,83 @@
+"""Norm drift during training, per arm, from the runs' metric logs (train.py logs it at every eval).
+
+    python probes/norm_drift.py bpe=out/124m-bpe_tied-s1337 kron=out/124m-kron-s1337 --out report/
+
+The paper's claim: the BPE table's norm drifts while the Kron projection's stays near 1. Plotted
+against steps: the input layer's weight scale relative to its init (BPE: std of the table / its
+step-0 value; Kron: std(W)*sqrt(D), which is 1 at init), the RMS of the embeddings each arm feeds
+the transformer, and the output head's std. Writes norm_drift.json, norm_drift.md, norm_drift.png.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from probes.common import md_table, write_outputs  # noqa: E402
+from runlog import read_metrics  # noqa: E402
+
+
+def series(run_dir):
+    evals = read_metrics(run_dir, "eval")
+    if not evals:
+        raise ValueError(f"{run_dir}: the metrics log has no evaluation records yet")
+    config = next((r for r in read_metrics(run_dir, "config")), {}).get("config", {})
+    arm = config.get("embedding", "kron" if "proj_std_sqrtD" in evals[0] else "bpe")
+    key = "proj_std_sqrtD" if "proj_std_sqrtD" in evals[0] else "wte_std"
+    base = evals[0][key]
+    return {"arm": arm, "steps": [r["step"] for r in evals],
+            "input_scale_rel": [r[key] / base for r in evals], "input_scale_key": key,
+            "input_scale": [r[key] for r in evals], "emb_rms": [r["emb_rms"] for r in evals],
+            "head_std": [r["head_std"] for r in evals]}
+
+
+def run(runs, out_dir):
+    data = {label: series(d) for label, d in runs}
+    rows = [[lab, s["arm"], s["input_scale_key"], s["input_scale"][0], s["input_scale"][-1], s["input_scale_rel"][-1],
+             s["emb_rms"][0], s["emb_rms"][-1], s["head_std"][-1]] for lab, s in data.items()]
+    md = ["# Norm drift\n", md_table(["run", "arm", "input-scale metric", "at step 0", "final", "final / initial",
+                                      "emb RMS step 0", "emb RMS final", "head std final"], rows)]
+    write_outputs(out_dir, "norm_drift", data, "\n".join(md))
+    plot(data, os.path.join(out_dir, "norm_drift.png"))
+    return data
+
+
+def plot(data, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for lab, s in data.items():
+        axes[0].plot(s["steps"], s["input_scale_rel"], label=f"{lab} ({s['input_scale_key']})")
+        axes[1].plot(s["steps"], s["emb_rms"], label=lab)
+        axes[2].plot(s["steps"], s["head_std"], label=lab)
+    for ax, t in zip(axes, ["input weight scale / initial", "RMS of input embeddings", "output head std"]):
+        ax.set_title(t)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[1].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_runs(specs):
+    out = []
+    for spec in specs:
+        label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"run folder {path!r} does not exist (expected a train.py out_dir)")
+        out.append((label or os.path.basename(os.path.normpath(path)), path))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", help="train.py out_dirs, optionally labelled: kron=out/run")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    return run(parse_runs(args.runs), args.out)
+
+
+if __name__ == "__main__":
+    main()
