@@ -186,7 +186,8 @@ class Trainer:
                   f"{len(self.val)} val batches of {c['batch_size']}x{c['block_size']}")
             self.log = MetricsLog(c["out_dir"], keep_until_step=self.iter_num if ckpt else None)
             self.log.write("config", step=self.iter_num, config=c, params=self.model.param_groups_by_role(),
-                           world_size=self.world, device=self.device, dtype=self.dtype, resumed=bool(ckpt))
+                           world_size=self.world, device=self.device, dtype=self.dtype, resumed=bool(ckpt),
+                           n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens)
         self.raw_model = self.model
         if c["compile"]:
             self.model = torch.compile(self.model)
@@ -398,6 +399,10 @@ class Trainer:
         self.last_val = val_loss
         if not self.c["eval_only"]:
             self.save(finished=finished)
+            if finished and self.master:  # a small marker, so tools can see a finished run without loading ckpt.pt
+                import json
+                with open(os.path.join(self.c["out_dir"], "DONE.json"), "w") as f:
+                    json.dump({"step": self.iter_num, "val_loss": val_loss, "best_val_loss": self.best_val}, f)
 
 
 def keep_freed_memory():

@@ -1,0 +1,60 @@
+"""An offline English corpus of ~3.5M GPT-2 tokens: the Python 3.11 documentation sources.
+
+    python data/pydocs/prepare.py         # needs apt-get (Debian/Ubuntu) and the Debian archive
+
+Source: Debian's `python3.11-doc` package (fetched with `apt-get download`, no root needed, then
+unpacked with `dpkg-deb -x`): the reStructuredText sources of the tutorial, HOWTOs, FAQ, language
+and library reference under usr/share/doc/python3.11/html/_sources/ (*.rst.txt). License: PSF
+License (the Python documentation). Used for the CPU-scale study (RESULTS.md); a study at the
+paper's scale uses FineWeb-Edu (data/fineweb_edu/prepare.py).
+
+Documents are the files in sorted path order, EOT before each; the first 262,144 tokens are the
+validation split. A machine without apt can pass --deb or --sources-dir with the same files.
+"""
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from data.shards import documents_to_shards  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = "python3.11-doc"
+
+
+def fetch_sources(workdir, deb=None):
+    if deb is None:
+        try:
+            subprocess.run(["apt-get", "download", PACKAGE], cwd=workdir, check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            detail = getattr(e, "stderr", b"") or b""
+            raise RuntimeError(f"`apt-get download {PACKAGE}` failed ({e}; {detail.decode()[-300:]}); on a machine without "
+                               f"apt pass --deb FILE.deb or --sources-dir DIR") from e
+        deb = glob.glob(os.path.join(workdir, f"{PACKAGE}_*.deb"))[0]
+    subprocess.run(["dpkg-deb", "-x", deb, os.path.join(workdir, "x")], check=True)
+    return os.path.join(workdir, "x", "usr", "share", "doc", "python3.11", "html", "_sources")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Python 3.11 docs -> GPT-2 token shards")
+    p.add_argument("--out-dir", default=HERE)
+    p.add_argument("--deb", help="a downloaded python3.11-doc .deb")
+    p.add_argument("--sources-dir", help="an already unpacked _sources folder")
+    p.add_argument("--val-tokens", type=int, default=262_144)
+    p.add_argument("--num-proc", type=int, default=2)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = args.sources_dir or fetch_sources(tmp, args.deb)
+        files = sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))
+        if not files:
+            raise FileNotFoundError(f"no *.rst.txt files under {src!r}")
+        texts = [open(f, encoding="utf-8", errors="replace").read() for f in files]
+        return documents_to_shards(texts, args.out_dir, "pydocs", shard_tokens=10 ** 9, val_tokens=args.val_tokens,
+                                   num_proc=args.num_proc, total_docs=len(texts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Compare a study's arms across seeds from the runs' metric logs.
+
+    python scripts/compare.py runs/study_cpu --baseline bpe_tied --out results/study_cpu
+
+Reads every <run>/metrics.jsonl below the given folders (a run's group is its folder name without
+the trailing -s<seed>, e.g. kron or kron-kron_pos_dim32). Reports per group, over seeds:
+  * final validation loss and perplexity, mean ± sample std (ddof 1);
+  * the gap to the baseline, paired by seed: gap = L_baseline − L_arm (positive: the arm is better),
+    in nats and in percent of the baseline's loss, mean ± std over the seeds both have;
+  * steps-to-target: target = the baseline's final mean val loss; the first step at which the arm's
+    mean curve (mean over seeds at each evaluation) reaches it, linearly interpolated between the
+    two evaluations that straddle it; ratio = the baseline's final step / that step (the paper's
+    "1.43x fewer steps"); None when the arm never reaches the target;
+  * the gap's trajectory: mean and std of the paired gap at every evaluation step;
+  * median training throughput (tokens/s) and step time, first 3 steps skipped.
+Writes compare.json, compare.md, val_curves.png, gap.png and norm_drift.png into --out. The same
+runs can be compared in wandb when trained with wandb_log=True (runs grouped by arm).
+"""
+import argparse
+import math
+import os
+import re
+import statistics
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from runlog import read_metrics  # noqa: E402
+from scripts.plotting import ARM_COLOURS, _plt, plot_val_curves  # noqa: E402
+
+SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
+
+
+def find_runs(folders):
+    """{group: {seed: run folder}} for every folder below `folders` holding a metrics.jsonl."""
+    groups = {}
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{folder!r} is not a folder of runs")
+        for dirpath, _, files in os.walk(folder):
+            if "metrics.jsonl" not in files:
+                continue
+            m = SEED_SUFFIX.match(os.path.basename(os.path.normpath(dirpath)))
+            if not m:
+                raise ValueError(f"run folder {dirpath!r} does not end in -s<seed>")
+            groups.setdefault(m.group(1), {})[int(m.group(2))] = dirpath
+    if not groups:
+        raise FileNotFoundError(f"no runs (folders with metrics.jsonl) under {folders}")
+    return groups
+
+
+def load_run(path):
+    evals = read_metrics(path, "eval")
+    train = read_metrics(path, "train")
+    if not evals:
+        raise ValueError(f"{path}: no evaluation records")
+    return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train}
+
+
+def mean_std(xs):
+    xs = list(xs)
+    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def first_crossing(steps, values, target):
+    """First step where the curve reaches `target` (values <= target), linearly interpolated between
+    the evaluations before and at the crossing; None if it never does."""
+    for i, (s, v) in enumerate(zip(steps, values)):
+        if v <= target:
+            if i == 0:
+                return float(s)
+            s0, v0 = steps[i - 1], values[i - 1]
+            return s0 + (v0 - target) / (v0 - v) * (s - s0)
+    return None
+
+
+def common_curve(runs):
+    """Evaluation steps shared by all runs of a group, and the (seeds x steps) matrix of val losses."""
+    steps = sorted(set.intersection(*(set(r["steps"]) for r in runs.values())))
+    mat = np.array([[dict(zip(r["steps"], r["val"]))[s] for s in steps] for r in runs.values()])
+    return steps, mat
+
+
+def compare(groups, baseline):
+    if baseline not in groups:
+        raise ValueError(f"baseline group {baseline!r} not found; groups are {sorted(groups)}")
+    data = {g: {seed: load_run(p) for seed, p in seeds.items()} for g, seeds in groups.items()}
+    out = {"baseline": baseline, "groups": {}}
+    b_steps, b_mat = common_curve(data[baseline])
+    b_final = b_mat[:, -1].mean()
+    for g, runs in data.items():
+        steps, mat = common_curve(runs)
+        finals = {seed: r["val"][-1] for seed, r in runs.items()}
+        m, s = mean_std(finals.values())
+        rec = {"seeds": sorted(runs), "final_step": steps[-1], "final_val_loss": finals,
+               "final_val_mean": m, "final_val_std": s, "ppl_mean": math.exp(m),
+               "ppl_per_seed": {k: math.exp(v) for k, v in finals.items()}}
+        shared = sorted(set(runs) & set(data[baseline]))
+        if g != baseline and shared:
+            gaps = [data[baseline][k]["val"][-1] - runs[k]["val"][-1] for k in shared]
+            pct = [100 * gap / data[baseline][k]["val"][-1] for k, gap in zip(shared, gaps)]
+            rec["paired_seeds"] = shared
+            rec["gap_nats_mean"], rec["gap_nats_std"] = mean_std(gaps)
+            rec["gap_pct_mean"], rec["gap_pct_std"] = mean_std(pct)
+            rec["ppl_reduction_pct"] = 100 * (1 - math.exp(-rec["gap_nats_mean"]))
+            common = sorted(set(steps) & set(b_steps))
+            traj = []
+            for st in common:
+                gs = [dict(zip(data[baseline][k]["steps"], data[baseline][k]["val"]))[st] -
+                      dict(zip(runs[k]["steps"], runs[k]["val"]))[st] for k in shared]
+                traj.append({"step": st, "gap_mean": statistics.mean(gs), "gap_std": statistics.stdev(gs) if len(gs) > 1 else 0.0})
+            rec["gap_trajectory"] = traj
+        cross = first_crossing(steps, list(mat.mean(0)), b_final)
+        rec["steps_to_baseline_final"] = cross
+        rec["step_ratio"] = (b_steps[-1] / cross) if cross else None
+        tps = [r["tokens_per_s"] for run in runs.values() for r in run["train"] if r["step"] >= 3]
+        dts = [r["dt_ms"] for run in runs.values() for r in run["train"] if r["step"] >= 3]
+        rec["median_tokens_per_s"] = statistics.median(tps) if tps else None
+        rec["median_step_ms"] = statistics.median(dts) if dts else None
+        out["groups"][g] = rec
+    out["baseline_final_mean"] = float(b_final)
+    return out, data
+
+
+def markdown(res):
+    b = res["baseline"]
+    lines = [f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
+             f"(positive: the arm reaches lower loss).\n",
+             "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap (%) | steps to baseline's final loss | step ratio | median step ms | tokens/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for g, r in res["groups"].items():
+        gap = f"{r['gap_nats_mean']:+.4f} ± {r['gap_nats_std']:.4f}" if "gap_nats_mean" in r else "—"
+        pct = f"{r['gap_pct_mean']:+.2f} ± {r['gap_pct_std']:.2f}" if "gap_pct_mean" in r else "—"
+        cross = f"{r['steps_to_baseline_final']:.1f}" if r["steps_to_baseline_final"] is not None else "not reached"
+        ratio = f"{r['step_ratio']:.2f}×" if r["step_ratio"] else "—"
+        ms = f"{r['median_step_ms']:.0f}" if r["median_step_ms"] else "—"
+        tps = f"{r['median_tokens_per_s']:,.0f}" if r["median_tokens_per_s"] else "—"
+        lines.append(f"| {g} | {len(r['seeds'])} | {r['final_val_mean']:.4f} ± {r['final_val_std']:.4f} | {r['ppl_mean']:.2f} | "
+                     f"{gap} | {pct} | {cross} | {ratio} | {ms} | {tps} |")
+    for g, r in res["groups"].items():
+        if "gap_trajectory" in r:
+            traj = ", ".join(f"{t['step']}: {t['gap_mean']:+.3f}" for t in r["gap_trajectory"])
+            lines.append(f"\nGap trajectory `{b}` − `{g}` (nats, mean over seeds): {traj}")
+    return "\n".join(lines)
+
+
+def plots(res, data, out):
+    curves = {g: [(r["steps"], r["val"]) for r in runs.values()] for g, runs in data.items()}
+    paths = [plot_val_curves(curves, os.path.join(out, "val_curves.png"), title="validation loss (mean, min-max band over seeds)")]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for g, r in res["groups"].items():
+        if "gap_trajectory" in r:
+            st = [t["step"] for t in r["gap_trajectory"]]
+            m = np.array([t["gap_mean"] for t in r["gap_trajectory"]])
+            s = np.array([t["gap_std"] for t in r["gap_trajectory"]])
+            c = ARM_COLOURS.get(g)
+            ax.plot(st, m, label=f"{res['baseline']} − {g}", color=c)
+            ax.fill_between(st, m - s, m + s, alpha=0.2, color=c, lw=0)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("val-loss gap (nats), ± std over seeds")
+    ax.set_title("gap to the baseline over training (positive: arm is better)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    paths.append(os.path.join(out, "gap.png"))
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for g, runs in data.items():
+        for i, r in enumerate(runs.values()):
+            ev = r["evals"]
+            key = "proj_std_sqrtD" if "proj_std_sqrtD" in ev[0] else "wte_std"
+            kw = dict(color=ARM_COLOURS.get(g), alpha=0.8, label=f"{g} ({key} / initial)" if i == 0 else None)
+            axes[0].plot(r["steps"], [e[key] / ev[0][key] for e in ev], **kw)
+            axes[1].plot(r["steps"], [e["emb_rms"] for e in ev], **dict(kw, label=g if i == 0 else None))
+    axes[0].set_title("input-layer weight scale relative to init")
+    axes[1].set_title("RMS of the input embeddings")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(os.path.join(out, "norm_drift.png"))
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def main(argv=None):
+    import json
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("folders", nargs="+", help="folders holding run folders (<group>-s<seed>/metrics.jsonl)")
+    p.add_argument("--baseline", default="bpe_tied")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    res, data = compare(find_runs(args.folders), args.baseline)
+    os.makedirs(args.out, exist_ok=True)
+    md = markdown(res)
+    with open(os.path.join(args.out, "compare.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(args.out, "compare.md"), "w") as f:
+        f.write(md + "\n")
+    paths = plots(res, data, args.out)
+    print(md)
+    print(f"\nwrote {args.out}/compare.json, compare.md, " + ", ".join(os.path.basename(p) for p in paths))
+    return res
+
+
+if __name__ == "__main__":
+    main()

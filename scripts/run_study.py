@@ -1,0 +1,136 @@
+"""Run a grid of arms x seeds (x optional overrides) from one base config.
+
+    python scripts/run_study.py --base config/study_cpu.py --out-root runs/study_cpu
+    python scripts/run_study.py --base config/kron_124m.py --arms bpe_tied kron bpe_untied \
+        --seeds 1337 1338 1339 --launcher "torchrun --standalone --nproc_per_node=8" --out-root out/paper
+    python scripts/run_study.py --base config/study_cpu.py --arms kron --grid kron_pos_dim=16,32 \
+        --grid kron_z_norm=True,False --out-root runs/ablation
+    python scripts/run_study.py ... --dry-run          # list the runs and their state, run nothing
+
+Each run trains in <out-root>/<arm>[-<key><value>...]-s<seed> with train.py. A run whose folder
+holds DONE.json (or a checkpoint marked finished) is skipped; one with a checkpoint is resumed
+(init_from=auto), so rerunning the same command after an interruption finishes the study. Runs go
+one after another, or --parallel N at a time (for several GPUs give each its own device through
+--launcher, or use torchrun for one run at a time). Grid keys that start with kron_ only vary
+the kron arm. Extra --key=value arguments after `--` go to every run.
+"""
+import argparse
+import itertools
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def parse_grid(specs):
+    """['kron_pos_dim=16,32', ...] -> [('kron_pos_dim', ['16', '32']), ...]"""
+    grid = []
+    for spec in specs:
+        if "=" not in spec:
+            raise ValueError(f"--grid {spec!r}: expected key=value1,value2")
+        key, values = spec.split("=", 1)
+        grid.append((key, [v for v in values.split(",") if v]))
+    return grid
+
+
+def plan(arms, seeds, grid, out_root):
+    """The runs: dicts with name, arm, seed, overrides and out_dir (duplicates collapsed)."""
+    runs, seen = [], set()
+    combos = list(itertools.product(*[[(k, v) for v in vals] for k, vals in grid])) or [()]
+    for seed in seeds:  # seed-major, so a partial study is balanced across arms
+        for arm in arms:
+            for combo in combos:
+                combo = tuple((k, v) for k, v in combo if arm == "kron" or not k.startswith("kron_"))
+                tag = "".join(f"-{k}{v}" for k, v in combo)
+                name = f"{arm}{tag}"
+                if (name, seed) in seen:
+                    continue
+                seen.add((name, seed))
+                runs.append({"name": name, "arm": arm, "seed": seed, "overrides": dict(combo),
+                             "out_dir": os.path.join(out_root, f"{name}-s{seed}")})
+    return runs
+
+
+def state(run):
+    """'finished', 'interrupted' (a checkpoint to resume) or 'new'."""
+    out = run["out_dir"]
+    if os.path.exists(os.path.join(out, "DONE.json")):
+        return "finished"
+    ckpt = os.path.join(out, "ckpt.pt")
+    if os.path.exists(ckpt):
+        import torch
+        return "finished" if torch.load(ckpt, map_location="cpu", weights_only=False).get("finished") else "interrupted"
+    return "new"
+
+
+def command(run, base, launcher, extra):
+    args = [base, f"--embedding={run['arm']}", f"--seed={run['seed']}", f"--out_dir={run['out_dir']}", "--init_from=auto"]
+    args += [f"--{k}={v}" for k, v in run["overrides"].items()] + list(extra)
+    prefix = shlex.split(launcher) if launcher else [sys.executable]
+    return prefix + [os.path.join(ROOT, "train.py")] + args
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--base", required=True, help="base config file")
+    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
+    p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 overrides to cross with arms and seeds")
+    p.add_argument("--out-root", required=True)
+    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--launcher", default=None, help='e.g. "torchrun --standalone --nproc_per_node=8"')
+    p.add_argument("--dry-run", action="store_true")
+    args, extra = p.parse_known_args(argv)
+    extra = [e for e in extra if e != "--"]
+    bad = [e for e in extra if not e.startswith("--") or "=" not in e]
+    if bad:
+        p.error(f"unrecognised arguments {bad}: extra train.py overrides are --key=value")
+    if not os.path.isfile(args.base):
+        p.error(f"base config {args.base!r} not found")
+    runs = plan(args.arms, args.seeds, parse_grid(args.grid), args.out_root)
+    for r in runs:
+        r["state"] = state(r)
+    print(f"{len(runs)} runs in {args.out_root}: " + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}"
+                                                              for s in ("finished", "interrupted", "new")))
+    for r in runs:
+        print(f"  {r['state']:<11} {r['name']}-s{r['seed']}")
+    if args.dry_run:
+        return runs
+    todo = [r for r in runs if r["state"] != "finished"]
+    running, failed = [], []
+    os.makedirs(args.out_root, exist_ok=True)
+    while todo or running:
+        while todo and len(running) < args.parallel:
+            r = todo.pop(0)
+            os.makedirs(r["out_dir"], exist_ok=True)
+            log = open(os.path.join(r["out_dir"], "train.log"), "a")
+            cmd = command(r, args.base, args.launcher, extra)
+            print(f"[{time.strftime('%H:%M:%S')}] {'resume' if r['state'] == 'interrupted' else 'start'} "
+                  f"{r['name']}-s{r['seed']}: log in {log.name}", flush=True)
+            running.append((r, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
+        time.sleep(0.5)
+        for item in list(running):
+            r, proc, log = item
+            if proc.poll() is not None:
+                running.remove(item)
+                log.close()
+                done = os.path.exists(os.path.join(r["out_dir"], "DONE.json"))
+                r["state"] = "finished" if done else ("failed" if proc.returncode else "interrupted")
+                if r["state"] != "finished":
+                    failed.append(r)
+                print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode})", flush=True)
+    with open(os.path.join(args.out_root, "study.json"), "w") as f:
+        json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
+    if failed:
+        sys.exit(f"{len(failed)} run(s) did not finish: " + ", ".join(f"{r['name']}-s{r['seed']}" for r in failed)
+                 + "; rerun the same command to resume them")
+    return runs
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Study tools: compare.py on synthetic logs with known answers; run_study's skip/resume logic."""
+import json
+import os
+import statistics
+
+import pytest
+
+import train
+from scripts import compare, param_table, run_study
+from tests.conftest import tiny_config
+
+
+def write_run(root, name, seed, curve, key="wte_std"):
+    d = root / f"{name}-s{seed}"
+    d.mkdir(parents=True)
+    with open(d / "metrics.jsonl", "w") as f:
+        for step, v in curve:
+            f.write(json.dumps({"kind": "eval", "step": step, "val_loss": v, key: 1.0 + step / 1000, "emb_rms": 1.0}) + "\n")
+            f.write(json.dumps({"kind": "train", "step": step, "loss": v, "tokens_per_s": 1000.0, "dt_ms": 10.0}) + "\n")
+    return d
+
+
+def test_compare_known_gap_spread_and_crossing(tmp_path):
+    steps = list(range(0, 101, 10))
+    offsets = {1: 0.01, 2: 0.0, 3: -0.01}
+    kron_gaps = {1: 0.06, 2: 0.05, 3: 0.04}  # mean 0.05, std 0.01
+    for seed, off in offsets.items():
+        write_run(tmp_path, "bpe_tied", seed, [(s, 5 - s / 100 + off) for s in steps])
+        write_run(tmp_path, "kron", seed, [(s, 5 - s / 100 + off - kron_gaps[seed]) for s in steps], key="proj_std_sqrtD")
+        write_run(tmp_path, "bpe_untied", seed, [(s, 5.5 - s / 200) for s in steps])
+    res = compare.main([str(tmp_path), "--out", str(tmp_path / "cmp")])
+    k = res["groups"]["kron"]
+    assert res["baseline_final_mean"] == pytest.approx(4.0)
+    assert k["gap_nats_mean"] == pytest.approx(0.05) and k["gap_nats_std"] == pytest.approx(0.01)
+    assert k["gap_pct_mean"] == pytest.approx(100 * statistics.mean([0.06 / 4.01, 0.05 / 4.0, 0.04 / 3.99]))
+    # kron's mean curve is 4.95 - s/100: it reaches 4.0 at step 95, between the evaluations at 90 and 100
+    assert k["steps_to_baseline_final"] == pytest.approx(95.0)
+    assert k["step_ratio"] == pytest.approx(100 / 95)
+    assert all(t["gap_mean"] == pytest.approx(0.05) for t in k["gap_trajectory"])
+    assert res["groups"]["bpe_untied"]["steps_to_baseline_final"] is None  # never reaches 4.0
+    assert res["groups"]["bpe_tied"]["final_val_std"] == pytest.approx(0.01)
+    for f in ("compare.json", "compare.md", "val_curves.png", "gap.png", "norm_drift.png"):
+        assert (tmp_path / "cmp" / f).exists()
+
+
+def test_first_crossing_edges():
+    assert compare.first_crossing([0, 10], [3.0, 2.0], 3.5) == 0.0
+    assert compare.first_crossing([0, 10, 20], [5.0, 4.0, 3.0], 3.5) == pytest.approx(15.0)
+    assert compare.first_crossing([0, 10], [5.0, 4.0], 1.0) is None
+
+
+def test_compare_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no runs"):
+        compare.find_runs([str(tmp_path)])
+    write_run(tmp_path, "kron", 1, [(0, 5.0)])
+    with pytest.raises(ValueError, match="baseline group 'bpe_tied' not found"):
+        compare.compare(compare.find_runs([str(tmp_path)]), "bpe_tied")
+
+
+def test_plan_grid_only_varies_kron_keys():
+    runs = run_study.plan(["bpe_tied", "kron"], [1, 2], run_study.parse_grid(["kron_pos_dim=16,32"]), "r")
+    names = [(r["name"], r["seed"]) for r in runs]
+    assert names == [("bpe_tied", 1), ("kron-kron_pos_dim16", 1), ("kron-kron_pos_dim32", 1),
+                     ("bpe_tied", 2), ("kron-kron_pos_dim16", 2), ("kron-kron_pos_dim32", 2)]
+
+
+def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
+    base = tmp_path / "base.py"
+    cfg = tiny_config(data_dir, "unused", max_iters=6, lr_decay_iters=6, eval_interval=3)
+    base.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in ("data_dir", "n_layer", "n_head", "n_embd", "block_size", "batch_size",
+                                                          "max_iters", "lr_decay_iters", "eval_interval", "eval_iters",
+                                                          "warmup_iters", "learning_rate", "min_lr")) + "\n")
+    root = tmp_path / "study"
+    # a finished run, and an interrupted one (stopped after step 2, as SIGTERM would)
+    train.Trainer(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3)).run()
+    finished_mtime = os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt")
+    t = train.Trainer(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3))
+    original = t.log_step
+
+    def stop_after_step_2(*a):
+        original(*a)
+        if t.iter_num == 2:
+            t.stop_signal = "SIGTERM"
+    t.log_step = stop_after_step_2
+    t.run()
+    args = ["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2", "--out-root", str(root)]
+    states = {f"{r['name']}-s{r['seed']}": r["state"] for r in run_study.main(args + ["--dry-run"])}
+    assert states == {"bpe_tied-s1": "finished", "kron-s1": "interrupted", "bpe_tied-s2": "new", "kron-s2": "new"}
+    runs = run_study.main(args + ["--parallel", "2"])
+    assert all(r["state"] == "finished" for r in runs)
+    assert os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt") == finished_mtime  # skipped, untouched
+    steps = [json.loads(l)["step"] for l in open(root / "kron-s1" / "metrics.jsonl") if '"train"' in l]
+    assert steps == list(range(6))
+    assert "resumed" in open(root / "kron-s1" / "train.log").read()
+
+
+def test_param_table_matches_paper_counts(tmp_path):
+    g, v = param_table.main(["--out", str(tmp_path)])
+    by_arm = {r["arm"]: r for r in g}
+    assert by_arm["bpe_tied"]["total"] == 124_475_904
+    assert by_arm["kron (pos_dim 16, D 4096)"]["total"] == 127_621_632
+    row = next(r for r in v if r["vocab"] == 131072 and r["d_model"] == 4096)
+    assert row["dense_table"] == 536_870_912 and row["kron_projection"] == 33_554_432 and row["input_ratio"] == 16
+    assert row["kron_non_trainable_bytes"] == 4_456_448
