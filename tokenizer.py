@@ -41,6 +41,11 @@ def bytes_to_unicode():
     return chars
 
 
+@functools.lru_cache(maxsize=None)
+def unicode_to_bytes():
+    return {c: b for b, c in bytes_to_unicode().items()}
+
+
 class Tokenizer(abc.ABC):
     """Uniform view of a tokenizer: encode/decode text and the bytes of a single id."""
 
@@ -133,7 +138,7 @@ class HFTokenizer(Tokenizer):
         if m:
             return bytes([int(m.group(1), 16)])
         if self.byte_level:
-            to_byte = {c: b for b, c in bytes_to_unicode().items()}
+            to_byte = unicode_to_bytes()
             if all(c in to_byte for c in piece):
                 return bytes(to_byte[c] for c in piece)
         return piece.replace("\u2581", " ").encode("utf-8")

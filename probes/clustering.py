@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kron_embed import codec_cosines, encode_bytes, kron_codec, token_byte_table  # noqa: E402
-from probes.common import (canonical, codec_string, load_all, md_table, topk_neighbours,  # noqa: E402
-                           write_outputs)
+from probes.common import (canonical, codec_string, load_all, md_table, parse_labelled,  # noqa: E402
+                           topk_neighbours, write_outputs)
 from tokenizer import get_tokenizer  # noqa: E402
 
 FAMILIES = {
@@ -249,6 +249,11 @@ def plot(result, path):
     plt.close(fig)
 
 
+def parse_hf_dirs(specs):
+    return [(label or os.path.basename(os.path.normpath(path)), path) for label, path in
+            parse_labelled(specs, "Hugging Face model directory", "a folder with tokenizer.json and weights", is_dir=True)]
+
+
 def main(argv=None):
     import argparse
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -260,12 +265,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not args.checkpoints and not args.hf:
         p.error("give at least one checkpoint or --hf model directory")
-    hf = []
-    for spec in args.hf:
-        label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"Hugging Face model directory {path!r} does not exist")
-        hf.append((label or os.path.basename(os.path.normpath(path)), path))
+    hf = parse_hf_dirs(args.hf)
     models = load_all(args.checkpoints, args.device) if args.checkpoints else []
     return run(models, hf, args.out, args.codec_pos_dim)
 

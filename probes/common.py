@@ -60,15 +60,19 @@ class Probed:
         return self.model.transformer.wte.weight[ids].float().mean(0)
 
 
-def parse_checkpoints(specs):
-    """'label=path' or 'path' (labelled by its arm) -> list of (label, path); missing files are an error."""
+def parse_labelled(specs, what="checkpoint", expect="a ckpt.pt written by train.py", is_dir=False):
+    """'label=path' or 'path' -> list of (label or None, path); a missing path is an error naming it."""
     out = []
     for spec in specs:
-        label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint {path!r} does not exist (expected a ckpt.pt written by train.py)")
+        label, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
+        if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
+            raise FileNotFoundError(f"{what} {path!r} does not exist (expected {expect})")
         out.append((label or None, path))
     return out
+
+
+def parse_checkpoints(specs):
+    return parse_labelled(specs)
 
 
 def load_all(specs, device="cpu"):

@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from probes.common import md_table, write_outputs  # noqa: E402
+from probes.common import md_table, parse_labelled, write_outputs  # noqa: E402
 from runlog import read_metrics  # noqa: E402
 
 
@@ -62,13 +62,8 @@ def plot(data, path):
 
 
 def parse_runs(specs):
-    out = []
-    for spec in specs:
-        label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"run folder {path!r} does not exist (expected a train.py out_dir)")
-        out.append((label or os.path.basename(os.path.normpath(path)), path))
-    return out
+    return [(label or os.path.basename(os.path.normpath(path)), path)
+            for label, path in parse_labelled(specs, "run folder", "a train.py out_dir", is_dir=True)]
 
 
 def main(argv=None):

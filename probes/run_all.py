@@ -41,11 +41,7 @@ def main(argv=None):
         elif name == "generation":
             generation.run(models, args.out)
         elif name == "clustering":
-            hf = []
-            for spec in args.hf:
-                label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-                hf.append((label or os.path.basename(os.path.normpath(path)), path))
-            clustering.run(models, hf, args.out)
+            clustering.run(models, clustering.parse_hf_dirs(args.hf), args.out)
         elif name == "layered":
             layered.run(models, args.out)
         elif name == "norm_drift":
