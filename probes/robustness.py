@@ -138,14 +138,17 @@ def run(models, pairs, out_dir):
         result["per_pair"].append({"model": m.label, "records": recs})
     labels = [m.label for m in models]
     if len(labels) >= 2:
-        wins = {}
+        wins, leaders_by_cat = {}, {}
         for c in categories:
             rates = {lab: result["models"][lab]["per_category"][c]["top1_match_rate"] for lab in labels}
             best = max(rates.values())
             leaders = [lab for lab, r in rates.items() if r == best]
-            wins[c] = "tie" if len(leaders) > 1 else leaders[0]
+            leaders_by_cat[c] = leaders
+            wins[c] = f"tie ({', '.join(leaders)})" if len(leaders) > 1 else leaders[0]
         result["category_winner_top1"] = wins
-        result["wins_or_ties"] = {lab: sum(1 for w in wins.values() if w in (lab, "tie")) for lab in labels}
+        result["category_leaders_top1"] = leaders_by_cat
+        # a model wins or ties a category when its top-1 rate equals the best rate there
+        result["wins_or_ties"] = {lab: sum(lab in ls for ls in leaders_by_cat.values()) for lab in labels}
     md = summary(result, labels, categories)
     write_outputs(out_dir, "robustness", result, md)
     plot(result, labels, categories, os.path.join(out_dir, "robustness.png"))

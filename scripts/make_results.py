@@ -39,8 +39,20 @@ def run_probes(runs_dir, seed, out):
     if len(ckpts) < 2:
         return False
     from probes import run_all
-    run_all.main([f"{a}={p}" for a, p in ckpts.items()] + ["--out", out])
+    run_all.main([f"{a}={os.path.relpath(p, ROOT)}" for a, p in ckpts.items()] + ["--out", out])
     return True
+
+
+def bench_sentence():
+    path = os.path.join(ROOT, "results", "bench_train_cpu.json")
+    if not os.path.exists(path):
+        return "not recorded (run `python scripts/bench_train.py`)."
+    b = load(path)
+    a = b["meta"]["args"]
+    parts = [f"{name} {r['median_ms']:.0f} ms/step ({r['tokens_per_s']:,.0f} tokens/s, {r['ratio_to_first']:.3f}× bpe_tied)"
+             for name, r in b["results"].items()]
+    return (f"`python scripts/bench_train.py --steps {a['steps']}` at d={a['n_embd']}, {a['n_layer']} layers, block "
+            f"{a['block_size']}, batch {a['batch_size']} (medians of {a['steps']} interleaved steps): " + "; ".join(parts) + ".")
 
 
 def load(path):
@@ -68,6 +80,10 @@ def results_md(cmp, probes_dir, params_md, config_text, n_train_tokens):
              "## Training comparison",
              "",
              compare.markdown(cmp),
+             "",
+             "The step-time and tokens/s columns come from the training logs; on this shared 2-core machine those runs "
+             "overlapped other work, so they are not a speed comparison. The interleaved step benchmark is: "
+             + bench_sentence(),
              "",
              "![validation loss](results/study_cpu/compare/val_curves.png)",
              "![gap](results/study_cpu/compare/gap.png)",

@@ -115,6 +115,10 @@ def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkey
     rob = json.load(open(tmp_path / "robustness.json"))
     assert rob["n_pairs"] == 110 and set(rob["models"]) == {"bpe", "kron"}
     assert set(rob["category_winner_top1"]) == {p["category"] for p in robustness.load_pairs(robustness.DEFAULT_PAIRS)}
+    for lab in ("bpe", "kron"):  # a model wins or ties exactly where its top-1 rate is the best
+        expect = sum(rob["models"][lab]["per_category"][c]["top1_match_rate"] ==
+                     max(m["per_category"][c]["top1_match_rate"] for m in rob["models"].values()) for c in rob["category_winner_top1"])
+        assert rob["wins_or_ties"][lab] == expect
 
     gen = json.load(open(tmp_path / "generation.json"))
     kron_oov = [r for r in gen["records"] if r["model"] == "kron" and r["condition"] == "forced_oov"]
