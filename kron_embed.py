@@ -215,7 +215,7 @@ class KroneckerEmbedding(nn.Module):
         if ids.numel() == 0:
             return
         if ids.device.type == "cpu":
-            lo, hi = int(ids.min()), int(ids.max())
+            lo, hi = (int(v) for v in torch.aminmax(ids))  # one pass over the ids
             if lo < 0 or hi >= self.num_embeddings:
                 bad = lo if lo < 0 else hi
                 raise IndexError(f"token id {bad} is out of range: expected 0 <= id < {self.num_embeddings}")

@@ -201,15 +201,16 @@ class GPT(nn.Module):
             raise ValueError(f"temperature={temperature}: expected >= 0")
         if top_p is not None and not 0 < top_p <= 1:
             raise ValueError(f"top_p={top_p}: expected 0 < top_p <= 1")
+        n_real = self.n_real_tokens()
+        prompt_len = idx.size(1)
+        overrides = {p % prompt_len: b for p, b in (byte_overrides or {}).items()}  # positions in the prompt, fixed
         for _ in range(max_new_tokens):
             ctx = idx[:, -self.config.block_size:]
-            shift = idx.size(1) - ctx.size(1)
-            overrides = None
-            if byte_overrides:
-                overrides = {p - shift: b for p, b in ((p % idx.size(1), b) for p, b in byte_overrides.items()) if p >= shift}
-            logits, _ = self(ctx, byte_overrides=overrides)
+            shift = idx.size(1) - ctx.size(1)  # positions that slid out of the context window
+            window = {p - shift: b for p, b in overrides.items() if p >= shift} or None
+            logits, _ = self(ctx, byte_overrides=window)
             logits = logits[:, -1, :].float()
-            logits[:, self.n_real_tokens():] = -float("inf")  # padded ids are never produced
+            logits[:, n_real:] = -float("inf")  # padded ids are never produced
             if temperature == 0:
                 nxt = logits.argmax(dim=-1, keepdim=True)
             else:
@@ -219,8 +220,8 @@ class GPT(nn.Module):
                     logits[logits < v[:, [-1]]] = -float("inf")
                 if top_p is not None and top_p < 1:
                     sorted_logits, order = torch.sort(logits, descending=True)
-                    cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-                    drop = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the token that crosses p
+                    probs = torch.softmax(sorted_logits, dim=-1)
+                    drop = probs.cumsum(dim=-1) - probs >= top_p  # keep the token that crosses p
                     sorted_logits[drop] = -float("inf")
                     logits = torch.full_like(logits, -float("inf")).scatter(1, order, sorted_logits)
                 nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
@@ -248,9 +249,13 @@ def load_checkpoint(path, device="cpu", mode=None):
     if mode is not None:
         args["kron_mode"] = mode
     model = GPT(GPTConfig.from_dict(args))
-    state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
-    model.load_state_dict(state)
+    model.load_state_dict(plain_state_dict(ckpt["model"]))
     return model.to(device).eval(), ckpt
+
+
+def plain_state_dict(state):
+    """A state dict without the key prefixes torch.compile ('_orig_mod.') and DDP ('module.') add."""
+    return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in state.items()}
 
 
 def model_args_of(cfg):

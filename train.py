@@ -23,7 +23,7 @@ import torch
 
 from configurator import ConfigError, load_config
 from data.shards import TokenData
-from model import GPT, GPTConfig, model_args_of
+from model import GPT, GPTConfig, model_args_of, plain_state_dict
 from runlog import MetricsLog
 from tokenizer import get_tokenizer
 
@@ -163,9 +163,7 @@ class Trainer:
 
     def build(self):
         c = self.c
-        mcfg = GPTConfig(**{k: c[k] for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias",
-                                              "embedding", "tokenizer", "kron_pos_dim", "kron_mode", "kron_byte_source",
-                                              "kron_length_norm", "kron_z_norm")})
+        mcfg = GPTConfig.from_dict(c)  # the model's settings are the config keys named like GPTConfig's fields
         self.data = TokenData(c["data_dir"], c["block_size"], c["vocab_size"])
         self.val = self.data.val_batches(c["batch_size"], c["eval_iters"])
         ckpt_path = os.path.join(c["out_dir"], CKPT)
@@ -218,7 +216,7 @@ class Trainer:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(f"checkpoint {path} is of another arm or shape ({detail}); "
                               f"resume it with its own config or use another out_dir")
-        self.model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
+        self.model.load_state_dict(plain_state_dict(ckpt["model"]))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.iter_num, self.best_val = ckpt["iter_num"], ckpt["best_val_loss"]
         self.wandb_id = ckpt.get("wandb_id")

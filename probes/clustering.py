@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kron_embed import codec_cosines, encode_bytes, kron_codec, token_byte_table  # noqa: E402
+from plotting import pyplot, save_figure  # noqa: E402
 from probes.common import (canonical, codec_string, load_all, md_table, parse_labelled,  # noqa: E402
                            topk_neighbours, write_outputs)
 from tokenizer import get_tokenizer  # noqa: E402
@@ -225,9 +226,7 @@ def run(models, hf_dirs, out_dir, codec_pos_dim=32):
 
 
 def plot(result, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
     names = list(result["spaces"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -244,9 +243,7 @@ def plot(result, path):
     axes[1].set_xticks(xb + w * (len(names) - 1) / 2, buckets)
     axes[1].set_title("edit-distance fall-off: centred cosine to anchor", fontsize=10)
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def parse_hf_dirs(specs):

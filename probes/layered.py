@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from probes.common import canonical, centred, common_args, load_all, md_table, single_token_id, write_outputs  # noqa: E402
+from plotting import pyplot, save_figure  # noqa: E402
+from probes.common import (canonical, centred, common_args, load_all, md_table, single_token_id,  # noqa: E402
+                           topk_neighbours, write_outputs)
 
 FAMILIES = {
     "run": (["run", "runs", "running", "runner", "ran", "rerun", "runners", "runaway"], "run",
@@ -74,12 +76,6 @@ def representations(m, chunk=2048):
     return {d: torch.cat(v) for d, v in reps.items() if v}
 
 
-def neighbours(space, i, k):
-    sims = F.cosine_similarity(space, space[i][None], dim=1)
-    sims[i] = -float("inf")
-    return torch.topk(sims, k).indices.tolist()
-
-
 def run(models, out_dir):
     result = {"k": K, "models": {}}
     for m in models:
@@ -105,7 +101,7 @@ def run(models, out_dir):
                     res["skipped_probes"].append(p)
                     continue
                 for d in present:
-                    strs = [m.tok.token_bytes(j).decode("utf-8", errors="replace") for j in neighbours(spaces[d], i, K)]
+                    strs = [m.tok.token_bytes(j).decode("utf-8", errors="replace") for j in topk_neighbours(spaces[d], spaces[d][i], K, exclude=[i])[0]]
                     per_depth[d].append(scores(strs, p, root, family))
                     res["neighbours"].setdefault(p, {})[d] = strs
             res["per_family"][fam] = {d: {key: sum(s[key] for s in v) / len(v) for key in "LMS"} if v else None
@@ -144,9 +140,7 @@ def run(models, out_dir):
 
 
 def plot(result, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for ax, key, title in zip(axes, "LMS", ["L: loose", "M: root substring", "S: strict family"]):
         for lab, r in result["models"].items():
@@ -155,9 +149,7 @@ def plot(result, path):
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):

@@ -12,6 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from plotting import pyplot, save_figure  # noqa: E402
 from probes.common import md_table, parse_labelled, write_outputs  # noqa: E402
 from runlog import read_metrics  # noqa: E402
 
@@ -22,12 +23,17 @@ def series(run_dir):
         raise ValueError(f"{run_dir}: the metrics log has no evaluation records yet")
     config = next((r for r in read_metrics(run_dir, "config")), {}).get("config", {})
     arm = config.get("embedding", "kron" if "proj_std_sqrtD" in evals[0] else "bpe")
+    return {"arm": arm, **series_from_evals(evals)}
+
+
+def series_from_evals(evals):
+    """The drift series of one run's eval records. The input layer's scale metric is std(W)*sqrt(D)
+    for Kron and the table's std for BPE arms, also given relative to its first evaluation."""
     key = "proj_std_sqrtD" if "proj_std_sqrtD" in evals[0] else "wte_std"
     base = evals[0][key]
-    return {"arm": arm, "steps": [r["step"] for r in evals],
-            "input_scale_rel": [r[key] / base for r in evals], "input_scale_key": key,
-            "input_scale": [r[key] for r in evals], "emb_rms": [r["emb_rms"] for r in evals],
-            "head_std": [r["head_std"] for r in evals]}
+    return {"steps": [r["step"] for r in evals], "input_scale_rel": [r[key] / base for r in evals],
+            "input_scale_key": key, "input_scale": [r[key] for r in evals], "emb_rms": [r["emb_rms"] for r in evals],
+            "head_std": [r.get("head_std") for r in evals]}
 
 
 def run(runs, out_dir):
@@ -42,9 +48,7 @@ def run(runs, out_dir):
 
 
 def plot(data, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for lab, s in data.items():
         axes[0].plot(s["steps"], s["input_scale_rel"], label=f"{lab} ({s['input_scale_key']})")
@@ -56,9 +60,7 @@ def plot(data, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[1].set_yscale("log")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def parse_runs(specs):

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from plotting import pyplot, save_figure  # noqa: E402
 from probes.common import common_args, load_all, md_table, write_outputs  # noqa: E402
 
 DEFAULT_PAIRS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "robustness_pairs.jsonl")
@@ -175,9 +176,7 @@ def summary(result, labels, categories):
 
 
 def plot(result, labels, categories, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(categories))
@@ -190,9 +189,7 @@ def plot(result, labels, categories, path):
         ax.set_xticks(x + w * (len(labels) - 1) / 2, categories, rotation=45, ha="right")
         ax.set_title(t, fontsize=10)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):

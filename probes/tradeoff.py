@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from plotting import pyplot, save_figure  # noqa: E402
 from probes.common import codec_string, common_args, load_all, md_table, write_outputs  # noqa: E402
 
 PAIRS = [("compute", "commute"), ("nation", "notion"), ("import", "important"), ("run", "rune"), ("form", "from"),
@@ -64,9 +65,7 @@ def run(models, out_dir, pos_dim=16):
 
 
 def plot(result, labels, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
     fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 3.6), squeeze=False)
     for ax, lab in zip(axes[0], labels):
@@ -80,9 +79,7 @@ def plot(result, labels, path):
         ax.set_title(f"{lab}: cosine of byte-similar pairs")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):

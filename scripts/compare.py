@@ -28,7 +28,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from runlog import read_metrics  # noqa: E402
-from scripts.plotting import ARM_COLOURS, _plt, plot_val_curves  # noqa: E402
+from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure  # noqa: E402
+from probes.norm_drift import series_from_evals  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 
@@ -149,7 +150,7 @@ def markdown(res):
 def plots(res, data, out):
     curves = {g: [(r["steps"], r["val"]) for r in runs.values()] for g, runs in data.items()}
     paths = [plot_val_curves(curves, os.path.join(out, "val_curves.png"), title="validation loss (mean, min-max band over seeds)")]
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for g, r in res["groups"].items():
         if "gap_trajectory" in r:
@@ -165,18 +166,14 @@ def plots(res, data, out):
     ax.set_title("gap to the baseline over training (positive: arm is better)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    paths.append(os.path.join(out, "gap.png"))
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, os.path.join(out, "gap.png")))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for g, runs in data.items():
         for i, r in enumerate(runs.values()):
-            ev = r["evals"]
-            key = "proj_std_sqrtD" if "proj_std_sqrtD" in ev[0] else "wte_std"
-            kw = dict(color=ARM_COLOURS.get(g), alpha=0.8, label=f"{g} ({key} / initial)" if i == 0 else None)
-            axes[0].plot(r["steps"], [e[key] / ev[0][key] for e in ev], **kw)
-            axes[1].plot(r["steps"], [e["emb_rms"] for e in ev], **dict(kw, label=g if i == 0 else None))
+            s = series_from_evals(r["evals"])
+            kw = dict(color=ARM_COLOURS.get(g), alpha=0.8, label=f"{g} ({s['input_scale_key']} / initial)" if i == 0 else None)
+            axes[0].plot(s["steps"], s["input_scale_rel"], **kw)
+            axes[1].plot(s["steps"], s["emb_rms"], **dict(kw, label=g if i == 0 else None))
     axes[0].set_title("input-layer weight scale relative to init")
     axes[1].set_title("RMS of the input embeddings")
     axes[1].set_yscale("log")
@@ -184,10 +181,7 @@ def plots(res, data, out):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(os.path.join(out, "norm_drift.png"))
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, os.path.join(out, "norm_drift.png")))
     return paths
 
 

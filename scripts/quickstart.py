@@ -18,7 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from runlog import read_metrics  # noqa: E402
-from scripts.plotting import plot_val_curves  # noqa: E402
+from plotting import plot_val_curves  # noqa: E402
 
 
 def main(argv=None):

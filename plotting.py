@@ -1,20 +1,28 @@
-"""Plots shared by the scripts: validation-loss curves per arm (mean and band over seeds)."""
+"""Plotting shared by scripts and probes: headless pyplot, figure saving, validation-loss curves."""
 import numpy as np
 
 ARM_COLOURS = {"bpe_tied": "tab:blue", "kron": "tab:red", "bpe_untied": "tab:green"}
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend (imported lazily: only plotting code pays for it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
+def save_figure(fig, path, dpi=120):
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def plot_val_curves(curves_by_arm, path, title="validation loss", ylabel="val loss (nats/token)"):
     """curves_by_arm: {arm: [(steps, values), ...]} one entry per seed; draws the mean and, with
     several seeds, a min-max band. Seeds must share evaluation steps."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for arm, curves in curves_by_arm.items():
         steps = np.asarray(curves[0][0])
@@ -29,7 +37,4 @@ def plot_val_curves(curves_by_arm, path, title="validation loss", ylabel="val lo
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
