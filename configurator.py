@@ -1,20 +1,70 @@
-"""nanoGPT-style configuration: `python train.py config/x.py --key=value ...`.
+"""The training settings: their defaults, their allowed ranges, and nanoGPT-style overrides.
 
-Config files are plain Python that assign names (e.g. `n_layer = 12`); `--key=value` overrides come
-after and are parsed as Python literals (strings may be written bare: --out_dir=out/run1). Every key
-must already exist in the defaults and keep its type (an int is accepted where a float is expected;
-a default of None accepts anything). Anything else is an error that names the key and the value.
+    python train.py config/x.py --key=value ...
+
+Config files are plain Python and are *executed* (as in nanoGPT): run only configs you trust. They
+assign names (`n_layer = 12`); names they import (`from math import pi`) and names starting with `_`
+are helpers, not settings. `--key=value` overrides come after and are parsed as Python literals
+(strings may be written bare: --out_dir=out/run1). Every key must exist in DEFAULTS and keep its type
+(an int is accepted where a float is expected; a default of None accepts anything), and every value
+must lie in its range (`validate`). Anything else is a ConfigError naming the key and the value.
 """
 import ast
 import difflib
 import os
+
+DEFAULTS = dict(
+    # I/O
+    out_dir="out", eval_interval=250, log_interval=10, eval_iters=20, eval_only=False,
+    init_from="scratch",  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
+    # wandb
+    wandb_log=False, wandb_project="kronecker-embeddings", wandb_run_name=None, wandb_group=None,
+    # data
+    data_dir="data/pydoc", batch_size=12, block_size=1024, gradient_accumulation_steps=1,
+    # model
+    embedding="bpe_tied", n_layer=12, n_head=12, n_embd=768, dropout=0.0, bias=True, vocab_size=50304,
+    tokenizer="gpt2", kron_pos_dim=16, kron_mode="fused", kron_byte_source="exact",
+    kron_length_norm=True, kron_z_norm=True,
+    # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters
+    learning_rate=6e-4, max_iters=4768, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0,
+    decay_lr=True, warmup_iters=175, lr_decay_iters=None, min_lr=6e-5,
+    # system
+    device="auto", dtype="auto", compile=False, backend="auto", seed=1337, num_threads=None, peak_flops=None,
+)
+
+# key: (check, what is expected). Checked once, when a config is loaded (and by Trainer for dicts).
+_AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "eval_iters",
+               "log_interval", "n_layer", "n_head", "n_embd", "vocab_size", "kron_pos_dim")
+RANGES = {
+    **{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},
+    "max_iters": (lambda v: v >= 0, "an integer >= 0"),
+    "warmup_iters": (lambda v: v >= 0, "an integer >= 0"),
+    "lr_decay_iters": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
+    "seed": (lambda v: 0 <= v < 2 ** 63, "an integer in [0, 2**63)"),
+    "learning_rate": (lambda v: v > 0, "a number > 0"),
+    "min_lr": (lambda v: v >= 0, "a number >= 0"),
+    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "beta1": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 turns clipping off)"),
+    "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "num_threads": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
+    "peak_flops": (lambda v: v is None or (isinstance(v, (int, float)) and v > 0), "None or a number > 0"),
+    "init_from": (lambda v: v in ("scratch", "resume", "auto"), "'scratch', 'resume' or 'auto'"),
+    "embedding": (lambda v: v in ("bpe_tied", "kron", "bpe_untied"), "'bpe_tied', 'kron' or 'bpe_untied'"),
+    "dtype": (lambda v: v in ("auto", "float32", "bfloat16", "float16"), "'auto', 'float32', 'bfloat16' or 'float16'"),
+    "backend": (lambda v: v in ("auto", "nccl", "gloo"), "'auto', 'nccl' or 'gloo'"),
+    "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    "kron_mode": (lambda v: v in ("fused", "cached", "dynamic"), "'fused', 'cached' or 'dynamic'"),
+    "kron_byte_source": (lambda v: v in ("exact", "decode"), "'exact' or 'decode'"),
+}
 
 
 class ConfigError(ValueError):
     pass
 
 
-def _check(key, value, defaults, where):
+def _check_type(key, value, defaults, where):
     if key not in defaults:
         close = difflib.get_close_matches(key, defaults, n=3)
         hint = f"; did you mean {' / '.join(close)}?" if close else ""
@@ -33,20 +83,50 @@ def _check(key, value, defaults, where):
                       f"expected {type(default).__name__} like the default {default!r}")
 
 
-def load_config(defaults, argv):
-    """defaults: {key: value}; argv: config files and --key=value overrides, in order."""
+def validate(cfg):
+    """Every setting in its range, and the few that depend on each other; returns cfg."""
+    for key, (ok, expected) in RANGES.items():
+        if key not in cfg:
+            continue
+        value = cfg[key]
+        try:
+            good = ok(value)
+        except (TypeError, AttributeError):  # None or a wrong type where a number or string belongs
+            good = False
+        if not good:
+            raise ConfigError(f"config key {key!r} = {value!r}: expected {expected}")
+    if cfg["min_lr"] > cfg["learning_rate"]:
+        raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
+    if cfg["n_embd"] % cfg["n_head"]:
+        raise ConfigError(f"config key 'n_embd' = {cfg['n_embd']}: expected a multiple of n_head ({cfg['n_head']})")
+    return cfg
+
+
+def _imported_names(source, filename):
+    """Names a config file binds with import statements: helpers, not settings."""
+    names = set()
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def load_config(argv, defaults=None):
+    """argv: config files and --key=value overrides, in order -> a validated {key: value}."""
+    defaults = DEFAULTS if defaults is None else defaults
     cfg = dict(defaults)
     for arg in argv:
         if not arg.startswith("--"):
             if not os.path.isfile(arg):
                 raise ConfigError(f"config file {arg!r} not found (arguments are config files or --key=value)")
-            namespace = {}
             with open(arg) as f:
-                exec(compile(f.read(), arg, "exec"), namespace)
+                source = f.read()
+            namespace, helpers = {}, _imported_names(source, arg)
+            exec(compile(source, arg, "exec"), namespace)
             for key, value in namespace.items():
-                if key.startswith("_") or callable(value) or type(value).__name__ == "module":
+                if key.startswith("_") or key in helpers or callable(value) or type(value).__name__ == "module":
                     continue
-                cfg[key] = _check(key, value, defaults, arg)
+                cfg[key] = _check_type(key, value, defaults, arg)
         else:
             if "=" not in arg:
                 raise ConfigError(f"override {arg!r}: expected --key=value")
@@ -57,5 +137,5 @@ def load_config(defaults, argv):
                 value = text  # a bare string
             if isinstance(defaults.get(key), str) and not isinstance(value, str):
                 value = text  # e.g. --out_dir=123 is still a path
-            cfg[key] = _check(key, value, defaults, f"--{key}")
-    return cfg
+            cfg[key] = _check_type(key, value, defaults, f"--{key}")
+    return validate(cfg) if defaults is DEFAULTS else cfg

@@ -19,6 +19,13 @@ from torch.nn import functional as F
 from kron_embed import KroneckerEmbedding
 
 EMBEDDINGS = ("bpe_tied", "kron", "bpe_untied")
+# Dense bf16 tensor-core peak FLOP/s of one GPU, matched by a substring of torch.cuda.get_device_name().
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
+
+
+def peak_flops_of(device_name):
+    """One GPU's bf16 peak from its name, or None when the GPU is not in PEAK_BF16_FLOPS."""
+    return next((f for k, f in PEAK_BF16_FLOPS.items() if k in device_name), None)
 
 
 @dataclass
@@ -162,6 +169,19 @@ class GPT(nn.Module):
         n_matmul = c["body"] - self.transformer.wpe.weight.numel() + cfg.vocab_size * cfg.n_embd
         return 6 * n_matmul + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        """AdamW with weight decay on the >=2-D weights (matrices, tables, the Kron projection) and
+        none on biases and LayerNorm gains; fused on CUDA."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
+
+    def estimate_mfu(self, tokens_per_s, peak_flops, world_size=1):
+        """Model FLOPs utilisation: flops_per_token * tokens/s over the peak of all world_size GPUs
+        (tokens_per_s counts the tokens of every rank)."""
+        return self.flops_per_token() * tokens_per_s / (peak_flops * world_size)
+
     # --- forward and sampling
 
     def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False):
@@ -236,26 +256,18 @@ class GPT(nn.Module):
 # ----------------------------------------------------------------------------- checkpoints
 
 def load_checkpoint(path, device="cpu", mode=None):
-    """A train.py checkpoint -> (model in eval mode, checkpoint dict). Works across devices (a GPU
-    checkpoint loads on CPU and back). `mode` switches a Kron model's execution mode (fused, cached,
-    dynamic): the state is the same projection in all three."""
-    import os
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist (expected a ckpt.pt written by train.py)")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(ckpt, dict) or "model_args" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{path!r} is not a train.py checkpoint (no 'model_args'/'model' entries)")
+    """A train.py checkpoint -> (model in eval mode, checkpoint dict), read without running code
+    (checkpoint.load). Works across devices (a GPU checkpoint loads on CPU and back). `mode`
+    switches a Kron model's execution mode (fused, cached, dynamic): the state is the same
+    projection in all three."""
+    import checkpoint
+    ckpt = checkpoint.load(path, map_location=device)
     args = dict(ckpt["model_args"])
     if mode is not None:
         args["kron_mode"] = mode
     model = GPT(GPTConfig.from_dict(args))
-    model.load_state_dict(plain_state_dict(ckpt["model"]))
+    model.load_state_dict(checkpoint.model_state(ckpt))
     return model.to(device).eval(), ckpt
-
-
-def plain_state_dict(state):
-    """A state dict without the key prefixes torch.compile ('_orig_mod.') and DDP ('module.') add."""
-    return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in state.items()}
 
 
 def model_args_of(cfg):

@@ -1,11 +1,16 @@
-"""Run metric logs: train.py appends JSON lines to <out_dir>/metrics.jsonl; everything that reads
-them (the quickstart, compare, probes) calls `read_metrics`.
+"""A run's folder: its metric log and the lock that makes one process its owner.
+
+train.py appends JSON lines to <out_dir>/metrics.jsonl; everything that reads them (the quickstart,
+compare, probes) calls `read_metrics`. `RunLock` is held by the training process for as long as it
+runs, so a second run on the same out_dir is refused instead of interleaving logs and checkpoints.
 
 Record kinds: {"kind": "train", "step", "loss", "lr", "grad_norm", "dt_ms", "tokens_per_s", "mfu", ...},
 {"kind": "eval", "step", "val_loss", <norm-drift fields>}, {"kind": "config", ...} once per start.
 """
 import json
 import os
+import socket
+import time
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -54,3 +59,46 @@ def read_metrics(out_dir, kind=None):
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{n}: not a JSON line ({e})") from e
     return [r for r in records if kind is None or r.get("kind") == kind]
+
+
+class RunLock:
+    """An advisory lock on <out_dir>/.lock (fcntl.flock): the OS releases it when the process dies,
+    so a killed run leaves no stale lock; the file records who holds it, for the error message."""
+
+    def __init__(self, out_dir):
+        self.path = os.path.join(out_dir, ".lock")
+        self.fd = None
+
+    def acquire(self):
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking
+            return self
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            raise RunInUseError(f"out_dir {os.path.dirname(self.path)!r} is in use by a live run ({holder}); "
+                                f"wait for it to finish, stop it, or choose another out_dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock; the file stays (harmless, reused next time)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class RunInUseError(RuntimeError):
+    pass

@@ -16,39 +16,21 @@ import os
 import signal
 import sys
 import time
+import uuid
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 
-from configurator import ConfigError, load_config
-from data.shards import TokenData
-from model import GPT, GPTConfig, model_args_of, plain_state_dict
-from runlog import MetricsLog
+import checkpoint
+from configurator import DEFAULTS, ConfigError, load_config, validate  # noqa: F401 (DEFAULTS: re-exported)
+from data.shards import ShardError, TokenData
+from kron_embed import keep_freed_memory
+from model import GPT, GPTConfig, model_args_of
+from runlog import MetricsLog, RunInUseError, RunLock
 from tokenizer import get_tokenizer
 
-DEFAULTS = dict(
-    # I/O
-    out_dir="out", eval_interval=250, log_interval=10, eval_iters=20, eval_only=False,
-    init_from="scratch",  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
-    # wandb
-    wandb_log=False, wandb_project="kronecker-embeddings", wandb_run_name=None, wandb_group=None,
-    # data
-    data_dir="data/pydoc", batch_size=12, block_size=1024, gradient_accumulation_steps=1,
-    # model
-    embedding="bpe_tied", n_layer=12, n_head=12, n_embd=768, dropout=0.0, bias=True, vocab_size=50304,
-    tokenizer="gpt2", kron_pos_dim=16, kron_mode="fused", kron_byte_source="exact",
-    kron_length_norm=True, kron_z_norm=True,
-    # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters
-    learning_rate=6e-4, max_iters=4768, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0,
-    decay_lr=True, warmup_iters=175, lr_decay_iters=None, min_lr=6e-5,
-    # system
-    device="auto", dtype="auto", compile=False, backend="auto", seed=1337, num_threads=None, peak_flops=None,
-)
-CKPT = "ckpt.pt"
-MODEL_KEYS = ("embedding", "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "tokenizer",
-              "kron_pos_dim", "kron_byte_source", "kron_length_norm", "kron_z_norm")
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
+CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
+CPU_FLOPS = 1e11       # an optimistic CPU (fp32, a few cores), for that estimate only
 
 
 def get_lr(it, c):
@@ -62,21 +44,6 @@ def get_lr(it, c):
         return c["min_lr"]
     ratio = (it - c["warmup_iters"]) / max(1, decay_iters - c["warmup_iters"])
     return c["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c["learning_rate"] - c["min_lr"])
-
-
-def save_checkpoint(path, state):
-    """torch.save to a temp file, then an atomic rename: a failed write (disk full, a kill) leaves
-    the previous checkpoint as it was."""
-    tmp = path + ".tmp"
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, OSError):
-            raise RuntimeError(f"writing checkpoint {path} failed ({e}); the previous checkpoint is intact") from e
-        raise
 
 
 @torch.no_grad()
@@ -101,9 +68,31 @@ def norm_stats(model):
     return out
 
 
+class StopGuard:
+    """SIGINT/SIGTERM ask the loop to finish its step, checkpoint and exit; a second Ctrl-C aborts."""
+
+    def __init__(self, verbose):
+        self.signal, self.verbose, self.previous = None, verbose, {}
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.signal is not None:
+                raise KeyboardInterrupt
+            self.signal = signal.Signals(signum).name
+            if self.verbose:
+                print(f"\n{self.signal}: finishing this step, writing a checkpoint and exiting "
+                      f"(press Ctrl-C again to abort without one)", flush=True)
+        self.previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
 class Trainer:
     def __init__(self, c):
-        c = dict(c)
+        c = validate(dict(c))
         try:  # out_dir may name other settings, e.g. "out/124m-{embedding}-s{seed}"
             c["out_dir"] = c["out_dir"].format(**c)
         except (KeyError, IndexError) as e:
@@ -111,7 +100,9 @@ class Trainer:
         self.c = c
         self.setup_distributed()
         self.setup_device()
-        self.stop_signal = None
+        self.stop = StopGuard(self.master)
+        self.lock, self.log, self.wandb, self.finished_before, self.last_val = None, None, None, False, None
+        self.pending = []  # (step, loss, grad_norm, lr) on device, read back at the next log step
 
     # --- setup
 
@@ -129,7 +120,7 @@ class Trainer:
         self.master = self.rank == 0
         if c["gradient_accumulation_steps"] % self.world:
             raise ConfigError(f"gradient_accumulation_steps={c['gradient_accumulation_steps']} must be divisible by "
-                              f"the number of processes ({self.world})")
+                              f"the number of processes ({self.world}); the CPU configs use 4 (1, 2 or 4 processes)")
         self.accum = c["gradient_accumulation_steps"] // self.world
 
     def setup_device(self):
@@ -143,12 +134,10 @@ class Trainer:
             if not torch.cuda.is_available():
                 raise ConfigError(f"device={device!r} but CUDA is not available")
             torch.cuda.set_device(device)
-        self.device, self.device_type = device, "cuda" if device.startswith("cuda") else "cpu"
+        self.device, self.device_type = device, "cuda" if device.startswith("cuda") else device
         dtype = c["dtype"]
         if dtype == "auto":
             dtype = "bfloat16" if self.device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
-        if dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError(f"dtype={dtype!r}: expected 'auto', 'float32', 'bfloat16' or 'float16'")
         self.dtype = dtype
         ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         self.autocast = nullcontext() if dtype == "float32" else torch.autocast(device_type=self.device_type, dtype=ptdtype)
@@ -162,29 +151,38 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
 
     def build(self):
+        """Data, model and optimizer; the run's folder is claimed (lock) before anything is written."""
         c = self.c
-        mcfg = GPTConfig.from_dict(c)  # the model's settings are the config keys named like GPTConfig's fields
+        ckpt_path, _ = checkpoint.paths(c["out_dir"])
+        has_ckpt = os.path.exists(ckpt_path)
+        if c["eval_only"] and not has_ckpt:
+            raise ConfigError(f"eval_only=True needs a checkpoint to evaluate, and {c['out_dir']!r} has no {checkpoint.CKPT_NAME}")
+        if c["init_from"] == "resume" and not has_ckpt:
+            raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
+        if c["init_from"] == "scratch" and has_ckpt and not c["eval_only"]:
+            raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
+        if self.master and not c["eval_only"]:
+            self.lock = RunLock(c["out_dir"]).acquire()
+        resume = has_ckpt and (c["eval_only"] or c["init_from"] in ("resume", "auto"))
         self.data = TokenData(c["data_dir"], c["block_size"], c["vocab_size"])
         self.val = self.data.val_batches(c["batch_size"], c["eval_iters"])
-        ckpt_path = os.path.join(c["out_dir"], CKPT)
-        resume = c["init_from"] == "resume" or (c["init_from"] == "auto" and os.path.exists(ckpt_path))
-        if c["init_from"] not in ("scratch", "resume", "auto"):
-            raise ConfigError(f"init_from={c['init_from']!r}: expected 'scratch', 'resume' or 'auto'")
-        if c["init_from"] == "scratch" and os.path.exists(ckpt_path) and not c["eval_only"]:
-            raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
         torch.manual_seed(c["seed"])
-        self.model = GPT(mcfg).to(self.device)
-        self.optimizer = self.configure_optimizer()
-        self.iter_num, self.best_val, self.wandb_id, ckpt = 0, float("inf"), None, None
+        self.model = GPT(GPTConfig.from_dict(c)).to(self.device)
+        self.tokens_per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
+        self.refuse_gpu_sized_on_cpu()
+        self.optimizer = self.model.configure_optimizers(c["weight_decay"], c["learning_rate"], (c["beta1"], c["beta2"]),
+                                                         self.device_type)
+        self.iter_num, self.best_val, self.wandb_id = 0, float("inf"), None
         if resume:
-            ckpt = self.load_resume(ckpt_path, mcfg)
+            self.load_resume(ckpt_path)
         if self.master:
             print(self.model.describe())
             print(f"data: {self.data.n_train_tokens:,} train / {self.data.n_val_tokens:,} val tokens in {c['data_dir']}; "
                   f"{len(self.val)} val batches of {c['batch_size']}x{c['block_size']}")
-            self.log = MetricsLog(c["out_dir"], keep_until_step=self.iter_num if ckpt else None)
+        if self.master and not c["eval_only"] and not self.finished_before:
+            self.log = MetricsLog(c["out_dir"], keep_until_step=self.iter_num if resume else None)
             self.log.write("config", step=self.iter_num, config=c, params=self.model.param_groups_by_role(),
-                           world_size=self.world, device=self.device, dtype=self.dtype, resumed=bool(ckpt),
+                           world_size=self.world, device=self.device, dtype=self.dtype, resumed=resume,
                            n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens)
         self.raw_model = self.model
         if c["compile"]:
@@ -193,47 +191,64 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
             dev = [self.local_rank] if self.device_type == "cuda" else None
             self.model = DDP(self.model, device_ids=dev, broadcast_buffers=False)  # buffers are deterministic
-        self.tokens_per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
-        self.flops_per_token = self.raw_model.flops_per_token()
         self.peak_flops = c["peak_flops"] or self.detect_peak_flops()
 
-    def configure_optimizer(self):
-        c = self.c
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": c["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-        fused = self.device_type == "cuda"
-        return torch.optim.AdamW(groups, lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]), fused=fused)
+    def refuse_gpu_sized_on_cpu(self):
+        """A GPU-sized config that landed on a CPU because no GPU was found says so instead of
+        running for hours (or running out of memory); --device=cpu goes ahead deliberately."""
+        if self.device_type != "cpu" or self.c["device"] == "cpu" or self.c["eval_only"]:
+            return
+        step_s = self.model.flops_per_token() * self.tokens_per_step / CPU_FLOPS
+        if step_s > CPU_STEP_LIMIT_S:
+            raise ConfigError(
+                f"this config is GPU-sized ({self.model.param_groups_by_role()['total'] / 1e6:.0f}M parameters, "
+                f"{self.tokens_per_step:,} tokens per step: about {step_s / 60:.0f} min per step or more on a CPU) and no GPU "
+                f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
 
-    def load_resume(self, path, mcfg):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"init_from='resume' but there is no checkpoint at {path}")
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
-        theirs, ours = ckpt["model_args"], model_args_of(mcfg)
-        diff = {k: (theirs.get(k), ours[k]) for k in MODEL_KEYS if theirs.get(k) != ours[k]}
-        if diff:
-            detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
-            raise ConfigError(f"checkpoint {path} is of another arm or shape ({detail}); "
-                              f"resume it with its own config or use another out_dir")
-        self.model.load_state_dict(plain_state_dict(ckpt["model"]))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+    def load_resume(self, path):
+        ckpt = checkpoint.load(path, map_location=self.device)
+        self.check_resume_config(path, ckpt.get("config") or {})
+        self.model.load_state_dict(checkpoint.model_state(ckpt))
         self.iter_num, self.best_val = ckpt["iter_num"], ckpt["best_val_loss"]
         self.wandb_id = ckpt.get("wandb_id")
+        if self.c["eval_only"]:
+            return
+        self.optimizer.load_state_dict(ckpt["optimizer"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         if self.device_type == "cuda" and rng.get("cuda") is not None:
             torch.cuda.set_rng_state(rng["cuda"].cpu())
-        np.random.set_state(rng["numpy"])
-        if self.master:
+        if ckpt.get("finished") and self.iter_num >= self.c["max_iters"]:
+            self.finished_before = True
+        elif self.master:
             print(f"resumed {path} at step {self.iter_num}")
-        return ckpt
+
+    def check_resume_config(self, path, theirs):
+        """Refuse settings that would make the checkpoint another run; name every other change."""
+        ours = self.c
+        fixed, changed = checkpoint.config_changes(theirs, ours)
+        if fixed:
+            detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in fixed.items())
+            raise ConfigError(f"checkpoint {path} is another run ({detail}); these settings cannot change on resume "
+                              f"(model shape, tokenizer, seed): resume it with its own config or use another out_dir")
+        if changed and self.master:
+            print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+            schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
+            if any(k in changed for k in schedule):
+                step = self.checkpoint_step(path)
+                print(f"  the learning-rate schedule changes: lr at step {step} was {get_lr(step, {**ours, **theirs}):.3g}, "
+                      f"now {get_lr(step, ours):.3g}")
+
+    @staticmethod
+    def checkpoint_step(path):
+        meta = checkpoint.read_meta(os.path.dirname(path)) or {}
+        return meta.get("step", 0)
 
     def detect_peak_flops(self):
         if self.device_type != "cuda" or self.dtype == "float32":
             return None
-        name = torch.cuda.get_device_name()
-        return next((f for k, f in PEAK_BF16_FLOPS.items() if k in name), None)
+        from model import peak_flops_of
+        return peak_flops_of(torch.cuda.get_device_name())
 
     # --- pieces of a step
 
@@ -245,50 +260,82 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
         return t.tolist()
 
+    def to_device(self, array):
+        t = torch.from_numpy(array)
+        if self.device_type == "cuda":  # pinned memory: the copy runs while the GPU computes
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def batch(self, step, micro):
+        x, y = self.data.train_batch(self.c["batch_size"], self.c["seed"], step, self.rank * self.accum + micro)
+        return self.to_device(x), self.to_device(y)
+
     @torch.no_grad()
     def evaluate(self):
         self.model.eval()
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
         for i, (x, y) in enumerate(self.val):
             if i % self.world != self.rank:
                 continue
-            x, y = (torch.from_numpy(a).to(self.device) for a in (x, y))
             with self.autocast:
-                _, loss = self.model(x, y)
-            total, count = total + loss.item(), count + 1
-        total, count = self.all_reduce([total, count])
+                _, loss = self.model(self.to_device(x), self.to_device(y))
+            total, count = total + loss.double(), count + 1
+        total, count = self.all_reduce([total.item(), count])
         self.model.train()
         return total / count
 
-    def checkpoint_state(self, finished=False):
-        return {
-            "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "model_args": model_args_of(self.raw_model.config), "config": self.c,
-            "iter_num": self.iter_num, "best_val_loss": self.best_val, "finished": finished,
-            "wandb_id": self.wandb_id,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                    "cuda": torch.cuda.get_rng_state() if self.device_type == "cuda" else None},
-        }
+    def train_step(self, next_batch):
+        """One optimizer step: accumulated micro-batches, clip, AdamW. Nothing is read back to the
+        host: the loss and grad norm stay on the device until the next log step. The next batch is
+        prepared while the device runs the current forward. Returns the batch for the next step."""
+        model, x, y = self.model, *next_batch
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(self.accum):
+            last = micro == self.accum - 1
+            sync = model.no_sync() if self.ddp and not last else nullcontext()  # all-reduce once, on the last
+            with sync:
+                with self.autocast:
+                    _, loss = model(x, y)
+                    loss = loss / self.accum
+                x, y = self.batch(self.iter_num + 1, 0) if last else self.batch(self.iter_num, micro + 1)
+                self.scaler.scale(loss).backward()
+            loss_sum += loss.detach()
+        if self.ddp:
+            import torch.distributed as dist
+            dist.all_reduce(loss_sum)  # on the device: no host wait
+            loss_sum /= self.world
+        grad_norm = torch.full((), float("nan"), device=self.device)
+        if self.c["grad_clip"] > 0:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.c["grad_clip"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum, grad_norm, (x, y)
+
+    # --- checkpoints
 
     def save(self, finished=False):
-        if self.master:
-            save_checkpoint(os.path.join(self.c["out_dir"], CKPT), self.checkpoint_state(finished))
+        if not self.master:
+            return
+        state = {
+            "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model_args": model_args_of(self.raw_model.config), "config": self.c,
+            "iter_num": self.iter_num, "best_val_loss": self.best_val, "finished": finished, "wandb_id": self.wandb_id,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state() if self.device_type == "cuda" else None},
+        }
+        meta = {"step": self.iter_num, "finished": finished, "val_loss": self.last_val, "best_val_loss": self.best_val,
+                "config": self.c, "model_args": state["model_args"]}
+        checkpoint.save(self.c["out_dir"], state, meta)
 
-    def install_signal_handlers(self):
-        def handler(signum, frame):
-            if self.stop_signal is not None:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self.stop_signal = signal.Signals(signum).name
-            if self.master:
-                print(f"\n{self.stop_signal}: finishing this step, writing a checkpoint and exiting "
-                      f"(press Ctrl-C again to abort without one)", flush=True)
-        self.previous_handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    # --- wandb
 
     def init_wandb(self):
-        import wandb
+        import wandb  # only when asked for: GPU machines may not have it
         c = self.c
         mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
-        self.wandb_id = self.wandb_id or wandb.util.generate_id()
+        self.wandb_id = self.wandb_id or uuid.uuid4().hex[:12]
         self.wandb = wandb.init(project=c["wandb_project"], group=c["wandb_group"] or c["embedding"],
                                 name=c["wandb_run_name"] or f"{c['embedding']}-s{c['seed']}", config=c,
                                 dir=c["out_dir"], mode=mode, id=self.wandb_id, resume="allow")
@@ -298,18 +345,31 @@ class Trainer:
     # --- the loop
 
     def run(self):
-        self.build()
-        self.wandb = None
-        if self.master and self.c["wandb_log"]:
-            self.init_wandb()
-        self.install_signal_handlers()
         try:
-            self.loop()
+            self.build()
+            if self.finished_before:
+                if self.master:
+                    print(f"{self.c['out_dir']} already finished at step {self.iter_num} (max_iters={self.c['max_iters']}); "
+                          f"nothing to do. Raise --max_iters to train further.")
+                return self
+            if self.c["eval_only"]:
+                self.last_val = self.evaluate()
+                if self.master:
+                    print(f"eval_only: val loss {self.last_val:.4f} at step {self.iter_num} of {self.c['out_dir']} "
+                          f"(nothing written)")
+                return self
+            if self.master and self.c["wandb_log"]:
+                self.init_wandb()
+            with self.stop:
+                self.loop()
+            if self.ddp:  # every rank done before the group is torn down (rank 0 was still saving)
+                import torch.distributed as dist
+                dist.barrier()
         finally:
-            for s, h in self.previous_handlers.items():
-                signal.signal(s, h)
             if self.wandb:
                 self.wandb.finish()
+            if self.lock:
+                self.lock.release()
             if self.ddp:
                 import torch.distributed as dist
                 dist.destroy_process_group()
@@ -317,69 +377,64 @@ class Trainer:
 
     def loop(self):
         c = self.c
-        model, t0 = self.model, time.time()
+        self.t_last = time.time()
+        next_batch = self.batch(self.iter_num, 0)
         while True:
             lr = get_lr(self.iter_num, c)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
-            if self.iter_num % c["eval_interval"] == 0 or self.iter_num >= c["max_iters"] or c["eval_only"]:
+            if self.iter_num % c["eval_interval"] == 0 or self.iter_num >= c["max_iters"]:
+                self.flush_log()
                 self.eval_and_checkpoint(finished=self.iter_num >= c["max_iters"])
-                if self.iter_num >= c["max_iters"] or c["eval_only"]:
+                if self.iter_num >= c["max_iters"]:
                     break
-                t0 = time.time()  # step times exclude evaluation
-            if self.all_reduce([1.0 if self.stop_signal else 0.0], op="max")[0] > 0:
+                self.t_last = time.time()  # step times exclude evaluation
+            if self.all_reduce([1.0 if self.stop.signal else 0.0], op="max")[0] > 0:
+                self.flush_log()
                 self.save()
                 if self.master:
-                    print(f"stopped by {self.stop_signal or 'another rank'} at step {self.iter_num}; checkpoint written "
-                          f"to {os.path.join(c['out_dir'], CKPT)}; continue with --init_from=resume")
+                    print(f"stopped by {self.stop.signal or 'another rank'} at step {self.iter_num}; checkpoint written "
+                          f"to {checkpoint.paths(c['out_dir'])[0]}; continue with --init_from=resume")
                 break
-            loss_sum = 0.0
-            for micro in range(self.accum):
-                x, y = self.data.train_batch(c["batch_size"], c["seed"], self.iter_num, self.rank * self.accum + micro)
-                x, y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
-                if self.ddp:
-                    model.require_backward_grad_sync = micro == self.accum - 1
-                with self.autocast:
-                    _, loss = model(x, y)
-                    loss = loss / self.accum
-                loss_sum += loss.item()
-                self.scaler.scale(loss).backward()
-            loss_mean = self.all_reduce([loss_sum])[0] / self.world
-            if not math.isfinite(loss_mean):
-                self.optimizer.zero_grad(set_to_none=True)
-                where = os.path.join(c["out_dir"], CKPT)
-                raise FloatingPointError(f"training loss is {loss_mean} at step {self.iter_num}; stopping. The last good "
-                                         f"checkpoint ({where}) is left as it was.")
-            if c["grad_clip"] > 0:
-                self.scaler.unscale_(self.optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"]).item()
-            else:
-                grad_norm = float("nan")
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.device_type == "cuda":
-                torch.cuda.synchronize()
-            t1 = time.time()
-            dt, t0 = t1 - t0, t1
-            self.log_step(loss_mean, lr, grad_norm, dt)
+            loss, grad_norm, next_batch = self.train_step(next_batch)
+            self.pending.append((self.iter_num, loss, grad_norm, lr))
             self.iter_num += 1
+            if self.iter_num % c["log_interval"] == 0:
+                self.flush_log()
 
-    def log_step(self, loss, lr, grad_norm, dt):
+    def flush_log(self):
+        """Read back the pending steps' losses in one transfer, stop on a non-finite one, and log them.
+        Step times are the interval's wall time over its steps (the device ran asynchronously)."""
+        if not self.pending:
+            return
+        steps = [p[0] for p in self.pending]
+        values = torch.stack([torch.stack((p[1].float(), p[2].float())) for p in self.pending]).tolist()  # one sync
+        lrs = [p[3] for p in self.pending]
+        self.pending = []
+        now = time.time()
+        dt, self.t_last = (now - self.t_last) / len(steps), now
+        for step, (loss, grad_norm), lr in zip(steps, values, lrs):
+            if not math.isfinite(loss):
+                where = checkpoint.paths(self.c["out_dir"])[0]
+                raise FloatingPointError(f"training loss is {loss} at step {step}; stopping. The last good "
+                                         f"checkpoint ({where}) is left as it was.")
+            self.log_step(step, loss, lr, grad_norm, dt)
+
+    def log_step(self, step, loss, lr, grad_norm, dt):
         if not self.master:
             return
         tps = self.tokens_per_step / dt
-        mfu = self.flops_per_token * tps / self.peak_flops if self.peak_flops else None
-        rec = dict(step=self.iter_num, loss=loss, lr=lr, grad_norm=grad_norm, dt_ms=dt * 1000, tokens_per_s=tps, mfu=mfu,
-                   tokens=(self.iter_num + 1) * self.tokens_per_step)
+        mfu = self.raw_model.estimate_mfu(tps, self.peak_flops, self.world) if self.peak_flops else None
+        rec = dict(step=step, loss=loss, lr=lr, grad_norm=grad_norm, dt_ms=dt * 1000, tokens_per_s=tps, mfu=mfu,
+                   tokens=(step + 1) * self.tokens_per_step)
         if self.device_type == "cuda":
             rec["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
         self.log.write("train", **rec)
         if self.wandb:
-            self.wandb.log({f"train/{k}": v for k, v in rec.items() if k != "step" and v is not None}, step=self.iter_num)
-        if self.iter_num % self.c["log_interval"] == 0:
+            self.wandb.log({f"train/{k}": v for k, v in rec.items() if k != "step" and v is not None}, step=step)
+        if step % self.c["log_interval"] == 0:
             mfu_s = f" | mfu {100 * mfu:.1f}%" if mfu is not None else ""
-            print(f"step {self.iter_num:>6}/{self.c['max_iters']} | loss {loss:.4f} | lr {lr:.2e} | "
+            print(f"step {step:>6}/{self.c['max_iters']} | loss {loss:.4f} | lr {lr:.2e} | "
                   f"{dt * 1000:.0f} ms | {tps:,.0f} tok/s{mfu_s}", flush=True)
 
     def eval_and_checkpoint(self, finished):
@@ -395,25 +450,7 @@ class Trainer:
             raise FloatingPointError(f"validation loss is {val_loss} at step {self.iter_num}; not writing a checkpoint")
         self.best_val = min(self.best_val, val_loss)
         self.last_val = val_loss
-        if not self.c["eval_only"]:
-            self.save(finished=finished)
-            if finished and self.master:  # a small marker, so tools can see a finished run without loading ckpt.pt
-                import json
-                with open(os.path.join(self.c["out_dir"], "DONE.json"), "w") as f:
-                    json.dump({"step": self.iter_num, "val_loss": val_loss, "best_val_loss": self.best_val}, f)
-
-
-def keep_freed_memory():
-    """glibc hands big freed blocks (the ~800 MB logits of a CPU step at V=50304) back to the OS and
-    page-faults them in again every step; keeping them in the heap roughly doubles CPU throughput."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(-4, 0)  # M_MMAP_MAX: serve large allocations from the heap
-            libc.mallopt(-1, 2 ** 31 - 1)  # M_TRIM_THRESHOLD: do not give the heap back
-        except OSError:
-            pass
+        self.save(finished=finished)
 
 
 def _wandb_logged_in():
@@ -424,11 +461,17 @@ def _wandb_logged_in():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        configs = sorted(f for f in os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "config"))
+                         if f.endswith(".py"))
+        sys.exit("usage: python train.py config/<name>.py [--key=value ...]\nno config file given; the defaults alone "
+                 "are GPT-2 124M, too big for a CPU. Configs: " + ", ".join(f"config/{f}" for f in configs)
+                 + "\n(CPU: config/kron_cpu.py, about 5 minutes on 2 cores; GPU: config/kron_124m.py)")
     try:
-        cfg = load_config(DEFAULTS, sys.argv[1:] if argv is None else argv)
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")
-    return Trainer(cfg).run()
+        return Trainer(load_config(argv)).run()
+    except (ConfigError, checkpoint.CheckpointError, RunInUseError, ShardError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
     args = p.parse_args(argv)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    from train import keep_freed_memory
+    from kron_embed import keep_freed_memory
     keep_freed_memory()  # the same allocator setting train.py uses on CPU
     meta = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
             "cpu_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}

@@ -22,8 +22,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from model import GPT, GPTConfig  # noqa: E402
-from train import PEAK_BF16_FLOPS, keep_freed_memory  # noqa: E402
+from kron_embed import keep_freed_memory  # noqa: E402
+from model import GPT, GPTConfig, peak_flops_of  # noqa: E402
 
 
 def main(argv=None):
@@ -85,7 +85,7 @@ def main(argv=None):
     tokens = args.batch_size * args.block_size
     peak_flops = None
     if dev == "cuda":
-        peak_flops = next((f for k, f in PEAK_BF16_FLOPS.items() if k in torch.cuda.get_device_name()), None)
+        peak_flops = peak_flops_of(torch.cuda.get_device_name())
     base = statistics.median(times[variants[0][0]])
     res = {}
     print(f"\n{dev} | d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "

@@ -7,9 +7,13 @@
         --grid kron_z_norm=True,False --out-root runs/ablation
     python scripts/run_study.py ... --dry-run          # list the runs and their state, run nothing
 
-Each run trains in <out-root>/<arm>[-<key><value>...]-s<seed> with train.py. A run whose folder
-holds DONE.json (or a checkpoint marked finished) is skipped; one with a checkpoint is resumed
-(init_from=auto), so rerunning the same command after an interruption finishes the study. Runs go
+Each run trains in <out-root>/<arm>[-<key><value>...]-s<seed> with train.py. Whether a run is done
+is decided from its checkpoint's ckpt.json sidecar (never by unpickling the checkpoint): finished at
+max_iters with the config this command would give it -> skipped; a checkpoint otherwise -> resumed
+(init_from=auto; a raised max_iters continues a finished run); a recorded config that differs in a
+setting that cannot change on resume (model shape, seed, ...) -> refused before anything starts,
+naming the setting, so no run's files are overwritten. Rerunning the same command after an
+interruption finishes the study. Runs go
 one after another, or --parallel N at a time (for several GPUs give each its own device through
 --launcher, or use torchrun for one run at a time). Grid keys that start with kron_ only vary
 the kron arm. Extra --key=value arguments after `--` go to every run.
@@ -25,6 +29,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import checkpoint  # noqa: E402
 
 
 def parse_grid(specs):
@@ -56,18 +61,31 @@ def plan(arms, seeds, grid, out_root):
     return runs
 
 
-def state(run):
-    """'finished', 'interrupted' (a checkpoint to resume) or 'new'."""
-    out = run["out_dir"]
-    if os.path.exists(os.path.join(out, "DONE.json")):
+def planned_config(run, base, extra):
+    """The config train.py would build for this run (the same loader, no import of train.py)."""
+    from configurator import load_config
+    return load_config([base] + command(run, base, None, extra)[3:])
+
+
+def state(run, base, extra=()):
+    """'finished', 'interrupted' (a checkpoint to resume or extend) or 'new'; raises ConfigError for a
+    run folder whose recorded config conflicts with the planned one."""
+    from configurator import ConfigError
+    meta = checkpoint.read_meta(run["out_dir"])
+    if meta is None:
+        has_ckpt = os.path.exists(checkpoint.paths(run["out_dir"])[0])
+        return "interrupted" if has_ckpt else "new"
+    want = planned_config(run, base, extra)
+    want["out_dir"] = want["out_dir"].format(**want)
+    fixed, changed = checkpoint.config_changes(meta.get("config", {}), want, ignore=checkpoint.NOT_RESULTS)
+    extend = set(changed) <= {"max_iters", "lr_decay_iters"} and want["max_iters"] > meta.get("step", 0)
+    if fixed or (changed and meta.get("finished") and not extend):
+        detail = ", ".join(f"{k}: recorded {a!r}, planned {b!r}" for k, (a, b) in {**fixed, **changed}.items())
+        raise ConfigError(f"{run['out_dir']} holds a run with other settings ({detail}); it cannot be continued into "
+                          f"the planned one: move or delete that folder, or use another --out-root")
+    if meta.get("finished") and meta.get("step", 0) >= want["max_iters"]:
         return "finished"
-    ckpt = os.path.join(out, "ckpt.pt")
-    if os.path.exists(ckpt):
-        import torch
-        return "finished" if torch.load(ckpt, map_location="cpu", weights_only=False).get("finished") else "interrupted"
-    return "new"
-
-
+    return "interrupted"  # resumed by train.py, which prints every changed setting
 def command(run, base, launcher, extra):
     args = [base, f"--embedding={run['arm']}", f"--seed={run['seed']}", f"--out_dir={run['out_dir']}", "--init_from=auto"]
     args += [f"--{k}={v}" for k, v in run["overrides"].items()] + list(extra)
@@ -93,8 +111,12 @@ def main(argv=None):
     if not os.path.isfile(args.base):
         p.error(f"base config {args.base!r} not found")
     runs = plan(args.arms, args.seeds, parse_grid(args.grid), args.out_root)
-    for r in runs:
-        r["state"] = state(r)
+    from configurator import ConfigError
+    try:
+        for r in runs:
+            r["state"] = state(r, args.base, extra)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
     print(f"{len(runs)} runs in {args.out_root}: " + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}"
                                                               for s in ("finished", "interrupted", "new")))
     for r in runs:
@@ -119,7 +141,7 @@ def main(argv=None):
             if proc.poll() is not None:
                 running.remove(item)
                 log.close()
-                done = os.path.exists(os.path.join(r["out_dir"], "DONE.json"))
+                done = (checkpoint.read_meta(r["out_dir"]) or {}).get("finished", False) and proc.returncode == 0
                 r["state"] = "finished" if done else ("failed" if proc.returncode else "interrupted")
                 if r["state"] != "finished":
                     failed.append(r)

@@ -226,10 +226,14 @@ def test_byte_overrides(layers):
 
 def test_bad_input_is_a_clear_error(layers):
     layer = layers["fused"]
-    with pytest.raises(TypeError, match="integer tensor"):
+    with pytest.raises(TypeError, match="int64 or torch.int32 tensor, got torch.float32"):
         layer(torch.tensor([1.0, 2.0]))
-    with pytest.raises(TypeError, match="integer tensor"):
+    with pytest.raises(TypeError, match="int64 or torch.int32 tensor, got list"):
         layer([1, 2])
+    for dtype in (torch.uint8, torch.int16, torch.bool):  # uint8/bool would index as a mask
+        with pytest.raises(TypeError, match=f"got {dtype}"):
+            layer(torch.tensor([1, 0], dtype=dtype))
+    assert torch.equal(layer(torch.tensor([5], dtype=torch.int32)), layer(torch.tensor([5])))
     with pytest.raises(IndexError, match="50304"):
         layer(torch.tensor([50304]))
     with pytest.raises(IndexError, match="-1"):

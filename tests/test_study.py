@@ -75,13 +75,14 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
     train.Trainer(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3)).run()
     finished_mtime = os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt")
     t = train.Trainer(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3))
-    original = t.log_step
+    original = t.train_step
 
     def stop_after_step_2(*a):
-        original(*a)
-        if t.iter_num == 2:
-            t.stop_signal = "SIGTERM"
-    t.log_step = stop_after_step_2
+        out = original(*a)
+        if t.iter_num == 1:  # step 1 done: the loop stops before step 2, as SIGTERM would
+            t.stop.signal = "SIGTERM"
+        return out
+    t.train_step = stop_after_step_2
     t.run()
     args = ["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2", "--out-root", str(root)]
     states = {f"{r['name']}-s{r['seed']}": r["state"] for r in run_study.main(args + ["--dry-run"])}

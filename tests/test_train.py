@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoint
 import train
 from configurator import ConfigError, load_config
 from data.shards import ShardError, TokenData, documents_to_shards, read_shard, write_shard
@@ -86,7 +87,7 @@ def cli_args(cfg):
 
 def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    cfg = tiny(data_dir, part, max_iters=40, lr_decay_iters=40, eval_interval=100)
+    cfg = tiny(data_dir, part, max_iters=40, lr_decay_iters=40, eval_interval=100, log_interval=1)
     train.Trainer(dict(cfg, out_dir=str(full))).run()
     proc = run_script(["train.py", *cli_args(cfg)])
     metrics = part / "metrics.jsonl"
@@ -97,7 +98,7 @@ def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "checkpoint written" in out
-    ckpt = torch.load(part / "ckpt.pt", weights_only=False)
+    ckpt = checkpoint.load(str(part / "ckpt.pt"))
     stopped = ckpt["iter_num"]
     assert 5 <= stopped < 40 and not ckpt["finished"]
     train.Trainer(dict(cfg, init_from="resume")).run()
@@ -163,29 +164,29 @@ def test_prepare_resumes_exactly_after_interruption(tmp_path):
 def test_configurator_errors(tmp_path):
     defaults = {"n_layer": 12, "learning_rate": 6e-4, "out_dir": "out", "compile": False, "wandb_run_name": None}
     with pytest.raises(ConfigError, match="unknown config key 'n_layers'.*n_layer"):
-        load_config(defaults, ["--n_layers=4"])
+        load_config(["--n_layers=4"], defaults)
     with pytest.raises(ConfigError, match="'n_layer'.*'four'.*int"):
-        load_config(defaults, ["--n_layer=four"])
+        load_config(["--n_layer=four"], defaults)
     with pytest.raises(ConfigError, match="'compile'.*expected bool"):
-        load_config(defaults, ["--compile=1"])
+        load_config(["--compile=1"], defaults)
     with pytest.raises(ConfigError, match="not found"):
-        load_config(defaults, ["config/nope.py"])
+        load_config(["config/nope.py"], defaults)
     with pytest.raises(ConfigError, match="--key=value"):
-        load_config(defaults, ["--n_layer"])
+        load_config(["--n_layer"], defaults)
     bad = tmp_path / "bad.py"
     bad.write_text("n_layer = 4\nlearnig_rate = 1e-3\n")
     with pytest.raises(ConfigError, match="learnig_rate.*bad.py"):
-        load_config(defaults, [str(bad)])
-    cfg = load_config(defaults, ["--learning_rate=1", "--out_dir=out/x", "--wandb_run_name=run-1"])
+        load_config([str(bad)], defaults)
+    cfg = load_config(["--learning_rate=1", "--out_dir=out/x", "--wandb_run_name=run-1"], defaults)
     assert cfg["learning_rate"] == 1.0 and isinstance(cfg["learning_rate"], float)
     assert cfg["out_dir"] == "out/x" and cfg["wandb_run_name"] == "run-1"
 
 
 def test_all_shipped_configs_load():
     for name in os.listdir(os.path.join(ROOT, "config")):
-        cfg = load_config(train.DEFAULTS, [os.path.join(ROOT, "config", name)])
+        cfg = load_config([os.path.join(ROOT, "config", name)])
         assert cfg["embedding"] in ("bpe_tied", "kron", "bpe_untied") or name == "quickstart.py"
-    kron = load_config(train.DEFAULTS, [os.path.join(ROOT, "config", "kron_124m.py")])
+    kron = load_config([os.path.join(ROOT, "config", "kron_124m.py")])
     assert kron["batch_size"] * kron["block_size"] * kron["gradient_accumulation_steps"] == 524_288
     assert kron["max_iters"] == 4768 and kron["kron_pos_dim"] == 16
 
@@ -217,13 +218,13 @@ def test_corrupt_truncated_and_out_of_vocab_shards(tmp_path):
 
 def test_checkpoint_from_another_arm_or_shape(data_dir, tmp_path):
     train.Trainer(tiny(data_dir, tmp_path, max_iters=2, embedding="bpe_tied")).run()
-    with pytest.raises(ConfigError, match="another arm or shape.*embedding: checkpoint 'bpe_tied' vs config 'kron'"):
+    with pytest.raises(ConfigError, match="another run.*embedding: checkpoint 'bpe_tied' vs config 'kron'"):
         train.Trainer(tiny(data_dir, tmp_path, init_from="resume", embedding="kron")).run()
     with pytest.raises(ConfigError, match="n_embd: checkpoint 32 vs config 64"):
         train.Trainer(tiny(data_dir, tmp_path, init_from="resume", embedding="bpe_tied", n_embd=64)).run()
     with pytest.raises(ConfigError, match="exists; use --init_from=resume"):
         train.Trainer(tiny(data_dir, tmp_path, embedding="bpe_tied")).run()
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(ConfigError, match="no checkpoint"):
         train.Trainer(tiny(data_dir, tmp_path / "empty", init_from="resume")).run()
 
 
@@ -242,7 +243,7 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path, monke
     monkeypatch.setattr(train.GPT, "forward", forward)
     with pytest.raises(FloatingPointError, match="loss is nan at step 5"):
         train.Trainer(tiny(data_dir, tmp_path)).run()
-    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    ckpt = checkpoint.load(str(tmp_path / "ckpt.pt"))
     assert ckpt["iter_num"] == 4  # the evaluation checkpoint before the bad step
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
@@ -260,10 +261,10 @@ def test_failed_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeypatch)
         return real_save(obj, f, *a, **kw)
 
     monkeypatch.setattr(train.torch, "save", save)
-    with pytest.raises(RuntimeError, match="No space left.*previous checkpoint is intact"):
+    with pytest.raises(checkpoint.CheckpointError, match="ckpt.pt failed.*No space left.*previous ckpt.pt is intact"):
         train.Trainer(tiny(data_dir, tmp_path)).run()
-    assert not os.path.exists(tmp_path / "ckpt.pt.tmp")
-    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["iter_num"] == 0
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+    assert checkpoint.load(str(tmp_path / "ckpt.pt"))["iter_num"] == 0
 
 
 def test_checkpoint_loads_for_inference(data_dir, tmp_path):
@@ -272,8 +273,8 @@ def test_checkpoint_loads_for_inference(data_dir, tmp_path):
         model, _ = load_checkpoint(str(tmp_path / "ckpt.pt"), mode=mode)
         out = model.generate(torch.tensor([[464, 1573]]), 4, temperature=0.0)
         assert out.shape == (1, 6) and int(out.max()) < 50257
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(checkpoint.CheckpointError, match="missing.pt.*does not exist"):
         load_checkpoint(str(tmp_path / "missing.pt"))
     shutil.copy(FIXTURE, tmp_path / "not_a_ckpt.pt")
-    with pytest.raises(Exception):
+    with pytest.raises(checkpoint.CheckpointError, match="not_a_ckpt.pt.*not a torch checkpoint"):
         load_checkpoint(str(tmp_path / "not_a_ckpt.pt"))

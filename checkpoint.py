@@ -1,0 +1,165 @@
+"""Checkpoints: the one place that writes and reads them. Checkpoints are data, never code.
+
+<out_dir>/ckpt.pt holds only tensors and plain Python values (model and optimizer state, RNG states
+as uint8 tensors, the run's config) and is always read with `torch.load(weights_only=True)`, which
+refuses anything that would run code while unpickling. Beside it, <out_dir>/ckpt.json is a small
+sidecar with the run's config, step, validation loss and its one "finished" state, so tools (the
+study runner, the resume check) never open the checkpoint to read a flag.
+
+Writes are atomic and private: the state goes to a temp file named after this process, then
+os.replace puts it in place, so a failed or killed write leaves the previous checkpoint as it was.
+
+A checkpoint that holds anything else (one from an unknown program, or pickled objects) is refused
+with the reason; if you trust its source, `python checkpoint.py --convert-trusted IN OUT` rewrites
+it in the safe format (that one command unpickles IN with full trust, so only run it on your own files).
+"""
+import json
+import os
+import pickle
+import sys
+import zipfile
+
+import torch
+
+FORMAT = 2  # 1: train.py before ckpt.json (numpy RNG state inside); 2: plain data only
+CKPT_NAME, META_NAME = "ckpt.pt", "ckpt.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be written or read as it is; the message names the file."""
+
+
+def paths(out_dir):
+    return os.path.join(out_dir, CKPT_NAME), os.path.join(out_dir, META_NAME)
+
+
+def _atomic_write(path, write):
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise CheckpointError(f"writing {path} failed ({type(e).__name__}: {e}); the previous {os.path.basename(path)} "
+                              f"is intact") from e
+
+
+def save(out_dir, state, meta):
+    """state: tensors and plain values (torch.save); meta: JSON-able run facts for ckpt.json."""
+    ckpt_path, meta_path = paths(out_dir)
+    state = dict(state, format=FORMAT)
+    _atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+    _atomic_write(meta_path, lambda tmp: _write_json(tmp, dict(meta, format=FORMAT)))
+
+
+def _write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, allow_nan=True)
+
+
+def read_meta(out_dir):
+    """The ckpt.json sidecar of a run folder as a dict, or None when the run has none."""
+    path = paths(out_dir)[1]
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not readable JSON ({e}); delete it to let the run rewrite it") from e
+
+
+def _legacy_numpy_globals():
+    """Format-1 checkpoints hold numpy's RNG state (an ndarray); these are the only globals it needs."""
+    import numpy as np
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def load(path, map_location="cpu"):
+    """A train.py checkpoint as a dict, read without running code. Every failure names the file."""
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path!r} is a folder; expected a ckpt.pt file written by train.py "
+                              f"(e.g. {os.path.join(path, CKPT_NAME)})")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist (expected a ckpt.pt written by train.py)")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path!r} is empty (0 bytes): not a checkpoint")
+    try:
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:
+            with torch.serialization.safe_globals(_legacy_numpy_globals()):
+                ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refused to load {path!r}: it holds Python objects that only a full unpickle can rebuild, and "
+            f"unpickling can run code ({str(e).splitlines()[-1][:200]}). If you trust its source, convert it once with "
+            f"`python checkpoint.py --convert-trusted {path} OUT.pt`") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"{path!r} is truncated or not a torch checkpoint ({type(e).__name__}: "
+                              f"{str(e)[:200]})") from e
+    if not isinstance(ckpt, dict) or "model_args" not in ckpt or "model" not in ckpt:
+        found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path!r} is not a train.py checkpoint (no 'model_args'/'model' entries; found {found})")
+    if ckpt.get("format", 1) > FORMAT:
+        raise CheckpointError(f"{path!r} has checkpoint format {ckpt['format']}, newer than this code's {FORMAT}: update the code")
+    return ckpt
+
+
+def model_state(ckpt):
+    """The model's weights, without the key prefixes torch.compile ('_orig_mod.') and DDP ('module.') add."""
+    return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
+
+
+def fixed_on_resume():
+    """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but the
+    execution-only kron_mode and dropout) and the seed, which picks every batch."""
+    from dataclasses import fields
+
+    from model import GPTConfig
+    return tuple(f.name for f in fields(GPTConfig) if f.name not in ("kron_mode", "dropout")) + ("seed",)
+
+
+# Settings that change how a run is executed or reported, never what it computes.
+NOT_RESULTS = ("out_dir", "init_from", "eval_only", "log_interval", "wandb_log", "wandb_project", "wandb_run_name",
+               "wandb_group", "compile", "num_threads", "backend", "peak_flops", "kron_mode")
+
+
+def config_changes(theirs, ours, ignore=("init_from", "eval_only")):
+    """(refused, allowed): {key: (recorded, new)} for the settings that differ between a checkpoint's
+    recorded config and the one about to resume it."""
+    changed = {k: (theirs[k], ours[k]) for k in ours if k in theirs and theirs[k] != ours[k] and k not in ignore}
+    fixed = fixed_on_resume()
+    return ({k: v for k, v in changed.items() if k in fixed}, {k: v for k, v in changed.items() if k not in fixed})
+
+
+def convert_trusted(src, dst):
+    """Rewrite a checkpoint you trust in the safe format: drops numpy RNG state and pickled objects."""
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)  # the user vouches for src
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        raise CheckpointError(f"{src!r} is not a train.py checkpoint")
+    rng = ckpt.get("rng") or {}
+    safe = {k: v for k, v in ckpt.items() if k != "rng"}
+    safe["rng"] = {k: v for k, v in rng.items() if isinstance(v, torch.Tensor) or v is None}
+    safe["format"] = FORMAT
+    torch.save(safe, dst)
+    load(dst)  # proves the result loads safely
+    return dst
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser(description="Checkpoint tools")
+    p.add_argument("--convert-trusted", nargs=2, metavar=("IN", "OUT"),
+                   help="rewrite a checkpoint YOU TRUST (it is fully unpickled) in the safe format")
+    a = p.parse_args()
+    if not a.convert_trusted:
+        p.error("nothing to do: pass --convert-trusted IN OUT")
+    try:
+        print(f"wrote {convert_trusted(*a.convert_trusted)}")
+    except CheckpointError as e:
+        sys.exit(str(e))
