@@ -88,6 +88,8 @@ def load(path, map_location="cpu"):
         raise CheckpointError(f"checkpoint {path!r} does not exist (expected a ckpt.pt written by train.py)")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path!r} is empty (0 bytes): not a checkpoint")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"{path!r} is truncated or not a torch checkpoint (not a zip archive)")
     try:
         try:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
@@ -99,7 +101,7 @@ def load(path, map_location="cpu"):
             f"refused to load {path!r}: it holds Python objects that only a full unpickle can rebuild, and "
             f"unpickling can run code ({str(e).splitlines()[-1][:200]}). If you trust its source, convert it once with "
             f"`python checkpoint.py --convert-trusted {path} OUT.pt`") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    except Exception as e:  # torch's reader fails in many ways on a damaged archive
         raise CheckpointError(f"{path!r} is truncated or not a torch checkpoint ({type(e).__name__}: "
                               f"{str(e)[:200]})") from e
     if not isinstance(ckpt, dict) or "model_args" not in ckpt or "model" not in ckpt:

@@ -164,12 +164,12 @@ class Trainer:
         if self.master and not c["eval_only"]:
             self.lock = RunLock(c["out_dir"]).acquire()
         resume = has_ckpt and (c["eval_only"] or c["init_from"] in ("resume", "auto"))
-        self.data = TokenData(c["data_dir"], c["block_size"], c["vocab_size"])
-        self.val = self.data.val_batches(c["batch_size"], c["eval_iters"])
         torch.manual_seed(c["seed"])
         self.model = GPT(GPTConfig.from_dict(c)).to(self.device)
         self.tokens_per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
         self.refuse_gpu_sized_on_cpu()
+        self.data = TokenData(c["data_dir"], c["block_size"], c["vocab_size"])
+        self.val = self.data.val_batches(c["batch_size"], c["eval_iters"])
         self.optimizer = self.model.configure_optimizers(c["weight_decay"], c["learning_rate"], (c["beta1"], c["beta2"]),
                                                          self.device_type)
         self.iter_num, self.best_val, self.wandb_id = 0, float("inf"), None
@@ -202,7 +202,8 @@ class Trainer:
         if step_s > CPU_STEP_LIMIT_S:
             raise ConfigError(
                 f"this config is GPU-sized ({self.model.param_groups_by_role()['total'] / 1e6:.0f}M parameters, "
-                f"{self.tokens_per_step:,} tokens per step: about {step_s / 60:.0f} min per step or more on a CPU) and no GPU "
+                f"{self.tokens_per_step:,} tokens per step: {step_s * CPU_FLOPS:.1e} FLOPs, about {step_s / 60:.0f} min a step "
+                f"at {CPU_FLOPS / 1e9:.0f} GFLOP/s) and no GPU "
                 f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
 
     def load_resume(self, path):
@@ -462,12 +463,16 @@ def _wandb_logged_in():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    configs = sorted(f for f in os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "config"))
+                     if f.endswith(".py"))
+    usage = ("usage: python train.py config/<name>.py [--key=value ...]\nconfigs: " + ", ".join(f"config/{f}" for f in configs)
+             + "\n(CPU: config/kron_cpu.py, a few minutes on 2 cores; GPU: config/kron_124m.py). Settings, defaults "
+             "and ranges: configurator.py")
+    if argv in (["-h"], ["--help"]):
+        print(__doc__.strip() + "\n\n" + usage)
+        return None
     if not argv:
-        configs = sorted(f for f in os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "config"))
-                         if f.endswith(".py"))
-        sys.exit("usage: python train.py config/<name>.py [--key=value ...]\nno config file given; the defaults alone "
-                 "are GPT-2 124M, too big for a CPU. Configs: " + ", ".join(f"config/{f}" for f in configs)
-                 + "\n(CPU: config/kron_cpu.py, about 5 minutes on 2 cores; GPU: config/kron_124m.py)")
+        sys.exit(usage + "\nno config given: the defaults alone are GPT-2 124M, too big for a CPU")
     try:
         return Trainer(load_config(argv)).run()
     except (ConfigError, checkpoint.CheckpointError, RunInUseError, ShardError, FileNotFoundError) as e:

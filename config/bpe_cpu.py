@@ -8,8 +8,8 @@ data_dir = "data/pydoc"
 n_layer, n_head, n_embd, block_size, vocab_size = 4, 4, 256, 256, 50304
 dropout, bias = 0.0, True
 
-batch_size = 16
-gradient_accumulation_steps = 1
+batch_size = 4
+gradient_accumulation_steps = 4  # 16 x 256 tokens a step; torchrun divides the 4 among 1, 2 or 4 processes
 max_iters = 150
 learning_rate, min_lr = 1e-3, 1e-4
 warmup_iters = 10

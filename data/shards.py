@@ -12,6 +12,7 @@ the same windows as one process with N*A steps (rank r takes micro-steps r*A .. 
 """
 import glob
 import os
+import sys
 
 import numpy as np
 
@@ -203,6 +204,13 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
                     parts, filled = [], 0
             if max_tokens is not None and state["tokens"] + filled >= max_tokens:
                 break
+        if state["shard"] == 0 and filled > 1:  # everything fit in the validation split: keep some to train on
+            tokens, n_val = np.concatenate(parts), max(1, filled // 10)
+            print(f"warning: the documents hold only {filled:,} tokens, fewer than val_tokens={val_tokens:,}; "
+                  f"using the first {n_val:,} for validation and the other {filled - n_val:,} for training "
+                  f"(choose with --val-tokens)", file=sys.stderr)
+            flush([tokens[:n_val]], docs_done, 0)
+            parts, filled = [tokens[n_val:]], filled - n_val
         if filled:
             flush(parts, docs_done, 0)
         state["done"] = True

@@ -65,10 +65,22 @@ def parse_labelled(specs, what="checkpoint", expect="a ckpt.pt written by train.
     out = []
     for spec in specs:
         label, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
+        if not is_dir and os.path.isdir(path):
+            raise FileNotFoundError(f"{what} {path!r} is a folder; expected {expect} "
+                                    f"(e.g. {os.path.join(path, 'ckpt.pt')})")
         if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
             raise FileNotFoundError(f"{what} {path!r} does not exist (expected {expect})")
         out.append((label or None, path))
     return out
+
+
+def cli(main):
+    """Run a probe's main() as a command: a bad input ends with its message, not a traceback."""
+    from checkpoint import CheckpointError
+    try:
+        main()
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
 
 
 def parse_checkpoints(specs):

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from probes.common import common_args, load_all, md_table, write_outputs  # noqa: E402
+from probes.common import cli, common_args, load_all, md_table, write_outputs  # noqa: E402
 
 # (normal prompt, misspelled prompt, watched word in the misspelled prompt, novel word or None)
 PROMPTS = [
@@ -129,4 +129,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import (canonical, centred, common_args, load_all, md_table, single_token_id,  # noqa: E402
+from probes.common import (canonical, cli, centred, common_args, load_all, md_table, single_token_id,  # noqa: E402
                            topk_neighbours, write_outputs)
 
 FAMILIES = {
@@ -158,4 +158,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import md_table, parse_labelled, write_outputs  # noqa: E402
+from probes.common import cli, md_table, parse_labelled, write_outputs  # noqa: E402
 from runlog import read_metrics  # noqa: E402
 
 
@@ -77,4 +77,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

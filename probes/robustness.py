@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import common_args, load_all, md_table, write_outputs  # noqa: E402
+from probes.common import cli, common_args, load_all, md_table, write_outputs  # noqa: E402
 
 DEFAULT_PAIRS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "robustness_pairs.jsonl")
 QWERTY_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
@@ -32,23 +32,23 @@ QWERTY_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 
 def load_pairs(path):
     """A JSONL file of {"category", "clean", "typo"}; every malformed line is reported by number."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pairs file {path!r} does not exist")
     pairs, errors = [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.append(f"line {n}: not JSON ({e.msg})")
-                continue
-            missing = [k for k in ("category", "clean", "typo") if not isinstance(rec.get(k), str) or not rec.get(k)]
-            if missing:
-                errors.append(f"line {n}: needs non-empty string fields {missing}")
-                continue
-            pairs.append(rec)
+    for n, line in enumerate(read_utf8_lines(path, "pairs file"), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            errors.append(f"line {n}: not JSON ({e.msg})")
+            continue
+        if not isinstance(rec, dict):
+            errors.append(f"line {n}: a JSON {type(rec).__name__}, expected an object with category, clean, typo")
+            continue
+        missing = [k for k in ("category", "clean", "typo") if not isinstance(rec.get(k), str) or not rec.get(k)]
+        if missing:
+            errors.append(f"line {n}: needs non-empty string fields {missing}")
+            continue
+        pairs.append(rec)
     if errors:
         raise ValueError(f"malformed pairs file {path}:\n  " + "\n  ".join(errors[:20]))
     if not pairs:
@@ -83,8 +83,22 @@ def make_typo(word, rng, kind=None):
     raise ValueError(f"typo kind {kind!r}: expected swap, drop, double or substitute")
 
 
+def read_utf8_lines(path, what):
+    """The lines of a UTF-8 text file; other bytes are an error naming the file and the offset."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path!r} does not exist")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {path!r} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
 def generate_pairs(prompts, n, seed=0, category="generated"):
     """Pairs from clean prompts: a typo in one content word (the longest alphabetic word >= 4 chars)."""
+    if not prompts:
+        raise ValueError("no prompts to build typo pairs from (the prompts file is empty)")
     rng = random.Random(seed)
     pairs = []
     for i in range(n):
@@ -199,12 +213,16 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=200, help="pairs to generate with --generate")
     args = p.parse_args(argv)
     if args.generate:
-        with open(args.generate, encoding="utf-8") as f:
-            pairs = generate_pairs([l.strip() for l in f if l.strip()], args.n)
+        prompts = [l.strip() for l in read_utf8_lines(args.generate, "prompts file") if l.strip()]
+        if not prompts:
+            p.error(f"prompts file {args.generate!r} holds no prompts (one clean prompt a line)")
+        pairs = generate_pairs(prompts, args.n)
+        if not pairs:
+            p.error(f"no prompt in {args.generate!r} has an alphabetic word of 4+ letters to misspell")
     else:
         pairs = load_pairs(args.pairs)
     return run(load_all(args.checkpoints, args.device), pairs, args.out)
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

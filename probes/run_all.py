@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from probes import clustering, generation, layered, norm_drift, robustness, tradeoff  # noqa: E402
-from probes.common import load_all, parse_checkpoints  # noqa: E402
+from probes.common import cli, load_all, parse_checkpoints  # noqa: E402
 
 PROBES = ("robustness", "generation", "clustering", "layered", "norm_drift", "tradeoff")
 
@@ -71,4 +71,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

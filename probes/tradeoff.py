@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import codec_string, common_args, load_all, md_table, write_outputs  # noqa: E402
+from probes.common import cli, codec_string, common_args, load_all, md_table, write_outputs  # noqa: E402
 
 PAIRS = [("compute", "commute"), ("nation", "notion"), ("import", "important"), ("run", "rune"), ("form", "from"),
          ("trail", "trial"), ("causal", "casual"), ("quiet", "quite"), ("desert", "dessert"), ("angel", "angle")]
@@ -88,4 +88,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

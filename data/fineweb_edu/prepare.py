@@ -14,6 +14,7 @@ Pre-tokenised shards in the same format (e.g. the hub's kjj0/finewebedu10B-gpt2)
 a folder as they are: train.py reads any *_val_*.bin / *_train_*.bin files with the 20240520 header.
 """
 import argparse
+import glob
 import os
 import sys
 
@@ -23,8 +24,31 @@ from data.shards import documents_to_shards  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+OFFLINE_HELP = ("offline, pass local parquet/jsonl files of the FineWeb-Edu schema with --data-files, or drop "
+                "llm.c-format GPT-2 shards (such as the hub's kjj0/finewebedu10B-gpt2) into data/fineweb_edu/ as they are")
+
+
+class PrepareError(RuntimeError):
+    pass
+
+
+def check_hub_reachable(host="huggingface.co", timeout=5.0):
+    """Fail in seconds, with the alternatives, instead of after datasets' retries and a traceback."""
+    import socket
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise PrepareError(f"HF_HUB_OFFLINE is set, so the hub cannot be streamed; {OFFLINE_HELP}")
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as e:
+        raise PrepareError(f"cannot reach {host} ({e.__class__.__name__}: {e}); {OFFLINE_HELP}") from None
+
+
 def load_documents(dataset, config, data_files):
-    from datasets import load_dataset
+    try:
+        from datasets import load_dataset  # only here: GPU machines may not have it
+    except ImportError:
+        raise PrepareError("the `datasets` package is needed to read FineWeb-Edu (pip install datasets); "
+                           "llm.c-format shards need no preparation at all") from None
     if data_files:
         kind = "json" if data_files[0].endswith((".json", ".jsonl", ".jsonl.gz", ".json.gz")) else "parquet"
         ds = load_dataset(kind, data_files=data_files, split="train", streaming=True)
@@ -45,12 +69,22 @@ def main(argv=None):
     p.add_argument("--name", default="fineweb_edu")
     p.add_argument("--tokenizer", default="gpt2")
     p.add_argument("--shard-tokens", type=int, default=100_000_000)
+    p.add_argument("--val-tokens", type=int, default=None, help="validation split size (default: one shard)")
     p.add_argument("--max-tokens", type=int, default=None, help="stop after about this many tokens")
     p.add_argument("--num-proc", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     args = p.parse_args(argv)
-    docs = load_documents(args.dataset, args.config, args.data_files)
-    return documents_to_shards(docs, args.out_dir, args.name, tokenizer=args.tokenizer,
-                               shard_tokens=args.shard_tokens, num_proc=args.num_proc, max_tokens=args.max_tokens)
+    try:
+        if args.data_files:
+            missing = [f for f in args.data_files if not glob.glob(f)]
+            if missing:
+                raise PrepareError(f"--data-files {missing} match no file")
+        else:
+            check_hub_reachable()
+        docs = load_documents(args.dataset, args.config, args.data_files)
+        return documents_to_shards(docs, args.out_dir, args.name, tokenizer=args.tokenizer, val_tokens=args.val_tokens,
+                                   shard_tokens=args.shard_tokens, num_proc=args.num_proc, max_tokens=args.max_tokens)
+    except PrepareError as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
