@@ -9,7 +9,7 @@ n_layer, n_head, n_embd, block_size, vocab_size = 4, 4, 128, 256, 50304
 dropout, bias = 0.0, True
 
 batch_size = 16
-gradient_accumulation_steps = 1
+gradient_accumulation_steps = 1  # the published study's batches: run each study run in one process
 max_iters = 120
 learning_rate, min_lr = 2e-3, 2e-4
 warmup_iters = 15

@@ -1,0 +1,136 @@
+"""What a new user runs, as written: wandb logging with the wandb pip installs today, the README's CPU
+torchrun example, data preparation without network, the defaults that used to hurt, and every
+command the README names."""
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+import train
+from runlog import read_metrics
+from tests.conftest import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "fineweb_edu_sample.jsonl")
+TINY = ["--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=32", "--eval_iters=1", "--log_interval=1"]
+
+
+def run(args, timeout=300, **env):
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **env)
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def test_wandb_offline_run_logs_loss_val_loss_and_norms_grouped_by_arm(data_dir, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    seen = {}
+    real_init = wandb.init
+
+    def init(**kw):
+        seen.update(kw)
+        return real_init(**kw)
+    monkeypatch.setattr(wandb, "init", init)
+    out = tmp_path / "run"
+    t = train.Trainer(tiny_config(data_dir, out, embedding="kron", max_iters=4, eval_interval=2, wandb_log=True)).run()
+    assert seen["group"] == "kron" and seen["name"] == "kron-s1337" and seen["mode"] == "offline"
+    folders = glob.glob(str(out / "wandb" / f"offline-run-*-{t.wandb_id}"))
+    assert len(folders) == 1, os.listdir(out / "wandb")
+    data = open(os.path.join(folders[0], f"run-{t.wandb_id}.wandb"), "rb").read()
+    for key in (b"train/loss", b"val/loss", b"norms/proj_std_sqrtD", b"norms/emb_rms", b"kron-s1337"):
+        assert key in data, key
+    # a resumed run continues the same wandb run
+    t2 = train.Trainer(tiny_config(data_dir, out, embedding="kron", max_iters=6, eval_interval=2, lr_decay_iters=12,
+                                   wandb_log=True, init_from="resume")).run()
+    assert t2.wandb_id == t.wandb_id
+
+
+def torchrun():
+    exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "torch.distributed.run"]
+
+
+def test_readme_cpu_torchrun_example_with_two_gloo_processes(data_dir, tmp_path):
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    line = next(l for l in readme.splitlines() if l.startswith("torchrun") and "_cpu.py" in l)
+    args = shlex.split(line.split("#")[0])
+    assert args[:3] == ["torchrun", "--standalone", "--nproc_per_node=2"]
+    out = tmp_path / "ddp"
+    r = run(torchrun() + args[1:] + [f"--data_dir={data_dir}", f"--out_dir={out}", "--max_iters=2", "--eval_interval=2",
+                                     "--eval_iters=1"], OMP_NUM_THREADS="1")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert [rec["step"] for rec in read_metrics(str(out), "train")] == [0, 1]
+    cfg = read_metrics(str(out), "config")[0]
+    assert cfg["world_size"] == 2 and cfg["config"]["gradient_accumulation_steps"] == 4
+
+
+@pytest.mark.parametrize("world", [1, 2, 4])
+def test_cpu_configs_divide_accumulation_among_1_2_or_4_processes(world):
+    from configurator import load_config
+    for name in glob.glob(os.path.join(ROOT, "config", "*_cpu.py")):
+        if name.endswith("study_cpu.py"):  # keeps the published study's batches; one process a run
+            continue
+        c = load_config([name])
+        assert c["gradient_accumulation_steps"] % world == 0, name
+
+
+def test_prepare_fineweb_offline_fails_fast_naming_alternatives(tmp_path):
+    r = run([sys.executable, "data/fineweb_edu/prepare.py", "--out-dir", str(tmp_path)], timeout=60, HF_HUB_OFFLINE="1")
+    assert r.returncode == 1
+    assert "--data-files" in r.stderr and "llm.c" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_prepare_small_local_corpus_warns_and_writes_a_train_shard(tmp_path):
+    r = run([sys.executable, "data/fineweb_edu/prepare.py", "--data-files", FIXTURE, "--out-dir", str(tmp_path), "--num-proc", "1"])
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"warning: the documents hold only [\d,]+ tokens, fewer than val_tokens=100,000,000", r.stderr)
+    assert glob.glob(str(tmp_path / "*_train_*.bin")) and glob.glob(str(tmp_path / "*_val_*.bin"))
+    from data.shards import TokenData
+    assert TokenData(str(tmp_path), 32, 50304).n_train_tokens > 9 * TokenData(str(tmp_path), 32, 50304).n_val_tokens
+
+
+def test_bare_train_py_refuses_with_the_list_of_configs():
+    r = run([sys.executable, "train.py"], timeout=60)
+    assert r.returncode == 1 and "config/kron_cpu.py" in r.stderr and "no config given" in r.stderr
+
+
+def test_gpu_sized_config_on_cpu_asks_for_device_cpu():
+    if __import__("torch").cuda.is_available():
+        pytest.skip("a GPU is present")
+    r = run([sys.executable, "train.py", "config/kron_124m.py", "--wandb_log=False"], timeout=120)
+    assert r.returncode == 1 and "GPU-sized" in r.stderr and "--device=cpu" in r.stderr
+
+
+# --------------------------------------------------------------------------- the README's commands
+
+def readme_commands():
+    """Every command line in the README's code blocks (continuations joined, comments dropped)."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    cmds = []
+    for block in re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith(("python ", "bash ", "torchrun ")):
+                cmds.append(line)
+    return cmds
+
+
+def test_readme_commands_name_files_that_exist_and_scripts_that_answer_help():
+    cmds = readme_commands()
+    assert len(cmds) >= 10
+    scripts = set()
+    for cmd in cmds:
+        words = shlex.split(cmd.replace("$HOST", "host"))
+        for w in words:
+            if re.fullmatch(r"[\w/.-]+\.(py|sh)", w):
+                assert os.path.isfile(os.path.join(ROOT, w)), f"README names {w!r}, which does not exist: {cmd}"
+                if w.endswith(".py") and not w.startswith("config/"):
+                    scripts.add(w)
+    for script in sorted(scripts):
+        r = run([sys.executable, script, "--help"], timeout=120)
+        assert r.returncode == 0 and "usage" in r.stdout.lower(), f"{script} --help: {r.stderr[-500:]}"
