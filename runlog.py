@@ -61,6 +61,16 @@ def read_metrics(out_dir, kind=None):
     return [r for r in records if kind is None or r.get("kind") == kind]
 
 
+def series_from_evals(evals):
+    """The drift series of one run's eval records. The input layer's scale metric is std(W)*sqrt(D)
+    for Kron and the table's std for BPE arms, also given relative to its first evaluation."""
+    key = "proj_std_sqrtD" if "proj_std_sqrtD" in evals[0] else "wte_std"
+    base = evals[0][key]
+    return {"steps": [r["step"] for r in evals], "input_scale_rel": [r[key] / base for r in evals],
+            "input_scale_key": key, "input_scale": [r[key] for r in evals], "emb_rms": [r["emb_rms"] for r in evals],
+            "head_std": [r.get("head_std") for r in evals]}
+
+
 class RunLock:
     """An advisory lock on <out_dir>/.lock (fcntl.flock): the OS releases it when the process dies,
     so a killed run leaves no stale lock; the file records who holds it, for the error message."""

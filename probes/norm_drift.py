@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
 from probes.common import cli, md_table, parse_labelled, write_outputs  # noqa: E402
-from runlog import read_metrics  # noqa: E402
+from runlog import read_metrics, series_from_evals  # noqa: E402
 
 
 def series(run_dir):
@@ -24,16 +24,6 @@ def series(run_dir):
     config = next((r for r in read_metrics(run_dir, "config")), {}).get("config", {})
     arm = config.get("embedding", "kron" if "proj_std_sqrtD" in evals[0] else "bpe")
     return {"arm": arm, **series_from_evals(evals)}
-
-
-def series_from_evals(evals):
-    """The drift series of one run's eval records. The input layer's scale metric is std(W)*sqrt(D)
-    for Kron and the table's std for BPE arms, also given relative to its first evaluation."""
-    key = "proj_std_sqrtD" if "proj_std_sqrtD" in evals[0] else "wte_std"
-    base = evals[0][key]
-    return {"steps": [r["step"] for r in evals], "input_scale_rel": [r[key] / base for r in evals],
-            "input_scale_key": key, "input_scale": [r[key] for r in evals], "emb_rms": [r["emb_rms"] for r in evals],
-            "head_std": [r.get("head_std") for r in evals]}
 
 
 def run(runs, out_dir):

@@ -27,9 +27,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from runlog import read_metrics  # noqa: E402
+from runlog import read_metrics, series_from_evals  # noqa: E402
 from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure  # noqa: E402
-from probes.norm_drift import series_from_evals  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 
