@@ -27,6 +27,7 @@ from data.shards import ShardError, TokenData
 from kron_embed import keep_freed_memory
 from model import GPT, GPTConfig, model_args_of
 from runlog import MetricsLog, RunInUseError, RunLock
+from step import TrainStep
 from tokenizer import get_tokenizer
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
@@ -196,6 +197,8 @@ class Trainer:
                 # broadcast the Kron layer's int16 byte buffers. They are deterministic: no sync is needed.
                 self.model = DDP(self.model, device_ids=dev, broadcast_buffers=False)
         self.peak_flops = c["peak_flops"] or self.detect_peak_flops()
+        self.train_step = TrainStep(self.model, self.optimizer, self.accum, c["grad_clip"], self.autocast, self.scaler,
+                                    ddp=self.ddp)
 
     def refuse_gpu_sized_on_cpu(self):
         """A GPU-sized config that landed on a CPU because no GPU was found says so instead of
@@ -271,6 +274,10 @@ class Trainer:
             return t.pin_memory().to(self.device, non_blocking=True)
         return t.to(self.device)
 
+    def fetch(self, micro):
+        """Micro-batch `micro` of this step; micro == accum is the first of the next step."""
+        return self.batch(self.iter_num, micro) if micro < self.accum else self.batch(self.iter_num + 1, 0)
+
     def batch(self, step, micro):
         x, y = self.data.train_batch(self.c["batch_size"], self.c["seed"], step, self.rank * self.accum + micro)
         return self.to_device(x), self.to_device(y)
@@ -288,35 +295,6 @@ class Trainer:
         total, count = self.all_reduce([total.item(), count])
         self.model.train()
         return total / count
-
-    def train_step(self, next_batch):
-        """One optimizer step: accumulated micro-batches, clip, AdamW. Nothing is read back to the
-        host: the loss and grad norm stay on the device until the next log step. The next batch is
-        prepared while the device runs the current forward. Returns the batch for the next step."""
-        model, x, y = self.model, *next_batch
-        loss_sum = torch.zeros((), device=self.device)
-        for micro in range(self.accum):
-            last = micro == self.accum - 1
-            sync = model.no_sync() if self.ddp and not last else nullcontext()  # all-reduce once, on the last
-            with sync:
-                with self.autocast:
-                    _, loss = model(x, y)
-                    loss = loss / self.accum
-                x, y = self.batch(self.iter_num + 1, 0) if last else self.batch(self.iter_num, micro + 1)
-                self.scaler.scale(loss).backward()
-            loss_sum += loss.detach()
-        if self.ddp:
-            import torch.distributed as dist
-            dist.all_reduce(loss_sum)  # on the device: no host wait
-            loss_sum /= self.world
-        grad_norm = torch.full((), float("nan"), device=self.device)
-        if self.c["grad_clip"] > 0:
-            self.scaler.unscale_(self.optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.c["grad_clip"])
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum, grad_norm, (x, y)
 
     # --- checkpoints
 
@@ -401,7 +379,7 @@ class Trainer:
                     print(f"stopped by {self.stop.signal or 'another rank'} at step {self.iter_num}; checkpoint written "
                           f"to {checkpoint.paths(c['out_dir'])[0]}; continue with --init_from=resume")
                 break
-            loss, grad_norm, next_batch = self.train_step(next_batch)
+            loss, grad_norm, next_batch = self.train_step(next_batch, self.fetch)
             self.pending.append((self.iter_num, loss, grad_norm, lr))
             self.iter_num += 1
             if self.iter_num % c["log_interval"] == 0:

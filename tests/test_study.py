@@ -74,16 +74,17 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
     # a finished run, and an interrupted one (stopped after step 2, as SIGTERM would)
     train.Trainer(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3)).run()
     finished_mtime = os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt")
-    t = train.Trainer(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3))
-    original = t.train_step
+    t = train.Trainer(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6,
+                                  eval_interval=3, log_interval=1))
+    original = t.log_step
 
-    def stop_after_step_2(*a):
-        out = original(*a)
-        if t.iter_num == 1:  # step 1 done: the loop stops before step 2, as SIGTERM would
+    def stop_after_step_1(step, *a):
+        original(step, *a)
+        if step == 1:  # step 1 is done: the loop stops before step 2, as SIGTERM would
             t.stop.signal = "SIGTERM"
-        return out
-    t.train_step = stop_after_step_2
+    t.log_step = stop_after_step_1
     t.run()
+    assert json.load(open(root / "kron-s1" / "ckpt.json"))["step"] == 2
     args = ["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2", "--out-root", str(root)]
     states = {f"{r['name']}-s{r['seed']}": r["state"] for r in run_study.main(args + ["--dry-run"])}
     assert states == {"bpe_tied-s1": "finished", "kron-s1": "interrupted", "bpe_tied-s2": "new", "kron-s2": "new"}
