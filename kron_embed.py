@@ -216,12 +216,12 @@ class KroneckerEmbedding(nn.Module):
             raise TypeError(f"token ids must be a torch.int64 or torch.int32 tensor, got {what}")
         if ids.numel() == 0:
             return
-        if ids.device.type == "cpu":
+        if ids.device.type == "cpu" and not torch.compiler.is_compiling():
             lo, hi = (int(v) for v in torch.aminmax(ids))  # one pass over the ids
             if lo < 0 or hi >= self.num_embeddings:
                 bad = lo if lo < 0 else hi
                 raise IndexError(f"token id {bad} is out of range: expected 0 <= id < {self.num_embeddings}")
-        else:  # no host sync on accelerators: a device-side assert instead
+        else:  # no host sync on accelerators (nor a graph break under torch.compile): an assert in the graph
             torch._assert_async(((ids >= 0) & (ids < self.num_embeddings)).all(), "token id out of range")
 
     def _byte_rows(self, ids, byte_overrides):
@@ -280,11 +280,11 @@ class KroneckerEmbedding(nn.Module):
         valid = self.positions < lengths[:, None].to(torch.long)
         index = rows.to(torch.long) * P + self.positions
         weights = torch.where(valid, scale[:, None], torch.zeros((), device=scale.device)).to(self.weight.dtype)
-        if index.device.type == "cpu":  # gather only the L real bytes of each token (no host sync on CPU)
+        if index.device.type == "cpu" and not torch.compiler.is_compiling():  # gather only the L real bytes
             offsets = torch.zeros(len(lengths), dtype=torch.long)
             offsets[1:] = torch.cumsum(lengths[:-1].to(torch.long), 0)
             out = F.embedding_bag(index[valid], self.weight, offsets, per_sample_weights=weights[valid], mode="sum")
-        else:  # fixed shapes on accelerators: padded positions are gathered with weight 0
+        else:  # fixed shapes (accelerators, torch.compile): padded positions are gathered with weight 0
             out = F.embedding_bag(index, self.weight, per_sample_weights=weights, mode="sum")
         if shift is not None:
             out = out - shift[:, None].to(out.dtype) * self.weight.sum(dim=0)
