@@ -4,7 +4,7 @@
 
 Config files are plain Python and are *executed* (as in nanoGPT): run only configs you trust. They
 assign names (`n_layer = 12`); names they import (`from math import pi`) and names starting with `_`
-are helpers, not settings. `--key=value` overrides come after and are parsed as Python literals
+are helpers, not settings; `include("base_cpu.py")` runs a base file from the same folder first. `--key=value` overrides come after and are parsed as Python literals
 (strings may be written bare: --out_dir=out/run1). Every key must exist in DEFAULTS and keep its type
 (an int is accepted where a float is expected; a default of None accepts anything), and every value
 must lie in its range (`validate`). Anything else is a ConfigError naming the key and the value.
@@ -111,6 +111,23 @@ def _imported_names(source, filename):
     return names
 
 
+def _run_config_file(path, namespace, helpers):
+    """Execute one config file into namespace; include("base.py") inside it runs that file (next to
+    it) first, in the same namespace, so a per-arm config states only how it differs from its base."""
+    with open(path) as f:
+        source = f.read()
+    helpers |= _imported_names(source, path)
+
+    def include(name):
+        base = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        if not os.path.isfile(base):
+            raise ConfigError(f"{path}: include({name!r}) names no file ({base})")
+        _run_config_file(base, namespace, helpers)
+        namespace["include"] = include  # the base's own include() resolved names next to the base
+    namespace["include"] = include
+    exec(compile(source, path, "exec"), namespace)
+
+
 def load_config(argv, defaults=None):
     """argv: config files and --key=value overrides, in order -> a validated {key: value}."""
     defaults = DEFAULTS if defaults is None else defaults
@@ -119,10 +136,8 @@ def load_config(argv, defaults=None):
         if not arg.startswith("--"):
             if not os.path.isfile(arg):
                 raise ConfigError(f"config file {arg!r} not found (arguments are config files or --key=value)")
-            with open(arg) as f:
-                source = f.read()
-            namespace, helpers = {}, _imported_names(source, arg)
-            exec(compile(source, arg, "exec"), namespace)
+            namespace, helpers = {}, set()
+            _run_config_file(arg, namespace, helpers)
             for key, value in namespace.items():
                 if key.startswith("_") or key in helpers or callable(value) or type(value).__name__ == "module":
                     continue

@@ -87,7 +87,7 @@ def test_shipped_pairs_and_malformed_file(tmp_path):
     bad.write_text('{"category": "a", "clean": "x", "typo": "y"}\nnot json\n{"category": "a", "clean": "x"}\n')
     with pytest.raises(ValueError, match="line 2: not JSON.*\n.*line 3: needs non-empty string fields \\['typo'\\]"):
         robustness.load_pairs(str(bad))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="pairs file .*none.jsonl' does not exist"):
         robustness.load_pairs(str(tmp_path / "none.jsonl"))
 
 
