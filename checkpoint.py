@@ -52,7 +52,12 @@ def save(out_dir, state, meta):
     ckpt_path, meta_path = paths(out_dir)
     state = dict(state, format=FORMAT)
     _atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
-    _atomic_write(meta_path, lambda tmp: _write_json(tmp, dict(meta, format=FORMAT)))
+    save_meta(out_dir, meta)
+
+
+def save_meta(out_dir, meta):
+    """Write ckpt.json alone (also to give a checkpoint from before the sidecar its sidecar)."""
+    _atomic_write(paths(out_dir)[1], lambda tmp: _write_json(tmp, dict(meta, format=FORMAT)))
 
 
 def _write_json(path, obj):

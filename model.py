@@ -267,6 +267,8 @@ def load_checkpoint(path, device="cpu", mode=None):
         args["kron_mode"] = mode
     model = GPT(GPTConfig.from_dict(args))
     model.load_state_dict(checkpoint.model_state(ckpt))
+    ckpt.pop("optimizer", None)  # inference needs the weights only: free the optimizer state (2x the model)
+    ckpt.pop("model", None)
     return model.to(device).eval(), ckpt
 
 

@@ -112,3 +112,26 @@ class RunLock:
 
 class RunInUseError(RuntimeError):
     pass
+
+
+def summary(out_dir):
+    """The figures a README quotes from a run's log: steps, final validation loss, median step time
+    and tokens/s (over logged steps after the first, which includes warm-up), and the machine."""
+    import statistics
+    train = read_metrics(out_dir, "train")
+    evals = read_metrics(out_dir, "eval")
+    config = read_metrics(out_dir, "config")
+    steady = train[1:] or train
+    return {"steps": len(train), "final_step": evals[-1]["step"] if evals else None,
+            "final_val_loss": evals[-1]["val_loss"] if evals else None,
+            "median_step_ms": statistics.median(r["dt_ms"] for r in steady) if steady else None,
+            "median_tokens_per_s": statistics.median(r["tokens_per_s"] for r in steady) if steady else None,
+            "device": config[0].get("device") if config else None, "world_size": config[0].get("world_size") if config else None}
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser(description="Summarise a run's metrics.jsonl: steps, final val loss, median speed")
+    p.add_argument("runs", nargs="+", help="train.py out_dirs or metrics.jsonl files")
+    for run in p.parse_args().runs:
+        print(run, json.dumps(summary(run)))

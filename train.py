@@ -228,6 +228,10 @@ class Trainer:
             torch.cuda.set_rng_state(rng["cuda"].cpu())
         if ckpt.get("finished") and self.iter_num >= self.c["max_iters"]:
             self.finished_before = True
+            if self.master and checkpoint.read_meta(self.c["out_dir"]) is None:  # written before ckpt.json existed
+                checkpoint.save_meta(self.c["out_dir"], {
+                    "step": self.iter_num, "finished": True, "val_loss": None, "best_val_loss": self.best_val,
+                    "config": ckpt.get("config") or self.c, "model_args": ckpt["model_args"]})
         elif self.master:
             print(f"resumed {path} at step {self.iter_num}")
 
