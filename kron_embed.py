@@ -314,6 +314,17 @@ class KroneckerEmbedding(nn.Module):
         ids = torch.arange(self.n_tokenizer_vocab, self.num_embeddings)
         return [int(i) for i in ids if int(self.token_lengths[i]) == 0]
 
+    def vocabulary(self):
+        """E(W), the (V, d_model) embedding of every id, differentiable in W: what an output head
+        tied to this layer multiplies hidden states by. Built with the fused closed form whatever the
+        mode (about V * mean(L) row gathers of W, nothing D-wide), so it can be rebuilt every step.
+        Ids with no bytes (padding, unused free slots) get zero rows; see has_bytes()."""
+        return self._fused(self.token_bytes, self.token_lengths)
+
+    def has_bytes(self):
+        """(V,) bool: ids with at least one byte, the only ones a tied head should ever predict."""
+        return self.token_lengths > 0
+
     def all_embeddings(self, chunk=8192):
         """(V, d_model) embeddings of every id, e.g. for probes and norm-drift statistics."""
         ids = torch.arange(self.num_embeddings, device=self.weight.device)

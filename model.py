@@ -4,6 +4,10 @@
   embedding="kron"       KroneckerEmbedding (fixed byte codec + learned projection) + its own head
   embedding="bpe_untied" nn.Embedding with its own head: the control that separates "Kronecker"
                          from "untied head" (the paper's abstract reports no such arm)
+  embedding="kron_tied"  KroneckerEmbedding, and the head tied to it: logits = s * h @ E(W)^T + b,
+                         E(W) the layer's embedding of the whole vocabulary rebuilt every forward
+                         (kron_embed.vocabulary), s a learned scalar, b = -inf on ids with no bytes.
+                         No V x d matrix anywhere.
 
 Everything else is the nanoGPT GPT: pre-norm blocks, learned absolute positions, GELU MLP, causal
 scaled-dot-product attention, init std 0.02 with residual projections scaled by 1/sqrt(2*n_layer).
@@ -18,7 +22,11 @@ from torch.nn import functional as F
 
 from kron_embed import KroneckerEmbedding
 
-EMBEDDINGS = ("bpe_tied", "kron", "bpe_untied")
+EMBEDDINGS = ("bpe_tied", "kron", "bpe_untied", "kron_tied")
+KRON_ARMS = ("kron", "kron_tied")
+# The tied Kron head's logit scale at init: E(W)'s entries have RMS ~1 where a BPE head's weights have
+# std 0.02, so s = 0.02 gives the same initial logit spread, hence initial loss ~ ln V, as the other arms.
+KRON_TIED_LOGIT_SCALE = 0.02
 # Dense bf16 tensor-core peak FLOP/s of one GPU, matched by a substring of torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
 
@@ -111,7 +119,7 @@ class GPT(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.config = cfg
-        if cfg.embedding == "kron":
+        if cfg.embedding in KRON_ARMS:
             wte = KroneckerEmbedding(cfg.vocab_size, cfg.n_embd, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
                                      mode=cfg.kron_mode, byte_source=cfg.kron_byte_source,
                                      length_norm=cfg.kron_length_norm, z_norm=cfg.kron_z_norm)
@@ -124,15 +132,39 @@ class GPT(nn.Module):
             h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
             ln_f=LayerNorm(cfg.n_embd, cfg.bias),
         ))
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.embedding == "kron_tied":
+            self.lm_head = None
+            self.logit_scale = nn.Parameter(torch.tensor(KRON_TIED_LOGIT_SCALE))
+            self.register_buffer("head_bias", self._no_bytes_bias(wte), persistent=False)
+        else:
+            self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.embedding == "bpe_tied":
             self.transformer.wte.weight = self.lm_head.weight
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
-        if cfg.embedding == "kron":  # explicit, although apply() leaves this non-Linear module alone
+        if cfg.embedding in KRON_ARMS:  # explicit, although apply() leaves this non-Linear module alone
             self.transformer.wte.reset_parameters()
+
+    @staticmethod
+    def _no_bytes_bias(wte):
+        """0 for ids with bytes, -inf for the others, so a tied head never predicts padding. Real
+        tokens without bytes, or sharing their bytes (hence their logit) with another, are an error
+        or a loud warning: a tied head cannot tell such tokens apart."""
+        has = wte.has_bytes()
+        n_real = wte.n_tokenizer_vocab
+        missing = int((~has[:n_real]).sum())
+        if missing:
+            raise ValueError(f"kron_tied: {missing} real tokens of {wte.tokenizer_name!r} have no bytes and could never be "
+                             f"predicted by a head tied to the byte codec; use embedding='kron' for this tokenizer")
+        colliding = wte.byte_stats.get("colliding_tokens", 0)
+        if colliding > n_real / 1000:  # GPT-2 at pos_dim 16: 44 of 50,257, the truncated long tokens
+            import warnings
+            warnings.warn(f"kron_tied: {colliding} real tokens share their byte row with another token at "
+                          f"pos_dim={wte.pos_dim} (truncation), so the tied head gives them identical logits; raise "
+                          f"kron_pos_dim to separate them", stacklevel=3)
+        return torch.where(has, 0.0, float("-inf"))
 
     @staticmethod
     def _init_weights(module):
@@ -147,7 +179,8 @@ class GPT(nn.Module):
         """Trainable parameter counts split into input side, output head and body.
         With a tied head the shared matrix is counted once, on the input side."""
         wte = {id(p) for p in self.transformer.wte.parameters()}
-        head = {id(p) for p in self.lm_head.parameters()} - wte
+        head_params = [self.logit_scale] if self.lm_head is None else list(self.lm_head.parameters())
+        head = {id(p) for p in head_params} - wte
         counts = {"input": 0, "output_head": 0, "body": 0}
         for p in self.parameters():  # parameters() yields shared tensors once
             role = "input" if id(p) in wte else "output_head" if id(p) in head else "body"
@@ -157,7 +190,10 @@ class GPT(nn.Module):
 
     def describe(self):
         c, cfg = self.param_groups_by_role(), self.config
-        head = "tied to the input table" if cfg.embedding == "bpe_tied" else f"{c['output_head']:,}"
+        head = {"bpe_tied": "tied to the input table",
+                "kron_tied": f"tied to the Kronecker layer (+{c['output_head']} logit scale; "
+                             f"{self.transformer.wte.byte_stats.get('colliding_tokens', 0)} tokens share a byte row)"
+                }.get(cfg.embedding, f"{c['output_head']:,}")
         return (f"GPT[{cfg.embedding}] parameters: total {c['total']:,} | input side {c['input']:,} | "
                 f"output head {head} | body {c['body']:,}")
 
@@ -184,9 +220,21 @@ class GPT(nn.Module):
 
     # --- forward and sampling
 
-    def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False):
+    def output_matrix(self):
+        """The (V, d) matrix the head multiplies hidden states by: lm_head.weight, or for kron_tied
+        E(W), rebuilt from the projection (differentiable: gradients reach W from both ends)."""
+        return self.transformer.wte.vocabulary() if self.lm_head is None else self.lm_head.weight
+
+    def head(self, x, output_matrix=None):
+        if self.lm_head is None:  # kron_tied: s * x @ E(W)^T, -inf on ids with no bytes
+            E = self.output_matrix() if output_matrix is None else output_matrix
+            return F.linear(x * self.logit_scale.to(x.dtype), E.to(x.dtype), self.head_bias.to(x.dtype))
+        return self.lm_head(x)
+
+    def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False, output_matrix=None):
         """idx (B, T) -> logits (B, T, V), and the mean cross-entropy when targets are given.
-        byte_overrides (Kron arm only) feeds raw bytes at chosen positions; see KroneckerEmbedding."""
+        byte_overrides (Kron arms only) feeds raw bytes at chosen positions; see KroneckerEmbedding.
+        output_matrix: a precomputed output_matrix() (generate() builds kron_tied's once per call)."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
@@ -199,7 +247,7 @@ class GPT(nn.Module):
             x = block(x)
         x = self.transformer.ln_f(x)
         hidden.append(x)
-        logits = self.lm_head(x)
+        logits = self.head(x, output_matrix)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
@@ -207,7 +255,7 @@ class GPT(nn.Module):
 
     def embed(self, idx, byte_overrides=None):
         if byte_overrides:
-            if self.config.embedding != "kron":
+            if self.config.embedding not in KRON_ARMS:
                 raise ValueError(f"byte_overrides need the kron arm; this model is {self.config.embedding!r}")
             return self.transformer.wte(idx, byte_overrides=byte_overrides)
         return self.transformer.wte(idx)
@@ -224,11 +272,12 @@ class GPT(nn.Module):
         n_real = self.n_real_tokens()
         prompt_len = idx.size(1)
         overrides = {p % prompt_len: b for p, b in (byte_overrides or {}).items()}  # positions in the prompt, fixed
+        output_matrix = self.output_matrix() if self.lm_head is None else None  # E(W) once per call, not per token
         for _ in range(max_new_tokens):
             ctx = idx[:, -self.config.block_size:]
             shift = idx.size(1) - ctx.size(1)  # positions that slid out of the context window
             window = {p - shift: b for p, b in overrides.items() if p >= shift} or None
-            logits, _ = self(ctx, byte_overrides=window)
+            logits, _ = self(ctx, byte_overrides=window, output_matrix=output_matrix)
             logits = logits[:, -1, :].float()
             logits[:, n_real:] = -float("inf")  # padded ids are never produced
             if temperature == 0:

@@ -1,7 +1,7 @@
 """Plotting shared by scripts and probes: headless pyplot, figure saving, validation-loss curves."""
 import numpy as np
 
-ARM_COLOURS = {"bpe_tied": "tab:blue", "kron": "tab:red", "bpe_untied": "tab:green"}
+ARM_COLOURS = {"bpe_tied": "tab:blue", "kron": "tab:red", "bpe_untied": "tab:green", "kron_tied": "tab:purple"}
 
 
 def pyplot():

@@ -25,7 +25,7 @@ import checkpoint
 from configurator import DEFAULTS, ConfigError, load_config, validate  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import ShardError, TokenData
 from kron_embed import keep_freed_memory
-from model import GPT, GPTConfig, model_args_of
+from model import GPT, KRON_ARMS, GPTConfig, model_args_of
 from runlog import MetricsLog, RunInUseError, RunLock
 from step import TrainStep
 from tokenizer import get_tokenizer
@@ -54,7 +54,7 @@ def norm_stats(model):
     the real vocabulary, and std / mean row norm of the output head."""
     n_real = get_tokenizer(model.config.tokenizer).n_vocab
     wte, out = model.transformer.wte, {}
-    if model.config.embedding == "kron":
+    if model.config.embedding in KRON_ARMS:
         out["proj_std_sqrtD"] = (wte.weight.float().std() * math.sqrt(wte.D)).item()
         emb = wte.all_embeddings()[:n_real].float()
     else:
@@ -63,7 +63,10 @@ def norm_stats(model):
         out["wte_row_norm"] = emb.norm(dim=1).mean().item()
     out["emb_rms"] = emb.pow(2).mean().sqrt().item()
     out["emb_row_norm"] = emb.norm(dim=1).mean().item()
-    head = model.lm_head.weight[:n_real].float()
+    head = model.output_matrix()[:n_real].float()
+    if model.lm_head is None:  # kron_tied: the effective head is s * E(W)
+        out["logit_scale"] = model.logit_scale.item()
+        head = head * model.logit_scale.float()
     out["head_std"] = head.std().item()
     out["head_row_norm"] = head.norm(dim=1).mean().item()
     return out

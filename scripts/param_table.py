@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+import torch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from model import GPT, GPTConfig  # noqa: E402
@@ -26,7 +28,8 @@ def gpt2_rows(pos_dims=(16, 32)):
     for arm in ("bpe_tied", "bpe_untied", "kron"):
         for pd in (pos_dims if arm == "kron" else (None,)):
             cfg = GPTConfig(embedding=arm, kron_pos_dim=pd or 16)
-            with_meta = GPT(cfg).param_groups_by_role()
+            with torch.device("meta"):  # counts need shapes only: no memory, no init
+                with_meta = GPT(cfg).param_groups_by_role()
             rows.append({"arm": arm if pd is None else f"kron (pos_dim {pd}, D {256 * pd})", **with_meta})
     return rows
 

@@ -146,6 +146,10 @@ def main(argv=None):
                 if r["state"] != "finished":
                     failed.append(r)
                 print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode})", flush=True)
+                if r["state"] == "failed":  # the run's own last words, e.g. a config error
+                    with open(log.name, errors="replace") as f:
+                        last = [line.rstrip() for line in f if line.strip()][-1:]
+                    print(f"    {last[0] if last else '(empty log)'}", flush=True)
     with open(os.path.join(args.out_root, "study.json"), "w") as f:
         json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
     if failed:

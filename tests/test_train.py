@@ -112,10 +112,17 @@ def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path)
     cfg = tiny(data_dir, single, max_iters=4, eval_interval=2, gradient_accumulation_steps=2)
     train.Trainer(cfg).run()
     proc = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
-                       *cli_args(dict(cfg, out_dir=str(ddp))), "--device=cpu"])
+                       *cli_args(dict(cfg, out_dir=str(ddp))), "--device=cpu", "--peak_flops=1e12"])
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     a, b = losses(single), losses(ddp)
+    # token accounting counts both ranks; MFU divides by both ranks' peak
+    from model import GPT, GPTConfig
+    with torch.device("meta"):
+        flops = GPT(GPTConfig.from_dict(cfg)).flops_per_token()
+    for rec in read_metrics(str(ddp), "train"):
+        assert rec["tokens"] == (rec["step"] + 1) * 4 * 32 * 2
+        assert rec["mfu"] == pytest.approx(flops * rec["tokens_per_s"] / (1e12 * 2))
     assert sorted(a) == sorted(b) == [0, 1, 2, 3]
     assert max(abs(a[s] - b[s]) for s in a) < 1e-5
     va = [r["val_loss"] for r in read_metrics(str(single), "eval")]
@@ -299,3 +306,29 @@ def test_every_arm_compiles_as_one_graph_on_cpu(arm, mode):
     compiled.backward()
     assert compiled.item() == pytest.approx(eager.item(), abs=1e-5)
     assert all(torch.allclose(p.grad, g, atol=1e-6) for p, g in zip(model.parameters(), g_eager))
+
+
+def test_cpu_bf16_autocast_trains(data_dir, tmp_path):
+    t = train.Trainer(tiny(data_dir, tmp_path, dtype="bfloat16", max_iters=8, lr_decay_iters=8)).run()
+    assert t.dtype == "bfloat16"
+    loss = losses(tmp_path)
+    assert all(np.isfinite(v) for v in loss.values()) and loss[7] < loss[0]
+
+
+def test_generation_top_k_1_is_greedy_and_padding_never_sampled(tiny_checkpoints):
+    model, _ = load_checkpoint(tiny_checkpoints["kron"])
+    prompt = torch.tensor([[464, 1573, 318]])
+    greedy = model.generate(prompt, 6, temperature=0.0)
+    topk1 = model.generate(prompt, 6, temperature=0.8, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(greedy, topk1)
+    sampled = model.generate(prompt, 20, temperature=5.0, top_k=50000, generator=torch.Generator().manual_seed(0))
+    assert int(sampled.max()) < 50257  # ids past the tokenizer (padding) get no probability
+
+
+def test_mfu_is_per_gpu_under_data_parallelism():
+    from model import GPT, GPTConfig
+    with torch.device("meta"):
+        m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64))
+    one = m.estimate_mfu(tokens_per_s=1e5, peak_flops=1e12, world_size=1)
+    assert one == pytest.approx(m.flops_per_token() * 1e5 / 1e12)
+    assert m.estimate_mfu(tokens_per_s=2e5, peak_flops=1e12, world_size=2) == pytest.approx(one)  # 2 GPUs, 2x tokens
