@@ -15,7 +15,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from kron_embed import encode_bytes, kron_codec  # noqa: E402
-from model import load_checkpoint  # noqa: E402
+from model import KRON_ARMS, load_checkpoint  # noqa: E402
 from tokenizer import get_tokenizer  # noqa: E402
 
 _WS = re.compile(r"[\sĠ▁]+")
@@ -45,7 +45,7 @@ class Probed:
         """(n_real_tokens, d) input embeddings of every real token, whatever the arm."""
         wte = self.model.transformer.wte
         n = self.tok.n_vocab
-        if self.arm == "kron":
+        if self.arm in KRON_ARMS:
             return wte.all_embeddings()[:n].float()
         return wte.weight[:n].float()
 
@@ -53,7 +53,7 @@ class Probed:
     def embed_string(self, text):
         """One vector for a string in this model's input space: Kron encodes the whole string as one
         byte sequence; BPE arms mean-pool the rows of its sub-tokens."""
-        if self.arm == "kron":
+        if self.arm in KRON_ARMS:
             wte = self.model.transformer.wte
             return wte(torch.tensor([0], device=self.device), byte_overrides={0: text.encode("utf-8")})[0].float()
         ids = self.tok.encode(text)

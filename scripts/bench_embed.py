@@ -85,6 +85,42 @@ def agreement(layers, ids, upstream):
                 "max_rel_grad_diff": ((g - g0).abs().max() / g0.abs().max()).item()} for m, (y, g) in out.items() if m != "cached"}
 
 
+def bench_tied_head(name, s, device):
+    """kron_tied's full-vocabulary rebuild E(W) (forward + backward) beside what it replaces on the
+    output side: an nn.Linear(d, V) head's own forward + backward over the shape's tokens. Interleaved,
+    median of the shape's repeats."""
+    g = torch.Generator().manual_seed(2)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(s["d"], s["V"], bias=False).to(device)
+    torch.nn.init.normal_(head.weight, std=0.02)
+    kron = KroneckerEmbedding(s["V"], s["d"], pos_dim=s["pos_dim"], mode="fused").to(device)
+    h = (torch.randn(s["tokens"], s["d"], generator=g)).to(device)
+    g_logits = (torch.randn(s["tokens"], s["V"], generator=g) * 1e-4).to(device)
+    g_vocab = (torch.randn(s["V"], s["d"], generator=g) * 1e-4).to(device)
+
+    def linear_head():
+        head(h).backward(g_logits)
+        head.weight.grad = None
+
+    def rebuild():
+        kron.vocabulary().backward(g_vocab)
+        kron.weight.grad = None
+    times = {"nn.Linear head": [], "E(W) rebuild": []}
+    for rep in range(s["warmup"] + s["repeats"]):
+        for label, fn in (("nn.Linear head", linear_head), ("E(W) rebuild", rebuild)):
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            if rep >= s["warmup"]:
+                times[label].append(time.perf_counter() - t)
+    res = {label: 1000 * statistics.median(ts) for label, ts in times.items()}
+    res["ratio"] = res["E(W) rebuild"] / res["nn.Linear head"]
+    print(f"  tied head: E(W) rebuild {res['E(W) rebuild']:.1f} ms vs nn.Linear head {res['nn.Linear head']:.1f} ms "
+          f"(fwd+bwd, {s['tokens']:,} tokens): {res['ratio']:.2f}x", flush=True)
+    return res
+
+
 def bench_shape(name, s, device, impls):
     print(f"\n[{device}] shape {name}: V={s['V']:,} pos_dim={s['pos_dim']} D={256 * s['pos_dim']} d={s['d']} "
           f"tokens={s['tokens']:,} ({s['warmup']} warm-up + {s['repeats']} timed repeats)", flush=True)
@@ -146,6 +182,8 @@ def print_table(device, name, res):
           f"trainable state MB | non-trainable MB | max out diff | max rel grad diff |")
     print("|---|---|---|---|---|---|---|---|---|")
     for impl, r in res.items():
+        if impl == "tied_head":
+            continue
         vs_emb = f"{r['median_ms'] / emb:.2f}x" if emb else "-"
         vs_fused = f"{r['median_ms'] / fused:.2f}x" if fused else "-"
         diff = f"{r['max_abs_output_diff']:.1e}" if "max_abs_output_diff" in r else ("ref" if impl == "cached" else "-")
@@ -153,6 +191,10 @@ def print_table(device, name, res):
         print(f"| {impl} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {vs_emb} | {vs_fused} | "
               f"{r['trainable_params_bytes'] // 4:,} | {r['trainable_state_bytes'] / 1e6:.1f} | "
               f"{r['non_trainable_bytes'] / 1e6:.3f} | {diff} | {gdiff} |")
+    tied = res.get("tied_head")
+    if tied:
+        print(f"\nkron_tied head, fwd+bwd: E(W) rebuild {tied['E(W) rebuild']:.1f} ms | nn.Linear(d, V) head "
+              f"{tied['nn.Linear head']:.1f} ms | ratio {tied['ratio']:.2f}x")
 
 
 def targets(all_results):
@@ -174,6 +216,11 @@ def targets(all_results):
             ratio = table / (big["fused"]["trainable_params_bytes"] // 4)
             lines.append((f"{device}: trainable state 16x smaller than the table's", f"{ratio:.1f}x", ratio >= 16))
         for shape, res in shapes.items():
+            tied = res.get("tied_head")
+            if tied:
+                lines.append((f"{device}/{shape}: kron_tied E(W) rebuild fwd+bwd <= nn.Linear head fwd+bwd",
+                              f"{tied['ratio']:.2f}x", tied["ratio"] <= 1.0))
+            res = {k: v for k, v in res.items() if k != "tied_head"}
             worst = max([r.get("max_abs_output_diff", 0) for r in res.values()] + [0])
             gworst = max([r.get("max_rel_grad_diff", 0) for r in res.values()] + [0])
             lines.append((f"{device}/{shape}: modes agree to 1e-5 (output abs, gradient rel.)",
@@ -190,6 +237,7 @@ def main(argv=None):
     p.add_argument("--shapes", nargs="+", default=["gpt2", "large"], choices=list(SHAPES))
     p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     p.add_argument("--repeats", type=int, default=None, help="override the timed repeats of every shape")
+    p.add_argument("--no-tied-head", action="store_true", help="skip the kron_tied head comparison")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
     args = p.parse_args(argv)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -207,6 +255,8 @@ def main(argv=None):
             if args.repeats:
                 s["repeats"] = args.repeats
             all_results[device][name] = bench_shape(name, s, device, args.impls)
+            if not args.no_tied_head:
+                all_results[device][name]["tied_head"] = bench_tied_head(name, s, device)
     for device, shapes in all_results.items():
         for name, res in shapes.items():
             print_table(device, name, res)

@@ -50,7 +50,8 @@ def main(argv=None):
     p.add_argument("--n-embd", type=int, default=256)
     p.add_argument("--block-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"])
+    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied", "kron_tied"],
+                   choices=["bpe_tied", "kron", "bpe_untied", "kron_tied"])
     p.add_argument("--kron-modes", nargs="+", default=["fused"], choices=["fused", "cached", "dynamic"])
     p.add_argument("--accum", type=int, default=1, help="micro-batches per step (train.py's gradient accumulation)")
     p.add_argument("--steps", type=int, default=12)
@@ -65,8 +66,8 @@ def main(argv=None):
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev == "cuda" else nullcontext()
     variants = []
     for arm in args.arms:
-        for mode in (args.kron_modes if arm == "kron" else [None]):
-            variants.append((arm if mode is None else f"kron[{mode}]", arm, mode or "fused"))
+        for mode in (args.kron_modes if arm.startswith("kron") else [None]):
+            variants.append((arm if mode is None else f"{arm}[{mode}]", arm, mode or "fused"))
     setups = {}
     for name, arm, mode in variants:
         torch.manual_seed(0)

@@ -25,12 +25,12 @@ WIDTHS = [768, 2048, 4096]
 
 def gpt2_rows(pos_dims=(16, 32)):
     rows = []
-    for arm in ("bpe_tied", "bpe_untied", "kron"):
-        for pd in (pos_dims if arm == "kron" else (None,)):
+    for arm in ("bpe_tied", "bpe_untied", "kron", "kron_tied"):
+        for pd in (pos_dims if arm == "kron" else (16,) if arm == "kron_tied" else (None,)):
             cfg = GPTConfig(embedding=arm, kron_pos_dim=pd or 16)
             with torch.device("meta"):  # counts need shapes only: no memory, no init
                 with_meta = GPT(cfg).param_groups_by_role()
-            rows.append({"arm": arm if pd is None else f"kron (pos_dim {pd}, D {256 * pd})", **with_meta})
+            rows.append({"arm": arm if pd is None else f"{arm} (pos_dim {pd}, D {256 * pd})", **with_meta})
     return rows
 
 

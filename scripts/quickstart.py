@@ -25,7 +25,7 @@ from plotting import plot_val_curves  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron"], choices=["bpe_tied", "kron", "bpe_untied"])
+    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron"], choices=["bpe_tied", "kron", "bpe_untied", "kron_tied"])
     p.add_argument("--config", default=os.path.join(ROOT, "config", "quickstart.py"))
     p.add_argument("--max-iters", type=int, default=None)
     p.add_argument("--seed", type=int, default=1337)

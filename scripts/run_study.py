@@ -16,7 +16,7 @@ naming the setting, so no run's files are overwritten. Rerunning the same comman
 interruption finishes the study. Runs go
 one after another, or --parallel N at a time (for several GPUs give each its own device through
 --launcher, or use torchrun for one run at a time). Grid keys that start with kron_ only vary
-the kron arm. Extra --key=value arguments after `--` go to every run.
+the Kron arms (kron, kron_tied). Extra --key=value arguments after `--` go to every run.
 """
 import argparse
 import itertools
@@ -50,7 +50,7 @@ def plan(arms, seeds, grid, out_root):
     for seed in seeds:  # seed-major, so a partial study is balanced across arms
         for arm in arms:
             for combo in combos:
-                combo = tuple((k, v) for k, v in combo if arm == "kron" or not k.startswith("kron_"))
+                combo = tuple((k, v) for k, v in combo if arm.startswith("kron") or not k.startswith("kron_"))
                 tag = "".join(f"-{k}{v}" for k, v in combo)
                 name = f"{arm}{tag}"
                 if (name, seed) in seen:
