@@ -190,10 +190,12 @@ class GPT(nn.Module):
 
     def describe(self):
         c, cfg = self.param_groups_by_role(), self.config
-        head = {"bpe_tied": "tied to the input table",
-                "kron_tied": f"tied to the Kronecker layer (+{c['output_head']} logit scale; "
-                             f"{self.transformer.wte.byte_stats.get('colliding_tokens', 0)} tokens share a byte row)"
-                }.get(cfg.embedding, f"{c['output_head']:,}")
+        head = f"{c['output_head']:,}"
+        if cfg.embedding == "bpe_tied":
+            head = "tied to the input table"
+        elif cfg.embedding == "kron_tied":
+            head = (f"tied to the Kronecker layer (+{c['output_head']} logit scale; "
+                    f"{self.transformer.wte.byte_stats.get('colliding_tokens', 0)} tokens share a byte row)")
         return (f"GPT[{cfg.embedding}] parameters: total {c['total']:,} | input side {c['input']:,} | "
                 f"output head {head} | body {c['body']:,}")
 

@@ -186,9 +186,9 @@ def test_resume_names_changed_settings_and_refuses_fixed_ones(data_dir, finished
                                   lr_decay_iters=4)).run()
     capsys.readouterr()
     train.Trainer(tiny_config(data_dir, finished_run, init_from="resume", max_iters=8, learning_rate=1e-3, eval_interval=2,
-                              lr_decay_iters=4)).run()
+                              lr_decay_iters=8)).run()
     out = capsys.readouterr().out
-    assert "changed settings: learning_rate 0.003 -> 0.001, max_iters 4 -> 8" in out
+    assert "changed settings: learning_rate 0.003 -> 0.001, max_iters 4 -> 8, lr_decay_iters 4 -> 8" in out
     assert "learning-rate schedule changes: lr at step 4 was" in out
 
 
