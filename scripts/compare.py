@@ -205,4 +205,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as e:  # a bad folder or log: its message, not a traceback
+        sys.exit(f"error: {e}")

@@ -30,6 +30,10 @@ if [ "$SMOKE" = 1 ]; then
     EMBED_ARGS=(--devices cpu --shapes tiny)
     BENCH_ARGS=(--device cpu --n-layer 1 --n-head 2 --n-embd 32 --block-size 32 --batch-size 2 --steps 2 --warmup 1)
 else
+    if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+        echo "gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); on a CPU run: bash scripts/gpu_check.sh --smoke DATA_DIR" >&2
+        exit 1
+    fi
     DATA=${DATA:-$( [ -d gpu_pack/data ] && echo gpu_pack/data || echo data/pydocs )}; STEPS=${1:-300}
     DEV=()
     SHAPE=(--batch_size=16 --gradient_accumulation_steps=4 --eval_iters=10)

@@ -148,8 +148,9 @@ def main(argv=None):
                 print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode})", flush=True)
                 if r["state"] == "failed":  # the run's own last words, e.g. a config error
                     with open(log.name, errors="replace") as f:
-                        last = [line.rstrip() for line in f if line.strip()][-1:]
-                    print(f"    {last[0] if last else '(empty log)'}", flush=True)
+                        lines = [line.strip() for line in f if line.strip()]
+                    said = [line for line in lines if line.startswith("error:")] or lines  # torchrun adds a banner
+                    print(f"    {said[-1] if said else '(empty log)'}", flush=True)
     with open(os.path.join(args.out_root, "study.json"), "w") as f:
         json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
     if failed:
