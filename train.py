@@ -201,7 +201,8 @@ class Trainer:
                 self.model = DDP(self.model, device_ids=dev, broadcast_buffers=False)
         self.peak_flops = c["peak_flops"] or self.detect_peak_flops()
         self.train_step = TrainStep(self.model, self.optimizer, self.accum, c["grad_clip"], self.autocast, self.scaler,
-                                    ddp=self.ddp)
+                                    ddp=self.ddp,
+                                    output_matrix=self.raw_model.output_matrix if self.raw_model.lm_head is None else None)
 
     def refuse_gpu_sized_on_cpu(self):
         """A GPU-sized config that landed on a CPU because no GPU was found says so instead of

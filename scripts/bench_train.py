@@ -76,7 +76,8 @@ def main(argv=None):
         model = GPT(cfg).to(dev)
         opt = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), dev)
         run = torch.compile(model) if args.compile else model
-        setups[name] = (model, TrainStep(run, opt, args.accum, 1.0, autocast))
+        shared = model.output_matrix if model.lm_head is None else None  # kron_tied: E(W) once a step, as train.py
+        setups[name] = (model, TrainStep(run, opt, args.accum, 1.0, autocast, output_matrix=shared))
     g = torch.Generator().manual_seed(0)
     host = [torch.randint(0, 50257, (2, args.batch_size, args.block_size), generator=g) for _ in range(args.accum + 1)]
     if dev == "cuda":

@@ -107,9 +107,10 @@ def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
     assert max(abs(a[s] - b[s]) for s in range(40)) < 1e-6
 
 
-def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path):
+@pytest.mark.parametrize("arm", ["kron", "kron_tied"])  # kron_tied: its head matrix is shared over micro-batches
+def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path, arm):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    cfg = tiny(data_dir, single, max_iters=4, eval_interval=2, gradient_accumulation_steps=2)
+    cfg = tiny(data_dir, single, max_iters=4, eval_interval=2, gradient_accumulation_steps=4, embedding=arm)  # 2 per rank
     train.Trainer(cfg).run()
     proc = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
                        *cli_args(dict(cfg, out_dir=str(ddp))), "--device=cpu", "--peak_flops=1e12"])
@@ -121,7 +122,7 @@ def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path)
     with torch.device("meta"):
         flops = GPT(GPTConfig.from_dict(cfg)).flops_per_token()
     for rec in read_metrics(str(ddp), "train"):
-        assert rec["tokens"] == (rec["step"] + 1) * 4 * 32 * 2
+        assert rec["tokens"] == (rec["step"] + 1) * 4 * 32 * 4
         assert rec["mfu"] == pytest.approx(flops * rec["tokens_per_s"] / (1e12 * 2))
     assert sorted(a) == sorted(b) == [0, 1, 2, 3]
     assert max(abs(a[s] - b[s]) for s in a) < 1e-5
