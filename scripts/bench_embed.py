@@ -238,6 +238,7 @@ def main(argv=None):
     p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     p.add_argument("--repeats", type=int, default=None, help="override the timed repeats of every shape")
     p.add_argument("--no-tied-head", action="store_true", help="skip the kron_tied head comparison")
+    p.add_argument("--only-tied-head", action="store_true", help="time only the kron_tied head comparison")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
     args = p.parse_args(argv)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -254,7 +255,7 @@ def main(argv=None):
             s = dict(SHAPES[name])
             if args.repeats:
                 s["repeats"] = args.repeats
-            all_results[device][name] = bench_shape(name, s, device, args.impls)
+            all_results[device][name] = {} if args.only_tied_head else bench_shape(name, s, device, args.impls)
             if not args.no_tied_head:
                 all_results[device][name]["tied_head"] = bench_tied_head(name, s, device)
     for device, shapes in all_results.items():

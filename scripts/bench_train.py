@@ -30,6 +30,23 @@ from model import GPT, GPTConfig, peak_flops_of  # noqa: E402
 from step import TrainStep  # noqa: E402
 
 
+def child_peak_rss(args, name, arm, mode):
+    """Peak resident memory (bytes) of a fresh process that trains this variant alone for a few steps:
+    on CPU, one process per variant is the only clean peak (os.wait4 gives that child's own rusage)."""
+    import subprocess
+    import tempfile
+    cmd = [sys.executable, os.path.abspath(__file__), "--arms", arm, "--kron-modes", mode, "--steps", "2", "--warmup", "1",
+           "--n-layer", str(args.n_layer), "--n-head", str(args.n_head), "--n-embd", str(args.n_embd),
+           "--block-size", str(args.block_size), "--batch-size", str(args.batch_size), "--accum", str(args.accum),
+           "--device", "cpu", "--out", os.path.join(tempfile.mkdtemp(), "rss.json")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"the peak-memory run of {name} failed (exit {proc.returncode}): {' '.join(cmd)}")
+    return usage.ru_maxrss * 1024  # kilobytes on Linux
+
+
 def count_syncs(fn):
     """Host-device synchronisations fn() causes on CUDA (each one warns under sync debug mode)."""
     import warnings
@@ -58,6 +75,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--cpu-peak-rss", action="store_true", help="on CPU, also measure each variant's peak memory in its own process")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
     args = p.parse_args(argv)
     dev = args.device
@@ -68,6 +86,9 @@ def main(argv=None):
     for arm in args.arms:
         for mode in (args.kron_modes if arm.startswith("kron") else [None]):
             variants.append((arm if mode is None else f"{arm}[{mode}]", arm, mode or "fused"))
+    rss = {}  # before any model exists here: a forked child starts with its parent's resident pages
+    if dev == "cpu" and args.cpu_peak_rss:
+        rss = {name: child_peak_rss(args, name, arm, mode) for name, arm, mode in variants}
     setups = {}
     for name, arm, mode in variants:
         torch.manual_seed(0)
@@ -86,7 +107,7 @@ def main(argv=None):
     def fetch(i):
         return host[i][0].to(dev, non_blocking=True), host[i][1].to(dev, non_blocking=True)
     times = {n: [] for n in setups}
-    peak, syncs = {}, {}
+    peak, syncs = dict(rss), {}
     for i in range(args.warmup + args.steps):
         for name, (model, step) in setups.items():
             if dev == "cuda":
@@ -110,7 +131,8 @@ def main(argv=None):
     res = {}
     print(f"\n{dev} | d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, torch {torch.__version__}")
-    print(f"| arm | step ms (median [IQR]) | tokens/s | vs {variants[0][0]} | peak GPU mem GB | MFU | syncs in a step |")
+    print(f"| arm | step ms (median [IQR]) | tokens/s | vs {variants[0][0]} | peak mem GB ({'GPU' if dev == 'cuda' else 'process RSS'}) "
+          f"| MFU | syncs in a step |")
     print("|---|---|---|---|---|---|---|")
     for name, ts in times.items():
         med = statistics.median(ts)
@@ -119,8 +141,9 @@ def main(argv=None):
         mfu = model.flops_per_token() * tokens / med / peak_flops if peak_flops else None
         res[name] = {"median_ms": 1000 * med, "q1_ms": 1000 * q[0], "q3_ms": 1000 * q[2], "tokens_per_s": tokens / med,
                      "ratio_to_first": med / base, "peak_mem_bytes": peak.get(name), "mfu": mfu,
-                     "syncs_per_step": syncs.get(name)}
-        mem = f"{peak[name] / 2 ** 30:.2f}" if name in peak else "-"
+                     "syncs_per_step": syncs.get(name),
+                     "peak_mem_ratio_to_first": peak[name] / peak[variants[0][0]] if name in peak and variants[0][0] in peak else None}
+        mem = f"{peak[name] / 2 ** 30:.2f} ({res[name]['peak_mem_ratio_to_first']:.3f}x)" if name in peak else "-"
         print(f"| {name} | {1000 * med:.0f} [{1000 * q[0]:.0f}, {1000 * q[2]:.0f}] | {tokens / med:,.0f} | {med / base:.3f}x | "
               f"{mem} | {f'{100 * mfu:.1f}%' if mfu else '-'} | {syncs.get(name, 'n/a (CPU)')} |")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
