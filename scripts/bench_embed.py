@@ -221,6 +221,8 @@ def targets(all_results):
                 lines.append((f"{device}/{shape}: kron_tied E(W) rebuild fwd+bwd <= nn.Linear head fwd+bwd",
                               f"{tied['ratio']:.2f}x", tied["ratio"] <= 1.0))
             res = {k: v for k, v in res.items() if k != "tied_head"}
+            if not res:  # --only-tied-head: no modes to compare
+                continue
             worst = max([r.get("max_abs_output_diff", 0) for r in res.values()] + [0])
             gworst = max([r.get("max_rel_grad_diff", 0) for r in res.values()] + [0])
             lines.append((f"{device}/{shape}: modes agree to 1e-5 (output abs, gradient rel.)",

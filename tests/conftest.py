@@ -27,7 +27,7 @@ def tiny_checkpoints(data_dir, tmp_path_factory):
     """{arm: ckpt path} for 2-layer models trained briefly in the test session itself."""
     root = tmp_path_factory.mktemp("ckpts")
     out = {}
-    for arm in ("bpe_tied", "kron"):
+    for arm in ("bpe_tied", "kron", "kron_tied"):
         train.Trainer(tiny_config(data_dir, root / arm, embedding=arm, n_layer=2, max_iters=16, lr_decay_iters=16)).run()
         out[arm] = str(root / arm / "ckpt.pt")
     return out

@@ -99,7 +99,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 # --------------------------------------------------------------------------- end to end
 
 def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkeypatch):
-    specs = [f"bpe={tiny_checkpoints['bpe_tied']}", f"kron={tiny_checkpoints['kron']}"]
+    specs = [f"bpe={tiny_checkpoints['bpe_tied']}", f"kron={tiny_checkpoints['kron']}", f"kt={tiny_checkpoints['kron_tied']}"]
     # a family with a probe GPT-2 splits into several tokens: it must be skipped and reported
     fams = dict(layered.FAMILIES)
     fams["zz"] = (["zzqxjv", "run"], "zz", {"zzqxjv"})
@@ -113,9 +113,9 @@ def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkey
     assert "Spelling robustness" in text and "Layered" in text and "Norm drift" in text
 
     rob = json.load(open(tmp_path / "robustness.json"))
-    assert rob["n_pairs"] == 110 and set(rob["models"]) == {"bpe", "kron"}
+    assert rob["n_pairs"] == 110 and set(rob["models"]) == {"bpe", "kron", "kt"}
     assert set(rob["category_winner_top1"]) == {p["category"] for p in robustness.load_pairs(robustness.DEFAULT_PAIRS)}
-    for lab in ("bpe", "kron"):  # a model wins or ties exactly where its top-1 rate is the best
+    for lab in ("bpe", "kron", "kt"):  # a model wins or ties exactly where its top-1 rate is the best
         expect = sum(rob["models"][lab]["per_category"][c]["top1_match_rate"] ==
                      max(m["per_category"][c]["top1_match_rate"] for m in rob["models"].values()) for c in rob["category_winner_top1"])
         assert rob["wins_or_ties"][lab] == expect
@@ -144,6 +144,10 @@ def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkey
     drift = json.load(open(tmp_path / "norm_drift.json"))
     assert drift["kron"]["input_scale_key"] == "proj_std_sqrtD" and drift["kron"]["input_scale"][0] == pytest.approx(1.0, abs=0.05)
     assert drift["bpe"]["input_scale"][0] == pytest.approx(0.02, rel=0.05)
+    assert drift["kt"]["arm"] == "kron_tied" and drift["kt"]["input_scale_key"] == "proj_std_sqrtD"  # a Kron input space
+    assert lay["models"]["kt"]["probe_forms"]["compute"] == " compute"
+    kt_oov = [r for r in gen["records"] if r["model"] == "kt" and r["condition"] == "forced_oov"]
+    assert len(kt_oov) == 5 and all(r["oov_slot"] is not None for r in kt_oov)  # byte slots work on the tied arm too
 
 
 def test_clustering_on_a_local_hf_model_dir(tmp_path):
