@@ -17,7 +17,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from scripts import compare, param_table  # noqa: E402
+import subprocess  # noqa: E402
 
 PAPER = {"gap_pct": "2.5 ± 0.2 %", "gap_nats": "0.083 ± 0.007", "step_ratio": "≈1.43×", "top1": "55.5 % vs 47.3 %",
          "kl": "−7.6 %", "wins": "10 of 11"}
@@ -38,9 +38,13 @@ def run_probes(runs_dir, seed, out):
     ckpts = {a: p for a, p in ckpts.items() if os.path.exists(p)}
     if len(ckpts) < 2:
         return False
-    from probes import run_all
-    run_all.main([f"{a}={os.path.relpath(p, ROOT)}" for a, p in ckpts.items()] + ["--out", out])
+    run_tool("probes/run_all.py", *[f"{a}={os.path.relpath(p, ROOT)}" for a, p in ckpts.items()], "--out", out)
     return True
+
+
+def run_tool(script, *args):
+    """Another entry script of the repo, as its own command (scripts never import each other)."""
+    subprocess.run([sys.executable, os.path.join(ROOT, script), *args], check=True, cwd=ROOT)
 
 
 def bench_sentence():
@@ -60,7 +64,7 @@ def load(path):
         return json.load(f)
 
 
-def results_md(cmp, probes_dir, params_md, config_text, n_train_tokens):
+def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens):
     g = cmp["groups"]
     base = cmp["baseline"]
     seeds = len(g[base]["seeds"])
@@ -79,7 +83,7 @@ def results_md(cmp, probes_dir, params_md, config_text, n_train_tokens):
              "",
              "## Training comparison",
              "",
-             compare.markdown(cmp),
+             cmp_md,
              "",
              "The step-time and tokens/s columns come from the training logs; on this shared 2-core machine those runs "
              "overlapped other work, so they are not a speed comparison. The interleaved step benchmark is: "
@@ -135,13 +139,17 @@ def main(argv=None):
     logs = os.path.join(args.results_dir, "runs")
     if os.path.isdir(args.runs_dir):
         print(f"copied {copy_logs(args.runs_dir, logs)} metric logs into {logs}")
-    cmp = compare.main([logs, "--out", os.path.join(args.results_dir, "compare")])
+    cmp_dir = os.path.join(args.results_dir, "compare")
+    run_tool("scripts/compare.py", logs, "--out", cmp_dir)
+    cmp = load(os.path.join(cmp_dir, "compare.json"))
+    with open(os.path.join(cmp_dir, "compare.md")) as f:
+        cmp_md = f.read().removesuffix("\n")
     probes_dir = os.path.join(args.results_dir, "probes")
     if not args.skip_probes and os.path.isdir(args.runs_dir):
         if not run_probes(args.runs_dir, args.probe_seed, probes_dir):
             print("no checkpoints to probe; keeping the probe results already in", probes_dir)
     params_dir = args.params_dir
-    param_table.main(["--out", params_dir])
+    run_tool("scripts/param_table.py", "--out", params_dir)
     with open(os.path.join(params_dir, "param_table.md")) as f:
         params_md = f.read()
     with open(os.path.join(ROOT, "config", "study_cpu.py")) as f:
@@ -150,7 +158,7 @@ def main(argv=None):
     n_train = max((r.get("n_train_tokens", 0) for run in os.listdir(logs)
                    for r in read_metrics(os.path.join(logs, run), "config")), default=0)
     with open(args.out, "w") as f:
-        f.write(results_md(cmp, probes_dir, params_md, config_text, n_train))
+        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train))
     print(f"wrote {args.out}")
 
 
