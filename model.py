@@ -207,6 +207,31 @@ class GPT(nn.Module):
         n_matmul = c["body"] - self.transformer.wpe.weight.numel() + cfg.vocab_size * cfg.n_embd
         return 6 * n_matmul + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
+    @torch.no_grad()
+    def norm_stats(self):
+        """Norm-drift statistics. BPE arms: std and mean row L2 norm of the input table. Kron arms:
+        std(W)*sqrt(D) of the projection (1 at init). All arms: RMS and mean row norm of the embeddings
+        the input layer produces over the real vocabulary, and std / mean row norm of the output head
+        (for kron_tied the effective head s * E(W), and s itself)."""
+        n_real = self.n_real_tokens()
+        wte, out = self.transformer.wte, {}
+        if self.config.embedding in KRON_ARMS:
+            out["proj_std_sqrtD"] = (wte.weight.float().std() * math.sqrt(wte.D)).item()
+            emb = wte.all_embeddings()[:n_real].float()
+        else:
+            emb = wte.weight[:n_real].float()
+            out["wte_std"] = emb.std().item()
+            out["wte_row_norm"] = emb.norm(dim=1).mean().item()
+        out["emb_rms"] = emb.pow(2).mean().sqrt().item()
+        out["emb_row_norm"] = emb.norm(dim=1).mean().item()
+        head = self.output_matrix()[:n_real].float()
+        if self.lm_head is None:
+            out["logit_scale"] = self.logit_scale.item()
+            head = head * self.logit_scale.float()
+        out["head_std"] = head.std().item()
+        out["head_row_norm"] = head.norm(dim=1).mean().item()
+        return out
+
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
         """AdamW with weight decay on the >=2-D weights (matrices, tables, the Kron projection) and
         none on biases and LayerNorm gains; fused on CUDA."""

@@ -1,7 +1,7 @@
-"""A run's folder: its metric log and the lock that makes one process its owner.
+"""A run's folder: its metric log, where its records go, and the lock that makes one process its owner.
 
-train.py appends JSON lines to <out_dir>/metrics.jsonl; everything that reads them (the quickstart,
-compare, probes) calls `read_metrics`. `RunLock` is held by the training process for as long as it
+train.py appends JSON lines to <out_dir>/metrics.jsonl through `RunLogger` (which also prints and
+feeds wandb); everything that reads them (the quickstart, compare, probes) calls `read_metrics`. `RunLock` is held by the training process for as long as it
 runs, so a second run on the same out_dir is refused instead of interleaving logs and checkpoints.
 
 Record kinds: {"kind": "train", "step", "loss", "lr", "grad_norm", "dt_ms", "tokens_per_s", "mfu", ...},
@@ -33,6 +33,58 @@ class MetricsLog:
     def write(self, kind, **fields):
         with open(self.path, "a") as f:
             f.write(json.dumps({"kind": kind, **fields}) + "\n")
+
+
+class RunLogger:
+    """Where a training run's records go: metrics.jsonl always, the console on log steps and
+    evaluations, and wandb when asked (grouped by arm, offline without a login)."""
+
+    def __init__(self, out_dir, keep_until_step=None, log_interval=10, max_iters=None):
+        self.metrics = MetricsLog(out_dir, keep_until_step)
+        self.out_dir, self.log_interval, self.max_iters = out_dir, log_interval, max_iters
+        self.wandb = None
+
+    def start_wandb(self, config, run_id):
+        """wandb's public API only; imported here, so machines without wandb never need it."""
+        import wandb
+        mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
+        self.wandb = wandb.init(project=config["wandb_project"], group=config["wandb_group"] or config["embedding"],
+                                name=config["wandb_run_name"] or f"{config['embedding']}-s{config['seed']}", config=config,
+                                dir=self.out_dir, mode=mode, id=run_id, resume="allow")
+        if mode == "offline":
+            print(f"wandb: offline mode (no login found); upload later with `wandb sync {self.out_dir}/wandb/offline-run-*`")
+        return run_id
+
+    def config(self, **fields):
+        self.metrics.write("config", **fields)
+
+    def train(self, rec):
+        self.metrics.write("train", **rec)
+        if self.wandb:
+            self.wandb.log({f"train/{k}": v for k, v in rec.items() if k != "step" and v is not None}, step=rec["step"])
+        if rec["step"] % self.log_interval == 0:
+            mfu = f" | mfu {100 * rec['mfu']:.1f}%" if rec.get("mfu") is not None else ""
+            print(f"step {rec['step']:>6}/{self.max_iters} | loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | "
+                  f"{rec['dt_ms']:.0f} ms | {rec['tokens_per_s']:,.0f} tok/s{mfu}", flush=True)
+
+    def eval(self, step, val_loss, norms):
+        self.metrics.write("eval", step=step, val_loss=val_loss, **norms)
+        if self.wandb:
+            self.wandb.log({"val/loss": val_loss, **{f"norms/{k}": v for k, v in norms.items()}}, step=step)
+        drift = " | ".join(f"{k} {v:.4g}" for k, v in norms.items())
+        print(f"eval step {step}: val loss {val_loss:.4f} | {drift}", flush=True)
+
+    def finish(self):
+        if self.wandb:
+            self.wandb.finish()
+            self.wandb = None
+
+
+def _wandb_logged_in():
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = os.path.expanduser("~/.netrc")
+    return os.path.exists(netrc) and "api.wandb.ai" in open(netrc).read()
 
 
 def _keep(record, step):

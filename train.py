@@ -25,10 +25,9 @@ import checkpoint
 from configurator import DEFAULTS, ConfigError, load_config, validate  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import ShardError, TokenData
 from kron_embed import keep_freed_memory
-from model import GPT, KRON_ARMS, GPTConfig, model_args_of
-from runlog import MetricsLog, RunInUseError, RunLock
+from model import GPT, GPTConfig, model_args_of
+from runlog import RunInUseError, RunLock, RunLogger
 from step import TrainStep
-from tokenizer import get_tokenizer
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
 CPU_FLOPS = 1e11       # an optimistic CPU (fp32, a few cores), for that estimate only
@@ -45,31 +44,6 @@ def get_lr(it, c):
         return c["min_lr"]
     ratio = (it - c["warmup_iters"]) / max(1, decay_iters - c["warmup_iters"])
     return c["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c["learning_rate"] - c["min_lr"])
-
-
-@torch.no_grad()
-def norm_stats(model):
-    """Norm-drift statistics. BPE arms: std and mean row L2 norm of the input table. Kron: std(W)*sqrt(D)
-    of the projection. All arms: RMS and mean row norm of the embeddings the input layer produces over
-    the real vocabulary, and std / mean row norm of the output head."""
-    n_real = get_tokenizer(model.config.tokenizer).n_vocab
-    wte, out = model.transformer.wte, {}
-    if model.config.embedding in KRON_ARMS:
-        out["proj_std_sqrtD"] = (wte.weight.float().std() * math.sqrt(wte.D)).item()
-        emb = wte.all_embeddings()[:n_real].float()
-    else:
-        emb = wte.weight[:n_real].float()
-        out["wte_std"] = emb.std().item()
-        out["wte_row_norm"] = emb.norm(dim=1).mean().item()
-    out["emb_rms"] = emb.pow(2).mean().sqrt().item()
-    out["emb_row_norm"] = emb.norm(dim=1).mean().item()
-    head = model.output_matrix()[:n_real].float()
-    if model.lm_head is None:  # kron_tied: the effective head is s * E(W)
-        out["logit_scale"] = model.logit_scale.item()
-        head = head * model.logit_scale.float()
-    out["head_std"] = head.std().item()
-    out["head_row_norm"] = head.norm(dim=1).mean().item()
-    return out
 
 
 class StopGuard:
@@ -105,7 +79,7 @@ class Trainer:
         self.setup_distributed()
         self.setup_device()
         self.stop = StopGuard(self.master)
-        self.lock, self.log, self.wandb, self.finished_before, self.last_val = None, None, None, False, None
+        self.lock, self.log, self.finished_before, self.last_val = None, None, False, None
         self.pending = []  # (step, loss, grad_norm, lr) on device, read back at the next log step
 
     # --- setup
@@ -184,8 +158,9 @@ class Trainer:
             print(f"data: {self.data.n_train_tokens:,} train / {self.data.n_val_tokens:,} val tokens in {c['data_dir']}; "
                   f"{len(self.val)} val batches of {c['batch_size']}x{c['block_size']}")
         if self.master and not c["eval_only"] and not self.finished_before:
-            self.log = MetricsLog(c["out_dir"], keep_until_step=self.iter_num if resume else None)
-            self.log.write("config", step=self.iter_num, config=c, params=self.model.param_groups_by_role(),
+            self.log = RunLogger(c["out_dir"], keep_until_step=self.iter_num if resume else None,
+                                 log_interval=c["log_interval"], max_iters=c["max_iters"])
+            self.log.config(step=self.iter_num, config=c, params=self.model.param_groups_by_role(),
                            world_size=self.world, device=self.device, dtype=self.dtype, resumed=resume,
                            n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens)
         self.raw_model = self.model
@@ -320,18 +295,8 @@ class Trainer:
                 "config": self.c, "model_args": state["model_args"]}
         checkpoint.save(self.c["out_dir"], state, meta)
 
-    # --- wandb
-
     def init_wandb(self):
-        import wandb  # only when asked for: GPU machines may not have it
-        c = self.c
-        mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
-        self.wandb_id = self.wandb_id or uuid.uuid4().hex[:12]
-        self.wandb = wandb.init(project=c["wandb_project"], group=c["wandb_group"] or c["embedding"],
-                                name=c["wandb_run_name"] or f"{c['embedding']}-s{c['seed']}", config=c,
-                                dir=c["out_dir"], mode=mode, id=self.wandb_id, resume="allow")
-        if mode == "offline":
-            print(f"wandb: offline mode (no login found); upload later with `wandb sync {c['out_dir']}/wandb/offline-run-*`")
+        self.wandb_id = self.log.start_wandb(self.c, self.wandb_id or uuid.uuid4().hex[:12])
 
     # --- the loop
 
@@ -357,8 +322,8 @@ class Trainer:
                 import torch.distributed as dist
                 dist.barrier()
         finally:
-            if self.wandb:
-                self.wandb.finish()
+            if self.log:
+                self.log.finish()
             if self.lock:
                 self.lock.release()
             if self.ddp:
@@ -420,35 +385,18 @@ class Trainer:
                    tokens=(step + 1) * self.tokens_per_step)
         if self.device_type == "cuda":
             rec["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
-        self.log.write("train", **rec)
-        if self.wandb:
-            self.wandb.log({f"train/{k}": v for k, v in rec.items() if k != "step" and v is not None}, step=step)
-        if step % self.c["log_interval"] == 0:
-            mfu_s = f" | mfu {100 * mfu:.1f}%" if mfu is not None else ""
-            print(f"step {step:>6}/{self.c['max_iters']} | loss {loss:.4f} | lr {lr:.2e} | "
-                  f"{dt * 1000:.0f} ms | {tps:,.0f} tok/s{mfu_s}", flush=True)
+        self.log.train(rec)
 
     def eval_and_checkpoint(self, finished):
         val_loss = self.evaluate()
         if self.master:
-            norms = norm_stats(self.raw_model)
-            self.log.write("eval", step=self.iter_num, val_loss=val_loss, **norms)
-            if self.wandb:
-                self.wandb.log({"val/loss": val_loss, **{f"norms/{k}": v for k, v in norms.items()}}, step=self.iter_num)
-            drift = " | ".join(f"{k} {v:.4g}" for k, v in norms.items())
-            print(f"eval step {self.iter_num}: val loss {val_loss:.4f} | {drift}", flush=True)
+            norms = self.raw_model.norm_stats()
+            self.log.eval(self.iter_num, val_loss, norms)
         if not math.isfinite(val_loss):
             raise FloatingPointError(f"validation loss is {val_loss} at step {self.iter_num}; not writing a checkpoint")
         self.best_val = min(self.best_val, val_loss)
         self.last_val = val_loss
         self.save(finished=finished)
-
-
-def _wandb_logged_in():
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = os.path.expanduser("~/.netrc")
-    return os.path.exists(netrc) and "api.wandb.ai" in open(netrc).read()
 
 
 def main(argv=None):
