@@ -25,6 +25,8 @@ DEFAULTS = dict(
     embedding="bpe_tied", n_layer=12, n_head=12, n_embd=768, dropout=0.0, bias=True, vocab_size=50304,
     tokenizer="gpt2", kron_pos_dim=16, kron_mode="fused", kron_byte_source="exact",
     kron_length_norm=True, kron_z_norm=True,
+    # controls (README, "Controls"): input_init_std (bpe_untied), kron_shuffle_seed and kron_scale (Kron arms)
+    input_init_std=None, kron_shuffle_seed=None, kron_scale=1.0,
     # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters
     learning_rate=6e-4, max_iters=4768, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0,
     decay_lr=True, warmup_iters=175, lr_decay_iters=None, min_lr=6e-5,
@@ -57,6 +59,9 @@ RANGES = {
     "backend": (lambda v: v in ("auto", "nccl", "gloo"), "'auto', 'nccl' or 'gloo'"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     "kron_mode": (lambda v: v in ("fused", "cached", "dynamic"), "'fused', 'cached' or 'dynamic'"),
+    "input_init_std": (lambda v: v is None or (isinstance(v, (int, float)) and v > 0), "None or a number > 0"),
+    "kron_shuffle_seed": (lambda v: v is None or (isinstance(v, int) and v >= 0), "None or an integer >= 0"),
+    "kron_scale": (lambda v: v > 0, "a number > 0"),
     "kron_byte_source": (lambda v: v in ("exact", "decode"), "'exact' or 'decode'"),
 }
 
@@ -100,6 +105,11 @@ def validate(cfg):
         raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
     if cfg["n_embd"] % cfg["n_head"]:
         raise ConfigError(f"config key 'n_embd' = {cfg['n_embd']}: expected a multiple of n_head ({cfg['n_head']})")
+    from model import GPTConfig  # the model's own checks: e.g. a control on an arm where it means nothing
+    try:
+        GPTConfig.from_dict(cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return cfg
 
 

@@ -169,7 +169,10 @@ class KroneckerEmbedding(nn.Module):
     """
 
     def __init__(self, vocab_size, d_model, tokenizer="gpt2", pos_dim=16, mode="fused",
-                 byte_source="exact", length_norm=True, z_norm=True):
+                 byte_source="exact", length_norm=True, z_norm=True, shuffle_seed=None):
+        """shuffle_seed: a control, not the method. The rows of the token -> bytes table are permuted
+        among the tokenizer's real tokens by this seed, so every token keeps a distinct byte code with
+        the same statistics, just not its own bytes."""
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}: expected one of {MODES}")
@@ -178,6 +181,11 @@ class KroneckerEmbedding(nn.Module):
         table, lengths, self.byte_stats = token_byte_table(tokenizer, pos_dim, vocab_size, byte_source)
         self.tokenizer_name = tokenizer if isinstance(tokenizer, str) else tokenizer.name
         self.n_tokenizer_vocab = get_tokenizer(self.tokenizer_name).n_vocab
+        self.shuffle_seed = shuffle_seed
+        if shuffle_seed is not None:
+            order = np.random.default_rng(shuffle_seed).permutation(self.n_tokenizer_vocab)
+            table[:self.n_tokenizer_vocab] = table[order]
+            lengths[:self.n_tokenizer_vocab] = lengths[order]
         self.num_embeddings, self.embedding_dim = table.shape[0], d_model
         self.pos_dim, self.D = pos_dim, 256 * pos_dim
         self.mode, self.byte_source = mode, byte_source

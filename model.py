@@ -52,12 +52,25 @@ class GPTConfig:
     kron_byte_source: str = "exact"
     kron_length_norm: bool = True
     kron_z_norm: bool = True
+    # Controls (issue 16), not the paper's arms; each means something on some arms only:
+    input_init_std: float = None    # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
+    kron_shuffle_seed: int = None   # Kron arms: token -> bytes rows permuted among real tokens by this seed
+    kron_scale: float = 1.0         # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
 
     def __post_init__(self):
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding={self.embedding!r}: expected one of {EMBEDDINGS}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.input_init_std is not None and self.embedding != "bpe_untied":
+            raise ValueError(f"input_init_std={self.input_init_std} is the scale control of the untied BPE table; "
+                             f"with embedding={self.embedding!r} it means nothing (a tied table is the head too)")
+        if self.embedding not in KRON_ARMS:
+            if self.kron_shuffle_seed is not None:
+                raise ValueError(f"kron_shuffle_seed={self.kron_shuffle_seed} shuffles the Kronecker byte table; "
+                                 f"embedding={self.embedding!r} has none")
+            if self.kron_scale != 1.0:
+                raise ValueError(f"kron_scale={self.kron_scale} scales Kronecker embeddings; embedding={self.embedding!r} has none")
 
     @classmethod
     def from_dict(cls, d):
@@ -122,7 +135,8 @@ class GPT(nn.Module):
         if cfg.embedding in KRON_ARMS:
             wte = KroneckerEmbedding(cfg.vocab_size, cfg.n_embd, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
                                      mode=cfg.kron_mode, byte_source=cfg.kron_byte_source,
-                                     length_norm=cfg.kron_length_norm, z_norm=cfg.kron_z_norm)
+                                     length_norm=cfg.kron_length_norm, z_norm=cfg.kron_z_norm,
+                                     shuffle_seed=cfg.kron_shuffle_seed)
         else:
             wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.transformer = nn.ModuleDict(dict(
@@ -146,6 +160,8 @@ class GPT(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
         if cfg.embedding in KRON_ARMS:  # explicit, although apply() leaves this non-Linear module alone
             self.transformer.wte.reset_parameters()
+        if cfg.input_init_std is not None:  # the scale control: an untied table at another init scale
+            nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=cfg.input_init_std)
 
     @staticmethod
     def _no_bytes_bias(wte):
@@ -284,8 +300,10 @@ class GPT(nn.Module):
         if byte_overrides:
             if self.config.embedding not in KRON_ARMS:
                 raise ValueError(f"byte_overrides need the kron arm; this model is {self.config.embedding!r}")
-            return self.transformer.wte(idx, byte_overrides=byte_overrides)
-        return self.transformer.wte(idx)
+            x = self.transformer.wte(idx, byte_overrides=byte_overrides)
+        else:
+            x = self.transformer.wte(idx)
+        return x * self.config.kron_scale if self.config.kron_scale != 1.0 else x
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,

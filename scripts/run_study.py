@@ -96,7 +96,8 @@ def command(run, base, launcher, extra):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="base config file")
-    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"])
+    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"],
+                   choices=["bpe_tied", "kron", "bpe_untied", "kron_tied"])
     p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
     p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 overrides to cross with arms and seeds")
     p.add_argument("--out-root", required=True)
@@ -113,6 +114,8 @@ def main(argv=None):
     runs = plan(args.arms, args.seeds, parse_grid(args.grid), args.out_root)
     from configurator import ConfigError
     try:
+        for r in runs:  # every planned config is checked before any run starts
+            planned_config(r, args.base, extra)
         for r in runs:
             r["state"] = state(r, args.base, extra)
     except ConfigError as e:
