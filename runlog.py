@@ -67,12 +67,16 @@ class RunLogger:
             print(f"step {rec['step']:>6}/{self.max_iters} | loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | "
                   f"{rec['dt_ms']:.0f} ms | {rec['tokens_per_s']:,.0f} tok/s{mfu}", flush=True)
 
-    def eval(self, step, val_loss, norms):
-        self.metrics.write("eval", step=step, val_loss=val_loss, **norms)
+    def eval(self, step, val_loss, norms, by_source=None):
+        """by_source: {source: val loss} when the validation set has several sources."""
+        extra = {"val_loss_by_source": by_source} if by_source else {}
+        self.metrics.write("eval", step=step, val_loss=val_loss, **norms, **extra)
         if self.wandb:
-            self.wandb.log({"val/loss": val_loss, **{f"norms/{k}": v for k, v in norms.items()}}, step=step)
+            self.wandb.log({"val/loss": val_loss, **{f"val/loss_{k}": v for k, v in (by_source or {}).items()},
+                            **{f"norms/{k}": v for k, v in norms.items()}}, step=step)
         drift = " | ".join(f"{k} {v:.4g}" for k, v in norms.items())
-        print(f"eval step {step}: val loss {val_loss:.4f} | {drift}", flush=True)
+        sources = " | " + " ".join(f"{k} {v:.3f}" for k, v in by_source.items()) if by_source else ""
+        print(f"eval step {step}: val loss {val_loss:.4f}{sources} | {drift}", flush=True)
 
     def finish(self):
         if self.wandb:

@@ -79,7 +79,7 @@ class Trainer:
         self.setup_distributed()
         self.setup_device()
         self.stop = StopGuard(self.master)
-        self.lock, self.log, self.finished_before, self.last_val = None, None, False, None
+        self.lock, self.log, self.finished_before, self.last_val, self.val_by_source = None, None, False, None, None
         self.pending = []  # (step, loss, grad_norm, lr) on device, read back at the next log step
 
     # --- setup
@@ -267,17 +267,24 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self):
+        """Mean validation loss over the fixed batches; with several sources (one val shard each)
+        also the loss per source, in self.val_by_source. One read-back for all of it."""
         self.model.eval()
-        total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
-        for i, (x, y) in enumerate(self.val):
+        sources = sorted({src for _, _, src in self.val})
+        sums = torch.zeros(2 * len(sources), device=self.device, dtype=torch.float64)  # [loss sum, batches] per source
+        for i, (x, y, src) in enumerate(self.val):
             if i % self.world != self.rank:
                 continue
             with self.autocast:
                 _, loss = self.model(self.to_device(x), self.to_device(y))
-            total, count = total + loss.double(), count + 1
-        total, count = self.all_reduce([total.item(), count])
+            k = 2 * sources.index(src)
+            sums[k] += loss.double()
+            sums[k + 1] += 1
+        sums = self.all_reduce(sums.tolist())
         self.model.train()
-        return total / count
+        per = {src: sums[2 * k] / sums[2 * k + 1] for k, src in enumerate(sources) if sums[2 * k + 1]}
+        self.val_by_source = per if len(per) > 1 else None
+        return sum(sums[0::2]) / sum(sums[1::2])
 
     # --- checkpoints
 
@@ -390,8 +397,7 @@ class Trainer:
     def eval_and_checkpoint(self, finished):
         val_loss = self.evaluate()
         if self.master:
-            norms = self.raw_model.norm_stats()
-            self.log.eval(self.iter_num, val_loss, norms)
+            self.log.eval(self.iter_num, val_loss, self.raw_model.norm_stats(), by_source=self.val_by_source)
         if not math.isfinite(val_loss):
             raise FloatingPointError(f"validation loss is {val_loss} at step {self.iter_num}; not writing a checkpoint")
         self.best_val = min(self.best_val, val_loss)

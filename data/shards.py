@@ -85,7 +85,8 @@ class TokenData:
     def __init__(self, data_dir, block_size, vocab_size):
         self.block_size = block_size
         self.train = [read_shard(p, vocab_size) for p in shard_paths(data_dir, "train")]
-        self.val = [read_shard(p, vocab_size) for p in shard_paths(data_dir, "val")]
+        self.val_paths = shard_paths(data_dir, "val")
+        self.val = [read_shard(p, vocab_size) for p in self.val_paths]
         starts = np.array([max(len(s) - block_size, 0) for s in self.train], dtype=np.int64)
         if starts.sum() == 0:
             raise ShardError(f"train shards in {data_dir!r} are shorter than block_size+1 = {block_size + 1} tokens")
@@ -106,21 +107,24 @@ class TokenData:
 
     def val_batches(self, batch_size, n_batches):
         """The fixed validation set: consecutive non-overlapping windows from the start of the val
-        shards, the same for every run. Returns a list of (x, y); fewer batches if val is short."""
+        shards, the same for every run, as a list of (x, y, source). With several val shards (one per
+        source) each gives an equal share of the n_batches, so the overall loss is balanced and a loss
+        per source can be read; `source` is the shard's name between '_val_' and '.bin'."""
         T = self.block_size
-        windows = []
-        for shard in self.val:
-            for start in range(0, len(shard) - T, T):
-                windows.append(np.asarray(shard[start:start + T + 1], dtype=np.int64))
-                if len(windows) == batch_size * n_batches:
-                    break
-            if len(windows) == batch_size * n_batches:
-                break
-        if len(windows) < batch_size:
+        shards = [(p, s) for p, s in zip(self.val_paths, self.val) if len(s) > T]
+        per_shard = max(1, n_batches // max(1, len(shards)))
+        out = []
+        for path, shard in shards:
+            windows = [np.asarray(shard[i:i + T + 1], dtype=np.int64)
+                       for i in range(0, len(shard) - T, T)][:batch_size * per_shard]
+            source = os.path.basename(path).split("_val_", 1)[-1].removesuffix(".bin")
+            for b in range(len(windows) // batch_size):
+                w = np.stack(windows[b * batch_size:(b + 1) * batch_size])
+                out.append((np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:]), source))
+        if not out:
             raise ShardError(f"validation shards hold {self.n_val_tokens} tokens, fewer than one batch of "
-                             f"{batch_size} x {T + 1}; lower batch_size/block_size or prepare more validation data")
-        windows = np.stack(windows[:len(windows) // batch_size * batch_size]).reshape(-1, batch_size, T + 1)
-        return [(np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:])) for w in windows]
+                             f"{batch_size} x {T + 1} in any shard; lower batch_size/block_size or prepare more validation data")
+        return out
 
 
 # ----------------------------------------------------------------------------- writing documents

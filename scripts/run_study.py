@@ -67,10 +67,41 @@ def planned_config(run, base, extra):
     return load_config([base] + command(run, base, None, extra)[3:])
 
 
-def state(run, base, extra=()):
+def kept_log(run, keep_dir):
+    return os.path.join(keep_dir, os.path.basename(os.path.normpath(run["out_dir"])), "metrics.jsonl")
+
+
+def kept_complete(run, keep_dir, want):
+    """A run whose metric log, kept in git under keep_dir, reached max_iters with the planned config
+    is finished: a new clone skips it although it has no checkpoint."""
+    from runlog import read_metrics
+    path = kept_log(run, keep_dir)
+    if not keep_dir or not os.path.isfile(path):
+        return False
+    configs, evals = read_metrics(path, "config"), read_metrics(path, "eval")
+    if not configs or not evals or evals[-1]["step"] < want["max_iters"]:
+        return False
+    fixed, changed = checkpoint.config_changes(configs[-1]["config"], want, ignore=checkpoint.NOT_RESULTS)
+    return not fixed and not changed
+
+
+def keep(run, keep_dir):
+    """Copy a finished run's metric log into keep_dir (meant to be committed)."""
+    import shutil
+    src = os.path.join(run["out_dir"], "metrics.jsonl")
+    if keep_dir and os.path.isfile(src):
+        os.makedirs(os.path.dirname(kept_log(run, keep_dir)), exist_ok=True)
+        shutil.copy(src, kept_log(run, keep_dir))
+
+
+def state(run, base, extra=(), keep_dir=None):
     """'finished', 'interrupted' (a checkpoint to resume or extend) or 'new'; raises ConfigError for a
     run folder whose recorded config conflicts with the planned one."""
     from configurator import ConfigError
+    if keep_dir:
+        want = planned_config(run, base, extra)
+        if kept_complete(run, keep_dir, dict(want, out_dir=want["out_dir"].format(**want))):
+            return "finished"
     meta = checkpoint.read_meta(run["out_dir"])
     if meta is None:
         has_ckpt = os.path.exists(checkpoint.paths(run["out_dir"])[0])
@@ -104,6 +135,8 @@ def main(argv=None):
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--launcher", default=None, help='e.g. "torchrun --standalone --nproc_per_node=8"')
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--keep-logs", default=None, help="copy each finished run's metrics.jsonl here (to commit), and "
+                                                     "skip runs whose log kept here is complete")
     args, extra = p.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
     bad = [e for e in extra if not e.startswith("--") or "=" not in e]
@@ -117,7 +150,9 @@ def main(argv=None):
         for r in runs:  # every planned config is checked before any run starts
             planned_config(r, args.base, extra)
         for r in runs:
-            r["state"] = state(r, args.base, extra)
+            r["state"] = state(r, args.base, extra, args.keep_logs)
+            if r["state"] == "finished":
+                keep(r, args.keep_logs)
     except ConfigError as e:
         sys.exit(f"error: {e}")
     print(f"{len(runs)} runs in {args.out_root}: " + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}"
@@ -148,6 +183,8 @@ def main(argv=None):
                 r["state"] = "finished" if done else ("failed" if proc.returncode else "interrupted")
                 if r["state"] != "finished":
                     failed.append(r)
+                else:
+                    keep(r, args.keep_logs)
                 print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode})", flush=True)
                 if r["state"] == "failed":  # the run's own last words, e.g. a config error
                     with open(log.name, errors="replace") as f:

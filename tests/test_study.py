@@ -88,8 +88,17 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
     args = ["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2", "--out-root", str(root)]
     states = {f"{r['name']}-s{r['seed']}": r["state"] for r in run_study.main(args + ["--dry-run"])}
     assert states == {"bpe_tied-s1": "finished", "kron-s1": "interrupted", "bpe_tied-s2": "new", "kron-s2": "new"}
-    runs = run_study.main(args + ["--parallel", "2"])
+    kept = tmp_path / "kept"
+    runs = run_study.main(args + ["--parallel", "2", "--keep-logs", str(kept)])
     assert all(r["state"] == "finished" for r in runs)
+    assert sorted(os.listdir(kept)) == ["bpe_tied-s1", "bpe_tied-s2", "kron-s1", "kron-s2"]
+    # a fresh clone has the kept logs but no checkpoints: the runner still skips those runs
+    fresh = run_study.main(["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2",
+                            "--out-root", str(tmp_path / "elsewhere"), "--keep-logs", str(kept), "--dry-run"])
+    assert all(r["state"] == "finished" for r in fresh)
+    changed = run_study.main(["--base", str(base), "--arms", "kron", "--seeds", "1", "--out-root", str(tmp_path / "elsewhere"),
+                              "--keep-logs", str(kept), "--dry-run", "--", "--learning_rate=0.01"])
+    assert changed[0]["state"] == "new"  # a kept log of other settings does not count as done
     assert os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt") == finished_mtime  # skipped, untouched
     steps = [json.loads(l)["step"] for l in open(root / "kron-s1" / "metrics.jsonl") if '"train"' in l]
     assert steps == list(range(6))
