@@ -46,11 +46,18 @@ def build(impl, s, device):
     return layer, torch.optim.AdamW(layer.parameters(), lr=1e-4, weight_decay=0.1)
 
 
-def step(layer, opt, ids, upstream):
+def step(layer, opt, ids, upstream, device):
+    """One training step of the layer alone; returns the seconds of forward+backward and of the whole
+    step (with the AdamW update), timed in the same step."""
+    t = time.perf_counter()
     y = layer(ids)
     y.backward(upstream)
+    sync(device)
+    fwd_bwd = time.perf_counter() - t
     opt.step()
     opt.zero_grad(set_to_none=True)
+    sync(device)
+    return fwd_bwd, time.perf_counter() - t
 
 
 def sync(device):
@@ -136,23 +143,24 @@ def bench_shape(name, s, device, impls):
             layers[impl] = build(impl, s, device)
             results[impl] = {"build_s": time.time() - t, **state_bytes(layers[impl][0])}
         times = {impl: [] for impl in group}
+        fwd_bwd = {impl: [] for impl in group}
         for rep in range(s["warmup"] + s["repeats"]):
             for impl in group:
                 if device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 sync(device)
-                t = time.perf_counter()
-                step(*layers[impl], ids, upstream)
-                sync(device)
+                fb, total = step(*layers[impl], ids, upstream, device)
                 if rep >= s["warmup"]:
-                    times[impl].append(time.perf_counter() - t)
+                    times[impl].append(total)
+                    fwd_bwd[impl].append(fb)
                 if device == "cuda":
                     results[impl]["cuda_peak_bytes"] = torch.cuda.max_memory_allocated()
         for impl in group:
             q = statistics.quantiles(times[impl], n=4) if len(times[impl]) > 1 else [times[impl][0]] * 3
             results[impl].update(median_ms=1000 * statistics.median(times[impl]), q1_ms=1000 * q[0], q3_ms=1000 * q[2],
-                                 repeats=len(times[impl]))
-            print(f"  {impl:<10} {results[impl]['median_ms']:>10.2f} ms", flush=True)
+                                 fwd_bwd_median_ms=1000 * statistics.median(fwd_bwd[impl]), repeats=len(times[impl]))
+            print(f"  {impl:<10} {results[impl]['median_ms']:>10.2f} ms (forward+backward alone "
+                  f"{results[impl]['fwd_bwd_median_ms']:.2f} ms)", flush=True)
         if name != "gpt2":
             for impl in group:
                 if impl != "cached":
@@ -178,9 +186,10 @@ def print_table(device, name, res):
     emb = res.get("embedding", {}).get("median_ms")
     fused = res.get("fused", {}).get("median_ms")
     print(f"\n{device} | {name}")
-    print(f"| impl | fwd+bwd+AdamW ms (median [IQR]) | vs nn.Embedding | vs fused | trainable params | "
+    emb_fb = res.get("embedding", {}).get("fwd_bwd_median_ms")
+    print(f"| impl | fwd+bwd+AdamW ms (median [IQR]) | vs nn.Embedding | fwd+bwd ms | vs nn.Embedding | vs fused | trainable params | "
           f"trainable state MB | non-trainable MB | max out diff | max rel grad diff |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for impl, r in res.items():
         if impl == "tied_head":
             continue
@@ -188,7 +197,9 @@ def print_table(device, name, res):
         vs_fused = f"{r['median_ms'] / fused:.2f}x" if fused else "-"
         diff = f"{r['max_abs_output_diff']:.1e}" if "max_abs_output_diff" in r else ("ref" if impl == "cached" else "-")
         gdiff = f"{r['max_rel_grad_diff']:.1e}" if "max_rel_grad_diff" in r else ("ref" if impl == "cached" else "-")
-        print(f"| {impl} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {vs_emb} | {vs_fused} | "
+        fb = r.get("fwd_bwd_median_ms")
+        fb_s = f"{fb:.1f} | {fb / emb_fb:.2f}x" if fb and emb_fb else (f"{fb:.1f} | -" if fb else "- | -")
+        print(f"| {impl} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {vs_emb} | {fb_s} | {vs_fused} | "
               f"{r['trainable_params_bytes'] // 4:,} | {r['trainable_state_bytes'] / 1e6:.1f} | "
               f"{r['non_trainable_bytes'] / 1e6:.3f} | {diff} | {gdiff} |")
     tied = res.get("tied_head")
@@ -204,7 +215,9 @@ def targets(all_results):
         g = shapes.get("gpt2")
         if g and "fused" in g and "embedding" in g:
             r = g["fused"]["median_ms"] / g["embedding"]["median_ms"]
-            lines.append((f"{device}: fused fwd+bwd <= 1.0x nn.Embedding at GPT-2 124M shape", f"{r:.2f}x", r <= 1.0))
+            lines.append((f"{device}: fused fwd+bwd+AdamW <= 1.0x nn.Embedding at GPT-2 124M shape", f"{r:.2f}x", r <= 1.0))
+            r = g["fused"]["fwd_bwd_median_ms"] / g["embedding"]["fwd_bwd_median_ms"]
+            lines.append((f"{device}: fused fwd+bwd alone <= 0.75x nn.Embedding's at GPT-2 124M shape", f"{r:.2f}x", r <= 0.75))
         if g and "fused" in g and "dynamic" in g:
             r = g["dynamic"]["median_ms"] / g["fused"]["median_ms"]
             lines.append((f"{device}: fused >= 10x faster than dynamic", f"{r:.1f}x", r >= 10))
