@@ -59,6 +59,22 @@ def load_run(path):
     return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train}
 
 
+# Two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (standard tables); beyond, 1.96.
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t_interval95(xs):
+    """95 % t-interval of the mean of paired differences: mean +- t_{0.975, n-1} * sd / sqrt(n);
+    None with fewer than 2 pairs."""
+    xs = list(xs)
+    if len(xs) < 2:
+        return None
+    m, sd = statistics.mean(xs), statistics.stdev(xs)
+    half = (T975[len(xs) - 2] if len(xs) - 1 <= len(T975) else 1.96) * sd / math.sqrt(len(xs))
+    return [m - half, m + half]
+
+
 def mean_std(xs):
     xs = list(xs)
     return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
@@ -103,6 +119,7 @@ def compare(groups, baseline):
             pct = [100 * gap / data[baseline][k]["val"][-1] for k, gap in zip(shared, gaps)]
             rec["paired_seeds"] = shared
             rec["gap_nats_mean"], rec["gap_nats_std"] = mean_std(gaps)
+            rec["gap_nats_ci95"] = t_interval95(gaps)
             rec["gap_pct_mean"], rec["gap_pct_std"] = mean_std(pct)
             rec["ppl_reduction_pct"] = 100 * (1 - math.exp(-rec["gap_nats_mean"]))
             common = sorted(set(steps) & set(b_steps))
@@ -128,8 +145,8 @@ def markdown(res):
     b = res["baseline"]
     lines = [f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
              f"(positive: the arm reaches lower loss).\n",
-             "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap (%) | steps to baseline's final loss | step ratio | median step ms | tokens/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap 95 % CI (paired t) | gap (%) | steps to baseline's final loss | step ratio | median step ms | tokens/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g, r in res["groups"].items():
         gap = f"{r['gap_nats_mean']:+.4f} ± {r['gap_nats_std']:.4f}" if "gap_nats_mean" in r else "—"
         pct = f"{r['gap_pct_mean']:+.2f} ± {r['gap_pct_std']:.2f}" if "gap_pct_mean" in r else "—"
@@ -137,8 +154,9 @@ def markdown(res):
         ratio = f"{r['step_ratio']:.2f}×" if r["step_ratio"] else "—"
         ms = f"{r['median_step_ms']:.0f}" if r["median_step_ms"] else "—"
         tps = f"{r['median_tokens_per_s']:,.0f}" if r["median_tokens_per_s"] else "—"
+        ci = f"[{r['gap_nats_ci95'][0]:+.4f}, {r['gap_nats_ci95'][1]:+.4f}]" if r.get("gap_nats_ci95") else "—"
         lines.append(f"| {g} | {len(r['seeds'])} | {r['final_val_mean']:.4f} ± {r['final_val_std']:.4f} | {r['ppl_mean']:.2f} | "
-                     f"{gap} | {pct} | {cross} | {ratio} | {ms} | {tps} |")
+                     f"{gap} | {ci} | {pct} | {cross} | {ratio} | {ms} | {tps} |")
     for g, r in res["groups"].items():
         if "gap_trajectory" in r:
             traj = ", ".join(f"{t['step']}: {t['gap_mean']:+.3f}" for t in r["gap_trajectory"])

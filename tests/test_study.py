@@ -32,6 +32,8 @@ def test_compare_known_gap_spread_and_crossing(tmp_path):
     k = res["groups"]["kron"]
     assert res["baseline_final_mean"] == pytest.approx(4.0)
     assert k["gap_nats_mean"] == pytest.approx(0.05) and k["gap_nats_std"] == pytest.approx(0.01)
+    half = 4.303 * 0.01 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(3)
+    assert k["gap_nats_ci95"] == pytest.approx([0.05 - half, 0.05 + half])
     assert k["gap_pct_mean"] == pytest.approx(100 * statistics.mean([0.06 / 4.01, 0.05 / 4.0, 0.04 / 3.99]))
     # kron's mean curve is 4.95 - s/100: it reaches 4.0 at step 95, between the evaluations at 90 and 100
     assert k["steps_to_baseline_final"] == pytest.approx(95.0)
