@@ -137,6 +137,27 @@ def aggregate(records):
             "mean_logprob_drop": sum(r["logprob_drop"] for r in records) / n}
 
 
+def unrelated_agreement(records):
+    """The baseline top-1 survival is measured against: how often the clean top-1 of prompt i equals
+    that of an unrelated prompt (i+1). A model that predicts '\n' or ' the' everywhere scores high here
+    too, and then survival says little about spelling."""
+    tops = [r["top1_clean"] for r in records]
+    n = len(tops)
+    return sum(tops[i] == tops[(i + 1) % n] for i in range(n)) / n if n > 1 else None
+
+
+def mcnemar(a, b):
+    """Exact two-sided McNemar test on paired booleans (top-1 survival of two models on the same
+    pairs): n_ab = pairs only a keeps, n_ba = only b; p = min(1, 2 * P[X <= min(n_ab, n_ba)]),
+    X ~ Binomial(n_ab + n_ba, 1/2)."""
+    from math import comb
+    n_ab = sum(x and not y for x, y in zip(a, b))
+    n_ba = sum(y and not x for x, y in zip(a, b))
+    n = n_ab + n_ba
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(comb(n, k) for k in range(min(n_ab, n_ba) + 1)) / 2 ** n)
+    return {"only_first": n_ab, "only_second": n_ba, "p_value": p}
+
+
 def run(models, pairs, out_dir):
     result = {"n_pairs": len(pairs), "models": {}, "per_pair": []}
     categories = sorted(set(p["category"] for p in pairs), key=[p["category"] for p in pairs].index)
@@ -148,7 +169,8 @@ def run(models, pairs, out_dir):
             rec = {**p, **pair_metrics(lc, lt, hc, ht), "tokens_clean": nc, "tokens_typo": nt}
             rec["top1_clean_str"], rec["top1_typo_str"] = m.tok.decode([rec["top1_clean"]]), m.tok.decode([rec["top1_typo"]])
             recs.append(rec)
-        result["models"][m.label] = {"arm": m.arm, "checkpoint": m.path, "overall": aggregate(recs),
+        overall = dict(aggregate(recs), unrelated_top1_agreement=unrelated_agreement(recs))
+        result["models"][m.label] = {"arm": m.arm, "checkpoint": m.path, "overall": overall,
                                      "per_category": {c: aggregate([r for r in recs if r["category"] == c]) for c in categories}}
         result["per_pair"].append({"model": m.label, "records": recs})
     labels = [m.label for m in models]
@@ -164,6 +186,9 @@ def run(models, pairs, out_dir):
         result["category_leaders_top1"] = leaders_by_cat
         # a model wins or ties a category when its top-1 rate equals the best rate there
         result["wins_or_ties"] = {lab: sum(lab in ls for ls in leaders_by_cat.values()) for lab in labels}
+        survival = {rec["model"]: [r["top1_match"] for r in rec["records"]] for rec in result["per_pair"]}
+        result["mcnemar_top1"] = {f"{a} vs {b}": mcnemar(survival[a], survival[b])
+                                  for i, a in enumerate(labels) for b in labels[i + 1:]}
     md = summary(result, labels, categories)
     write_outputs(out_dir, "robustness", result, md)
     plot(result, labels, categories, os.path.join(out_dir, "robustness.png"))
@@ -171,10 +196,16 @@ def run(models, pairs, out_dir):
 
 
 def summary(result, labels, categories):
-    rows = [[lab] + [result["models"][lab]["overall"][k] for k in
-                     ("top1_match_rate", "mean_kl", "median_kl", "mean_cos_hidden", "mean_logprob_drop")] for lab in labels]
+    rows = [[lab] + [result["models"][lab]["overall"].get(k) for k in
+                     ("top1_match_rate", "unrelated_top1_agreement", "mean_kl", "median_kl", "mean_cos_hidden",
+                      "mean_logprob_drop")] for lab in labels]
     md = [f"# Spelling robustness ({result['n_pairs']} pairs)\n",
-          md_table(["model", "top-1 match", "mean KL", "median KL", "mean hidden cos", "mean log-prob drop"], rows), ""]
+          md_table(["model", "top-1 match", "baseline: unrelated prompts agree", "mean KL", "median KL", "mean hidden cos",
+                    "mean log-prob drop"], rows), ""]
+    if result.get("mcnemar_top1"):
+        md += ["Paired test of top-1 survival (exact McNemar, two-sided): " + "; ".join(
+            f"{k}: {v['only_first']} vs {v['only_second']} pairs kept by one only, p = {v['p_value']:.3g}"
+            for k, v in result["mcnemar_top1"].items()), ""]
     crow = []
     for c in categories:
         r = [c] + [f"{result['models'][lab]['per_category'][c]['top1_match_rate']:.2f} / "

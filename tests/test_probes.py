@@ -167,3 +167,11 @@ def test_clustering_on_a_local_hf_model_dir(tmp_path):
     assert "toy (HF)" in res["spaces"] and any(k.startswith("codec") for k in res["spaces"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         clustering.main(["--hf", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+
+
+def test_mcnemar_and_unrelated_prompt_baseline_on_known_inputs():
+    r = robustness.mcnemar([True] * 6 + [True, False], [False] * 6 + [True, False])
+    assert (r["only_first"], r["only_second"]) == (6, 0) and r["p_value"] == pytest.approx(2 / 2 ** 6)
+    assert robustness.mcnemar([True, False], [True, False])["p_value"] == 1.0
+    recs = [{"top1_clean": t} for t in (5, 5, 5, 9)]  # prompt i vs i+1: 5=5, 5=5, 5!=9, 9!=5
+    assert robustness.unrelated_agreement(recs) == 0.5
