@@ -129,6 +129,15 @@ def compare(groups, baseline):
                       dict(zip(runs[k]["steps"], runs[k]["val"]))[st] for k in shared]
                 traj.append({"step": st, "gap_mean": statistics.mean(gs), "gap_std": statistics.stdev(gs) if len(gs) > 1 else 0.0})
             rec["gap_trajectory"] = traj
+            by_source = [(data[baseline][k]["evals"][-1].get("val_loss_by_source"), runs[k]["evals"][-1].get("val_loss_by_source"))
+                         for k in shared]
+            if all(a and b for a, b in by_source):  # per-source validation sets: the paired gap on each
+                rec["gap_by_source"] = {src: {"gap_mean": statistics.mean(a[src] - b[src] for a, b in by_source),
+                                              "ci95": t_interval95([a[src] - b[src] for a, b in by_source])}
+                                        for src in sorted(by_source[0][0])}
+        finals_by_source = [r["evals"][-1].get("val_loss_by_source") for r in runs.values()]
+        if all(finals_by_source):
+            rec["final_val_by_source"] = {src: statistics.mean(f[src] for f in finals_by_source) for src in sorted(finals_by_source[0])}
         cross = first_crossing(steps, list(mat.mean(0)), b_final)
         rec["steps_to_baseline_final"] = cross
         rec["step_ratio"] = (b_steps[-1] / cross) if cross else None
@@ -157,6 +166,17 @@ def markdown(res):
         ci = f"[{r['gap_nats_ci95'][0]:+.4f}, {r['gap_nats_ci95'][1]:+.4f}]" if r.get("gap_nats_ci95") else "—"
         lines.append(f"| {g} | {len(r['seeds'])} | {r['final_val_mean']:.4f} ± {r['final_val_std']:.4f} | {r['ppl_mean']:.2f} | "
                      f"{gap} | {ci} | {pct} | {cross} | {ratio} | {ms} | {tps} |")
+    sources = next((sorted(r["final_val_by_source"]) for r in res["groups"].values() if "final_val_by_source" in r), None)
+    if sources:
+        lines += ["", "Final validation loss per source (mean over seeds), and the paired gap to the baseline:", "",
+                  "| arm | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+        for g, r in res["groups"].items():
+            cells = []
+            for src in sources:
+                v = r.get("final_val_by_source", {}).get(src)
+                gap = r.get("gap_by_source", {}).get(src)
+                cells.append("—" if v is None else f"{v:.3f}" + (f" ({gap['gap_mean']:+.3f})" if gap else ""))
+            lines.append(f"| {g} | " + " | ".join(cells) + " |")
     for g, r in res["groups"].items():
         if "gap_trajectory" in r:
             traj = ", ".join(f"{t['step']}: {t['gap_mean']:+.3f}" for t in r["gap_trajectory"])

@@ -131,3 +131,18 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
                        "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes"])
     assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
+
+
+def test_compare_reports_each_source_when_logs_have_them(tmp_path):
+    for seed, (b, k) in {1: (5.0, 4.8), 2: (5.2, 4.9)}.items():
+        for name, v in (("bpe_tied", b), ("kron", k)):
+            d = tmp_path / f"{name}-s{seed}"
+            d.mkdir()
+            by = {"prose": v, "dict": v - 1}
+            (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "step": 10, "val_loss": v, "wte_std": 0.02,
+                                                         "emb_rms": 1.0, "val_loss_by_source": by}) + "\n")
+    res = compare.main([str(tmp_path), "--out", str(tmp_path / "cmp")])
+    k = res["groups"]["kron"]
+    assert k["final_val_by_source"] == pytest.approx({"dict": 3.85, "prose": 4.85})
+    assert k["gap_by_source"]["prose"]["gap_mean"] == pytest.approx(0.25)
+    assert "| kron | 3.850 (+0.250) | 4.850 (+0.250) |" in open(tmp_path / "cmp" / "compare.md").read()
