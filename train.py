@@ -25,7 +25,7 @@ import checkpoint
 from configurator import DEFAULTS, ConfigError, load_config, validate  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import ShardError, TokenData
 from kron_embed import keep_freed_memory
-from model import GPT, GPTConfig, model_args_of
+from model import GPT, GPTConfig, model_args_of, peak_flops_of
 from runlog import RunInUseError, RunLock, RunLogger
 from step import TrainStep
 
@@ -194,7 +194,7 @@ class Trainer:
 
     def load_resume(self, path):
         ckpt = checkpoint.load(path, map_location=self.device)
-        self.check_resume_config(path, ckpt.get("config") or {})
+        self.check_resume_config(path, ckpt.get("config") or {}, ckpt["iter_num"])
         self.model.load_state_dict(checkpoint.model_state(ckpt))
         self.iter_num, self.best_val = ckpt["iter_num"], ckpt["best_val_loss"]
         self.wandb_id = ckpt.get("wandb_id")
@@ -214,7 +214,7 @@ class Trainer:
         elif self.master:
             print(f"resumed {path} at step {self.iter_num}")
 
-    def check_resume_config(self, path, theirs):
+    def check_resume_config(self, path, theirs, step):
         """Refuse settings that would make the checkpoint another run; name every other change."""
         ours = self.c
         fixed, changed = checkpoint.config_changes(theirs, ours)
@@ -225,20 +225,13 @@ class Trainer:
         if changed and self.master:
             print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
             schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
-            step = self.checkpoint_step(path)
             before, after = get_lr(step, {**ours, **theirs}), get_lr(step, ours)
             if any(k in changed for k in schedule) and before != after:
                 print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")
 
-    @staticmethod
-    def checkpoint_step(path):
-        meta = checkpoint.read_meta(os.path.dirname(path)) or {}
-        return meta.get("step", 0)
-
     def detect_peak_flops(self):
         if self.device_type != "cuda" or self.dtype == "float32":
             return None
-        from model import peak_flops_of
         return peak_flops_of(torch.cuda.get_device_name())
 
     # --- pieces of a step

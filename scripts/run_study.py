@@ -98,16 +98,14 @@ def state(run, base, extra=(), keep_dir=None):
     """'finished', 'interrupted' (a checkpoint to resume or extend) or 'new'; raises ConfigError for a
     run folder whose recorded config conflicts with the planned one."""
     from configurator import ConfigError
-    if keep_dir:
-        want = planned_config(run, base, extra)
-        if kept_complete(run, keep_dir, dict(want, out_dir=want["out_dir"].format(**want))):
-            return "finished"
+    want = planned_config(run, base, extra)  # built once, for the kept log and the sidecar alike
+    want["out_dir"] = want["out_dir"].format(**want)
+    if keep_dir and kept_complete(run, keep_dir, want):
+        return "finished"
     meta = checkpoint.read_meta(run["out_dir"])
     if meta is None:
         has_ckpt = os.path.exists(checkpoint.paths(run["out_dir"])[0])
         return "interrupted" if has_ckpt else "new"
-    want = planned_config(run, base, extra)
-    want["out_dir"] = want["out_dir"].format(**want)
     fixed, changed = checkpoint.config_changes(meta.get("config", {}), want, ignore=checkpoint.NOT_RESULTS)
     extend = set(changed) <= {"max_iters", "lr_decay_iters"} and want["max_iters"] > meta.get("step", 0)
     if fixed or (changed and meta.get("finished") and not extend):
@@ -147,9 +145,7 @@ def main(argv=None):
     runs = plan(args.arms, args.seeds, parse_grid(args.grid), args.out_root)
     from configurator import ConfigError
     try:
-        for r in runs:  # every planned config is checked before any run starts
-            planned_config(r, args.base, extra)
-        for r in runs:
+        for r in runs:  # state() builds (so checks) every planned config before any run starts
             r["state"] = state(r, args.base, extra, args.keep_logs)
             if r["state"] == "finished":
                 keep(r, args.keep_logs)
