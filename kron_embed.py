@@ -158,6 +158,32 @@ def codec_cosines(table, lengths, query_row, query_len, z_norm=True, length_norm
 
 # ----------------------------------------------------------------------------- the layer
 
+class _FusedByteBag(torch.autograd.Function):
+    """The fused layer on eager CPU, forward and backward in one place:
+        out[n] = sum_k scale[n] W[index[k]] - shift[n] * sum_j W[j]      (k over token n's real bytes)
+        dW     = A @ g - 1 (shift^T g),   A = sparse (D x N), A[index[k], n] = scale[n].
+    Why by hand: embedding_bag's own CPU backward sorts and segments the indices, and autograd of the
+    shift term adds three more N x d passes; at the GPT-2 shape that was ~5x nn.Embedding's whole
+    forward + backward. Here the backward is one sparse-dense product, one matrix-vector product and
+    an in-place broadcast."""
+
+    @staticmethod
+    def forward(ctx, weight, index, token, offsets, scale, shift):
+        ctx.save_for_backward(index, token, scale, shift)
+        ctx.weight_shape, ctx.weight_dtype = weight.shape, weight.dtype
+        out = F.embedding_bag(index, weight, offsets, per_sample_weights=scale[token].to(weight.dtype), mode="sum")
+        return out.addr_(shift.to(out.dtype), weight.sum(dim=0).to(out.dtype), alpha=-1)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        index, token, scale, shift = ctx.saved_tensors
+        g = grad_out.float()
+        A = torch.sparse_coo_tensor(torch.stack([index, token]), scale[token].float(),
+                                    (ctx.weight_shape[0], g.shape[0]), check_invariants=False)
+        grad_weight = torch.sparse.mm(A, g).sub_(shift.float() @ g)
+        return grad_weight.to(ctx.weight_dtype), None, None, None, None, None
+
+
 class KroneckerEmbedding(nn.Module):
     """nn.Embedding-compatible input layer: forward(ids) -> (..., d_model).
 
@@ -279,24 +305,30 @@ class KroneckerEmbedding(nn.Module):
         return out.reshape(*ids.shape, self.embedding_dim)
 
     def _fused(self, rows, lengths):
-        P, D = self.pos_dim, self.D
-        a, mean, std = codec_stats(lengths, D, self.length_norm)
-        if self.z_norm:
-            scale, shift = a / (std + EPS), mean / (std + EPS)
-        else:
-            scale, shift = a, None
-        valid = self.positions < lengths[:, None].to(torch.long)
+        """W^T z(kappa) per token from its byte row, without any D-wide vector (see the module doc)."""
+        P = self.pos_dim
+        scale, shift = self._length_coefficients(rows.device)
+        lengths = lengths.to(torch.long)
+        scale, shift = scale[lengths], shift[lengths]
+        valid = self.positions < lengths[:, None]
+        if rows.device.type == "cpu" and not torch.compiler.is_compiling():  # gather only the L real bytes
+            token, pos = valid.nonzero().unbind(1)
+            index = rows[token, pos].to(torch.long) * P + pos
+            offsets = torch.cumsum(lengths, 0) - lengths
+            return _FusedByteBag.apply(self.weight, index, token, offsets, scale, shift)
+        # fixed shapes (accelerators, torch.compile): padded positions are gathered with weight 0
         index = rows.to(torch.long) * P + self.positions
         weights = torch.where(valid, scale[:, None], torch.zeros((), device=scale.device)).to(self.weight.dtype)
-        if index.device.type == "cpu" and not torch.compiler.is_compiling():  # gather only the L real bytes
-            offsets = torch.zeros(len(lengths), dtype=torch.long)
-            offsets[1:] = torch.cumsum(lengths[:-1].to(torch.long), 0)
-            out = F.embedding_bag(index[valid], self.weight, offsets, per_sample_weights=weights[valid], mode="sum")
-        else:  # fixed shapes (accelerators, torch.compile): padded positions are gathered with weight 0
-            out = F.embedding_bag(index, self.weight, per_sample_weights=weights, mode="sum")
-        if shift is not None:
-            out = out - shift[:, None].to(out.dtype) * self.weight.sum(dim=0)
-        return out
+        out = F.embedding_bag(index, self.weight, per_sample_weights=weights, mode="sum")
+        return out - shift[:, None].to(out.dtype) * self.weight.sum(dim=0)
+
+    def _length_coefficients(self, device):
+        """(P+1,) tables of the closed form's per-token scale a/(sigma+eps) and shift mu/(sigma+eps),
+        indexed by the token's byte length (the only thing they depend on). Without z-norm: a and 0."""
+        a, mean, std = codec_stats(torch.arange(self.pos_dim + 1, device=device), self.D, self.length_norm)
+        if not self.z_norm:
+            return a, torch.zeros_like(a)
+        return a / (std + EPS), mean / (std + EPS)
 
     # --- free slots and introspection
 

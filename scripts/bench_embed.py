@@ -254,13 +254,20 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="override the timed repeats of every shape")
     p.add_argument("--no-tied-head", action="store_true", help="skip the kron_tied head comparison")
     p.add_argument("--only-tied-head", action="store_true", help="time only the kron_tied head comparison")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="apply train.py's CPU allocator setting first (default: the allocator a plain script gets)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
     args = p.parse_args(argv)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    from kron_embed import keep_freed_memory
-    keep_freed_memory()  # the same allocator setting train.py uses on CPU
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        from kron_embed import keep_freed_memory
+        keep_freed_memory()
     meta = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "cpu_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}
+            "cpu_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
+            "keep_freed_memory": args.keep_freed_memory, "cpu_count": os.cpu_count()}
     if torch.cuda.is_available():
         meta.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda)
     all_results = {}

@@ -138,4 +138,6 @@ def test_shared_head_matrix_over_micro_batches_equals_rebuilding_it_each_time():
         results.append((losses, [p.detach().clone() for p in m.parameters()]))
     (l0, p0), (l1, p1) = results
     assert l0 == pytest.approx(l1, abs=1e-6)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(p0, p1))
+    # Adam's m / sqrt(v) turns float-order differences in near-zero gradients into parameter
+    # differences of up to ~1e-5 (lr 1e-2): 1e-4 is 1% of one update, far below a real mismatch
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(p0, p1))
