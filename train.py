@@ -68,42 +68,29 @@ class StopGuard:
             signal.signal(s, h)
 
 
-class Trainer:
+class Runtime:
+    """Where and how this process computes: its place in a torchrun group (rank, world), its device,
+    and its precision (autocast context, fp16 gradient scaler). Everything that differs between a
+    laptop CPU, one GPU and many GPUs is decided here, once."""
+
     def __init__(self, c):
-        c = validate(dict(c))
-        try:  # out_dir may name other settings, e.g. "out/124m-{embedding}-s{seed}"
-            c["out_dir"] = c["out_dir"].format(**c)
-        except (KeyError, IndexError) as e:
-            raise ConfigError(f"out_dir={c['out_dir']!r} names an unknown setting {e}") from None
-        self.c = c
-        self.setup_distributed()
-        self.setup_device()
-        self.stop = StopGuard(self.master)
-        self.lock, self.log, self.finished_before, self.last_val, self.val_by_source = None, None, False, None, None
-        self.pending = []  # (step, loss, grad_norm, lr) on device, read back at the next log step
+        self.init_distributed(c["backend"], c["device"])
+        self.init_device(c["device"], c["dtype"], c["num_threads"])
 
-    # --- setup
-
-    def setup_distributed(self):
-        c = self.c
+    def init_distributed(self, backend, device):
         self.ddp = int(os.environ.get("RANK", -1)) != -1
         if self.ddp:
             import torch.distributed as dist
-            backend = c["backend"] if c["backend"] != "auto" else ("nccl" if torch.cuda.is_available() and c["device"] != "cpu" else "gloo")
+            if backend == "auto":
+                backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
             dist.init_process_group(backend=backend)
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
             self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
         else:
             self.rank, self.world, self.local_rank = 0, 1, 0
         self.master = self.rank == 0
-        if c["gradient_accumulation_steps"] % self.world:
-            raise ConfigError(f"gradient_accumulation_steps={c['gradient_accumulation_steps']} must be divisible by "
-                              f"the number of processes ({self.world}); the CPU configs use 4 (1, 2 or 4 processes)")
-        self.accum = c["gradient_accumulation_steps"] // self.world
 
-    def setup_device(self):
-        c = self.c
-        device = c["device"]
+    def init_device(self, device, dtype, num_threads):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and self.ddp:
@@ -113,20 +100,85 @@ class Trainer:
                 raise ConfigError(f"device={device!r} but CUDA is not available")
             torch.cuda.set_device(device)
         self.device, self.device_type = device, "cuda" if device.startswith("cuda") else device
-        dtype = c["dtype"]
         if dtype == "auto":
             dtype = "bfloat16" if self.device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
         self.dtype = dtype
         ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         self.autocast = nullcontext() if dtype == "float32" else torch.autocast(device_type=self.device_type, dtype=ptdtype)
         self.scaler = torch.amp.GradScaler(self.device_type, enabled=(dtype == "float16"))
-        if c["num_threads"]:
-            torch.set_num_threads(c["num_threads"])
+        if num_threads:
+            torch.set_num_threads(num_threads)
         if self.device_type == "cpu":
             keep_freed_memory()
         if self.device_type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+
+    def wrap(self, model, compile):
+        """The model the loop calls: compiled and/or DDP-wrapped (the raw model stays the caller's)."""
+        if compile:
+            model = torch.compile(model)
+        if self.ddp:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            import warnings
+            with warnings.catch_warnings():  # newer torch deprecates broadcast_buffers, but its replacement still
+                warnings.filterwarnings("ignore", message=".*broadcast_buffers")  # syncs at init, and gloo cannot
+                # broadcast the Kron layer's int16 byte buffers. They are deterministic: no sync is needed.
+                model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None,
+                            broadcast_buffers=False)
+        return model
+
+    def peak_flops(self):
+        """The GPU's bf16/fp16 dense peak for MFU, or None (CPU, fp32, unknown GPU)."""
+        if self.device_type != "cuda" or self.dtype == "float32":
+            return None
+        return peak_flops_of(torch.cuda.get_device_name())
+
+    def all_reduce(self, values, op="sum"):
+        """Sum (or max) a list of floats over the group; the list itself without one."""
+        if not self.ddp:
+            return values
+        import torch.distributed as dist
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+        return t.tolist()
+
+    def to_device(self, array):
+        t = torch.from_numpy(array)
+        if self.device_type == "cuda":  # pinned memory: the copy runs while the GPU computes
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def barrier(self):
+        if self.ddp:
+            import torch.distributed as dist
+            dist.barrier()
+
+    def close(self):
+        if self.ddp:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+class Trainer:
+    def __init__(self, c):
+        c = validate(dict(c))
+        try:  # out_dir may name other settings, e.g. "out/124m-{embedding}-s{seed}"
+            c["out_dir"] = c["out_dir"].format(**c)
+        except (KeyError, IndexError) as e:
+            raise ConfigError(f"out_dir={c['out_dir']!r} names an unknown setting {e}") from None
+        self.c = c
+        self.rt = Runtime(c)
+        if c["gradient_accumulation_steps"] % self.rt.world:
+            raise ConfigError(f"gradient_accumulation_steps={c['gradient_accumulation_steps']} must be divisible by "
+                              f"the number of processes ({self.rt.world}); the CPU configs use 4 (1, 2 or 4 processes)")
+        self.accum = c["gradient_accumulation_steps"] // self.rt.world
+        self.master = self.rt.master
+        self.stop = StopGuard(self.master)
+        self.lock, self.log, self.finished_before, self.last_val, self.val_by_source = None, None, False, None, None
+        self.pending = []  # (step, loss, grad_norm, lr) on device, read back at the next log step
+
+    # --- setup
 
     def build(self):
         """Data, model and optimizer; the run's folder is claimed (lock) before anything is written."""
@@ -143,13 +195,13 @@ class Trainer:
             self.lock = RunLock(c["out_dir"]).acquire()
         resume = has_ckpt and (c["eval_only"] or c["init_from"] in ("resume", "auto"))
         torch.manual_seed(c["seed"])
-        self.model = GPT(GPTConfig.from_dict(c)).to(self.device)
+        self.model = GPT(GPTConfig.from_dict(c)).to(self.rt.device)
         self.tokens_per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
         self.refuse_gpu_sized_on_cpu()
         self.data = TokenData(c["data_dir"], c["block_size"], c["vocab_size"])
         self.val = self.data.val_batches(c["batch_size"], c["eval_iters"])
         self.optimizer = self.model.configure_optimizers(c["weight_decay"], c["learning_rate"], (c["beta1"], c["beta2"]),
-                                                         self.device_type)
+                                                         self.rt.device_type)
         self.iter_num, self.best_val, self.wandb_id = 0, float("inf"), None
         if resume:
             self.load_resume(ckpt_path)
@@ -161,28 +213,19 @@ class Trainer:
             self.log = RunLogger(c["out_dir"], keep_until_step=self.iter_num if resume else None,
                                  log_interval=c["log_interval"], max_iters=c["max_iters"])
             self.log.config(step=self.iter_num, config=c, params=self.model.param_groups_by_role(),
-                           world_size=self.world, device=self.device, dtype=self.dtype, resumed=resume,
+                           world_size=self.rt.world, device=self.rt.device, dtype=self.rt.dtype, resumed=resume,
                            n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens)
         self.raw_model = self.model
-        if c["compile"]:
-            self.model = torch.compile(self.model)
-        if self.ddp:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            dev = [self.local_rank] if self.device_type == "cuda" else None
-            import warnings
-            with warnings.catch_warnings():  # newer torch deprecates broadcast_buffers, but its replacement still
-                warnings.filterwarnings("ignore", message=".*broadcast_buffers")  # syncs at init, and gloo cannot
-                # broadcast the Kron layer's int16 byte buffers. They are deterministic: no sync is needed.
-                self.model = DDP(self.model, device_ids=dev, broadcast_buffers=False)
-        self.peak_flops = c["peak_flops"] or self.detect_peak_flops()
-        self.train_step = TrainStep(self.model, self.optimizer, self.accum, c["grad_clip"], self.autocast, self.scaler,
-                                    ddp=self.ddp,
+        self.model = self.rt.wrap(self.model, c["compile"])
+        self.peak_flops = c["peak_flops"] or self.rt.peak_flops()
+        self.train_step = TrainStep(self.model, self.optimizer, self.accum, c["grad_clip"], self.rt.autocast,
+                                    self.rt.scaler, ddp=self.rt.ddp,
                                     output_matrix=self.raw_model.output_matrix if self.raw_model.lm_head is None else None)
 
     def refuse_gpu_sized_on_cpu(self):
         """A GPU-sized config that landed on a CPU because no GPU was found says so instead of
         running for hours (or running out of memory); --device=cpu goes ahead deliberately."""
-        if self.device_type != "cpu" or self.c["device"] == "cpu" or self.c["eval_only"]:
+        if self.rt.device_type != "cpu" or self.c["device"] == "cpu" or self.c["eval_only"]:
             return
         step_s = self.model.flops_per_token() * self.tokens_per_step / CPU_FLOPS
         if step_s > CPU_STEP_LIMIT_S:
@@ -193,7 +236,7 @@ class Trainer:
                 f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
 
     def load_resume(self, path):
-        ckpt = checkpoint.load(path, map_location=self.device)
+        ckpt = checkpoint.load(path, map_location=self.rt.device)
         self.check_resume_config(path, ckpt.get("config") or {}, ckpt["iter_num"])
         self.model.load_state_dict(checkpoint.model_state(ckpt))
         self.iter_num, self.best_val = ckpt["iter_num"], ckpt["best_val_loss"]
@@ -203,7 +246,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
-        if self.device_type == "cuda" and rng.get("cuda") is not None:
+        if self.rt.device_type == "cuda" and rng.get("cuda") is not None:
             torch.cuda.set_rng_state(rng["cuda"].cpu())
         if ckpt.get("finished") and self.iter_num >= self.c["max_iters"]:
             self.finished_before = True
@@ -229,34 +272,15 @@ class Trainer:
             if any(k in changed for k in schedule) and before != after:
                 print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")
 
-    def detect_peak_flops(self):
-        if self.device_type != "cuda" or self.dtype == "float32":
-            return None
-        return peak_flops_of(torch.cuda.get_device_name())
-
     # --- pieces of a step
-
-    def all_reduce(self, values, op="sum"):
-        if not self.ddp:
-            return values
-        import torch.distributed as dist
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
-        return t.tolist()
-
-    def to_device(self, array):
-        t = torch.from_numpy(array)
-        if self.device_type == "cuda":  # pinned memory: the copy runs while the GPU computes
-            return t.pin_memory().to(self.device, non_blocking=True)
-        return t.to(self.device)
 
     def fetch(self, micro):
         """Micro-batch `micro` of this step; micro == accum is the first of the next step."""
         return self.batch(self.iter_num, micro) if micro < self.accum else self.batch(self.iter_num + 1, 0)
 
     def batch(self, step, micro):
-        x, y = self.data.train_batch(self.c["batch_size"], self.c["seed"], step, self.rank * self.accum + micro)
-        return self.to_device(x), self.to_device(y)
+        x, y = self.data.train_batch(self.c["batch_size"], self.c["seed"], step, self.rt.rank * self.accum + micro)
+        return self.rt.to_device(x), self.rt.to_device(y)
 
     @torch.no_grad()
     def evaluate(self):
@@ -264,16 +288,16 @@ class Trainer:
         also the loss per source, in self.val_by_source. One read-back for all of it."""
         self.model.eval()
         sources = sorted({src for _, _, src in self.val})
-        sums = torch.zeros(2 * len(sources), device=self.device, dtype=torch.float64)  # [loss sum, batches] per source
+        sums = torch.zeros(2 * len(sources), device=self.rt.device, dtype=torch.float64)  # [loss sum, batches] per source
         for i, (x, y, src) in enumerate(self.val):
-            if i % self.world != self.rank:
+            if i % self.rt.world != self.rt.rank:
                 continue
-            with self.autocast:
-                _, loss = self.model(self.to_device(x), self.to_device(y))
+            with self.rt.autocast:
+                _, loss = self.model(self.rt.to_device(x), self.rt.to_device(y))
             k = 2 * sources.index(src)
             sums[k] += loss.double()
             sums[k + 1] += 1
-        sums = self.all_reduce(sums.tolist())
+        sums = self.rt.all_reduce(sums.tolist())
         self.model.train()
         per = {src: sums[2 * k] / sums[2 * k + 1] for k, src in enumerate(sources) if sums[2 * k + 1]}
         self.val_by_source = per if len(per) > 1 else None
@@ -289,7 +313,7 @@ class Trainer:
             "model_args": model_args_of(self.raw_model.config), "config": self.c,
             "iter_num": self.iter_num, "best_val_loss": self.best_val, "finished": finished, "wandb_id": self.wandb_id,
             "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state() if self.device_type == "cuda" else None},
+                    "cuda": torch.cuda.get_rng_state() if self.rt.device_type == "cuda" else None},
         }
         meta = {"step": self.iter_num, "finished": finished, "val_loss": self.last_val, "best_val_loss": self.best_val,
                 "config": self.c, "model_args": state["model_args"]}
@@ -318,17 +342,13 @@ class Trainer:
                 self.init_wandb()
             with self.stop:
                 self.loop()
-            if self.ddp:  # every rank done before the group is torn down (rank 0 was still saving)
-                import torch.distributed as dist
-                dist.barrier()
+            self.rt.barrier()  # every rank done before the group is torn down (rank 0 was still saving)
         finally:
             if self.log:
                 self.log.finish()
             if self.lock:
                 self.lock.release()
-            if self.ddp:
-                import torch.distributed as dist
-                dist.destroy_process_group()
+            self.rt.close()
         return self
 
     def loop(self):
@@ -345,7 +365,7 @@ class Trainer:
                 if self.iter_num >= c["max_iters"]:
                     break
                 self.t_last = time.time()  # step times exclude evaluation
-            if self.all_reduce([1.0 if self.stop.signal else 0.0], op="max")[0] > 0:
+            if self.rt.all_reduce([1.0 if self.stop.signal else 0.0], op="max")[0] > 0:
                 self.flush_log()
                 self.save()
                 if self.master:
@@ -380,10 +400,10 @@ class Trainer:
         if not self.master:
             return
         tps = self.tokens_per_step / dt
-        mfu = self.raw_model.estimate_mfu(tps, self.peak_flops, self.world) if self.peak_flops else None
+        mfu = self.raw_model.estimate_mfu(tps, self.peak_flops, self.rt.world) if self.peak_flops else None
         rec = dict(step=step, loss=loss, lr=lr, grad_norm=grad_norm, dt_ms=dt * 1000, tokens_per_s=tps, mfu=mfu,
                    tokens=(step + 1) * self.tokens_per_step)
-        if self.device_type == "cuda":
+        if self.rt.device_type == "cuda":
             rec["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
         self.log.train(rec)
 

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 PY=${PYTHON:-python3}
 set +e
-"$PY" -m pytest -q "$@"
+"$PY" -m pytest -q -n auto "$@"   # one worker per core (pytest-xdist)
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then   # pytest: no tests collected

@@ -311,7 +311,7 @@ def test_every_arm_compiles_as_one_graph_on_cpu(arm, mode):
 
 def test_cpu_bf16_autocast_trains(data_dir, tmp_path):
     t = train.Trainer(tiny(data_dir, tmp_path, dtype="bfloat16", max_iters=8, lr_decay_iters=8)).run()
-    assert t.dtype == "bfloat16"
+    assert t.rt.dtype == "bfloat16"
     loss = losses(tmp_path)
     assert all(np.isfinite(v) for v in loss.values()) and loss[7] < loss[0]
 
