@@ -1,0 +1,45 @@
+"""Before/after table of scripts/bench_train.py runs: median step time per arm, and the ratio.
+
+    python scripts/compare_bench.py --before b1.json b2.json --after a1.json a2.json
+
+Several files per side are rounds run alternately (before, after, before, after) on the same machine;
+each arm's figure is the mean of the rounds' medians, so slow drift of the machine hits both sides.
+"""
+import argparse
+import json
+import statistics
+
+
+def arm_medians(paths):
+    """{arm: [median ms of each file]}, refusing files that timed different shapes."""
+    out, shape = {}, None
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        args = {k: v for k, v in d["meta"]["args"].items() if k not in ("out", "cpu_peak_rss")}
+        if shape is not None and args != shape:
+            raise SystemExit(f"error: {path} timed another shape than the first file: {args} vs {shape}")
+        shape = args
+        for arm, r in d["results"].items():
+            out.setdefault(arm, []).append(r["median_ms"])
+    return out, shape
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--before", nargs="+", required=True)
+    p.add_argument("--after", nargs="+", required=True)
+    args = p.parse_args(argv)
+    before, shape_b = arm_medians(args.before)
+    after, shape_a = arm_medians(args.after)
+    if shape_a != shape_b:
+        raise SystemExit(f"error: before and after timed different shapes: {shape_b} vs {shape_a}")
+    print("| arm | before ms | after ms | after / before |\n|---|---|---|---|")
+    for arm in before:
+        if arm in after:
+            b, a = statistics.mean(before[arm]), statistics.mean(after[arm])
+            print(f"| {arm} | {b:.0f} | {a:.0f} | {a / b:.3f}x |")
+
+
+if __name__ == "__main__":
+    main()
