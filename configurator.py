@@ -12,27 +12,81 @@ must lie in its range (`validate`). Anything else is a ConfigError naming the ke
 import ast
 import difflib
 import os
+from dataclasses import asdict, dataclass
+from typing import Optional
 
-DEFAULTS = dict(
+@dataclass
+class TrainConfig:
+    """Every training setting and its default: the one typed config train.py's loop reads
+    (c.max_iters, not c["max_iters"]). Config files and --key=value overrides set these names."""
     # I/O
-    out_dir="out", eval_interval=250, log_interval=10, eval_iters=20, eval_only=False,
-    init_from="scratch",  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
+    out_dir: str = "out"
+    eval_interval: int = 250
+    log_interval: int = 10
+    eval_iters: int = 20
+    eval_only: bool = False
+    init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
     # wandb
-    wandb_log=False, wandb_project="kronecker-embeddings", wandb_run_name=None, wandb_group=None,
+    wandb_log: bool = False
+    wandb_project: str = "kronecker-embeddings"
+    wandb_run_name: Optional[str] = None
+    wandb_group: Optional[str] = None
     # data
-    data_dir="data/pydoc", batch_size=12, block_size=1024, gradient_accumulation_steps=1,
-    # model
-    embedding="bpe_tied", n_layer=12, n_head=12, n_embd=768, dropout=0.0, bias=True, vocab_size=50304,
-    tokenizer="gpt2", kron_pos_dim=16, kron_mode="fused", kron_byte_source="exact",
-    kron_length_norm=True, kron_z_norm=True,
+    data_dir: str = "data/pydoc"
+    batch_size: int = 12
+    block_size: int = 1024
+    gradient_accumulation_steps: int = 1
+    # model (GPTConfig's fields; model.py checks how they combine)
+    embedding: str = "bpe_tied"
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+    vocab_size: int = 50304
+    tokenizer: str = "gpt2"
+    kron_pos_dim: int = 16
+    kron_mode: str = "fused"
+    kron_byte_source: str = "exact"
+    kron_length_norm: bool = True
+    kron_z_norm: bool = True
     # controls (README, "Controls"): input_init_std (bpe_untied), kron_shuffle_seed and kron_scale (Kron arms)
-    input_init_std=None, kron_shuffle_seed=None, kron_scale=1.0,
+    input_init_std: Optional[float] = None
+    kron_shuffle_seed: Optional[int] = None
+    kron_scale: float = 1.0
     # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters
-    learning_rate=6e-4, max_iters=4768, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0,
-    decay_lr=True, warmup_iters=175, lr_decay_iters=None, min_lr=6e-5,
+    learning_rate: float = 6e-4
+    max_iters: int = 4768
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    decay_lr: bool = True
+    warmup_iters: int = 175
+    lr_decay_iters: Optional[int] = None
+    min_lr: float = 6e-5
     # system
-    device="auto", dtype="auto", compile=False, backend="auto", seed=1337, num_threads=None, peak_flops=None,
-)
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    backend: str = "auto"
+    seed: int = 1337
+    num_threads: Optional[int] = None
+    peak_flops: Optional[float] = None
+
+    @classmethod
+    def from_dict(cls, d):
+        """A validated TrainConfig from {key: value}; unknown keys and bad values are ConfigErrors."""
+        d = dict(d)
+        for key, value in d.items():
+            d[key] = _check_type(key, value, DEFAULTS, "the config")
+        return cls(**validate({**DEFAULTS, **d}))
+
+    def to_dict(self):
+        return asdict(self)
+
+
+DEFAULTS = asdict(TrainConfig())  # the same settings as a dict: config files are read into one
 
 # key: (check, what is expected). Checked once, when a config is loaded (and by Trainer for dicts).
 _AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "eval_iters",

@@ -18,11 +18,12 @@ import sys
 import time
 import uuid
 from contextlib import nullcontext
+from dataclasses import fields, replace
 
 import torch
 
 import checkpoint
-from configurator import DEFAULTS, ConfigError, load_config, validate  # noqa: F401 (DEFAULTS: re-exported)
+from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import ShardError, TokenData
 from kron_embed import keep_freed_memory
 from model import GPT, GPTConfig, model_args_of, peak_flops_of
@@ -35,15 +36,15 @@ CPU_FLOPS = 1e11       # an optimistic CPU (fp32, a few cores), for that estimat
 
 def get_lr(it, c):
     """Linear warmup to learning_rate over warmup_iters, cosine decay to min_lr at lr_decay_iters."""
-    if not c["decay_lr"]:
-        return c["learning_rate"]
-    if it < c["warmup_iters"]:
-        return c["learning_rate"] * (it + 1) / (c["warmup_iters"] + 1)
-    decay_iters = c["lr_decay_iters"] or c["max_iters"]
+    if not c.decay_lr:
+        return c.learning_rate
+    if it < c.warmup_iters:
+        return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
+    decay_iters = c.lr_decay_iters or c.max_iters
     if it >= decay_iters:
-        return c["min_lr"]
-    ratio = (it - c["warmup_iters"]) / max(1, decay_iters - c["warmup_iters"])
-    return c["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c["learning_rate"] - c["min_lr"])
+        return c.min_lr
+    ratio = (it - c.warmup_iters) / max(1, decay_iters - c.warmup_iters)
+    return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
 
 
 class StopGuard:
@@ -74,8 +75,8 @@ class Runtime:
     laptop CPU, one GPU and many GPUs is decided here, once."""
 
     def __init__(self, c):
-        self.init_distributed(c["backend"], c["device"])
-        self.init_device(c["device"], c["dtype"], c["num_threads"])
+        self.init_distributed(c.backend, c.device)
+        self.init_device(c.device, c.dtype, c.num_threads)
 
     def init_distributed(self, backend, device):
         self.ddp = int(os.environ.get("RANK", -1)) != -1
@@ -162,17 +163,18 @@ class Runtime:
 
 class Trainer:
     def __init__(self, c):
-        c = validate(dict(c))
+        """c: a TrainConfig, or a {key: value} dict of settings (missing ones take their defaults)."""
+        c = c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c)
         try:  # out_dir may name other settings, e.g. "out/124m-{embedding}-s{seed}"
-            c["out_dir"] = c["out_dir"].format(**c)
+            c = replace(c, out_dir=c.out_dir.format(**c.to_dict()))
         except (KeyError, IndexError) as e:
-            raise ConfigError(f"out_dir={c['out_dir']!r} names an unknown setting {e}") from None
+            raise ConfigError(f"out_dir={c.out_dir!r} names an unknown setting {e}") from None
         self.c = c
         self.rt = Runtime(c)
-        if c["gradient_accumulation_steps"] % self.rt.world:
-            raise ConfigError(f"gradient_accumulation_steps={c['gradient_accumulation_steps']} must be divisible by "
+        if c.gradient_accumulation_steps % self.rt.world:
+            raise ConfigError(f"gradient_accumulation_steps={c.gradient_accumulation_steps} must be divisible by "
                               f"the number of processes ({self.rt.world}); the CPU configs use 4 (1, 2 or 4 processes)")
-        self.accum = c["gradient_accumulation_steps"] // self.rt.world
+        self.accum = c.gradient_accumulation_steps // self.rt.world
         self.master = self.rt.master
         self.stop = StopGuard(self.master)
         self.lock, self.log, self.finished_before, self.last_val, self.val_by_source = None, None, False, None, None
@@ -183,49 +185,49 @@ class Trainer:
     def build(self):
         """Data, model and optimizer; the run's folder is claimed (lock) before anything is written."""
         c = self.c
-        ckpt_path, _ = checkpoint.paths(c["out_dir"])
+        ckpt_path, _ = checkpoint.paths(c.out_dir)
         has_ckpt = os.path.exists(ckpt_path)
-        if c["eval_only"] and not has_ckpt:
-            raise ConfigError(f"eval_only=True needs a checkpoint to evaluate, and {c['out_dir']!r} has no {checkpoint.CKPT_NAME}")
-        if c["init_from"] == "resume" and not has_ckpt:
+        if c.eval_only and not has_ckpt:
+            raise ConfigError(f"eval_only=True needs a checkpoint to evaluate, and {c.out_dir!r} has no {checkpoint.CKPT_NAME}")
+        if c.init_from == "resume" and not has_ckpt:
             raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
-        if c["init_from"] == "scratch" and has_ckpt and not c["eval_only"]:
+        if c.init_from == "scratch" and has_ckpt and not c.eval_only:
             raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
-        if self.master and not c["eval_only"]:
-            self.lock = RunLock(c["out_dir"]).acquire()
-        resume = has_ckpt and (c["eval_only"] or c["init_from"] in ("resume", "auto"))
-        torch.manual_seed(c["seed"])
-        self.model = GPT(GPTConfig.from_dict(c)).to(self.rt.device)
-        self.tokens_per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
+        if self.master and not c.eval_only:
+            self.lock = RunLock(c.out_dir).acquire()
+        resume = has_ckpt and (c.eval_only or c.init_from in ("resume", "auto"))
+        torch.manual_seed(c.seed)
+        self.model = GPT(GPTConfig.from_dict(c.to_dict())).to(self.rt.device)
+        self.tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
         self.refuse_gpu_sized_on_cpu()
-        self.data = TokenData(c["data_dir"], c["block_size"], c["vocab_size"])
-        self.val = self.data.val_batches(c["batch_size"], c["eval_iters"])
-        self.optimizer = self.model.configure_optimizers(c["weight_decay"], c["learning_rate"], (c["beta1"], c["beta2"]),
+        self.data = TokenData(c.data_dir, c.block_size, c.vocab_size)
+        self.val = self.data.val_batches(c.batch_size, c.eval_iters)
+        self.optimizer = self.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
                                                          self.rt.device_type)
         self.iter_num, self.best_val, self.wandb_id = 0, float("inf"), None
         if resume:
             self.load_resume(ckpt_path)
         if self.master:
             print(self.model.describe())
-            print(f"data: {self.data.n_train_tokens:,} train / {self.data.n_val_tokens:,} val tokens in {c['data_dir']}; "
-                  f"{len(self.val)} val batches of {c['batch_size']}x{c['block_size']}")
-        if self.master and not c["eval_only"] and not self.finished_before:
-            self.log = RunLogger(c["out_dir"], keep_until_step=self.iter_num if resume else None,
-                                 log_interval=c["log_interval"], max_iters=c["max_iters"])
-            self.log.config(step=self.iter_num, config=c, params=self.model.param_groups_by_role(),
+            print(f"data: {self.data.n_train_tokens:,} train / {self.data.n_val_tokens:,} val tokens in {c.data_dir}; "
+                  f"{len(self.val)} val batches of {c.batch_size}x{c.block_size}")
+        if self.master and not c.eval_only and not self.finished_before:
+            self.log = RunLogger(c.out_dir, keep_until_step=self.iter_num if resume else None,
+                                 log_interval=c.log_interval, max_iters=c.max_iters)
+            self.log.config(step=self.iter_num, config=c.to_dict(), params=self.model.param_groups_by_role(),
                            world_size=self.rt.world, device=self.rt.device, dtype=self.rt.dtype, resumed=resume,
                            n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens)
         self.raw_model = self.model
-        self.model = self.rt.wrap(self.model, c["compile"])
-        self.peak_flops = c["peak_flops"] or self.rt.peak_flops()
-        self.train_step = TrainStep(self.model, self.optimizer, self.accum, c["grad_clip"], self.rt.autocast,
+        self.model = self.rt.wrap(self.model, c.compile)
+        self.peak_flops = c.peak_flops or self.rt.peak_flops()
+        self.train_step = TrainStep(self.model, self.optimizer, self.accum, c.grad_clip, self.rt.autocast,
                                     self.rt.scaler, ddp=self.rt.ddp,
                                     output_matrix=self.raw_model.output_matrix if self.raw_model.lm_head is None else None)
 
     def refuse_gpu_sized_on_cpu(self):
         """A GPU-sized config that landed on a CPU because no GPU was found says so instead of
         running for hours (or running out of memory); --device=cpu goes ahead deliberately."""
-        if self.rt.device_type != "cpu" or self.c["device"] == "cpu" or self.c["eval_only"]:
+        if self.rt.device_type != "cpu" or self.c.device == "cpu" or self.c.eval_only:
             return
         step_s = self.model.flops_per_token() * self.tokens_per_step / CPU_FLOPS
         if step_s > CPU_STEP_LIMIT_S:
@@ -241,26 +243,26 @@ class Trainer:
         self.model.load_state_dict(checkpoint.model_state(ckpt))
         self.iter_num, self.best_val = ckpt["iter_num"], ckpt["best_val_loss"]
         self.wandb_id = ckpt.get("wandb_id")
-        if self.c["eval_only"]:
+        if self.c.eval_only:
             return
         self.optimizer.load_state_dict(ckpt["optimizer"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         if self.rt.device_type == "cuda" and rng.get("cuda") is not None:
             torch.cuda.set_rng_state(rng["cuda"].cpu())
-        if ckpt.get("finished") and self.iter_num >= self.c["max_iters"]:
+        if ckpt.get("finished") and self.iter_num >= self.c.max_iters:
             self.finished_before = True
-            if self.master and checkpoint.read_meta(self.c["out_dir"]) is None:  # written before ckpt.json existed
-                checkpoint.save_meta(self.c["out_dir"], {
+            if self.master and checkpoint.read_meta(self.c.out_dir) is None:  # written before ckpt.json existed
+                checkpoint.save_meta(self.c.out_dir, {
                     "step": self.iter_num, "finished": True, "val_loss": None, "best_val_loss": self.best_val,
-                    "config": ckpt.get("config") or self.c, "model_args": ckpt["model_args"]})
+                    "config": ckpt.get("config") or self.c.to_dict(), "model_args": ckpt["model_args"]})
         elif self.master:
             print(f"resumed {path} at step {self.iter_num}")
 
     def check_resume_config(self, path, theirs, step):
         """Refuse settings that would make the checkpoint another run; name every other change."""
         ours = self.c
-        fixed, changed = checkpoint.config_changes(theirs, ours)
+        fixed, changed = checkpoint.config_changes(theirs, ours.to_dict())
         if fixed:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in fixed.items())
             raise ConfigError(f"checkpoint {path} is another run ({detail}); these settings cannot change on resume "
@@ -268,7 +270,9 @@ class Trainer:
         if changed and self.master:
             print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
             schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
-            before, after = get_lr(step, {**ours, **theirs}), get_lr(step, ours)
+            known = {f.name for f in fields(TrainConfig)}
+            before = get_lr(step, replace(ours, **{k: v for k, v in theirs.items() if k in known and k in schedule}))
+            after = get_lr(step, ours)
             if any(k in changed for k in schedule) and before != after:
                 print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")
 
@@ -279,7 +283,7 @@ class Trainer:
         return self.batch(self.iter_num, micro) if micro < self.accum else self.batch(self.iter_num + 1, 0)
 
     def batch(self, step, micro):
-        x, y = self.data.train_batch(self.c["batch_size"], self.c["seed"], step, self.rt.rank * self.accum + micro)
+        x, y = self.data.train_batch(self.c.batch_size, self.c.seed, step, self.rt.rank * self.accum + micro)
         return self.rt.to_device(x), self.rt.to_device(y)
 
     @torch.no_grad()
@@ -310,17 +314,17 @@ class Trainer:
             return
         state = {
             "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "model_args": model_args_of(self.raw_model.config), "config": self.c,
+            "model_args": model_args_of(self.raw_model.config), "config": self.c.to_dict(),
             "iter_num": self.iter_num, "best_val_loss": self.best_val, "finished": finished, "wandb_id": self.wandb_id,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state() if self.rt.device_type == "cuda" else None},
         }
         meta = {"step": self.iter_num, "finished": finished, "val_loss": self.last_val, "best_val_loss": self.best_val,
-                "config": self.c, "model_args": state["model_args"]}
-        checkpoint.save(self.c["out_dir"], state, meta)
+                "config": state["config"], "model_args": state["model_args"]}
+        checkpoint.save(self.c.out_dir, state, meta)
 
     def init_wandb(self):
-        self.wandb_id = self.log.start_wandb(self.c, self.wandb_id or uuid.uuid4().hex[:12])
+        self.wandb_id = self.log.start_wandb(self.c.to_dict(), self.wandb_id or uuid.uuid4().hex[:12])
 
     # --- the loop
 
@@ -329,16 +333,16 @@ class Trainer:
             self.build()
             if self.finished_before:
                 if self.master:
-                    print(f"{self.c['out_dir']} already finished at step {self.iter_num} (max_iters={self.c['max_iters']}); "
+                    print(f"{self.c.out_dir} already finished at step {self.iter_num} (max_iters={self.c.max_iters}); "
                           f"nothing to do. Raise --max_iters to train further.")
                 return self
-            if self.c["eval_only"]:
+            if self.c.eval_only:
                 self.last_val = self.evaluate()
                 if self.master:
-                    print(f"eval_only: val loss {self.last_val:.4f} at step {self.iter_num} of {self.c['out_dir']} "
+                    print(f"eval_only: val loss {self.last_val:.4f} at step {self.iter_num} of {self.c.out_dir} "
                           f"(nothing written)")
                 return self
-            if self.master and self.c["wandb_log"]:
+            if self.master and self.c.wandb_log:
                 self.init_wandb()
             with self.stop:
                 self.loop()
@@ -359,10 +363,10 @@ class Trainer:
             lr = get_lr(self.iter_num, c)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
-            if self.iter_num % c["eval_interval"] == 0 or self.iter_num >= c["max_iters"]:
+            if self.iter_num % c.eval_interval == 0 or self.iter_num >= c.max_iters:
                 self.flush_log()
-                self.eval_and_checkpoint(finished=self.iter_num >= c["max_iters"])
-                if self.iter_num >= c["max_iters"]:
+                self.eval_and_checkpoint(finished=self.iter_num >= c.max_iters)
+                if self.iter_num >= c.max_iters:
                     break
                 self.t_last = time.time()  # step times exclude evaluation
             if self.rt.all_reduce([1.0 if self.stop.signal else 0.0], op="max")[0] > 0:
@@ -370,12 +374,12 @@ class Trainer:
                 self.save()
                 if self.master:
                     print(f"stopped by {self.stop.signal or 'another rank'} at step {self.iter_num}; checkpoint written "
-                          f"to {checkpoint.paths(c['out_dir'])[0]}; continue with --init_from=resume")
+                          f"to {checkpoint.paths(c.out_dir)[0]}; continue with --init_from=resume")
                 break
             loss, grad_norm, next_batch = self.train_step(next_batch, self.fetch)
             self.pending.append((self.iter_num, loss, grad_norm, lr))
             self.iter_num += 1
-            if self.iter_num % c["log_interval"] == 0:
+            if self.iter_num % c.log_interval == 0:
                 self.flush_log()
 
     def flush_log(self):
@@ -391,7 +395,7 @@ class Trainer:
         dt, self.t_last = (now - self.t_last) / len(steps), now
         for step, (loss, grad_norm), lr in zip(steps, values, lrs):
             if not math.isfinite(loss):
-                where = checkpoint.paths(self.c["out_dir"])[0]
+                where = checkpoint.paths(self.c.out_dir)[0]
                 raise FloatingPointError(f"training loss is {loss} at step {step}; stopping. The last good "
                                          f"checkpoint ({where}) is left as it was.")
             self.log_step(step, loss, lr, grad_norm, dt)

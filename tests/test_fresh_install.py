@@ -38,6 +38,7 @@ def test_wandb_offline_run_logs_loss_val_loss_and_norms_grouped_by_arm(data_dir,
     out = tmp_path / "run"
     t = train.Trainer(tiny_config(data_dir, out, embedding="kron", max_iters=4, eval_interval=2, wandb_log=True)).run()
     assert seen["group"] == "kron" and seen["name"] == "kron-s1337" and seen["mode"] == "offline"
+    wandb.teardown()  # the wandb-core service writes the run file asynchronously; a user's process flushes at exit
     folders = glob.glob(str(out / "wandb" / f"offline-run-*-{t.wandb_id}"))
     assert len(folders) == 1, os.listdir(out / "wandb")
     data = open(os.path.join(folders[0], f"run-{t.wandb_id}.wandb"), "rb").read()
