@@ -150,6 +150,40 @@ def compare(groups, baseline):
     return out, data
 
 
+def contrast(data, ref, other):
+    """Paired gap L_ref - L_other (positive: `other` reaches lower loss) over the seeds both groups
+    have: at the final evaluation with its 95 % t-interval, and at every shared evaluation step."""
+    if ref not in data or other not in data:
+        return None
+    shared = sorted(set(data[ref]) & set(data[other]))
+    if not shared:
+        return None
+    gaps = [data[ref][k]["val"][-1] - data[other][k]["val"][-1] for k in shared]
+    m, sd = mean_std(gaps)
+    steps = sorted(set.intersection(*(set(data[g][k]["steps"]) for g in (ref, other) for k in shared)))
+    traj = [{"step": st, "gap_mean": statistics.mean(dict(zip(data[ref][k]["steps"], data[ref][k]["val"]))[st] -
+                                                     dict(zip(data[other][k]["steps"], data[other][k]["val"]))[st]
+                                                     for k in shared)} for st in steps]
+    return {"ref": ref, "other": other, "seeds": shared, "gap_mean": m, "gap_std": sd, "ci95": t_interval95(gaps),
+            "trajectory": traj}
+
+
+def contrasts_markdown(contrasts):
+    lines = ["| contrast | reference → other | seeds | gap (nats), mean ± std | 95 % CI (paired t) | gap at 25 / 50 / 75 / 100 % of training |",
+             "|---|---|---|---|---|---|"]
+    for label, c in contrasts.items():
+        if c is None:
+            lines.append(f"| {label} | — | 0 | — | — | — |")
+            continue
+        ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "— (1 seed)"
+        t = c["trajectory"]
+        last = t[-1]["step"]
+        at = [min(t, key=lambda r: abs(r["step"] - q * last)) for q in (0.25, 0.5, 0.75, 1.0)]
+        lines.append(f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f} ± {c['gap_std']:.3f} | "
+                     f"{ci} | " + " / ".join(f"{r['gap_mean']:+.3f}" for r in at) + " |")
+    return "\n".join(lines)
+
+
 def markdown(res):
     b = res["baseline"]
     lines = [f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
@@ -227,11 +261,23 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folders", nargs="+", help="folders holding run folders (<group>-s<seed>/metrics.jsonl)")
     p.add_argument("--baseline", default="bpe_tied")
+    p.add_argument("--contrast", action="append", default=[], metavar="LABEL=REF:OTHER",
+                   help="a paired gap between two groups, L_REF - L_OTHER (repeatable), e.g. 'untying=bpe_tied:bpe_untied'")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     res, data = compare(find_runs(args.folders), args.baseline)
     os.makedirs(args.out, exist_ok=True)
     md = markdown(res)
+    if args.contrast:
+        res["contrasts"] = {}
+        for spec in args.contrast:
+            label, sep, pair = spec.partition("=")
+            ref, sep2, other = pair.partition(":")
+            if not (sep and sep2 and label and ref and other):
+                raise ValueError(f"--contrast {spec!r}: expected LABEL=REF:OTHER")
+            res["contrasts"][label] = contrast(data, ref, other)
+        md += "\n\nPaired contrasts (gap = L_reference − L_other; positive: the other group reaches lower loss):\n\n"
+        md += contrasts_markdown(res["contrasts"])
     with open(os.path.join(args.out, "compare.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(os.path.join(args.out, "compare.md"), "w") as f:

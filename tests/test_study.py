@@ -119,8 +119,9 @@ def test_param_table_matches_paper_counts(tmp_path):
 
 
 def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
-    """RESULTS.md is rebuilt from the metric logs kept in results/study_cpu/runs (no training, no
-    checkpoints) into a scratch folder and must equal the committed file byte for byte."""
+    """RESULTS.md is rebuilt from the metric logs kept in results/study_cpu/runs and
+    results/study_english/runs (no training, no checkpoints) into a scratch folder and must equal the
+    committed file byte for byte."""
     import shutil
 
     from scripts import make_results
@@ -128,7 +129,9 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
     kept = os.path.join(root, "results", "study_cpu")
     assert len(os.listdir(os.path.join(kept, "runs"))) == 9, "the study's 9 metric logs must be committed"
     shutil.copytree(kept, tmp_path / "study_cpu")
+    shutil.copytree(os.path.join(root, "results", "study_english", "runs"), tmp_path / "study_english" / "runs")
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
+                       "--english-dir", str(tmp_path / "study_english"),
                        "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes"])
     assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
 
@@ -146,3 +149,25 @@ def test_compare_reports_each_source_when_logs_have_them(tmp_path):
     assert k["final_val_by_source"] == pytest.approx({"dict": 3.85, "prose": 4.85})
     assert k["gap_by_source"]["prose"]["gap_mean"] == pytest.approx(0.25)
     assert "| kron | 3.850 (+0.250) | 4.850 (+0.250) |" in open(tmp_path / "cmp" / "compare.md").read()
+
+
+def test_contrast_is_paired_by_seed_with_a_t_interval(tmp_path):
+    """compare --contrast: gap = L_ref - L_other over the seeds both groups have, 95 % t-interval."""
+    for seed, (a, b) in {1: (5.0, 4.8), 2: (5.2, 4.9), 3: (5.1, 5.0)}.items():
+        for name, v in (("bpe_untied", a), ("kron", b)):
+            d = tmp_path / f"{name}-s{seed}"
+            d.mkdir()
+            (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "step": 10, "val_loss": v, "wte_std": 0.02,
+                                                         "emb_rms": 1.0}) + "\n")
+    (tmp_path / "kron-s4").mkdir()  # an unpaired seed is left out
+    (tmp_path / "kron-s4" / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "step": 10, "val_loss": 1.0, "wte_std": 0.02,
+                                                                    "emb_rms": 1.0}) + "\n")
+    res = compare.main([str(tmp_path), "--baseline", "kron", "--out", str(tmp_path / "cmp"),
+                        "--contrast", "codec=bpe_untied:kron", "--contrast", "none=kron_tied:kron"])
+    c = res["contrasts"]["codec"]
+    assert c["seeds"] == [1, 2, 3] and c["gap_mean"] == pytest.approx(0.2)
+    half = 4.303 * 0.1 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(n), gaps 0.2, 0.3, 0.1
+    assert c["ci95"] == pytest.approx([0.2 - half, 0.2 + half])
+    assert res["contrasts"]["none"] is None
+    with pytest.raises(ValueError, match="expected LABEL=REF:OTHER"):
+        compare.main([str(tmp_path), "--baseline", "kron", "--out", str(tmp_path / "c2"), "--contrast", "bad"])
