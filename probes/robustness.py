@@ -25,6 +25,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
 from probes.common import cli, common_args, load_all, md_table, write_outputs  # noqa: E402
+from stats import mcnemar  # noqa: E402,F401 (robustness.mcnemar: the paired test this probe reports)
 
 DEFAULT_PAIRS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "robustness_pairs.jsonl")
 QWERTY_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
@@ -144,18 +145,6 @@ def unrelated_agreement(records):
     tops = [r["top1_clean"] for r in records]
     n = len(tops)
     return sum(tops[i] == tops[(i + 1) % n] for i in range(n)) / n if n > 1 else None
-
-
-def mcnemar(a, b):
-    """Exact two-sided McNemar test on paired booleans (top-1 survival of two models on the same
-    pairs): n_ab = pairs only a keeps, n_ba = only b; p = min(1, 2 * P[X <= min(n_ab, n_ba)]),
-    X ~ Binomial(n_ab + n_ba, 1/2)."""
-    from math import comb
-    n_ab = sum(x and not y for x, y in zip(a, b))
-    n_ba = sum(y and not x for x, y in zip(a, b))
-    n = n_ab + n_ba
-    p = 1.0 if n == 0 else min(1.0, 2 * sum(comb(n, k) for k in range(min(n_ab, n_ba) + 1)) / 2 ** n)
-    return {"only_first": n_ab, "only_second": n_ba, "p_value": p}
 
 
 def run(models, pairs, out_dir):

@@ -28,6 +28,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from runlog import read_metrics, series_from_evals  # noqa: E402
+from stats import mean_std, t_interval95  # noqa: E402
 from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
@@ -57,27 +58,6 @@ def load_run(path):
     if not evals:
         raise ValueError(f"{path}: no evaluation records")
     return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train}
-
-
-# Two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (standard tables); beyond, 1.96.
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-
-
-def t_interval95(xs):
-    """95 % t-interval of the mean of paired differences: mean +- t_{0.975, n-1} * sd / sqrt(n);
-    None with fewer than 2 pairs."""
-    xs = list(xs)
-    if len(xs) < 2:
-        return None
-    m, sd = statistics.mean(xs), statistics.stdev(xs)
-    half = (T975[len(xs) - 2] if len(xs) - 1 <= len(T975) else 1.96) * sd / math.sqrt(len(xs))
-    return [m - half, m + half]
-
-
-def mean_std(xs):
-    xs = list(xs)
-    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def first_crossing(steps, values, target):

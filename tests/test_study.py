@@ -129,7 +129,8 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
     kept = os.path.join(root, "results", "study_cpu")
     assert len(os.listdir(os.path.join(kept, "runs"))) == 9, "the study's 9 metric logs must be committed"
     shutil.copytree(kept, tmp_path / "study_cpu")
-    shutil.copytree(os.path.join(root, "results", "study_english", "runs"), tmp_path / "study_english" / "runs")
+    for part in ("runs", "probes"):  # the English study's kept logs and per-seed probe outputs
+        shutil.copytree(os.path.join(root, "results", "study_english", part), tmp_path / "study_english" / part)
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
                        "--english-dir", str(tmp_path / "study_english"),
                        "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes"])
