@@ -123,7 +123,7 @@ def robustness_across_seeds(probes_root):
         for label, m in d["models"].items():
             runs.setdefault(label, {})[seed] = (m["overall"], survival[label])
     if not runs:
-        return []
+        return [], {}
 
     def ci(xs):
         iv = t_interval95(xs)
@@ -142,7 +142,7 @@ def robustness_across_seeds(probes_root):
                      f"{mean_std(kl)[0]:.4f} {ci(kl)} |")
     lines += ["", "| contrast | seeds | survival difference, mean [95 % CI] | McNemar on pooled (seed, pair) outcomes | mean KL difference [95 % CI] |",
               "|---|---|---|---|---|"]
-    separated = []
+    separated, found = [], {}
     for name, ref, other in ROBUSTNESS_CONTRASTS:
         seeds = sorted(set(runs.get(ref, {})) & set(runs.get(other, {})))
         if not seeds:
@@ -150,6 +150,8 @@ def robustness_across_seeds(probes_root):
         dsurv = [runs[other][k][0]["top1_match_rate"] - runs[ref][k][0]["top1_match_rate"] for k in seeds]
         dkl = [runs[other][k][0]["mean_kl"] - runs[ref][k][0]["mean_kl"] for k in seeds]
         t = mcnemar([x for k in seeds for x in runs[other][k][1]], [x for k in seeds for x in runs[ref][k][1]])
+        found[name] = {"seeds": seeds, "survival": (mean_std(dsurv)[0], t_interval95(dsurv)), "kl": (mean_std(dkl)[0], t_interval95(dkl)),
+                       "kl_ref": mean_std(runs[ref][k][0]["mean_kl"] for k in seeds)[0]}
         separated += [name + " (survival)"] * excludes_zero(t_interval95(dsurv)) + [name + " (KL)"] * excludes_zero(t_interval95(dkl))
         lines.append(f"| {name} (`{other}` − `{ref}`) | {len(seeds)} | {mean_std(dsurv)[0]:+.3f} {ci(dsurv)} | "
                      f"{t['only_first']} vs {t['only_second']} pairs kept by one only, p = {t['p_value']:.3g} | "
@@ -158,7 +160,7 @@ def robustness_across_seeds(probes_root):
               "says more about how generic the model's predictions are than about spelling. Intervals over seeds that "
               "exclude zero: " + (", ".join(separated) if separated else "none") + f" (of {2 * len(ROBUSTNESS_CONTRASTS)}); "
               "where none do, the probe does not tell these arms apart at this scale and seed count.", ""]
-    return lines
+    return lines, found
 
 
 def excludes_zero(interval):
@@ -211,7 +213,7 @@ def english_section(cmp, cmp_md, drift, robustness=()):
     return lines + [""] + list(robustness)
 
 
-def disagreements(eng, cmp_cpu, probes_dir):
+def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None):
     """Every place the repository's results disagree with the paper's abstract, from the numbers."""
     lines = ["## Where the results here disagree with the paper", ""]
     total = eng.get("contrasts", {}).get(CONTRASTS[0][0]) if eng else None
@@ -224,13 +226,23 @@ def disagreements(eng, cmp_cpu, probes_dir):
         lines.append(f"- **Where the gain comes from.** Here untying the head alone gives {100 * untie['gap_mean'] / total['gap_mean']:.0f} % "
                      "of kron's gain over bpe_tied on English. The abstract attributes the gain to the byte codec; whether the paper "
                      "controls for untying is not known from the abstract (its body is not available here).")
+    kb = (robustness_stats or {}).get("kron vs bpe_tied")
+    if kb:
+        (dkl, kl_ci), (dsurv, s_ci) = kb["kl"], kb["survival"]
+        fmt = lambda iv: f"[{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "(no interval)"  # noqa: E731
+        lines.append(f"- **Typo robustness (English, {len(kb['seeds'])} seeds).** Paper: kron keeps the top-1 token on "
+                     f"{PAPER['top1']} of typo pairs and its KL is {PAPER['kl']} vs BPE. Here kron − bpe_tied: survival "
+                     f"{dsurv:+.3f} {fmt(s_ci)}, mean KL {dkl:+.4f} {fmt(kl_ci)} ({100 * dkl / kb['kl_ref']:+.0f} % of bpe_tied's): "
+                     + ("kron is *less* stable by KL, the opposite of the paper." if kl_ci and kl_ci[0] > 0 else
+                        "no evidence of the paper's lower KL at this scale." if not (kl_ci and kl_ci[1] < 0) else
+                        "lower KL, as in the paper."))
     rob = os.path.join(probes_dir, "robustness.json")
     if os.path.exists(rob):
         r = load(rob)["models"]
         if "kron" in r and "bpe_tied" in r:
             kk, kb = r["kron"]["overall"]["mean_kl"], r["bpe_tied"]["overall"]["mean_kl"]
             if kk > kb:
-                lines.append(f"- **Typo robustness, KL.** Paper: kron's mean KL {PAPER['kl']} vs BPE. Here (CPU study, seed 1337): "
+                lines.append(f"- **Typo robustness, KL (Python docs).** Paper: kron's mean KL {PAPER['kl']} vs BPE. Here (CPU study, seed 1337): "
                              f"{kk:.3f} vs {kb:.3f}, {100 * (kk / kb - 1):+.0f} %: kron's next-token distribution moves *more* "
                              "under a typo. (Top-1 survival is higher for kron here, but at this scale most clean top-1 "
                              "predictions are a newline, '.' or ' the', so it mostly measures a generic predictor.)")
@@ -243,6 +255,12 @@ def disagreements(eng, cmp_cpu, probes_dir):
                          f"(CPU study) the tied BPE table grows {ratio['bpe_tied']:.2f}× but the *untied* one {ratio['bpe_untied']:.2f}×, "
                          f"and the Kron projection {ratio['kron']:.2f}×: the drift comes from tying (the table is also the output head), "
                          "and the projection does not stay at 1.0.")
+    if drift and {"bpe_tied", "bpe_untied", "kron"} <= set(drift):
+        lines.append(f"- **Norm drift (English).** Final / initial input scale, mean over seeds: bpe_tied's table "
+                     f"{drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, kron's projection "
+                     f"{drift['kron'][1]:.2f}× (kron_tied's {drift['kron_tied'][1]:.2f}×)." if "kron_tied" in drift else
+                     f"- **Norm drift (English).** Final / initial input scale, mean over seeds: bpe_tied's table "
+                     f"{drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, kron's projection {drift['kron'][1]:.2f}×.")
     return lines + [""]
 
 
@@ -258,8 +276,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
              "results too.",
              ""]
     if english:
-        eng_cmp, eng_md, drift, robustness = english
-        lines += english_answer(eng_cmp) + [""] + disagreements(eng_cmp, cmp, probes_dir)
+        eng_cmp, eng_md, drift, (robustness, robustness_stats) = english
+        lines += english_answer(eng_cmp) + [""] + disagreements(eng_cmp, cmp, probes_dir, robustness_stats, drift)
         lines += english_section(eng_cmp, eng_md, drift, robustness)
     lines += ["# The Python-documentation study (the first CPU replication)",
              "",
