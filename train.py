@@ -156,8 +156,13 @@ class Runtime:
             dist.barrier()
 
     def close(self):
+        """Tear the group down while the interpreter is fully alive. Why the gc: a DDP reducer left for
+        interpreter shutdown can still hold gloo work whose destruction aborts the process
+        ("terminate called without an active exception", seen once on a rank of the 2-process test)."""
         if self.ddp:
+            import gc
             import torch.distributed as dist
+            gc.collect()
             dist.destroy_process_group()
 
 
@@ -352,6 +357,8 @@ class Trainer:
                 self.log.finish()
             if self.lock:
                 self.lock.release()
+            if self.rt.ddp:  # the DDP wrapper (and its reducer's pending gloo/NCCL work) goes before the group
+                self.model, self.train_step = getattr(self, "raw_model", None), None
             self.rt.close()
         return self
 
