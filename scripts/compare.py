@@ -144,7 +144,8 @@ def contrast(data, ref, other):
     traj = [{"step": st, "gap_mean": statistics.mean(dict(zip(data[ref][k]["steps"], data[ref][k]["val"]))[st] -
                                                      dict(zip(data[other][k]["steps"], data[other][k]["val"]))[st]
                                                      for k in shared)} for st in steps]
-    return {"ref": ref, "other": other, "seeds": shared, "gap_mean": m, "gap_std": sd, "ci95": t_interval95(gaps),
+    return {"ref": ref, "other": other, "seeds": shared, "per_seed": dict(zip(shared, gaps)), "gap_mean": m, "gap_std": sd,
+            "ci95": t_interval95(gaps),
             "trajectory": traj}
 
 

@@ -182,7 +182,10 @@ def english_answer(cmp):
              "(positive: the second named group is better), with 95 % t-intervals over seeds.", ""]
     lines.append(f"- **Total.** kron beats bpe_tied by {fmt_gap(total)}.")
     if total and untie:
-        share = f" ({100 * untie['gap_mean'] / total['gap_mean']:.0f} % of the total)" if total["gap_mean"] > 0 else ""
+        seeds = [k for k in untie["per_seed"] if k in total["per_seed"]]  # json keys: seeds as strings
+        on_same = sum(total["per_seed"][k] for k in seeds) / len(seeds) if seeds else 0
+        share = (f" ({100 * untie['gap_mean'] / on_same:.0f} % of the total on the same {len(seeds)} seeds)"
+                 if on_same > 0 and len(seeds) == len(untie["per_seed"]) else "")
         lines.append(f"- **Untying.** An untied BPE head alone (bpe_untied vs bpe_tied): {fmt_gap(untie)}{share}; "
                      f"kron beyond untying (kron vs bpe_untied): {fmt_gap(kbeyond)} — {verdict(kbeyond)}.")
     lines.append(f"- **Input scale.** Giving the untied BPE table the Kron input's unit RMS at init {verdict(scale)}: "
@@ -222,8 +225,10 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None):
         lines.append(f"- **Gap size.** Paper: {PAPER['gap_nats']} nats ({PAPER['gap_pct']}) at 124M / 2.5B tokens. Here "
                      f"(English, 0.49M tokens): {total['gap_mean']:+.3f} nats; on the Python docs (CPU study below): "
                      f"{cmp_cpu['groups']['kron']['gap_nats_mean']:+.3f}. Different scale: neither confirms nor refutes the paper's figure.")
-    if total and untie and total["gap_mean"] > 0:
-        lines.append(f"- **Where the gain comes from.** Here untying the head alone gives {100 * untie['gap_mean'] / total['gap_mean']:.0f} % "
+    seeds = [k for k in (untie or {}).get("per_seed", {}) if k in (total or {}).get("per_seed", {})]
+    on_same = sum(total["per_seed"][k] for k in seeds) / len(seeds) if seeds else 0
+    if on_same > 0:
+        lines.append(f"- **Where the gain comes from.** Here untying the head alone gives {100 * untie['gap_mean'] / on_same:.0f} % "
                      "of kron's gain over bpe_tied on English. The abstract attributes the gain to the byte codec; whether the paper "
                      "controls for untying is not known from the abstract (its body is not available here).")
     kb = (robustness_stats or {}).get("kron vs bpe_tied")
