@@ -137,6 +137,23 @@ def _encode_document(args):
     return np.array([tok.eot_id] + tok.encode(text), dtype=np.uint16)
 
 
+def _load_progress(progress_path, out_dir, tokenizer):
+    """documents_to_shards' saved progress (a fresh state when there is none); a folder prepared
+    with another tokenizer is refused."""
+    import json
+    state = {"shard": 0, "docs": 0, "carry": 0, "tokens": 0, "done": False, "tokenizer": tokenizer}
+    if not os.path.exists(progress_path):
+        return state
+    with open(progress_path) as f:
+        state = json.load(f)
+    if state.get("tokenizer", tokenizer) != tokenizer:
+        raise ShardError(f"{out_dir!r} was prepared with tokenizer {state['tokenizer']!r}, not {tokenizer!r}; "
+                         f"use another folder")
+    if not state["done"]:
+        print(f"{out_dir}: resuming at shard {state['shard']} after {state['docs']:,} documents")
+    return state
+
+
 def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100_000_000, val_tokens=None,
                         num_proc=None, total_docs=None, max_tokens=None):
     """Tokenise an iterable of document texts into shards, EOT before each document. The first shard
@@ -153,17 +170,10 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
 
     os.makedirs(out_dir, exist_ok=True)
     progress_path = os.path.join(out_dir, f"{name}_progress.json")
-    state = {"shard": 0, "docs": 0, "carry": 0, "tokens": 0, "done": False, "tokenizer": tokenizer}
-    if os.path.exists(progress_path):
-        with open(progress_path) as f:
-            state = json.load(f)
-        if state.get("tokenizer", tokenizer) != tokenizer:
-            raise ShardError(f"{out_dir!r} was prepared with tokenizer {state['tokenizer']!r}, not {tokenizer!r}; "
-                             f"use another folder")
-        if state["done"]:
-            print(f"{out_dir}: already prepared ({state['shard']} shards, {state['tokens']:,} tokens)")
-            return state
-        print(f"{out_dir}: resuming at shard {state['shard']} after {state['docs']:,} documents")
+    state = _load_progress(progress_path, out_dir, tokenizer)
+    if state["done"]:
+        print(f"{out_dir}: already prepared ({state['shard']} shards, {state['tokens']:,} tokens)")
+        return state
     val_tokens = shard_tokens if val_tokens is None else val_tokens
 
     def save_state():

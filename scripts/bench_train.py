@@ -60,7 +60,7 @@ def count_syncs(fn):
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-layer", type=int, default=4)
     p.add_argument("--n-head", type=int, default=4)
@@ -77,28 +77,28 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true")
     p.add_argument("--cpu-peak-rss", action="store_true", help="on CPU, also measure each variant's peak memory in its own process")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
-    args = p.parse_args(argv)
-    dev = args.device
-    if dev == "cpu":
-        keep_freed_memory()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev == "cuda" else nullcontext()
-    variants = []
-    for arm in args.arms:
-        for mode in (args.kron_modes if arm.startswith("kron") else [None]):
-            variants.append((arm if mode is None else f"{arm}[{mode}]", arm, mode or "fused"))
-    rss = {}  # before any model exists here: a forked child starts with its parent's resident pages
-    if dev == "cpu" and args.cpu_peak_rss:
-        rss = {name: child_peak_rss(args, name, arm, mode) for name, arm, mode in variants}
+    return p.parse_args(argv)
+
+
+def build_steps(args, variants, autocast):
+    """{name: (model, TrainStep)}: the same GPT per variant, seeded alike, stepped as train.py steps it."""
     setups = {}
     for name, arm, mode in variants:
         torch.manual_seed(0)
         cfg = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
                         embedding=arm, kron_mode=mode)
-        model = GPT(cfg).to(dev)
-        opt = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), dev)
+        model = GPT(cfg).to(args.device)
+        opt = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), args.device)
         run = torch.compile(model) if args.compile else model
         shared = model.output_matrix if model.lm_head is None else None  # kron_tied: E(W) once a step, as train.py
         setups[name] = (model, TrainStep(run, opt, args.accum, 1.0, autocast, output_matrix=shared))
+    return setups
+
+
+def time_steps(args, setups, peak):
+    """Step every variant in turn (interleaved); seconds per timed step, peak memory (CUDA) and the
+    synchronisations counted in one warm step (CUDA)."""
+    dev = args.device
     g = torch.Generator().manual_seed(0)
     host = [torch.randint(0, 50257, (2, args.batch_size, args.block_size), generator=g) for _ in range(args.accum + 1)]
     if dev == "cuda":
@@ -106,8 +106,7 @@ def main(argv=None):
 
     def fetch(i):
         return host[i][0].to(dev, non_blocking=True), host[i][1].to(dev, non_blocking=True)
-    times = {n: [] for n in setups}
-    peak, syncs = dict(rss), {}
+    times, syncs = {n: [] for n in setups}, {}
     for i in range(args.warmup + args.steps):
         for name, (model, step) in setups.items():
             if dev == "cuda":
@@ -123,29 +122,52 @@ def main(argv=None):
                 peak[name] = torch.cuda.max_memory_allocated()
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t)
+    return times, syncs
+
+
+def report(args, variants, setups, times, peak, syncs):
+    """Print the table; {name: figures} for the JSON."""
+    dev = args.device
     tokens = args.batch_size * args.block_size * args.accum
-    peak_flops = None
-    if dev == "cuda":
-        peak_flops = peak_flops_of(torch.cuda.get_device_name())
-    base = statistics.median(times[variants[0][0]])
+    peak_flops = peak_flops_of(torch.cuda.get_device_name()) if dev == "cuda" else None
+    first = variants[0][0]
+    base = statistics.median(times[first])
     res = {}
     print(f"\n{dev} | d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, torch {torch.__version__}")
-    print(f"| arm | step ms (median [IQR]) | tokens/s | vs {variants[0][0]} | peak mem GB ({'GPU' if dev == 'cuda' else 'process RSS'}) "
+    print(f"| arm | step ms (median [IQR]) | tokens/s | vs {first} | peak mem GB ({'GPU' if dev == 'cuda' else 'process RSS'}) "
           f"| MFU | syncs in a step |")
     print("|---|---|---|---|---|---|---|")
     for name, ts in times.items():
         med = statistics.median(ts)
         q = statistics.quantiles(ts, n=4)
-        model = setups[name][0]
-        mfu = model.flops_per_token() * tokens / med / peak_flops if peak_flops else None
+        mfu = setups[name][0].flops_per_token() * tokens / med / peak_flops if peak_flops else None
         res[name] = {"median_ms": 1000 * med, "q1_ms": 1000 * q[0], "q3_ms": 1000 * q[2], "tokens_per_s": tokens / med,
                      "ratio_to_first": med / base, "peak_mem_bytes": peak.get(name), "mfu": mfu,
                      "syncs_per_step": syncs.get(name),
-                     "peak_mem_ratio_to_first": peak[name] / peak[variants[0][0]] if name in peak and variants[0][0] in peak else None}
+                     "peak_mem_ratio_to_first": peak[name] / peak[first] if name in peak and first in peak else None}
         mem = f"{peak[name] / 2 ** 30:.2f} ({res[name]['peak_mem_ratio_to_first']:.3f}x)" if name in peak else "-"
         print(f"| {name} | {1000 * med:.0f} [{1000 * q[0]:.0f}, {1000 * q[2]:.0f}] | {tokens / med:,.0f} | {med / base:.3f}x | "
               f"{mem} | {f'{100 * mfu:.1f}%' if mfu else '-'} | {syncs.get(name, 'n/a (CPU)')} |")
+    return res
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    dev = args.device
+    if dev == "cpu":
+        keep_freed_memory()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev == "cuda" else nullcontext()
+    variants = []
+    for arm in args.arms:
+        for mode in (args.kron_modes if arm.startswith("kron") else [None]):
+            variants.append((arm if mode is None else f"{arm}[{mode}]", arm, mode or "fused"))
+    peak = {}  # before any model exists here: a forked child starts with its parent's resident pages
+    if dev == "cpu" and args.cpu_peak_rss:
+        peak = {name: child_peak_rss(args, name, arm, mode) for name, arm, mode in variants}
+    setups = build_steps(args, variants, autocast)
+    times, syncs = time_steps(args, setups, peak)
+    res = report(args, variants, setups, times, peak, syncs)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     meta = {"device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "args": vars(args)}
