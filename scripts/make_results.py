@@ -167,7 +167,7 @@ def excludes_zero(interval):
     return bool(interval) and (interval[0] > 0 or interval[1] < 0)
 
 
-def english_answer(cmp):
+def english_answer(cmp, long_cmp=None):
     """RESULTS.md's opening: how much of kron's gain is untying, input scale and bytes, with intervals."""
     c = cmp.get("contrasts", {})
     n = min((len(g["seeds"]) for g in cmp["groups"].values()), default=0)
@@ -198,7 +198,15 @@ def english_answer(cmp):
         t = total["trajectory"]
         lines.append("- **With training.** kron's gap to bpe_tied (L_bpe_tied − L_kron) at each evaluation step: " +
                      ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in t) +
-                     ". The runs at ≥ 4× this horizon that would say whether it keeps growing are not done yet.")
+                     ".")
+    lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
+    if lt:
+        lines.append(f"- **Longer runs** (500 steps, 2.05M tokens, `results/study_english_long/`): kron's gap to bpe_tied "
+                     f"{fmt_gap(lt)}; along the run: " + ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in lt["trajectory"]) +
+                     ". Other groups and seeds of the long runs: see that section below.")
+    else:
+        lines.append("- **Longer runs** (≥ 4× this horizon, `config/study_english_long.py`): none finished yet, so whether "
+                     "the gap grows or shrinks with training is not measured.")
     return lines
 
 
@@ -281,9 +289,14 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
              "results too.",
              ""]
     if english:
-        eng_cmp, eng_md, drift, (robustness, robustness_stats) = english
-        lines += english_answer(eng_cmp) + [""] + disagreements(eng_cmp, cmp, probes_dir, robustness_stats, drift)
+        eng_cmp, eng_md, drift, (robustness, robustness_stats) = english[:4]
+        long_cmp, long_md = english[4] if len(english) > 4 else (None, None)
+        lines += english_answer(eng_cmp, long_cmp) + [""] + disagreements(eng_cmp, cmp, probes_dir, robustness_stats, drift)
         lines += english_section(eng_cmp, eng_md, drift, robustness)
+        if long_md:
+            lines += ["## English study, longer runs (500 steps, 2.05M tokens per run)", "",
+                      "`config/study_english_long.py`, logs in `results/study_english_long/runs/` (partial: see the seed counts).",
+                      "", long_md, "", "![validation loss](results/study_english_long/compare/val_curves.png)", ""]
     lines += ["# The Python-documentation study (the first CPU replication)",
              "",
              "**Scale, stated plainly.** These are small-scale CPU runs: a 4-layer, d=128 GPT "
@@ -346,6 +359,8 @@ def main(argv=None):
     p.add_argument("--probe-seed", type=int, default=1337)
     p.add_argument("--skip-probes", action="store_true")
     p.add_argument("--params-dir", default=os.path.join(ROOT, "results", "param_table"))
+    p.add_argument("--english-long-dir", default=os.path.join(ROOT, "results", "study_english_long"),
+                   help="the English study's longer runs (<dir>/runs), if any")
     p.add_argument("--english-dir", default=os.path.join(ROOT, "results", "study_english"),
                    help="the English-corpus study's kept logs (<dir>/runs) and its comparison (<dir>/compare)")
     p.add_argument("--out", default=os.path.join(ROOT, "RESULTS.md"))
@@ -381,6 +396,13 @@ def main(argv=None):
             eng_md = f.read().removesuffix("\n")
         english = (load(os.path.join(eng_out, "compare.json")), eng_md, input_drift(eng_logs),
                    robustness_across_seeds(os.path.join(args.english_dir, "probes")))
+    long_logs = os.path.join(args.english_long_dir, "runs")
+    if english and os.path.isdir(long_logs) and os.listdir(long_logs):
+        long_out = os.path.join(args.english_long_dir, "compare")
+        run_tool("scripts/compare.py", long_logs, "--out", long_out,
+                 *[f"--contrast={label}={ref}:{other}" for label, ref, other in CONTRASTS])
+        with open(os.path.join(long_out, "compare.md")) as f:
+            english = english + ((load(os.path.join(long_out, "compare.json")), f.read().removesuffix("\n")),)
     with open(args.out, "w") as f:
         f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train, english))
     print(f"wrote {args.out}")
