@@ -82,8 +82,23 @@ def fmt_gap(c):
     """'+0.135 nats [95 % CI +0.036, +0.235], 3 seeds' for a contrast, or a dash."""
     if not c:
         return "— (no paired runs yet)"
-    ci = f" [95 % CI {c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else " (1 seed: no interval)"
-    return f"{c['gap_mean']:+.3f} nats{ci}, {len(c['seeds'])} seeds"
+    if not c["ci95"]:
+        return f"{c['gap_mean']:+.3f} nats, 1 seed (no interval)"
+    return f"{c['gap_mean']:+.3f} nats [95 % CI {c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], {len(c['seeds'])} seeds"
+
+
+def trend(c):
+    """How the gap moves from a quarter of the run to its end, in words (the first quarter holds warm-up)."""
+    t = c["trajectory"]
+    q = min(t, key=lambda r: abs(r["step"] - 0.25 * t[-1]["step"]))
+    early, late = q["gap_mean"], t[-1]["gap_mean"]
+    if early > 0 and abs(late) < early / 2:
+        how = "shrinks toward zero"
+    elif late > early:
+        how = "grows"
+    else:
+        how = "shrinks"
+    return f"the gap {how}: {early:+.3f} at step {q['step']}, {late:+.3f} at step {t[-1]['step']}"
 
 
 def verdict(c):
@@ -202,7 +217,8 @@ def english_answer(cmp, long_cmp=None):
     lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
     if lt:
         lines.append(f"- **Longer runs** (500 steps, 2.05M tokens, `results/study_english_long/`): kron's gap to bpe_tied "
-                     f"{fmt_gap(lt)}; along the run: " + ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in lt["trajectory"]) +
+                     f"{fmt_gap(lt)}; {trend(lt)}. Along the run: " +
+                     ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in lt["trajectory"]) +
                      ". Other groups and seeds of the long runs: see that section below.")
     else:
         lines.append("- **Longer runs** (≥ 4× this horizon, `config/study_english_long.py`): none finished yet, so whether "
@@ -224,7 +240,7 @@ def english_section(cmp, cmp_md, drift, robustness=()):
     return lines + [""] + list(robustness)
 
 
-def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None):
+def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, long_cmp=None):
     """Every place the repository's results disagree with the paper's abstract, from the numbers."""
     lines = ["## Where the results here disagree with the paper", ""]
     total = eng.get("contrasts", {}).get(CONTRASTS[0][0]) if eng else None
@@ -233,6 +249,11 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None):
         lines.append(f"- **Gap size.** Paper: {PAPER['gap_nats']} nats ({PAPER['gap_pct']}) at 124M / 2.5B tokens. Here "
                      f"(English, 0.49M tokens): {total['gap_mean']:+.3f} nats; on the Python docs (CPU study below): "
                      f"{cmp_cpu['groups']['kron']['gap_nats_mean']:+.3f}. Different scale: neither confirms nor refutes the paper's figure.")
+    lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
+    if lt:
+        lines.append(f"- **Does the gain last?** The paper reports kron ahead at 2.5B tokens. Here, in the 500-step runs "
+                     f"({len(lt['seeds'])} seed{'s' if len(lt['seeds']) > 1 else ''}), {trend(lt)} (final {fmt_gap(lt)}). "
+                     "Tiny models and 2M tokens; more seeds of the long runs are needed before this is a finding.")
     seeds = [k for k in (untie or {}).get("per_seed", {}) if k in (total or {}).get("per_seed", {})]
     on_same = sum(total["per_seed"][k] for k in seeds) / len(seeds) if seeds else 0
     if on_same > 0:
@@ -291,7 +312,7 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
     if english:
         eng_cmp, eng_md, drift, (robustness, robustness_stats) = english[:4]
         long_cmp, long_md = english[4] if len(english) > 4 else (None, None)
-        lines += english_answer(eng_cmp, long_cmp) + [""] + disagreements(eng_cmp, cmp, probes_dir, robustness_stats, drift)
+        lines += english_answer(eng_cmp, long_cmp) + [""] + disagreements(eng_cmp, cmp, probes_dir, robustness_stats, drift, long_cmp)
         lines += english_section(eng_cmp, eng_md, drift, robustness)
         if long_md:
             lines += ["## English study, longer runs (500 steps, 2.05M tokens per run)", "",
