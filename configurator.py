@@ -15,10 +15,15 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from model import GPTConfig
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(GPTConfig):
     """Every training setting and its default: the one typed config train.py's loop reads
-    (c.max_iters, not c["max_iters"]). Config files and --key=value overrides set these names."""
+    (c.max_iters, not c["max_iters"]). Config files and --key=value overrides set these names. The
+    model's settings (n_layer, embedding, kron_*, the controls, ...) are GPTConfig's own fields,
+    inherited, so their names and defaults live in model.py alone."""
     # I/O
     out_dir: str = "out"
     eval_interval: int = 250
@@ -33,27 +38,8 @@ class TrainConfig:
     wandb_group: Optional[str] = None
     # data
     data_dir: str = "data/pydoc"
-    batch_size: int = 12
-    block_size: int = 1024
+    batch_size: int = 12  # sequences of block_size tokens (a GPTConfig field) per micro-batch
     gradient_accumulation_steps: int = 1
-    # model (GPTConfig's fields; model.py checks how they combine)
-    embedding: str = "bpe_tied"
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    dropout: float = 0.0
-    bias: bool = True
-    vocab_size: int = 50304
-    tokenizer: str = "gpt2"
-    kron_pos_dim: int = 16
-    kron_mode: str = "fused"
-    kron_byte_source: str = "exact"
-    kron_length_norm: bool = True
-    kron_z_norm: bool = True
-    # controls (README, "Controls"): input_init_std (bpe_untied), kron_shuffle_seed and kron_scale (Kron arms)
-    input_init_std: Optional[float] = None
-    kron_shuffle_seed: Optional[int] = None
-    kron_scale: float = 1.0
     # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters
     learning_rate: float = 6e-4
     max_iters: int = 4768
@@ -159,8 +145,7 @@ def validate(cfg):
         raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
     if cfg["n_embd"] % cfg["n_head"]:
         raise ConfigError(f"config key 'n_embd' = {cfg['n_embd']}: expected a multiple of n_head ({cfg['n_head']})")
-    from model import GPTConfig  # the model's own checks: e.g. a control on an arm where it means nothing
-    try:
+    try:  # the model's own checks: e.g. a control on an arm where it means nothing
         GPTConfig.from_dict(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None

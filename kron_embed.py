@@ -169,16 +169,17 @@ class _FusedByteBag(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight, index, token, offsets, scale, shift):
-        ctx.save_for_backward(index, token, scale, shift)
+        values = scale[token]  # per gathered row: its token's scale (also A's entries in backward)
+        ctx.save_for_backward(index, token, values, shift)
         ctx.weight_shape, ctx.weight_dtype = weight.shape, weight.dtype
-        out = F.embedding_bag(index, weight, offsets, per_sample_weights=scale[token].to(weight.dtype), mode="sum")
+        out = F.embedding_bag(index, weight, offsets, per_sample_weights=values.to(weight.dtype), mode="sum")
         return out.addr_(shift.to(out.dtype), weight.sum(dim=0).to(out.dtype), alpha=-1)
 
     @staticmethod
     def backward(ctx, grad_out):
-        index, token, scale, shift = ctx.saved_tensors
+        index, token, values, shift = ctx.saved_tensors
         g = grad_out.float()
-        A = torch.sparse_coo_tensor(torch.stack([index, token]), scale[token].float(),
+        A = torch.sparse_coo_tensor(torch.stack([index, token]), values.float(),
                                     (ctx.weight_shape[0], g.shape[0]), check_invariants=False)
         grad_weight = torch.sparse.mm(A, g).sub_(shift.float() @ g)
         return grad_weight.to(ctx.weight_dtype), None, None, None, None, None

@@ -15,6 +15,7 @@ scaled-dot-product attention, init std 0.02 with residual projections scaled by 
 """
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -53,8 +54,8 @@ class GPTConfig:
     kron_length_norm: bool = True
     kron_z_norm: bool = True
     # Controls (issue 16), not the paper's arms; each means something on some arms only:
-    input_init_std: float = None    # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
-    kron_shuffle_seed: int = None   # Kron arms: token -> bytes rows permuted among real tokens by this seed
+    input_init_std: Optional[float] = None  # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
+    kron_shuffle_seed: Optional[int] = None  # Kron arms: token -> bytes rows permuted among real tokens by this seed
     kron_scale: float = 1.0         # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
 
     def __post_init__(self):

@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from contextlib import nullcontext
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import torch
 
@@ -275,8 +275,7 @@ class Trainer:
         if changed and self.master:
             print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
             schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
-            known = {f.name for f in fields(TrainConfig)}
-            before = get_lr(step, replace(ours, **{k: v for k, v in theirs.items() if k in known and k in schedule}))
+            before = get_lr(step, replace(ours, **{k: v for k, v in theirs.items() if k in schedule}))
             after = get_lr(step, ours)
             if any(k in changed for k in schedule) and before != after:
                 print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")

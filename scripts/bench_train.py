@@ -26,7 +26,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from kron_embed import keep_freed_memory  # noqa: E402
-from model import GPT, GPTConfig, peak_flops_of  # noqa: E402
+from model import EMBEDDINGS, GPT, GPTConfig, peak_flops_of  # noqa: E402
 from step import TrainStep  # noqa: E402
 
 
@@ -67,8 +67,7 @@ def parse_args(argv):
     p.add_argument("--n-embd", type=int, default=256)
     p.add_argument("--block-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied", "kron_tied"],
-                   choices=["bpe_tied", "kron", "bpe_untied", "kron_tied"])
+    p.add_argument("--arms", nargs="+", default=list(EMBEDDINGS), choices=EMBEDDINGS)
     p.add_argument("--kron-modes", nargs="+", default=["fused"], choices=["fused", "cached", "dynamic"])
     p.add_argument("--accum", type=int, default=1, help="micro-batches per step (train.py's gradient accumulation)")
     p.add_argument("--steps", type=int, default=12)

@@ -93,22 +93,15 @@ def compare(groups, baseline):
         rec = {"seeds": sorted(runs), "final_step": steps[-1], "final_val_loss": finals,
                "final_val_mean": m, "final_val_std": s, "ppl_mean": math.exp(m),
                "ppl_per_seed": {k: math.exp(v) for k, v in finals.items()}}
-        shared = sorted(set(runs) & set(data[baseline]))
-        if g != baseline and shared:
-            gaps = [data[baseline][k]["val"][-1] - runs[k]["val"][-1] for k in shared]
-            pct = [100 * gap / data[baseline][k]["val"][-1] for k, gap in zip(shared, gaps)]
+        c = contrast(data, baseline, g) if g != baseline else None
+        if c:
+            shared = c["seeds"]
+            pct = [100 * c["per_seed"][k] / data[baseline][k]["val"][-1] for k in shared]
             rec["paired_seeds"] = shared
-            rec["gap_nats_mean"], rec["gap_nats_std"] = mean_std(gaps)
-            rec["gap_nats_ci95"] = t_interval95(gaps)
+            rec["gap_nats_mean"], rec["gap_nats_std"], rec["gap_nats_ci95"] = c["gap_mean"], c["gap_std"], c["ci95"]
             rec["gap_pct_mean"], rec["gap_pct_std"] = mean_std(pct)
             rec["ppl_reduction_pct"] = 100 * (1 - math.exp(-rec["gap_nats_mean"]))
-            common = sorted(set(steps) & set(b_steps))
-            traj = []
-            for st in common:
-                gs = [dict(zip(data[baseline][k]["steps"], data[baseline][k]["val"]))[st] -
-                      dict(zip(runs[k]["steps"], runs[k]["val"]))[st] for k in shared]
-                traj.append({"step": st, "gap_mean": statistics.mean(gs), "gap_std": statistics.stdev(gs) if len(gs) > 1 else 0.0})
-            rec["gap_trajectory"] = traj
+            rec["gap_trajectory"] = c["trajectory"]
             by_source = [(data[baseline][k]["evals"][-1].get("val_loss_by_source"), runs[k]["evals"][-1].get("val_loss_by_source"))
                          for k in shared]
             if all(a and b for a, b in by_source):  # per-source validation sets: the paired gap on each
@@ -132,7 +125,8 @@ def compare(groups, baseline):
 
 def contrast(data, ref, other):
     """Paired gap L_ref - L_other (positive: `other` reaches lower loss) over the seeds both groups
-    have: at the final evaluation with its 95 % t-interval, and at every shared evaluation step."""
+    have: at the final evaluation with its 95 % t-interval, and at every evaluation step all those
+    runs share (the trajectory: mean and std over seeds). None when no seed is shared."""
     if ref not in data or other not in data:
         return None
     shared = sorted(set(data[ref]) & set(data[other]))
@@ -140,13 +134,14 @@ def contrast(data, ref, other):
         return None
     gaps = [data[ref][k]["val"][-1] - data[other][k]["val"][-1] for k in shared]
     m, sd = mean_std(gaps)
-    steps = sorted(set.intersection(*(set(data[g][k]["steps"]) for g in (ref, other) for k in shared)))
-    traj = [{"step": st, "gap_mean": statistics.mean(dict(zip(data[ref][k]["steps"], data[ref][k]["val"]))[st] -
-                                                     dict(zip(data[other][k]["steps"], data[other][k]["val"]))[st]
-                                                     for k in shared)} for st in steps]
+    curves = {(g, k): dict(zip(data[g][k]["steps"], data[g][k]["val"])) for g in (ref, other) for k in shared}
+    steps = sorted(set.intersection(*(set(c) for c in curves.values())))
+    traj = []
+    for st in steps:
+        gs = [curves[ref, k][st] - curves[other, k][st] for k in shared]
+        traj.append({"step": st, "gap_mean": statistics.mean(gs), "gap_std": statistics.stdev(gs) if len(gs) > 1 else 0.0})
     return {"ref": ref, "other": other, "seeds": shared, "per_seed": dict(zip(shared, gaps)), "gap_mean": m, "gap_std": sd,
-            "ci95": t_interval95(gaps),
-            "trajectory": traj}
+            "ci95": t_interval95(gaps), "trajectory": traj}
 
 
 def contrasts_markdown(contrasts):

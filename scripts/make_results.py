@@ -105,18 +105,18 @@ def verdict(c):
     """Whether the interval excludes zero, in words (positive gap: the second group is better)."""
     if not c or not c["ci95"]:
         return "not yet measurable"
-    lo, hi = c["ci95"]
-    return "helps" if lo > 0 else ("hurts" if hi < 0 else "not distinguishable from zero at this many seeds")
+    if not excludes_zero(c["ci95"]):
+        return "not distinguishable from zero at this many seeds"
+    return "helps" if c["ci95"][0] > 0 else "hurts"
 
 
 def input_drift(logs):
     """{group: mean over seeds of final / initial input-scale metric} (proj_std_sqrtD or wte_std)."""
-    from runlog import read_metrics
+    from runlog import read_metrics, series_from_evals
     out = {}
     for run in sorted(os.listdir(logs)):
-        evals = read_metrics(os.path.join(logs, run), "eval")
-        key = "proj_std_sqrtD" if "proj_std_sqrtD" in evals[0] else "wte_std"
-        out.setdefault(run.rsplit("-s", 1)[0], []).append((key, evals[-1][key] / evals[0][key]))
+        series = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
+        out.setdefault(run.rsplit("-s", 1)[0], []).append((series["input_scale_key"], series["input_scale_rel"][-1]))
     return {g: (v[0][0], sum(r for _, r in v) / len(v)) for g, v in out.items()}
 
 
@@ -290,12 +290,23 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, l
                          f"and the Kron projection {ratio['kron']:.2f}×: the drift comes from tying (the table is also the output head), "
                          "and the projection does not stay at 1.0.")
     if drift and {"bpe_tied", "bpe_untied", "kron"} <= set(drift):
+        tied = f" (kron_tied's {drift['kron_tied'][1]:.2f}×)" if "kron_tied" in drift else ""
         lines.append(f"- **Norm drift (English).** Final / initial input scale, mean over seeds: bpe_tied's table "
                      f"{drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, kron's projection "
-                     f"{drift['kron'][1]:.2f}× (kron_tied's {drift['kron_tied'][1]:.2f}×)." if "kron_tied" in drift else
-                     f"- **Norm drift (English).** Final / initial input scale, mean over seeds: bpe_tied's table "
-                     f"{drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, kron's projection {drift['kron'][1]:.2f}×.")
+                     f"{drift['kron'][1]:.2f}×{tied}.")
     return lines + [""]
+
+
+def compare_with_contrasts(study_dir):
+    """scripts/compare.py on <study_dir>/runs with the study's CONTRASTS, into <study_dir>/compare:
+    (compare.json as a dict, compare.md), or None when no run log is kept there."""
+    logs = os.path.join(study_dir, "runs")
+    if not (os.path.isdir(logs) and os.listdir(logs)):
+        return None
+    out = os.path.join(study_dir, "compare")
+    run_tool("scripts/compare.py", logs, "--out", out, *[f"--contrast={label}={ref}:{other}" for label, ref, other in CONTRASTS])
+    with open(os.path.join(out, "compare.md")) as f:
+        return load(os.path.join(out, "compare.json")), f.read().removesuffix("\n")
 
 
 def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, english=None):
@@ -310,10 +321,11 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
              "results too.",
              ""]
     if english:
-        eng_cmp, eng_md, drift, (robustness, robustness_stats) = english[:4]
-        long_cmp, long_md = english[4] if len(english) > 4 else (None, None)
-        lines += english_answer(eng_cmp, long_cmp) + [""] + disagreements(eng_cmp, cmp, probes_dir, robustness_stats, drift, long_cmp)
-        lines += english_section(eng_cmp, eng_md, drift, robustness)
+        e = english
+        lines += english_answer(e["cmp"], e["long_cmp"]) + [""]
+        lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], e["long_cmp"])
+        lines += english_section(e["cmp"], e["md"], e["drift"], e["robustness"])
+        long_md = e["long_md"]
         if long_md:
             lines += ["## English study, longer runs (500 steps, 2.05M tokens per run)", "",
                       "`config/study_english_long.py`, logs in `results/study_english_long/runs/` (partial: see the seed counts).",
@@ -408,22 +420,12 @@ def main(argv=None):
     n_train = max((r.get("n_train_tokens", 0) for run in os.listdir(logs)
                    for r in read_metrics(os.path.join(logs, run), "config")), default=0)
     english = None
-    eng_logs = os.path.join(args.english_dir, "runs")
-    if os.path.isdir(eng_logs) and os.listdir(eng_logs):
-        eng_out = os.path.join(args.english_dir, "compare")
-        run_tool("scripts/compare.py", eng_logs, "--out", eng_out,
-                 *[f"--contrast={label}={ref}:{other}" for label, ref, other in CONTRASTS])
-        with open(os.path.join(eng_out, "compare.md")) as f:
-            eng_md = f.read().removesuffix("\n")
-        english = (load(os.path.join(eng_out, "compare.json")), eng_md, input_drift(eng_logs),
-                   robustness_across_seeds(os.path.join(args.english_dir, "probes")))
-    long_logs = os.path.join(args.english_long_dir, "runs")
-    if english and os.path.isdir(long_logs) and os.listdir(long_logs):
-        long_out = os.path.join(args.english_long_dir, "compare")
-        run_tool("scripts/compare.py", long_logs, "--out", long_out,
-                 *[f"--contrast={label}={ref}:{other}" for label, ref, other in CONTRASTS])
-        with open(os.path.join(long_out, "compare.md")) as f:
-            english = english + ((load(os.path.join(long_out, "compare.json")), f.read().removesuffix("\n")),)
+    eng = compare_with_contrasts(args.english_dir)
+    if eng:
+        long_cmp, long_md = compare_with_contrasts(args.english_long_dir) or (None, None)
+        robustness, robustness_stats = robustness_across_seeds(os.path.join(args.english_dir, "probes"))
+        english = {"cmp": eng[0], "md": eng[1], "drift": input_drift(os.path.join(args.english_dir, "runs")),
+                   "robustness": robustness, "robustness_stats": robustness_stats, "long_cmp": long_cmp, "long_md": long_md}
     with open(args.out, "w") as f:
         f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train, english))
     print(f"wrote {args.out}")

@@ -30,6 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import checkpoint  # noqa: E402
+from model import EMBEDDINGS  # noqa: E402
 
 
 def parse_grid(specs):
@@ -126,7 +127,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="base config file")
     p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"],
-                   choices=["bpe_tied", "kron", "bpe_untied", "kron_tied"])
+                   choices=EMBEDDINGS)
     p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
     p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 overrides to cross with arms and seeds")
     p.add_argument("--out-root", required=True)
