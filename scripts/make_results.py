@@ -124,8 +124,8 @@ ROBUSTNESS_CONTRASTS = [("kron vs bpe_tied", "bpe_tied", "kron"), ("bpe_untied v
                         ("kron vs bpe_untied", "bpe_untied", "kron"), ("own vs shuffled bytes", "kron-kron_shuffle_seed0", "kron")]
 
 
-def robustness_across_seeds(probes_root):
-    """The robustness probe run on every seed (results/study_english/probes/s<seed>/robustness.json):
+def robustness_across_seeds(probes_root, heading="### Spelling robustness on every seed"):
+    """The robustness probe run on every seed (<probes_root>/s<seed>/robustness.json):
     per group, top-1 survival and mean KL with 95 % t-intervals over seeds beside the unrelated-prompt
     baseline; per contrast, the paired per-seed difference and an exact McNemar test on all
     (seed, pair) outcomes pooled. Markdown lines, or [] when no probe output is kept."""
@@ -143,7 +143,7 @@ def robustness_across_seeds(probes_root):
     def ci(xs):
         iv = t_interval95(xs)
         return f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "—"
-    lines = ["### Spelling robustness on every seed", "",
+    lines = [heading, "",
              f"`probes/robustness.py` on each seed's final checkpoints (110 pairs; seeds {', '.join(map(str, sorted({s for r in runs.values() for s in r})))}). "
              "Survival = the clean prompt's top-1 next token is also the typo prompt's; the baseline is how often two "
              "*unrelated* prompts share their top-1, i.e. what survival a generic predictor gets for free.", "",
@@ -173,7 +173,7 @@ def robustness_across_seeds(probes_root):
                      f"{mean_std(dkl)[0]:+.4f} {ci(dkl)} |")
     lines += ["", "Read with the baseline: where unrelated prompts already agree on the top-1 token half the time, survival "
               "says more about how generic the model's predictions are than about spelling. Intervals over seeds that "
-              "exclude zero: " + (", ".join(separated) if separated else "none") + f" (of {2 * len(ROBUSTNESS_CONTRASTS)}); "
+              "exclude zero: " + (", ".join(separated) if separated else "none") + f" (of {2 * len(found)}); "
               "where none do, the probe does not tell these arms apart at this scale and seed count.", ""]
     return lines, found
 
@@ -223,7 +223,18 @@ def english_answer(cmp, long_cmp=None):
     else:
         lines.append("- **Longer runs** (≥ 4× this horizon, `config/study_english_long.py`): none finished yet, so whether "
                      "the gap grows or shrinks with training is not measured.")
-    return lines
+    return lines + horizon_table(cmp, long_cmp)
+
+
+def horizon_table(cmp, long_cmp):
+    """Each contrast at the study's horizon beside the long runs': does it grow or shrink with training?"""
+    short, long_ = cmp.get("contrasts", {}), (long_cmp or {}).get("contrasts", {})
+    rows = [(label, short.get(label), long_.get(label)) for label, _, _ in CONTRASTS if long_.get(label)]
+    if not rows:
+        return []
+    return ["", "Every contrast the long runs have, at both horizons (a 500-step run is its own schedule, not the 120-step "
+            "run continued):", "", "| contrast | 120 steps (0.49M tokens) | 500 steps (2.05M tokens) |", "|---|---|---|"] + \
+        [f"| {label} | {fmt_gap(s)} | {fmt_gap(lg)} |" for label, s, lg in rows]
 
 
 def english_section(cmp, cmp_md, drift, robustness=()):
@@ -329,7 +340,10 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
         if long_md:
             lines += ["## English study, longer runs (500 steps, 2.05M tokens per run)", "",
                       "`config/study_english_long.py`, logs in `results/study_english_long/runs/` (partial: see the seed counts).",
-                      "", long_md, "", "![validation loss](results/study_english_long/compare/val_curves.png)", ""]
+                      "", long_md, "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
+                      "Input-scale drift over the long runs (final / initial, mean over seeds):", "",
+                      "| group | metric | final / initial |", "|---|---|---|"]
+            lines += [f"| {g} | {k} | {r:.3f} |" for g, (k, r) in e["long_drift"].items()] + [""] + e["long_robustness"]
     lines += ["# The Python-documentation study (the first CPU replication)",
              "",
              "**Scale, stated plainly.** These are small-scale CPU runs: a 4-layer, d=128 GPT "
@@ -423,9 +437,14 @@ def main(argv=None):
     eng = compare_with_contrasts(args.english_dir)
     if eng:
         long_cmp, long_md = compare_with_contrasts(args.english_long_dir) or (None, None)
+        long_logs = os.path.join(args.english_long_dir, "runs")
+        long_drift = input_drift(long_logs) if long_cmp else {}
+        long_robustness, _ = robustness_across_seeds(os.path.join(args.english_long_dir, "probes"),
+                                                     "### Spelling robustness of the long runs, on every seed")
         robustness, robustness_stats = robustness_across_seeds(os.path.join(args.english_dir, "probes"))
         english = {"cmp": eng[0], "md": eng[1], "drift": input_drift(os.path.join(args.english_dir, "runs")),
-                   "robustness": robustness, "robustness_stats": robustness_stats, "long_cmp": long_cmp, "long_md": long_md}
+                   "robustness": robustness, "robustness_stats": robustness_stats, "long_cmp": long_cmp, "long_md": long_md,
+                   "long_drift": long_drift, "long_robustness": long_robustness}
     with open(args.out, "w") as f:
         f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train, english))
     print(f"wrote {args.out}")

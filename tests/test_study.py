@@ -131,9 +131,10 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
     shutil.copytree(kept, tmp_path / "study_cpu")
     for part in ("runs", "probes"):  # the English study's kept logs and per-seed probe outputs
         shutil.copytree(os.path.join(root, "results", "study_english", part), tmp_path / "study_english" / part)
-    long_runs = os.path.join(root, "results", "study_english_long", "runs")
-    if os.path.isdir(long_runs):
-        shutil.copytree(long_runs, tmp_path / "study_english_long" / "runs")
+    for part in ("runs", "probes"):  # the long runs' logs and probe outputs, once there are any
+        kept_long = os.path.join(root, "results", "study_english_long", part)
+        if os.path.isdir(kept_long):
+            shutil.copytree(kept_long, tmp_path / "study_english_long" / part)
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
                        "--english-dir", str(tmp_path / "study_english"), "--english-long-dir", str(tmp_path / "study_english_long"),
                        "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes"])
