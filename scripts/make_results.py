@@ -187,7 +187,7 @@ def english_answer(cmp, long_cmp=None):
     c = cmp.get("contrasts", {})
     n = min((len(g["seeds"]) for g in cmp["groups"].values()), default=0)
     total, untie, scale, own = (c.get(k) for k in (CONTRASTS[0][0], CONTRASTS[1][0], CONTRASTS[2][0], CONTRASTS[5][0]))
-    kbeyond = c.get(CONTRASTS[4][0])
+    kbeyond, kscale = c.get(CONTRASTS[4][0]), c.get(CONTRASTS[6][0])
     status = ("complete" if n >= STUDY_SEEDS else f"partial: {n} to {max(len(g['seeds']) for g in cmp['groups'].values())} "
               f"of {STUDY_SEEDS} seeds per group so far")
     lines = ["## The answer so far: why does Kronecker win here?", "",
@@ -205,7 +205,9 @@ def english_answer(cmp, long_cmp=None):
                      f"kron beyond untying (kron vs bpe_untied): {fmt_gap(kbeyond)} — {verdict(kbeyond)}.")
     lines.append(f"- **Input scale.** Giving the untied BPE table the Kron input's unit RMS at init {verdict(scale)}: "
                  f"{fmt_gap(scale)} (negative: worse than the 0.02 table)."
-                 + (" A unit-scale input alone is not what the codec brings." if verdict(scale) == "hurts" else ""))
+                 + (" A unit-scale input alone is not what the codec brings." if verdict(scale) == "hurts" else "")
+                 + f" The other direction: the Kron input shrunk to the BPE table's 0.02 RMS is worse than kron by "
+                 f"{fmt_gap(kscale)}; unit scale for the codec {verdict(kscale)}.")
     lines.append(f"- **Bytes.** The same Kronecker arm with the token→bytes table shuffled among tokens (every token keeps a "
                  f"distinct code with the same statistics, not its own bytes) is worse than kron by {fmt_gap(own)}: "
                  f"each token's own bytes {verdict(own)}.")
