@@ -211,6 +211,10 @@ def english_answer(cmp, long_cmp=None):
     lines.append(f"- **Bytes.** The same Kronecker arm with the token→bytes table shuffled among tokens (every token keeps a "
                  f"distinct code with the same statistics, not its own bytes) is worse than kron by {fmt_gap(own)}: "
                  f"each token's own bytes {verdict(own)}.")
+    ktied = c.get(CONTRASTS[7][0])
+    if ktied:
+        lines.append(f"- **Tying the Kron head.** kron_tied (output head = the codec through the learned projection) "
+                     f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better); untying the Kron head {verdict(ktied)}.")
     if total and total["trajectory"]:
         t = total["trajectory"]
         lines.append("- **With training.** kron's gap to bpe_tied (L_bpe_tied − L_kron) at each evaluation step: " +
