@@ -141,6 +141,18 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
     assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
 
 
+def test_readme_quotes_only_intervals_results_md_has():
+    """The README's headline copies gaps with their intervals from RESULTS.md; a regenerated RESULTS.md
+    must not leave the README quoting numbers it no longer has."""
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    readme, results = (open(os.path.join(root, f), encoding="utf-8").read() for f in ("README.md", "RESULTS.md"))
+    quoted = re.findall(r"[+-]\d+\.\d+ nats \[95 % CI [^\]]+\], \d+ seeds", readme)
+    assert quoted, "the README's study headline quotes no interval"
+    missing = [q for q in quoted if q not in results]
+    assert not missing, f"README.md quotes intervals RESULTS.md does not have: {missing}"
+
+
 def test_compare_reports_each_source_when_logs_have_them(tmp_path):
     for seed, (b, k) in {1: (5.0, 4.8), 2: (5.2, 4.9)}.items():
         for name, v in (("bpe_tied", b), ("kron", k)):
