@@ -76,6 +76,7 @@ CONTRASTS = [
     ("untying the Kron head (vs kron_tied)", "kron_tied", "kron"),
 ]
 STUDY_SEEDS = 5
+LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
 
 
 def fmt_gap(c):
@@ -182,14 +183,20 @@ def excludes_zero(interval):
     return bool(interval) and (interval[0] > 0 or interval[1] < 0)
 
 
+def seed_status(cmp, planned):
+    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'."""
+    counts = [len(g["seeds"]) for g in cmp["groups"].values()]
+    if min(counts, default=0) >= planned:
+        return "complete"
+    return f"partial: {min(counts, default=0)} to {max(counts, default=0)} of {planned} seeds per group so far"
+
+
 def english_answer(cmp, long_cmp=None):
     """RESULTS.md's opening: how much of kron's gain is untying, input scale and bytes, with intervals."""
     c = cmp.get("contrasts", {})
-    n = min((len(g["seeds"]) for g in cmp["groups"].values()), default=0)
     total, untie, scale, own = (c.get(k) for k in (CONTRASTS[0][0], CONTRASTS[1][0], CONTRASTS[2][0], CONTRASTS[5][0]))
     kbeyond, kscale = c.get(CONTRASTS[4][0]), c.get(CONTRASTS[6][0])
-    status = ("complete" if n >= STUDY_SEEDS else f"partial: {n} to {max(len(g['seeds']) for g in cmp['groups'].values())} "
-              f"of {STUDY_SEEDS} seeds per group so far")
+    status = seed_status(cmp, STUDY_SEEDS)
     lines = ["## The answer so far: why does Kronecker win here?", "",
              f"English-corpus study (`results/study_english/`; {status}; small-scale CPU runs: a 4-layer d=128 GPT, "
              "120 steps of 4,096 tokens = 0.49M tokens per run, on 24M tokens of prose-weighted English; the paper: GPT-2 124M, "
@@ -363,7 +370,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
         long_md = e["long_md"]
         if long_md:
             lines += ["## English study, longer runs (500 steps, 2.05M tokens per run)", "",
-                      "`config/study_english_long.py`, logs in `results/study_english_long/runs/` (partial: see the seed counts).",
+                      f"`config/study_english_long.py`, logs in `results/study_english_long/runs/` "
+                      f"({seed_status(e['long_cmp'], LONG_SEEDS)}).",
                       "", long_md, "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
                       "Input-scale drift over the long runs (final / initial, mean over seeds):", "",
                       "| group | metric | final / initial |", "|---|---|---|"]
