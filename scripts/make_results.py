@@ -197,7 +197,8 @@ def english_answer(cmp, long_cmp=None):
     total, untie, scale, own = (c.get(k) for k in (CONTRASTS[0][0], CONTRASTS[1][0], CONTRASTS[2][0], CONTRASTS[5][0]))
     kbeyond, kscale = c.get(CONTRASTS[4][0]), c.get(CONTRASTS[6][0])
     status = seed_status(cmp, STUDY_SEEDS)
-    lines = ["## The answer so far: why does Kronecker win here?", "",
+    done = status == "complete" and long_cmp and seed_status(long_cmp, LONG_SEEDS) == "complete"
+    lines = [f"## The answer{'' if done else ' so far'}: why does Kronecker win here?", "",
              f"English-corpus study (`results/study_english/`; {status}; small-scale CPU runs: a 4-layer d=128 GPT, "
              "120 steps of 4,096 tokens = 0.49M tokens per run, on 24M tokens of prose-weighted English; the paper: GPT-2 124M, "
              "2.5B FineWeb-Edu tokens, 3 seeds). Gaps are paired by seed, L_reference − L_other in nats of final validation loss "
