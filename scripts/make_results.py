@@ -265,7 +265,7 @@ def english_section(cmp, cmp_md, drift, robustness=()):
     return lines + [""] + list(robustness)
 
 
-def robustness_disagreement(stats):
+def robustness_disagreement(stats, where="English"):
     """The English robustness probe against the abstract's typo figures: survival (per-seed interval and McNemar),
     KL, and whether the KL difference is untying's (bpe_untied vs bpe_tied) or the codec's (kron vs bpe_untied)."""
     kb = stats.get("kron vs bpe_tied")
@@ -274,7 +274,7 @@ def robustness_disagreement(stats):
     fmt = lambda iv: f"[{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "(no interval)"  # noqa: E731
     (dkl, kl_ci), (dsurv, s_ci), t = kb["kl"], kb["survival"], kb["mcnemar"]
     more = "kron keeps it more often, the paper's direction" if t["only_first"] > t["only_second"] else "kron does not keep it more often"
-    line = (f"- **Typo robustness (English, {len(kb['seeds'])} seeds).** Paper: kron keeps the top-1 token on "
+    line = (f"- **Typo robustness ({where}, {len(kb['seeds'])} seeds).** Paper: kron keeps the top-1 token on "
             f"{PAPER['top1']} of typo pairs and its KL is {PAPER['kl']} vs BPE. Here kron − bpe_tied: top-1 survival "
             f"{dsurv:+.3f} {fmt(s_ci)} over seeds; McNemar on the pooled (seed, pair) outcomes {t['only_first']} vs "
             f"{t['only_second']} pairs kept by one model only, p = {t['p_value']:.3g} ({more}; the same 110 prompts recur in "
@@ -292,7 +292,7 @@ def robustness_disagreement(stats):
     return [line]
 
 
-def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, long_cmp=None):
+def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, long_cmp=None, long_robustness_stats=None):
     """Every place the repository's results disagree with the paper's abstract, from the numbers."""
     lines = ["## Where the results here disagree with the paper", ""]
     total = eng.get("contrasts", {}).get(CONTRASTS[0][0]) if eng else None
@@ -313,6 +313,7 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, l
                      "of kron's gain over bpe_tied on English. The abstract attributes the gain to the byte codec; whether the paper "
                      "controls for untying is not known from the abstract (its body is not available here).")
     lines += robustness_disagreement(robustness_stats or {})
+    lines += robustness_disagreement(long_robustness_stats or {}, "English, 500-step runs")
     rob = os.path.join(probes_dir, "robustness.json")
     if os.path.exists(rob):
         r = load(rob)["models"]
@@ -366,7 +367,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
     if english:
         e = english
         lines += english_answer(e["cmp"], e["long_cmp"]) + [""]
-        lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], e["long_cmp"])
+        lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], e["long_cmp"],
+                               e["long_robustness_stats"])
         lines += english_section(e["cmp"], e["md"], e["drift"], e["robustness"])
         long_md = e["long_md"]
         if long_md:
@@ -472,12 +474,13 @@ def main(argv=None):
         long_cmp, long_md = compare_with_contrasts(args.english_long_dir) or (None, None)
         long_logs = os.path.join(args.english_long_dir, "runs")
         long_drift = input_drift(long_logs) if long_cmp else {}
-        long_robustness, _ = robustness_across_seeds(os.path.join(args.english_long_dir, "probes"),
+        long_robustness, long_robustness_stats = robustness_across_seeds(os.path.join(args.english_long_dir, "probes"),
                                                      "### Spelling robustness of the long runs, on every seed")
         robustness, robustness_stats = robustness_across_seeds(os.path.join(args.english_dir, "probes"))
         english = {"cmp": eng[0], "md": eng[1], "drift": input_drift(os.path.join(args.english_dir, "runs")),
                    "robustness": robustness, "robustness_stats": robustness_stats, "long_cmp": long_cmp, "long_md": long_md,
-                   "long_drift": long_drift, "long_robustness": long_robustness}
+                   "long_drift": long_drift, "long_robustness": long_robustness,
+                   "long_robustness_stats": long_robustness_stats}
     with open(args.out, "w") as f:
         f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train, english))
     print(f"wrote {args.out}")
