@@ -122,6 +122,29 @@ def model_state(ckpt):
     return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
 
 
+# The optimizer settings that say how it runs on this device, not what it computes.
+DEVICE_SPECIFIC = ("fused", "foreach", "capturable")
+
+
+def restore_optimizer(optimizer, saved):
+    """Load a saved optimizer state into an optimizer built for this run's device. Why not plain
+    load_state_dict: it takes the saved run's param_groups whole, `fused` included, so a CPU save
+    resumed on CUDA would run unfused AdamW with its `step` counters on the GPU (a host sync per
+    parameter per step), and a CUDA save resumed on CPU would keep the CUDA choice. The freshly built
+    optimizer's device settings are kept; `step` goes where they want it (the parameter's device when
+    fused or capturable, else the CPU)."""
+    wanted = [{k: g[k] for k in DEVICE_SPECIFIC if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, keep in zip(optimizer.param_groups, wanted):
+        group.update(keep)
+        on_device = bool(group.get("fused") or group.get("capturable"))
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            step = state.get("step")
+            if isinstance(step, torch.Tensor):
+                state["step"] = step.to(device=p.device if on_device else "cpu", dtype=torch.float32)
+
+
 def fixed_on_resume():
     """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but the
     execution-only kron_mode and dropout) and the seed, which picks every batch."""

@@ -220,6 +220,9 @@ class KroneckerEmbedding(nn.Module):
         self.register_buffer("token_bytes", torch.from_numpy(table), persistent=False)
         self.register_buffer("token_lengths", torch.from_numpy(lengths), persistent=False)
         self.register_buffer("positions", torch.arange(pos_dim), persistent=False)
+        scale, shift = self._length_coefficients()  # computed once: they depend on the byte length alone
+        self.register_buffer("length_scale", scale, persistent=False)
+        self.register_buffer("length_shift", shift, persistent=False)
         self.weight = nn.Parameter(torch.empty(self.D, d_model))
         if mode == "cached":
             self.register_buffer("codec_table", self._build_table(), persistent=False)
@@ -308,9 +311,8 @@ class KroneckerEmbedding(nn.Module):
     def _fused(self, rows, lengths):
         """W^T z(kappa) per token from its byte row, without any D-wide vector (see the module doc)."""
         P = self.pos_dim
-        scale, shift = self._length_coefficients(rows.device)
         lengths = lengths.to(torch.long)
-        scale, shift = scale[lengths], shift[lengths]
+        scale, shift = self.length_scale[lengths], self.length_shift[lengths]
         valid = self.positions < lengths[:, None]
         if rows.device.type == "cpu" and not torch.compiler.is_compiling():  # gather only the L real bytes
             token, pos = valid.nonzero().unbind(1)
@@ -323,10 +325,10 @@ class KroneckerEmbedding(nn.Module):
         out = F.embedding_bag(index, self.weight, per_sample_weights=weights, mode="sum")
         return out - shift[:, None].to(out.dtype) * self.weight.sum(dim=0)
 
-    def _length_coefficients(self, device):
+    def _length_coefficients(self):
         """(P+1,) tables of the closed form's per-token scale a/(sigma+eps) and shift mu/(sigma+eps),
         indexed by the token's byte length (the only thing they depend on). Without z-norm: a and 0."""
-        a, mean, std = codec_stats(torch.arange(self.pos_dim + 1, device=device), self.D, self.length_norm)
+        a, mean, std = codec_stats(torch.arange(self.pos_dim + 1), self.D, self.length_norm)
         if not self.z_norm:
             return a, torch.zeros_like(a)
         return a / (std + EPS), mean / (std + EPS)

@@ -157,7 +157,11 @@ def _mentions_type(node, type_name):
 
 
 def _load_tiktoken(name):
+    """A tiktoken encoding by name. GPT-2 with $GPT2_BPE_DIR set is read from that folder at once:
+    no download is tried, so a machine without network (or one that drops packets) never waits."""
     import tiktoken
+    if name == "gpt2" and os.environ.get("GPT2_BPE_DIR"):
+        return _offline_gpt2()
     try:
         return tiktoken.get_encoding(name)
     except ValueError as e:

@@ -11,13 +11,13 @@ order, and `init_from='resume'` continues a run with exactly the losses it would
 Checkpoints (<out_dir>/ckpt.pt) are written atomically at every evaluation, at the end, and on
 SIGINT/SIGTERM; metrics go to <out_dir>/metrics.jsonl and, with wandb_log=True, to wandb.
 """
+import importlib.util
 import math
 import os
 import signal
 import sys
 import time
 import uuid
-from contextlib import nullcontext
 from dataclasses import replace
 
 import torch
@@ -25,9 +25,9 @@ import torch
 import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import ShardError, TokenData
-from kron_embed import keep_freed_memory
 from model import GPT, GPTConfig, model_args_of, peak_flops_of
 from runlog import RunInUseError, RunLock, RunLogger
+from runtime import DeviceError, Runtime
 from step import TrainStep
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
@@ -69,103 +69,6 @@ class StopGuard:
             signal.signal(s, h)
 
 
-class Runtime:
-    """Where and how this process computes: its place in a torchrun group (rank, world), its device,
-    and its precision (autocast context, fp16 gradient scaler). Everything that differs between a
-    laptop CPU, one GPU and many GPUs is decided here, once."""
-
-    def __init__(self, c):
-        self.init_distributed(c.backend, c.device)
-        self.init_device(c.device, c.dtype, c.num_threads)
-
-    def init_distributed(self, backend, device):
-        self.ddp = int(os.environ.get("RANK", -1)) != -1
-        if self.ddp:
-            import torch.distributed as dist
-            if backend == "auto":
-                backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
-            dist.init_process_group(backend=backend)
-            self.rank, self.world = dist.get_rank(), dist.get_world_size()
-            self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        else:
-            self.rank, self.world, self.local_rank = 0, 1, 0
-        self.master = self.rank == 0
-
-    def init_device(self, device, dtype, num_threads):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cuda" and self.ddp:
-            device = f"cuda:{self.local_rank}"
-        if device.startswith("cuda"):
-            if not torch.cuda.is_available():
-                raise ConfigError(f"device={device!r} but CUDA is not available")
-            torch.cuda.set_device(device)
-        self.device, self.device_type = device, "cuda" if device.startswith("cuda") else device
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
-        self.dtype = dtype
-        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-        self.autocast = nullcontext() if dtype == "float32" else torch.autocast(device_type=self.device_type, dtype=ptdtype)
-        self.scaler = torch.amp.GradScaler(self.device_type, enabled=(dtype == "float16"))
-        if num_threads:
-            torch.set_num_threads(num_threads)
-        if self.device_type == "cpu":
-            keep_freed_memory()
-        if self.device_type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-
-    def wrap(self, model, compile):
-        """The model the loop calls: compiled and/or DDP-wrapped (the raw model stays the caller's)."""
-        if compile:
-            model = torch.compile(model)
-        if self.ddp:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            import warnings
-            with warnings.catch_warnings():  # newer torch deprecates broadcast_buffers, but its replacement still
-                warnings.filterwarnings("ignore", message=".*broadcast_buffers")  # syncs at init, and gloo cannot
-                # broadcast the Kron layer's int16 byte buffers. They are deterministic: no sync is needed.
-                model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None,
-                            broadcast_buffers=False)
-        return model
-
-    def peak_flops(self):
-        """The GPU's bf16/fp16 dense peak for MFU, or None (CPU, fp32, unknown GPU)."""
-        if self.device_type != "cuda" or self.dtype == "float32":
-            return None
-        return peak_flops_of(torch.cuda.get_device_name())
-
-    def all_reduce(self, values, op="sum"):
-        """Sum (or max) a list of floats over the group; the list itself without one."""
-        if not self.ddp:
-            return values
-        import torch.distributed as dist
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
-        return t.tolist()
-
-    def to_device(self, array):
-        t = torch.from_numpy(array)
-        if self.device_type == "cuda":  # pinned memory: the copy runs while the GPU computes
-            return t.pin_memory().to(self.device, non_blocking=True)
-        return t.to(self.device)
-
-    def barrier(self):
-        if self.ddp:
-            import torch.distributed as dist
-            dist.barrier()
-
-    def close(self):
-        """Tear the group down while the interpreter is fully alive. Why the gc: a DDP reducer left for
-        interpreter shutdown can still hold gloo work whose destruction aborts the process
-        ("terminate called without an active exception", seen once on a rank of the 2-process test)."""
-        if self.ddp:
-            import gc
-            import torch.distributed as dist
-            gc.collect()
-            dist.destroy_process_group()
-
-
 class Trainer:
     def __init__(self, c):
         """c: a TrainConfig, or a {key: value} dict of settings (missing ones take their defaults)."""
@@ -174,8 +77,10 @@ class Trainer:
             c = replace(c, out_dir=c.out_dir.format(**c.to_dict()))
         except (KeyError, IndexError) as e:
             raise ConfigError(f"out_dir={c.out_dir!r} names an unknown setting {e}") from None
+        if c.wandb_log and importlib.util.find_spec("wandb") is None:
+            raise ConfigError("wandb_log=True but wandb is not installed: `pip install wandb`, or pass --wandb_log=False")
         self.c = c
-        self.rt = Runtime(c)
+        self.rt = Runtime(c.device, c.dtype, c.num_threads, c.backend)
         if c.gradient_accumulation_steps % self.rt.world:
             raise ConfigError(f"gradient_accumulation_steps={c.gradient_accumulation_steps} must be divisible by "
                               f"the number of processes ({self.rt.world}); the CPU configs use 4 (1, 2 or 4 processes)")
@@ -224,9 +129,9 @@ class Trainer:
                            n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens)
         self.raw_model = self.model
         self.model = self.rt.wrap(self.model, c.compile)
-        self.peak_flops = c.peak_flops or self.rt.peak_flops()
+        self.peak_flops = c.peak_flops or self.gpu_peak_flops()
         self.train_step = TrainStep(self.model, self.optimizer, self.accum, c.grad_clip, self.rt.autocast,
-                                    self.rt.scaler, ddp=self.rt.ddp,
+                                    self.rt.scaler, ddp=self.rt.data_parallel,
                                     output_matrix=self.raw_model.output_matrix if self.raw_model.lm_head is None else None)
 
     def refuse_gpu_sized_on_cpu(self):
@@ -242,6 +147,12 @@ class Trainer:
                 f"at {CPU_FLOPS / 1e9:.0f} GFLOP/s) and no GPU "
                 f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
 
+    def gpu_peak_flops(self):
+        """The GPU's bf16/fp16 dense peak for MFU, or None (CPU, fp32, unknown GPU)."""
+        if self.rt.device_type != "cuda" or self.rt.dtype == "float32":
+            return None
+        return peak_flops_of(torch.cuda.get_device_name())
+
     def load_resume(self, path):
         ckpt = checkpoint.load(path, map_location=self.rt.device)
         self.check_resume_config(path, ckpt.get("config") or {}, ckpt["iter_num"])
@@ -250,7 +161,7 @@ class Trainer:
         self.wandb_id = ckpt.get("wandb_id")
         if self.c.eval_only:
             return
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        checkpoint.restore_optimizer(self.optimizer, ckpt["optimizer"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         if self.rt.device_type == "cuda" and rng.get("cuda") is not None:
@@ -356,7 +267,7 @@ class Trainer:
                 self.log.finish()
             if self.lock:
                 self.lock.release()
-            if self.rt.ddp:  # the DDP wrapper (and its reducer's pending gloo/NCCL work) goes before the group
+            if self.rt.data_parallel:  # the DDP wrapper (and its reducer's pending gloo/NCCL work) goes before the group
                 self.model, self.train_step = getattr(self, "raw_model", None), None
             self.rt.close()
         return self
@@ -375,7 +286,7 @@ class Trainer:
                 if self.iter_num >= c.max_iters:
                     break
                 self.t_last = time.time()  # step times exclude evaluation
-            if self.rt.all_reduce([1.0 if self.stop.signal else 0.0], op="max")[0] > 0:
+            if self.stop_requested():
                 self.flush_log()
                 self.save()
                 if self.master:
@@ -387,6 +298,16 @@ class Trainer:
             self.iter_num += 1
             if self.iter_num % c.log_interval == 0:
                 self.flush_log()
+
+    def stop_requested(self):
+        """Whether any rank was asked to stop (SIGINT/SIGTERM). Alone, that is a flag read; across
+        ranks it takes an all-reduce and a host-device sync, so they agree only on log steps (and a
+        signalled rank finishes up to log_interval - 1 more steps first)."""
+        if not self.rt.data_parallel:
+            return self.stop.signal is not None
+        if self.iter_num % self.c.log_interval:
+            return False
+        return self.rt.all_reduce([1.0 if self.stop.signal else 0.0], op="max")[0] > 0
 
     def flush_log(self):
         """Read back the pending steps' losses in one transfer, stop on a non-finite one, and log them.
@@ -442,7 +363,7 @@ def main(argv=None):
         sys.exit(usage + "\nno config given: the defaults alone are GPT-2 124M, too big for a CPU")
     try:
         return Trainer(load_config(argv)).run()
-    except (ConfigError, checkpoint.CheckpointError, RunInUseError, ShardError, FileNotFoundError) as e:
+    except (ConfigError, DeviceError, checkpoint.CheckpointError, RunInUseError, ShardError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -4,7 +4,8 @@
     python scripts/bench_embed.py --devices cpu --shapes gpt2 --out bench/embed.json
 
 One timed step = forward + backward (a fixed random upstream gradient) + one AdamW step on the
-layer's trainable parameters. Reported: median and interquartile range over repeats after warm-up,
+layer's trainable parameters, the forward under train.py's autocast and TF32 settings (bf16 on
+CUDA, fp32 on CPU; --dtype to choose). Reported: median and interquartile range over repeats after warm-up,
 with the implementations interleaved repeat by repeat so that machine noise hits all of them alike;
 the layer's state in memory (trainable parameters, their gradients and AdamW moments; non-trainable
 buffers); on CUDA the peak allocated memory of a step; and the largest difference of each Kronecker
@@ -28,6 +29,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from kron_embed import KroneckerEmbedding  # noqa: E402
+from runtime import autocast_for, default_dtype, use_fast_matmul  # noqa: E402
 
 SHAPES = {"gpt2": dict(V=50304, pos_dim=16, d=768, tokens=8192, repeats=15, warmup=3),
           "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1),
@@ -46,12 +48,13 @@ def build(impl, s, device):
     return layer, torch.optim.AdamW(layer.parameters(), lr=1e-4, weight_decay=0.1)
 
 
-def step(layer, opt, ids, upstream, device):
-    """One training step of the layer alone; returns the seconds of forward+backward and of the whole
-    step (with the AdamW update), timed in the same step."""
+def step(layer, opt, ids, upstream, device, autocast):
+    """One training step of the layer alone, its forward under training's autocast; returns the
+    seconds of forward+backward and of the whole step (with the AdamW update), timed in the same step."""
     t = time.perf_counter()
-    y = layer(ids)
-    y.backward(upstream)
+    with autocast:
+        y = layer(ids)
+    y.backward(upstream if y.dtype == upstream.dtype else upstream.to(y.dtype))
     sync(device)
     fwd_bwd = time.perf_counter() - t
     opt.step()
@@ -92,7 +95,7 @@ def agreement(layers, ids, upstream):
                 "max_rel_grad_diff": ((g - g0).abs().max() / g0.abs().max()).item()} for m, (y, g) in out.items() if m != "cached"}
 
 
-def bench_tied_head(name, s, device):
+def bench_tied_head(name, s, device, autocast):
     """kron_tied's full-vocabulary rebuild E(W) (forward + backward) beside what it replaces on the
     output side: an nn.Linear(d, V) head's own forward + backward over the shape's tokens. Interleaved,
     median of the shape's repeats."""
@@ -106,11 +109,15 @@ def bench_tied_head(name, s, device):
     g_vocab = (torch.randn(s["V"], s["d"], generator=g) * 1e-4).to(device)
 
     def linear_head():
-        head(h).backward(g_logits)
+        with autocast:
+            logits = head(h)
+        logits.backward(g_logits.to(logits.dtype))
         head.weight.grad = None
 
     def rebuild():
-        kron.vocabulary().backward(g_vocab)
+        with autocast:
+            E = kron.vocabulary()
+        E.backward(g_vocab.to(E.dtype))
         kron.weight.grad = None
     times = {"nn.Linear head": [], "E(W) rebuild": []}
     for rep in range(s["warmup"] + s["repeats"]):
@@ -128,7 +135,7 @@ def bench_tied_head(name, s, device):
     return res
 
 
-def bench_shape(name, s, device, impls):
+def bench_shape(name, s, device, impls, autocast):
     print(f"\n[{device}] shape {name}: V={s['V']:,} pos_dim={s['pos_dim']} D={256 * s['pos_dim']} d={s['d']} "
           f"tokens={s['tokens']:,} ({s['warmup']} warm-up + {s['repeats']} timed repeats)", flush=True)
     g = torch.Generator().manual_seed(1)
@@ -149,7 +156,7 @@ def bench_shape(name, s, device, impls):
                 if device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 sync(device)
-                fb, total = step(*layers[impl], ids, upstream, device)
+                fb, total = step(*layers[impl], ids, upstream, device, autocast)
                 if rep >= s["warmup"]:
                     times[impl].append(total)
                     fwd_bwd[impl].append(fb)
@@ -171,7 +178,7 @@ def bench_shape(name, s, device, impls):
     else:  # compare fused and dynamic against cached on a slice, one at a time to bound memory
         agree = {}
         if "cached" in layers:
-            for impl in ("fused", "dynamic"):
+            for impl in [i for i in ("fused", "dynamic") if i in impls]:
                 layers[impl] = build(impl, s, device)
                 agree.update(agreement({"cached": layers["cached"], impl: layers[impl]}, ids[:512], upstream[:512]))
                 del layers[impl]
@@ -257,6 +264,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--keep-freed-memory", action="store_true",
                    help="apply train.py's CPU allocator setting first (default: the allocator a plain script gets)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="autocast dtype of the timed forwards (auto: as train.py, bfloat16 on CUDA, float32 on CPU); "
+                        "the modes' agreement is always checked in float32")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
     args = p.parse_args(argv)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -272,14 +282,18 @@ def main(argv=None):
         meta.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda)
     all_results = {}
     for device in devices:
+        use_fast_matmul(device)  # train.py's precision flags (TF32 on CUDA)
+        dtype = default_dtype(device) if args.dtype == "auto" else args.dtype
+        meta.setdefault("dtype", {})[device] = dtype
+        autocast = autocast_for(device, dtype)
         all_results[device] = {}
         for name in args.shapes:
             s = dict(SHAPES[name])
             if args.repeats:
                 s["repeats"] = args.repeats
-            all_results[device][name] = {} if args.only_tied_head else bench_shape(name, s, device, args.impls)
+            all_results[device][name] = {} if args.only_tied_head else bench_shape(name, s, device, args.impls, autocast)
             if not args.no_tied_head:
-                all_results[device][name]["tied_head"] = bench_tied_head(name, s, device)
+                all_results[device][name]["tied_head"] = bench_tied_head(name, s, device, autocast)
     for device, shapes in all_results.items():
         for name, res in shapes.items():
             print_table(device, name, res)

@@ -19,7 +19,6 @@ import platform
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 
 import torch
 
@@ -27,7 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from kron_embed import keep_freed_memory  # noqa: E402
 from model import EMBEDDINGS, GPT, GPTConfig, peak_flops_of  # noqa: E402
+from runtime import autocast_for, default_dtype, use_fast_matmul  # noqa: E402
 from step import TrainStep  # noqa: E402
+
+RECOMPILES_PER_VARIANT = 4  # Dynamo's recompile limit is raised to this per variant (see allow_recompiles)
 
 
 def child_peak_rss(args, name, arm, mode):
@@ -45,6 +47,32 @@ def child_peak_rss(args, name, arm, mode):
     if proc.returncode:
         raise RuntimeError(f"the peak-memory run of {name} failed (exit {proc.returncode}): {' '.join(cmd)}")
     return usage.ru_maxrss * 1024  # kilobytes on Linux
+
+
+def allow_recompiles(n_variants):
+    """Every variant's compiled forward shares GPT.forward's Dynamo cache; past the recompile limit
+    (8 by default) Dynamo would silently run the next variant eagerly. Raise the limit to cover every
+    variant and make hitting it an error instead of a fallback. Returns the limit set."""
+    import torch._dynamo.config as dynamo_config
+    limit = max(8, RECOMPILES_PER_VARIANT * n_variants)
+    for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.7; either may exist
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, limit)
+            break
+    for name in ("fail_on_recompile_limit_hit", "fail_on_cache_limit_hit"):
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, True)
+            break
+    return limit
+
+
+def persistent_bytes(model, optimizer):
+    """What a variant holds between steps: parameters, buffers and optimizer state (gradients are
+    set to None after each step). Its peak alone = the peak during its step minus what every other
+    variant holds."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    tensors += [v for st in optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors if t.device.type == "cuda")
 
 
 def count_syncs(fn):
@@ -74,6 +102,8 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="autocast dtype (auto: as train.py, bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--cpu-peak-rss", action="store_true", help="on CPU, also measure each variant's peak memory in its own process")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
     return p.parse_args(argv)
@@ -111,6 +141,7 @@ def time_steps(args, setups, peak):
             if dev == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
+                others = torch.cuda.memory_allocated() - persistent_bytes(model, step.optimizer)
             t = time.perf_counter()
             if dev == "cuda" and i == args.warmup:  # count synchronisations in one warm step
                 syncs[name] = count_syncs(lambda: step(fetch(0), fetch))
@@ -118,7 +149,8 @@ def time_steps(args, setups, peak):
                 step(fetch(0), fetch)
             if dev == "cuda":
                 torch.cuda.synchronize()
-                peak[name] = torch.cuda.max_memory_allocated()
+                if i >= args.warmup:  # timed steps only: compilation's own allocations are not the step's
+                    peak[name] = max(peak.get(name, 0), torch.cuda.max_memory_allocated() - others)  # this variant alone
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t)
     return times, syncs
@@ -139,7 +171,7 @@ def report(args, variants, setups, times, peak, syncs):
     print("|---|---|---|---|---|---|---|")
     for name, ts in times.items():
         med = statistics.median(ts)
-        q = statistics.quantiles(ts, n=4)
+        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [med] * 3  # --steps 1: no spread to report
         mfu = setups[name][0].flops_per_token() * tokens / med / peak_flops if peak_flops else None
         res[name] = {"median_ms": 1000 * med, "q1_ms": 1000 * q[0], "q3_ms": 1000 * q[2], "tokens_per_s": tokens / med,
                      "ratio_to_first": med / base, "peak_mem_bytes": peak.get(name), "mfu": mfu,
@@ -156,7 +188,9 @@ def main(argv=None):
     dev = args.device
     if dev == "cpu":
         keep_freed_memory()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev == "cuda" else nullcontext()
+    use_fast_matmul(dev)  # train.py's precision flags: the same arithmetic, and inductor's cache shared with it
+    dtype = default_dtype(dev) if args.dtype == "auto" else args.dtype
+    autocast = autocast_for(dev, dtype)
     variants = []
     for arm in args.arms:
         for mode in (args.kron_modes if arm.startswith("kron") else [None]):
@@ -164,12 +198,14 @@ def main(argv=None):
     peak = {}  # before any model exists here: a forked child starts with its parent's resident pages
     if dev == "cpu" and args.cpu_peak_rss:
         peak = {name: child_peak_rss(args, name, arm, mode) for name, arm, mode in variants}
+    recompile_limit = allow_recompiles(len(variants)) if args.compile else None
     setups = build_steps(args, variants, autocast)
     times, syncs = time_steps(args, setups, peak)
     res = report(args, variants, setups, times, peak, syncs)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     meta = {"device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "args": vars(args)}
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "args": vars(args), "dtype": dtype,
+            "dynamo_recompile_limit": recompile_limit, "peak_mem": "each variant alone (others' held memory subtracted)"}
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "results": res}, f, indent=1)
     print(f"wrote {args.out}")

@@ -18,7 +18,7 @@ SMOKE=0
 if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
 OUT=${OUT:-gpu_check}
 mkdir -p "$OUT"
-PY=${PYTHON:-python}
+PY=${PYTHON:-python3}
 if [ -d gpu_pack/gpt2 ]; then export GPT2_BPE_DIR="$PWD/gpu_pack/gpt2"; fi
 TORCHRUN=(torchrun)
 command -v torchrun >/dev/null || TORCHRUN=("$PY" -m torch.distributed.run)

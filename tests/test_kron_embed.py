@@ -188,7 +188,8 @@ def test_parameter_counts_at_gpt2_shape():
     kron = KroneckerEmbedding(50304, 768, pos_dim=16)
     assert sum(p.numel() for p in emb.parameters()) == 38_633_472
     assert sum(p.numel() for p in kron.parameters()) == 3_145_728
-    assert kron.non_trainable_bytes() == 50304 * 16 + 50304 * 2 + 16 * 8  # bytes, lengths, positions
+    assert kron.non_trainable_bytes() == 50304 * 16 + 50304 * 2 + 16 * 8 + 2 * 17 * 4  # bytes, lengths, positions,
+    # and the per-length scale and shift tables (float32, lengths 0..16)
 
 
 def test_padded_ids_and_free_slots(layers):
