@@ -3,6 +3,7 @@
     python scripts/gpu_report.py --archive gpu_check.tar.gz   # -> results/gpu/<device>/, then the README section
     python scripts/gpu_report.py                              # re-render the README section from results/gpu/
     python scripts/gpu_report.py --check                      # exit 1 when the README's section is stale
+    python scripts/gpu_report.py --study-archive gpu_study.tar.gz   # -> results/gpu_124m/ (RESULTS.md via make_results.py)
 
 The archive is what scripts/gpu_check.sh leaves: logs/ with device.json, bench_train.json,
 bench_embed_*.json, resume.json, stages.tsv and each stage's log. Only those names are taken (no
@@ -42,6 +43,30 @@ def import_archive(archive, results=RESULTS, allow_cpu=False):
             f.write(data)
     print(f"kept {len(files)} files in {folder}")
     return folder
+
+
+STUDY_RESULTS = os.path.join(ROOT, "results", "gpu_124m")
+STUDY_KEPT = re.compile(r"^logs/(?:(?:runs|probes)/[a-z_]+-s[0-9]+/(?:metrics\.jsonl|ckpt\.json|robustness\.json|robustness\.md)"
+                        r"|[a-z_0-9.-]+\.(?:log|tsv)|device\.json)$")
+
+
+def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
+    """Extract what scripts/gpu_study.sh kept (device facts, metric logs, sidecars, probe outputs, logs)
+    into results/gpu_124m/, by names matched one by one; returns the number of files."""
+    with tarfile.open(archive) as tar:
+        files = {m.name.removeprefix("logs/"): tar.extractfile(m).read() for m in tar.getmembers()
+                 if m.isfile() and STUDY_KEPT.match(m.name)}
+    if "device.json" not in files or not any(n.endswith("metrics.jsonl") for n in files):
+        sys.exit(f"error: {archive} holds no device.json or no metric log: not a scripts/gpu_study.sh archive")
+    device = json.loads(files["device.json"])
+    if device.get("device") != "cuda" and not allow_cpu:
+        sys.exit(f"error: {archive} was measured on {device.get('device')!r}, not a GPU (a --smoke run?); not kept")
+    for name, data in files.items():
+        os.makedirs(os.path.dirname(os.path.join(results, name)), exist_ok=True)
+        with open(os.path.join(results, name), "wb") as f:
+            f.write(data)
+    print(f"kept {len(files)} files in {results}; now run python scripts/make_results.py")
+    return len(files)
 
 
 def _load(folder, name):
@@ -158,10 +183,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--archive", help="a gpu_check.tar.gz to keep under --results first")
     p.add_argument("--results", default=RESULTS)
+    p.add_argument("--study-archive", help="a gpu_study.tar.gz to keep under --study-results (then run make_results.py)")
+    p.add_argument("--study-results", default=STUDY_RESULTS)
     p.add_argument("--readme", default=README)
     p.add_argument("--allow-cpu", action="store_true", help="keep a CPU smoke archive (tests only)")
     p.add_argument("--check", action="store_true", help="exit 1 when the README's section differs from the kept files")
     args = p.parse_args(argv)
+    if args.study_archive:
+        return import_study_archive(args.study_archive, args.study_results, args.allow_cpu)
     if args.archive:
         import_archive(args.archive, args.results, args.allow_cpu)
     text = open(args.readme).read()

@@ -374,7 +374,83 @@ def load_study(study_dir, robustness_heading):
             "robustness": robustness, "robustness_stats": robustness_stats}
 
 
-def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, english=None, english_long=None):
+GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
+
+
+def load_gpu_study(gpu_dir):
+    """{run name: {"evals", "config", "robustness"}} of the kept 124M GPU runs (results/gpu_124m), or {}."""
+    from runlog import read_metrics
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(gpu_dir, "runs", "*", "metrics.jsonl"))):
+        name = os.path.basename(os.path.dirname(path))
+        config = read_metrics(path, "config")
+        probe = os.path.join(gpu_dir, "probes", name, "robustness.json")
+        arm = name.rsplit("-s", 1)[0]
+        runs[name] = {"evals": read_metrics(path, "eval"), "config": config[0] if config else {},
+                      "robustness": load(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None}
+    return runs
+
+
+def gpu_study_section(gpu_dir):
+    """RESULTS.md's "124M on one GPU": the three arms' final losses and gaps, the gap along the run,
+    steps to bpe_tied's final loss and robustness, labelled with its one seed and its token count."""
+    runs = load_gpu_study(gpu_dir)
+    lines = ["## 124M on one GPU", ""]
+    main = {arm: runs.get(f"{arm}-s1337") for arm in GPU_ARMS}
+    if not all(r and r["evals"] for r in main.values()):
+        return lines + ["Not run yet: no GPU has been lent to the sessions that built this repo. `bash scripts/gpu_study.sh` "
+                        "(one H200, about 9 minutes, estimated) trains bpe_tied, kron and bpe_untied at GPT-2 124M on the "
+                        "same batches for 30.1M tokens each (`config/gpu_study_124m.py`); `python scripts/gpu_report.py "
+                        "--study-archive ...` keeps its logs in `results/gpu_124m/`, and this script writes this section from them.", ""]
+    cfg = main["bpe_tied"]["config"]
+    c = cfg["config"]
+    step_tokens = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
+    final = {arm: r["evals"][-1] for arm, r in main.items()}
+    steps, tokens = final["bpe_tied"]["step"], final["bpe_tied"]["step"] * step_tokens
+    device = load(os.path.join(gpu_dir, "device.json")) if os.path.isfile(os.path.join(gpu_dir, "device.json")) else {}
+    loss = {arm: f["val_loss"] for arm, f in final.items()}
+    gap = {k: (loss[a] - loss[b], 100 * (loss[a] - loss[b]) / loss[b]) for k, (a, b) in
+           {"kron − bpe_tied": ("kron", "bpe_tied"), "bpe_untied − bpe_tied": ("bpe_untied", "bpe_tied"),
+            "kron − bpe_untied": ("kron", "bpe_untied")}.items()}
+    p = cfg["params"]
+    lines += [f"**Scale, stated plainly: one seed (1337), no interval.** A GPT of {p['total'] / 1e6:.1f}M parameters as bpe_tied "
+              f"({c['n_layer']} layers, d {c['n_embd']}, "
+              f"block {c['block_size']}), {steps} steps of {step_tokens:,} tokens = {tokens / 1e6:.1f}M tokens per arm, "
+              f"{tokens / cfg['n_train_tokens']:.2f} epochs of the English corpus ({cfg['n_train_tokens'] / 1e6:.2f}M training "
+              f"tokens), the same batches for every arm, on {device.get('gpu') or cfg.get('device')} in {cfg.get('dtype')}. "
+              "The paper: 2.5B FineWeb-Edu tokens × 3 seeds.", "",
+              f"What it adds to the CPU answer (a model whose input table is {100 * p['input'] / p['total']:.0f} % of bpe_tied's "
+              "parameters, where the CPU studies' is ~90 %): "
+              + "; ".join(f"{k} {d:+.3f} nats ({p:+.2f} %)" for k, (d, p) in gap.items())
+              + f" (the paper: kron − bpe_tied −{PAPER['gap_nats']} nats, −{PAPER['gap_pct']}).", "",
+              "| arm | final val loss | vs bpe_tied (nats) | first eval step at or below bpe_tied's final loss | "
+              "typo top-1 kept | mean KL |", "|---|---|---|---|---|---|"]
+    for arm, r in main.items():
+        reach = next((e["step"] for e in r["evals"] if e["val_loss"] <= loss["bpe_tied"]), None)
+        rob = r["robustness"] or {}
+        lines.append(f"| {arm} | {loss[arm]:.4f} | {loss[arm] - loss['bpe_tied']:+.4f} | {reach if reach is not None else 'not reached'} | "
+                     + (f"{100 * rob['top1_match_rate']:.1f} % | {rob['mean_kl']:.3f} |" if rob else "- | - |"))
+    lines += ["", f"Evaluations every {c['eval_interval']} steps, so the step column has that resolution.", "",
+              "The gap along the run (validation loss):", "",
+              "| step | " + " | ".join(GPU_ARMS) + " | kron − bpe_tied | bpe_untied − bpe_tied |", "|---" * 6 + "|"]
+    by_step = {arm: {e["step"]: e["val_loss"] for e in r["evals"]} for arm, r in main.items()}
+    for step in sorted(set.intersection(*(set(v) for v in by_step.values()))):
+        v = {arm: by_step[arm][step] for arm in GPU_ARMS}
+        lines.append(f"| {step} | " + " | ".join(f"{v[a]:.4f}" for a in GPU_ARMS)
+                     + f" | {v['kron'] - v['bpe_tied']:+.4f} | {v['bpe_untied'] - v['bpe_tied']:+.4f} |")
+    sources = sorted(final["bpe_tied"].get("val_loss_by_source") or {})
+    if sources:
+        lines += ["", "Final validation loss per source:", "", "| source | " + " | ".join(GPU_ARMS) + " |", "|---" * 4 + "|"]
+        lines += [f"| {s} | " + " | ".join(f"{final[a]['val_loss_by_source'][s]:.4f}" for a in GPU_ARMS) + " |" for s in sources]
+    extra = {n: r for n, r in runs.items() if n.endswith("-s1338") and r["evals"]}
+    if extra:
+        lines += ["", "Seed 1338 (ran because device time remained): "
+                  + "; ".join(f"{n} {r['evals'][-1]['val_loss']:.4f} at step {r['evals'][-1]['step']}" for n, r in extra.items()) + "."]
+    return lines + [""]
+
+
+def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, english=None, english_long=None,
+               gpu_dir=None):
     g = cmp["groups"]
     base = cmp["baseline"]
     seeds = len(g[base]["seeds"])
@@ -398,6 +474,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
                       "", lg["md"], "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
                       "Input-scale drift over the long runs (final / initial, mean over seeds):", ""]
             lines += drift_table(lg["drift"]) + [""] + lg["robustness"]
+    if gpu_dir:
+        lines += gpu_study_section(gpu_dir)
     lines += ["# The Python-documentation study (the first CPU replication)",
              "",
              "**Scale, stated plainly.** These are small-scale CPU runs: a 4-layer, d=128 GPT "
@@ -464,6 +542,8 @@ def main(argv=None):
                    help="the English study's longer runs (<dir>/runs), if any")
     p.add_argument("--english-dir", default=os.path.join(ROOT, "results", "study_english"),
                    help="the English-corpus study's kept logs (<dir>/runs) and its comparison (<dir>/compare)")
+    p.add_argument("--gpu-dir", default=os.path.join(ROOT, "results", "gpu_124m"),
+                   help="the 124M GPU study's kept logs (scripts/gpu_study.sh, kept by scripts/gpu_report.py --study-archive)")
     p.add_argument("--out", default=os.path.join(ROOT, "RESULTS.md"))
     args = p.parse_args(argv)
     logs = os.path.join(args.results_dir, "runs")
@@ -490,7 +570,7 @@ def main(argv=None):
     english = load_study(args.english_dir, "### Spelling robustness on every seed")
     english_long = english and load_study(args.english_long_dir, "### Spelling robustness of the long runs, on every seed")
     with open(args.out, "w") as f:
-        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train, english, english_long))
+        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train, english, english_long, args.gpu_dir))
     print(f"wrote {args.out}")
 
 

@@ -2,6 +2,7 @@
 torchrun example, data preparation without network, the defaults that used to hurt, and every
 command the README names."""
 import glob
+import json
 import os
 import re
 import shlex
@@ -172,3 +173,27 @@ def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
 def test_readme_gpu_section_is_rendered_from_kept_results():
     r = run([sys.executable, "scripts/gpu_report.py", "--check"], timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
+    """scripts/gpu_study.sh --smoke: the 124M GPU study's path (3 arms on the same batches, the probe
+    on each, one archive), then kept by gpu_report.py and written up by make_results' section."""
+    import tarfile
+
+    from scripts import make_results
+    out = tmp_path / "gs"
+    r = run(["bash", "scripts/gpu_study.sh", "--smoke", data_dir], timeout=600, OUT=str(out), WORK=str(tmp_path / "work"),
+            PYTHON=sys.executable, STUDY_BUDGET_S="0")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "kron-s1338 skipped" in r.stdout  # no time left in a budget of 0 s
+    with tarfile.open(out / "gpu_study.tar.gz") as tar:
+        names = tar.getnames()
+    for arm in make_results.GPU_ARMS:
+        assert f"logs/runs/{arm}-s1337/metrics.jsonl" in names and f"logs/probes/{arm}-s1337/robustness.json" in names
+    assert not any(n.endswith(".pt") for n in names)
+    kept = tmp_path / "gpu_124m"
+    r = run([sys.executable, "scripts/gpu_report.py", "--study-archive", str(out / "gpu_study.tar.gz"),
+             "--study-results", str(kept), "--allow-cpu"], timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = "\n".join(make_results.gpu_study_section(str(kept)))
+    assert "one seed (1337), no interval" in text and "| kron | " in text and "kron − bpe_untied" in text

@@ -229,31 +229,30 @@ def test_benchmarks_use_trainings_precision_and_steps_1_works(tmp_path, monkeypa
     assert seen == [("scripts.bench_train", "cpu"), ("scripts.bench_embed", "cpu")]
 
 
-def test_bench_train_variants_never_fall_back_to_eager(monkeypatch):
+def test_bench_train_variants_never_fall_back_to_eager():
     """Past Dynamo's recompile limit a compiled function silently runs eagerly; bench_train raises the
     limit to cover its variants and makes hitting it an error."""
     import torch._dynamo
     import torch._dynamo.config as dynamo_config
 
     from scripts import bench_train
-    for name in ("recompile_limit", "fail_on_recompile_limit_hit"):
-        monkeypatch.setattr(dynamo_config, name, getattr(dynamo_config, name))
-    torch._dynamo.reset()
     compiled = []
 
     def counting_backend(gm, example_inputs):
         compiled.append(gm)
         return gm.forward
-    assert bench_train.allow_recompiles(3) == 12
+    with dynamo_config.patch(recompile_limit=8, fail_on_recompile_limit_hit=False):  # the defaults, restored after
+        torch._dynamo.reset()
+        assert bench_train.allow_recompiles(3) == 12
 
-    @torch.compile(backend=counting_backend, dynamic=False)
-    def f(x):
-        return x * 2 + 1
-    for n in range(1, 11):  # ten shapes: ten compilations (the default limit, 8, would stop at 8)
-        f(torch.ones(n))
-    assert len(compiled) == 10
-    for n in range(11, 13):
-        f(torch.ones(n))
-    with pytest.raises(Exception, match="(?i)limit"):
-        f(torch.ones(13))
-    torch._dynamo.reset()
+        @torch.compile(backend=counting_backend, dynamic=False)
+        def f(x):
+            return x * 2 + 1
+        for n in range(1, 11):  # ten shapes: ten compilations (the default limit, 8, would stop at 8)
+            f(torch.ones(n))
+        assert len(compiled) == 10
+        for n in range(11, 13):
+            f(torch.ones(n))
+        with pytest.raises(Exception, match="(?i)limit"):
+            f(torch.ones(13))
+        torch._dynamo.reset()

@@ -135,9 +135,12 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
         kept_long = os.path.join(root, "results", "study_english_long", part)
         if os.path.isdir(kept_long):
             shutil.copytree(kept_long, tmp_path / "study_english_long" / part)
+    if os.path.isdir(os.path.join(root, "results", "gpu_124m")):  # the 124M GPU study, once it has run
+        shutil.copytree(os.path.join(root, "results", "gpu_124m"), tmp_path / "gpu_124m")
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
                        "--english-dir", str(tmp_path / "study_english"), "--english-long-dir", str(tmp_path / "study_english_long"),
-                       "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes"])
+                       "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes",
+                       "--gpu-dir", str(tmp_path / "gpu_124m")])
     assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
 
 

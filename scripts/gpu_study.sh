@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The paper's model on one GPU in one call: bpe_tied, kron and bpe_untied at GPT-2 124M, seed 1337, the
+# same batches for every arm, 30.1M tokens each (config/gpu_study_124m.py says how the budget and the
+# schedule were sized), ~10 evaluations along each run (overall and per source), and the robustness
+# probe on each final checkpoint, on the GPU.
+#
+# On a bare GPU machine (Python 3, torch with CUDA, numpy, tiktoken, tqdm, matplotlib; no network), nothing
+# is installed:
+#   here, once:  python data/english/prepare.py && python scripts/pack_gpu.py    # -> gpu_pack/ (~23 MB)
+#   there, with gpu_pack/ carried along:  OUT=$OUT bash scripts/gpu_study.sh     # ~9 minutes on one H200 (estimate)
+#   back here:   python scripts/gpu_report.py --study-archive <OUT>/gpu_study.tar.gz   # -> results/gpu_124m/
+#                python scripts/make_results.py                                     # RESULTS.md's "124M on one GPU"
+# On any CPU, the same path at a tiny shape (the test suite runs this):
+#   bash scripts/gpu_study.sh --smoke DATA_DIR
+#
+# What it leaves: $OUT/gpu_study.tar.gz (device facts; each run's metrics.jsonl and ckpt.json; each
+# probe's JSON and markdown; every log), repacked as each arm finishes so a timeout still brings back the
+# finished arms, and $OUT/stages.tsv. Checkpoints (~1.5 GB each) stay under $WORK (default /tmp/gpu_study).
+# After the three arms, bpe_tied and kron with seed 1338 run too when the measured time per arm says they
+# fit in STUDY_BUDGET_S (default 540 s, from the script's start).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SMOKE=0
+if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
+OUT=${OUT:-gpu_study}
+WORK=${WORK:-/tmp/gpu_study}
+PY=${PYTHON:-python3}
+BUDGET=${STUDY_BUDGET_S:-540}
+LOGS="$WORK/logs"; RUNS="$WORK/runs"
+rm -rf "$LOGS"
+mkdir -p "$OUT" "$LOGS/runs" "$LOGS/probes" "$RUNS"
+if [ -d gpu_pack/gpt2 ]; then export GPT2_BPE_DIR="$PWD/gpu_pack/gpt2"; fi
+
+if [ "$SMOKE" = 1 ]; then
+    DATA=${1:?--smoke needs a prepared data folder}
+    EXTRA=(--device=cpu --compile=False --n_layer=1 --n_head=2 --n_embd=32 --block_size=32 --batch_size=2
+           --gradient_accumulation_steps=2 --max_iters=4 --lr_decay_iters=4 --warmup_iters=1 --eval_interval=2
+           --eval_iters=2 --log_interval=1)
+    PROBE_DEV=cpu; FACTS=(--size 256 --repeats 2)
+else
+    if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+        echo "gpu_study: $PY finds no CUDA GPU; on a CPU run: bash scripts/gpu_study.sh --smoke DATA_DIR" >&2
+        exit 1
+    fi
+    DATA="$WORK/data"
+    "$PY" scripts/pack_gpu.py --unpack "$DATA" || exit 1
+    EXTRA=(); PROBE_DEV=cuda; FACTS=()
+fi
+FAILED=0
+
+pack() {
+    cp "$LOGS/stages.tsv" "$OUT/stages.tsv" 2>/dev/null
+    tar czf "$OUT/gpu_study.tar.gz.part" -C "$WORK" logs && mv "$OUT/gpu_study.tar.gz.part" "$OUT/gpu_study.tar.gz"
+}
+
+arm() {  # arm EMBEDDING SEED: train, keep its logs, probe its final checkpoint
+    local emb=$1 seed=$2 name="$1-s$2" start=$SECONDS rc
+    echo "== $name"
+    "$PY" train.py config/gpu_study_124m.py --embedding="$emb" --seed="$seed" --data_dir="$DATA" \
+        --out_dir="$RUNS/$name" --init_from=auto --wandb_log=False "${EXTRA[@]}" > "$LOGS/$name.train.log" 2>&1
+    rc=$?
+    mkdir -p "$LOGS/runs/$name"
+    cp "$RUNS/$name/metrics.jsonl" "$RUNS/$name/ckpt.json" "$LOGS/runs/$name/" 2>/dev/null
+    if [ "$rc" = 0 ]; then
+        "$PY" probes/robustness.py "$emb=$RUNS/$name/ckpt.pt" --out "$LOGS/probes/$name" --device "$PROBE_DEV" \
+            > "$LOGS/$name.probe.log" 2>&1 || rc=$?
+        rm -f "$LOGS/probes/$name/"*.png
+    fi
+    tail -n 4 "$LOGS/$name.train.log"
+    printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" >> "$LOGS/stages.tsv"
+    echo "== $name: exit $rc after $((SECONDS - start)) s"
+    [ "$rc" = 0 ] || FAILED=$((FAILED + 1))
+    pack
+}
+
+printf 'stage\texit\tseconds\n' > "$LOGS/stages.tsv"
+"$PY" scripts/gpu_facts.py "${FACTS[@]}" --out "$LOGS/device.json" > "$LOGS/facts.log" 2>&1 || FAILED=$((FAILED + 1))
+for emb in bpe_tied kron bpe_untied; do
+    arm "$emb" 1337
+done
+PER_ARM=$(( SECONDS / 3 ))
+for emb in bpe_tied kron; do
+    if [ $(( SECONDS + PER_ARM )) -le "$BUDGET" ]; then
+        arm "$emb" 1338
+    else
+        echo "gpu_study: $emb-s1338 skipped: ${SECONDS} s spent, ~${PER_ARM} s an arm, budget ${BUDGET} s"
+    fi
+done
+pack
+echo "gpu_study: $FAILED failure(s); results in $OUT/gpu_study.tar.gz (checkpoints under $RUNS)"
+exit "$FAILED"
