@@ -105,7 +105,7 @@ COMMON=(config/kron_tied_124m.py --data_dir="$DATA" --out_dir="$RUN" --wandb_log
 stage torchrun 180 "${TORCHRUN[@]}" --standalone --nproc_per_node=1 train.py "${COMMON[@]}" "${DEV[@]}" --compile=False \
     --max_iters=3 --eval_interval=3 --eval_iters=2 --batch_size=8 --gradient_accumulation_steps=4 --warmup_iters=1 \
     --lr_decay_iters=3 --log_interval=1
-EVAL=(--eval_only=True --dtype=float32 --batch_size=2 --eval_iters=2)
+EVAL=(--eval_only=True --dtype=float32 --batch_size=2 --eval_iters=2 --compile=False)  # eager: no second compile
 stage eval_here 120 "$PY" train.py "${COMMON[@]}" "${DEV[@]}" "${EVAL[@]}"
 stage eval_cpu 180 "$PY" train.py "${COMMON[@]}" "${EVAL[@]}" --device=cpu --compile=False
 stage resume_cpu 240 "$PY" train.py "${COMMON[@]}" --device=cpu --compile=False --init_from=resume --max_iters=4 \
