@@ -114,12 +114,28 @@ def load(path, map_location="cpu"):
         raise CheckpointError(f"{path!r} is not a train.py checkpoint (no 'model_args'/'model' entries; found {found})")
     if ckpt.get("format", 1) > FORMAT:
         raise CheckpointError(f"{path!r} has checkpoint format {ckpt['format']}, newer than this code's {FORMAT}: update the code")
-    return ckpt
+    return _migrate(ckpt)
 
 
 def model_state(ckpt):
     """The model's weights, without the key prefixes torch.compile ('_orig_mod.') and DDP ('module.') add."""
     return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
+
+
+def _migrate(ckpt):
+    """Bring a checkpoint written by older code to today's layout, in place. kron_tied's logit scale
+    was the GPT's own first parameter ('logit_scale'); it is now its head's last ('lm_head.logit_scale').
+    The optimizer state follows parameters by position, so the scalar group's first entry moves last."""
+    model = ckpt["model"]
+    old = next((k for k in model if k.removeprefix("_orig_mod.").removeprefix("module.") == "logit_scale"), None)
+    if old is None:
+        return ckpt
+    ckpt["model"] = {(k.replace("logit_scale", "lm_head.logit_scale") if k == old else k): v for k, v in model.items()}
+    groups = (ckpt.get("optimizer") or {}).get("param_groups") or []
+    if len(groups) == 2 and groups[1]["params"]:  # GPT.configure_optimizers: [>= 2-D weights, the rest]
+        ids = groups[1]["params"]
+        groups[1]["params"] = ids[1:] + ids[:1]
+    return ckpt
 
 
 # The optimizer settings that say how it runs on this device, not what it computes.

@@ -93,8 +93,6 @@ RANGES = {
     "num_threads": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
     "peak_flops": (lambda v: v is None or (isinstance(v, (int, float)) and v > 0), "None or a number > 0"),
     "init_from": (lambda v: v in ("scratch", "resume", "auto"), "'scratch', 'resume' or 'auto'"),
-    "embedding": (lambda v: v in ("bpe_tied", "kron", "bpe_untied", "kron_tied"),
-                  "'bpe_tied', 'kron', 'bpe_untied' or 'kron_tied'"),
     "dtype": (lambda v: v in ("auto", "float32", "bfloat16", "float16"), "'auto', 'float32', 'bfloat16' or 'float16'"),
     "backend": (lambda v: v in ("auto", "nccl", "gloo"), "'auto', 'nccl' or 'gloo'"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
@@ -141,6 +139,10 @@ def validate(cfg):
             good = False
         if not good:
             raise ConfigError(f"config key {key!r} = {value!r}: expected {expected}")
+    from arms import ARMS
+    if cfg["embedding"] not in ARMS:
+        raise ConfigError(f"config key 'embedding' = {cfg['embedding']!r}: expected one of the registered arms "
+                          f"{', '.join(map(repr, ARMS))}")
     if cfg["min_lr"] > cfg["learning_rate"]:
         raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
     if cfg["n_embd"] % cfg["n_head"]:

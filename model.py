@@ -1,13 +1,11 @@
-"""GPT-2 as in nanoGPT, with a choice of input layer (the study's arms).
+"""GPT-2 as in nanoGPT, composed of one input layer and one output head: an arm (arms.py).
 
   embedding="bpe_tied"   nn.Embedding shared with the output head (the paper's baseline)
   embedding="kron"       KroneckerEmbedding (fixed byte codec + learned projection) + its own head
   embedding="bpe_untied" nn.Embedding with its own head: the control that separates "Kronecker"
                          from "untied head" (the paper's abstract reports no such arm)
-  embedding="kron_tied"  KroneckerEmbedding, and the head tied to it: logits = s * h @ E(W)^T + b,
-                         E(W) the layer's embedding of the whole vocabulary rebuilt every forward
-                         (kron_embed.vocabulary), s a learned scalar, b = -inf on ids with no bytes.
-                         No V x d matrix anywhere.
+  embedding="kron_tied"  KroneckerEmbedding, and the head tied to it: logits = s * h @ E(W)^T + b
+  ...and any arm added with arms.register().
 
 Everything else is the nanoGPT GPT: pre-norm blocks, learned absolute positions, GELU MLP, causal
 scaled-dot-product attention, init std 0.02 with residual projections scaled by 1/sqrt(2*n_layer).
@@ -21,13 +19,10 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from kron_embed import KroneckerEmbedding
+import arms
+from arms import ARMS
 
-EMBEDDINGS = ("bpe_tied", "kron", "bpe_untied", "kron_tied")
-KRON_ARMS = ("kron", "kron_tied")
-# The tied Kron head's logit scale at init: E(W)'s entries have RMS ~1 where a BPE head's weights have
-# std 0.02, so s = 0.02 gives the same initial logit spread, hence initial loss ~ ln V, as the other arms.
-KRON_TIED_LOGIT_SCALE = 0.02
+EMBEDDINGS = ARMS  # the registered arms' names (a live view: arms registered later appear too)
 # Dense bf16 tensor-core peak FLOP/s of one GPU, matched by a substring of torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
 
@@ -59,19 +54,9 @@ class GPTConfig:
     kron_scale: float = 1.0         # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
 
     def __post_init__(self):
-        if self.embedding not in EMBEDDINGS:
-            raise ValueError(f"embedding={self.embedding!r}: expected one of {EMBEDDINGS}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if self.input_init_std is not None and self.embedding != "bpe_untied":
-            raise ValueError(f"input_init_std={self.input_init_std} is the scale control of the untied BPE table; "
-                             f"with embedding={self.embedding!r} it means nothing (a tied table is the head too)")
-        if self.embedding not in KRON_ARMS:
-            if self.kron_shuffle_seed is not None:
-                raise ValueError(f"kron_shuffle_seed={self.kron_shuffle_seed} shuffles the Kronecker byte table; "
-                                 f"embedding={self.embedding!r} has none")
-            if self.kron_scale != 1.0:
-                raise ValueError(f"kron_scale={self.kron_scale} scales Kronecker embeddings; embedding={self.embedding!r} has none")
+        arms.check_controls(self)  # the arm exists; a control on an arm where it means nothing is refused
 
     @classmethod
     def from_dict(cls, d):
@@ -133,13 +118,7 @@ class GPT(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.config = cfg
-        if cfg.embedding in KRON_ARMS:
-            wte = KroneckerEmbedding(cfg.vocab_size, cfg.n_embd, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
-                                     mode=cfg.kron_mode, byte_source=cfg.kron_byte_source,
-                                     length_norm=cfg.kron_length_norm, z_norm=cfg.kron_z_norm,
-                                     shuffle_seed=cfg.kron_shuffle_seed)
-        else:
-            wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        wte, head = ARMS[cfg.embedding].build(cfg)
         self.transformer = nn.ModuleDict(dict(
             wte=wte,
             wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
@@ -147,41 +126,12 @@ class GPT(nn.Module):
             h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
             ln_f=LayerNorm(cfg.n_embd, cfg.bias),
         ))
-        if cfg.embedding == "kron_tied":
-            self.lm_head = None
-            self.logit_scale = nn.Parameter(torch.tensor(KRON_TIED_LOGIT_SCALE))
-            self.register_buffer("head_bias", self._no_bytes_bias(wte), persistent=False)
-        else:
-            self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        if cfg.embedding == "bpe_tied":
-            self.transformer.wte.weight = self.lm_head.weight
+        self.lm_head = head
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
-        if cfg.embedding in KRON_ARMS:  # explicit, although apply() leaves this non-Linear module alone
-            self.transformer.wte.reset_parameters()
-        if cfg.input_init_std is not None:  # the scale control: an untied table at another init scale
-            nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=cfg.input_init_std)
-
-    @staticmethod
-    def _no_bytes_bias(wte):
-        """0 for ids with bytes, -inf for the others, so a tied head never predicts padding. Real
-        tokens without bytes, or sharing their bytes (hence their logit) with another, are an error
-        or a loud warning: a tied head cannot tell such tokens apart."""
-        has = wte.has_bytes()
-        n_real = wte.n_tokenizer_vocab
-        missing = int((~has[:n_real]).sum())
-        if missing:
-            raise ValueError(f"kron_tied: {missing} real tokens of {wte.tokenizer_name!r} have no bytes and could never be "
-                             f"predicted by a head tied to the byte codec; use embedding='kron' for this tokenizer")
-        colliding = wte.byte_stats.get("colliding_tokens", 0)
-        if colliding > n_real / 1000:  # GPT-2 at pos_dim 16: 44 of 50,257, the truncated long tokens
-            import warnings
-            warnings.warn(f"kron_tied: {colliding} real tokens share their byte row with another token at "
-                          f"pos_dim={wte.pos_dim} (truncation), so the tied head gives them identical logits; raise "
-                          f"kron_pos_dim to separate them", stacklevel=3)
-        return torch.where(has, 0.0, float("-inf"))
+        wte.init_weights()  # the input layer's own init (Kron: N(0, 1/D); a table's init-scale control)
 
     @staticmethod
     def _init_weights(module):
@@ -196,8 +146,7 @@ class GPT(nn.Module):
         """Trainable parameter counts split into input side, output head and body.
         With a tied head the shared matrix is counted once, on the input side."""
         wte = {id(p) for p in self.transformer.wte.parameters()}
-        head_params = [self.logit_scale] if self.lm_head is None else list(self.lm_head.parameters())
-        head = {id(p) for p in head_params} - wte
+        head = {id(p) for p in self.lm_head.parameters()} - wte
         counts = {"input": 0, "output_head": 0, "body": 0}
         for p in self.parameters():  # parameters() yields shared tensors once
             role = "input" if id(p) in wte else "output_head" if id(p) in head else "body"
@@ -208,11 +157,11 @@ class GPT(nn.Module):
     def describe(self):
         c, cfg = self.param_groups_by_role(), self.config
         head = f"{c['output_head']:,}"
-        if cfg.embedding == "bpe_tied":
-            head = "tied to the input table"
-        elif cfg.embedding == "kron_tied":
-            head = (f"tied to the Kronecker layer (+{c['output_head']} logit scale; "
-                    f"{self.transformer.wte.byte_stats.get('colliding_tokens', 0)} tokens share a byte row)")
+        if c["output_head"] == 0:
+            head = "tied to the input layer"
+        elif self.lm_head.rebuilt_each_step:
+            head = (f"rebuilt from the input layer each step (+{c['output_head']:,} own parameter"
+                    f"{'s' if c['output_head'] > 1 else ''})")
         return (f"GPT[{cfg.embedding}] parameters: total {c['total']:,} | input side {c['input']:,} | "
                 f"output head {head} | body {c['body']:,}")
 
@@ -226,25 +175,21 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def norm_stats(self):
-        """Norm-drift statistics. BPE arms: std and mean row L2 norm of the input table. Kron arms:
-        std(W)*sqrt(D) of the projection (1 at init). All arms: RMS and mean row norm of the embeddings
-        the input layer produces over the real vocabulary, and std / mean row norm of the output head
-        (for kron_tied the effective head s * E(W), and s itself)."""
+        """Norm-drift statistics: the input layer's own (BPE: std and mean row L2 norm of the table;
+        Kron: std(W)*sqrt(D) of the projection, 1 at init); for every arm the RMS and mean row norm of
+        the embeddings the input layer produces over the real vocabulary, and std / mean row norm of
+        the output head (for kron_tied the effective head s * E(W), and s itself)."""
         n_real = self.n_real_tokens()
-        wte, out = self.transformer.wte, {}
-        if self.config.embedding in KRON_ARMS:
-            out["proj_std_sqrtD"] = (wte.weight.float().std() * math.sqrt(wte.D)).item()
-            emb = wte.all_embeddings()[:n_real].float()
-        else:
-            emb = wte.weight[:n_real].float()
-            out["wte_std"] = emb.std().item()
-            out["wte_row_norm"] = emb.norm(dim=1).mean().item()
+        wte = self.transformer.wte
+        out = wte.drift_stats(n_real)
+        emb = wte.all_embeddings()[:n_real].float()
         out["emb_rms"] = emb.pow(2).mean().sqrt().item()
         out["emb_row_norm"] = emb.norm(dim=1).mean().item()
         head = self.output_matrix()[:n_real].float()
-        if self.lm_head is None:
-            out["logit_scale"] = self.logit_scale.item()
-            head = head * self.logit_scale.float()
+        extra = self.lm_head.stats()
+        if "logit_scale" in extra:
+            head = head * extra["logit_scale"]
+        out.update(extra)
         out["head_std"] = head.std().item()
         out["head_row_norm"] = head.norm(dim=1).mean().item()
         return out
@@ -265,15 +210,14 @@ class GPT(nn.Module):
     # --- forward and sampling
 
     def output_matrix(self):
-        """The (V, d) matrix the head multiplies hidden states by: lm_head.weight, or for kron_tied
-        E(W), rebuilt from the projection (differentiable: gradients reach W from both ends)."""
-        return self.transformer.wte.vocabulary() if self.lm_head is None else self.lm_head.weight
+        """The (V, d) matrix the head multiplies hidden states by (kron_tied: E(W), rebuilt from the
+        projection, so gradients reach W from both ends)."""
+        return self.lm_head.output_matrix()
 
-    def head(self, x, output_matrix=None):
-        if self.lm_head is None:  # kron_tied: s * x @ E(W)^T, -inf on ids with no bytes
-            E = self.output_matrix() if output_matrix is None else output_matrix
-            return F.linear(x * self.logit_scale.to(x.dtype), E.to(x.dtype), self.head_bias.to(x.dtype))
-        return self.lm_head(x)
+    def step_output_matrix(self):
+        """For a head whose matrix is computed from other parameters: the function train.py's step
+        calls once per optimizer step and shares among its micro-batches; None otherwise."""
+        return self.lm_head.output_matrix if self.lm_head.rebuilt_each_step else None
 
     def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False, output_matrix=None):
         """idx (B, T) -> logits (B, T, V), and the mean cross-entropy when targets are given.
@@ -291,20 +235,15 @@ class GPT(nn.Module):
             x = block(x)
         x = self.transformer.ln_f(x)
         hidden.append(x)
-        logits = self.head(x, output_matrix)
+        logits = self.lm_head(x, output_matrix)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return (logits, loss, hidden) if return_hidden else (logits, loss)
 
     def embed(self, idx, byte_overrides=None):
-        if byte_overrides:
-            if self.config.embedding not in KRON_ARMS:
-                raise ValueError(f"byte_overrides need the kron arm; this model is {self.config.embedding!r}")
-            x = self.transformer.wte(idx, byte_overrides=byte_overrides)
-        else:
-            x = self.transformer.wte(idx)
-        return x * self.config.kron_scale if self.config.kron_scale != 1.0 else x
+        """The input layer's vectors for idx; byte_overrides only where it reads bytes (Kron arms)."""
+        return self.transformer.wte(idx, byte_overrides=byte_overrides)
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
@@ -318,7 +257,8 @@ class GPT(nn.Module):
         n_real = self.n_real_tokens()
         prompt_len = idx.size(1)
         overrides = {p % prompt_len: b for p, b in (byte_overrides or {}).items()}  # positions in the prompt, fixed
-        output_matrix = self.output_matrix() if self.lm_head is None else None  # E(W) once per call, not per token
+        rebuild = self.step_output_matrix()
+        output_matrix = rebuild() if rebuild else None  # kron_tied's E(W) once per call, not per token
         for _ in range(max_new_tokens):
             ctx = idx[:, -self.config.block_size:]
             shift = idx.size(1) - ctx.size(1)  # positions that slid out of the context window

@@ -132,7 +132,7 @@ class Trainer:
         self.peak_flops = c.peak_flops or self.gpu_peak_flops()
         self.train_step = TrainStep(self.model, self.optimizer, self.accum, c.grad_clip, self.rt.autocast,
                                     self.rt.scaler, ddp=self.rt.data_parallel,
-                                    output_matrix=self.raw_model.output_matrix if self.raw_model.lm_head is None else None)
+                                    output_matrix=self.raw_model.step_output_matrix())
 
     def refuse_gpu_sized_on_cpu(self):
         """A GPU-sized config that landed on a CPU because no GPU was found says so instead of

@@ -30,7 +30,6 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kron_embed import codec_cosines, encode_bytes, kron_codec, token_byte_table  # noqa: E402
 from plotting import pyplot, save_figure  # noqa: E402
-from model import KRON_ARMS  # noqa: E402
 from probes.common import (canonical, cli, codec_string, load_all, md_table, parse_labelled,  # noqa: E402
                            topk_neighbours, write_outputs)
 from tokenizer import get_tokenizer  # noqa: E402
@@ -181,7 +180,7 @@ def analyse(space, seed=1337, n_random=1000):
 def build_spaces(models, hf_dirs, codec_pos_dim, random_table=True):
     spaces = []
     for m in models:
-        whole = m.embed_string if m.arm in KRON_ARMS else None
+        whole = m.embed_string if m.reads_bytes else None
         spaces.append(TableSpace(f"{m.label} ({m.arm})", m.tok, m.input_table(), whole))
     for label, path in hf_dirs:
         tok = get_tokenizer(path)

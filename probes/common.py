@@ -15,7 +15,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from kron_embed import encode_bytes, kron_codec  # noqa: E402
-from model import KRON_ARMS, load_checkpoint  # noqa: E402
+from model import load_checkpoint  # noqa: E402
 from tokenizer import get_tokenizer  # noqa: E402
 
 _WS = re.compile(r"[\sĠ▁]+")
@@ -34,6 +34,7 @@ class Probed:
         self.label, self.path = label, path
         self.model, self.ckpt = load_checkpoint(path, device=device)
         self.arm = self.model.config.embedding
+        self.reads_bytes = getattr(self.model.transformer.wte, "reads_bytes", False)  # Kron: byte overrides, free slots
         self.tok = get_tokenizer(self.model.config.tokenizer)
         self.device = device
 
@@ -43,21 +44,17 @@ class Probed:
     @torch.no_grad()
     def input_table(self):
         """(n_real_tokens, d) input embeddings of every real token, whatever the arm."""
-        wte = self.model.transformer.wte
-        n = self.tok.n_vocab
-        if self.arm in KRON_ARMS:
-            return wte.all_embeddings()[:n].float()
-        return wte.weight[:n].float()
+        return self.model.transformer.wte.all_embeddings()[:self.tok.n_vocab].float()
 
     @torch.no_grad()
     def embed_string(self, text):
         """One vector for a string in this model's input space: Kron encodes the whole string as one
         byte sequence; BPE arms mean-pool the rows of its sub-tokens."""
-        if self.arm in KRON_ARMS:
+        if self.reads_bytes:
             wte = self.model.transformer.wte
             return wte(torch.tensor([0], device=self.device), byte_overrides={0: text.encode("utf-8")})[0].float()
         ids = self.tok.encode(text)
-        return self.model.transformer.wte.weight[ids].float().mean(0)
+        return self.model.transformer.wte(torch.tensor(ids, device=self.device)).float().mean(0)
 
 
 def parse_labelled(specs, what="checkpoint", expect="a ckpt.pt written by train.py", is_dir=False):

@@ -20,7 +20,6 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from model import KRON_ARMS  # noqa: E402
 from probes.common import cli, common_args, load_all, md_table, write_outputs  # noqa: E402
 
 # (normal prompt, misspelled prompt, watched word in the misspelled prompt, novel word or None)
@@ -89,7 +88,7 @@ def run(models, out_dir):
                 conditions.append(("forced_oov", normal, novel))
             for cond, prompt, watched in conditions:
                 slot = None
-                if cond == "forced_oov" and m.arm in KRON_ARMS:
+                if cond == "forced_oov" and m.reads_bytes:
                     ids, slot = forced_oov_ids(m, prompt, novel)
                 else:
                     ids = m.tok.encode(prompt)

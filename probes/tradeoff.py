@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
-from model import KRON_ARMS  # noqa: E402
 from probes.common import cli, codec_string, common_args, load_all, md_table, write_outputs  # noqa: E402
 
 PAIRS = [("compute", "commute"), ("nation", "notion"), ("import", "important"), ("run", "rune"), ("form", "from"),
@@ -45,7 +44,7 @@ def run(models, out_dir, pos_dim=16):
         for m in models:
             va, vb = depth_vectors(m, a), depth_vectors(m, b)
             rec[m.label] = [cos(x, y) for x, y in zip(va, vb)]
-            if m.arm in KRON_ARMS:
+            if m.reads_bytes:
                 rec[f"{m.label} whole-string"] = cos(m.embed_string(a), m.embed_string(b))
         result["pairs"][f"{a}/{b}"] = rec
     for m in models:

@@ -101,7 +101,7 @@ def parse_args(argv):
     p.add_argument("--n-embd", type=int, default=256)
     p.add_argument("--block-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--arms", nargs="+", default=list(EMBEDDINGS), choices=EMBEDDINGS)
+    p.add_argument("--arms", nargs="+", default=list(EMBEDDINGS), choices=list(EMBEDDINGS))
     p.add_argument("--kron-modes", nargs="+", default=["fused"], choices=["fused", "cached", "dynamic"])
     p.add_argument("--accum", type=int, default=1, help="micro-batches per step (train.py's gradient accumulation)")
     p.add_argument("--steps", type=int, default=12)
@@ -128,7 +128,7 @@ def build_steps(args, variants, autocast):
         model = GPT(cfg).to(args.device)
         opt = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), args.device)
         run = torch.compile(model) if args.compile else model
-        shared = model.output_matrix if model.lm_head is None else None  # kron_tied: E(W) once a step, as train.py
+        shared = model.step_output_matrix()  # kron_tied: E(W) once a step, as train.py
         setups[name] = (model, TrainStep(run, opt, args.accum, 1.0, autocast, output_matrix=shared))
     return setups
 

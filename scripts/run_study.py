@@ -30,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import checkpoint  # noqa: E402
-from model import EMBEDDINGS  # noqa: E402
+from arms import ARMS  # noqa: E402
 
 
 def parse_grid(specs):
@@ -51,7 +51,7 @@ def plan(arms, seeds, grid, out_root):
     for seed in seeds:  # seed-major, so a partial study is balanced across arms
         for arm in arms:
             for combo in combos:
-                combo = tuple((k, v) for k, v in combo if arm.startswith("kron") or not k.startswith("kron_"))
+                combo = tuple((k, v) for k, v in combo if ARMS[arm].reads_bytes or not k.startswith("kron_"))
                 tag = "".join(f"-{k}{v}" for k, v in combo)
                 name = f"{arm}{tag}"
                 if (name, seed) in seen:
@@ -123,11 +123,25 @@ def command(run, base, launcher, extra):
     return prefix + [os.path.join(ROOT, "train.py")] + args
 
 
+def registered_arms(argv):
+    """The arms known once the base config has run: a config may import a module that registers its own."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--base")
+    base = pre.parse_known_args(argv)[0].base
+    if base and os.path.isfile(base):
+        from configurator import ConfigError, load_config
+        try:
+            load_config([base])
+        except ConfigError:
+            pass  # reported with the rest of the planned configs below
+    return list(ARMS)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="base config file")
     p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"],
-                   choices=EMBEDDINGS)
+                   choices=registered_arms(sys.argv[1:] if argv is None else argv))
     p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
     p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 overrides to cross with arms and seeds")
     p.add_argument("--out-root", required=True)

@@ -114,7 +114,7 @@ def readme_commands():
     """Every command line in the README's code blocks (continuations joined, comments dropped)."""
     text = open(os.path.join(ROOT, "README.md")).read()
     cmds = []
-    for block in re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #")[0].strip()
             if line.startswith(("python ", "bash ", "torchrun ")):

@@ -289,7 +289,7 @@ def test_checkpoint_loads_for_inference(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("arm,mode", [("bpe_tied", "fused"), ("bpe_untied", "fused"), ("kron", "fused"),
-                                      ("kron", "cached"), ("kron", "dynamic")])
+                                      ("kron", "cached"), ("kron", "dynamic"), ("kron_tied", "fused")])
 def test_every_arm_compiles_as_one_graph_on_cpu(arm, mode):
     """torch.compile(fullgraph=True) accepts every arm and Kron mode (no graph break, e.g. from a
     host-side id check), and the compiled loss and gradients equal eager's. aot_eager traces the same

@@ -1,0 +1,213 @@
+"""The study's arms: an input layer and an output head, chosen by name from a registry.
+
+An input layer maps token ids to d_model vectors and says what it is made of:
+
+    forward(idx, byte_overrides=None) -> (..., d)   byte_overrides only where reads_bytes is True
+    all_embeddings() -> (V, d)                       every id's input embedding (probes, drift)
+    drift_stats(n_real) -> {name: float}             its own norm-drift statistics, logged at evals
+    init_weights()                                   its init, run after the GPT's generic one
+
+A head maps final hidden states to logits:
+
+    forward(h, output_matrix=None) -> (..., V)       output_matrix: a prebuilt output_matrix()
+    output_matrix() -> (V, d)                        what hidden states are multiplied by
+    rebuilt_each_step                                True when output_matrix() is computed from other
+                                                     parameters (train.py builds it once per step)
+    stats() -> {name: float}                         extra head statistics (e.g. a learned scale)
+
+An arm is a function cfg -> (input layer, head) plus the controls it gives meaning to; register()
+adds one. Controls (settings that modify a layer for the study's "why") are refused, naming them,
+on arms that do not take them. This module knows nothing of GPT; model.py composes what it builds.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from kron_embed import KroneckerEmbedding
+
+# The tied Kron head's logit scale at init: E(W)'s entries have RMS ~1 where a BPE head's weights have
+# std 0.02, so s = 0.02 gives the same initial logit spread, hence initial loss ~ ln V, as the other arms.
+KRON_TIED_LOGIT_SCALE = 0.02
+# control: (its neutral value, what it does). A control set away from neutral on an arm that does not
+# take it is refused with this text.
+CONTROLS = {
+    "input_init_std": (None, "is the scale control of the untied BPE table (a tied table is the head too)"),
+    "kron_shuffle_seed": (None, "shuffles the Kronecker byte table"),
+    "kron_scale": (1.0, "scales Kronecker embeddings"),
+}
+
+
+# ----------------------------------------------------------------------------- input layers
+
+class TableInput(nn.Embedding):
+    """A learned V x d table. init_std (a control): re-initialise it at that std after the GPT's init."""
+    reads_bytes = False
+
+    def __init__(self, vocab_size, d_model, init_std=None):
+        super().__init__(vocab_size, d_model)
+        self.init_std = init_std
+
+    def forward(self, idx, byte_overrides=None):
+        if byte_overrides:
+            raise ValueError("byte_overrides need an input layer that reads bytes (a Kron arm); this one is a table")
+        return super().forward(idx)
+
+    def init_weights(self):
+        if self.init_std is not None:
+            nn.init.normal_(self.weight, mean=0.0, std=self.init_std)
+
+    def all_embeddings(self):
+        """Every id through forward (equal to the table itself unless a subclass changes forward)."""
+        return self(torch.arange(self.num_embeddings, device=self.weight.device))
+
+    @torch.no_grad()
+    def drift_stats(self, n_real):
+        emb = self.weight[:n_real].float()
+        return {"wte_std": emb.std().item(), "wte_row_norm": emb.norm(dim=1).mean().item()}
+
+
+class KronInput(KroneckerEmbedding):
+    """The byte codec and its learned projection; scale (a control) multiplies what it produces."""
+    reads_bytes = True
+
+    def __init__(self, vocab_size, d_model, scale=1.0, **kron_kwargs):
+        super().__init__(vocab_size, d_model, **kron_kwargs)
+        self.scale = scale
+
+    def forward(self, idx, byte_overrides=None):
+        x = super().forward(idx, byte_overrides)
+        return x * self.scale if self.scale != 1.0 else x
+
+    def init_weights(self):  # explicit: a model-wide Linear/Embedding init leaves this module alone
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def drift_stats(self, n_real):
+        return {"proj_std_sqrtD": (self.weight.float().std() * self.D ** 0.5).item()}
+
+
+# ----------------------------------------------------------------------------- heads
+
+class LinearHead(nn.Linear):
+    """logits = h W^T, W its own (V, d) matrix (or, tied, the input table's)."""
+    rebuilt_each_step = False
+
+    def __init__(self, d_model, vocab_size):
+        super().__init__(d_model, vocab_size, bias=False)
+
+    def forward(self, x, output_matrix=None):
+        return super().forward(x)
+
+    def output_matrix(self):
+        return self.weight
+
+    def stats(self):
+        return {}
+
+
+class KronTiedHead(nn.Module):
+    """logits = s * h E(W)^T + b: E(W) the Kron layer's embedding of the whole vocabulary, rebuilt from
+    its projection (no V x d matrix anywhere), s a learned scalar, b = -inf on ids with no bytes."""
+    rebuilt_each_step = True
+
+    def __init__(self, kron):
+        super().__init__()
+        self.__dict__["kron"] = kron  # a reference, not a submodule: W stays the input layer's alone
+        self.logit_scale = nn.Parameter(torch.tensor(KRON_TIED_LOGIT_SCALE))
+        self.register_buffer("head_bias", no_bytes_bias(kron), persistent=False)
+
+    def output_matrix(self):
+        return self.kron.vocabulary()
+
+    def forward(self, x, output_matrix=None):
+        E = self.output_matrix() if output_matrix is None else output_matrix
+        return F.linear(x * self.logit_scale.to(x.dtype), E.to(x.dtype), self.head_bias.to(x.dtype))
+
+    def stats(self):
+        return {"logit_scale": self.logit_scale.item()}
+
+
+def no_bytes_bias(kron):
+    """0 for ids with bytes, -inf for the others, so a tied head never predicts padding. Real tokens
+    without bytes, or sharing their bytes (hence their logit) with another, are an error or a loud
+    warning: a tied head cannot tell such tokens apart."""
+    has = kron.has_bytes()
+    n_real = kron.n_tokenizer_vocab
+    missing = int((~has[:n_real]).sum())
+    if missing:
+        raise ValueError(f"kron_tied: {missing} real tokens of {kron.tokenizer_name!r} have no bytes and could never be "
+                         f"predicted by a head tied to the byte codec; use embedding='kron' for this tokenizer")
+    colliding = kron.byte_stats.get("colliding_tokens", 0)
+    if colliding > n_real / 1000:  # GPT-2 at pos_dim 16: 44 of 50,257, the truncated long tokens
+        import warnings
+        warnings.warn(f"kron_tied: {colliding} real tokens share their byte row with another token at "
+                      f"pos_dim={kron.pos_dim} (truncation), so the tied head gives them identical logits; raise "
+                      f"kron_pos_dim to separate them", stacklevel=3)
+    return torch.where(has, 0.0, float("-inf"))
+
+
+# ----------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    build: Callable  # cfg -> (input layer, head)
+    controls: tuple = ()
+    doc: str = ""
+    reads_bytes: bool = False  # its input layer is built from token bytes: the kron_* settings apply to it
+
+
+ARMS = {}
+
+
+def register(name, build, controls=(), doc="", reads_bytes=False):
+    """Add an arm: build(cfg) -> (input layer, head); controls: the CONTROLS it gives meaning to.
+    An arm defined outside this file is registered by importing its module, e.g. from a config file."""
+    unknown = [c for c in controls if c not in CONTROLS]
+    if unknown:
+        raise ValueError(f"arm {name!r}: unknown controls {unknown}; known: {sorted(CONTROLS)}")
+    ARMS[name] = Arm(name, build, tuple(controls), doc, reads_bytes)
+    return ARMS[name]
+
+
+def check_controls(cfg):
+    """The arm exists, and every control set away from neutral is one this arm takes."""
+    if cfg.embedding not in ARMS:
+        raise ValueError(f"embedding={cfg.embedding!r}: expected one of {tuple(ARMS)}")
+    arm = ARMS[cfg.embedding]
+    for name, (neutral, what) in CONTROLS.items():
+        value = getattr(cfg, name)
+        if value != neutral and name not in arm.controls:
+            raise ValueError(f"{name}={value} {what}; with embedding={cfg.embedding!r} it means nothing "
+                             f"(this arm takes {', '.join(arm.controls) or 'no controls'})")
+
+
+def kron_input(cfg):
+    return KronInput(cfg.vocab_size, cfg.n_embd, scale=cfg.kron_scale, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
+                     mode=cfg.kron_mode, byte_source=cfg.kron_byte_source, length_norm=cfg.kron_length_norm,
+                     z_norm=cfg.kron_z_norm, shuffle_seed=cfg.kron_shuffle_seed)
+
+
+def _bpe_tied(cfg):
+    table, head = TableInput(cfg.vocab_size, cfg.n_embd), LinearHead(cfg.n_embd, cfg.vocab_size)
+    table.weight = head.weight
+    return table, head
+
+
+def _kron_tied(cfg):
+    kron = kron_input(cfg)
+    return kron, KronTiedHead(kron)
+
+
+register("bpe_tied", _bpe_tied, doc="nn.Embedding shared with the output head (the paper's baseline)")
+register("kron", lambda cfg: (kron_input(cfg), LinearHead(cfg.n_embd, cfg.vocab_size)),
+         controls=("kron_shuffle_seed", "kron_scale"), doc="KroneckerEmbedding + its own head (the paper's arm)",
+         reads_bytes=True)
+register("bpe_untied", lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std),
+                                    LinearHead(cfg.n_embd, cfg.vocab_size)),
+         controls=("input_init_std",), doc="nn.Embedding with its own head: separates 'Kronecker' from 'untied head'")
+register("kron_tied", _kron_tied, controls=("kron_shuffle_seed", "kron_scale"),
+         doc="KroneckerEmbedding, and the head tied to it: logits = s h E(W)^T (not in the paper)", reads_bytes=True)
