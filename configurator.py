@@ -31,6 +31,7 @@ class TrainConfig(GPTConfig):
     eval_iters: int = 20
     eval_only: bool = False
     init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
+    ckpt_interval: Optional[int] = None  # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
     # wandb
     wandb_log: bool = False
     wandb_project: str = "kronecker-embeddings"
@@ -82,6 +83,7 @@ RANGES = {
     "max_iters": (lambda v: v >= 0, "an integer >= 0"),
     "warmup_iters": (lambda v: v >= 0, "an integer >= 0"),
     "lr_decay_iters": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
+    "ckpt_interval": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
     "seed": (lambda v: 0 <= v < 2 ** 63, "an integer in [0, 2**63)"),
     "learning_rate": (lambda v: v > 0, "a number > 0"),
     "min_lr": (lambda v: v >= 0, "a number >= 0"),

@@ -204,20 +204,22 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self):
         """Mean validation loss over the fixed batches; with several sources (one val shard each)
-        also the loss per source, in self.val_by_source. One read-back for all of it."""
-        self.model.eval()
+        also the loss per source, in self.val_by_source. One read-back for all of it. Eager (the raw
+        model): a compiled model would compile a second, inference graph for a few batches."""
+        model = self.raw_model
+        model.eval()
         sources = sorted({src for _, _, src in self.val})
         sums = torch.zeros(2 * len(sources), device=self.rt.device, dtype=torch.float64)  # [loss sum, batches] per source
         for i, (x, y, src) in enumerate(self.val):
             if i % self.rt.world != self.rt.rank:
                 continue
             with self.rt.autocast:
-                _, loss = self.model(self.rt.to_device(x), self.rt.to_device(y))
+                _, loss = model(self.rt.to_device(x), self.rt.to_device(y))
             k = 2 * sources.index(src)
             sums[k] += loss.double()
             sums[k + 1] += 1
         sums = self.rt.all_reduce(sums.tolist())
-        self.model.train()
+        model.train()
         per = {src: sums[2 * k] / sums[2 * k + 1] for k, src in enumerate(sources) if sums[2 * k + 1]}
         self.val_by_source = per if len(per) > 1 else None
         return sum(sums[0::2]) / sum(sums[1::2])
@@ -346,7 +348,9 @@ class Trainer:
             raise FloatingPointError(f"validation loss is {val_loss} at step {self.iter_num}; not writing a checkpoint")
         self.best_val = min(self.best_val, val_loss)
         self.last_val = val_loss
-        self.save(finished=finished)
+        every = self.c.ckpt_interval
+        if finished or every is None or self.iter_num % every == 0:
+            self.save(finished=finished)
 
 
 def main(argv=None):

@@ -154,7 +154,7 @@ def time_steps(args, setups, peak):
                 torch.cuda.reset_peak_memory_stats()
                 others = torch.cuda.memory_allocated() - persistent_bytes(model, step.optimizer)
             t = time.perf_counter()
-            if dev == "cuda" and i == args.warmup:  # count synchronisations in one warm step
+            if dev == "cuda" and i == max(args.warmup - 1, 0):  # syncs in one step: the last warm-up one, untimed
                 syncs[name] = count_syncs(lambda: step(fetch(0), fetch))
             else:
                 step(fetch(0), fetch)

@@ -6,7 +6,7 @@
 #   here, once (network for the registries):  python data/english/prepare.py && python scripts/pack_gpu.py
 #       -> gpu_pack/ (gitignored, ~23 MB): English shards (xz), GPT-2 BPE files, nanoGPT's bench.py
 #   carry gpu_pack/ with the code (the tree and the pack stay under 64 MiB), then there:
-#       OUT=$OUT bash scripts/gpu_check.sh          # about 5-6 minutes on one H200 (estimate below)
+#       OUT=$OUT bash scripts/gpu_check.sh          # about 6-7 minutes on one H200 (estimate below)
 #   back here:  python scripts/gpu_report.py --archive <OUT>/gpu_check.tar.gz   # -> results/gpu/<device>/ + README table
 # On any CPU, the same stages at a tiny shape (the test suite runs this):
 #       bash scripts/gpu_check.sh --smoke DATA_DIR
@@ -26,10 +26,15 @@
 #                  + 8 timed steps each (40 x 14 TFLOP ~ 1.5 s); graph breaks counted at compile   ~150 s
 #   3 nanogpt      nanoGPT's bench.py, same shape and micro-batch (bias on), compiled, 30 steps     ~60 s
 #   4 bench_embed  input layers alone: GPT-2 shape (V 50,304, d 768) with the tied head, and
-#                  V 131,072 / d 4,096 (pos_dim 32; the cached table is 4.3 GB) without it           ~50 s
-#   5 torchrun     kron_tied_124m under torchrun (1 process, NCCL), eager, 3 steps of 4 x 8 x 1024  ~30 s
-#   6 resume_cpu   that checkpoint evaluated in fp32 on the GPU and on the CPU (the same loss to
-#                  1e-3), then resumed on the CPU for one step (fused AdamW state -> CPU)            ~40 s
+#                  V 131,072 / d 4,096 (pos_dim 32; the cached table, 4.3 GB, built on the GPU)     ~50 s
+#   5 torchrun     kron_tied_124m at 2 layers, d 256, under torchrun (1 process: NCCL start-up and
+#                  collectives, no DDP wrapper), eager, 3 steps of 4 x 8 x 1024                     ~20 s
+#   6 resume_cpu   that checkpoint evaluated with --dtype=float32 (TF32 matmuls) on the GPU and in
+#                  fp32 on the CPU (the same loss to 1e-3), then resumed on the CPU for one step
+#                  (fused AdamW state -> CPU)                                                        ~25 s
+# Multi-GPU DDP (no_sync, the gradient all-reduce) needs 2 GPUs and is not exercised here.
+# The whole call stops at DEADLINE_S (default 560 s): each stage gets at most what is left. Run this
+# script or scripts/gpu_study.sh in one device session, not both: together they exceed 15 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=0
@@ -41,8 +46,8 @@ LOGS="$WORK/logs"; RUNS="$WORK/runs"
 rm -rf "$LOGS" "$RUNS"
 mkdir -p "$OUT" "$LOGS" "$RUNS"
 if [ -d gpu_pack/gpt2 ]; then export GPT2_BPE_DIR="$PWD/gpu_pack/gpt2"; fi
-TORCHRUN=(torchrun)
-command -v torchrun >/dev/null || TORCHRUN=("$PY" -m torch.distributed.run)
+TORCHRUN=("$PY" -m torch.distributed.run)  # the same interpreter (a torchrun on PATH may belong to another)
+DEADLINE=${DEADLINE_S:-560}  # seconds from the start: a stage gets what is left, and one that cannot start is skipped
 
 if [ "$SMOKE" = 1 ]; then
     DATA=${1:?--smoke needs a prepared data folder}
@@ -72,8 +77,13 @@ pack() {  # everything so far into one small archive in $OUT, replaced atomicall
 }
 
 stage() {  # stage NAME LIMIT_S COMMAND...: its output in logs/NAME.log, its status in stages.tsv
-    local name=$1 limit=$2 start=$SECONDS rc
+    local name=$1 limit=$2 start=$SECONDS rc left=$((DEADLINE - SECONDS))
     shift 2
+    if [ "$left" -lt 15 ]; then
+        printf '%s\tskipped (deadline)\t0\n' "$name" >> "$LOGS/stages.tsv"; echo "== $name: skipped, ${DEADLINE} s deadline"
+        FAILED=$((FAILED + 1)); pack; return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (limit ${limit}s)"
     timeout --kill-after=15 "$limit" "$@" > "$LOGS/$name.log" 2>&1
     rc=$?
@@ -100,7 +110,9 @@ fi
 stage bench_embed_gpt2 150 "$PY" scripts/bench_embed.py "${EMBED_GPT2[@]}" --out "$LOGS/bench_embed_gpt2.json"
 stage bench_embed_large 150 "$PY" scripts/bench_embed.py "${EMBED_LARGE[@]}" --out "$LOGS/bench_embed_large.json"
 
-RUN="$RUNS/kron_tied"
+RUN="$RUNS/kron_tied"  # kron_tied's 124M config at 2 layers, d 256: NCCL, the fused-AdamW checkpoint and its
+# CPU resume are the same code at any width, and a 124M model on the CPU would spend a minute of GPU time
+[ "$SMOKE" = 1 ] || SHAPE=(--n_layer=2 --n_head=4 --n_embd=256)
 COMMON=(config/kron_tied_124m.py --data_dir="$DATA" --out_dir="$RUN" --wandb_log=False "${SHAPE[@]}")
 stage torchrun 180 "${TORCHRUN[@]}" --standalone --nproc_per_node=1 train.py "${COMMON[@]}" "${DEV[@]}" --compile=False \
     --max_iters=3 --eval_interval=3 --eval_iters=2 --batch_size=8 --gradient_accumulation_steps=4 --warmup_iters=1 \

@@ -152,9 +152,9 @@ def render_device(folder):
                                     f"{100 * share:.2f} %", share <= 0.01))
     resume = _load(folder, "resume.json")
     if resume:
-        lines += ["", f"torchrun (1 process, NCCL) trained kron_tied 3 steps; its checkpoint's validation loss in fp32 was "
-                  f"{resume['val_loss_here']} on the GPU and {resume['val_loss_cpu']} on the CPU, and it resumed on the CPU "
-                  f"for a step: {'ok' if resume['ok'] else 'FAILED'}."]
+        lines += ["", f"torchrun (1 process, NCCL) trained kron_tied (2 layers, d 256) 3 steps; its checkpoint's validation "
+                  f"loss was {resume['val_loss_here']} on the GPU (float32, TF32 matmuls) and {resume['val_loss_cpu']} on the "
+                  f"CPU (float32), and it resumed on the CPU for a step: {'ok' if resume['ok'] else 'FAILED'}."]
     if targets:
         lines += ["", "Targets (from the GPU issue; reported, never asserted):", ""]
         lines += [f"- [{'met' if ok else 'MISSED'}] {what}: {value}" for what, value, ok in targets]
@@ -166,7 +166,7 @@ def render(results=RESULTS):
     folders = [f for f in folders if os.path.isfile(os.path.join(f, "device.json"))]
     if not folders:
         return ("No GPU measurement is kept yet: no GPU has been lent to the sessions that built this repo. "
-                "`bash scripts/gpu_check.sh` measures everything above in one call (about 6 minutes on one H200), "
+                "`bash scripts/gpu_check.sh` measures everything above in one call (about 6-7 minutes on one H200), "
                 "and `python scripts/gpu_report.py --archive ...` keeps its files in `results/gpu/` and writes this section.")
     return "\n\n".join(f"Measured by `scripts/gpu_check.sh`, kept in `{os.path.relpath(f, ROOT)}/`:\n\n" + render_device(f)
                        for f in folders)

@@ -17,7 +17,9 @@
 # probe's JSON and markdown; every log), repacked as each arm finishes so a timeout still brings back the
 # finished arms, and $OUT/stages.tsv. Checkpoints (~1.5 GB each) stay under $WORK (default /tmp/gpu_study).
 # After the three arms, bpe_tied and kron with seed 1338 run too when the measured time per arm says they
-# fit in STUDY_BUDGET_S (default 540 s, from the script's start).
+# fit in STUDY_BUDGET_S (default 540 s, from the script's start). Nothing runs past DEADLINE_S (570 s):
+# an arm cut short keeps its partial log (ckpt.json then says unfinished, and make_results leaves it out
+# of the comparison, naming it). Run this script or scripts/gpu_check.sh in one device session, not both.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=0
@@ -25,7 +27,8 @@ if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
 OUT=${OUT:-gpu_study}
 WORK=${WORK:-/tmp/gpu_study}
 PY=${PYTHON:-python3}
-BUDGET=${STUDY_BUDGET_S:-540}
+BUDGET=${STUDY_BUDGET_S:-540}   # seed 1338 starts only when the measured time per arm says it ends by then
+DEADLINE=${DEADLINE_S:-570}     # nothing runs past this (seconds from the start): one device call is 600 s at most
 LOGS="$WORK/logs"; RUNS="$WORK/runs"
 rm -rf "$LOGS"
 mkdir -p "$OUT" "$LOGS/runs" "$LOGS/probes" "$RUNS"
@@ -48,22 +51,33 @@ else
 fi
 FAILED=0
 
-pack() {
+pack() {  # the run logs so far (a partial one included) into one archive in $OUT, replaced atomically
+    local part="$OUT/gpu_study.tar.gz.part$BASHPID" d
+    for d in "$RUNS"/*/; do
+        [ -f "$d/metrics.jsonl" ] || continue
+        mkdir -p "$LOGS/runs/$(basename "$d")"
+        cp "$d/metrics.jsonl" "$LOGS/runs/$(basename "$d")/" 2>/dev/null
+        cp "$d/ckpt.json" "$LOGS/runs/$(basename "$d")/" 2>/dev/null
+    done
     cp "$LOGS/stages.tsv" "$OUT/stages.tsv" 2>/dev/null
-    tar czf "$OUT/gpu_study.tar.gz.part" -C "$WORK" logs && mv "$OUT/gpu_study.tar.gz.part" "$OUT/gpu_study.tar.gz"
+    tar czf "$part" -C "$WORK" logs && mv "$part" "$OUT/gpu_study.tar.gz"
 }
 
-arm() {  # arm EMBEDDING SEED: train, keep its logs, probe its final checkpoint
-    local emb=$1 seed=$2 name="$1-s$2" start=$SECONDS rc
-    echo "== $name"
-    "$PY" train.py config/gpu_study_124m.py --embedding="$emb" --seed="$seed" --data_dir="$DATA" \
-        --out_dir="$RUNS/$name" --init_from=auto --wandb_log=False "${EXTRA[@]}" > "$LOGS/$name.train.log" 2>&1
+arm() {  # arm EMBEDDING SEED: train (within the deadline), keep its logs, probe its final checkpoint
+    local emb=$1 seed=$2 name="$1-s$2" start=$SECONDS rc left=$((DEADLINE - SECONDS))
+    if [ "$left" -lt 20 ]; then  # (timeout 0 would mean no limit at all)
+        printf '%s\tskipped (deadline)\t0\n' "$name" >> "$LOGS/stages.tsv"; echo "== $name: skipped, ${DEADLINE} s deadline"
+        FAILED=$((FAILED + 1)); return
+    fi
+    echo "== $name (at most ${left} s)"
+    timeout --kill-after=10 "$left" "$PY" train.py config/gpu_study_124m.py --embedding="$emb" --seed="$seed" \
+        --data_dir="$DATA" --out_dir="$RUNS/$name" --init_from=auto --wandb_log=False "${EXTRA[@]}" \
+        > "$LOGS/$name.train.log" 2>&1
     rc=$?
-    mkdir -p "$LOGS/runs/$name"
-    cp "$RUNS/$name/metrics.jsonl" "$RUNS/$name/ckpt.json" "$LOGS/runs/$name/" 2>/dev/null
     if [ "$rc" = 0 ]; then
-        "$PY" probes/robustness.py "$emb=$RUNS/$name/ckpt.pt" --out "$LOGS/probes/$name" --device "$PROBE_DEV" \
-            > "$LOGS/$name.probe.log" 2>&1 || rc=$?
+        left=$((DEADLINE - SECONDS))
+        timeout --kill-after=5 "$((left > 10 ? left : 10))" "$PY" probes/robustness.py "$emb=$RUNS/$name/ckpt.pt" \
+            --out "$LOGS/probes/$name" --device "$PROBE_DEV" > "$LOGS/$name.probe.log" 2>&1 || rc=$?
         rm -f "$LOGS/probes/$name/"*.png
     fi
     tail -n 4 "$LOGS/$name.train.log"
@@ -74,18 +88,22 @@ arm() {  # arm EMBEDDING SEED: train, keep its logs, probe its final checkpoint
 }
 
 printf 'stage\texit\tseconds\n' > "$LOGS/stages.tsv"
+( while sleep 60; do pack; done ) &  # a partial arm's log comes back even if the call is cut short
+PACKER=$!
+trap 'kill $PACKER 2>/dev/null' EXIT
 "$PY" scripts/gpu_facts.py "${FACTS[@]}" --out "$LOGS/device.json" > "$LOGS/facts.log" 2>&1 || FAILED=$((FAILED + 1))
 for emb in bpe_tied kron bpe_untied; do
     arm "$emb" 1337
 done
 PER_ARM=$(( SECONDS / 3 ))
 for emb in bpe_tied kron; do
-    if [ $(( SECONDS + PER_ARM )) -le "$BUDGET" ]; then
+    if [ $(( SECONDS + PER_ARM )) -le "$BUDGET" ] && [ $(( SECONDS + PER_ARM )) -le "$DEADLINE" ]; then
         arm "$emb" 1338
     else
         echo "gpu_study: $emb-s1338 skipped: ${SECONDS} s spent, ~${PER_ARM} s an arm, budget ${BUDGET} s"
     fi
 done
+kill $PACKER 2>/dev/null
 pack
 echo "gpu_study: $FAILED failure(s); results in $OUT/gpu_study.tar.gz (checkpoints under $RUNS)"
 exit "$FAILED"

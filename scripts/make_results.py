@@ -378,71 +378,88 @@ GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
 
 
 def load_gpu_study(gpu_dir):
-    """{run name: {"evals", "config", "robustness"}} of the kept 124M GPU runs (results/gpu_124m), or {}."""
+    """{run name: {"evals", "config", "robustness", "finished"}} of the kept 124M GPU runs
+    (results/gpu_124m), or {}. A run is finished when its ckpt.json says so and its last evaluation is
+    at max_iters: a run the device call cut short keeps its partial log but is never compared."""
     from runlog import read_metrics
     runs = {}
     for path in sorted(glob.glob(os.path.join(gpu_dir, "runs", "*", "metrics.jsonl"))):
-        name = os.path.basename(os.path.dirname(path))
+        folder = os.path.dirname(path)
+        name = os.path.basename(folder)
         config = read_metrics(path, "config")
+        evals = read_metrics(path, "eval")
+        meta_path = os.path.join(folder, "ckpt.json")
+        meta = load(meta_path) if os.path.isfile(meta_path) else {}
+        max_iters = config[0]["config"]["max_iters"] if config else None
         probe = os.path.join(gpu_dir, "probes", name, "robustness.json")
         arm = name.rsplit("-s", 1)[0]
-        runs[name] = {"evals": read_metrics(path, "eval"), "config": config[0] if config else {},
+        runs[name] = {"evals": evals, "config": config[0] if config else {},
+                      "finished": bool(meta.get("finished")) and bool(evals) and evals[-1]["step"] == max_iters,
                       "robustness": load(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None}
     return runs
 
 
 def gpu_study_section(gpu_dir):
-    """RESULTS.md's "124M on one GPU": the three arms' final losses and gaps, the gap along the run,
-    steps to bpe_tied's final loss and robustness, labelled with its one seed and its token count."""
+    """RESULTS.md's "124M on one GPU": the finished arms' final losses and gaps, the gap along the run,
+    steps to bpe_tied's final loss and robustness, labelled with its one seed and its token count; an
+    arm that did not finish is named, never compared."""
     runs = load_gpu_study(gpu_dir)
     lines = ["## 124M on one GPU", ""]
     main = {arm: runs.get(f"{arm}-s1337") for arm in GPU_ARMS}
-    if not all(r and r["evals"] for r in main.values()):
-        return lines + ["Not run yet: no GPU has been lent to the sessions that built this repo. `bash scripts/gpu_study.sh` "
-                        "(one H200, about 9 minutes, estimated) trains bpe_tied, kron and bpe_untied at GPT-2 124M on the "
+    done = {arm: r for arm, r in main.items() if r and r["finished"]}
+    unfinished = [f"{arm} (stopped at step {r['evals'][-1]['step'] if r['evals'] else 0} of "
+                  f"{r['config'].get('config', {}).get('max_iters', '?')})" for arm, r in main.items() if r and not r["finished"]]
+    if "bpe_tied" not in done or len(done) < 2:
+        if runs:
+            lines += [f"Incomplete: finished {', '.join(done) or 'none'}; not finished: "
+                      f"{', '.join(unfinished + [a for a in GPU_ARMS if not main[a]]) or 'none'}. No comparison is drawn.", ""]
+        return lines + ["Not run to the end yet: no GPU has been lent to the sessions that built this repo. `bash scripts/gpu_study.sh` "
+                        "(one H200, about 8-9 minutes, estimated) trains bpe_tied, kron and bpe_untied at GPT-2 124M on the "
                         "same batches for 30.1M tokens each (`config/gpu_study_124m.py`); `python scripts/gpu_report.py "
                         "--study-archive ...` keeps its logs in `results/gpu_124m/`, and this script writes this section from them.", ""]
-    cfg = main["bpe_tied"]["config"]
-    c = cfg["config"]
+    cfg = done["bpe_tied"]["config"]
+    c, p = cfg["config"], cfg["params"]
     step_tokens = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
-    final = {arm: r["evals"][-1] for arm, r in main.items()}
-    steps, tokens = final["bpe_tied"]["step"], final["bpe_tied"]["step"] * step_tokens
+    final = {arm: r["evals"][-1] for arm, r in done.items()}
+    steps, tokens = c["max_iters"], c["max_iters"] * step_tokens
     device = load(os.path.join(gpu_dir, "device.json")) if os.path.isfile(os.path.join(gpu_dir, "device.json")) else {}
     loss = {arm: f["val_loss"] for arm, f in final.items()}
-    gap = {k: (loss[a] - loss[b], 100 * (loss[a] - loss[b]) / loss[b]) for k, (a, b) in
-           {"kron − bpe_tied": ("kron", "bpe_tied"), "bpe_untied − bpe_tied": ("bpe_untied", "bpe_tied"),
-            "kron − bpe_untied": ("kron", "bpe_untied")}.items()}
-    p = cfg["params"]
+    pairs = {"kron − bpe_tied": ("kron", "bpe_tied"), "bpe_untied − bpe_tied": ("bpe_untied", "bpe_tied"),
+             "kron − bpe_untied": ("kron", "bpe_untied")}
+    gap = {k: (loss[a] - loss[b], 100 * (loss[a] - loss[b]) / loss[b]) for k, (a, b) in pairs.items() if a in loss and b in loss}
     lines += [f"**Scale, stated plainly: one seed (1337), no interval.** A GPT of {p['total'] / 1e6:.1f}M parameters as bpe_tied "
-              f"({c['n_layer']} layers, d {c['n_embd']}, "
-              f"block {c['block_size']}), {steps} steps of {step_tokens:,} tokens = {tokens / 1e6:.1f}M tokens per arm, "
-              f"{tokens / cfg['n_train_tokens']:.2f} epochs of the English corpus ({cfg['n_train_tokens'] / 1e6:.2f}M training "
-              f"tokens), the same batches for every arm, on {device.get('gpu') or cfg.get('device')} in {cfg.get('dtype')}. "
-              "The paper: 2.5B FineWeb-Edu tokens × 3 seeds.", "",
-              f"What it adds to the CPU answer (a model whose input table is {100 * p['input'] / p['total']:.0f} % of bpe_tied's "
+              f"({c['n_layer']} layers, d {c['n_embd']}, block {c['block_size']}), {steps} steps of {step_tokens:,} tokens = "
+              f"{tokens / 1e6:.1f}M tokens per arm, {tokens / cfg['n_train_tokens']:.2f} epochs of the English corpus "
+              f"({cfg['n_train_tokens'] / 1e6:.2f}M training tokens), the same batches for every arm, on "
+              f"{device.get('gpu') or cfg.get('device')} in {cfg.get('dtype')}. The paper: 2.5B FineWeb-Edu tokens × 3 seeds.", ""]
+    if unfinished or len(done) < len(GPU_ARMS):
+        lines += [f"Not finished, so left out: {', '.join(unfinished + [a for a in GPU_ARMS if not main[a]])}.", ""]
+    lines += [f"What it adds to the CPU answer (a model whose input table is {100 * p['input'] / p['total']:.0f} % of bpe_tied's "
               "parameters, where the CPU studies' is ~90 %): "
-              + "; ".join(f"{k} {d:+.3f} nats ({p:+.2f} %)" for k, (d, p) in gap.items())
+              + "; ".join(f"{k} {d:+.3f} nats ({pc:+.2f} %)" for k, (d, pc) in gap.items())
               + f" (the paper: kron − bpe_tied −{PAPER['gap_nats']} nats, −{PAPER['gap_pct']}).", "",
               "| arm | final val loss | vs bpe_tied (nats) | first eval step at or below bpe_tied's final loss | "
               "typo top-1 kept | mean KL |", "|---|---|---|---|---|---|"]
-    for arm, r in main.items():
+    for arm, r in done.items():
         reach = next((e["step"] for e in r["evals"] if e["val_loss"] <= loss["bpe_tied"]), None)
         rob = r["robustness"] or {}
         lines.append(f"| {arm} | {loss[arm]:.4f} | {loss[arm] - loss['bpe_tied']:+.4f} | {reach if reach is not None else 'not reached'} | "
                      + (f"{100 * rob['top1_match_rate']:.1f} % | {rob['mean_kl']:.3f} |" if rob else "- | - |"))
+    arms = list(done)
     lines += ["", f"Evaluations every {c['eval_interval']} steps, so the step column has that resolution.", "",
               "The gap along the run (validation loss):", "",
-              "| step | " + " | ".join(GPU_ARMS) + " | kron − bpe_tied | bpe_untied − bpe_tied |", "|---" * 6 + "|"]
-    by_step = {arm: {e["step"]: e["val_loss"] for e in r["evals"]} for arm, r in main.items()}
+              "| step | " + " | ".join(arms) + " | " + " | ".join(f"{a} − bpe_tied" for a in arms[1:]) + " |",
+              "|---" * (2 * len(arms)) + "|"]
+    by_step = {arm: {e["step"]: e["val_loss"] for e in r["evals"]} for arm, r in done.items()}
     for step in sorted(set.intersection(*(set(v) for v in by_step.values()))):
-        v = {arm: by_step[arm][step] for arm in GPU_ARMS}
-        lines.append(f"| {step} | " + " | ".join(f"{v[a]:.4f}" for a in GPU_ARMS)
-                     + f" | {v['kron'] - v['bpe_tied']:+.4f} | {v['bpe_untied'] - v['bpe_tied']:+.4f} |")
+        v = {arm: by_step[arm][step] for arm in arms}
+        lines.append(f"| {step} | " + " | ".join(f"{v[a]:.4f}" for a in arms) + " | "
+                     + " | ".join(f"{v[a] - v['bpe_tied']:+.4f}" for a in arms[1:]) + " |")
     sources = sorted(final["bpe_tied"].get("val_loss_by_source") or {})
     if sources:
-        lines += ["", "Final validation loss per source:", "", "| source | " + " | ".join(GPU_ARMS) + " |", "|---" * 4 + "|"]
-        lines += [f"| {s} | " + " | ".join(f"{final[a]['val_loss_by_source'][s]:.4f}" for a in GPU_ARMS) + " |" for s in sources]
-    extra = {n: r for n, r in runs.items() if n.endswith("-s1338") and r["evals"]}
+        lines += ["", "Final validation loss per source:", "", "| source | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
+        lines += [f"| {s} | " + " | ".join(f"{final[a]['val_loss_by_source'][s]:.4f}" for a in arms) + " |" for s in sources]
+    extra = {n: r for n, r in runs.items() if n.endswith("-s1338") and r["finished"]}
     if extra:
         lines += ["", "Seed 1338 (ran because device time remained): "
                   + "; ".join(f"{n} {r['evals'][-1]['val_loss']:.4f} at step {r['evals'][-1]['step']}" for n, r in extra.items()) + "."]

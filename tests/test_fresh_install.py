@@ -197,3 +197,13 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     text = "\n".join(make_results.gpu_study_section(str(kept)))
     assert "one seed (1337), no interval" in text and "| kron | " in text and "kron − bpe_untied" in text
+    # an arm the device call cut short: its partial log is kept, named, and never compared
+    log = kept / "runs" / "kron-s1337" / "metrics.jsonl"
+    records = [json.loads(ln) for ln in open(log)]
+    last_eval = max(i for i, r in enumerate(records) if r["kind"] == "eval")
+    log.write_text("".join(json.dumps(r) + "\n" for r in records[:last_eval]))
+    meta = json.load(open(kept / "runs" / "kron-s1337" / "ckpt.json"))
+    (kept / "runs" / "kron-s1337" / "ckpt.json").write_text(json.dumps(dict(meta, finished=False)))
+    text = "\n".join(make_results.gpu_study_section(str(kept)))
+    assert "Not finished, so left out: kron (stopped at step 2 of 4)" in text and "| kron | " not in text
+    assert re.search(r"bpe_untied − bpe_tied [+-]\d", text) and not re.search(r"kron − bpe_tied [+-]\d", text)
