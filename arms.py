@@ -187,7 +187,7 @@ def check_controls(cfg):
 
 def kron_input(cfg):
     return KronInput(cfg.vocab_size, cfg.n_embd, scale=cfg.kron_scale, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
-                     mode=cfg.kron_mode, byte_source=cfg.kron_byte_source, length_norm=cfg.kron_length_norm,
+                     byte_source=cfg.kron_byte_source, length_norm=cfg.kron_length_norm,
                      z_norm=cfg.kron_z_norm, shuffle_seed=cfg.kron_shuffle_seed)
 
 

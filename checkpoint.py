@@ -162,17 +162,17 @@ def restore_optimizer(optimizer, saved):
 
 
 def fixed_on_resume():
-    """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but the
-    execution-only kron_mode and dropout) and the seed, which picks every batch."""
+    """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but dropout)
+    and the seed, which picks every batch."""
     from dataclasses import fields
 
     from model import GPTConfig
-    return tuple(f.name for f in fields(GPTConfig) if f.name not in ("kron_mode", "dropout")) + ("seed",)
+    return tuple(f.name for f in fields(GPTConfig) if f.name != "dropout") + ("seed",)
 
 
 # Settings that change how a run is executed or reported, never what it computes.
 NOT_RESULTS = ("out_dir", "init_from", "eval_only", "log_interval", "ckpt_interval", "wandb_log", "wandb_project", "wandb_run_name",
-               "wandb_group", "compile", "num_threads", "backend", "peak_flops", "kron_mode")
+               "wandb_group", "compile", "num_threads", "backend", "peak_flops")
 
 
 def config_changes(theirs, ours, ignore=("init_from", "eval_only")):

@@ -98,7 +98,6 @@ RANGES = {
     "dtype": (lambda v: v in ("auto", "float32", "bfloat16", "float16"), "'auto', 'float32', 'bfloat16' or 'float16'"),
     "backend": (lambda v: v in ("auto", "nccl", "gloo"), "'auto', 'nccl' or 'gloo'"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
-    "kron_mode": (lambda v: v in ("fused", "cached", "dynamic"), "'fused', 'cached' or 'dynamic'"),
     "input_init_std": (lambda v: v is None or (isinstance(v, (int, float)) and v > 0), "None or a number > 0"),
     "kron_shuffle_seed": (lambda v: v is None or (isinstance(v, int) and v >= 0), "None or an integer >= 0"),
     "kron_scale": (lambda v: v > 0, "a number > 0"),

@@ -44,7 +44,6 @@ class GPTConfig:
     embedding: str = "bpe_tied"
     tokenizer: str = "gpt2"
     kron_pos_dim: int = 16
-    kron_mode: str = "fused"
     kron_byte_source: str = "exact"
     kron_length_norm: bool = True
     kron_z_norm: bool = True
@@ -290,17 +289,13 @@ class GPT(nn.Module):
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def load_checkpoint(path, device="cpu", mode=None):
+def load_checkpoint(path, device="cpu"):
     """A train.py checkpoint -> (model in eval mode, checkpoint dict), read without running code
-    (checkpoint.load). Works across devices (a GPU checkpoint loads on CPU and back). `mode`
-    switches a Kron model's execution mode (fused, cached, dynamic): the state is the same
-    projection in all three."""
+    (checkpoint.load). Works across devices (a GPU checkpoint loads on CPU and back). Settings the
+    model no longer has (e.g. kron_mode, from before the layer had one form) are ignored."""
     import checkpoint
     ckpt = checkpoint.load(path, map_location=device)
-    args = dict(ckpt["model_args"])
-    if mode is not None:
-        args["kron_mode"] = mode
-    model = GPT(GPTConfig.from_dict(args))
+    model = GPT(GPTConfig.from_dict(ckpt["model_args"]))
     model.load_state_dict(checkpoint.model_state(ckpt))
     ckpt.pop("optimizer", None)  # inference needs the weights only: free the optimizer state (2x the model)
     ckpt.pop("model", None)

@@ -2,5 +2,4 @@
 include("base_124m.py")
 embedding = "kron"
 kron_pos_dim = 16           # D = 256 * 16 = 4096, the paper's 124M setting
-kron_mode = "fused"         # same outputs as "cached" and "dynamic" (the paper's on-the-fly variant)
 kron_byte_source = "exact"  # "decode" reproduces the reference code's U+FFFD collisions

@@ -2,4 +2,3 @@
 include("base_cpu.py")
 embedding = "kron"
 kron_pos_dim = 16
-kron_mode = "fused"

@@ -3,5 +3,4 @@
 include("base_124m.py")
 embedding = "kron_tied"
 kron_pos_dim = 16
-kron_mode = "fused"
 kron_byte_source = "exact"

@@ -3,4 +3,3 @@
 include("base_cpu.py")
 embedding = "kron_tied"
 kron_pos_dim = 16
-kron_mode = "fused"

@@ -28,13 +28,30 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from kron_embed import KroneckerEmbedding  # noqa: E402
+from kron_embed import KroneckerEmbedding, codec_table, reference_forward  # noqa: E402
 from runtime import autocast_for, default_dtype, use_fast_matmul  # noqa: E402
 
 SHAPES = {"gpt2": dict(V=50304, pos_dim=16, d=768, tokens=8192, repeats=15, warmup=3),
           "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1),
           "tiny": dict(V=50304, pos_dim=16, d=32, tokens=256, repeats=2, warmup=1)}  # smoke tests only
 IMPLS = ("embedding", "fused", "cached", "dynamic")
+
+
+class ReferenceKron(torch.nn.Module):
+    """The paper's explicit constructions around a KroneckerEmbedding's projection (kron_embed's
+    reference_forward): "dynamic" builds the D-wide codec per batch, "cached" keeps the (V, D) table."""
+
+    def __init__(self, kron, how):
+        super().__init__()
+        self.kron, self.how = kron, how
+        self.register_buffer("table", codec_table(kron) if how == "cached" else None, persistent=False)
+
+    @property
+    def weight(self):
+        return self.kron.weight
+
+    def forward(self, ids):
+        return reference_forward(self.kron, ids, self.how, self.table)
 
 
 def build(impl, s, device):
@@ -45,11 +62,9 @@ def build(impl, s, device):
         layer = torch.nn.Embedding(s["V"], s["d"], device=device)
         torch.nn.init.normal_(layer.weight, std=0.02)
     else:  # the byte tables are small and made on the host; the cached codec table is built on the device
-        layer = KroneckerEmbedding(s["V"], s["d"], pos_dim=s["pos_dim"], mode="fused").to(device)
+        layer = KroneckerEmbedding(s["V"], s["d"], pos_dim=s["pos_dim"]).to(device)
         if impl != "fused":
-            layer.mode = impl
-            if impl == "cached":
-                layer.register_buffer("codec_table", layer._build_table(), persistent=False)
+            layer = ReferenceKron(layer, impl)
     return layer, torch.optim.AdamW(layer.parameters(), lr=1e-4, weight_decay=0.1)
 
 
@@ -118,7 +133,7 @@ def bench_tied_head(name, s, device, autocast):
     torch.manual_seed(0)
     head = torch.nn.Linear(s["d"], s["V"], bias=False).to(device)
     torch.nn.init.normal_(head.weight, std=0.02)
-    kron = KroneckerEmbedding(s["V"], s["d"], pos_dim=s["pos_dim"], mode="fused").to(device)
+    kron = KroneckerEmbedding(s["V"], s["d"], pos_dim=s["pos_dim"]).to(device)
     h = (torch.randn(s["tokens"], s["d"], generator=g)).to(device)
     g_logits = (torch.randn(s["tokens"], s["V"], generator=g) * 1e-4).to(device)
     g_vocab = (torch.randn(s["V"], s["d"], generator=g) * 1e-4).to(device)

@@ -9,7 +9,7 @@ host memory (pinned on CUDA) like train.py's. Arms are interleaved step by step 
 all of them alike; reported are the median and interquartile range after warm-up, tokens/s from the
 median, the ratio to bpe_tied, on CUDA the peak memory, MFU and the host-device synchronisations
 inside one step (counted with torch.cuda.set_sync_debug_mode; train.py reads the loss back only at
-log steps, outside the step). Kron is timed in each --kron-modes mode. Prints a table and writes
+log steps, outside the step). Prints a table and writes
 JSON (default bench/train.json).
 """
 import argparse
@@ -32,12 +32,12 @@ from step import TrainStep  # noqa: E402
 RECOMPILES_PER_VARIANT = 4  # Dynamo's recompile limit is raised to this per variant (see allow_recompiles)
 
 
-def child_peak_rss(args, name, arm, mode):
+def child_peak_rss(args, arm):
     """Peak resident memory (bytes) of a fresh process that trains this variant alone for a few steps:
     on CPU, one process per variant is the only clean peak (os.wait4 gives that child's own rusage)."""
     import subprocess
     import tempfile
-    cmd = [sys.executable, os.path.abspath(__file__), "--arms", arm, "--kron-modes", mode, "--steps", "2", "--warmup", "1",
+    cmd = [sys.executable, os.path.abspath(__file__), "--arms", arm, "--steps", "2", "--warmup", "1",
            "--n-layer", str(args.n_layer), "--n-head", str(args.n_head), "--n-embd", str(args.n_embd),
            "--block-size", str(args.block_size), "--batch-size", str(args.batch_size), "--accum", str(args.accum),
            "--device", "cpu", "--out", os.path.join(tempfile.mkdtemp(), "rss.json")]
@@ -45,7 +45,7 @@ def child_peak_rss(args, name, arm, mode):
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise RuntimeError(f"the peak-memory run of {name} failed (exit {proc.returncode}): {' '.join(cmd)}")
+        raise RuntimeError(f"the peak-memory run of {arm} failed (exit {proc.returncode}): {' '.join(cmd)}")
     return usage.ru_maxrss * 1024  # kilobytes on Linux
 
 
@@ -102,7 +102,6 @@ def parse_args(argv):
     p.add_argument("--block-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--arms", nargs="+", default=list(EMBEDDINGS), choices=list(EMBEDDINGS))
-    p.add_argument("--kron-modes", nargs="+", default=["fused"], choices=["fused", "cached", "dynamic"])
     p.add_argument("--accum", type=int, default=1, help="micro-batches per step (train.py's gradient accumulation)")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--warmup", type=int, default=3)
@@ -119,17 +118,17 @@ def parse_args(argv):
 
 
 def build_steps(args, variants, autocast):
-    """{name: (model, TrainStep)}: the same GPT per variant, seeded alike, stepped as train.py steps it."""
+    """{arm: (model, TrainStep)}: the same GPT per arm, seeded alike, stepped as train.py steps it."""
     setups = {}
-    for name, arm, mode in variants:
+    for arm in variants:
         torch.manual_seed(0)
         cfg = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
-                        embedding=arm, kron_mode=mode)
+                        embedding=arm)
         model = GPT(cfg).to(args.device)
         opt = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), args.device)
         run = torch.compile(model) if args.compile else model
         shared = model.step_output_matrix()  # kron_tied: E(W) once a step, as train.py
-        setups[name] = (model, TrainStep(run, opt, args.accum, 1.0, autocast, output_matrix=shared))
+        setups[arm] = (model, TrainStep(run, opt, args.accum, 1.0, autocast, output_matrix=shared))
     return setups
 
 
@@ -178,7 +177,7 @@ def report(args, variants, setups, times, peak, syncs, graphs):
     dev = args.device
     tokens = args.batch_size * args.block_size * args.accum
     peak_flops = peak_flops_of(torch.cuda.get_device_name()) if dev == "cuda" else None
-    first = variants[0][0]
+    first = variants[0]
     base = statistics.median(times[first])
     res = {}
     print(f"\n{dev} | d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
@@ -213,13 +212,10 @@ def main(argv=None):
     use_fast_matmul(dev)  # train.py's precision flags: the same arithmetic, and inductor's cache shared with it
     dtype = default_dtype(dev) if args.dtype == "auto" else args.dtype
     autocast = autocast_for(dev, dtype)
-    variants = []
-    for arm in args.arms:
-        for mode in (args.kron_modes if arm.startswith("kron") else [None]):
-            variants.append((arm if mode is None else f"{arm}[{mode}]", arm, mode or "fused"))
+    variants = list(dict.fromkeys(args.arms))
     peak = {}  # before any model exists here: a forked child starts with its parent's resident pages
     if dev == "cpu" and args.cpu_peak_rss:
-        peak = {name: child_peak_rss(args, name, arm, mode) for name, arm, mode in variants}
+        peak = {arm: child_peak_rss(args, arm) for arm in variants}
     recompile_limit = allow_recompiles(len(variants)) if args.compile else None
     setups = build_steps(args, variants, autocast)
     print(f"timing {len(variants)} variants: {args.warmup} warm-up + {args.steps} timed steps each, interleaved", flush=True)

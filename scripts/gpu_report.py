@@ -21,7 +21,7 @@ RESULTS = os.path.join(ROOT, "results", "gpu")
 README = os.path.join(ROOT, "README.md")
 START, END = "<!-- gpu-report:start -->", "<!-- gpu-report:end -->"
 KEPT = re.compile(r"^(device|bench_train|bench_embed_gpt2|bench_embed_large|resume)\.json$|^stages\.tsv$|^[a-z_0-9]+\.log$")
-ARMS = ("bpe_tied", "kron[fused]", "bpe_untied", "kron_tied[fused]")
+ARMS = ("bpe_tied", "kron", "bpe_untied", "kron_tied")
 
 
 def import_archive(archive, results=RESULTS, allow_cpu=False):
@@ -110,10 +110,10 @@ def render_device(folder):
         if res.get("bpe_tied", {}).get("mfu") is not None:
             targets.append(("bpe_tied MFU >= 40 % of the datasheet peak", f"{100 * res['bpe_tied']['mfu']:.1f} %",
                             res["bpe_tied"]["mfu"] >= 0.40))
-        if {"kron[fused]", "bpe_untied"} <= set(ms):
-            r = ms["kron[fused]"] / ms["bpe_untied"]
+        if {"kron", "bpe_untied"} <= set(ms):
+            r = ms["kron"] / ms["bpe_untied"]
             targets.append(("kron step <= 1.01x bpe_untied's", f"{r:.3f}×", r <= 1.01))
-        for arm, label in (("kron[fused]", "kron"), ("kron_tied[fused]", "kron_tied")):
+        for arm, label in (("kron", "kron"), ("kron_tied", "kron_tied")):
             if arm in ms and "bpe_tied" in ms:
                 r = ms[arm] / ms["bpe_tied"]
                 targets.append((f"{label} step <= 1.05x bpe_tied's", f"{r:.3f}×", r <= 1.05))
@@ -143,11 +143,11 @@ def render_device(folder):
                 for impl, r in impls.items():
                     vs = f"{r['fwd_bwd_median_ms'] / base:.2f}×" if base else "-"
                     lines.append(f"| {impl} | {r['fwd_bwd_median_ms']:.2f} | {vs} | {r['non_trainable_bytes'] / 1e6:.3f} |")
-                if sname == "gpt2" and train and "fused" in impls and "kron[fused]" in train["results"]:
+                if sname == "gpt2" and train and "fused" in impls and "kron" in train["results"]:
                     a = train["meta"]["args"]  # scaled from the layer benchmark's tokens to the step's
                     step_tokens = a["batch_size"] * a["block_size"] * a["accum"]
                     layer_ms = impls["fused"]["fwd_bwd_median_ms"] * step_tokens / emb["shapes"][sname]["tokens"]
-                    share = layer_ms / train["results"]["kron[fused]"]["median_ms"]
+                    share = layer_ms / train["results"]["kron"]["median_ms"]
                     targets.append(("fused layer fwd+bwd <= 1 % of the kron step (scaled to the step's tokens)",
                                     f"{100 * share:.2f} %", share <= 0.01))
     resume = _load(folder, "resume.json")

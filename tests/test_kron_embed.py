@@ -1,4 +1,5 @@
-"""The Kronecker codec and layer: geometry, closed forms, mode agreement, byte tables, bad input."""
+"""The Kronecker codec and layer: geometry, closed forms, agreement with the explicit constructions,
+byte tables, bad input."""
 import math
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kron_embed import (MODES, KroneckerEmbedding, codec_cosines, codec_stats, encode_bytes, kron_codec, token_byte_table,
-                        utf8_truncate)
+from kron_embed import (KroneckerEmbedding, codec_cosines, codec_stats, codec_table, encode_bytes, kron_codec,
+                        reference_forward, token_byte_table, utf8_truncate)
 from tokenizer import get_tokenizer
 
 
@@ -138,22 +139,28 @@ def test_byte_fallback_pieces(tmp_path):
 
 @pytest.fixture(scope="module")
 def layers():
+    """The layer (its fused closed form), and the same projection through the paper's explicit
+    constructions: the codec built per batch ("dynamic") and the precomputed (V, D) table ("cached")."""
     torch.manual_seed(0)
-    out = {m: KroneckerEmbedding(50304, 48, pos_dim=16, mode=m) for m in MODES}
-    for m in MODES:
-        out[m].weight.data.copy_(out["fused"].weight.data)
-    return out
+    layer = KroneckerEmbedding(50304, 48, pos_dim=16)
+    table = codec_table(layer)
+    return {"fused": layer,
+            "dynamic": lambda ids, **kw: reference_forward(layer, ids, "dynamic", **kw),
+            "cached": lambda ids, **kw: (reference_forward(layer, ids, "cached", table) if not kw
+                                         else reference_forward(layer, ids, "dynamic", **kw))}
 
 
 def run_modes(layers, ids, **kw):
     torch.manual_seed(1)
     upstream = torch.randn(*ids.shape, 48)
+    weight = layers["fused"].weight
     results = {}
-    for mode, layer in layers.items():
-        layer.weight.grad = None
-        y = layer(ids, **kw)
+    for mode, forward in layers.items():
+        weight.grad = None
+        y = forward(ids, **kw)
         y.backward(upstream)
-        results[mode] = (y.detach(), layer.weight.grad.clone())
+        results[mode] = (y.detach(), weight.grad.clone())
+    weight.grad = None
     return results
 
 
@@ -195,12 +202,11 @@ def test_parameter_counts_at_gpt2_shape():
 def test_padded_ids_and_free_slots(layers):
     layer = layers["fused"]
     assert (layer(torch.tensor([50300])) == 0).all()  # no bytes yet: zero codec -> zero embedding
-    for mode, lay in layers.items():
-        lay.set_token_bytes(50300, b"kronekticus")
-    ref = layers["fused"](torch.tensor([0]), byte_overrides={0: b"kronekticus"})
-    for lay in layers.values():
-        assert torch.allclose(lay(torch.tensor([50300])), ref, atol=1e-5)
-        lay.set_token_bytes(50300, b"")
+    layer.set_token_bytes(50300, b"kronekticus")
+    ref = layer(torch.tensor([0]), byte_overrides={0: b"kronekticus"})
+    for how in ("fused", "dynamic"):
+        assert torch.allclose(layers[how](torch.tensor([50300])), ref, atol=1e-5)
+    layer.set_token_bytes(50300, b"")
     assert 50300 in layer.free_slots() and 50256 not in layer.free_slots()
     with pytest.raises(ValueError, match="real token"):
         layer.set_token_bytes(42, b"x")
@@ -247,8 +253,10 @@ def test_bad_input_is_a_clear_error(layers):
         KroneckerEmbedding(100, 8, tokenizer="nope")
     with pytest.raises(ValueError, match="pos_dim=0"):
         KroneckerEmbedding(50304, 8, pos_dim=0)
-    with pytest.raises(ValueError, match="mode='fast'"):
-        KroneckerEmbedding(50304, 8, mode="fast")
+    with pytest.raises(ValueError, match="how='fast'"):
+        reference_forward(layer, torch.tensor([1]), "fast")
+    with pytest.raises(ValueError, match="needs table=codec_table"):
+        reference_forward(layer, torch.tensor([1]), "cached")
     with pytest.raises(ValueError, match="vocab_size=100"):
         KroneckerEmbedding(100, 8)
     with pytest.raises(ValueError, match="byte_source='pieces'"):
@@ -256,12 +264,10 @@ def test_bad_input_is_a_clear_error(layers):
 
 
 def test_pos_dim_32():
-    layer = KroneckerEmbedding(50304, 16, pos_dim=32, mode="fused")
+    layer = KroneckerEmbedding(50304, 16, pos_dim=32)
     assert layer.D == 8192 and layer.byte_stats["truncated"] == 14  # GPT-2: 14 tokens exceed 32 bytes
-    cached = KroneckerEmbedding(50304, 16, pos_dim=32, mode="dynamic")
-    cached.weight.data.copy_(layer.weight.data)
     ids = torch.randint(0, 50257, (64,))
-    assert (layer(ids) - cached(ids)).abs().max().item() < 1e-5
+    assert (layer(ids) - reference_forward(layer, ids, "dynamic")).abs().max().item() < 1e-5
 
 
 @pytest.mark.parametrize("z_norm", [True, False])

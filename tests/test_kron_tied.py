@@ -11,7 +11,7 @@ import arms
 
 import train
 from configurator import ConfigError
-from kron_embed import KroneckerEmbedding
+from kron_embed import KroneckerEmbedding, codec_table, reference_forward
 from model import GPT, GPTConfig, load_checkpoint
 from runlog import read_metrics
 from tests.conftest import tiny_config
@@ -19,8 +19,11 @@ from tests.conftest import tiny_config
 
 @pytest.fixture(scope="module")
 def cached_layer():
+    """A layer and its explicit (V, D) codec table (the paper's cached construction)."""
     torch.manual_seed(0)
-    return KroneckerEmbedding(50304, 16, pos_dim=4, mode="cached")
+    layer = KroneckerEmbedding(50304, 16, pos_dim=4)
+    layer.table = codec_table(layer)
+    return layer
 
 
 def test_vocabulary_equals_row_by_row_forward_of_every_id(cached_layer):
@@ -28,7 +31,8 @@ def test_vocabulary_equals_row_by_row_forward_of_every_id(cached_layer):
     with torch.no_grad():
         rebuilt = cached_layer.vocabulary()
         ids = torch.arange(50304)
-        rows = torch.cat([cached_layer(ids[i:i + 4096]) for i in range(0, 50304, 4096)])
+        rows = torch.cat([reference_forward(cached_layer, ids[i:i + 4096], "cached", cached_layer.table)
+                          for i in range(0, 50304, 4096)])
     assert rebuilt.shape == (50304, 16)
     assert torch.allclose(rebuilt, rows, atol=1e-5)
     assert torch.all(rebuilt[50257:] == 0) and not cached_layer.has_bytes()[50257:].any()
@@ -43,7 +47,7 @@ def test_head_gradient_through_w_matches_cached_table_reference(cached_layer):
     F.cross_entropy(0.5 * h @ cached_layer.vocabulary().T, target).backward()
     fused_grad = W.grad.clone()
     W.grad = None
-    F.cross_entropy(0.5 * h @ (cached_layer.codec_table @ W).T, target).backward()  # the explicit V x D route
+    F.cross_entropy(0.5 * h @ (cached_layer.table @ W).T, target).backward()  # the explicit V x D route
     assert ((fused_grad - W.grad).norm() / W.grad.norm()).item() < 1e-5
 
 
