@@ -18,8 +18,11 @@ import os
 import pickle
 import sys
 import zipfile
+from dataclasses import asdict, fields
 
 import torch
+
+from model import GPT, GPTConfig
 
 FORMAT = 2  # 1: train.py before ckpt.json (numpy RNG state inside); 2: plain data only
 CKPT_NAME, META_NAME = "ckpt.pt", "ckpt.json"
@@ -45,6 +48,49 @@ def _atomic_write(path, write):
             raise
         raise CheckpointError(f"writing {path} failed ({type(e).__name__}: {e}); the previous {os.path.basename(path)} "
                               f"is intact") from e
+
+
+def save_run(out_dir, model, optimizer, config, step, best_val, val_loss, finished, wandb_id, device_type):
+    """What a checkpoint holds, in one place: the model's weights and shape (model_args), the
+    optimizer, the run's config, the step, the best and last validation loss, whether it finished,
+    its wandb id and the RNG states; ckpt.json repeats the run facts for tools that never open it."""
+    state = {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": asdict(model.config),
+        "config": config, "iter_num": step, "best_val_loss": best_val, "finished": finished, "wandb_id": wandb_id,
+        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None},
+    }
+    save(out_dir, state, _meta_of(state, val_loss))
+
+
+def _meta_of(state, val_loss):
+    return {"step": state["iter_num"], "finished": state["finished"], "val_loss": val_loss,
+            "best_val_loss": state["best_val_loss"], "config": state["config"], "model_args": state["model_args"]}
+
+
+def ensure_meta(out_dir, ckpt):
+    """Give a checkpoint written before the ckpt.json sidecar existed its sidecar."""
+    if read_meta(out_dir) is None:
+        save_meta(out_dir, _meta_of(dict(ckpt, config=ckpt.get("config") or {}), None))
+
+
+def restore_rng(ckpt, device_type):
+    """The RNG states a checkpoint saved (CUDA's only on CUDA), so a resumed run draws what it would have."""
+    torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+    if device_type == "cuda" and ckpt["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu())
+
+
+def load_model(path, device="cpu"):
+    """A train.py checkpoint -> (model in eval mode, checkpoint dict), read without running code.
+    Works across devices (a GPU checkpoint loads on CPU and back). Settings the model no longer has
+    (e.g. kron_mode, from before the layer had one form) are ignored. The optimizer state is dropped:
+    inference needs the weights only (it is twice the model)."""
+    ckpt = load(path, map_location=device)
+    model = GPT(GPTConfig.from_dict(ckpt["model_args"]))
+    model.load_state_dict(model_state(ckpt))
+    ckpt.pop("optimizer", None)
+    ckpt.pop("model", None)
+    return model.to(device).eval(), ckpt
 
 
 def save(out_dir, state, meta):
@@ -164,9 +210,6 @@ def restore_optimizer(optimizer, saved):
 def fixed_on_resume():
     """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but dropout)
     and the seed, which picks every batch."""
-    from dataclasses import fields
-
-    from model import GPTConfig
     return tuple(f.name for f in fields(GPTConfig) if f.name != "dropout") + ("seed",)
 
 

@@ -4,7 +4,8 @@
 
 Config files are plain Python and are *executed* (as in nanoGPT): run only configs you trust. They
 assign names (`n_layer = 12`); names they import (`from math import pi`) and names starting with `_`
-are helpers, not settings; `include("base_cpu.py")` runs a base file from the same folder first. `--key=value` overrides come after and are parsed as Python literals
+are helpers, not settings; `include("base_cpu.py")` runs a base file from the same folder first.
+`--key=value` overrides come after and are parsed as Python literals
 (strings may be written bare: --out_dir=out/run1). Every key must exist in DEFAULTS and keep its type
 (an int is accepted where a float is expected; a default of None accepts anything), and every value
 must lie in its range (`validate`). Anything else is a ConfigError naming the key and the value.
@@ -31,7 +32,8 @@ class TrainConfig(GPTConfig):
     eval_iters: int = 20
     eval_only: bool = False
     init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
-    ckpt_interval: Optional[int] = None  # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
+    # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
+    ckpt_interval: Optional[int] = None
     # wandb
     wandb_log: bool = False
     wandb_project: str = "kronecker-embeddings"

@@ -9,10 +9,10 @@
 
 Everything else is the nanoGPT GPT: pre-norm blocks, learned absolute positions, GELU MLP, causal
 scaled-dot-product attention, init std 0.02 with residual projections scaled by 1/sqrt(2*n_layer).
-`load_checkpoint` is the one place that turns a train.py checkpoint back into a model.
+Checkpoints (what they hold, loading one back into a model) are checkpoint.py's alone.
 """
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Optional
 
 import torch
@@ -285,22 +285,3 @@ class GPT(nn.Module):
     def n_real_tokens(self):
         from tokenizer import get_tokenizer
         return get_tokenizer(self.config.tokenizer).n_vocab
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def load_checkpoint(path, device="cpu"):
-    """A train.py checkpoint -> (model in eval mode, checkpoint dict), read without running code
-    (checkpoint.load). Works across devices (a GPU checkpoint loads on CPU and back). Settings the
-    model no longer has (e.g. kron_mode, from before the layer had one form) are ignored."""
-    import checkpoint
-    ckpt = checkpoint.load(path, map_location=device)
-    model = GPT(GPTConfig.from_dict(ckpt["model_args"]))
-    model.load_state_dict(checkpoint.model_state(ckpt))
-    ckpt.pop("optimizer", None)  # inference needs the weights only: free the optimizer state (2x the model)
-    ckpt.pop("model", None)
-    return model.to(device).eval(), ckpt
-
-
-def model_args_of(cfg):
-    return asdict(cfg)

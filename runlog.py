@@ -1,7 +1,8 @@
 """A run's folder: its metric log, where its records go, and the lock that makes one process its owner.
 
 train.py appends JSON lines to <out_dir>/metrics.jsonl through `RunLogger` (which also prints and
-feeds wandb); everything that reads them (the quickstart, compare, probes) calls `read_metrics`. `RunLock` is held by the training process for as long as it
+feeds wandb); everything that reads them (the quickstart, compare, probes) calls `read_metrics`.
+`RunLock` is held by the training process for as long as it
 runs, so a second run on the same out_dir is refused instead of interleaving logs and checkpoints.
 
 Record kinds: {"kind": "train", "step", "loss", "lr", "grad_norm", "dt_ms", "tokens_per_s", "mfu", ...},

@@ -94,8 +94,9 @@ class Runtime:
         if compile:
             model = torch.compile(model)
         if self.data_parallel:
-            from torch.nn.parallel import DistributedDataParallel as DDP
             import warnings
+
+            from torch.nn.parallel import DistributedDataParallel as DDP
             with warnings.catch_warnings():  # newer torch deprecates broadcast_buffers, but its replacement still
                 warnings.filterwarnings("ignore", message=".*broadcast_buffers")  # syncs at init, and gloo cannot
                 # broadcast the Kron layer's int16 byte buffers. They are deterministic: no sync is needed.
@@ -129,6 +130,7 @@ class Runtime:
         ("terminate called without an active exception", seen once on a rank of the 2-process test)."""
         if self.distributed:
             import gc
+
             import torch.distributed as dist
             gc.collect()
             dist.destroy_process_group()

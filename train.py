@@ -25,7 +25,7 @@ import torch
 import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import ShardError, TokenData
-from model import GPT, GPTConfig, model_args_of, peak_flops_of
+from model import GPT, GPTConfig, peak_flops_of
 from runlog import RunInUseError, RunLock, RunLogger
 from runtime import DeviceError, Runtime
 from step import TrainStep
@@ -162,16 +162,11 @@ class Trainer:
         if self.c.eval_only:
             return
         checkpoint.restore_optimizer(self.optimizer, ckpt["optimizer"])
-        rng = ckpt["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if self.rt.device_type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"].cpu())
+        checkpoint.restore_rng(ckpt, self.rt.device_type)
         if ckpt.get("finished") and self.iter_num >= self.c.max_iters:
             self.finished_before = True
-            if self.master and checkpoint.read_meta(self.c.out_dir) is None:  # written before ckpt.json existed
-                checkpoint.save_meta(self.c.out_dir, {
-                    "step": self.iter_num, "finished": True, "val_loss": None, "best_val_loss": self.best_val,
-                    "config": ckpt.get("config") or self.c.to_dict(), "model_args": ckpt["model_args"]})
+            if self.master:
+                checkpoint.ensure_meta(self.c.out_dir, ckpt)
         elif self.master:
             print(f"resumed {path} at step {self.iter_num}")
 
@@ -227,18 +222,10 @@ class Trainer:
     # --- checkpoints
 
     def save(self, finished=False):
-        if not self.master:
-            return
-        state = {
-            "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "model_args": model_args_of(self.raw_model.config), "config": self.c.to_dict(),
-            "iter_num": self.iter_num, "best_val_loss": self.best_val, "finished": finished, "wandb_id": self.wandb_id,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state() if self.rt.device_type == "cuda" else None},
-        }
-        meta = {"step": self.iter_num, "finished": finished, "val_loss": self.last_val, "best_val_loss": self.best_val,
-                "config": state["config"], "model_args": state["model_args"]}
-        checkpoint.save(self.c.out_dir, state, meta)
+        if self.master:
+            checkpoint.save_run(self.c.out_dir, self.raw_model, self.optimizer, self.c.to_dict(), self.iter_num,
+                                best_val=self.best_val, val_loss=self.last_val, finished=finished, wandb_id=self.wandb_id,
+                                device_type=self.rt.device_type)
 
     def init_wandb(self):
         self.wandb_id = self.log.start_wandb(self.c.to_dict(), self.wandb_id or uuid.uuid4().hex[:12])

@@ -30,8 +30,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kron_embed import codec_cosines, encode_bytes, kron_codec, token_byte_table  # noqa: E402
 from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import (canonical, cli, codec_string, load_all, md_table, parse_labelled,  # noqa: E402
-                           topk_neighbours, write_outputs)
+from probes.common import canonical, cli, codec_string, load_all, md_table, parse_labelled, topk_neighbours, write_outputs  # noqa: E402
 from tokenizer import get_tokenizer  # noqa: E402
 
 FAMILIES = {

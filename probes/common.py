@@ -14,8 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from checkpoint import load_model  # noqa: E402
 from kron_embed import encode_bytes, kron_codec  # noqa: E402
-from model import load_checkpoint  # noqa: E402
 from tokenizer import get_tokenizer  # noqa: E402
 
 _WS = re.compile(r"[\sĠ▁]+")
@@ -32,7 +32,7 @@ class Probed:
 
     def __init__(self, label, path, device="cpu"):
         self.label, self.path = label, path
-        self.model, self.ckpt = load_checkpoint(path, device=device)
+        self.model, self.ckpt = load_model(path, device=device)
         self.arm = self.model.config.embedding
         self.reads_bytes = getattr(self.model.transformer.wte, "reads_bytes", False)  # Kron: byte overrides, free slots
         self.tok = get_tokenizer(self.model.config.tokenizer)

@@ -25,8 +25,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import (canonical, cli, centred, common_args, load_all, md_table, single_token_id,  # noqa: E402
-                           topk_neighbours, write_outputs)
+from probes.common import canonical, centred, cli, common_args, load_all, md_table, single_token_id, topk_neighbours, write_outputs  # noqa: E402
 
 FAMILIES = {
     "run": (["run", "runs", "running", "runner", "ran", "rerun", "runners", "runaway"], "run",
@@ -101,7 +100,8 @@ def run(models, out_dir):
                     res["skipped_probes"].append(p)
                     continue
                 for d in present:
-                    strs = [m.tok.token_bytes(j).decode("utf-8", errors="replace") for j in topk_neighbours(spaces[d], spaces[d][i], K, exclude=[i])[0]]
+                    strs = [m.tok.token_bytes(j).decode("utf-8", errors="replace")
+                            for j in topk_neighbours(spaces[d], spaces[d][i], K, exclude=[i])[0]]
                     per_depth[d].append(scores(strs, p, root, family))
                     res["neighbours"].setdefault(p, {})[d] = strs
             res["per_family"][fam] = {d: {key: sum(s[key] for s in v) / len(v) for key in "LMS"} if v else None
@@ -133,7 +133,8 @@ def run(models, out_dir):
         if r["skipped_probes"]:
             md.append(f"\n{lab}: skipped multi-token probes {r['skipped_probes']}")
         if "run" in r["neighbours"]:
-            md.append(f"\n{lab} `run` neighbours: " + "; ".join(f"{d}: {', '.join(repr(s) for s in v[:6])}" for d, v in r["neighbours"]["run"].items()))
+            md.append(f"\n{lab} `run` neighbours: "
+                      + "; ".join(f"{d}: {', '.join(repr(s) for s in v[:6])}" for d, v in r["neighbours"]["run"].items()))
     write_outputs(out_dir, "layered", result, "\n".join(md))
     plot(result, os.path.join(out_dir, "layered.png"))
     return result

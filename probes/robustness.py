@@ -205,7 +205,8 @@ def summary(result, labels, categories):
     header = ["category"] + [f"{lab} top-1 / KL" for lab in labels] + (["top-1 winner"] if "category_winner_top1" in result else [])
     md += ["## Per category", md_table(header, crow), ""]
     if "wins_or_ties" in result:
-        md.append("Wins or ties on top-1 per category: " + ", ".join(f"{k} {v}/{len(categories)}" for k, v in result["wins_or_ties"].items()))
+        md.append("Wins or ties on top-1 per category: "
+                  + ", ".join(f"{k} {v}/{len(categories)}" for k, v in result["wins_or_ties"].items()))
     return "\n".join(md)
 
 
@@ -233,7 +234,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=200, help="pairs to generate with --generate")
     args = p.parse_args(argv)
     if args.generate:
-        prompts = [l.strip() for l in read_utf8_lines(args.generate, "prompts file") if l.strip()]
+        prompts = [line.strip() for line in read_utf8_lines(args.generate, "prompts file") if line.strip()]
         if not prompts:
             p.error(f"prompts file {args.generate!r} holds no prompts (one clean prompt a line)")
         pairs = generate_pairs(prompts, args.n)

@@ -224,8 +224,8 @@ def print_table(device, name, res):
     fused = res.get("fused", {}).get("median_ms")
     print(f"\n{device} | {name}")
     emb_fb = res.get("embedding", {}).get("fwd_bwd_median_ms")
-    print(f"| impl | fwd+bwd+AdamW ms (median [IQR]) | vs nn.Embedding | fwd+bwd ms | vs nn.Embedding | vs fused | trainable params | "
-          f"trainable state MB | non-trainable MB | max out diff | max rel grad diff |")
+    print("| impl | fwd+bwd+AdamW ms (median [IQR]) | vs nn.Embedding | fwd+bwd ms | vs nn.Embedding | vs fused | trainable params | "
+          "trainable state MB | non-trainable MB | max out diff | max rel grad diff |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for impl, r in res.items():
         if impl == "tied_head":

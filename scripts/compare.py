@@ -27,9 +27,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure  # noqa: E402
 from runlog import read_metrics, series_from_evals  # noqa: E402
 from stats import mean_std, t_interval95  # noqa: E402
-from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 
@@ -145,7 +145,8 @@ def contrast(data, ref, other):
 
 
 def contrasts_markdown(contrasts):
-    lines = ["| contrast | reference → other | seeds | gap (nats), mean ± std | 95 % CI (paired t) | gap at 25 / 50 / 75 / 100 % of training |",
+    lines = ["| contrast | reference → other | seeds | gap (nats), mean ± std | 95 % CI (paired t) "
+             "| gap at 25 / 50 / 75 / 100 % of training |",
              "|---|---|---|---|---|---|"]
     for label, c in contrasts.items():
         if c is None:
@@ -164,7 +165,8 @@ def markdown(res):
     b = res["baseline"]
     lines = [f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
              f"(positive: the arm reaches lower loss).\n",
-             "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap 95 % CI (paired t) | gap (%) | steps to baseline's final loss | step ratio | median step ms | tokens/s |",
+             "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap 95 % CI (paired t) | gap (%) "
+             "| steps to baseline's final loss | step ratio | median step ms | tokens/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g, r in res["groups"].items():
         gap = f"{r['gap_nats_mean']:+.4f} ± {r['gap_nats_std']:.4f}" if "gap_nats_mean" in r else "—"

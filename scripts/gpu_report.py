@@ -89,7 +89,8 @@ def render_device(folder):
     """The markdown for one kept GPU check."""
     dev, train = _load(folder, "device.json"), _load(folder, "bench_train.json")
     lines = [f"**{dev.get('gpu') or dev['device']}** (driver {dev.get('driver_version', '?')}, torch {dev['torch']}, "
-             f"CUDA {dev.get('cuda')}): {dev['matmul']['dtype']} {dev['matmul']['n']}³ matmul {dev['matmul']['tflops']:.3g} TFLOP/s measured"
+             f"CUDA {dev.get('cuda')}): {dev['matmul']['dtype']} {dev['matmul']['n']}³ matmul "
+             f"{dev['matmul']['tflops']:.3g} TFLOP/s measured"
              + (f", {dev['datasheet_peak_tflops']:.0f} datasheet" if dev.get("datasheet_peak_tflops") else "") + "."]
     targets = []
     if train:
@@ -97,10 +98,13 @@ def render_device(folder):
         lines += ["", f"Training step (`scripts/bench_train.py`, train.py's own step): {a['n_layer']} layers, d {a['n_embd']}, "
                   f"block {a['block_size']}, micro-batch {a['batch_size']}, {train['meta']['dtype']}, "
                   f"{'compiled' if a['compile'] else 'eager'}, median of {a['steps']} steps after {a['warmup']}.", "",
-                  "| arm | step ms [IQR] | tokens/s | vs bpe_tied | MFU (datasheet) | MFU (measured matmul) | peak GB | syncs/step | graph breaks |",
+                  "| arm | step ms [IQR] | tokens/s | vs bpe_tied | MFU (datasheet) | MFU (measured matmul) "
+                  "| peak GB | syncs/step | graph breaks |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for name, r in train["results"].items():
-            pct = (lambda v: f"{100 * v:.1f} %" if v is not None else "-")
+            def pct(v):
+                return f"{100 * v:.1f} %" if v is not None else "-"
+
             gb = f"{r['peak_mem_bytes'] / 2 ** 30:.1f}" if r.get("peak_mem_bytes") else "-"
             lines.append(f"| {name} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {r['tokens_per_s']:,.0f} | "
                          f"{r['ratio_to_first']:.3f}× | {pct(r.get('mfu'))} | {pct(r.get('mfu_vs_measured_matmul'))} | {gb} | "
@@ -138,7 +142,8 @@ def render_device(folder):
                 impls = {k: v for k, v in res.items() if k != "tied_head"}
                 base = impls.get("embedding", {}).get("fwd_bwd_median_ms")
                 lines += ["", f"Input layer alone (`scripts/bench_embed.py`, {sname}: V {emb['shapes'][sname]['V']:,}, "
-                          f"d {emb['shapes'][sname]['d']}, {emb['shapes'][sname]['tokens']:,} tokens, {emb['meta'].get('dtype', {}).get(device, '?')}):",
+                          f"d {emb['shapes'][sname]['d']}, {emb['shapes'][sname]['tokens']:,} tokens, "
+                          f"{emb['meta'].get('dtype', {}).get(device, '?')}):",
                           "", "| layer | fwd+bwd ms | vs nn.Embedding | non-trainable MB |", "|---|---|---|---|"]
                 for impl, r in impls.items():
                     vs = f"{r['fwd_bwd_median_ms'] / base:.2f}×" if base else "-"

@@ -145,7 +145,8 @@ def robustness_across_seeds(probes_root, heading):
         iv = t_interval95(xs)
         return f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "—"
     lines = [heading, "",
-             f"`probes/robustness.py` on each seed's final checkpoints (110 pairs; seeds {', '.join(map(str, sorted({s for r in runs.values() for s in r})))}). "
+             "`probes/robustness.py` on each seed's final checkpoints "
+             f"(110 pairs; seeds {', '.join(map(str, sorted({s for r in runs.values() for s in r})))}). "
              "Survival = the clean prompt's top-1 next token is also the typo prompt's; the baseline is how often two "
              "*unrelated* prompts share their top-1, i.e. what survival a generic predictor gets for free.", "",
              "| group | seeds | top-1 survival, mean [95 % CI over seeds] | baseline: unrelated prompts agree | mean KL [95 % CI] |",
@@ -156,7 +157,8 @@ def robustness_across_seeds(probes_root, heading):
         base = [o["unrelated_top1_agreement"] for o, _ in by_seed.values()]
         lines.append(f"| {label} | {len(by_seed)} | {mean_std(surv)[0]:.3f} {ci(surv)} | {mean_std(base)[0]:.3f} | "
                      f"{mean_std(kl)[0]:.4f} {ci(kl)} |")
-    lines += ["", "| contrast | seeds | survival difference, mean [95 % CI] | McNemar on pooled (seed, pair) outcomes | mean KL difference [95 % CI] |",
+    lines += ["", "| contrast | seeds | survival difference, mean [95 % CI] | McNemar on pooled (seed, pair) outcomes "
+              "| mean KL difference [95 % CI] |",
               "|---|---|---|---|---|"]
     separated, found = [], {}
     for name, ref, other in ROBUSTNESS_CONTRASTS:
@@ -311,7 +313,8 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, l
     if total:
         lines.append(f"- **Gap size.** Paper: {PAPER['gap_nats']} nats ({PAPER['gap_pct']}) at 124M / 2.5B tokens. Here "
                      f"(English, 0.49M tokens): {total['gap_mean']:+.3f} nats; on the Python docs (CPU study below): "
-                     f"{cmp_cpu['groups']['kron']['gap_nats_mean']:+.3f}. Different scale: neither confirms nor refutes the paper's figure.")
+                     f"{cmp_cpu['groups']['kron']['gap_nats_mean']:+.3f}. "
+                     "Different scale: neither confirms nor refutes the paper's figure.")
     lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
     if lt:
         lines.append(f"- **Does the gain last?** The paper reports kron ahead at 2.5B tokens. Here, in the 500-step runs "
@@ -330,7 +333,8 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, l
         if "kron" in r and "bpe_tied" in r:
             kk, kb = r["kron"]["overall"]["mean_kl"], r["bpe_tied"]["overall"]["mean_kl"]
             if kk > kb:
-                lines.append(f"- **Typo robustness, KL (Python docs).** Paper: kron's mean KL {PAPER['kl']} vs BPE. Here (CPU study, seed 1337): "
+                lines.append(f"- **Typo robustness, KL (Python docs).** Paper: kron's mean KL {PAPER['kl']} vs BPE. "
+                             "Here (CPU study, seed 1337): "
                              f"{kk:.3f} vs {kb:.3f}, {100 * (kk / kb - 1):+.0f} %: kron's next-token distribution moves *more* "
                              "under a typo. (Top-1 survival is higher for kron here, but at this scale most clean top-1 "
                              "predictions are a newline, '.' or ' the', so it mostly measures a generic predictor.)")
@@ -497,7 +501,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
              "",
              "**Scale, stated plainly.** These are small-scale CPU runs: a 4-layer, d=128 GPT "
              f"(block 256) trained for {g[base]['final_step']} steps of 4,096 tokens (~{g[base]['final_step'] * 4096 / 1e6:.2f}M tokens) "
-             f"on the Python 3.11 documentation ({f'{n_train_tokens / 1e6:.1f}M' if n_train_tokens else 'about 3.3M'} training tokens, `data/pydocs`), "
+             "on the Python 3.11 documentation "
+             f"({f'{n_train_tokens / 1e6:.1f}M' if n_train_tokens else 'about 3.3M'} training tokens, `data/pydocs`), "
              f"{seeds} seeds per arm (1337/1338/1339, identical batches per seed across arms), on a 2-core x86-64 CPU in fp32. "
              "The paper trains GPT-2 124M on 2.5B FineWeb-Edu tokens. Agreement or disagreement here says little about that scale; "
              "it shows what the method does when models are tiny and training is short.",
@@ -523,7 +528,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
         lines.append(f"| steps to bpe_tied's final loss | {PAPER['step_ratio']} fewer | {ratio} |")
     u = g.get("bpe_untied", {})
     if "gap_nats_mean" in u and "gap_nats_mean" in k:
-        lines.append(f"| bpe_untied vs bpe_tied (control; not in the paper's abstract) | — | {u['gap_nats_mean']:+.3f} ± {u['gap_nats_std']:.3f} nats |")
+        lines.append("| bpe_untied vs bpe_tied (control; not in the paper's abstract) | — | "
+                     f"{u['gap_nats_mean']:+.3f} ± {u['gap_nats_std']:.3f} nats |")
         lines.append("")
         lines.append(f"Reading: of kron's {k['gap_nats_mean']:+.3f}-nat gap to bpe_tied, untying the head alone (bpe_untied) "
                      f"accounts for {u['gap_nats_mean']:+.3f} nats; kron vs bpe_untied is "
@@ -533,14 +539,16 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
     if os.path.exists(os.path.join(probes_dir, "report.md")):
         with open(os.path.join(probes_dir, "report.md")) as f:
             report = f.read()
-        report = report.replace("](", "](results/study_cpu/probes/").replace("# Probe report", "## Probes on the seed-1337 final checkpoints", 1)
+        report = report.replace("](", "](results/study_cpu/probes/")
+        report = report.replace("# Probe report", "## Probes on the seed-1337 final checkpoints", 1)
         report = report.replace("\n## ", "\n### ").replace("### Probes on", "## Probes on")
         rob = os.path.join(probes_dir, "robustness.json")
         if os.path.exists(rob):
             r = load(rob)["models"]
             rows = [f"| {lab} | {m['overall']['top1_match_rate']:.3f} | {m['overall']['mean_kl']:.3f} |" for lab, m in r.items()]
             lines += ["## Spelling robustness next to the paper", "",
-                      f"Paper (124M): top-1 kept {PAPER['top1']} (kron vs bpe), KL {PAPER['kl']}, kron wins or ties {PAPER['wins']} categories.",
+                      f"Paper (124M): top-1 kept {PAPER['top1']} (kron vs bpe), KL {PAPER['kl']}, "
+                      f"kron wins or ties {PAPER['wins']} categories.",
                       "", "| model | top-1 match | mean KL |", "|---|---|---|"] + rows + [""]
         lines += [report, ""]
     lines += ["## Parameter savings", "", params_md, "", "## The study's configuration (`config/study_cpu.py`)", "", "```python",

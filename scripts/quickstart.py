@@ -19,8 +19,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from runlog import read_metrics  # noqa: E402
 from plotting import plot_val_curves  # noqa: E402
+from runlog import read_metrics  # noqa: E402
 
 
 def main(argv=None):

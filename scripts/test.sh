@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 PY=${PYTHON:-python3}
+"$PY" -m ruff check .            # house rules (pyproject.toml): pyflakes, pycodestyle, import order
 set +e
 "$PY" -m pytest -q -n auto "$@"   # one worker per core (pytest-xdist)
 status=$?

@@ -11,7 +11,7 @@ import torch
 import arms
 import checkpoint
 import train
-from model import GPT, GPTConfig, load_checkpoint
+from model import GPT, GPTConfig
 from runlog import read_metrics
 from tests import toy_arm  # noqa: F401 (registers "toy_tripled")
 from tests.conftest import tiny_config
@@ -39,7 +39,7 @@ def test_a_registered_toy_arm_trains_probes_and_runs_in_a_study(data_dir, tmp_pa
     assert torch.allclose(t.raw_model.embed(ids), 3.0 * t.raw_model.transformer.wte.weight[ids])
     evals = read_metrics(str(tmp_path / "toy"), "eval")
     assert evals[0]["emb_rms"] == pytest.approx(3 * evals[0]["wte_std"], rel=0.01)  # stats of what it produces
-    model, _ = load_checkpoint(str(tmp_path / "toy" / "ckpt.pt"))
+    model, _ = checkpoint.load_model(str(tmp_path / "toy" / "ckpt.pt"))
     assert type(model.transformer.wte).__name__ == "TripledTable"
     from probes import robustness
     sys.argv = ["robustness.py", f"toy={tmp_path / 'toy' / 'ckpt.pt'}", "--out", str(tmp_path / "probe")]

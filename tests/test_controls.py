@@ -26,8 +26,8 @@ def test_shuffled_bytes_keep_the_statistics_but_not_the_token():
     plain = KroneckerEmbedding(50304, 8, pos_dim=16)
     shuf = KroneckerEmbedding(50304, 8, pos_dim=16, shuffle_seed=7)
     n = plain.n_tokenizer_vocab
-    a = {bytes(r[:l].tolist()) for r, l in zip(plain.token_bytes[:n], plain.token_lengths[:n])}
-    b = {bytes(r[:l].tolist()) for r, l in zip(shuf.token_bytes[:n], shuf.token_lengths[:n])}
+    a = {bytes(r[:length].tolist()) for r, length in zip(plain.token_bytes[:n], plain.token_lengths[:n])}
+    b = {bytes(r[:length].tolist()) for r, length in zip(shuf.token_bytes[:n], shuf.token_lengths[:n])}
     assert a == b  # the same set of byte codes, hence the same statistics
     moved = (shuf.token_bytes[:n] != plain.token_bytes[:n]).any(dim=1).float().mean().item()
     assert moved > 0.99  # almost every token now has another token's bytes

@@ -58,7 +58,7 @@ def torchrun():
 
 def test_readme_cpu_torchrun_example_with_two_gloo_processes(data_dir, tmp_path):
     readme = open(os.path.join(ROOT, "README.md")).read()
-    line = next(l for l in readme.splitlines() if l.startswith("torchrun") and "_cpu.py" in l)
+    line = next(ln for ln in readme.splitlines() if ln.startswith("torchrun") and "_cpu.py" in ln)
     args = shlex.split(line.split("#")[0])
     assert args[:3] == ["torchrun", "--standalone", "--nproc_per_node=2"]
     out = tmp_path / "ddp"

@@ -7,8 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kron_embed import (KroneckerEmbedding, codec_cosines, codec_stats, codec_table, encode_bytes, kron_codec,
-                        reference_forward, token_byte_table, utf8_truncate)
+from kron_embed import (
+    KroneckerEmbedding,
+    codec_cosines,
+    codec_stats,
+    codec_table,
+    encode_bytes,
+    kron_codec,
+    reference_forward,
+    token_byte_table,
+    utf8_truncate,
+)
 from tokenizer import get_tokenizer
 
 

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 import arms
-
+import checkpoint
 import train
 from configurator import ConfigError
 from kron_embed import KroneckerEmbedding, codec_table, reference_forward
-from model import GPT, GPTConfig, load_checkpoint
+from model import GPT, GPTConfig
 from runlog import read_metrics
 from tests.conftest import tiny_config
 
@@ -99,7 +99,7 @@ def test_tiny_run_learns_and_resume_is_exact(data_dir, tmp_path):
     assert evals[0]["logit_scale"] == pytest.approx(0.02) and "proj_std_sqrtD" in evals[0]
     with pytest.raises(ConfigError, match="embedding: checkpoint 'kron_tied' vs config 'kron'"):
         train.Trainer(tiny_config(data_dir, full, embedding="kron", init_from="resume", max_iters=14)).run()
-    loaded, _ = load_checkpoint(str(full / "ckpt.pt"))
+    loaded, _ = checkpoint.load_model(str(full / "ckpt.pt"))
     assert loaded.config.embedding == "kron_tied" and loaded.lm_head.rebuilt_each_step
 
 

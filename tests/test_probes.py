@@ -1,15 +1,13 @@
 """Probes: metric functions on hand-made inputs, and every probe end to end on tiny checkpoints."""
 import json
 import math
-import os
 import random
 
 import pytest
 import torch
 
-from probes import clustering, generation, layered, norm_drift, robustness, run_all, tradeoff
+from probes import clustering, generation, layered, robustness, run_all
 from probes.common import canonical, load_all
-
 
 # --------------------------------------------------------------------------- metric functions
 

@@ -13,7 +13,6 @@ import torch
 import checkpoint
 import train
 from configurator import ConfigError, load_config
-from model import load_checkpoint
 from runlog import RunInUseError, RunLock
 from tests.conftest import tiny_config
 
@@ -53,7 +52,7 @@ def test_crafted_checkpoint_runs_no_code_anywhere(data_dir, tmp_path):
     crafted_checkpoint(str(out / "ckpt.pt"), marker)
     assert not marker.exists()
     for attempt in (lambda: checkpoint.load(str(out / "ckpt.pt")),
-                    lambda: load_checkpoint(str(out / "ckpt.pt")),
+                    lambda: checkpoint.load_model(str(out / "ckpt.pt")),
                     lambda: train.Trainer(tiny_config(data_dir, out, init_from="resume")).run(),
                     lambda: train.Trainer(tiny_config(data_dir, out, init_from="auto")).run(),
                     lambda: train.Trainer(tiny_config(data_dir, out, eval_only=True)).run()):

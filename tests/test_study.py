@@ -74,7 +74,8 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
                                                           "warmup_iters", "learning_rate", "min_lr")) + "\n")
     root = tmp_path / "study"
     # a finished run, and an interrupted one (stopped after step 2, as SIGTERM would)
-    train.Trainer(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3)).run()
+    train.Trainer(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6,
+                              eval_interval=3)).run()
     finished_mtime = os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt")
     t = train.Trainer(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6,
                                   eval_interval=3, log_interval=1))
@@ -102,7 +103,7 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
                               "--keep-logs", str(kept), "--dry-run", "--", "--learning_rate=0.01"])
     assert changed[0]["state"] == "new"  # a kept log of other settings does not count as done
     assert os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt") == finished_mtime  # skipped, untouched
-    steps = [json.loads(l)["step"] for l in open(root / "kron-s1" / "metrics.jsonl") if '"train"' in l]
+    steps = [json.loads(line)["step"] for line in open(root / "kron-s1" / "metrics.jsonl") if '"train"' in line]
     assert steps == list(range(6))
     assert "resumed" in open(root / "kron-s1" / "train.log").read()
 

@@ -16,7 +16,6 @@ import checkpoint
 import train
 from configurator import ConfigError, load_config
 from data.shards import ShardError, TokenData, documents_to_shards, read_shard, write_shard
-from model import load_checkpoint
 from runlog import read_metrics
 from tests.conftest import tiny_config
 from tokenizer import get_tokenizer
@@ -42,7 +41,7 @@ def test_each_arm_trains_with_falling_loss(data_dir, tmp_path, arm):
     evals = read_metrics(str(tmp_path), "eval")
     assert [e["step"] for e in evals] == [0, 4, 8, 12, 16, 20]
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]
-    model, ckpt = load_checkpoint(str(tmp_path / "ckpt.pt"))
+    model, ckpt = checkpoint.load_model(str(tmp_path / "ckpt.pt"))
     assert ckpt["finished"] and ckpt["iter_num"] == 20 and model.config.embedding == arm
     key = "proj_std_sqrtD" if arm == "kron" else "wte_std"
     assert key in evals[0] and "head_std" in evals[0] and "emb_rms" in evals[0]
@@ -277,18 +276,18 @@ def test_failed_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeypatch)
 
 def test_checkpoint_loads_for_inference(data_dir, tmp_path):
     train.Trainer(tiny(data_dir, tmp_path, max_iters=2)).run()
-    model, _ = load_checkpoint(str(tmp_path / "ckpt.pt"))
+    model, _ = checkpoint.load_model(str(tmp_path / "ckpt.pt"))
     out = model.generate(torch.tensor([[464, 1573]]), 4, temperature=0.0)
     assert out.shape == (1, 6) and int(out.max()) < 50257
     old = checkpoint.load(str(tmp_path / "ckpt.pt"))  # written when the Kron layer had modes: kron_mode is ignored
     old["model_args"]["kron_mode"] = "cached"
     torch.save(old, tmp_path / "old.pt")
-    assert torch.equal(load_checkpoint(str(tmp_path / "old.pt"))[0].generate(torch.tensor([[464, 1573]]), 4, temperature=0.0), out)
+    assert torch.equal(checkpoint.load_model(str(tmp_path / "old.pt"))[0].generate(torch.tensor([[464, 1573]]), 4, temperature=0.0), out)
     with pytest.raises(checkpoint.CheckpointError, match="missing.pt.*does not exist"):
-        load_checkpoint(str(tmp_path / "missing.pt"))
+        checkpoint.load_model(str(tmp_path / "missing.pt"))
     shutil.copy(FIXTURE, tmp_path / "not_a_ckpt.pt")
     with pytest.raises(checkpoint.CheckpointError, match="not_a_ckpt.pt.*not a torch checkpoint"):
-        load_checkpoint(str(tmp_path / "not_a_ckpt.pt"))
+        checkpoint.load_model(str(tmp_path / "not_a_ckpt.pt"))
 
 
 @pytest.mark.parametrize("arm", ["bpe_tied", "bpe_untied", "kron", "kron_tied"])
@@ -319,7 +318,7 @@ def test_cpu_bf16_autocast_trains(data_dir, tmp_path):
 
 
 def test_generation_top_k_1_is_greedy_and_padding_never_sampled(tiny_checkpoints):
-    model, _ = load_checkpoint(tiny_checkpoints["kron"])
+    model, _ = checkpoint.load_model(tiny_checkpoints["kron"])
     prompt = torch.tensor([[464, 1573, 318]])
     greedy = model.generate(prompt, 6, temperature=0.0)
     topk1 = model.generate(prompt, 6, temperature=0.8, top_k=1, generator=torch.Generator().manual_seed(0))
