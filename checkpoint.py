@@ -22,7 +22,7 @@ from dataclasses import asdict, fields
 
 import torch
 
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, approx_param_count
 
 FORMAT = 2  # 1: train.py before ckpt.json (numpy RNG state inside); 2: plain data only
 CKPT_NAME, META_NAME = "ckpt.pt", "ckpt.json"
@@ -37,6 +37,9 @@ def paths(out_dir):
 
 
 def _atomic_write(path, write):
+    if os.path.islink(path):
+        raise CheckpointError(f"{path} is a symbolic link (to {os.readlink(path)!r}); refusing to replace it: "
+                              f"make it a plain file or choose another out_dir")
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         write(tmp)
@@ -68,9 +71,27 @@ def _meta_of(state, val_loss):
 
 
 def ensure_meta(out_dir, ckpt):
-    """Give a checkpoint written before the ckpt.json sidecar existed its sidecar."""
-    if read_meta(out_dir) is None:
-        save_meta(out_dir, _meta_of(dict(ckpt, config=ckpt.get("config") or {}), None))
+    """Make ckpt.json agree with the checkpoint it describes: write it for a checkpoint from before the
+    sidecar existed, and rewrite it when a crash between the two writes left it behind (the
+    checkpoint, written first, is the truth). Returns True when it wrote."""
+    try:
+        meta = read_meta(out_dir)
+    except CheckpointError:
+        meta = None
+    if meta is not None and meta.get("step") == ckpt["iter_num"] and meta.get("finished") == ckpt.get("finished"):
+        return False
+    save_meta(out_dir, _meta_of(dict(ckpt, config=ckpt.get("config") or {}), None if meta is None else meta.get("val_loss")))
+    return True
+
+
+def remove_stale_temp_files(out_dir):
+    """Temp files a killed save left (ckpt.pt.tmp<pid>, ckpt.json.tmp<pid>); call with the run's lock
+    held, when no other process can be writing them. Returns the names removed."""
+    import re
+    stale = [f for f in os.listdir(out_dir) if re.fullmatch(rf"({re.escape(CKPT_NAME)}|{re.escape(META_NAME)})\.tmp\d+", f)]
+    for f in stale:
+        os.remove(os.path.join(out_dir, f))
+    return stale
 
 
 def restore_rng(ckpt, device_type):
@@ -86,11 +107,37 @@ def load_model(path, device="cpu"):
     (e.g. kron_mode, from before the layer had one form) are ignored. The optimizer state is dropped:
     inference needs the weights only (it is twice the model)."""
     ckpt = load(path, map_location=device)
-    model = GPT(GPTConfig.from_dict(ckpt["model_args"]))
-    model.load_state_dict(model_state(ckpt))
+    model = GPT(config_of(path, ckpt))
+    try:
+        model.load_state_dict(model_state(ckpt))
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: its weights do not fit the model its model_args describe "
+                              f"({str(e).splitlines()[0][:200]})") from None
     ckpt.pop("optimizer", None)
     ckpt.pop("model", None)
     return model.to(device).eval(), ckpt
+
+
+MAX_VOCAB = 2 ** 22  # larger than any tokenizer this repo reads (a Kron arm keeps a V x pos_dim byte table)
+
+
+def config_of(path, ckpt):
+    """The GPTConfig a checkpoint's model_args describe, checked before any model is built: valid
+    settings, and a size its weights can hold (absurd model_args would otherwise allocate until the
+    machine runs out)."""
+    args = ckpt.get("model_args")
+    if not isinstance(args, dict):
+        raise CheckpointError(f"{path}: model_args is {type(args).__name__}, expected a dict of model settings")
+    try:
+        cfg = GPTConfig.from_dict(args)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: model_args are not a valid model ({e})") from None
+    held = sum(v.numel() for v in ckpt["model"].values() if isinstance(v, torch.Tensor))
+    body = approx_param_count(cfg, body_only=True)  # every arm has the blocks; the vocabulary side varies
+    if body > 4 * held + 10 ** 6 or cfg.vocab_size > MAX_VOCAB:
+        raise CheckpointError(f"{path}: model_args describe a model whose blocks alone hold about {body:,} parameters "
+                              f"(vocab_size {cfg.vocab_size:,}), but its weights hold {held:,}: not a consistent train.py checkpoint")
+    return cfg
 
 
 def save(out_dir, state, meta):

@@ -63,6 +63,14 @@ class GPTConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def approx_param_count(cfg, body_only=False):
+    """Parameters from the shape alone, nothing built: the blocks' 12 L d^2 and the positions, plus
+    (unless body_only) a V x d table on each side, which a tied or a Kron arm does not have, so the
+    total bounds every arm from above. Size checks run on it before anything is allocated."""
+    body = 12 * cfg.n_layer * cfg.n_embd ** 2 + cfg.block_size * cfg.n_embd
+    return body if body_only else body + 2 * cfg.vocab_size * cfg.n_embd
+
+
 class LayerNorm(nn.Module):
     """LayerNorm with an optional bias (torch's has no bias=False before 2.1)."""
 

@@ -16,12 +16,25 @@ import time
 METRICS_FILE = "metrics.jsonl"
 
 
+class RunFolderError(RuntimeError):
+    """A run folder this code will not write into as it is (a link where a file belongs, ...)."""
+
+
+def refuse_link(path):
+    """Never write through a symbolic link: a link in a run folder could point at any file."""
+    if os.path.islink(path):
+        raise RunFolderError(f"{path} is a symbolic link (to {os.readlink(path)!r}); refusing to write through it: "
+                             f"replace it with a plain file or choose another out_dir")
+
+
 class MetricsLog:
     def __init__(self, out_dir, keep_until_step=None):
         """Open the log for appending. On resume, records from after the checkpoint's step (written by
-        the interrupted run and about to be recomputed) are dropped first."""
+        the interrupted run and about to be recomputed) are dropped first. A new run in a folder that
+        still holds an earlier run's log moves that log aside (never deletes it) and says where."""
         os.makedirs(out_dir, exist_ok=True)
         self.path = os.path.join(out_dir, METRICS_FILE)
+        refuse_link(self.path)
         if keep_until_step is not None and os.path.exists(self.path):
             kept = [r for r in read_metrics(out_dir) if _keep(r, keep_until_step)]
             tmp = self.path + ".tmp"
@@ -29,7 +42,9 @@ class MetricsLog:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
             os.replace(tmp, self.path)
         elif keep_until_step is None and os.path.exists(self.path):
-            os.remove(self.path)
+            aside = f"{self.path}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+            os.replace(self.path, aside)
+            print(f"{out_dir} held an earlier run's {METRICS_FILE} and no checkpoint to resume: moved it to {aside}")
 
     def write(self, kind, **fields):
         with open(self.path, "a") as f:
@@ -142,7 +157,8 @@ class RunLock:
         except ImportError:  # not POSIX: no locking
             return self
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        refuse_link(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

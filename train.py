@@ -25,8 +25,8 @@ import torch
 import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import ShardError, TokenData
-from model import GPT, GPTConfig, peak_flops_of
-from runlog import RunInUseError, RunLock, RunLogger
+from model import GPT, GPTConfig, approx_param_count, peak_flops_of
+from runlog import RunFolderError, RunInUseError, RunLock, RunLogger
 from runtime import DeviceError, Runtime
 from step import TrainStep
 
@@ -105,11 +105,16 @@ class Trainer:
             raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
         if self.master and not c.eval_only:
             self.lock = RunLock(c.out_dir).acquire()
+            for name in checkpoint.remove_stale_temp_files(c.out_dir):
+                print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
         resume = has_ckpt and (c.eval_only or c.init_from in ("resume", "auto"))
-        torch.manual_seed(c.seed)
-        self.model = GPT(GPTConfig.from_dict(c.to_dict())).to(self.rt.device)
+        cfg = GPTConfig.from_dict(c.to_dict())
         self.tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
-        self.refuse_gpu_sized_on_cpu()
+        self.refuse_oversized(cfg)  # sizes are checked before anything is allocated
+        with torch.device("meta"):
+            self.refuse_gpu_sized_on_cpu(GPT(cfg))
+        torch.manual_seed(c.seed)
+        self.model = GPT(cfg).to(self.rt.device)
         self.data = TokenData(c.data_dir, c.block_size, c.vocab_size)
         self.val = self.data.val_batches(c.batch_size, c.eval_iters)
         self.optimizer = self.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
@@ -134,15 +139,31 @@ class Trainer:
                                     self.rt.scaler, ddp=self.rt.data_parallel,
                                     output_matrix=self.raw_model.step_output_matrix())
 
-    def refuse_gpu_sized_on_cpu(self):
+    def refuse_oversized(self, cfg):
+        """A model whose weights, gradients and AdamW moments (16 bytes a parameter) cannot fit in this
+        machine's memory (the GPU's, or the host's) is refused before it is built."""
+        if self.rt.device_type == "cuda":
+            memory, where = torch.cuda.get_device_properties(self.rt.device).total_memory, "the GPU's"
+        elif hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+            memory, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's"
+        else:
+            return
+        need = 16 * approx_param_count(cfg)
+        if need > memory:
+            raise ConfigError(f"this model (n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, vocab_size={cfg.vocab_size}: about "
+                              f"{approx_param_count(cfg) / 1e9:.1f}B parameters) needs about {need / 2 ** 30:,.0f} GiB for weights, "
+                              f"gradients and AdamW state, more than {where} {memory / 2 ** 30:,.0f} GiB")
+
+    def refuse_gpu_sized_on_cpu(self, model):
         """A GPU-sized config that landed on a CPU because no GPU was found says so instead of
-        running for hours (or running out of memory); --device=cpu goes ahead deliberately."""
+        running for hours (or running out of memory); --device=cpu goes ahead deliberately.
+        model: the model built on the meta device (shapes only)."""
         if self.rt.device_type != "cpu" or self.c.device == "cpu" or self.c.eval_only:
             return
-        step_s = self.model.flops_per_token() * self.tokens_per_step / CPU_FLOPS
+        step_s = model.flops_per_token() * self.tokens_per_step / CPU_FLOPS
         if step_s > CPU_STEP_LIMIT_S:
             raise ConfigError(
-                f"this config is GPU-sized ({self.model.param_groups_by_role()['total'] / 1e6:.0f}M parameters, "
+                f"this config is GPU-sized ({model.param_groups_by_role()['total'] / 1e6:.0f}M parameters, "
                 f"{self.tokens_per_step:,} tokens per step: {step_s * CPU_FLOPS:.1e} FLOPs, about {step_s / 60:.0f} min a step "
                 f"at {CPU_FLOPS / 1e9:.0f} GFLOP/s) and no GPU "
                 f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
@@ -165,8 +186,9 @@ class Trainer:
         checkpoint.restore_rng(ckpt, self.rt.device_type)
         if ckpt.get("finished") and self.iter_num >= self.c.max_iters:
             self.finished_before = True
-            if self.master:
-                checkpoint.ensure_meta(self.c.out_dir, ckpt)
+            if self.master and checkpoint.ensure_meta(self.c.out_dir, ckpt):
+                print(f"{checkpoint.paths(self.c.out_dir)[1]} did not match its checkpoint (a crash between the two "
+                      f"writes, or a run from before it existed): rewritten from {path}")
         elif self.master:
             print(f"resumed {path} at step {self.iter_num}")
 
@@ -354,7 +376,8 @@ def main(argv=None):
         sys.exit(usage + "\nno config given: the defaults alone are GPT-2 124M, too big for a CPU")
     try:
         return Trainer(load_config(argv)).run()
-    except (ConfigError, DeviceError, checkpoint.CheckpointError, RunInUseError, ShardError, FileNotFoundError) as e:
+    except (ConfigError, DeviceError, checkpoint.CheckpointError, RunInUseError, RunFolderError, ShardError,
+            FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 
 

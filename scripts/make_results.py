@@ -24,9 +24,16 @@ PAPER = {"gap_pct": "2.5 ± 0.2 %", "gap_nats": "0.083 ± 0.007", "step_ratio": 
 
 
 def copy_logs(runs_dir, dest):
+    """Copy the metric logs of finished runs (their ckpt.json says so) into dest, the kept logs; an
+    unfinished run's log never replaces a kept one."""
     n = 0
     for path in sorted(glob.glob(os.path.join(runs_dir, "*", "metrics.jsonl"))):
         run = os.path.basename(os.path.dirname(path))
+        meta_path = os.path.join(os.path.dirname(path), "ckpt.json")
+        meta = load(meta_path) if os.path.isfile(meta_path) else {}
+        if not meta.get("finished"):
+            print(f"not copying {path}: the run has not finished (its ckpt.json says {meta.get('step', 'nothing')})")
+            continue
         os.makedirs(os.path.join(dest, run), exist_ok=True)
         shutil.copy(path, os.path.join(dest, run, "metrics.jsonl"))
         n += 1
@@ -44,7 +51,8 @@ def run_probes(runs_dir, seed, out):
 
 def run_tool(script, *args):
     """Another entry script of the repo, as its own command (scripts never import each other)."""
-    subprocess.run([sys.executable, os.path.join(ROOT, script), *args], check=True, cwd=ROOT)
+    if subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT).returncode:
+        sys.exit(f"error: {script} failed (its message is above); nothing after it was written")
 
 
 def bench_sentence():

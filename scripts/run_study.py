@@ -157,6 +157,8 @@ def main(argv=None):
         p.error(f"unrecognised arguments {bad}: extra train.py overrides are --key=value")
     if not os.path.isfile(args.base):
         p.error(f"base config {args.base!r} not found")
+    if args.parallel < 1:
+        p.error(f"--parallel {args.parallel}: expected an integer >= 1 (runs at a time)")
     runs = plan(args.arms, args.seeds, parse_grid(args.grid), args.out_root)
     from configurator import ConfigError
     try:
