@@ -158,16 +158,52 @@ def _write_json(path, obj):
         json.dump(obj, f, indent=1, allow_nan=True)
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+MAX_STEP = 2 ** 40  # more optimizer steps than any run could take: a larger one is a damaged file
+# key: (check, what is expected), for the facts a checkpoint and its sidecar carry
+RUN_FACTS = {
+    "step": (lambda v: _is_int(v) and 0 <= v < MAX_STEP, f"an integer step in [0, {MAX_STEP})"),
+    "iter_num": (lambda v: _is_int(v) and 0 <= v < MAX_STEP, f"an integer step in [0, {MAX_STEP})"),
+    "finished": (lambda v: isinstance(v, bool), "true or false"),
+    "config": (lambda v: isinstance(v, dict), "a dict of the run's settings"),
+    "model_args": (lambda v: isinstance(v, dict), "a dict of model settings"),
+    "val_loss": (_is_number, "a number or null"),
+    "best_val_loss": (_is_number, "a number or null"),
+}
+
+
+def check_facts(path, obj, required):
+    """Every run fact present has its type and range, and the required ones are there; a violation is
+    one CheckpointError naming the file, the key and the value."""
+    for key in required:
+        if key not in obj:
+            raise CheckpointError(f"{path} has no {key!r} entry (expected {RUN_FACTS[key][1]})")
+    for key, (ok, expected) in RUN_FACTS.items():
+        if key in obj and not ok(obj[key]):
+            raise CheckpointError(f"{path}: {key} = {str(obj[key])[:80]!r}, expected {expected}")
+    return obj
+
+
 def read_meta(out_dir):
-    """The ckpt.json sidecar of a run folder as a dict, or None when the run has none."""
+    """The ckpt.json sidecar of a run folder as a checked dict, or None when the run has none."""
     path = paths(out_dir)[1]
     if not os.path.isfile(path):
         return None
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+            meta = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not readable JSON ({e}); delete it to let the run rewrite it") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} holds a {type(meta).__name__}, expected a JSON object; delete it to let the run rewrite it")
+    return check_facts(path, meta, ("step", "finished", "config"))
 
 
 def _legacy_numpy_globals():
@@ -207,6 +243,9 @@ def load(path, map_location="cpu"):
         raise CheckpointError(f"{path!r} is not a train.py checkpoint (no 'model_args'/'model' entries; found {found})")
     if ckpt.get("format", 1) > FORMAT:
         raise CheckpointError(f"{path!r} has checkpoint format {ckpt['format']}, newer than this code's {FORMAT}: update the code")
+    if not isinstance(ckpt["model"], dict):
+        raise CheckpointError(f"{path}: model = {type(ckpt['model']).__name__}, expected a dict of tensors")
+    check_facts(path, ckpt, ("iter_num",))
     return _migrate(ckpt)
 
 

@@ -77,6 +77,14 @@ class TrainConfig(GPTConfig):
 
 DEFAULTS = asdict(TrainConfig())  # the same settings as a dict: config files are read into one
 
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)  # True is an int to Python, never a count here
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 # key: (check, what is expected). Checked once, when a config is loaded (and by Trainer for dicts).
 _AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "eval_iters",
                "log_interval", "n_layer", "n_head", "n_embd", "vocab_size", "kron_pos_dim")
@@ -84,25 +92,25 @@ RANGES = {
     **{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},
     "max_iters": (lambda v: v >= 0, "an integer >= 0"),
     "warmup_iters": (lambda v: v >= 0, "an integer >= 0"),
-    "lr_decay_iters": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
-    "ckpt_interval": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
+    "lr_decay_iters": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
+    "ckpt_interval": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "seed": (lambda v: 0 <= v < 2 ** 63, "an integer in [0, 2**63)"),
-    "learning_rate": (lambda v: v > 0, "a number > 0"),
-    "min_lr": (lambda v: v >= 0, "a number >= 0"),
-    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "learning_rate": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "min_lr": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
+    "weight_decay": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
     "beta1": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "beta2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 turns clipping off)"),
+    "grad_clip": (lambda v: 0 <= v < float("inf"), "a finite number >= 0 (0 turns clipping off)"),
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "num_threads": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an integer >= 1"),
-    "peak_flops": (lambda v: v is None or (isinstance(v, (int, float)) and v > 0), "None or a number > 0"),
+    "num_threads": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
+    "peak_flops": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
     "init_from": (lambda v: v in ("scratch", "resume", "auto"), "'scratch', 'resume' or 'auto'"),
     "dtype": (lambda v: v in ("auto", "float32", "bfloat16", "float16"), "'auto', 'float32', 'bfloat16' or 'float16'"),
     "backend": (lambda v: v in ("auto", "nccl", "gloo"), "'auto', 'nccl' or 'gloo'"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
-    "input_init_std": (lambda v: v is None or (isinstance(v, (int, float)) and v > 0), "None or a number > 0"),
-    "kron_shuffle_seed": (lambda v: v is None or (isinstance(v, int) and v >= 0), "None or an integer >= 0"),
-    "kron_scale": (lambda v: v > 0, "a number > 0"),
+    "input_init_std": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
+    "kron_shuffle_seed": (lambda v: v is None or (_int(v) and v >= 0), "None or an integer >= 0"),
+    "kron_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "kron_byte_source": (lambda v: v in ("exact", "decode"), "'exact' or 'decode'"),
 }
 
@@ -117,7 +125,9 @@ def _check_type(key, value, defaults, where):
         hint = f"; did you mean {' / '.join(close)}?" if close else ""
         raise ConfigError(f"unknown config key {key!r} in {where}{hint}")
     default = defaults[key]
-    if default is None or value is None:
+    if value is None and default is not None:
+        raise ConfigError(f"config key {key!r} in {where}: got None, expected {type(default).__name__} like the default {default!r}")
+    if default is None or value is None:  # an optional setting: its range check says what it accepts
         return value
     if isinstance(default, bool) or isinstance(value, bool):
         if isinstance(default, bool) and isinstance(value, bool):

@@ -299,6 +299,11 @@ def main(argv=None):
                         "the modes' agreement is always checked in float32")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
     args = p.parse_args(argv)
+    for flag, value in (("--repeats", args.repeats), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            p.error(f"{flag} {value}: expected an integer >= 1")
+    if args.no_tied_head and args.only_tied_head:
+        p.error("--no-tied-head and --only-tied-head exclude each other: pick one")
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -114,7 +114,13 @@ def parse_args(argv):
                    help="a measured matmul ceiling (scripts/gpu_facts.py) to report MFU against, beside the datasheet peak")
     p.add_argument("--quiet", dest="verbose", action="store_false", help="no per-variant progress lines")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "accum", "steps"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected an integer >= 1")
+    if args.warmup < 0:
+        p.error(f"--warmup {args.warmup}: expected an integer >= 0")
+    return args
 
 
 def build_steps(args, variants, autocast):

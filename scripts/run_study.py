@@ -40,7 +40,10 @@ def parse_grid(specs):
         if "=" not in spec:
             raise ValueError(f"--grid {spec!r}: expected key=value1,value2")
         key, values = spec.split("=", 1)
-        grid.append((key, [v for v in values.split(",") if v]))
+        values = [v for v in values.split(",") if v]
+        if not key or not values:
+            raise ValueError(f"--grid {spec!r}: expected key=value1,value2 with at least one value")
+        grid.append((key, values))
     return grid
 
 
@@ -159,14 +162,18 @@ def main(argv=None):
         p.error(f"base config {args.base!r} not found")
     if args.parallel < 1:
         p.error(f"--parallel {args.parallel}: expected an integer >= 1 (runs at a time)")
-    runs = plan(args.arms, args.seeds, parse_grid(args.grid), args.out_root)
+    try:
+        grid = parse_grid(args.grid)
+    except ValueError as e:
+        p.error(str(e))
+    runs = plan(args.arms, args.seeds, grid, args.out_root)
     from configurator import ConfigError
     try:
         for r in runs:  # state() builds (so checks) every planned config before any run starts
             r["state"] = state(r, args.base, extra, args.keep_logs)
             if r["state"] == "finished":
                 keep(r, args.keep_logs)
-    except ConfigError as e:
+    except (ConfigError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
     print(f"{len(runs)} runs in {args.out_root}: " + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}"
                                                               for s in ("finished", "interrupted", "new")))

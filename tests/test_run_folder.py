@@ -87,7 +87,7 @@ def test_a_checkpoint_whose_model_args_are_absurd_is_refused_before_building(fin
     ckpt = checkpoint.load(str(finished_run / "ckpt.pt"))
     for args, message in ((dict(ckpt["model_args"], n_layer=10 ** 6), "blocks alone hold about"),
                           (dict(ckpt["model_args"], vocab_size=10 ** 12), "vocab_size 1,000,000,000,000"),
-                          ("hello", "model_args is str, expected a dict"),
+                          ("hello", "model_args = 'hello', expected a dict"),
                           (dict(ckpt["model_args"], embedding="nope"), "model_args are not a valid model")):
         torch.save(dict(ckpt, model_args=args), tmp_path / "bad.pt")
         with pytest.raises(checkpoint.CheckpointError, match=message):
@@ -116,3 +116,60 @@ def test_make_results_never_replaces_a_kept_log_with_an_unfinished_runs(tmp_path
     assert make_results.copy_logs(str(finished_run.parent), str(kept)) == 1
     assert (kept / "run" / "metrics.jsonl").read_text() == open(finished_run / "metrics.jsonl").read()
     assert json.loads((kept / "run" / "metrics.jsonl").read_text().splitlines()[0])["kind"] == "config"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--bias=None", "'bias' in --bias: got None, expected bool"),
+    ("--kron_shuffle_seed=True", "'kron_shuffle_seed' = True: expected None or an integer >= 0"),
+    ("--learning_rate=1e999", "'learning_rate' = inf: expected a finite number > 0"),
+    ("--weight_decay=1e999", "'weight_decay' = inf: expected a finite number >= 0"),
+])
+def test_flags_that_used_to_pass_silently_are_refused(override, message):
+    from configurator import load_config
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(["--embedding=kron", override])
+
+
+@pytest.mark.parametrize("meta, message", [
+    ("hello", "holds a str, expected a JSON object"),
+    ({"step": 4, "finished": True}, "has no 'config' entry"),
+    ({"step": 4, "finished": "no", "config": {}}, "finished = 'no', expected true or false"),
+    ({"step": 4, "finished": True, "config": "hello"}, "config = 'hello', expected a dict"),
+])
+def test_a_malformed_sidecar_stops_the_study_runner_naming_it(tmp_path, meta, message):
+    from scripts import run_study
+    run = tmp_path / "study" / "kron-s1337"
+    run.mkdir(parents=True)
+    (run / "ckpt.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit, match=message):
+        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1337",
+                        "--out-root", str(tmp_path / "study")])
+    assert os.listdir(run) == ["ckpt.json"] and json.loads((run / "ckpt.json").read_text()) == meta
+
+
+def test_a_checkpoint_with_an_absurd_step_is_refused(finished_run, tmp_path):
+    ckpt = checkpoint.load(str(finished_run / "ckpt.pt"))
+    for key, value, message in (("iter_num", 10 ** 30, "iter_num = '1000000000000000000000000000000'"),
+                                ("config", "hello", "config = 'hello', expected a dict")):
+        torch.save(dict(ckpt, **{key: value}), tmp_path / "bad.pt")
+        with pytest.raises(checkpoint.CheckpointError, match=message):
+            checkpoint.load(str(tmp_path / "bad.pt"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "--repeats 0: expected an integer >= 1"),
+    (["--threads", "0"], "--threads 0: expected an integer >= 1"),
+    (["--no-tied-head", "--only-tied-head"], "exclude each other"),
+])
+def test_bench_embed_flags_that_used_to_be_ignored(tmp_path, capsys, argv, message):
+    from scripts import bench_embed
+    with pytest.raises(SystemExit):
+        bench_embed.main(argv + ["--out", str(tmp_path / "x.json")])
+    assert message in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_study_grid_without_values_is_refused(tmp_path, capsys):
+    from scripts import run_study
+    with pytest.raises(SystemExit):
+        run_study.main(["--base", "config/kron_cpu.py", "--grid", "kron_pos_dim=,", "--out-root", str(tmp_path / "s")])
+    assert "--grid 'kron_pos_dim=,': expected key=value1,value2 with at least one value" in capsys.readouterr().err
