@@ -115,7 +115,7 @@ class Trainer:
             self.refuse_gpu_sized_on_cpu(GPT(cfg))
         torch.manual_seed(c.seed)
         self.model = GPT(cfg).to(self.rt.device)
-        self.data = TokenData(c.data_dir, c.block_size, c.vocab_size)
+        self.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
         self.val = self.data.val_batches(c.batch_size, c.eval_iters)
         self.optimizer = self.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
                                                          self.rt.device_type)

@@ -66,6 +66,62 @@ def read_shard(path, vocab_size=None):
     return tokens
 
 
+TOKENIZER_RECORD = "shards_tokenizer.json"  # which tokenizer made a folder's shards (a record, not a tokenizer file)
+
+
+def tokenizer_identity(name):
+    """What identifies a tokenizer across machines: a tiktoken name as it is; a tokenizer.json by the
+    sha256 of its content (its path may differ)."""
+    import hashlib
+
+    from tokenizer import get_tokenizer
+    tok = get_tokenizer(name)
+    if os.path.isfile(tok.name):
+        with open(tok.name, "rb") as f:
+            return {"tokenizer": name, "sha256": hashlib.sha256(f.read()).hexdigest(), "n_vocab": tok.n_vocab}
+    return {"tokenizer": tok.name, "n_vocab": tok.n_vocab}
+
+
+def record_tokenizer(data_dir, name):
+    """Write which tokenizer made this folder's shards (every prepare script calls this)."""
+    import json
+    with open(os.path.join(data_dir, TOKENIZER_RECORD), "w") as f:
+        json.dump(tokenizer_identity(name), f, indent=1)
+
+
+def recorded_tokenizer(data_dir):
+    """The tokenizer record of a data folder: its own file, else a documents_to_shards progress file's
+    name; None for shards from elsewhere (e.g. llm.c's), which carry no record."""
+    import json
+    path = os.path.join(data_dir, TOKENIZER_RECORD)
+    try:
+        if os.path.isfile(path):
+            with open(path) as f:
+                rec = json.load(f)
+        else:
+            progress = sorted(glob.glob(os.path.join(data_dir, "*_progress.json")))
+            rec = {"tokenizer": json.load(open(progress[0])).get("tokenizer")} if progress else None
+    except (OSError, ValueError) as e:
+        raise ShardError(f"{path}: unreadable tokenizer record ({e}); delete it or prepare the folder again") from None
+    if rec is not None and (not isinstance(rec, dict) or not isinstance(rec.get("tokenizer"), str)):
+        raise ShardError(f"{path}: a tokenizer record must be a JSON object with a 'tokenizer' name, got {str(rec)[:80]!r}")
+    return rec
+
+
+def check_tokenizer(data_dir, name):
+    """Refuse shards made by another tokenizer than the model's, naming both: ids from one vocabulary
+    fed to a model of another train without a word and mean nothing."""
+    rec = recorded_tokenizer(data_dir)
+    if rec is None or rec.get("tokenizer") is None:
+        return
+    want = tokenizer_identity(name)
+    same = rec.get("sha256") == want.get("sha256") if "sha256" in rec or "sha256" in want else rec["tokenizer"] == want["tokenizer"]
+    if not same:
+        raise ShardError(f"{data_dir!r} was tokenised with {rec['tokenizer']!r} ({rec.get('n_vocab', '?')} tokens), but the "
+                         f"model's tokenizer is {name!r} ({want['n_vocab']} tokens): prepare the data with that tokenizer, "
+                         f"or set --tokenizer={rec['tokenizer']}")
+
+
 def shard_paths(data_dir, split):
     """Sorted shard files of a split ('train' or 'val') in data_dir."""
     if split not in ("train", "val"):
@@ -82,7 +138,10 @@ def shard_paths(data_dir, split):
 class TokenData:
     """Train and validation shards of one folder, with deterministic batch sampling."""
 
-    def __init__(self, data_dir, block_size, vocab_size):
+    def __init__(self, data_dir, block_size, vocab_size, tokenizer=None):
+        """tokenizer: the model's; shards recorded as made by another one are refused."""
+        if tokenizer is not None and os.path.isdir(data_dir):
+            check_tokenizer(data_dir, tokenizer)
         self.block_size = block_size
         self.train = [read_shard(p, vocab_size) for p in shard_paths(data_dir, "train")]
         self.val_paths = shard_paths(data_dir, "val")
@@ -171,6 +230,7 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
     os.makedirs(out_dir, exist_ok=True)
     progress_path = os.path.join(out_dir, f"{name}_progress.json")
     state = _load_progress(progress_path, out_dir, tokenizer)
+    record_tokenizer(out_dir, tokenizer)
     if state["done"]:
         print(f"{out_dir}: already prepared ({state['shard']} shards, {state['tokens']:,} tokens)")
         return state

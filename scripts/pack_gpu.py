@@ -22,7 +22,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data.shards import read_shard  # noqa: E402
+from data.shards import TOKENIZER_RECORD, read_shard  # noqa: E402
 from tokenizer import GPT2_FILES, offline_gpt2_folder  # noqa: E402
 
 NANOGPT_FILES = ("bench.py", "model.py", "configurator.py", "LICENSE")
@@ -59,6 +59,8 @@ def pack(data, out, nanogpt, max_mb):
             shutil.copyfileobj(f, g, 1 << 22)
         manifest["data"][os.path.basename(src)] = {"tokens": n, "sha256": sha256(src)}
         print(f"  {os.path.basename(src)}: {n:,} tokens -> {os.path.getsize(dst) / 2 ** 20:.1f} MB", flush=True)
+    if os.path.isfile(os.path.join(data, TOKENIZER_RECORD)):  # which tokenizer made the shards travels with them
+        shutil.copy(os.path.join(data, TOKENIZER_RECORD), os.path.join(out, "data", TOKENIZER_RECORD))
     if nanogpt:
         os.makedirs(os.path.join(out, "nanogpt"))
         for name in NANOGPT_FILES:
@@ -89,6 +91,8 @@ def unpack(pack_dir, dest):
             if sha256(dst + ".part") != info["sha256"]:
                 sys.exit(f"error: {name} from {pack_dir} does not match its sha256 in MANIFEST.json")
             os.replace(dst + ".part", dst)
+    if os.path.isfile(os.path.join(pack_dir, "data", TOKENIZER_RECORD)):
+        shutil.copy(os.path.join(pack_dir, "data", TOKENIZER_RECORD), os.path.join(dest, TOKENIZER_RECORD))
     print(f"unpacked {len(manifest['data'])} shards into {dest}")
 
 

@@ -173,3 +173,20 @@ def test_study_grid_without_values_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_study.main(["--base", "config/kron_cpu.py", "--grid", "kron_pos_dim=,", "--out-root", str(tmp_path / "s")])
     assert "--grid 'kron_pos_dim=,': expected key=value1,value2 with at least one value" in capsys.readouterr().err
+
+
+def test_shards_from_another_tokenizer_are_refused_naming_both(data_dir, tmp_path):
+    """The session's shards were made with GPT-2 (documents_to_shards records it); a model with a
+    300-token tokenizer.json must not train on them."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from data.shards import ShardError
+    hf = Tokenizer(models.BPE(unk_token="[UNK]"))
+    hf.pre_tokenizer = pre_tokenizers.Whitespace()
+    hf.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 50,
+                           trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
+    hf.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(ShardError, match=r"tokenised with 'gpt2' \(50257 tokens\), but the model's tokenizer is .*tokenizer.json"):
+        train.Trainer(tiny_config(data_dir, tmp_path / "run", tokenizer=str(tmp_path / "tokenizer.json"),
+                                  embedding="bpe_tied")).run()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

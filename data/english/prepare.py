@@ -37,7 +37,7 @@ import zipfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import write_shard  # noqa: E402
+from data.shards import record_tokenizer, write_shard  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -209,6 +209,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     seen, train_docs, report, failed = set(), [], {}, {}
     os.makedirs(args.out_dir, exist_ok=True)
+    record_tokenizer(args.out_dir, "gpt2")
     for name in args.sources:
         fetch, licence = SOURCES[name]
         with tempfile.TemporaryDirectory() as work:
