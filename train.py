@@ -88,6 +88,7 @@ class Trainer:
         self.master = self.rt.master
         self.stop = StopGuard(self.master)
         self.lock, self.log, self.finished_before, self.last_val, self.val_by_source = None, None, False, None, None
+        self.last_val_step, self.created_out_dir = None, False
         self.pending = []  # (step, loss, grad_norm, lr) on device, read back at the next log step
 
     # --- setup
@@ -104,6 +105,7 @@ class Trainer:
         if c.init_from == "scratch" and has_ckpt and not c.eval_only:
             raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
         if self.master and not c.eval_only:
+            self.created_out_dir = not os.path.exists(c.out_dir)
             self.lock = RunLock(c.out_dir).acquire()
             for name in checkpoint.remove_stale_temp_files(c.out_dir):
                 print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
@@ -200,7 +202,7 @@ class Trainer:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in fixed.items())
             raise ConfigError(f"checkpoint {path} is another run ({detail}); these settings cannot change on resume "
                               f"(model shape, tokenizer, seed): resume it with its own config or use another out_dir")
-        if changed and self.master:
+        if changed and self.master and not self.c.eval_only:  # eval_only writes nothing: changes do not matter
             print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
             schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
             before = get_lr(step, replace(ours, **{k: v for k, v in theirs.items() if k in schedule}))
@@ -246,11 +248,20 @@ class Trainer:
     def save(self, finished=False):
         if self.master:
             checkpoint.save_run(self.c.out_dir, self.raw_model, self.optimizer, self.c.to_dict(), self.iter_num,
-                                best_val=self.best_val, val_loss=self.last_val, finished=finished, wandb_id=self.wandb_id,
+                                best_val=self.best_val, finished=finished, wandb_id=self.wandb_id,
+                                val_loss=self.last_val if self.last_val_step == self.iter_num else None,  # measured here, or none
                                 device_type=self.rt.device_type)
 
     def init_wandb(self):
         self.wandb_id = self.log.start_wandb(self.c.to_dict(), self.wandb_id or uuid.uuid4().hex[:12])
+
+    def remove_if_nothing_written(self):
+        """A start that failed before writing anything leaves no folder holding only a .lock."""
+        out = self.c.out_dir
+        if os.path.isdir(out) and os.listdir(out) == [".lock"]:
+            os.remove(os.path.join(out, ".lock"))
+            if self.created_out_dir:
+                os.rmdir(out)
 
     # --- the loop
 
@@ -278,6 +289,7 @@ class Trainer:
                 self.log.finish()
             if self.lock:
                 self.lock.release()
+                self.remove_if_nothing_written()
             if self.rt.data_parallel:  # the DDP wrapper (and its reducer's pending gloo/NCCL work) goes before the group
                 self.model, self.train_step = getattr(self, "raw_model", None), None
             self.rt.close()
@@ -356,7 +368,7 @@ class Trainer:
         if not math.isfinite(val_loss):
             raise FloatingPointError(f"validation loss is {val_loss} at step {self.iter_num}; not writing a checkpoint")
         self.best_val = min(self.best_val, val_loss)
-        self.last_val = val_loss
+        self.last_val, self.last_val_step = val_loss, self.iter_num
         every = self.c.ckpt_interval
         if finished or every is None or self.iter_num % every == 0:
             self.save(finished=finished)

@@ -190,3 +190,25 @@ def test_shards_from_another_tokenizer_are_refused_naming_both(data_dir, tmp_pat
         train.Trainer(tiny_config(data_dir, tmp_path / "run", tokenizer=str(tmp_path / "tokenizer.json"),
                                   embedding="bpe_tied")).run()
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_failed_start_leaves_no_folder_holding_only_a_lock(tmp_path):
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no train shards"):
+        train.Trainer(tiny_config(str(empty), tmp_path / "run")).run()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_written_on_a_stop_does_not_pair_an_old_val_loss_with_its_step(data_dir, tmp_path, monkeypatch):
+    t = train.Trainer(tiny_config(data_dir, tmp_path / "run", max_iters=12, eval_interval=8))
+    monkeypatch.setattr(train.Trainer, "stop_requested", lambda self: self.iter_num == 3)
+    t.run()
+    meta = checkpoint.read_meta(str(tmp_path / "run"))
+    assert meta["step"] == 3 and meta["val_loss"] is None and meta["best_val_loss"] is not None
+
+
+def test_eval_only_does_not_list_changed_settings(data_dir, finished_run, capsys):
+    train.Trainer(tiny_config(data_dir, finished_run, max_iters=150, eval_only=True)).run()
+    out = capsys.readouterr().out
+    assert "eval_only: val loss" in out and "changed settings" not in out
