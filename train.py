@@ -104,17 +104,17 @@ class Trainer:
             raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
         if c.init_from == "scratch" and has_ckpt and not c.eval_only:
             raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
+        cfg = GPTConfig.from_dict(c.to_dict())
+        self.tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
+        self.refuse_oversized(cfg)  # sizes are checked before anything is allocated or written
+        with torch.device("meta"):
+            self.refuse_gpu_sized_on_cpu(GPT(cfg))
         if self.master and not c.eval_only:
             self.created_out_dir = not os.path.exists(c.out_dir)
             self.lock = RunLock(c.out_dir).acquire()
             for name in checkpoint.remove_stale_temp_files(c.out_dir):
                 print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
         resume = has_ckpt and (c.eval_only or c.init_from in ("resume", "auto"))
-        cfg = GPTConfig.from_dict(c.to_dict())
-        self.tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
-        self.refuse_oversized(cfg)  # sizes are checked before anything is allocated
-        with torch.device("meta"):
-            self.refuse_gpu_sized_on_cpu(GPT(cfg))
         torch.manual_seed(c.seed)
         self.model = GPT(cfg).to(self.rt.device)
         self.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)

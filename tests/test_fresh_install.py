@@ -101,11 +101,13 @@ def test_bare_train_py_refuses_with_the_list_of_configs():
     assert r.returncode == 1 and "config/kron_cpu.py" in r.stderr and "no config given" in r.stderr
 
 
-def test_gpu_sized_config_on_cpu_asks_for_device_cpu():
+def test_gpu_sized_config_on_cpu_asks_for_device_cpu(tmp_path):
     if __import__("torch").cuda.is_available():
         pytest.skip("a GPU is present")
-    r = run([sys.executable, "train.py", "config/kron_124m.py", "--wandb_log=False"], timeout=120)
+    r = run([sys.executable, "train.py", "config/kron_124m.py", "--wandb_log=False", f"--out_dir={tmp_path / 'run'}"],
+            timeout=120)
     assert r.returncode == 1 and "GPU-sized" in r.stderr and "--device=cpu" in r.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 # --------------------------------------------------------------------------- the README's commands
