@@ -3,7 +3,8 @@
 Format (llm.c / modded-nanogpt, so their pre-tokenised FineWeb shards load as they are):
 a header of 256 int32 (magic 20240520, version 1, token count, rest 0) followed by the tokens as
 uint16. A data folder holds `<name>_val_NNNNNN.bin` (the validation split) and
-`<name>_train_NNNNNN.bin`.
+`<name>_train_NNNNNN.bin`. A nanoGPT data folder (`train.bin` and `val.bin`: raw uint16 tokens, no
+header, as nanoGPT's prepare.py scripts write them) is read as it is.
 
 Batches are a pure function of (seed, step, micro-step): window starts come from a generator seeded
 with those numbers. Every arm run with the same seed therefore sees the same batches in the same
@@ -122,16 +123,47 @@ def check_tokenizer(data_dir, name):
                          f"or set --tokenizer={rec['tokenizer']}")
 
 
+def read_nanogpt_bin(path, vocab_size=None):
+    """Memory-map a nanoGPT train.bin / val.bin (raw uint16 tokens, no header), refusing what is not one."""
+    size = os.path.getsize(path)
+    if size % 2:
+        raise ShardError(f"{path!r} is {size} bytes, not a whole number of uint16 tokens: not a nanoGPT .bin file")
+    if size >= 4 and int(np.fromfile(path, dtype=np.int32, count=1)[0]) == MAGIC:
+        raise ShardError(f"{path!r} starts with the llm.c shard header: name it <name>_{os.path.basename(path)[:-4]}_000000.bin "
+                         f"to be read as a shard, or write nanoGPT's raw uint16 tokens")
+    tokens = np.memmap(path, dtype=np.uint16, mode="r") if size else np.zeros(0, np.uint16)
+    head = np.asarray(tokens[:8192])
+    if len(head) >= 64 and not head[1::2].any() and head[0::2].any():  # every other uint16 zero: wider integers
+        raise ShardError(f"{path!r} looks like uint32/int64 tokens (every second uint16 is 0); nanoGPT's .bin files "
+                         f"are uint16: write them with np.uint16")
+    if vocab_size is not None and len(tokens):
+        top = int(tokens.max())
+        if top >= vocab_size:
+            raise ShardError(f"{path!r} holds token id {top}, beyond the model's vocab_size {vocab_size}")
+    return tokens
+
+
+def read_tokens(path, vocab_size=None):
+    """A split file's tokens, whichever of the two formats it is."""
+    if os.path.basename(path) in ("train.bin", "val.bin"):
+        return read_nanogpt_bin(path, vocab_size)
+    return read_shard(path, vocab_size)
+
+
 def shard_paths(data_dir, split):
-    """Sorted shard files of a split ('train' or 'val') in data_dir."""
+    """Sorted shard files of a split ('train' or 'val') in data_dir: llm.c-format shards, or else
+    nanoGPT's single <split>.bin."""
     if split not in ("train", "val"):
         raise ValueError(f"split={split!r}: expected 'train' or 'val'")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data folder {data_dir!r} does not exist: prepare it first "
                                 f"(e.g. python data/pydoc/prepare.py or python data/fineweb_edu/prepare.py)")
     paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))
+    if not paths and os.path.isfile(os.path.join(data_dir, f"{split}.bin")):
+        paths = [os.path.join(data_dir, f"{split}.bin")]
     if not paths:
-        raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin) in {data_dir!r}: prepare the data first")
+        raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: "
+                                f"prepare the data first")
     return paths
 
 
@@ -143,9 +175,9 @@ class TokenData:
         if tokenizer is not None and os.path.isdir(data_dir):
             check_tokenizer(data_dir, tokenizer)
         self.block_size = block_size
-        self.train = [read_shard(p, vocab_size) for p in shard_paths(data_dir, "train")]
+        self.train = [read_tokens(p, vocab_size) for p in shard_paths(data_dir, "train")]
         self.val_paths = shard_paths(data_dir, "val")
-        self.val = [read_shard(p, vocab_size) for p in self.val_paths]
+        self.val = [read_tokens(p, vocab_size) for p in self.val_paths]
         starts = np.array([max(len(s) - block_size, 0) for s in self.train], dtype=np.int64)
         if starts.sum() == 0:
             raise ShardError(f"train shards in {data_dir!r} are shorter than block_size+1 = {block_size + 1} tokens")
