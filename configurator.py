@@ -34,6 +34,10 @@ class TrainConfig(GPTConfig):
     init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
     # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
     ckpt_interval: Optional[int] = None
+    # HellaSwag during training (hellaswag.py): off unless an interval and the official jsonl are given
+    hellaswag_interval: Optional[int] = None  # at evaluations on multiples of this step (and the last)
+    hellaswag_path: Optional[str] = None
+    hellaswag_limit: Optional[int] = None  # only the first N examples (None: all 10,042 of the val set)
     # wandb
     wandb_log: bool = False
     wandb_project: str = "kronecker-embeddings"
@@ -94,6 +98,8 @@ RANGES = {
     "warmup_iters": (lambda v: v >= 0, "an integer >= 0"),
     "lr_decay_iters": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "ckpt_interval": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
+    "hellaswag_interval": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
+    "hellaswag_limit": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "seed": (lambda v: 0 <= v < 2 ** 63, "an integer in [0, 2**63)"),
     "learning_rate": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "min_lr": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
@@ -156,6 +162,9 @@ def validate(cfg):
     if cfg["embedding"] not in ARMS:
         raise ConfigError(f"config key 'embedding' = {cfg['embedding']!r}: expected one of the registered arms "
                           f"{', '.join(map(repr, ARMS))}")
+    if cfg["hellaswag_interval"] is not None and not cfg["hellaswag_path"]:
+        raise ConfigError(f"config key 'hellaswag_interval' = {cfg['hellaswag_interval']}: needs hellaswag_path, the official "
+                          f"hellaswag_val.jsonl (python -m probes.hellaswag --download fetches it)")
     if cfg["min_lr"] > cfg["learning_rate"]:
         raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
     if cfg["n_embd"] % cfg["n_head"]:

@@ -118,6 +118,13 @@ class Trainer:
         torch.manual_seed(c.seed)
         self.model = GPT(cfg).to(self.rt.device)
         self.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
+        self.hellaswag = None
+        if c.hellaswag_interval and self.master:  # read (and checked) at the start, not at the first evaluation
+            import hellaswag
+            try:
+                self.hellaswag = hellaswag.read_examples(c.hellaswag_path, c.hellaswag_limit)
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"hellaswag_path={c.hellaswag_path!r}: {e}") from None
         self.val = self.data.val_batches(c.batch_size, c.eval_iters)
         self.optimizer = self.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
                                                          self.rt.device_type)
@@ -255,6 +262,17 @@ class Trainer:
     def init_wandb(self):
         self.wandb_id = self.log.start_wandb(self.c.to_dict(), self.wandb_id or uuid.uuid4().hex[:12])
 
+    @torch.no_grad()
+    def score_hellaswag(self):
+        """HellaSwag acc and acc_norm of the raw model now (eager, under training's autocast)."""
+        import hellaswag
+        from tokenizer import get_tokenizer
+        with self.rt.autocast:
+            res = hellaswag.evaluate(self.raw_model, get_tokenizer(self.c.tokenizer), self.hellaswag, self.rt.device,
+                                     progress=False)
+        self.raw_model.train()
+        return {"hellaswag_acc": res["acc"], "hellaswag_acc_norm": res["acc_norm"]}
+
     def remove_if_nothing_written(self):
         """A start that failed before writing anything leaves no folder holding only a .lock."""
         out = self.c.out_dir
@@ -364,7 +382,10 @@ class Trainer:
     def eval_and_checkpoint(self, finished):
         val_loss = self.evaluate()
         if self.master:
-            self.log.eval(self.iter_num, val_loss, self.raw_model.norm_stats(), by_source=self.val_by_source)
+            stats = self.raw_model.norm_stats()
+            if self.hellaswag and (finished or self.iter_num % self.c.hellaswag_interval == 0):
+                stats.update(self.score_hellaswag())
+            self.log.eval(self.iter_num, val_loss, stats, by_source=self.val_by_source)
         if not math.isfinite(val_loss):
             raise FloatingPointError(f"validation loss is {val_loss} at step {self.iter_num}; not writing a checkpoint")
         self.best_val = min(self.best_val, val_loss)
