@@ -1,12 +1,9 @@
 """The statistics the reports use, in one place: paired t-intervals over seeds and the exact McNemar
-test on paired outcomes. Plain Python (no scipy): the t quantiles are the standard table values."""
+test on paired outcomes, with scipy's exact Student-t quantiles and binomial test."""
 import math
 import statistics
-from math import comb
 
-# Two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (standard tables); beyond, 1.96.
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+from scipy import stats as _scipy
 
 
 def t_interval95(xs):
@@ -16,7 +13,7 @@ def t_interval95(xs):
     if len(xs) < 2:
         return None
     m, sd = statistics.mean(xs), statistics.stdev(xs)
-    half = (T975[len(xs) - 2] if len(xs) - 1 <= len(T975) else 1.96) * sd / math.sqrt(len(xs))
+    half = float(_scipy.t.ppf(0.975, len(xs) - 1)) * sd / math.sqrt(len(xs))
     return [m - half, m + half]
 
 
@@ -36,5 +33,5 @@ def mcnemar(a, b):
     n_ab = sum(x and not y for x, y in zip(a, b))
     n_ba = sum(y and not x for x, y in zip(a, b))
     n = n_ab + n_ba
-    p = 1.0 if n == 0 else min(1.0, 2 * sum(comb(n, k) for k in range(min(n_ab, n_ba) + 1)) / 2 ** n)
+    p = 1.0 if n == 0 else float(_scipy.binomtest(min(n_ab, n_ba), n, 0.5).pvalue)
     return {"only_first": n_ab, "only_second": n_ba, "p_value": p}

@@ -9,6 +9,10 @@ import train
 from scripts import compare, param_table, run_study
 from tests.conftest import tiny_config
 
+# t_{0.975} with 2 degrees of freedom in closed form, (2p - 1) * sqrt(2 / (4 p (1 - p))) = 4.30265...:
+# a check of stats.py's scipy quantile that does not use scipy
+T975_DF2 = 0.95 * (2 / (4 * 0.975 * 0.025)) ** 0.5
+
 
 def write_run(root, name, seed, curve, key="wte_std"):
     d = root / f"{name}-s{seed}"
@@ -32,7 +36,7 @@ def test_compare_known_gap_spread_and_crossing(tmp_path):
     k = res["groups"]["kron"]
     assert res["baseline_final_mean"] == pytest.approx(4.0)
     assert k["gap_nats_mean"] == pytest.approx(0.05) and k["gap_nats_std"] == pytest.approx(0.01)
-    half = 4.303 * 0.01 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(3)
+    half = T975_DF2 * 0.01 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(3)
     assert k["gap_nats_ci95"] == pytest.approx([0.05 - half, 0.05 + half])
     assert k["gap_pct_mean"] == pytest.approx(100 * statistics.mean([0.06 / 4.01, 0.05 / 4.0, 0.04 / 3.99]))
     # kron's mean curve is 4.95 - s/100: it reaches 4.0 at step 95, between the evaluations at 90 and 100
@@ -187,7 +191,7 @@ def test_contrast_is_paired_by_seed_with_a_t_interval(tmp_path):
                         "--contrast", "codec=bpe_untied:kron", "--contrast", "none=kron_tied:kron"])
     c = res["contrasts"]["codec"]
     assert c["seeds"] == [1, 2, 3] and c["gap_mean"] == pytest.approx(0.2)
-    half = 4.303 * 0.1 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(n), gaps 0.2, 0.3, 0.1
+    half = T975_DF2 * 0.1 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(n), gaps 0.2, 0.3, 0.1
     assert c["ci95"] == pytest.approx([0.2 - half, 0.2 + half])
     assert res["contrasts"]["none"] is None
     with pytest.raises(ValueError, match="expected LABEL=REF:OTHER"):
