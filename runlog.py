@@ -51,6 +51,12 @@ class MetricsLog:
             f.write(json.dumps({"kind": kind, **fields}) + "\n")
 
 
+def _duration(seconds):
+    """3h05m, 12m30s, 45s: an ETA at the step time of the interval just logged (evaluations not included)."""
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 class RunLogger:
     """Where a training run's records go: metrics.jsonl always, the console on log steps and
     evaluations, and wandb when asked (grouped by arm, offline without a login)."""
@@ -80,8 +86,10 @@ class RunLogger:
             self.wandb.log({f"train/{k}": v for k, v in rec.items() if k != "step" and v is not None}, step=rec["step"])
         if rec["step"] % self.log_interval == 0:
             mfu = f" | mfu {100 * rec['mfu']:.1f}%" if rec.get("mfu") is not None else ""
+            left_s = (self.max_iters - rec["step"] - 1) * rec["dt_ms"] / 1000 if self.max_iters else 0
+            eta = f" | eta {_duration(left_s)}" if left_s > 0 else ""
             print(f"step {rec['step']:>6}/{self.max_iters} | loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | "
-                  f"{rec['dt_ms']:.0f} ms | {rec['tokens_per_s']:,.0f} tok/s{mfu}", flush=True)
+                  f"{rec['dt_ms']:.0f} ms | {rec['tokens_per_s']:,.0f} tok/s{mfu}{eta}", flush=True)
 
     def eval(self, step, val_loss, norms, by_source=None):
         """by_source: {source: val loss} when the validation set has several sources."""

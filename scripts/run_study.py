@@ -182,7 +182,7 @@ def main(argv=None):
     if args.dry_run:
         return runs
     todo = [r for r in runs if r["state"] != "finished"]
-    running, failed = [], []
+    running, failed, took, total = [], [], [], len(todo)
     os.makedirs(args.out_root, exist_ok=True)
     while todo or running:
         while todo and len(running) < args.parallel:
@@ -192,11 +192,12 @@ def main(argv=None):
             cmd = command(r, args.base, args.launcher, extra)
             print(f"[{time.strftime('%H:%M:%S')}] {'resume' if r['state'] == 'interrupted' else 'start'} "
                   f"{r['name']}-s{r['seed']}: log in {log.name}", flush=True)
-            running.append((r, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
+            running.append((r, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log, time.time()))
         time.sleep(0.5)
         for item in list(running):
-            r, proc, log = item
+            r, proc, log, started = item
             if proc.poll() is not None:
+                took.append(time.time() - started)
                 running.remove(item)
                 log.close()
                 done = (checkpoint.read_meta(r["out_dir"]) or {}).get("finished", False) and proc.returncode == 0
@@ -205,7 +206,11 @@ def main(argv=None):
                     failed.append(r)
                 else:
                     keep(r, args.keep_logs)
-                print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode})", flush=True)
+                left = len(todo) + len(running)
+                eta = sum(took) / len(took) * left / args.parallel  # from the measured run times
+                print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode}, "
+                      f"{took[-1] / 60:.1f} min) | {total - left} of {total} done, {left} left"
+                      + (f", about {eta / 60:.1f} min more" if left else ""), flush=True)
                 if r["state"] == "failed":  # the run's own last words, e.g. a config error
                     with open(log.name, errors="replace") as f:
                         lines = [line.strip() for line in f if line.strip()]
