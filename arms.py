@@ -37,27 +37,36 @@ CONTROLS = {
     "input_init_std": (None, "is the scale control of the untied BPE table (a tied table is the head too)"),
     "kron_shuffle_seed": (None, "shuffles the Kronecker byte table"),
     "kron_scale": (1.0, "scales Kronecker embeddings"),
+    "input_scale": (1.0, "multiplies the untied BPE table's output (the scale control that keeps its learning dynamics)"),
+    "lowrank_rank": (None, "is the rank of the factorised table of bpe_lowrank"),
 }
 
 
 # ----------------------------------------------------------------------------- input layers
 
 class TableInput(nn.Embedding):
-    """A learned V x d table. init_std (a control): re-initialise it at that std after the GPT's init."""
+    """A learned V x d table. Two controls: init_std re-initialises it at that std after the GPT's
+    init (at 1.0 AdamW's ~lr-sized steps barely move it: a nearly frozen random code); scale multiplies
+    its output in the forward pass, so the table keeps its usual 0.02 init and relative updates while
+    the model receives inputs of another RMS (scale 50: the Kron input's ~1)."""
     reads_bytes = False
 
-    def __init__(self, vocab_size, d_model, init_std=None):
+    def __init__(self, vocab_size, d_model, init_std=None, scale=1.0):
         super().__init__(vocab_size, d_model)
-        self.init_std = init_std
+        self.init_std, self.scale = init_std, scale
 
     def forward(self, idx, byte_overrides=None):
         if byte_overrides:
             raise ValueError("byte_overrides need an input layer that reads bytes (a Kron arm); this one is a table")
-        return super().forward(idx)
+        x = super().forward(idx)
+        return x * self.scale if self.scale != 1.0 else x
 
-    def init_weights(self):
-        if self.init_std is not None:
-            nn.init.normal_(self.weight, mean=0.0, std=self.init_std)
+    def init_weights(self, generator=None):
+        """After the GPT's generic init (std 0.02): the init_std control; with a generator (paired
+        initialisation) the whole table is drawn from it."""
+        if self.init_std is not None or generator is not None:
+            with torch.no_grad():
+                self.weight.normal_(0.0, self.init_std or 0.02, generator=generator)
 
     def all_embeddings(self):
         """Every id through forward (equal to the table itself unless a subclass changes forward)."""
@@ -81,12 +90,51 @@ class KronInput(KroneckerEmbedding):
         x = super().forward(idx, byte_overrides)
         return x * self.scale if self.scale != 1.0 else x
 
-    def init_weights(self):  # explicit: a model-wide Linear/Embedding init leaves this module alone
-        self.reset_parameters()
+    def init_weights(self, generator=None):  # explicit: a model-wide Linear/Embedding init leaves this module alone
+        self.reset_parameters(generator)
 
     @torch.no_grad()
     def drift_stats(self, n_real):
         return {"proj_std_sqrtD": (self.weight.float().std() * self.D ** 0.5).item()}
+
+
+class LowRankInput(nn.Module):
+    """A factorised learned table, E = A B with A (V x r) and B (r x d), ALBERT-style: few, shared input
+    parameters that are not a byte code. Both factors start at std sqrt(0.02 / sqrt(r)), so E's entries
+    start at std 0.02 like a table's and each factor moves by a similar fraction per AdamW step."""
+    reads_bytes = False
+
+    def __init__(self, vocab_size, d_model, rank):
+        super().__init__()
+        self.rank = rank
+        self.A = nn.Parameter(torch.empty(vocab_size, rank))
+        self.B = nn.Parameter(torch.empty(rank, d_model))
+        self.init_weights()
+
+    def init_weights(self, generator=None):
+        std = (0.02 / self.rank ** 0.5) ** 0.5
+        with torch.no_grad():
+            self.A.normal_(0.0, std, generator=generator)
+            self.B.normal_(0.0, std, generator=generator)
+
+    def forward(self, idx, byte_overrides=None):
+        if byte_overrides:
+            raise ValueError("byte_overrides need an input layer that reads bytes (a Kron arm); this one is a table")
+        return F.embedding(idx, self.A) @ self.B
+
+    def all_embeddings(self):
+        return self.A @ self.B
+
+    @torch.no_grad()
+    def drift_stats(self, n_real):
+        emb = (self.A[:n_real] @ self.B).float()
+        return {"wte_std": emb.std().item(), "wte_row_norm": emb.norm(dim=1).mean().item()}
+
+
+def matched_rank(cfg):
+    """The rank whose A and B hold as many parameters as the Kron projection at this width:
+    r (V + d) ~= 256 * pos_dim * d."""
+    return max(1, round(256 * cfg.kron_pos_dim * cfg.n_embd / (cfg.vocab_size + cfg.n_embd)))
 
 
 # ----------------------------------------------------------------------------- heads
@@ -206,8 +254,12 @@ register("bpe_tied", _bpe_tied, doc="nn.Embedding shared with the output head (t
 register("kron", lambda cfg: (kron_input(cfg), LinearHead(cfg.n_embd, cfg.vocab_size)),
          controls=("kron_shuffle_seed", "kron_scale"), doc="KroneckerEmbedding + its own head (the paper's arm)",
          reads_bytes=True)
-register("bpe_untied", lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std),
+register("bpe_untied", lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std, cfg.input_scale),
                                     LinearHead(cfg.n_embd, cfg.vocab_size)),
-         controls=("input_init_std",), doc="nn.Embedding with its own head: separates 'Kronecker' from 'untied head'")
+         controls=("input_init_std", "input_scale"),
+         doc="nn.Embedding with its own head: separates 'Kronecker' from 'untied head'")
+register("bpe_lowrank", lambda cfg: (LowRankInput(cfg.vocab_size, cfg.n_embd, cfg.lowrank_rank or matched_rank(cfg)),
+                                     LinearHead(cfg.n_embd, cfg.vocab_size)),
+         controls=("lowrank_rank",), doc="a factorised V x r x d table with the Kron projection's parameter count, untied head")
 register("kron_tied", _kron_tied, controls=("kron_shuffle_seed", "kron_scale"),
          doc="KroneckerEmbedding, and the head tied to it: logits = s h E(W)^T (not in the paper)", reads_bytes=True)

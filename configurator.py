@@ -64,6 +64,7 @@ class TrainConfig(GPTConfig):
     compile: bool = False
     backend: str = "auto"
     seed: int = 1337
+    paired_init: bool = False  # the body (and an own head) drawn from seed alone, the same for every arm (GPT.paired_init_)
     num_threads: Optional[int] = None
     peak_flops: Optional[float] = None
 
@@ -117,6 +118,8 @@ RANGES = {
     "input_init_std": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
     "kron_shuffle_seed": (lambda v: v is None or (_int(v) and v >= 0), "None or an integer >= 0"),
     "kron_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "input_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "lowrank_rank": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "kron_byte_source": (lambda v: v in ("exact", "decode"), "'exact' or 'decode'"),
 }
 

@@ -223,10 +223,10 @@ class KroneckerEmbedding(nn.Module):
         self.weight = nn.Parameter(torch.empty(self.D, d_model))
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self, generator=None):
         """The paper's init: W ~ N(0, 1/D), so each output coordinate has std ~1 at init."""
         with torch.no_grad():
-            self.weight.normal_(0.0, 1.0 / math.sqrt(self.D))
+            self.weight.normal_(0.0, 1.0 / math.sqrt(self.D), generator=generator)
 
     def extra_repr(self):
         return (f"{self.num_embeddings}, {self.embedding_dim}, pos_dim={self.pos_dim}, D={self.D}, "

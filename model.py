@@ -51,6 +51,9 @@ class GPTConfig:
     input_init_std: Optional[float] = None  # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
     kron_shuffle_seed: Optional[int] = None  # Kron arms: token -> bytes rows permuted among real tokens by this seed
     kron_scale: float = 1.0         # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
+    input_scale: float = 1.0        # bpe_untied: the table's output multiplied by this (50: the Kron input's RMS),
+    # a scale control that keeps the table's learning dynamics (input_init_std=1.0 is a frozen random code)
+    lowrank_rank: Optional[int] = None  # bpe_lowrank: the factorised table's rank (None: as many parameters as the Kron projection)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -146,6 +149,29 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
+
+    @torch.no_grad()
+    def paired_init_(self, seed):
+        """Draw the body (positions, blocks, final norm), the input layer and an own head each from a
+        generator of its own, seeded by `seed`: arms with the same seed then start from the same body
+        (and the same head where they have an own V x d head), so a paired gap compares input layers,
+        not initialisations. Without it the body depends on how much randomness the input layer took."""
+        def generator(part):
+            return torch.Generator().manual_seed(seed * 3 + part)
+        body = generator(0)
+        for name, p in [(n, p) for n, p in self.named_parameters() if not n.startswith(("transformer.wte.", "lm_head."))]:
+            if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+                p.fill_(1.0)
+            elif name.endswith(".bias"):
+                p.zero_()
+            else:
+                std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith("c_proj.weight") else 0.02
+                p.copy_(torch.empty(p.shape).normal_(0.0, std, generator=body))
+        self.transformer.wte.init_weights(generator(1))
+        head = getattr(self.lm_head, "weight", None)
+        if isinstance(head, nn.Parameter) and head is not getattr(self.transformer.wte, "weight", None):
+            head.copy_(torch.empty(head.shape).normal_(0.0, 0.02, generator=generator(2)))
+        return self
 
     # --- accounting
 

@@ -116,7 +116,10 @@ class Trainer:
                 print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
         resume = has_ckpt and (c.eval_only or c.init_from in ("resume", "auto"))
         torch.manual_seed(c.seed)
-        self.model = GPT(cfg).to(self.rt.device)
+        self.model = GPT(cfg)
+        if c.paired_init:
+            self.model.paired_init_(c.seed)
+        self.model = self.model.to(self.rt.device)
         self.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
         self.hellaswag = None
         if c.hellaswag_interval and self.master:  # read (and checked) at the start, not at the first evaluation
