@@ -49,8 +49,18 @@ def _atomic_write(path, write):
             os.remove(tmp)
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
-        raise CheckpointError(f"writing {path} failed ({type(e).__name__}: {e}); the previous {os.path.basename(path)} "
-                              f"is intact") from e
+        raise CheckpointError(f"writing {path} failed ({type(e).__name__}: {e}){_disk_note(path)}; the previous "
+                              f"{os.path.basename(path)} is intact") from e
+
+
+def _disk_note(path):
+    """A failed write on a full disk rarely says so (torch reports "unexpected pos"): check and say it."""
+    import shutil
+    try:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    except OSError:
+        return ""
+    return f"; no space left on device ({free / 2 ** 20:.0f} MB free)" if free < 256 * 2 ** 20 else ""
 
 
 def save_run(out_dir, model, optimizer, config, step, best_val, val_loss, finished, wandb_id, device_type):

@@ -17,6 +17,7 @@ import sys
 import torch
 
 from checkpoint import CheckpointError, load_model
+from errors import run_cli
 from tokenizer import get_tokenizer
 
 
@@ -95,4 +96,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -24,10 +24,11 @@ import torch
 
 import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
-from data.shards import ShardError, TokenData
+from data.shards import TokenData
+from errors import run_cli
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
-from runlog import RunFolderError, RunInUseError, RunLock, RunLogger
-from runtime import DeviceError, Runtime
+from runlog import RunLock, RunLogger
+from runtime import Runtime
 from step import TrainStep
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
@@ -410,11 +411,7 @@ def main(argv=None):
         return None
     if not argv:
         sys.exit(usage + "\nno config given: the defaults alone are GPT-2 124M, too big for a CPU")
-    try:
-        return Trainer(load_config(argv)).run()
-    except (ConfigError, DeviceError, checkpoint.CheckpointError, RunInUseError, RunFolderError, ShardError,
-            FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    return run_cli(lambda args: Trainer(load_config(args)).run(), argv)  # user errors: one line (--debug: traceback)
 
 
 if __name__ == "__main__":

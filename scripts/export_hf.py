@@ -26,6 +26,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from checkpoint import CheckpointError, load_model  # noqa: E402
+from errors import run_cli  # noqa: E402
 from tokenizer import offline_gpt2_folder  # noqa: E402
 
 LINEAR_IN_BLOCKS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # GPT-2's Conv1D: weight stored (in, out)
@@ -118,4 +119,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

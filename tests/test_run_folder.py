@@ -212,3 +212,33 @@ def test_eval_only_does_not_list_changed_settings(data_dir, finished_run, capsys
     train.Trainer(tiny_config(data_dir, finished_run, max_iters=150, eval_only=True)).run()
     out = capsys.readouterr().out
     assert "eval_only: val loss" in out and "changed settings" not in out
+
+
+def test_user_errors_end_in_one_line_and_debug_shows_the_traceback(data_dir, finished_run):
+    import subprocess
+    import sys
+    cmd = [sys.executable, "train.py", "config/kron_cpu.py", f"--data_dir={data_dir}", f"--out_dir={finished_run}",
+           "--init_from=resume", "--max_iters=8", "--eval_only=True"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KRON_DEBUG="0")
+    r = subprocess.run(cmd + ["--eval_only=False"], cwd=root, capture_output=True, text=True, env=env, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:") and "is another run (block_size" in lines[0]
+    r = subprocess.run(cmd + ["--eval_only=False", "--debug"], cwd=root, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "ConfigError" in r.stderr
+
+
+def test_a_full_disk_is_named_as_such(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    from errors import describe
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - 5 * 2 ** 20, 5 * 2 ** 20))
+
+    def failing_save(state, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 1234 vs 1200")
+    monkeypatch.setattr(torch, "save", failing_save)
+    full = r"unexpected pos.*no space left on device \(5 MB free\).*previous ckpt.pt is intact"
+    with pytest.raises(checkpoint.CheckpointError, match=full):
+        checkpoint.save(str(tmp_path), {"x": 1}, {"step": 0})
+    assert describe(OSError(errno.ENOSPC, "No space left on device", "shard.bin")).startswith("no space left on device (shard.bin)")

@@ -1,0 +1,46 @@
+"""One handler for every entry point: a user's mistake ends in one line naming the value, not a traceback.
+
+    from errors import run_cli
+    if __name__ == "__main__":
+        run_cli(main)
+
+Errors a user can act on (a bad setting, a damaged or foreign file, a busy run folder, a missing
+shard, a full disk) print `error: <message>` and exit 1; KRON_DEBUG=1 (or --debug among the
+arguments) shows the full traceback instead. Anything else is a bug and keeps its traceback.
+"""
+import errno
+import os
+import sys
+
+
+def user_errors():
+    """The exception classes that mean "the input is wrong", from the modules that raise them."""
+    from checkpoint import CheckpointError
+    from configurator import ConfigError
+    from data.shards import ShardError
+    from runlog import RunFolderError, RunInUseError
+    from runtime import DeviceError
+    return (ConfigError, CheckpointError, ShardError, RunInUseError, RunFolderError, DeviceError, FileNotFoundError,
+            FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def describe(e):
+    """One line for a user error; a full disk says so whatever layer noticed it."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return f"no space left on device ({e.filename or 'while writing'}): free some space and run again"
+    return str(e)
+
+
+def run_cli(main, argv=None):
+    """Run an entry point's main(); user errors end in one line (exit 1) unless debugging."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = os.environ.get("KRON_DEBUG") == "1" or "--debug" in argv
+    if "--debug" in argv:
+        argv = [a for a in argv if a != "--debug"]
+        sys.argv = [sys.argv[0]] + argv
+    try:
+        return main(argv)
+    except user_errors() + (OSError,) as e:
+        if debug or (isinstance(e, OSError) and not isinstance(e, user_errors()) and e.errno != errno.ENOSPC):
+            raise
+        sys.exit(f"error: {describe(e)}")
