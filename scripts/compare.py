@@ -79,11 +79,26 @@ def common_curve(runs):
     return steps, mat
 
 
+def finished_only(data):
+    """Leave out runs that stopped short of the comparison's horizon (the last step any run reached):
+    a partial run's last loss is not a final loss. Returns (data, {run: last step} left out)."""
+    horizon = max(r["steps"][-1] for runs in data.values() for r in runs.values())
+    short = {f"{g}-s{seed}": r["steps"][-1] for g, runs in data.items() for seed, r in runs.items() if r["steps"][-1] < horizon}
+    kept = {g: {seed: r for seed, r in runs.items() if r["steps"][-1] == horizon} for g, runs in data.items()}
+    for run, step in short.items():
+        print(f"left out {run}: its last evaluation is at step {step}, short of the others' {horizon}")
+    return {g: runs for g, runs in kept.items() if runs}, short
+
+
 def compare(groups, baseline):
     if baseline not in groups:
         raise ValueError(f"baseline group {baseline!r} not found; groups are {sorted(groups)}")
-    data = {g: {seed: load_run(p) for seed, p in seeds.items()} for g, seeds in groups.items()}
+    data, short = finished_only({g: {seed: load_run(p) for seed, p in seeds.items()} for g, seeds in groups.items()})
+    if baseline not in data:
+        raise ValueError(f"no run of the baseline group {baseline!r} reached the comparison's last step; left out: {short}")
     out = {"baseline": baseline, "groups": {}}
+    if short:
+        out["left_out_unfinished"] = short
     b_steps, b_mat = common_curve(data[baseline])
     b_final = b_mat[:, -1].mean()
     for g, runs in data.items():

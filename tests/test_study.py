@@ -196,3 +196,16 @@ def test_contrast_is_paired_by_seed_with_a_t_interval(tmp_path):
     assert res["contrasts"]["none"] is None
     with pytest.raises(ValueError, match="expected LABEL=REF:OTHER"):
         compare.main([str(tmp_path), "--baseline", "kron", "--out", str(tmp_path / "c2"), "--contrast", "bad"])
+
+
+def test_compare_leaves_out_a_run_that_stopped_short(tmp_path, capsys):
+    for seed in (1, 2):
+        write_run(tmp_path, "bpe_tied", seed, [(s, 5.0 - s / 100) for s in range(0, 101, 10)])
+        write_run(tmp_path, "kron", seed, [(s, 4.9 - s / 100 + seed / 1000) for s in range(0, 101, 10)])
+    partial = tmp_path / "kron-s3"
+    partial.mkdir()
+    (partial / "metrics.jsonl").write_text("".join(json.dumps({"kind": "eval", "step": s, "val_loss": 9.0, "wte_std": 0.02,
+                                                               "emb_rms": 1.0}) + "\n" for s in (0, 6)))
+    res = compare.main([str(tmp_path), "--out", str(tmp_path / "cmp")])
+    assert res["groups"]["kron"]["seeds"] == [1, 2] and res["left_out_unfinished"] == {"kron-s3": 6}
+    assert "left out kron-s3: its last evaluation is at step 6" in capsys.readouterr().out

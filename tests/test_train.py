@@ -145,6 +145,16 @@ def test_prepare_fixture_shards_decode_back(tmp_path):
     assert pieces[0] == "" and pieces[1:] == docs
 
 
+@pytest.mark.parametrize("num_proc", ["1", "2"])
+def test_prepare_without_a_text_column_is_one_line(tmp_path, num_proc):
+    from data.fineweb_edu.prepare import main as prepare
+    rows = [{"id": i, "content": f"document {i}"} for i in range(3)]
+    (tmp_path / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(SystemExit, match=r"error: documents need a 'text' column .*columns \['content', 'id'\]"):
+        prepare(["--data-files", str(tmp_path / "x.jsonl"), "--out-dir", str(tmp_path / "out"), "--num-proc", num_proc])
+    assert not list((tmp_path / "out").glob("*.bin"))  # no shard written
+
+
 def test_prepare_resumes_exactly_after_interruption(tmp_path):
     docs = [json.loads(line)["text"] for line in open(FIXTURE)]
 

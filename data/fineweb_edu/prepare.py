@@ -56,7 +56,8 @@ def load_documents(dataset, config, data_files):
         ds = load_dataset(dataset, name=config, split="train", streaming=True)
     for row in ds:
         if "text" not in row:
-            raise KeyError(f"documents need a 'text' column (FineWeb-Edu schema); got columns {sorted(row)}")
+            raise PrepareError(f"documents need a 'text' column (FineWeb-Edu schema); {data_files or dataset} has "
+                               f"columns {sorted(row)}")
         yield row["text"]
 
 
