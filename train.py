@@ -24,7 +24,7 @@ import torch
 
 import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
-from data.shards import TokenData
+from data.shards import TokenData, data_fingerprint
 from errors import run_cli
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
 from runlog import RunLock, RunLogger
@@ -144,7 +144,8 @@ class Trainer:
                                  log_interval=c.log_interval, max_iters=c.max_iters)
             self.log.config(step=self.iter_num, config=c.to_dict(), params=self.model.param_groups_by_role(),
                            world_size=self.rt.world, device=self.rt.device, dtype=self.rt.dtype, resumed=resume,
-                           n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens)
+                           n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens,
+                           data=data_fingerprint(c.data_dir))
         self.raw_model = self.model
         self.model = self.rt.wrap(self.model, c.compile)
         self.peak_flops = c.peak_flops or self.gpu_peak_flops()

@@ -167,6 +167,24 @@ def shard_paths(data_dir, split):
     return paths
 
 
+def data_fingerprint(data_dir):
+    """What identifies a data folder's content: token counts per split and a sha256 over each shard's
+    name, size and first and last MiB (fast on gigabytes, and any re-preparation changes it)."""
+    import hashlib
+    h, counts = hashlib.sha256(), {}
+    for split in ("train", "val"):
+        paths = shard_paths(data_dir, split)
+        counts[f"{split}_tokens"] = sum(len(read_tokens(p)) for p in paths)
+        for p in paths:
+            size = os.path.getsize(p)
+            h.update(f"{os.path.basename(p)}:{size}".encode())
+            with open(p, "rb") as f:
+                h.update(f.read(1 << 20))
+                f.seek(max(0, size - (1 << 20)))
+                h.update(f.read(1 << 20))
+    return {**counts, "sha256": h.hexdigest()[:16]}
+
+
 class TokenData:
     """Train and validation shards of one folder, with deterministic batch sampling."""
 

@@ -57,7 +57,34 @@ def load_run(path):
     train = read_metrics(path, "train")
     if not evals:
         raise ValueError(f"{path}: no evaluation records")
-    return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train}
+    return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train,
+            "data": data_identity(read_metrics(path, "config")), "path": path}
+
+
+def data_identity(configs):
+    """What a run was trained on, as its log recorded it: {"tokens": (train, val), "sha256": the data
+    fingerprint or None (logs from before fingerprints)}; None when nothing was recorded."""
+    if not configs:
+        return None
+    last = configs[-1]
+    fp = last.get("data") or {}
+    tokens = (fp.get("train_tokens", last.get("n_train_tokens")), fp.get("val_tokens", last.get("n_val_tokens")))
+    return {"tokens": tokens if None not in tokens else None, "sha256": fp.get("sha256")}
+
+
+def same_data(data):
+    """Refuse a comparison of runs trained on different data (another corpus version, say), naming two:
+    their token counts differ, or both have fingerprints and these differ."""
+    runs = [r for group in data.values() for r in group.values() if r["data"]]
+    for field in ("tokens", "sha256"):
+        seen = {}
+        for r in runs:
+            if r["data"][field] is not None:
+                seen.setdefault(r["data"][field], r["path"])
+        if len(seen) > 1:
+            (a, pa), (b, pb) = list(seen.items())[:2]
+            raise ValueError(f"these runs were trained on different data ({field}): {pa} on {a}, {pb} on {b}; "
+                             f"compare runs of one data version (README: 'Data provenance')")
 
 
 def first_crossing(steps, values, target):
@@ -93,7 +120,9 @@ def finished_only(data):
 def compare(groups, baseline):
     if baseline not in groups:
         raise ValueError(f"baseline group {baseline!r} not found; groups are {sorted(groups)}")
-    data, short = finished_only({g: {seed: load_run(p) for seed, p in seeds.items()} for g, seeds in groups.items()})
+    data = {g: {seed: load_run(p) for seed, p in seeds.items()} for g, seeds in groups.items()}
+    same_data(data)
+    data, short = finished_only(data)
     if baseline not in data:
         raise ValueError(f"no run of the baseline group {baseline!r} reached the comparison's last step; left out: {short}")
     out = {"baseline": baseline, "groups": {}}

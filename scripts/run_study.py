@@ -83,10 +83,29 @@ def kept_complete(run, keep_dir, want):
     if not keep_dir or not os.path.isfile(path):
         return False
     configs, evals = read_metrics(path, "config"), read_metrics(path, "eval")
+    check_same_data(path, configs, want["data_dir"])
     if not configs or not evals or evals[-1]["step"] < want["max_iters"]:
         return False
     fixed, changed = checkpoint.config_changes(configs[-1]["config"], want, ignore=checkpoint.NOT_RESULTS)
     return not fixed and not changed
+
+
+def check_same_data(path, configs, data_dir):
+    """A kept log trained on other data than data_dir holds now (another corpus version) must not be
+    mixed with new runs: refuse, naming both token counts."""
+    from configurator import ConfigError
+    from data.shards import data_fingerprint
+    if not configs or not os.path.isdir(data_dir):
+        return
+    kept = (configs[-1].get("n_train_tokens"), configs[-1].get("n_val_tokens"))
+    try:
+        now = data_fingerprint(data_dir)
+    except (FileNotFoundError, ValueError):
+        return  # a folder train.py itself will refuse, with its own message
+    if None not in kept and kept != (now["train_tokens"], now["val_tokens"]):
+        raise ConfigError(f"{path} was trained on {kept[0]:,} train / {kept[1]:,} val tokens, but {data_dir} now holds "
+                          f"{now['train_tokens']:,} / {now['val_tokens']:,}: another version of the data. Prepare the version "
+                          f"the kept logs used (README: 'Data provenance') or keep new logs elsewhere")
 
 
 def keep(run, keep_dir):

@@ -209,3 +209,21 @@ def test_compare_leaves_out_a_run_that_stopped_short(tmp_path, capsys):
     res = compare.main([str(tmp_path), "--out", str(tmp_path / "cmp")])
     assert res["groups"]["kron"]["seeds"] == [1, 2] and res["left_out_unfinished"] == {"kron-s3": 6}
     assert "left out kron-s3: its last evaluation is at step 6" in capsys.readouterr().out
+
+
+def test_runs_on_different_data_are_never_mixed(tmp_path, data_dir):
+    """compare.py refuses logs whose recorded data differ; the study runner refuses a kept log trained
+    on another version of the data than the folder holds now."""
+    for seed, n in ((1, 24_450_633), (2, 24_451_227)):  # the issue's two versions of the English corpus
+        d = write_run(tmp_path / "logs", "kron", seed, [(0, 5.0), (10, 4.0)])
+        with open(d / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"kind": "config", "step": 0, "n_train_tokens": n, "n_val_tokens": 1000}) + "\n")
+    with pytest.raises(ValueError, match=r"trained on different data \(tokens\).*kron-s\d on \(2445\d+, 1000\)"):
+        compare.main([str(tmp_path / "logs"), "--baseline", "kron", "--out", str(tmp_path / "cmp")])
+    keep = tmp_path / "keep"
+    (keep / "kron-s1").mkdir(parents=True)
+    (keep / "kron-s1" / "metrics.jsonl").write_text(json.dumps(
+        {"kind": "config", "step": 0, "config": {}, "n_train_tokens": 999, "n_val_tokens": 4096}) + "\n")
+    with pytest.raises(SystemExit, match=r"was trained on 999 train / 4,096 val tokens, but .* now holds 134,920 / 4,096"):
+        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1", "--keep-logs", str(keep),
+                        "--out-root", str(tmp_path / "runs"), "--dry-run", "--", f"--data_dir={data_dir}"])

