@@ -263,6 +263,30 @@ def _load_progress(progress_path, out_dir, tokenizer):
     return state
 
 
+class Stream:
+    """Documents whose position can be saved and restored: a Hugging Face IterableDataset (its
+    state_dict), so a resumed preparation continues where it stopped instead of re-reading every
+    document already tokenised. Yields (text, position before it, position after it)."""
+
+    def __init__(self, dataset, column="text", describe="the dataset"):
+        self.ds, self.column, self.describe = dataset, column, describe
+
+    def state_dict(self):
+        return self.ds.state_dict()
+
+    def load_state_dict(self, state):
+        self.ds.load_state_dict(state)
+
+    def __iter__(self):
+        before = self.ds.state_dict()
+        for row in self.ds:
+            if self.column not in row:
+                raise ShardError(f"documents need a {self.column!r} column; {self.describe} has columns {sorted(row)}")
+            after = self.ds.state_dict()
+            yield row[self.column], before, after
+            before = after
+
+
 def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100_000_000, val_tokens=None,
                         num_proc=None, total_docs=None, max_tokens=None):
     """Tokenise an iterable of document texts into shards, EOT before each document. The first shard
@@ -271,6 +295,7 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
     Resumable: after every completed shard, `<name>_progress.json` records how many documents were
     consumed and how many tokens of the last one spill into the next shard, so a rerun skips what
     is done and produces byte-identical shards to an uninterrupted run."""
+    import collections
     import itertools
     import json
     import multiprocessing as mp
@@ -295,16 +320,28 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
     def capacity(shard_index):
         return val_tokens if shard_index == 0 else shard_tokens
 
-    def flush(parts, docs_done, carry):
+    def flush(parts, docs_done, carry, stream=None):
         split = "val" if state["shard"] == 0 else "train"
         tokens = np.concatenate(parts) if parts else np.zeros(0, np.uint16)
         write_shard(os.path.join(out_dir, f"{name}_{split}_{state['shard']:06d}.bin"), tokens)
-        state.update(shard=state["shard"] + 1, docs=docs_done, carry=carry, tokens=state["tokens"] + len(tokens))
+        state.update(shard=state["shard"] + 1, docs=docs_done, carry=carry, tokens=state["tokens"] + len(tokens), stream=stream)
         save_state()
 
-    texts = iter(texts)
     skip = state["docs"] - (1 if state["carry"] else 0)
-    texts = itertools.islice(texts, skip, None)
+    if isinstance(texts, Stream):  # restore the stream's position: nothing already tokenised is read again
+        if state.get("stream") is not None:
+            texts.load_state_dict(state["stream"])
+        items = iter(texts)
+    else:  # a plain iterable: skip what is done by reading past it
+        items = ((t, None, None) for t in itertools.islice(iter(texts), skip, None))
+    positions = collections.deque()  # (before, after) of each document handed to the workers, in order
+    before = after = state.get("stream")
+
+    def tracked():
+        for text, before, after in items:
+            positions.append((before, after))
+            yield text
+    texts = tracked()
     docs_done = skip
     parts, filled = [], 0
     num_proc = num_proc or max(1, (os.cpu_count() or 2) // 2)
@@ -314,6 +351,7 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
     bar = tqdm(total=total_docs, initial=docs_done, unit="doc", desc=f"tokenising {name}", disable=None)
     try:
         for i, doc in enumerate(encoded):
+            before, after = positions.popleft()
             if i == 0 and state["carry"]:
                 doc = doc[-state["carry"]:]  # the part of this document the last completed shard left out
             docs_done += 1
@@ -323,8 +361,8 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
                 parts.append(doc[:room])
                 filled += len(parts[-1])
                 doc = doc[room:]
-                if filled == capacity(state["shard"]):
-                    flush(parts, docs_done, len(doc))
+                if filled == capacity(state["shard"]):  # resume at this document when part of it is left
+                    flush(parts, docs_done, len(doc), before if len(doc) else after)
                     parts, filled = [], 0
             if max_tokens is not None and state["tokens"] + filled >= max_tokens:
                 break
@@ -333,10 +371,10 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
             print(f"warning: the documents hold only {filled:,} tokens, fewer than val_tokens={val_tokens:,}; "
                   f"using the first {n_val:,} for validation and the other {filled - n_val:,} for training "
                   f"(choose with --val-tokens)", file=sys.stderr)
-            flush([tokens[:n_val]], docs_done, 0)
+            flush([tokens[:n_val]], docs_done, 0, after)
             parts, filled = [tokens[n_val:]], filled - n_val
         if filled:
-            flush(parts, docs_done, 0)
+            flush(parts, docs_done, 0, after)
         state["done"] = True
         save_state()
     finally:

@@ -150,7 +150,7 @@ def test_prepare_without_a_text_column_is_one_line(tmp_path, num_proc):
     from data.fineweb_edu.prepare import main as prepare
     rows = [{"id": i, "content": f"document {i}"} for i in range(3)]
     (tmp_path / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(SystemExit, match=r"error: documents need a 'text' column .*columns \['content', 'id'\]"):
+    with pytest.raises(SystemExit, match=r"error: documents need a 'text' column; .* has columns \['content', 'id'\]"):
         prepare(["--data-files", str(tmp_path / "x.jsonl"), "--out-dir", str(tmp_path / "out"), "--num-proc", num_proc])
     assert not list((tmp_path / "out").glob("*.bin"))  # no shard written
 
@@ -170,6 +170,43 @@ def test_prepare_resumes_exactly_after_interruption(tmp_path):
     assert 0 < state["shard"] and not state["done"]
     documents_to_shards(docs, str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
+    files = sorted(p for p in os.listdir(tmp_path / "b") if p.endswith(".bin"))
+    assert files == sorted(p for p in os.listdir(tmp_path / "a") if p.endswith(".bin"))
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
+    """FineWeb-Edu preparation killed mid-way resumes from the saved stream position (datasets'
+    state_dict), reads only what was not done, and writes the same shards byte for byte."""
+    from data.fineweb_edu.prepare import load_documents
+    from data.shards import Stream
+    n_docs = sum(1 for _ in open(FIXTURE))
+    read = []
+
+    class Counted(Stream):
+        stop_at = None
+
+        def __iter__(self):
+            for i, item in enumerate(super().__iter__()):
+                if i == self.stop_at:
+                    raise KeyboardInterrupt
+                read.append(item[0])
+                yield item
+
+    def stream(stop_at=None):
+        s = load_documents(None, None, [FIXTURE])
+        counted = Counted(s.ds, s.column, s.describe)
+        counted.stop_at = stop_at
+        return counted
+    with pytest.raises(KeyboardInterrupt):
+        documents_to_shards(stream(stop_at=15), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+    state = json.load(open(tmp_path / "a" / "fw_progress.json"))
+    assert 0 < state["shard"] and state["stream"] is not None
+    read.clear()
+    documents_to_shards(stream(), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+    assert len(read) == n_docs - state["docs"] + (1 if state["carry"] else 0)  # only what was not done
+    documents_to_shards(stream(), str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=2)
     files = sorted(p for p in os.listdir(tmp_path / "b") if p.endswith(".bin"))
     assert files == sorted(p for p in os.listdir(tmp_path / "a") if p.endswith(".bin"))
     for f in files:

@@ -19,7 +19,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import documents_to_shards  # noqa: E402
+from data.shards import ShardError, Stream, documents_to_shards  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -54,11 +54,7 @@ def load_documents(dataset, config, data_files):
         ds = load_dataset(kind, data_files=data_files, split="train", streaming=True)
     else:
         ds = load_dataset(dataset, name=config, split="train", streaming=True)
-    for row in ds:
-        if "text" not in row:
-            raise PrepareError(f"documents need a 'text' column (FineWeb-Edu schema); {data_files or dataset} has "
-                               f"columns {sorted(row)}")
-        yield row["text"]
+    return Stream(ds, "text", f"{data_files or dataset} (FineWeb-Edu schema)")  # resumable: its position is saved
 
 
 def main(argv=None):
@@ -84,7 +80,7 @@ def main(argv=None):
         docs = load_documents(args.dataset, args.config, args.data_files)
         return documents_to_shards(docs, args.out_dir, args.name, tokenizer=args.tokenizer, val_tokens=args.val_tokens,
                                    shard_tokens=args.shard_tokens, num_proc=args.num_proc, max_tokens=args.max_tokens)
-    except PrepareError as e:
+    except (PrepareError, ShardError) as e:
         sys.exit(f"error: {e}")
 
 
