@@ -31,6 +31,7 @@ def test_the_four_arms_are_compositions():
                      "bpe_untied": ("TableInput", "LinearHead"), "kron_tied": ("KronInput", "KronTiedHead")}
 
 
+@pytest.mark.slow
 def test_a_registered_toy_arm_trains_probes_and_runs_in_a_study(data_dir, tmp_path):
     t = train.Trainer(tiny_config(data_dir, tmp_path / "toy", embedding="toy_tripled")).run()
     losses = [r["loss"] for r in read_metrics(str(tmp_path / "toy"), "train")]

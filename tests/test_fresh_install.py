@@ -56,6 +56,7 @@ def torchrun():
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "torch.distributed.run"]
 
 
+@pytest.mark.slow
 def test_readme_cpu_torchrun_example_with_two_gloo_processes(data_dir, tmp_path):
     readme = open(os.path.join(ROOT, "README.md")).read()
     line = next(ln for ln in readme.splitlines() if ln.startswith("torchrun") and "_cpu.py" in ln)
@@ -124,6 +125,7 @@ def readme_commands():
     return cmds
 
 
+@pytest.mark.slow
 def test_readme_commands_name_files_that_exist_and_scripts_that_answer_help():
     cmds = readme_commands()
     assert len(cmds) >= 10
@@ -140,6 +142,7 @@ def test_readme_commands_name_files_that_exist_and_scripts_that_answer_help():
         assert r.returncode == 0 and "usage" in r.stdout.lower(), f"{script} --help: {r.stderr[-500:]}"
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
     """scripts/gpu_check.sh --smoke: the GPU issue's script end to end on CPU at a tiny shape, so
     that on a GPU only CUDA itself is new; its archive is what scripts/gpu_report.py keeps and renders."""
@@ -177,6 +180,7 @@ def test_readme_gpu_section_is_rendered_from_kept_results():
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
     """scripts/gpu_study.sh --smoke: the 124M GPU study's path (3 arms on the same batches, the probe
     on each, one archive), then kept by gpu_report.py and written up by make_results' section."""

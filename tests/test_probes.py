@@ -96,6 +96,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 # --------------------------------------------------------------------------- end to end
 
+@pytest.mark.slow
 def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkeypatch):
     specs = [f"bpe={tiny_checkpoints['bpe_tied']}", f"kron={tiny_checkpoints['kron']}", f"kt={tiny_checkpoints['kron_tied']}"]
     # a family with a probe GPT-2 splits into several tokens: it must be skipped and reported

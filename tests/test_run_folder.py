@@ -214,6 +214,7 @@ def test_eval_only_does_not_list_changed_settings(data_dir, finished_run, capsys
     assert "eval_only: val loss" in out and "changed settings" not in out
 
 
+@pytest.mark.slow
 def test_user_errors_end_in_one_line_and_debug_shows_the_traceback(data_dir, finished_run):
     import subprocess
     import sys

@@ -70,6 +70,7 @@ def test_plan_grid_only_varies_kron_keys():
                      ("bpe_tied", 2), ("kron-kron_pos_dim16", 2), ("kron-kron_pos_dim32", 2)]
 
 
+@pytest.mark.slow
 def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
     base = tmp_path / "base.py"
     cfg = tiny_config(data_dir, "unused", max_iters=6, lr_decay_iters=6, eval_interval=3)
@@ -123,6 +124,7 @@ def test_param_table_matches_paper_counts(tmp_path):
     assert row["kron_non_trainable_bytes"] == 4_456_448
 
 
+@pytest.mark.slow
 def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
     """RESULTS.md is rebuilt from the metric logs kept in results/study_cpu/runs and
     results/study_english/runs (no training, no checkpoints) into a scratch folder and must equal the

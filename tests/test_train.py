@@ -84,6 +84,7 @@ def cli_args(cfg):
     return [f"--{k}={cfg[k]}" for k in keys]
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     cfg = tiny(data_dir, part, max_iters=40, lr_decay_iters=40, eval_interval=100, log_interval=1)
@@ -106,6 +107,7 @@ def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
     assert max(abs(a[s] - b[s]) for s in range(40)) < 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arm", ["kron", "kron_tied"])  # kron_tied: its head matrix is shared over micro-batches
 def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path, arm):
     single, ddp = tmp_path / "single", tmp_path / "ddp"

@@ -1,0 +1,79 @@
+"""Does CPU bf16 autocast train like fp32? One run in each precision, same seed and config, beside the
+seed-to-seed spread of fp32 runs: the validation curves, the step time, and a verdict.
+
+    python scripts/precision_check.py \
+        --fp32 results/study_english_long/runs/kron-s1337 --bf16 results/bf16_check/kron-s1337 \
+        --other-seeds results/study_english_long/runs/kron-s1338 --out results/bf16_check
+
+The bf16 run is train.py with --dtype=bfloat16 (everything else as the fp32 run's recorded config).
+Verdict: bf16 "agrees" when its largest |bf16 - fp32| validation gap over the run is below a tenth
+of the smallest seed-to-seed gap at the same steps (fp32, other seeds). Writes precision.json and
+precision.md.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from runlog import read_metrics  # noqa: E402
+
+
+def curve(run):
+    return {r["step"]: r["val_loss"] for r in read_metrics(run, "eval")}
+
+
+def median_step_ms(run):
+    train = read_metrics(run, "train")[1:]
+    return statistics.median(r["dt_ms"] for r in train) if train else None
+
+
+def check(fp32, bf16, others):
+    a, b = curve(fp32), curve(bf16)
+    if read_metrics(bf16, "config")[-1]["config"]["dtype"] != "bfloat16":
+        raise ValueError(f"{bf16} was not trained with dtype=bfloat16")
+    steps = sorted(set(a) & set(b))
+    seed_gaps = [abs(curve(o)[s] - a[s]) for o in others for s in steps if s in curve(o) and s > 0]
+    gaps = {s: b[s] - a[s] for s in steps}
+    worst = max(abs(g) for g in gaps.values())
+    noise = min(seed_gaps) if seed_gaps else None
+    return {"steps": steps, "fp32": [a[s] for s in steps], "bf16": [b[s] for s in steps], "gap": [gaps[s] for s in steps],
+            "max_abs_gap": worst, "min_seed_gap": noise, "median_seed_gap": statistics.median(seed_gaps) if seed_gaps else None,
+            "agrees": noise is not None and worst < noise / 10,
+            "step_ms": {"fp32": median_step_ms(fp32), "bf16": median_step_ms(bf16)},
+            "runs": {"fp32": fp32, "bf16": bf16, "other_seeds": others}}
+
+
+def markdown(res):
+    ms = res["step_ms"]
+    lines = ["| step | fp32 | bf16 | bf16 − fp32 |", "|---|---|---|---|"]
+    lines += [f"| {s} | {a:.4f} | {b:.4f} | {g:+.4f} |" for s, a, b, g in zip(res["steps"], res["fp32"], res["bf16"], res["gap"])]
+    lines += ["", f"Largest |bf16 − fp32| over the run: {res['max_abs_gap']:.4f} nats; fp32 seed-to-seed gaps at the same "
+              f"steps: smallest {res['min_seed_gap']:.4f}, median {res['median_seed_gap']:.4f}. Median step: fp32 "
+              f"{ms['fp32']:.0f} ms, bf16 {ms['bf16']:.0f} ms ({ms['fp32'] / ms['bf16']:.2f}× faster; the two runs did "
+              f"not share the machine's load, so read the speed-up as approximate). Verdict: "
+              + ("bf16 agrees with fp32 well within seed noise." if res["agrees"] else "bf16 does NOT agree within a tenth of seed noise.")]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--fp32", required=True)
+    p.add_argument("--bf16", required=True)
+    p.add_argument("--other-seeds", nargs="+", required=True, help="fp32 runs of other seeds (the noise yardstick)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    res = check(args.fp32, args.bf16, args.other_seeds)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "precision.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(args.out, "precision.md"), "w") as f:
+        f.write(markdown(res) + "\n")
+    print(markdown(res))
+    return res
+
+
+if __name__ == "__main__":
+    main()
