@@ -19,13 +19,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from arms import ARMS  # noqa: E402
 from plotting import plot_val_curves  # noqa: E402
 from runlog import read_metrics  # noqa: E402
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron"], choices=["bpe_tied", "kron", "bpe_untied", "kron_tied"])
+    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron"], choices=list(ARMS))
     p.add_argument("--config", default=os.path.join(ROOT, "config", "quickstart.py"))
     p.add_argument("--max-iters", type=int, default=None)
     p.add_argument("--seed", type=int, default=1337)

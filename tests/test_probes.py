@@ -1,6 +1,7 @@
 """Probes: metric functions on hand-made inputs, and every probe end to end on tiny checkpoints."""
 import json
 import math
+import os
 import random
 
 import pytest
@@ -177,3 +178,12 @@ def test_mcnemar_and_unrelated_prompt_baseline_on_known_inputs():
     assert robustness.mcnemar([True, False], [True, False])["p_value"] == 1.0
     recs = [{"top1_clean": t} for t in (5, 5, 5, 9)]  # prompt i vs i+1: 5=5, 5=5, 5!=9, 9!=5
     assert robustness.unrelated_agreement(recs) == 0.5
+
+
+def test_readme_probe_example_is_the_kept_output():
+    """The README's robustness example is the table probes/run_all.py wrote on the quickstart checkpoints
+    (kept in results/quickstart_cpu/probes/robustness.md): regenerated, not typed."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kept = open(os.path.join(root, "results", "quickstart_cpu", "probes", "robustness.md")).read().split("\n\n")[1].strip()
+    readme = open(os.path.join(root, "README.md")).read()
+    assert "```\n" + kept + "\n```" in readme
