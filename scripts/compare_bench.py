@@ -10,13 +10,13 @@ import json
 import statistics
 
 
-def arm_medians(paths):
-    """{arm: [median ms of each file]}, refusing files that timed different shapes."""
+def arm_medians(paths, vary=()):
+    """{arm: [median ms of each file]}, refusing files that timed different shapes (but for `vary`)."""
     out, shape = {}, None
     for path in paths:
         with open(path) as f:
             d = json.load(f)
-        args = {k: v for k, v in d["meta"]["args"].items() if k not in ("out", "cpu_peak_rss")}
+        args = {k: v for k, v in d["meta"]["args"].items() if k not in ("out", "cpu_peak_rss", *vary)}
         if shape is not None and args != shape:
             raise SystemExit(f"error: {path} timed another shape than the first file: {args} vs {shape}")
         shape = args
@@ -29,9 +29,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--before", nargs="+", required=True)
     p.add_argument("--after", nargs="+", required=True)
+    p.add_argument("--vary", nargs="*", default=[], help="settings allowed to differ between before and after (e.g. dtype)")
     args = p.parse_args(argv)
-    before, shape_b = arm_medians(args.before)
-    after, shape_a = arm_medians(args.after)
+    before, shape_b = arm_medians(args.before, args.vary)
+    after, shape_a = arm_medians(args.after, args.vary)
     if shape_a != shape_b:
         raise SystemExit(f"error: before and after timed different shapes: {shape_b} vs {shape_a}")
     print("| arm | before ms | after ms | after / before |\n|---|---|---|---|")
