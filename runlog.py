@@ -97,7 +97,8 @@ class RunLogger:
         self.metrics.write("eval", step=step, val_loss=val_loss, **norms, **extra)
         if self.wandb:
             self.wandb.log({"val/loss": val_loss, **{f"val/loss_{k}": v for k, v in (by_source or {}).items()},
-                            **{f"norms/{k}": v for k, v in norms.items()}}, step=step)
+                            **{(f"val/{k}" if k.startswith("hellaswag_") else f"norms/{k}"): v for k, v in norms.items()}},
+                           step=step)
         drift = " | ".join(f"{k} {v:.4g}" for k, v in norms.items())
         sources = " | " + " ".join(f"{k} {v:.3f}" for k, v in by_source.items()) if by_source else ""
         print(f"eval step {step}: val loss {val_loss:.4f}{sources} | {drift}", flush=True)
