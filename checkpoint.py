@@ -90,7 +90,8 @@ def ensure_meta(out_dir, ckpt):
         meta = None
     if meta is not None and meta.get("step") == ckpt["iter_num"] and meta.get("finished") == ckpt.get("finished"):
         return False
-    save_meta(out_dir, _meta_of(dict(ckpt, config=ckpt.get("config") or {}), None if meta is None else meta.get("val_loss")))
+    same_step = meta is not None and meta.get("step") == ckpt["iter_num"]  # a loss measured at another step is not kept
+    save_meta(out_dir, _meta_of(dict(ckpt, config=ckpt.get("config") or {}), meta.get("val_loss") if same_step else None))
     return True
 
 
@@ -143,8 +144,12 @@ def config_of(path, ckpt):
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: model_args are not a valid model ({e})") from None
     held = sum(v.numel() for v in ckpt["model"].values() if isinstance(v, torch.Tensor))
+    sizes = ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")
+    bad = [k for k in sizes if not isinstance(getattr(cfg, k), int) or isinstance(getattr(cfg, k), bool) or getattr(cfg, k) < 1]
+    if bad:
+        raise CheckpointError(f"{path}: model_args {bad[0]} = {getattr(cfg, bad[0])!r}, expected an integer >= 1")
     body = approx_param_count(cfg, body_only=True)  # every arm has the blocks; the vocabulary side varies
-    if body > 4 * held + 10 ** 6 or cfg.vocab_size > MAX_VOCAB:
+    if body > 4 * held + 10 ** 6 or cfg.vocab_size > MAX_VOCAB or cfg.vocab_size * cfg.n_embd > 4 * held + 10 ** 8:
         raise CheckpointError(f"{path}: model_args describe a model whose blocks alone hold about {body:,} parameters "
                               f"(vocab_size {cfg.vocab_size:,}), but its weights hold {held:,}: not a consistent train.py checkpoint")
     return cfg
@@ -232,6 +237,8 @@ def load(path, map_location="cpu"):
         raise CheckpointError(f"checkpoint {path!r} does not exist (expected a ckpt.pt written by train.py)")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path!r} is empty (0 bytes): not a checkpoint")
+    if str(map_location).startswith("cuda") and not torch.cuda.is_available():
+        raise CheckpointError(f"cannot load {path!r} onto {map_location!r}: CUDA is not available here (use the cpu)")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
         raise CheckpointError(f"{path!r} is truncated or not a torch checkpoint (not a zip archive)")
     try:
@@ -280,8 +287,10 @@ def _migrate(ckpt):
     return ckpt
 
 
-# The optimizer settings that say how it runs on this device, not what it computes.
+# The optimizer settings that say how it runs on this device, not what it computes, and the ones the
+# resumed run's config sets (a changed --weight_decay must take effect, not only be printed).
 DEVICE_SPECIFIC = ("fused", "foreach", "capturable")
+FROM_CONFIG = ("weight_decay", "betas", "eps")
 
 
 def restore_optimizer(optimizer, saved):
@@ -291,7 +300,7 @@ def restore_optimizer(optimizer, saved):
     parameter per step), and a CUDA save resumed on CPU would keep the CUDA choice. The freshly built
     optimizer's device settings are kept; `step` goes where they want it (the parameter's device when
     fused or capturable, else the CPU)."""
-    wanted = [{k: g[k] for k in DEVICE_SPECIFIC if k in g} for g in optimizer.param_groups]
+    wanted = [{k: g[k] for k in DEVICE_SPECIFIC + FROM_CONFIG if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(saved)
     for group, keep in zip(optimizer.param_groups, wanted):
         group.update(keep)

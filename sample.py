@@ -38,6 +38,8 @@ def parse_args(argv):
     for flag in ("num_samples", "max_new_tokens"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} {getattr(args, flag)}: expected an integer >= 1")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        p.error(f"--top_p {args.top_p}: expected a number in (0, 1]")
     if args.top_k < 0 or not 0 <= args.temperature < float("inf"):
         p.error(f"--top_k {args.top_k} / --temperature {args.temperature}: expected top_k >= 0 and a finite temperature >= 0")
     return args

@@ -282,7 +282,7 @@ class Trainer:
         """A start that failed before writing anything leaves no folder holding only a .lock."""
         out = self.c.out_dir
         if os.path.isdir(out) and os.listdir(out) == [".lock"]:
-            os.remove(os.path.join(out, ".lock"))
+            os.remove(os.path.join(out, ".lock"))  # the open descriptor keeps the flock until release()
             if self.created_out_dir:
                 os.rmdir(out)
 
@@ -311,8 +311,8 @@ class Trainer:
             if self.log:
                 self.log.finish()
             if self.lock:
+                self.remove_if_nothing_written()  # while the lock is still held: no other run can be starting here
                 self.lock.release()
-                self.remove_if_nothing_written()
             if self.rt.data_parallel:  # the DDP wrapper (and its reducer's pending gloo/NCCL work) goes before the group
                 self.model, self.train_step = getattr(self, "raw_model", None), None
             self.rt.close()

@@ -270,15 +270,17 @@ class Stream:
 
     def __init__(self, dataset, column="text", describe="the dataset"):
         self.ds, self.column, self.describe = dataset, column, describe
+        self.loaded = None
 
     def state_dict(self):
         return self.ds.state_dict()
 
     def load_state_dict(self, state):
         self.ds.load_state_dict(state)
+        self.loaded = state  # until iteration starts, the dataset reports its start, not this position
 
     def __iter__(self):
-        before = self.ds.state_dict()
+        before = self.loaded if self.loaded is not None else self.ds.state_dict()
         for row in self.ds:
             if self.column not in row:
                 raise ShardError(f"documents need a {self.column!r} column; {self.describe} has columns {sorted(row)}")
@@ -328,10 +330,12 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
         save_state()
 
     skip = state["docs"] - (1 if state["carry"] else 0)
-    if isinstance(texts, Stream):  # restore the stream's position: nothing already tokenised is read again
-        if state.get("stream") is not None:
+    if isinstance(texts, Stream) and (state.get("stream") is not None or state["docs"] == 0):
+        if state.get("stream") is not None:  # restore the stream's position: nothing already tokenised is read again
             texts.load_state_dict(state["stream"])
         items = iter(texts)
+    elif isinstance(texts, Stream):  # progress saved without a position (older code): skip by reading past it
+        items = itertools.islice(iter(texts), skip, None)
     else:  # a plain iterable: skip what is done by reading past it
         items = ((t, None, None) for t in itertools.islice(iter(texts), skip, None))
     positions = collections.deque()  # (before, after) of each document handed to the workers, in order

@@ -57,8 +57,10 @@ def load_run(path):
     train = read_metrics(path, "train")
     if not evals:
         raise ValueError(f"{path}: no evaluation records")
+    configs = read_metrics(path, "config")
     return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train,
-            "data": data_identity(read_metrics(path, "config")), "path": path}
+            "data": data_identity(configs), "path": path,
+            "max_iters": (configs[-1].get("config") or {}).get("max_iters") if configs else None}
 
 
 def data_identity(configs):
@@ -110,10 +112,13 @@ def finished_only(data):
     """Leave out runs that stopped short of the comparison's horizon (the last step any run reached):
     a partial run's last loss is not a final loss. Returns (data, {run: last step} left out)."""
     horizon = max(r["steps"][-1] for runs in data.values() for r in runs.values())
-    short = {f"{g}-s{seed}": r["steps"][-1] for g, runs in data.items() for seed, r in runs.items() if r["steps"][-1] < horizon}
-    kept = {g: {seed: r for seed, r in runs.items() if r["steps"][-1] == horizon} for g, runs in data.items()}
+
+    def done(r):  # at the comparison's last step, and at its own max_iters when the log records it
+        return r["steps"][-1] == horizon and (r["max_iters"] is None or r["steps"][-1] >= r["max_iters"])
+    short = {f"{g}-s{seed}": r["steps"][-1] for g, runs in data.items() for seed, r in runs.items() if not done(r)}
+    kept = {g: {seed: r for seed, r in runs.items() if done(r)} for g, runs in data.items()}
     for run, step in short.items():
-        print(f"left out {run}: its last evaluation is at step {step}, short of the others' {horizon}")
+        print(f"left out {run}: its last evaluation is at step {step}, short of the comparison's {horizon} or of its max_iters")
     return {g: runs for g, runs in kept.items() if runs}, short
 
 

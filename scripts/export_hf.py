@@ -34,11 +34,13 @@ LINEAR_IN_BLOCKS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # G
 
 def hf_config(cfg):
     """GPT2Config fields for our model: exact GELU (ours is F.gelu), LayerNorm eps 1e-5, no dropout."""
+    from tokenizer import get_tokenizer
+    eot = get_tokenizer(cfg.tokenizer).eot_id
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": cfg.vocab_size,
             "n_positions": cfg.block_size, "n_ctx": cfg.block_size, "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,
             "n_head": cfg.n_head, "n_inner": 4 * cfg.n_embd, "activation_function": "gelu", "layer_norm_epsilon": 1e-5,
             "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "initializer_range": 0.02,
-            "scale_attn_weights": True, "use_cache": True, "bos_token_id": 50256, "eos_token_id": 50256,
+            "scale_attn_weights": True, "use_cache": True, "bos_token_id": eot, "eos_token_id": eot,
             "tie_word_embeddings": cfg.embedding == "bpe_tied"}
 
 

@@ -95,6 +95,7 @@ def check_same_data(path, configs, data_dir):
     mixed with new runs: refuse, naming both token counts."""
     from configurator import ConfigError
     from data.shards import data_fingerprint
+    data_dir = data_dir if os.path.isabs(data_dir) else os.path.join(ROOT, data_dir)  # train.py runs in ROOT
     if not configs or not os.path.isdir(data_dir):
         return
     kept = (configs[-1].get("n_train_tokens"), configs[-1].get("n_val_tokens"))
@@ -102,6 +103,10 @@ def check_same_data(path, configs, data_dir):
         now = data_fingerprint(data_dir)
     except (FileNotFoundError, ValueError):
         return  # a folder train.py itself will refuse, with its own message
+    kept_sha = (configs[-1].get("data") or {}).get("sha256")
+    if kept_sha and kept_sha != now["sha256"]:
+        raise ConfigError(f"{path} was trained on data with fingerprint {kept_sha}, but {data_dir} now has {now['sha256']}: "
+                          f"another version of the data (README: 'Data provenance')")
     if None not in kept and kept != (now["train_tokens"], now["val_tokens"]):
         raise ConfigError(f"{path} was trained on {kept[0]:,} train / {kept[1]:,} val tokens, but {data_dir} now holds "
                           f"{now['train_tokens']:,} / {now['val_tokens']:,}: another version of the data. Prepare the version "

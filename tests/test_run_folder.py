@@ -61,7 +61,7 @@ def test_a_sidecar_torn_from_its_checkpoint_is_repaired_on_the_next_start(data_d
     log = open(finished_run / "metrics.jsonl").read()
     train.Trainer(tiny_config(data_dir, finished_run, max_iters=4, eval_interval=2, lr_decay_iters=4, init_from="auto")).run()
     repaired = checkpoint.read_meta(str(finished_run))
-    assert repaired["step"] == 4 and repaired["finished"] and repaired["val_loss"] == meta["val_loss"]
+    assert repaired["step"] == 4 and repaired["finished"] and repaired["val_loss"] is None  # step 2's loss is not step 4's
     assert "did not match its checkpoint" in capsys.readouterr().out
     assert open(finished_run / "metrics.jsonl").read() == log  # the finished run's log is left as it was
 

@@ -47,6 +47,8 @@ def test_bad_inputs_are_one_line(tiny_checkpoints, tmp_path):
         run(tiny_checkpoints["kron"], "--start", " a" * 40)
     with pytest.raises(SystemExit, match="does not exist"):
         run(str(tmp_path / "nope.pt"))
+    with pytest.raises(SystemExit):
+        run(tiny_checkpoints["kron"], "--top_p", "2")
     (tmp_path / "prompt.txt").write_text("Hello", encoding="utf-8")
     assert len(run(tiny_checkpoints["kron"], "--start", f"FILE:{tmp_path / 'prompt.txt'}")) == 2
     assert sorted(os.listdir(tmp_path)) == ["latin1.txt", "prompt.txt"]  # nothing written

@@ -215,6 +215,33 @@ def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
+def test_a_stream_resumed_from_progress_without_a_position_skips_what_is_done(tmp_path):
+    """Progress written without a stream position (by a plain iterable, or older code) is resumed by
+    reading past the finished documents: the same shards as an uninterrupted run, nothing twice."""
+    from data.fineweb_edu.prepare import load_documents
+    docs = [json.loads(line)["text"] for line in open(FIXTURE)]
+
+    def interrupted():
+        for i, d in enumerate(docs):
+            if i == 15:
+                raise KeyboardInterrupt
+            yield d
+    with pytest.raises(KeyboardInterrupt):
+        documents_to_shards(interrupted(), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+    documents_to_shards(load_documents(None, None, [FIXTURE]), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+    documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
+    files = sorted(p for p in os.listdir(tmp_path / "b") if p.endswith(".bin"))
+    assert files == sorted(p for p in os.listdir(tmp_path / "a") if p.endswith(".bin"))
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+
+
+def test_a_changed_weight_decay_takes_effect_on_resume(data_dir, tmp_path):
+    train.Trainer(tiny(data_dir, tmp_path, max_iters=4)).run()
+    t = train.Trainer(tiny(data_dir, tmp_path, max_iters=6, init_from="resume", weight_decay=0.0, beta2=0.99)).run()
+    assert [g["weight_decay"] for g in t.optimizer.param_groups] == [0.0, 0.0]
+    assert all(g["betas"] == (0.9, 0.99) for g in t.optimizer.param_groups)
+
+
 # --------------------------------------------------------------------------- clear errors
 
 def test_configurator_errors(tmp_path):
