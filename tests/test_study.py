@@ -229,3 +229,22 @@ def test_runs_on_different_data_are_never_mixed(tmp_path, data_dir):
     with pytest.raises(SystemExit, match=r"was trained on 999 train / 4,096 val tokens, but .* now holds 134,920 / 4,096"):
         run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1", "--keep-logs", str(keep),
                         "--out-root", str(tmp_path / "runs"), "--dry-run", "--", f"--data_dir={data_dir}"])
+
+
+def test_precision_check_compares_the_gap_with_seed_noise(tmp_path):
+    from scripts import precision_check
+
+    def run(name, curve, dtype="float32"):
+        d = write_run(tmp_path, name, 1, [(s, v) for s, v in curve])
+        with open(d / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"kind": "config", "step": 0, "config": {"dtype": dtype}}) + "\n")
+        return str(d)
+    steps = range(0, 101, 50)
+    fp32 = run("fp32", [(s, 5 - s / 100) for s in steps])
+    other = run("other", [(s, 5 - s / 100 + 0.01) for s in steps])
+    close = run("bf16", [(s, 5 - s / 100 + 0.0005) for s in steps], "bfloat16")
+    far = run("bf16far", [(s, 5 - s / 100 + 0.005) for s in steps], "bfloat16")
+    assert precision_check.check(fp32, close, [other])["agrees"]
+    assert not precision_check.check(fp32, far, [other])["agrees"]  # half the seed gap: not within a tenth
+    with pytest.raises(ValueError, match="not trained with dtype=bfloat16"):
+        precision_check.check(fp32, other, [other])
