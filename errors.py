@@ -31,8 +31,9 @@ def describe(e):
     return str(e)
 
 
-def run_cli(main, argv=None):
-    """Run an entry point's main(); user errors end in one line (exit 1) unless debugging."""
+def run_cli(main, argv=None, also=()):
+    """Run an entry point's main(argv); user errors (and the exception classes in `also`) end in one
+    line (exit 1) unless debugging."""
     argv = sys.argv[1:] if argv is None else argv
     debug = os.environ.get("KRON_DEBUG") == "1" or "--debug" in argv
     if "--debug" in argv:
@@ -40,7 +41,7 @@ def run_cli(main, argv=None):
         sys.argv = [sys.argv[0]] + argv
     try:
         return main(argv)
-    except user_errors() + (OSError,) as e:
+    except user_errors() + tuple(also) + (OSError,) as e:
         if debug or (isinstance(e, OSError) and not isinstance(e, user_errors()) and e.errno != errno.ENOSPC):
             raise
         sys.exit(f"error: {describe(e)}")

@@ -145,7 +145,8 @@ class Trainer:
             self.log.config(step=self.iter_num, config=c.to_dict(), params=self.model.param_groups_by_role(),
                            world_size=self.rt.world, device=self.rt.device, dtype=self.rt.dtype, resumed=resume,
                            n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens,
-                           data=data_fingerprint(c.data_dir))
+                           data=data_fingerprint(c.data_dir, {"train_tokens": self.data.n_train_tokens,
+                                                              "val_tokens": self.data.n_val_tokens}))
         self.raw_model = self.model
         self.model = self.rt.wrap(self.model, c.compile)
         self.peak_flops = c.peak_flops or self.gpu_peak_flops()

@@ -167,14 +167,16 @@ def shard_paths(data_dir, split):
     return paths
 
 
-def data_fingerprint(data_dir):
-    """What identifies a data folder's content: token counts per split and a sha256 over each shard's
-    name, size and first and last MiB (fast on gigabytes, and any re-preparation changes it)."""
+def data_fingerprint(data_dir, counts=None):
+    """What identifies a data folder's content: token counts per split ({"train_tokens", "val_tokens"},
+    counted here unless given) and a sha256 over each shard's name, size and first and last MiB (fast
+    on gigabytes, and any re-preparation changes it)."""
     import hashlib
-    h, counts = hashlib.sha256(), {}
+    h, counts = hashlib.sha256(), dict(counts or {})
     for split in ("train", "val"):
         paths = shard_paths(data_dir, split)
-        counts[f"{split}_tokens"] = sum(len(read_tokens(p)) for p in paths)
+        if f"{split}_tokens" not in counts:
+            counts[f"{split}_tokens"] = sum(len(read_tokens(p)) for p in paths)
         for p in paths:
             size = os.path.getsize(p)
             h.update(f"{os.path.basename(p)}:{size}".encode())

@@ -75,18 +75,8 @@ def cli(main):
     """Run a probe's main() as a command through the shared handler (errors.py): a bad input ends in
     one line naming it (ValueError too: the probes raise it for malformed inputs); --debug or
     KRON_DEBUG=1 shows the traceback."""
-    import os
-
-    from errors import describe, user_errors
-    debug = os.environ.get("KRON_DEBUG") == "1" or "--debug" in sys.argv
-    if "--debug" in sys.argv:
-        sys.argv.remove("--debug")
-    try:
-        main()
-    except user_errors() + (ValueError,) as e:
-        if debug:
-            raise
-        sys.exit(f"error: {describe(e)}")
+    from errors import run_cli
+    return run_cli(main, also=(ValueError,))
 
 
 def parse_checkpoints(specs):

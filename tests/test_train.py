@@ -157,25 +157,34 @@ def test_prepare_without_a_text_column_is_one_line(tmp_path, num_proc):
     assert not list((tmp_path / "out").glob("*.bin"))  # no shard written
 
 
+def fixture_docs():
+    return [json.loads(line)["text"] for line in open(FIXTURE)]
+
+
+def interrupted(docs, at=15):
+    """The documents, with a kill (KeyboardInterrupt) when the at-th is reached."""
+    for i, d in enumerate(docs):
+        if i == at:
+            raise KeyboardInterrupt
+        yield d
+
+
+def assert_same_shards(a, b):
+    files = sorted(p for p in os.listdir(b) if p.endswith(".bin"))
+    assert files == sorted(p for p in os.listdir(a) if p.endswith(".bin"))
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
 def test_prepare_resumes_exactly_after_interruption(tmp_path):
-    docs = [json.loads(line)["text"] for line in open(FIXTURE)]
-
-    def interrupted():
-        for i, d in enumerate(docs):
-            if i == 15:
-                raise KeyboardInterrupt
-            yield d
-
+    docs = fixture_docs()
     with pytest.raises(KeyboardInterrupt):
-        documents_to_shards(interrupted(), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+        documents_to_shards(interrupted(docs), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     state = json.load(open(tmp_path / "a" / "fw_progress.json"))
     assert 0 < state["shard"] and not state["done"]
     documents_to_shards(docs, str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
-    files = sorted(p for p in os.listdir(tmp_path / "b") if p.endswith(".bin"))
-    assert files == sorted(p for p in os.listdir(tmp_path / "a") if p.endswith(".bin"))
-    for f in files:
-        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert_same_shards(tmp_path / "a", tmp_path / "b")
 
 
 def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
@@ -209,30 +218,19 @@ def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
     documents_to_shards(stream(), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     assert len(read) == n_docs - state["docs"] + (1 if state["carry"] else 0)  # only what was not done
     documents_to_shards(stream(), str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=2)
-    files = sorted(p for p in os.listdir(tmp_path / "b") if p.endswith(".bin"))
-    assert files == sorted(p for p in os.listdir(tmp_path / "a") if p.endswith(".bin"))
-    for f in files:
-        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert_same_shards(tmp_path / "a", tmp_path / "b")
 
 
 def test_a_stream_resumed_from_progress_without_a_position_skips_what_is_done(tmp_path):
     """Progress written without a stream position (by a plain iterable, or older code) is resumed by
     reading past the finished documents: the same shards as an uninterrupted run, nothing twice."""
     from data.fineweb_edu.prepare import load_documents
-    docs = [json.loads(line)["text"] for line in open(FIXTURE)]
-
-    def interrupted():
-        for i, d in enumerate(docs):
-            if i == 15:
-                raise KeyboardInterrupt
-            yield d
+    docs = fixture_docs()
     with pytest.raises(KeyboardInterrupt):
-        documents_to_shards(interrupted(), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
+        documents_to_shards(interrupted(docs), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     documents_to_shards(load_documents(None, None, [FIXTURE]), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
-    files = sorted(p for p in os.listdir(tmp_path / "b") if p.endswith(".bin"))
-    assert files == sorted(p for p in os.listdir(tmp_path / "a") if p.endswith(".bin"))
-    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert_same_shards(tmp_path / "a", tmp_path / "b")
 
 
 def test_a_changed_weight_decay_takes_effect_on_resume(data_dir, tmp_path):
