@@ -90,7 +90,7 @@ def _num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-# key: (check, what is expected). Checked once, when a config is loaded (and by Trainer for dicts).
+# key: (check, what is expected). Checked once, when a config is loaded (and by train.train for dicts).
 _AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "eval_iters",
                "log_interval", "n_layer", "n_head", "n_embd", "vocab_size", "kron_pos_dim")
 RANGES = {

@@ -1,4 +1,4 @@
-"""Train a GPT arm (bpe_tied, kron, bpe_untied) nanoGPT-style.
+"""Train a GPT arm (bpe_tied, kron, bpe_untied, ...) nanoGPT-style.
 
     python train.py config/kron_cpu.py                          # CPU or one GPU, plain process
     python train.py config/kron_124m.py --seed=1338              # overrides after the config file
@@ -10,6 +10,9 @@ Batches are a function of (seed, step), so arms with the same seed see the same 
 order, and `init_from='resume'` continues a run with exactly the losses it would have had.
 Checkpoints (<out_dir>/ckpt.pt) are written atomically at every evaluation, at the end, and on
 SIGINT/SIGTERM; metrics go to <out_dir>/metrics.jsonl and, with wandb_log=True, to wandb.
+
+Read top to bottom: the learning-rate schedule, the run's state (`Run`), setup, then `train()`,
+whose loop is the whole of training; the helpers below it each do one thing the loop names.
 """
 import importlib.util
 import math
@@ -18,7 +21,7 @@ import signal
 import sys
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -48,6 +51,273 @@ def get_lr(it, c):
     return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
 
 
+@dataclass(eq=False)
+class Run:
+    """Everything the loop reads or changes; train() returns it (tests and notebooks read it)."""
+    c: TrainConfig
+    rt: Runtime
+    model: GPT = None            # the raw model: evaluation, checkpoints, norms
+    optimizer: torch.optim.Optimizer = None
+    data: TokenData = None
+    val: list = None             # the fixed validation batches [(x, y, source)]
+    hellaswag: list = None       # examples scored at hellaswag_interval, or None
+    step: TrainStep = None       # one optimizer step on the compiled / DDP-wrapped model
+    log: RunLogger = None        # rank 0 of a run that writes; None otherwise
+    lock: RunLock = None
+    iter_num: int = 0
+    best_val: float = float("inf")
+    last_val: float = None       # the latest validation loss, measured at step last_val_step
+    last_val_step: int = None
+    val_by_source: dict = None
+    wandb_id: str = None
+    finished_before: bool = False
+    created_out_dir: bool = False
+    peak_flops: float = None
+    pending: list = field(default_factory=list)  # (step, loss, grad_norm, lr), device tensors until a log step
+    t_last: float = 0.0
+
+    @property
+    def tokens_per_step(self):
+        return self.c.batch_size * self.c.block_size * self.c.gradient_accumulation_steps
+
+    @property
+    def accum(self):
+        """Micro-batches per step in this process."""
+        return self.c.gradient_accumulation_steps // self.rt.world
+
+    def batch(self, step, micro):
+        x, y = self.data.train_batch(self.c.batch_size, self.c.seed, step, self.rt.rank * self.accum + micro)
+        return self.rt.to_device(x), self.rt.to_device(y)
+
+    def fetch(self, micro):
+        """Micro-batch `micro` of this step; micro == accum is the first of the next step."""
+        return self.batch(self.iter_num, micro) if micro < self.accum else self.batch(self.iter_num + 1, 0)
+
+
+def resolve_config(c):
+    """c: a TrainConfig, or a {key: value} dict of settings (missing ones take their defaults)."""
+    c = c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c)
+    try:  # out_dir may name other settings, e.g. "out/124m-{embedding}-s{seed}"
+        c = replace(c, out_dir=c.out_dir.format(**c.to_dict()))
+    except (KeyError, IndexError) as e:
+        raise ConfigError(f"out_dir={c.out_dir!r} names an unknown setting {e}") from None
+    if c.wandb_log and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("wandb_log=True but wandb is not installed: `pip install wandb`, or pass --wandb_log=False")
+    return c
+
+
+def setup(run):
+    """Checks, then the folder's lock, then data, model, optimizer and (if any) the checkpoint's state.
+    Sizes are checked before anything is allocated or written; the lock comes before any write."""
+    c, rt = run.c, run.rt
+    if c.gradient_accumulation_steps % rt.world:
+        raise ConfigError(f"gradient_accumulation_steps={c.gradient_accumulation_steps} must be divisible by "
+                          f"the number of processes ({rt.world}); the CPU configs use 4 (1, 2 or 4 processes)")
+    ckpt_path = check_start(c)
+    cfg = GPTConfig.from_dict(c.to_dict())
+    refuse_oversized(cfg, rt)
+    with torch.device("meta"):
+        refuse_gpu_sized_on_cpu(GPT(cfg), c, rt, run.tokens_per_step)
+    if rt.master and not c.eval_only:
+        run.created_out_dir = not os.path.exists(c.out_dir)
+        run.lock = RunLock(c.out_dir).acquire()
+        for name in checkpoint.remove_stale_temp_files(c.out_dir):
+            print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
+    torch.manual_seed(c.seed)
+    model = GPT(cfg)
+    if c.paired_init:
+        model.paired_init_(c.seed)
+    run.model = model.to(rt.device)
+    run.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
+    if c.hellaswag_interval and rt.master:  # read (and checked) at the start, not at the first evaluation
+        run.hellaswag = read_hellaswag(c)
+    run.val = run.data.val_batches(c.batch_size, c.eval_iters)
+    run.optimizer = run.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), rt.device_type)
+    resume = ckpt_path is not None
+    if resume:
+        load_resume(run, ckpt_path)
+    if rt.master:
+        print(run.model.describe())
+        print(f"data: {run.data.n_train_tokens:,} train / {run.data.n_val_tokens:,} val tokens in {c.data_dir}; "
+              f"{len(run.val)} val batches of {c.batch_size}x{c.block_size}")
+    if rt.master and not c.eval_only and not run.finished_before:
+        run.log = RunLogger(c.out_dir, keep_until_step=run.iter_num if resume else None,
+                            log_interval=c.log_interval, max_iters=c.max_iters)
+        run.log.config(step=run.iter_num, config=c.to_dict(), params=run.model.param_groups_by_role(),
+                       world_size=rt.world, device=rt.device, dtype=rt.dtype, resumed=resume,
+                       n_train_tokens=run.data.n_train_tokens, n_val_tokens=run.data.n_val_tokens,
+                       data=data_fingerprint(c.data_dir, {"train_tokens": run.data.n_train_tokens,
+                                                          "val_tokens": run.data.n_val_tokens}))
+    run.peak_flops = c.peak_flops or gpu_peak_flops(rt)
+    run.step = TrainStep(rt.wrap(run.model, c.compile), run.optimizer, run.accum, c.grad_clip, rt.autocast,
+                         rt.scaler, ddp=rt.data_parallel, output_matrix=run.model.step_output_matrix())
+    return run
+
+
+def train(c):
+    """Train (or resume, or evaluate) the run configured by c; returns its Run."""
+    c = resolve_config(c)
+    run = Run(c, Runtime(c.device, c.dtype, c.num_threads, c.backend))
+    try:
+        setup(run)
+        if run.finished_before:
+            say(run, f"{c.out_dir} already finished at step {run.iter_num} (max_iters={c.max_iters}); "
+                     f"nothing to do. Raise --max_iters to train further.")
+            return run
+        if c.eval_only:
+            run.last_val = evaluate(run)
+            say(run, f"eval_only: val loss {run.last_val:.4f} at step {run.iter_num} of {c.out_dir} (nothing written)")
+            return run
+        if run.log and c.wandb_log:
+            run.wandb_id = run.log.start_wandb(c.to_dict(), run.wandb_id or uuid.uuid4().hex[:12])
+        with StopGuard(run.rt.master) as stop:
+            run.t_last = time.time()
+            batch = run.batch(run.iter_num, 0)
+            while True:
+                lr = get_lr(run.iter_num, c)
+                for g in run.optimizer.param_groups:
+                    g["lr"] = lr
+                last = run.iter_num >= c.max_iters
+                if run.iter_num % c.eval_interval == 0 or last:
+                    flush_log(run)
+                    evaluate_and_checkpoint(run, finished=last)
+                    if last:
+                        break
+                    run.t_last = time.time()  # step times exclude evaluation
+                if stop_requested(run, stop):
+                    flush_log(run)
+                    save(run)
+                    say(run, f"stopped by {stop.signal or 'another rank'} at step {run.iter_num}; checkpoint written "
+                             f"to {checkpoint.paths(c.out_dir)[0]}; continue with --init_from=resume")
+                    break
+                loss, grad_norm, batch = run.step(batch, run.fetch)
+                run.pending.append((run.iter_num, loss, grad_norm, lr))
+                run.iter_num += 1
+                if run.iter_num % c.log_interval == 0:
+                    flush_log(run)
+        run.rt.barrier()  # every rank done before the group is torn down (rank 0 was still saving)
+    finally:
+        teardown(run)
+    return run
+
+
+# --- what the loop calls
+
+def say(run, message):
+    if run.rt.master:
+        print(message, flush=True)
+
+
+@torch.no_grad()
+def evaluate(run):
+    """Mean validation loss over the fixed batches; with several sources (one val shard each) also
+    the loss per source, in run.val_by_source. One read-back for all of it. Eager (the raw model): a
+    compiled model would compile a second, inference graph for a few batches."""
+    model, rt = run.model, run.rt
+    model.eval()
+    sources = sorted({src for _, _, src in run.val})
+    sums = torch.zeros(2 * len(sources), device=rt.device, dtype=torch.float64)  # [loss sum, batches] per source
+    for i, (x, y, src) in enumerate(run.val):
+        if i % rt.world != rt.rank:
+            continue
+        with rt.autocast:
+            _, loss = model(rt.to_device(x), rt.to_device(y))
+        k = 2 * sources.index(src)
+        sums[k] += loss.double()
+        sums[k + 1] += 1
+    sums = rt.all_reduce(sums.tolist())
+    model.train()
+    per = {src: sums[2 * k] / sums[2 * k + 1] for k, src in enumerate(sources) if sums[2 * k + 1]}
+    run.val_by_source = per if len(per) > 1 else None
+    return sum(sums[0::2]) / sum(sums[1::2])
+
+
+def evaluate_and_checkpoint(run, finished):
+    val_loss = evaluate(run)
+    if run.log:
+        stats = run.model.norm_stats()
+        if run.hellaswag and (finished or run.iter_num % run.c.hellaswag_interval == 0):
+            stats.update(score_hellaswag(run))
+        run.log.eval(run.iter_num, val_loss, stats, by_source=run.val_by_source)
+    if not math.isfinite(val_loss):
+        raise FloatingPointError(f"validation loss is {val_loss} at step {run.iter_num}; not writing a checkpoint")
+    run.best_val = min(run.best_val, val_loss)
+    run.last_val, run.last_val_step = val_loss, run.iter_num
+    every = run.c.ckpt_interval
+    if finished or every is None or run.iter_num % every == 0:
+        save(run, finished=finished)
+
+
+def save(run, finished=False):
+    if run.rt.master:
+        checkpoint.save_run(run.c.out_dir, run.model, run.optimizer, run.c.to_dict(), run.iter_num,
+                            best_val=run.best_val, finished=finished, wandb_id=run.wandb_id,
+                            val_loss=run.last_val if run.last_val_step == run.iter_num else None,  # measured here, or none
+                            device_type=run.rt.device_type)
+
+
+def stop_requested(run, stop):
+    """Whether any rank was asked to stop (SIGINT/SIGTERM). Alone, that is a flag read; across ranks
+    it takes an all-reduce and a host-device sync, so they agree only on log steps (and a signalled
+    rank finishes up to log_interval - 1 more steps first)."""
+    if not run.rt.data_parallel:
+        return stop.signal is not None
+    if run.iter_num % run.c.log_interval:
+        return False
+    return run.rt.all_reduce([1.0 if stop.signal else 0.0], op="max")[0] > 0
+
+
+def flush_log(run):
+    """Read back the pending steps' losses in one transfer, stop on a non-finite one, and log them.
+    Step times are the interval's wall time over its steps (the device ran asynchronously)."""
+    if not run.pending:
+        return
+    values = torch.stack([torch.stack((p[1].float(), p[2].float())) for p in run.pending]).tolist()  # one sync
+    steps, lrs, run.pending = [p[0] for p in run.pending], [p[3] for p in run.pending], []
+    now = time.time()
+    dt, run.t_last = (now - run.t_last) / len(steps), now
+    for step, (loss, grad_norm), lr in zip(steps, values, lrs):
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss} at step {step}; stopping. The last good checkpoint "
+                                     f"({checkpoint.paths(run.c.out_dir)[0]}) is left as it was.")
+        if run.log:
+            run.log.train(step_record(run, step, loss, lr, grad_norm, dt))
+
+
+def step_record(run, step, loss, lr, grad_norm, dt):
+    tps = run.tokens_per_step / dt
+    mfu = run.model.estimate_mfu(tps, run.peak_flops, run.rt.world) if run.peak_flops else None
+    rec = dict(step=step, loss=loss, lr=lr, grad_norm=grad_norm, dt_ms=dt * 1000, tokens_per_s=tps, mfu=mfu,
+               tokens=(step + 1) * run.tokens_per_step)
+    if run.rt.device_type == "cuda":
+        rec["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
+    return rec
+
+
+@torch.no_grad()
+def score_hellaswag(run):
+    """HellaSwag acc and acc_norm of the raw model now (eager, under training's autocast)."""
+    import hellaswag
+    from tokenizer import get_tokenizer
+    with run.rt.autocast:
+        res = hellaswag.evaluate(run.model, get_tokenizer(run.c.tokenizer), run.hellaswag, run.rt.device, progress=False)
+    run.model.train()
+    return {"hellaswag_acc": res["acc"], "hellaswag_acc_norm": res["acc_norm"]}
+
+
+def teardown(run):
+    """Close the log, drop a lock that guarded nothing, release the folder, tear the group down."""
+    if run.log:
+        run.log.finish()
+    if run.lock:
+        remove_if_nothing_written(run)  # while the lock is still held: no other run can be starting here
+        run.lock.release()
+    run.step = None  # the DDP wrapper (and its reducer's pending gloo/NCCL work) goes before the group
+    run.rt.close()
+
+
+# --- setup's helpers
+
 class StopGuard:
     """SIGINT/SIGTERM ask the loop to finish its step, checkpoint and exit; a second Ctrl-C aborts."""
 
@@ -70,335 +340,110 @@ class StopGuard:
             signal.signal(s, h)
 
 
-class Trainer:
-    def __init__(self, c):
-        """c: a TrainConfig, or a {key: value} dict of settings (missing ones take their defaults)."""
-        c = c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c)
-        try:  # out_dir may name other settings, e.g. "out/124m-{embedding}-s{seed}"
-            c = replace(c, out_dir=c.out_dir.format(**c.to_dict()))
-        except (KeyError, IndexError) as e:
-            raise ConfigError(f"out_dir={c.out_dir!r} names an unknown setting {e}") from None
-        if c.wandb_log and importlib.util.find_spec("wandb") is None:
-            raise ConfigError("wandb_log=True but wandb is not installed: `pip install wandb`, or pass --wandb_log=False")
-        self.c = c
-        self.rt = Runtime(c.device, c.dtype, c.num_threads, c.backend)
-        if c.gradient_accumulation_steps % self.rt.world:
-            raise ConfigError(f"gradient_accumulation_steps={c.gradient_accumulation_steps} must be divisible by "
-                              f"the number of processes ({self.rt.world}); the CPU configs use 4 (1, 2 or 4 processes)")
-        self.accum = c.gradient_accumulation_steps // self.rt.world
-        self.master = self.rt.master
-        self.stop = StopGuard(self.master)
-        self.lock, self.log, self.finished_before, self.last_val, self.val_by_source = None, None, False, None, None
-        self.last_val_step, self.created_out_dir = None, False
-        self.pending = []  # (step, loss, grad_norm, lr) on device, read back at the next log step
+def check_start(c):
+    """The checkpoint this start resumes from (or evaluates), None for a fresh start; a start that
+    contradicts what the folder holds is refused."""
+    ckpt_path, _ = checkpoint.paths(c.out_dir)
+    has_ckpt = os.path.exists(ckpt_path)
+    if c.eval_only and not has_ckpt:
+        raise ConfigError(f"eval_only=True needs a checkpoint to evaluate, and {c.out_dir!r} has no {checkpoint.CKPT_NAME}")
+    if c.init_from == "resume" and not has_ckpt:
+        raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
+    if c.init_from == "scratch" and has_ckpt and not c.eval_only:
+        raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
+    return ckpt_path if has_ckpt and (c.eval_only or c.init_from in ("resume", "auto")) else None
 
-    # --- setup
 
-    def build(self):
-        """Data, model and optimizer; the run's folder is claimed (lock) before anything is written."""
-        c = self.c
-        ckpt_path, _ = checkpoint.paths(c.out_dir)
-        has_ckpt = os.path.exists(ckpt_path)
-        if c.eval_only and not has_ckpt:
-            raise ConfigError(f"eval_only=True needs a checkpoint to evaluate, and {c.out_dir!r} has no {checkpoint.CKPT_NAME}")
-        if c.init_from == "resume" and not has_ckpt:
-            raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
-        if c.init_from == "scratch" and has_ckpt and not c.eval_only:
-            raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
-        cfg = GPTConfig.from_dict(c.to_dict())
-        self.tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
-        self.refuse_oversized(cfg)  # sizes are checked before anything is allocated or written
-        with torch.device("meta"):
-            self.refuse_gpu_sized_on_cpu(GPT(cfg))
-        if self.master and not c.eval_only:
-            self.created_out_dir = not os.path.exists(c.out_dir)
-            self.lock = RunLock(c.out_dir).acquire()
-            for name in checkpoint.remove_stale_temp_files(c.out_dir):
-                print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
-        resume = has_ckpt and (c.eval_only or c.init_from in ("resume", "auto"))
-        torch.manual_seed(c.seed)
-        self.model = GPT(cfg)
-        if c.paired_init:
-            self.model.paired_init_(c.seed)
-        self.model = self.model.to(self.rt.device)
-        self.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
-        self.hellaswag = None
-        if c.hellaswag_interval and self.master:  # read (and checked) at the start, not at the first evaluation
-            import hellaswag
-            try:
-                self.hellaswag = hellaswag.read_examples(c.hellaswag_path, c.hellaswag_limit)
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"hellaswag_path={c.hellaswag_path!r}: {e}") from None
-        self.val = self.data.val_batches(c.batch_size, c.eval_iters)
-        self.optimizer = self.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
-                                                         self.rt.device_type)
-        self.iter_num, self.best_val, self.wandb_id = 0, float("inf"), None
-        if resume:
-            self.load_resume(ckpt_path)
-        if self.master:
-            print(self.model.describe())
-            print(f"data: {self.data.n_train_tokens:,} train / {self.data.n_val_tokens:,} val tokens in {c.data_dir}; "
-                  f"{len(self.val)} val batches of {c.batch_size}x{c.block_size}")
-        if self.master and not c.eval_only and not self.finished_before:
-            self.log = RunLogger(c.out_dir, keep_until_step=self.iter_num if resume else None,
-                                 log_interval=c.log_interval, max_iters=c.max_iters)
-            self.log.config(step=self.iter_num, config=c.to_dict(), params=self.model.param_groups_by_role(),
-                           world_size=self.rt.world, device=self.rt.device, dtype=self.rt.dtype, resumed=resume,
-                           n_train_tokens=self.data.n_train_tokens, n_val_tokens=self.data.n_val_tokens,
-                           data=data_fingerprint(c.data_dir, {"train_tokens": self.data.n_train_tokens,
-                                                              "val_tokens": self.data.n_val_tokens}))
-        self.raw_model = self.model
-        self.model = self.rt.wrap(self.model, c.compile)
-        self.peak_flops = c.peak_flops or self.gpu_peak_flops()
-        self.train_step = TrainStep(self.model, self.optimizer, self.accum, c.grad_clip, self.rt.autocast,
-                                    self.rt.scaler, ddp=self.rt.data_parallel,
-                                    output_matrix=self.raw_model.step_output_matrix())
+def refuse_oversized(cfg, rt):
+    """A model whose weights, gradients and AdamW moments (16 bytes a parameter) cannot fit in this
+    machine's memory (the GPU's, or the host's) is refused before it is built."""
+    if rt.device_type == "cuda":
+        memory, where = torch.cuda.get_device_properties(rt.device).total_memory, "the GPU's"
+    elif hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        memory, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's"
+    else:
+        return
+    need = 16 * approx_param_count(cfg)
+    if need > memory:
+        raise ConfigError(f"this model (n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, vocab_size={cfg.vocab_size}: about "
+                          f"{approx_param_count(cfg) / 1e9:.1f}B parameters) needs about {need / 2 ** 30:,.0f} GiB for weights, "
+                          f"gradients and AdamW state, more than {where} {memory / 2 ** 30:,.0f} GiB")
 
-    def refuse_oversized(self, cfg):
-        """A model whose weights, gradients and AdamW moments (16 bytes a parameter) cannot fit in this
-        machine's memory (the GPU's, or the host's) is refused before it is built."""
-        if self.rt.device_type == "cuda":
-            memory, where = torch.cuda.get_device_properties(self.rt.device).total_memory, "the GPU's"
-        elif hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
-            memory, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's"
-        else:
-            return
-        need = 16 * approx_param_count(cfg)
-        if need > memory:
-            raise ConfigError(f"this model (n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, vocab_size={cfg.vocab_size}: about "
-                              f"{approx_param_count(cfg) / 1e9:.1f}B parameters) needs about {need / 2 ** 30:,.0f} GiB for weights, "
-                              f"gradients and AdamW state, more than {where} {memory / 2 ** 30:,.0f} GiB")
 
-    def refuse_gpu_sized_on_cpu(self, model):
-        """A GPU-sized config that landed on a CPU because no GPU was found says so instead of
-        running for hours (or running out of memory); --device=cpu goes ahead deliberately.
-        model: the model built on the meta device (shapes only)."""
-        if self.rt.device_type != "cpu" or self.c.device == "cpu" or self.c.eval_only:
-            return
-        step_s = model.flops_per_token() * self.tokens_per_step / CPU_FLOPS
-        if step_s > CPU_STEP_LIMIT_S:
-            raise ConfigError(
-                f"this config is GPU-sized ({model.param_groups_by_role()['total'] / 1e6:.0f}M parameters, "
-                f"{self.tokens_per_step:,} tokens per step: {step_s * CPU_FLOPS:.1e} FLOPs, about {step_s / 60:.0f} min a step "
-                f"at {CPU_FLOPS / 1e9:.0f} GFLOP/s) and no GPU "
-                f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
+def refuse_gpu_sized_on_cpu(model, c, rt, tokens_per_step):
+    """A GPU-sized config that landed on a CPU because no GPU was found says so instead of running
+    for hours (or running out of memory); --device=cpu goes ahead deliberately.
+    model: the model built on the meta device (shapes only)."""
+    if rt.device_type != "cpu" or c.device == "cpu" or c.eval_only:
+        return
+    step_s = model.flops_per_token() * tokens_per_step / CPU_FLOPS
+    if step_s > CPU_STEP_LIMIT_S:
+        raise ConfigError(
+            f"this config is GPU-sized ({model.param_groups_by_role()['total'] / 1e6:.0f}M parameters, "
+            f"{tokens_per_step:,} tokens per step: {step_s * CPU_FLOPS:.1e} FLOPs, about {step_s / 60:.0f} min a step "
+            f"at {CPU_FLOPS / 1e9:.0f} GFLOP/s) and no GPU "
+            f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
 
-    def gpu_peak_flops(self):
-        """The GPU's bf16/fp16 dense peak for MFU, or None (CPU, fp32, unknown GPU)."""
-        if self.rt.device_type != "cuda" or self.rt.dtype == "float32":
-            return None
-        return peak_flops_of(torch.cuda.get_device_name())
 
-    def load_resume(self, path):
-        ckpt = checkpoint.load(path, map_location=self.rt.device)
-        self.check_resume_config(path, ckpt.get("config") or {}, ckpt["iter_num"])
-        self.model.load_state_dict(checkpoint.model_state(ckpt))
-        self.iter_num, self.best_val = ckpt["iter_num"], ckpt["best_val_loss"]
-        self.wandb_id = ckpt.get("wandb_id")
-        if self.c.eval_only:
-            return
-        checkpoint.restore_optimizer(self.optimizer, ckpt["optimizer"])
-        checkpoint.restore_rng(ckpt, self.rt.device_type)
-        if ckpt.get("finished") and self.iter_num >= self.c.max_iters:
-            self.finished_before = True
-            if self.master and checkpoint.ensure_meta(self.c.out_dir, ckpt):
-                print(f"{checkpoint.paths(self.c.out_dir)[1]} did not match its checkpoint (a crash between the two "
-                      f"writes, or a run from before it existed): rewritten from {path}")
-        elif self.master:
-            print(f"resumed {path} at step {self.iter_num}")
+def gpu_peak_flops(rt):
+    """The GPU's bf16/fp16 dense peak for MFU, or None (CPU, fp32, unknown GPU)."""
+    if rt.device_type != "cuda" or rt.dtype == "float32":
+        return None
+    return peak_flops_of(torch.cuda.get_device_name())
 
-    def check_resume_config(self, path, theirs, step):
-        """Refuse settings that would make the checkpoint another run; name every other change."""
-        ours = self.c
-        fixed, changed = checkpoint.config_changes(theirs, ours.to_dict())
-        if fixed:
-            detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in fixed.items())
-            raise ConfigError(f"checkpoint {path} is another run ({detail}); these settings cannot change on resume "
-                              f"(model shape, tokenizer, seed): resume it with its own config or use another out_dir")
-        if changed and self.master and not self.c.eval_only:  # eval_only writes nothing: changes do not matter
-            print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
-            schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
-            before = get_lr(step, replace(ours, **{k: v for k, v in theirs.items() if k in schedule}))
-            after = get_lr(step, ours)
-            if any(k in changed for k in schedule) and before != after:
-                print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")
 
-    # --- pieces of a step
+def read_hellaswag(c):
+    import hellaswag
+    try:
+        return hellaswag.read_examples(c.hellaswag_path, c.hellaswag_limit)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"hellaswag_path={c.hellaswag_path!r}: {e}") from None
 
-    def fetch(self, micro):
-        """Micro-batch `micro` of this step; micro == accum is the first of the next step."""
-        return self.batch(self.iter_num, micro) if micro < self.accum else self.batch(self.iter_num + 1, 0)
 
-    def batch(self, step, micro):
-        x, y = self.data.train_batch(self.c.batch_size, self.c.seed, step, self.rt.rank * self.accum + micro)
-        return self.rt.to_device(x), self.rt.to_device(y)
+def load_resume(run, path):
+    """The checkpoint's weights (and, unless evaluating, its optimizer, RNG and counters) into run."""
+    c = run.c
+    ckpt = checkpoint.load(path, map_location=run.rt.device)
+    check_resume_config(run, path, ckpt.get("config") or {}, ckpt["iter_num"])
+    run.model.load_state_dict(checkpoint.model_state(ckpt))
+    run.iter_num, run.best_val, run.wandb_id = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("wandb_id")
+    if c.eval_only:
+        return
+    checkpoint.restore_optimizer(run.optimizer, ckpt["optimizer"])
+    checkpoint.restore_rng(ckpt, run.rt.device_type)
+    if ckpt.get("finished") and run.iter_num >= c.max_iters:
+        run.finished_before = True
+        if run.rt.master and checkpoint.ensure_meta(c.out_dir, ckpt):
+            print(f"{checkpoint.paths(c.out_dir)[1]} did not match its checkpoint (a crash between the two "
+                  f"writes, or a run from before it existed): rewritten from {path}")
+    else:
+        say(run, f"resumed {path} at step {run.iter_num}")
 
-    @torch.no_grad()
-    def evaluate(self):
-        """Mean validation loss over the fixed batches; with several sources (one val shard each)
-        also the loss per source, in self.val_by_source. One read-back for all of it. Eager (the raw
-        model): a compiled model would compile a second, inference graph for a few batches."""
-        model = self.raw_model
-        model.eval()
-        sources = sorted({src for _, _, src in self.val})
-        sums = torch.zeros(2 * len(sources), device=self.rt.device, dtype=torch.float64)  # [loss sum, batches] per source
-        for i, (x, y, src) in enumerate(self.val):
-            if i % self.rt.world != self.rt.rank:
-                continue
-            with self.rt.autocast:
-                _, loss = model(self.rt.to_device(x), self.rt.to_device(y))
-            k = 2 * sources.index(src)
-            sums[k] += loss.double()
-            sums[k + 1] += 1
-        sums = self.rt.all_reduce(sums.tolist())
-        model.train()
-        per = {src: sums[2 * k] / sums[2 * k + 1] for k, src in enumerate(sources) if sums[2 * k + 1]}
-        self.val_by_source = per if len(per) > 1 else None
-        return sum(sums[0::2]) / sum(sums[1::2])
 
-    # --- checkpoints
+def check_resume_config(run, path, theirs, step):
+    """Refuse settings that would make the checkpoint another run; name every other change."""
+    ours = run.c
+    fixed, changed = checkpoint.config_changes(theirs, ours.to_dict())
+    if fixed:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in fixed.items())
+        raise ConfigError(f"checkpoint {path} is another run ({detail}); these settings cannot change on resume "
+                          f"(model shape, tokenizer, seed): resume it with its own config or use another out_dir")
+    if changed and run.rt.master and not ours.eval_only:  # eval_only writes nothing: changes do not matter
+        print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+        schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
+        before = get_lr(step, replace(ours, **{k: v for k, v in theirs.items() if k in schedule}))
+        after = get_lr(step, ours)
+        if any(k in changed for k in schedule) and before != after:
+            print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")
 
-    def save(self, finished=False):
-        if self.master:
-            checkpoint.save_run(self.c.out_dir, self.raw_model, self.optimizer, self.c.to_dict(), self.iter_num,
-                                best_val=self.best_val, finished=finished, wandb_id=self.wandb_id,
-                                val_loss=self.last_val if self.last_val_step == self.iter_num else None,  # measured here, or none
-                                device_type=self.rt.device_type)
 
-    def init_wandb(self):
-        self.wandb_id = self.log.start_wandb(self.c.to_dict(), self.wandb_id or uuid.uuid4().hex[:12])
-
-    @torch.no_grad()
-    def score_hellaswag(self):
-        """HellaSwag acc and acc_norm of the raw model now (eager, under training's autocast)."""
-        import hellaswag
-        from tokenizer import get_tokenizer
-        with self.rt.autocast:
-            res = hellaswag.evaluate(self.raw_model, get_tokenizer(self.c.tokenizer), self.hellaswag, self.rt.device,
-                                     progress=False)
-        self.raw_model.train()
-        return {"hellaswag_acc": res["acc"], "hellaswag_acc_norm": res["acc_norm"]}
-
-    def remove_if_nothing_written(self):
-        """A start that failed before writing anything leaves no folder holding only a .lock."""
-        out = self.c.out_dir
-        if os.path.isdir(out) and os.listdir(out) == [".lock"]:
-            os.remove(os.path.join(out, ".lock"))  # the open descriptor keeps the flock until release()
-            if self.created_out_dir:
-                os.rmdir(out)
-
-    # --- the loop
-
-    def run(self):
-        try:
-            self.build()
-            if self.finished_before:
-                if self.master:
-                    print(f"{self.c.out_dir} already finished at step {self.iter_num} (max_iters={self.c.max_iters}); "
-                          f"nothing to do. Raise --max_iters to train further.")
-                return self
-            if self.c.eval_only:
-                self.last_val = self.evaluate()
-                if self.master:
-                    print(f"eval_only: val loss {self.last_val:.4f} at step {self.iter_num} of {self.c.out_dir} "
-                          f"(nothing written)")
-                return self
-            if self.master and self.c.wandb_log:
-                self.init_wandb()
-            with self.stop:
-                self.loop()
-            self.rt.barrier()  # every rank done before the group is torn down (rank 0 was still saving)
-        finally:
-            if self.log:
-                self.log.finish()
-            if self.lock:
-                self.remove_if_nothing_written()  # while the lock is still held: no other run can be starting here
-                self.lock.release()
-            if self.rt.data_parallel:  # the DDP wrapper (and its reducer's pending gloo/NCCL work) goes before the group
-                self.model, self.train_step = getattr(self, "raw_model", None), None
-            self.rt.close()
-        return self
-
-    def loop(self):
-        c = self.c
-        self.t_last = time.time()
-        next_batch = self.batch(self.iter_num, 0)
-        while True:
-            lr = get_lr(self.iter_num, c)
-            for g in self.optimizer.param_groups:
-                g["lr"] = lr
-            if self.iter_num % c.eval_interval == 0 or self.iter_num >= c.max_iters:
-                self.flush_log()
-                self.eval_and_checkpoint(finished=self.iter_num >= c.max_iters)
-                if self.iter_num >= c.max_iters:
-                    break
-                self.t_last = time.time()  # step times exclude evaluation
-            if self.stop_requested():
-                self.flush_log()
-                self.save()
-                if self.master:
-                    print(f"stopped by {self.stop.signal or 'another rank'} at step {self.iter_num}; checkpoint written "
-                          f"to {checkpoint.paths(c.out_dir)[0]}; continue with --init_from=resume")
-                break
-            loss, grad_norm, next_batch = self.train_step(next_batch, self.fetch)
-            self.pending.append((self.iter_num, loss, grad_norm, lr))
-            self.iter_num += 1
-            if self.iter_num % c.log_interval == 0:
-                self.flush_log()
-
-    def stop_requested(self):
-        """Whether any rank was asked to stop (SIGINT/SIGTERM). Alone, that is a flag read; across
-        ranks it takes an all-reduce and a host-device sync, so they agree only on log steps (and a
-        signalled rank finishes up to log_interval - 1 more steps first)."""
-        if not self.rt.data_parallel:
-            return self.stop.signal is not None
-        if self.iter_num % self.c.log_interval:
-            return False
-        return self.rt.all_reduce([1.0 if self.stop.signal else 0.0], op="max")[0] > 0
-
-    def flush_log(self):
-        """Read back the pending steps' losses in one transfer, stop on a non-finite one, and log them.
-        Step times are the interval's wall time over its steps (the device ran asynchronously)."""
-        if not self.pending:
-            return
-        steps = [p[0] for p in self.pending]
-        values = torch.stack([torch.stack((p[1].float(), p[2].float())) for p in self.pending]).tolist()  # one sync
-        lrs = [p[3] for p in self.pending]
-        self.pending = []
-        now = time.time()
-        dt, self.t_last = (now - self.t_last) / len(steps), now
-        for step, (loss, grad_norm), lr in zip(steps, values, lrs):
-            if not math.isfinite(loss):
-                where = checkpoint.paths(self.c.out_dir)[0]
-                raise FloatingPointError(f"training loss is {loss} at step {step}; stopping. The last good "
-                                         f"checkpoint ({where}) is left as it was.")
-            self.log_step(step, loss, lr, grad_norm, dt)
-
-    def log_step(self, step, loss, lr, grad_norm, dt):
-        if not self.master:
-            return
-        tps = self.tokens_per_step / dt
-        mfu = self.raw_model.estimate_mfu(tps, self.peak_flops, self.rt.world) if self.peak_flops else None
-        rec = dict(step=step, loss=loss, lr=lr, grad_norm=grad_norm, dt_ms=dt * 1000, tokens_per_s=tps, mfu=mfu,
-                   tokens=(step + 1) * self.tokens_per_step)
-        if self.rt.device_type == "cuda":
-            rec["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
-        self.log.train(rec)
-
-    def eval_and_checkpoint(self, finished):
-        val_loss = self.evaluate()
-        if self.master:
-            stats = self.raw_model.norm_stats()
-            if self.hellaswag and (finished or self.iter_num % self.c.hellaswag_interval == 0):
-                stats.update(self.score_hellaswag())
-            self.log.eval(self.iter_num, val_loss, stats, by_source=self.val_by_source)
-        if not math.isfinite(val_loss):
-            raise FloatingPointError(f"validation loss is {val_loss} at step {self.iter_num}; not writing a checkpoint")
-        self.best_val = min(self.best_val, val_loss)
-        self.last_val, self.last_val_step = val_loss, self.iter_num
-        every = self.c.ckpt_interval
-        if finished or every is None or self.iter_num % every == 0:
-            self.save(finished=finished)
+def remove_if_nothing_written(run):
+    """A start that failed before writing anything leaves no folder holding only a .lock."""
+    out = run.c.out_dir
+    if os.path.isdir(out) and os.listdir(out) == [".lock"]:
+        os.remove(os.path.join(out, ".lock"))  # the open descriptor keeps the flock until release()
+        if run.created_out_dir:
+            os.rmdir(out)
 
 
 def main(argv=None):
@@ -413,7 +458,7 @@ def main(argv=None):
         return None
     if not argv:
         sys.exit(usage + "\nno config given: the defaults alone are GPT-2 124M, too big for a CPU")
-    return run_cli(lambda args: Trainer(load_config(args)).run(), argv)  # user errors: one line (--debug: traceback)
+    return run_cli(lambda args: train(load_config(args)), argv)  # user errors: one line (--debug: traceback)
 
 
 if __name__ == "__main__":

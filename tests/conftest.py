@@ -28,6 +28,6 @@ def tiny_checkpoints(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpts")
     out = {}
     for arm in ("bpe_tied", "kron", "kron_tied"):
-        train.Trainer(tiny_config(data_dir, root / arm, embedding=arm, n_layer=2, max_iters=16, lr_decay_iters=16)).run()
+        train.train(tiny_config(data_dir, root / arm, embedding=arm, n_layer=2, max_iters=16, lr_decay_iters=16))
         out[arm] = str(root / arm / "ckpt.pt")
     return out

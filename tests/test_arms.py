@@ -33,11 +33,11 @@ def test_the_four_arms_are_compositions():
 
 @pytest.mark.slow
 def test_a_registered_toy_arm_trains_probes_and_runs_in_a_study(data_dir, tmp_path):
-    t = train.Trainer(tiny_config(data_dir, tmp_path / "toy", embedding="toy_tripled")).run()
+    t = train.train(tiny_config(data_dir, tmp_path / "toy", embedding="toy_tripled"))
     losses = [r["loss"] for r in read_metrics(str(tmp_path / "toy"), "train")]
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.3
     ids = torch.tensor([[5, 6]])
-    assert torch.allclose(t.raw_model.embed(ids), 3.0 * t.raw_model.transformer.wte.weight[ids])
+    assert torch.allclose(t.model.embed(ids), 3.0 * t.model.transformer.wte.weight[ids])
     evals = read_metrics(str(tmp_path / "toy"), "eval")
     assert evals[0]["emb_rms"] == pytest.approx(3 * evals[0]["wte_std"], rel=0.01)  # stats of what it produces
     model, _ = checkpoint.load_model(str(tmp_path / "toy" / "ckpt.pt"))
@@ -71,14 +71,14 @@ def test_kron_tied_checkpoints_from_before_the_head_owned_its_scale_resume_exact
     """Old kron_tied checkpoints named the scale 'logit_scale' and listed it first among the optimizer's
     scalars; they load, and resume with the losses an uninterrupted run has."""
     full, part = tmp_path / "full", tmp_path / "part"
-    train.Trainer(tiny_config(data_dir, full, embedding="kron_tied")).run()
-    train.Trainer(tiny_config(data_dir, part, embedding="kron_tied", max_iters=6)).run()
+    train.train(tiny_config(data_dir, full, embedding="kron_tied"))
+    train.train(tiny_config(data_dir, part, embedding="kron_tied", max_iters=6))
     ckpt = checkpoint.load(str(part / "ckpt.pt"))
     ckpt["model"] = {("logit_scale" if k == "lm_head.logit_scale" else k): v for k, v in ckpt["model"].items()}
     ids = ckpt["optimizer"]["param_groups"][1]["params"]
     ckpt["optimizer"]["param_groups"][1]["params"] = ids[-1:] + ids[:-1]  # the old order: the scale first
     torch.save(ckpt, part / "ckpt.pt")
-    train.Trainer(tiny_config(data_dir, part, embedding="kron_tied", init_from="resume")).run()
+    train.train(tiny_config(data_dir, part, embedding="kron_tied", init_from="resume"))
     a = {r["step"]: r["loss"] for r in read_metrics(str(full), "train")}
     b = {r["step"]: r["loss"] for r in read_metrics(str(part), "train")}
     assert sorted(a) == sorted(b) and max(abs(a[s] - b[s]) for s in a) < 1e-6

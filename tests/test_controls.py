@@ -138,7 +138,7 @@ def test_paired_initialisation_gives_every_arm_the_same_body_and_head():
 def test_train_py_applies_paired_initialisation(data_dir, tmp_path):
     import train
     from tests.conftest import tiny_config
-    models = {arm: train.Trainer(tiny_config(data_dir, tmp_path / arm, embedding=arm, max_iters=0, paired_init=True)).run().raw_model
+    models = {arm: train.train(tiny_config(data_dir, tmp_path / arm, embedding=arm, max_iters=0, paired_init=True)).model
               for arm in ("kron", "bpe_untied")}
     a, b = (dict(m.named_parameters()) for m in models.values())
     assert torch.equal(a["transformer.h.0.attn.c_attn.weight"], b["transformer.h.0.attn.c_attn.weight"])

@@ -15,7 +15,7 @@ transformers = pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def bpe_untied_ckpt(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("untied") / "run"
-    train.Trainer(tiny_config(data_dir, out, embedding="bpe_untied", n_layer=2, max_iters=8, lr_decay_iters=8)).run()
+    train.train(tiny_config(data_dir, out, embedding="bpe_untied", n_layer=2, max_iters=8, lr_decay_iters=8))
     return str(out / "ckpt.pt")
 
 

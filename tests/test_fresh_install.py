@@ -37,7 +37,7 @@ def test_wandb_offline_run_logs_loss_val_loss_and_norms_grouped_by_arm(data_dir,
         return real_init(**kw)
     monkeypatch.setattr(wandb, "init", init)
     out = tmp_path / "run"
-    t = train.Trainer(tiny_config(data_dir, out, embedding="kron", max_iters=4, eval_interval=2, wandb_log=True)).run()
+    t = train.train(tiny_config(data_dir, out, embedding="kron", max_iters=4, eval_interval=2, wandb_log=True))
     assert seen["group"] == "kron" and seen["name"] == "kron-s1337" and seen["mode"] == "offline"
     wandb.teardown()  # the wandb-core service writes the run file asynchronously; a user's process flushes at exit
     folders = glob.glob(str(out / "wandb" / f"offline-run-*-{t.wandb_id}"))
@@ -46,8 +46,8 @@ def test_wandb_offline_run_logs_loss_val_loss_and_norms_grouped_by_arm(data_dir,
     for key in (b"train/loss", b"val/loss", b"norms/proj_std_sqrtD", b"norms/emb_rms", b"kron-s1337"):
         assert key in data, key
     # a resumed run continues the same wandb run
-    t2 = train.Trainer(tiny_config(data_dir, out, embedding="kron", max_iters=6, eval_interval=2, lr_decay_iters=12,
-                                   wandb_log=True, init_from="resume")).run()
+    t2 = train.train(tiny_config(data_dir, out, embedding="kron", max_iters=6, eval_interval=2, lr_decay_iters=12,
+                                   wandb_log=True, init_from="resume"))
     assert t2.wandb_id == t.wandb_id
 
 

@@ -81,10 +81,10 @@ def test_hellaswag_is_logged_during_training_when_asked(data_dir, tmp_path):
     from tests.conftest import tiny_config
     rows = [example("The value of x is", ["the same", "not defined here", "a list", "zero"], i % 4) for i in range(4)]
     (tmp_path / "hs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train.Trainer(tiny_config(data_dir, tmp_path / "run", max_iters=8, eval_interval=4, lr_decay_iters=8,
-                              hellaswag_interval=8, hellaswag_path=str(tmp_path / "hs.jsonl"))).run()
+    train.train(tiny_config(data_dir, tmp_path / "run", max_iters=8, eval_interval=4, lr_decay_iters=8,
+                              hellaswag_interval=8, hellaswag_path=str(tmp_path / "hs.jsonl")))
     evals = {r["step"]: r for r in read_metrics(str(tmp_path / "run"), "eval")}
     assert "hellaswag_acc" in evals[0] and "hellaswag_acc" not in evals[4] and 0 <= evals[8]["hellaswag_acc_norm"] <= 1
     from configurator import ConfigError
     with pytest.raises(ConfigError, match="'hellaswag_interval' = 8: needs hellaswag_path"):
-        train.Trainer(tiny_config(data_dir, tmp_path / "r2", hellaswag_interval=8))
+        train.train(tiny_config(data_dir, tmp_path / "r2", hellaswag_interval=8))

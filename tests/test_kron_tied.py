@@ -88,9 +88,9 @@ def test_generate_builds_the_vocabulary_once_per_call(monkeypatch):
 
 def test_tiny_run_learns_and_resume_is_exact(data_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    train.Trainer(tiny_config(data_dir, full, embedding="kron_tied")).run()
-    train.Trainer(tiny_config(data_dir, part, embedding="kron_tied", max_iters=6)).run()
-    train.Trainer(tiny_config(data_dir, part, embedding="kron_tied", init_from="resume")).run()
+    train.train(tiny_config(data_dir, full, embedding="kron_tied"))
+    train.train(tiny_config(data_dir, part, embedding="kron_tied", max_iters=6))
+    train.train(tiny_config(data_dir, part, embedding="kron_tied", init_from="resume"))
     a = {r["step"]: r["loss"] for r in read_metrics(str(full), "train")}
     b = {r["step"]: r["loss"] for r in read_metrics(str(part), "train")}
     assert sorted(a) == sorted(b) == list(range(12)) and max(abs(a[s] - b[s]) for s in a) < 1e-6
@@ -98,7 +98,7 @@ def test_tiny_run_learns_and_resume_is_exact(data_dir, tmp_path):
     evals = read_metrics(str(full), "eval")
     assert evals[0]["logit_scale"] == pytest.approx(0.02) and "proj_std_sqrtD" in evals[0]
     with pytest.raises(ConfigError, match="embedding: checkpoint 'kron_tied' vs config 'kron'"):
-        train.Trainer(tiny_config(data_dir, full, embedding="kron", init_from="resume", max_iters=14)).run()
+        train.train(tiny_config(data_dir, full, embedding="kron", init_from="resume", max_iters=14))
     loaded, _ = checkpoint.load_model(str(full / "ckpt.pt"))
     assert loaded.config.embedding == "kron_tied" and loaded.lm_head.rebuilt_each_step
 

@@ -18,7 +18,7 @@ from tests.conftest import tiny_config
 @pytest.fixture
 def finished_run(data_dir, tmp_path):
     out = tmp_path / "run"
-    train.Trainer(tiny_config(data_dir, out, max_iters=4, eval_interval=2, lr_decay_iters=4)).run()
+    train.train(tiny_config(data_dir, out, max_iters=4, eval_interval=2, lr_decay_iters=4))
     return out
 
 
@@ -30,7 +30,7 @@ def test_a_link_in_the_run_folder_is_never_written_through(data_dir, tmp_path, n
     out.mkdir()
     os.symlink(victim, out / name)
     with pytest.raises(RunFolderError, match=f"{name} is a symbolic link .*refusing to write through it"):
-        train.Trainer(tiny_config(data_dir, out)).run()
+        train.train(tiny_config(data_dir, out))
     assert victim.read_text() == "precious\n"
 
 
@@ -48,7 +48,7 @@ def test_a_linked_checkpoint_is_refused_and_its_target_untouched(tmp_path):
 def test_an_earlier_runs_log_without_a_checkpoint_is_moved_aside_not_replaced(data_dir, finished_run, capsys):
     old_log = open(finished_run / "metrics.jsonl").read()
     os.remove(finished_run / "ckpt.pt")
-    train.Trainer(tiny_config(data_dir, finished_run, max_iters=0, init_from="auto")).run()
+    train.train(tiny_config(data_dir, finished_run, max_iters=0, init_from="auto"))
     aside = [f for f in os.listdir(finished_run) if f.startswith("metrics.jsonl.replaced-")]
     assert len(aside) == 1 and open(finished_run / aside[0]).read() == old_log
     assert f"moved it to {finished_run / aside[0]}" in capsys.readouterr().out
@@ -59,7 +59,7 @@ def test_a_sidecar_torn_from_its_checkpoint_is_repaired_on_the_next_start(data_d
     meta = checkpoint.read_meta(str(finished_run))
     checkpoint.save_meta(str(finished_run), dict(meta, step=2, finished=False))
     log = open(finished_run / "metrics.jsonl").read()
-    train.Trainer(tiny_config(data_dir, finished_run, max_iters=4, eval_interval=2, lr_decay_iters=4, init_from="auto")).run()
+    train.train(tiny_config(data_dir, finished_run, max_iters=4, eval_interval=2, lr_decay_iters=4, init_from="auto"))
     repaired = checkpoint.read_meta(str(finished_run))
     assert repaired["step"] == 4 and repaired["finished"] and repaired["val_loss"] is None  # step 2's loss is not step 4's
     assert "did not match its checkpoint" in capsys.readouterr().out
@@ -70,7 +70,7 @@ def test_temp_files_of_a_killed_save_are_removed(data_dir, finished_run):
     for name in ("ckpt.pt.tmp4242", "ckpt.json.tmp77"):
         (finished_run / name).write_bytes(b"x" * 1000)
     (finished_run / "notes.tmp1").write_text("mine")  # not ours: kept
-    train.Trainer(tiny_config(data_dir, finished_run, max_iters=6, eval_interval=2, lr_decay_iters=6, init_from="resume")).run()
+    train.train(tiny_config(data_dir, finished_run, max_iters=6, eval_interval=2, lr_decay_iters=6, init_from="resume"))
     names = os.listdir(finished_run)
     assert "ckpt.pt.tmp4242" not in names and "ckpt.json.tmp77" not in names and "notes.tmp1" in names
 
@@ -80,7 +80,7 @@ def test_an_absurd_model_is_refused_before_anything_is_allocated(data_dir, tmp_p
         raise AssertionError("a model was built")
     monkeypatch.setattr(train, "GPT", no_build)
     with pytest.raises(ConfigError, match=r"n_layer=100000.*needs about [\d,]+ GiB .*more than this machine's"):
-        train.Trainer(tiny_config(data_dir, tmp_path / "run", n_layer=100000, n_embd=128, n_head=2, device="cpu")).run()
+        train.train(tiny_config(data_dir, tmp_path / "run", n_layer=100000, n_embd=128, n_head=2, device="cpu"))
 
 
 def test_a_checkpoint_whose_model_args_are_absurd_is_refused_before_building(finished_run, tmp_path):
@@ -187,8 +187,8 @@ def test_shards_from_another_tokenizer_are_refused_naming_both(data_dir, tmp_pat
                            trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
     hf.save(str(tmp_path / "tokenizer.json"))
     with pytest.raises(ShardError, match=r"tokenised with 'gpt2' \(50257 tokens\), but the model's tokenizer is .*tokenizer.json"):
-        train.Trainer(tiny_config(data_dir, tmp_path / "run", tokenizer=str(tmp_path / "tokenizer.json"),
-                                  embedding="bpe_tied")).run()
+        train.train(tiny_config(data_dir, tmp_path / "run", tokenizer=str(tmp_path / "tokenizer.json"),
+                                  embedding="bpe_tied"))
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
@@ -196,20 +196,19 @@ def test_a_failed_start_leaves_no_folder_holding_only_a_lock(tmp_path):
     empty = tmp_path / "no_data"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="no train shards"):
-        train.Trainer(tiny_config(str(empty), tmp_path / "run")).run()
+        train.train(tiny_config(str(empty), tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
 
 def test_a_checkpoint_written_on_a_stop_does_not_pair_an_old_val_loss_with_its_step(data_dir, tmp_path, monkeypatch):
-    t = train.Trainer(tiny_config(data_dir, tmp_path / "run", max_iters=12, eval_interval=8))
-    monkeypatch.setattr(train.Trainer, "stop_requested", lambda self: self.iter_num == 3)
-    t.run()
+    monkeypatch.setattr(train, "stop_requested", lambda run, stop: run.iter_num == 3)
+    train.train(tiny_config(data_dir, tmp_path / "run", max_iters=12, eval_interval=8))
     meta = checkpoint.read_meta(str(tmp_path / "run"))
     assert meta["step"] == 3 and meta["val_loss"] is None and meta["best_val_loss"] is not None
 
 
 def test_eval_only_does_not_list_changed_settings(data_dir, finished_run, capsys):
-    train.Trainer(tiny_config(data_dir, finished_run, max_iters=150, eval_only=True)).run()
+    train.train(tiny_config(data_dir, finished_run, max_iters=150, eval_only=True))
     out = capsys.readouterr().out
     assert "eval_only: val loss" in out and "changed settings" not in out
 

@@ -115,13 +115,13 @@ def test_stop_flag_is_not_synchronised_every_step(data_dir, tmp_path, monkeypatc
         calls.append(op)
         return real(self, values, op)
     monkeypatch.setattr(runtime.Runtime, "all_reduce", counting)
-    t = train.Trainer(tiny_config(data_dir, tmp_path / "run", max_iters=12, log_interval=4)).run()
+    t = train.train(tiny_config(data_dir, tmp_path / "run", max_iters=12, log_interval=4))
     assert "max" not in calls  # the single process never all-reduced the stop flag
     t.rt.data_parallel = True
     monkeypatch.setattr(runtime.Runtime, "all_reduce", lambda self, v, op="sum": calls.append(op) or [0.0])
     calls.clear()
     for t.iter_num in range(12):
-        assert not t.stop_requested()
+        assert not train.stop_requested(t, train.StopGuard(verbose=False))
     assert calls == ["max"] * 3  # steps 0, 4, 8
 
 
@@ -154,14 +154,14 @@ def test_restore_optimizer_keeps_this_devices_choices():
 def test_resume_of_a_cuda_style_checkpoint_on_cpu(data_dir, tmp_path):
     """A checkpoint whose optimizer says fused (CUDA's choice) resumes on CPU unfused, exactly."""
     cfg = tiny_config(data_dir, tmp_path / "run", max_iters=6, eval_interval=3)
-    full = train.Trainer(tiny_config(data_dir, tmp_path / "full", max_iters=6, eval_interval=3)).run()
-    train.Trainer(dict(cfg, max_iters=3)).run()
+    full = train.train(tiny_config(data_dir, tmp_path / "full", max_iters=6, eval_interval=3))
+    train.train(dict(cfg, max_iters=3))
     path = tmp_path / "run" / "ckpt.pt"
     ckpt = checkpoint.load(str(path))
     for g in ckpt["optimizer"]["param_groups"]:
         g["fused"] = True
     torch.save(ckpt, path)
-    t = train.Trainer(dict(cfg, init_from="resume")).run()
+    t = train.train(dict(cfg, init_from="resume"))
     assert all(not g["fused"] for g in t.optimizer.param_groups)
     losses = [json.loads(ln) for ln in open(tmp_path / "run" / "metrics.jsonl")]
     ref = [json.loads(ln) for ln in open(tmp_path / "full" / "metrics.jsonl")]
@@ -206,7 +206,7 @@ def test_124m_configs_leave_wandb_off_where_it_is_not_installed(monkeypatch, cap
     assert load_config([os.path.join(ROOT, "config/kron_124m.py")])["wandb_log"] is False
     assert capsys.readouterr().out.count("wandb is not installed") == 1
     with pytest.raises(train.ConfigError, match="wandb_log=True but wandb is not installed"):
-        train.Trainer(dict(train.DEFAULTS, wandb_log=True, device="cpu"))
+        train.train(dict(train.DEFAULTS, wandb_log=True, device="cpu"))
 
 
 def test_benchmarks_use_trainings_precision_and_steps_1_works(tmp_path, monkeypatch):

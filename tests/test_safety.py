@@ -41,7 +41,7 @@ def crafted_checkpoint(path, marker):
 @pytest.fixture
 def finished_run(data_dir, tmp_path):
     out = tmp_path / "run"
-    train.Trainer(tiny_config(data_dir, out, max_iters=4, eval_interval=2, lr_decay_iters=4)).run()
+    train.train(tiny_config(data_dir, out, max_iters=4, eval_interval=2, lr_decay_iters=4))
     return out
 
 
@@ -53,9 +53,9 @@ def test_crafted_checkpoint_runs_no_code_anywhere(data_dir, tmp_path):
     assert not marker.exists()
     for attempt in (lambda: checkpoint.load(str(out / "ckpt.pt")),
                     lambda: checkpoint.load_model(str(out / "ckpt.pt")),
-                    lambda: train.Trainer(tiny_config(data_dir, out, init_from="resume")).run(),
-                    lambda: train.Trainer(tiny_config(data_dir, out, init_from="auto")).run(),
-                    lambda: train.Trainer(tiny_config(data_dir, out, eval_only=True)).run()):
+                    lambda: train.train(tiny_config(data_dir, out, init_from="resume")),
+                    lambda: train.train(tiny_config(data_dir, out, init_from="auto")),
+                    lambda: train.train(tiny_config(data_dir, out, eval_only=True))):
         with pytest.raises(checkpoint.CheckpointError, match="refused to load.*--convert-trusted"):
             attempt()
         assert not marker.exists()
@@ -123,7 +123,7 @@ def test_failed_save_of_any_kind_keeps_previous(finished_run, monkeypatch):
 def test_eval_only_never_touches_a_run(data_dir, finished_run, capsys):
     log_before = metrics_lines(finished_run)
     ckpt_before = (finished_run / "ckpt.pt").read_bytes()
-    t = train.Trainer(tiny_config(data_dir, finished_run, max_iters=4, eval_only=True)).run()
+    t = train.train(tiny_config(data_dir, finished_run, max_iters=4, eval_only=True))
     assert metrics_lines(finished_run) == log_before and (finished_run / "ckpt.pt").read_bytes() == ckpt_before
     assert t.last_val == pytest.approx(json.load(open(finished_run / "ckpt.json"))["val_loss"], abs=1e-5)
     assert "eval_only: val loss" in capsys.readouterr().out
@@ -131,7 +131,7 @@ def test_eval_only_never_touches_a_run(data_dir, finished_run, capsys):
 
 def test_eval_only_without_checkpoint_refuses(data_dir, tmp_path):
     with pytest.raises(ConfigError, match=f"eval_only=True needs a checkpoint.*{tmp_path.name}"):
-        train.Trainer(tiny_config(data_dir, tmp_path, eval_only=True)).run()
+        train.train(tiny_config(data_dir, tmp_path, eval_only=True))
     assert not os.listdir(tmp_path)
 
 
@@ -140,10 +140,10 @@ def test_second_run_on_a_live_out_dir_is_refused(data_dir, finished_run):
     with RunLock(str(finished_run)):  # a live run holds the folder
         for init_from in ("auto", "resume"):
             with pytest.raises(RunInUseError, match=f"in use by a live run \\(pid {os.getpid()}"):
-                train.Trainer(tiny_config(data_dir, finished_run, init_from=init_from, max_iters=8)).run()
+                train.train(tiny_config(data_dir, finished_run, init_from=init_from, max_iters=8))
     assert metrics_lines(finished_run) == lines
     # released on exit (and by the OS when a process dies): the run can continue now
-    train.Trainer(tiny_config(data_dir, finished_run, init_from="auto", max_iters=6, lr_decay_iters=4)).run()
+    train.train(tiny_config(data_dir, finished_run, init_from="auto", max_iters=6, lr_decay_iters=4))
     assert json.load(open(finished_run / "ckpt.json"))["step"] == 6
 
 
@@ -181,11 +181,11 @@ def test_config_file_may_import_helpers(tmp_path):
 
 def test_resume_names_changed_settings_and_refuses_fixed_ones(data_dir, finished_run, capsys):
     with pytest.raises(ConfigError, match="seed: checkpoint 1337 vs config 7"):
-        train.Trainer(tiny_config(data_dir, finished_run, init_from="resume", seed=7, max_iters=4, eval_interval=2,
-                                  lr_decay_iters=4)).run()
+        train.train(tiny_config(data_dir, finished_run, init_from="resume", seed=7, max_iters=4, eval_interval=2,
+                                  lr_decay_iters=4))
     capsys.readouterr()
-    train.Trainer(tiny_config(data_dir, finished_run, init_from="resume", max_iters=8, learning_rate=1e-3, eval_interval=2,
-                              lr_decay_iters=8)).run()
+    train.train(tiny_config(data_dir, finished_run, init_from="resume", max_iters=8, learning_rate=1e-3, eval_interval=2,
+                              lr_decay_iters=8))
     out = capsys.readouterr().out
     assert "changed settings: learning_rate 0.003 -> 0.001, max_iters 4 -> 8, lr_decay_iters 4 -> 8" in out
     assert "learning-rate schedule changes: lr at step 4 was" in out
@@ -193,7 +193,7 @@ def test_resume_names_changed_settings_and_refuses_fixed_ones(data_dir, finished
 
 def test_resuming_a_finished_run_says_so(data_dir, finished_run, capsys):
     lines = metrics_lines(finished_run)
-    train.Trainer(tiny_config(data_dir, finished_run, init_from="auto", max_iters=4, eval_interval=2, lr_decay_iters=4)).run()
+    train.train(tiny_config(data_dir, finished_run, init_from="auto", max_iters=4, eval_interval=2, lr_decay_iters=4))
     assert "already finished at step 4" in capsys.readouterr().out
     assert metrics_lines(finished_run) == lines  # no re-evaluation, nothing appended
 
@@ -206,7 +206,7 @@ def test_study_runner_does_not_skip_a_run_whose_config_changed(data_dir, tmp_pat
             "eval_interval", "eval_iters", "warmup_iters", "learning_rate", "min_lr", "log_interval")
     base.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in keys) + "\n")
     out = tmp_path / "study" / "kron-s1"
-    train.Trainer(dict(cfg, out_dir=str(out), seed=1)).run()
+    train.train(dict(cfg, out_dir=str(out), seed=1))
     run = {"name": "kron", "arm": "kron", "seed": 1, "overrides": {}, "out_dir": str(out)}
     assert run_study.state(run, str(base)) == "finished"
     assert run_study.state(run, str(base), ["--max_iters=6"]) == "interrupted"  # continues to the new end

@@ -23,8 +23,8 @@ def nanogpt_folder(data_dir, out):
 
 def test_a_nanogpt_data_folder_trains_as_is_and_sees_the_same_batches(data_dir, tmp_path):
     folder = nanogpt_folder(data_dir, tmp_path / "nanogpt_data")
-    a = train.Trainer(tiny_config(folder, tmp_path / "a", max_iters=4, eval_interval=2, lr_decay_iters=4)).run()
-    train.Trainer(tiny_config(data_dir, tmp_path / "b", max_iters=4, eval_interval=2, lr_decay_iters=4)).run()
+    a = train.train(tiny_config(folder, tmp_path / "a", max_iters=4, eval_interval=2, lr_decay_iters=4))
+    train.train(tiny_config(data_dir, tmp_path / "b", max_iters=4, eval_interval=2, lr_decay_iters=4))
     la = [r["loss"] for r in read_metrics(str(tmp_path / "a"), "train")]
     lb = [r["loss"] for r in read_metrics(str(tmp_path / "b"), "train")]
     assert la == lb and a.data.n_train_tokens > 0  # the same tokens in one file: the same windows, the same losses
@@ -48,5 +48,5 @@ def test_the_wrong_thing_named_train_bin_is_a_clear_error(data_dir, tmp_path, co
         tokens.astype(np.uint32).tofile(path)
     before = open(path, "rb").read()
     with pytest.raises(ShardError, match=message):
-        train.Trainer(tiny_config(folder, tmp_path / "run")).run()
+        train.train(tiny_config(folder, tmp_path / "run"))
     assert open(path, "rb").read() == before

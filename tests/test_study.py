@@ -79,10 +79,10 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
                                                           "warmup_iters", "learning_rate", "min_lr")) + "\n")
     root = tmp_path / "study"
     # a finished run, and an interrupted one (stopped after step 2, as SIGTERM would)
-    train.Trainer(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6,
-                              eval_interval=3)).run()
+    train.train(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6,
+                              eval_interval=3))
     finished_mtime = os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt")
-    t = train.Trainer(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6,
+    t = train.train(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6,
                                   eval_interval=3, log_interval=1))
     original = t.log_step
 

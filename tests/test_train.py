@@ -34,7 +34,7 @@ def losses(out_dir):
 
 @pytest.mark.parametrize("arm", ["bpe_tied", "kron", "bpe_untied"])
 def test_each_arm_trains_with_falling_loss(data_dir, tmp_path, arm):
-    train.Trainer(tiny(data_dir, tmp_path, embedding=arm, max_iters=20, lr_decay_iters=20)).run()
+    train.train(tiny(data_dir, tmp_path, embedding=arm, max_iters=20, lr_decay_iters=20))
     loss = losses(tmp_path)
     assert len(loss) == 20
     assert np.mean([loss[s] for s in range(17, 20)]) < np.mean([loss[s] for s in range(3)]) - 0.5
@@ -60,9 +60,9 @@ def test_same_seed_same_batches_across_arms(data_dir):
 
 def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    train.Trainer(tiny(data_dir, full, dropout=0.1)).run()
-    train.Trainer(tiny(data_dir, part, dropout=0.1, max_iters=6)).run()  # stops at step 6 (not an eval step)
-    train.Trainer(tiny(data_dir, part, dropout=0.1, init_from="resume")).run()
+    train.train(tiny(data_dir, full, dropout=0.1))
+    train.train(tiny(data_dir, part, dropout=0.1, max_iters=6))  # stops at step 6 (not an eval step)
+    train.train(tiny(data_dir, part, dropout=0.1, init_from="resume"))
     a, b = losses(full), losses(part)
     assert sorted(a) == sorted(b) == list(range(12))
     assert max(abs(a[s] - b[s]) for s in range(12)) < 1e-6
@@ -88,7 +88,7 @@ def cli_args(cfg):
 def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     cfg = tiny(data_dir, part, max_iters=40, lr_decay_iters=40, eval_interval=100, log_interval=1)
-    train.Trainer(dict(cfg, out_dir=str(full))).run()
+    train.train(dict(cfg, out_dir=str(full)))
     proc = run_script(["train.py", *cli_args(cfg)])
     metrics = part / "metrics.jsonl"
     deadline = time.time() + 120
@@ -101,7 +101,7 @@ def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
     ckpt = checkpoint.load(str(part / "ckpt.pt"))
     stopped = ckpt["iter_num"]
     assert 5 <= stopped < 40 and not ckpt["finished"]
-    train.Trainer(dict(cfg, init_from="resume")).run()
+    train.train(dict(cfg, init_from="resume"))
     a, b = losses(full), losses(part)
     assert sorted(b) == list(range(40))
     assert max(abs(a[s] - b[s]) for s in range(40)) < 1e-6
@@ -112,7 +112,7 @@ def test_ctrl_c_writes_checkpoint_and_resume_is_exact(data_dir, tmp_path):
 def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path, arm):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     cfg = tiny(data_dir, single, max_iters=4, eval_interval=2, gradient_accumulation_steps=4, embedding=arm)  # 2 per rank
-    train.Trainer(cfg).run()
+    train.train(cfg)
     proc = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
                        *cli_args(dict(cfg, out_dir=str(ddp))), "--device=cpu", "--peak_flops=1e12"])
     out, _ = proc.communicate(timeout=300)
@@ -234,8 +234,8 @@ def test_a_stream_resumed_from_progress_without_a_position_skips_what_is_done(tm
 
 
 def test_a_changed_weight_decay_takes_effect_on_resume(data_dir, tmp_path):
-    train.Trainer(tiny(data_dir, tmp_path, max_iters=4)).run()
-    t = train.Trainer(tiny(data_dir, tmp_path, max_iters=6, init_from="resume", weight_decay=0.0, beta2=0.99)).run()
+    train.train(tiny(data_dir, tmp_path, max_iters=4))
+    t = train.train(tiny(data_dir, tmp_path, max_iters=6, init_from="resume", weight_decay=0.0, beta2=0.99))
     assert [g["weight_decay"] for g in t.optimizer.param_groups] == [0.0, 0.0]
     assert all(g["betas"] == (0.9, 0.99) for g in t.optimizer.param_groups)
 
@@ -274,7 +274,7 @@ def test_all_shipped_configs_load():
 
 def test_missing_data_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist.*prepare"):
-        train.Trainer(tiny(str(tmp_path / "nope"), tmp_path / "out")).run()
+        train.train(tiny(str(tmp_path / "nope"), tmp_path / "out"))
 
 
 def test_corrupt_truncated_and_out_of_vocab_shards(tmp_path):
@@ -298,15 +298,15 @@ def test_corrupt_truncated_and_out_of_vocab_shards(tmp_path):
 
 
 def test_checkpoint_from_another_arm_or_shape(data_dir, tmp_path):
-    train.Trainer(tiny(data_dir, tmp_path, max_iters=2, embedding="bpe_tied")).run()
+    train.train(tiny(data_dir, tmp_path, max_iters=2, embedding="bpe_tied"))
     with pytest.raises(ConfigError, match="another run.*embedding: checkpoint 'bpe_tied' vs config 'kron'"):
-        train.Trainer(tiny(data_dir, tmp_path, init_from="resume", embedding="kron")).run()
+        train.train(tiny(data_dir, tmp_path, init_from="resume", embedding="kron"))
     with pytest.raises(ConfigError, match="n_embd: checkpoint 32 vs config 64"):
-        train.Trainer(tiny(data_dir, tmp_path, init_from="resume", embedding="bpe_tied", n_embd=64)).run()
+        train.train(tiny(data_dir, tmp_path, init_from="resume", embedding="bpe_tied", n_embd=64))
     with pytest.raises(ConfigError, match="exists; use --init_from=resume"):
-        train.Trainer(tiny(data_dir, tmp_path, embedding="bpe_tied")).run()
+        train.train(tiny(data_dir, tmp_path, embedding="bpe_tied"))
     with pytest.raises(ConfigError, match="no checkpoint"):
-        train.Trainer(tiny(data_dir, tmp_path / "empty", init_from="resume")).run()
+        train.train(tiny(data_dir, tmp_path / "empty", init_from="resume"))
 
 
 def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path, monkeypatch):
@@ -323,7 +323,7 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path, monke
 
     monkeypatch.setattr(train.GPT, "forward", forward)
     with pytest.raises(FloatingPointError, match="loss is nan at step 5"):
-        train.Trainer(tiny(data_dir, tmp_path)).run()
+        train.train(tiny(data_dir, tmp_path))
     ckpt = checkpoint.load(str(tmp_path / "ckpt.pt"))
     assert ckpt["iter_num"] == 4  # the evaluation checkpoint before the bad step
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
@@ -343,13 +343,13 @@ def test_failed_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeypatch)
 
     monkeypatch.setattr(train.torch, "save", save)
     with pytest.raises(checkpoint.CheckpointError, match="ckpt.pt failed.*No space left.*previous ckpt.pt is intact"):
-        train.Trainer(tiny(data_dir, tmp_path)).run()
+        train.train(tiny(data_dir, tmp_path))
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
     assert checkpoint.load(str(tmp_path / "ckpt.pt"))["iter_num"] == 0
 
 
 def test_checkpoint_loads_for_inference(data_dir, tmp_path):
-    train.Trainer(tiny(data_dir, tmp_path, max_iters=2)).run()
+    train.train(tiny(data_dir, tmp_path, max_iters=2))
     model, _ = checkpoint.load_model(str(tmp_path / "ckpt.pt"))
     out = model.generate(torch.tensor([[464, 1573]]), 4, temperature=0.0)
     assert out.shape == (1, 6) and int(out.max()) < 50257
@@ -385,7 +385,7 @@ def test_every_arm_compiles_as_one_graph_on_cpu(arm):
 
 
 def test_cpu_bf16_autocast_trains(data_dir, tmp_path):
-    t = train.Trainer(tiny(data_dir, tmp_path, dtype="bfloat16", max_iters=8, lr_decay_iters=8)).run()
+    t = train.train(tiny(data_dir, tmp_path, dtype="bfloat16", max_iters=8, lr_decay_iters=8))
     assert t.rt.dtype == "bfloat16"
     loss = losses(tmp_path)
     assert all(np.isfinite(v) for v in loss.values()) and loss[7] < loss[0]
