@@ -3,7 +3,5 @@ each test process (and the scripts it starts) on one CPU thread. Why: scripts/te
 pytest-xdist worker per core, and a tiny model's many small ops slow down more than tenfold when
 torch's second OpenMP thread has to wait for a core that another process holds."""
 import os
-import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported, inherited by subprocesses
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -157,7 +157,7 @@ def shard_paths(data_dir, split):
         raise ValueError(f"split={split!r}: expected 'train' or 'val'")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data folder {data_dir!r} does not exist: prepare it first "
-                                f"(e.g. python data/pydoc/prepare.py or python data/fineweb_edu/prepare.py)")
+                                f"(e.g. python -m data.pydoc.prepare or python -m data.fineweb_edu.prepare)")
     paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))
     if not paths and os.path.isfile(os.path.join(data_dir, f"{split}.bin")):
         paths = [os.path.join(data_dir, f"{split}.bin")]

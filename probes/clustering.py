@@ -1,7 +1,7 @@
 """Embedding geometry: do input embeddings cluster typographic variants or morphological relatives?
 
-    python probes/clustering.py bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
-    python probes/clustering.py --hf smollm=/models/SmolLM2-135M --out report/   # any local HF model dir
+    python -m probes.clustering bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
+    python -m probes.clustering --hf smollm=/models/SmolLM2-135M --out report/   # any local HF model dir
 
 Spaces: each checkpoint's input space (a BPE table, or the Kron arm's projected embeddings of every
 token), each local Hugging Face model's input table (a directory with tokenizer.json and
@@ -21,17 +21,15 @@ Writes clustering.json, clustering.md and clustering.png.
 """
 import glob
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kron_embed import codec_cosines, encode_bytes, kron_codec, token_byte_table  # noqa: E402
-from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import canonical, cli, codec_string, load_all, md_table, parse_labelled, topk_neighbours, write_outputs  # noqa: E402
-from tokenizer import get_tokenizer  # noqa: E402
+from kron_embed import codec_cosines, encode_bytes, kron_codec, token_byte_table
+from plotting import pyplot, save_figure
+from probes.common import canonical, cli, codec_string, load_all, md_table, parse_labelled, topk_neighbours, write_outputs
+from tokenizer import get_tokenizer
 
 FAMILIES = {
     "run": ["run", "runs", "running", "runner", "ran"],

@@ -5,18 +5,15 @@ import json
 import os
 import re
 import string
-import sys
 
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from checkpoint import load_model
+from kron_embed import encode_bytes, kron_codec
+from tokenizer import get_tokenizer
 
-from checkpoint import load_model  # noqa: E402
-from kron_embed import encode_bytes, kron_codec  # noqa: E402
-from tokenizer import get_tokenizer  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _WS = re.compile(r"[\sĠ▁]+")
 

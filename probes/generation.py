@@ -1,6 +1,6 @@
 """Generation with normal, misspelled and forced out-of-vocabulary prompts.
 
-    python probes/generation.py bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
+    python -m probes.generation bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
 
 For each prompt (20, written for this project) and each model: a sampled completion (temperature
 0.7, top-p 0.9, 30 new tokens, seed 42) and a greedy one, for the normal prompt and a misspelled
@@ -13,14 +13,11 @@ Measured per model and condition: the echo rate (the prompt's novel or misspelle
 case-insensitively, in the completion) and the degenerate rate (some token id occurs 5+ times among
 the 30 generated tokens, the rule the paper's data follows). Writes generation.json / .md.
 """
-import os
-import sys
 
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from probes.common import cli, common_args, load_all, md_table, write_outputs  # noqa: E402
+from probes.common import cli, common_args, load_all, md_table, write_outputs
 
 # (normal prompt, misspelled prompt, watched word in the misspelled prompt, novel word or None)
 PROMPTS = [

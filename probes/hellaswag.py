@@ -15,11 +15,10 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from checkpoint import CheckpointError, load_model  # noqa: E402
-from hellaswag import evaluate, read_examples  # noqa: E402
-from probes.common import cli  # noqa: E402
-from tokenizer import get_tokenizer  # noqa: E402
+from checkpoint import CheckpointError, load_model
+from hellaswag import evaluate, read_examples
+from probes.common import cli
+from tokenizer import get_tokenizer
 
 URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "hellaswag", "hellaswag_val.jsonl")

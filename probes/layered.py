@@ -1,6 +1,6 @@
 """Neighbour structure at four depths: raw embedding, embedding + position 0, after block 0, after block 1.
 
-    python probes/layered.py bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
+    python -m probes.layered bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
 
 Every real token is fed alone at position 0. Representations (notes §3.2): E_raw = the input
 embedding; E_post = E_raw + wpe(0); L0 / L1 = the residual stream after block 0 / block 1. Each space
@@ -17,15 +17,13 @@ Probes split either way are skipped and listed under `skipped_probes`; `probe_fo
 form used. Writes layered.json, layered.md and layered.png.
 """
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import canonical, centred, cli, common_args, load_all, md_table, single_token_id, topk_neighbours, write_outputs  # noqa: E402
+from plotting import pyplot, save_figure
+from probes.common import canonical, centred, cli, common_args, load_all, md_table, single_token_id, topk_neighbours, write_outputs
 
 FAMILIES = {
     "run": (["run", "runs", "running", "runner", "ran", "rerun", "runners", "runaway"], "run",

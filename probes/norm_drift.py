@@ -1,6 +1,6 @@
 """Norm drift during training, per arm, from the runs' metric logs (train.py logs it at every eval).
 
-    python probes/norm_drift.py bpe=out/124m-bpe_tied-s1337 kron=out/124m-kron-s1337 --out report/
+    python -m probes.norm_drift bpe=out/124m-bpe_tied-s1337 kron=out/124m-kron-s1337 --out report/
 
 The paper's claim: the BPE table's norm drifts while the Kron projection's stays near 1. Plotted
 against steps: the input layer's weight scale relative to its init (BPE: std of the table / its
@@ -9,12 +9,10 @@ the transformer, and the output head's std. Writes norm_drift.json, norm_drift.m
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import cli, md_table, parse_labelled, write_outputs  # noqa: E402
-from runlog import read_metrics, series_from_evals  # noqa: E402
+from plotting import pyplot, save_figure
+from probes.common import cli, md_table, parse_labelled, write_outputs
+from runlog import read_metrics, series_from_evals
 
 
 def series(run_dir):

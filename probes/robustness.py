@@ -1,8 +1,8 @@
 """Spelling robustness: how much a one-word typo changes a model's next-token prediction.
 
-    python probes/robustness.py bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
-    python probes/robustness.py ... --pairs my_pairs.jsonl          # {"category", "clean", "typo"} per line
-    python probes/robustness.py ... --generate clean.txt --n 300    # build pairs with the typo generator
+    python -m probes.robustness bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
+    python -m probes.robustness ... --pairs my_pairs.jsonl          # {"category", "clean", "typo"} per line
+    python -m probes.robustness ... --generate clean.txt --n 300    # build pairs with the typo generator
 
 Per (clean, typo) pair, at the last prompt position (definitions of the paper, notes §3.3):
   kl            KL(P_clean || P_typo) in nats over the next-token distribution (fp32; the
@@ -16,16 +16,14 @@ Aggregates overall and per category; per category the arm with the higher top-1 
 import json
 import os
 import random
-import sys
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import cli, common_args, load_all, md_table, write_outputs  # noqa: E402
-from stats import mcnemar  # noqa: E402,F401 (robustness.mcnemar: the paired test this probe reports)
+from plotting import pyplot, save_figure
+from probes.common import cli, common_args, load_all, md_table, write_outputs
+from stats import mcnemar  # noqa: F401 (robustness.mcnemar: the paired test this probe reports)
 
 DEFAULT_PAIRS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "robustness_pairs.jsonl")
 QWERTY_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]

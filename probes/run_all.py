@@ -1,20 +1,18 @@
 """Every probe on a pair (or set) of checkpoints, in one command, with one report.
 
-    python probes/run_all.py bpe=out/124m-bpe_tied-s1337/ckpt.pt kron=out/124m-kron-s1337/ckpt.pt --out report/
-    python probes/run_all.py ... --hf smollm=/models/SmolLM2-135M      # add local HF models to clustering
-    python probes/run_all.py ... --skip generation                     # leave slow probes out
+    python -m probes.run_all bpe=out/124m-bpe_tied-s1337/ckpt.pt kron=out/124m-kron-s1337/ckpt.pt --out report/
+    python -m probes.run_all ... --hf smollm=/models/SmolLM2-135M      # add local HF models to clustering
+    python -m probes.run_all ... --skip generation                     # leave slow probes out
 
 Writes each probe's JSON / markdown / PNG into --out and report.md, which strings the summaries
 together (norm drift reads the metrics.jsonl next to each checkpoint).
 """
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from probes import clustering, generation, layered, norm_drift, robustness, tradeoff  # noqa: E402
-from probes.common import cli, load_all, parse_checkpoints  # noqa: E402
+from probes import clustering, generation, layered, norm_drift, robustness, tradeoff
+from probes.common import cli, load_all, parse_checkpoints
 
 PROBES = ("robustness", "generation", "clustering", "layered", "norm_drift", "tradeoff")
 

@@ -1,6 +1,6 @@
 """The byte-locality trade-off: byte-similar but unrelated words, and where a model separates them.
 
-    python probes/tradeoff.py bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
+    python -m probes.tradeoff bpe=out/a/ckpt.pt kron=out/b/ckpt.pt --out report/
 
 For pairs such as compute/commute, nation/notion, import/important: their cosine in the raw codec
 (pos_dim 16, whole strings), and in each checkpoint at every depth: depth 0 is the input embedding,
@@ -10,14 +10,12 @@ directly). The Kron arm's whole-string embedding (the word as one byte slot) is 
 Writes tradeoff.json, tradeoff.md and tradeoff.png.
 """
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from plotting import pyplot, save_figure  # noqa: E402
-from probes.common import cli, codec_string, common_args, load_all, md_table, write_outputs  # noqa: E402
+from plotting import pyplot, save_figure
+from probes.common import cli, codec_string, common_args, load_all, md_table, write_outputs
 
 PAIRS = [("compute", "commute"), ("nation", "notion"), ("import", "important"), ("run", "rune"), ("form", "from"),
          ("trail", "trial"), ("causal", "casual"), ("quiet", "quite"), ("desert", "dessert"), ("angel", "angle")]

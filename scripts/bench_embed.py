@@ -1,7 +1,7 @@
 """Benchmark of the input layer: nn.Embedding vs KroneckerEmbedding (cached / dynamic / fused).
 
-    python scripts/bench_embed.py                    # CPU, and CUDA too when a GPU is present
-    python scripts/bench_embed.py --devices cpu --shapes gpt2 --out bench/embed.json
+    python -m scripts.bench_embed                    # CPU, and CUDA too when a GPU is present
+    python -m scripts.bench_embed --devices cpu --shapes gpt2 --out bench/embed.json
 
 One timed step = forward + backward (a fixed random upstream gradient) + one AdamW step on the
 layer's trainable parameters, the forward under train.py's autocast and TF32 settings (bf16 on
@@ -21,15 +21,14 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 
 import torch
 
+from kron_embed import KroneckerEmbedding, codec_table, reference_forward
+from runtime import autocast_for, default_dtype, use_fast_matmul
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from kron_embed import KroneckerEmbedding, codec_table, reference_forward  # noqa: E402
-from runtime import autocast_for, default_dtype, use_fast_matmul  # noqa: E402
 
 SHAPES = {"gpt2": dict(V=50304, pos_dim=16, d=768, tokens=8192, repeats=15, warmup=3),
           "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1),

@@ -1,7 +1,7 @@
 """Training-step benchmark per arm: tokens/s and step time of the same GPT with each input layer.
 
-    python scripts/bench_train.py                       # the CPU config's shape: d 256, 4 layers, block 256, batch 16
-    python scripts/bench_train.py --n-layer 12 --n-embd 768 --block-size 1024 --batch-size 16 --device cuda --compile
+    python -m scripts.bench_train                       # the CPU config's shape: d 256, 4 layers, block 256, batch 16
+    python -m scripts.bench_train --n-layer 12 --n-embd 768 --block-size 1024 --batch-size 16 --device cuda --compile
 
 One step is train.py's own step (step.TrainStep: --accum micro-batches, clip 1.0, AdamW from
 GPT.configure_optimizers, fused on CUDA, bf16 autocast on CUDA), fed from random token batches kept in
@@ -22,12 +22,12 @@ import time
 
 import torch
 
+from kron_embed import keep_freed_memory
+from model import EMBEDDINGS, GPT, GPTConfig, peak_flops_of
+from runtime import autocast_for, default_dtype, use_fast_matmul
+from step import TrainStep
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from kron_embed import keep_freed_memory  # noqa: E402
-from model import EMBEDDINGS, GPT, GPTConfig, peak_flops_of  # noqa: E402
-from runtime import autocast_for, default_dtype, use_fast_matmul  # noqa: E402
-from step import TrainStep  # noqa: E402
 
 RECOMPILES_PER_VARIANT = 4  # Dynamo's recompile limit is raised to this per variant (see allow_recompiles)
 

@@ -1,6 +1,6 @@
 """Compare a study's arms across seeds from the runs' metric logs.
 
-    python scripts/compare.py runs/study_cpu --baseline bpe_tied --out results/study_cpu
+    python -m scripts.compare runs/study_cpu --baseline bpe_tied --out results/study_cpu
 
 Reads every <run>/metrics.jsonl below the given folders (a run's group is its folder name without
 the trailing -s<seed>, e.g. kron or kron-kron_pos_dim32). Reports per group, over seeds:
@@ -25,11 +25,11 @@ import sys
 
 import numpy as np
 
+from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure
+from runlog import read_metrics, series_from_evals
+from stats import mean_std, t_interval95
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure  # noqa: E402
-from runlog import read_metrics, series_from_evals  # noqa: E402
-from stats import mean_std, t_interval95  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 

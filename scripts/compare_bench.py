@@ -1,6 +1,6 @@
 """Before/after table of scripts/bench_train.py runs: median step time per arm, and the ratio.
 
-    python scripts/compare_bench.py --before b1.json b2.json --after a1.json a2.json
+    python -m scripts.compare_bench --before b1.json b2.json --after a1.json a2.json
 
 Several files per side are rounds run alternately (before, after, before, after) on the same machine;
 each arm's figure is the mean of the rounds' medians, so slow drift of the machine hits both sides.

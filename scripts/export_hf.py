@@ -1,6 +1,6 @@
 """Export a checkpoint as a Hugging Face GPT2LMHeadModel folder that `transformers` loads with no code of ours.
 
-    python scripts/export_hf.py --ckpt out/quickstart-kron-s1337/ckpt.pt --out hf/kron
+    python -m scripts.export_hf --ckpt out/quickstart-kron-s1337/ckpt.pt --out hf/kron
     python -c "from transformers import GPT2LMHeadModel; GPT2LMHeadModel.from_pretrained('hf/kron')"
 
 Writes config.json, model.safetensors and, for GPT-2 BPE, the tokenizer files (vocab.json and
@@ -23,11 +23,11 @@ import sys
 
 import torch
 
+from checkpoint import CheckpointError, load_model
+from errors import run_cli
+from tokenizer import offline_gpt2_folder
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from checkpoint import CheckpointError, load_model  # noqa: E402
-from errors import run_cli  # noqa: E402
-from tokenizer import offline_gpt2_folder  # noqa: E402
 
 LINEAR_IN_BLOCKS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # GPT-2's Conv1D: weight stored (in, out)
 

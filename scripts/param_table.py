@@ -1,6 +1,6 @@
 """Parameter counts per arm: input side, output head, body (the paper's savings table).
 
-    python scripts/param_table.py --out results/param_table
+    python -m scripts.param_table --out results/param_table
 
 GPT-2 124M rows are counted on the real model (model.py, V padded to 50,304, bias on); the rows for
 larger vocabularies (V 50,304 / 128,256 / 131,072 / 151,936 at d 768 / 2,048 / 4,096, pos_dim 32,
@@ -11,13 +11,12 @@ untied arm. Writes param_table.json and param_table.md.
 import argparse
 import json
 import os
-import sys
 
 import torch
 
+from model import GPT, GPTConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from model import GPT, GPTConfig  # noqa: E402
 
 VOCABS = [(50304, "GPT-2 (padded)"), (128256, "Llama-3"), (131072, "131K (paper's production)"), (151936, "Qwen")]
 WIDTHS = [768, 2048, 4096]

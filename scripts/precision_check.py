@@ -1,7 +1,7 @@
 """Does CPU bf16 autocast train like fp32? One run in each precision, same seed and config, beside the
 seed-to-seed spread of fp32 runs: the validation curves, the step time, and a verdict.
 
-    python scripts/precision_check.py \
+    python -m scripts.precision_check \
         --fp32 results/study_english_long/runs/kron-s1337 --bf16 results/bf16_check/kron-s1337 \
         --other-seeds results/study_english_long/runs/kron-s1338 --out results/bf16_check
 
@@ -16,11 +16,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
+
+from runlog import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from runlog import read_metrics  # noqa: E402
 
 
 def curve(run):

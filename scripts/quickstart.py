@@ -1,7 +1,7 @@
 """The quickstart: both arms on the embedded corpus, a few minutes on CPU, compared side by side.
 
-    python scripts/quickstart.py              # bpe_tied and kron, config/quickstart.py
-    python scripts/quickstart.py --arms bpe_tied kron bpe_untied --max-iters 60 --fresh
+    python -m scripts.quickstart              # bpe_tied and kron, config/quickstart.py
+    python -m scripts.quickstart --arms bpe_tied kron bpe_untied --max-iters 60 --fresh
 
 Prepares data/pydoc if needed, trains each arm with train.py (a finished run is reused unless
 --fresh), prints the validation losses per evaluation step side by side, and writes
@@ -17,11 +17,11 @@ import subprocess
 import sys
 import time
 
+from arms import ARMS
+from plotting import plot_val_curves
+from runlog import read_metrics
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from arms import ARMS  # noqa: E402
-from plotting import plot_val_curves  # noqa: E402
-from runlog import read_metrics  # noqa: E402
 
 
 def main(argv=None):
@@ -35,7 +35,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     if not any(f.endswith(".bin") for f in os.listdir(os.path.join(ROOT, "data", "pydoc"))):
-        subprocess.run([sys.executable, os.path.join(ROOT, "data", "pydoc", "prepare.py")], check=True)
+        subprocess.run([sys.executable, "-m", "data.pydoc.prepare"], cwd=ROOT, check=True)
     runs, seconds = {}, {}
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
                "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}

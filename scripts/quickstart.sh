@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 PY=${PYTHON:-python3}
-"$PY" scripts/quickstart.py "$@"
+"$PY" -m scripts.quickstart "$@"

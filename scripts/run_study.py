@@ -1,11 +1,11 @@
 """Run a grid of arms x seeds (x optional overrides) from one base config.
 
-    python scripts/run_study.py --base config/study_cpu.py --out-root runs/study_cpu
-    python scripts/run_study.py --base config/kron_124m.py --arms bpe_tied kron bpe_untied \
+    python -m scripts.run_study --base config/study_cpu.py --out-root runs/study_cpu
+    python -m scripts.run_study --base config/kron_124m.py --arms bpe_tied kron bpe_untied \
         --seeds 1337 1338 1339 --launcher "torchrun --standalone --nproc_per_node=8" --out-root out/paper
-    python scripts/run_study.py --base config/study_cpu.py --arms kron --grid kron_pos_dim=16,32 \
+    python -m scripts.run_study --base config/study_cpu.py --arms kron --grid kron_pos_dim=16,32 \
         --grid kron_z_norm=True,False --out-root runs/ablation
-    python scripts/run_study.py ... --dry-run          # list the runs and their state, run nothing
+    python -m scripts.run_study ... --dry-run          # list the runs and their state, run nothing
 
 Each run trains in <out-root>/<arm>[-<key><value>...]-s<seed> with train.py. Whether a run is done
 is decided from its checkpoint's ckpt.json sidecar (never by unpickling the checkpoint): finished at
@@ -27,10 +27,10 @@ import subprocess
 import sys
 import time
 
+import checkpoint
+from arms import ARMS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-import checkpoint  # noqa: E402
-from arms import ARMS  # noqa: E402
 
 
 def parse_grid(specs):

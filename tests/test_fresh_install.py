@@ -82,14 +82,14 @@ def test_cpu_configs_divide_accumulation_among_1_2_or_4_processes(world):
 
 
 def test_prepare_fineweb_offline_fails_fast_naming_alternatives(tmp_path):
-    r = run([sys.executable, "data/fineweb_edu/prepare.py", "--out-dir", str(tmp_path)], timeout=60, HF_HUB_OFFLINE="1")
+    r = run([sys.executable, "-m", "data.fineweb_edu.prepare", "--out-dir", str(tmp_path)], timeout=60, HF_HUB_OFFLINE="1")
     assert r.returncode == 1
     assert "--data-files" in r.stderr and "llm.c" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_prepare_small_local_corpus_warns_and_writes_a_train_shard(tmp_path):
-    r = run([sys.executable, "data/fineweb_edu/prepare.py", "--data-files", FIXTURE, "--out-dir", str(tmp_path), "--num-proc", "1"])
+    r = run([sys.executable, "-m", "data.fineweb_edu.prepare", "--data-files", FIXTURE, "--out-dir", str(tmp_path), "--num-proc", "1"])
     assert r.returncode == 0, r.stderr
     assert re.search(r"warning: the documents hold only [\d,]+ tokens, fewer than val_tokens=100,000,000", r.stderr)
     assert glob.glob(str(tmp_path / "*_train_*.bin")) and glob.glob(str(tmp_path / "*_val_*.bin"))
@@ -165,10 +165,10 @@ def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
     assert json.load(open(work / "logs" / "resume.json"))["ok"]
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- gpu-report:start -->\n<!-- gpu-report:end -->\ny\n")
-    r = run([sys.executable, "scripts/gpu_report.py", "--archive", str(out / "gpu_check.tar.gz"), "--results",
+    r = run([sys.executable, "-m", "scripts.gpu_report", "--archive", str(out / "gpu_check.tar.gz"), "--results",
              str(tmp_path / "results"), "--readme", str(readme)], timeout=60)
     assert r.returncode != 0 and "not a GPU" in r.stderr  # a smoke run is never kept as a GPU result
-    r = run([sys.executable, "scripts/gpu_report.py", "--archive", str(out / "gpu_check.tar.gz"), "--results",
+    r = run([sys.executable, "-m", "scripts.gpu_report", "--archive", str(out / "gpu_check.tar.gz"), "--results",
              str(tmp_path / "results"), "--readme", str(readme), "--allow-cpu"], timeout=60)
     assert r.returncode == 0, r.stderr
     text = readme.read_text()
@@ -176,7 +176,7 @@ def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
 
 
 def test_readme_gpu_section_is_rendered_from_kept_results():
-    r = run([sys.executable, "scripts/gpu_report.py", "--check"], timeout=60)
+    r = run([sys.executable, "-m", "scripts.gpu_report", "--check"], timeout=60)
     assert r.returncode == 0, r.stderr
 
 
@@ -198,7 +198,7 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
         assert f"logs/runs/{arm}-s1337/metrics.jsonl" in names and f"logs/probes/{arm}-s1337/robustness.json" in names
     assert not any(n.endswith(".pt") for n in names)
     kept = tmp_path / "gpu_124m"
-    r = run([sys.executable, "scripts/gpu_report.py", "--study-archive", str(out / "gpu_study.tar.gz"),
+    r = run([sys.executable, "-m", "scripts.gpu_report", "--study-archive", str(out / "gpu_study.tar.gz"),
              "--study-results", str(kept), "--allow-cpu"], timeout=60)
     assert r.returncode == 0, r.stderr
     text = "\n".join(make_results.gpu_study_section(str(kept)))

@@ -60,7 +60,7 @@ def test_crafted_checkpoint_runs_no_code_anywhere(data_dir, tmp_path):
             attempt()
         assert not marker.exists()
     # the probes' command line and the study runner's planning
-    probe = subprocess.run([sys.executable, "probes/robustness.py", str(out / "ckpt.pt"), "--out", str(tmp_path / "p")],
+    probe = subprocess.run([sys.executable, "-m", "probes.robustness", str(out / "ckpt.pt"), "--out", str(tmp_path / "p")],
                            cwd=ROOT, capture_output=True, text=True)
     assert probe.returncode != 0 and "refused to load" in probe.stderr and not marker.exists()
     from scripts import run_study
@@ -236,9 +236,9 @@ def test_probe_inputs_that_are_not_what_they_claim(tmp_path, tiny_checkpoints):
     empty = tmp_path / "prompts.txt"
     empty.write_text("\n\n")
     ckpt = tiny_checkpoints["kron"]
-    r = subprocess.run([sys.executable, "probes/robustness.py", ckpt, "--generate", str(empty), "--out", str(tmp_path / "o")],
+    r = subprocess.run([sys.executable, "-m", "probes.robustness", ckpt, "--generate", str(empty), "--out", str(tmp_path / "o")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "holds no prompts" in r.stderr
-    r = subprocess.run([sys.executable, "probes/robustness.py", os.path.dirname(ckpt), "--out", str(tmp_path / "o")],
+    r = subprocess.run([sys.executable, "-m", "probes.robustness", os.path.dirname(ckpt), "--out", str(tmp_path / "o")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "is a folder; expected a ckpt.pt" in r.stderr

@@ -82,16 +82,10 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
     train.train(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6,
                               eval_interval=3))
     finished_mtime = os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt")
-    t = train.train(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6,
-                                  eval_interval=3, log_interval=1))
-    original = t.log_step
-
-    def stop_after_step_1(step, *a):
-        original(step, *a)
-        if step == 1:  # step 1 is done: the loop stops before step 2, as SIGTERM would
-            t.stop.signal = "SIGTERM"
-    t.log_step = stop_after_step_1
-    t.run()
+    with pytest.MonkeyPatch.context() as mp:  # step 1 is done: the loop stops before step 2, as SIGTERM would
+        mp.setattr(train, "stop_requested", lambda run, stop: run.iter_num == 2)
+        train.train(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6,
+                                eval_interval=3, log_interval=1))
     assert json.load(open(root / "kron-s1" / "ckpt.json"))["step"] == 2
     args = ["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2", "--out-root", str(root)]
     states = {f"{r['name']}-s{r['seed']}": r["state"] for r in run_study.main(args + ["--dry-run"])}

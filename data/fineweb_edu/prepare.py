@@ -1,8 +1,8 @@
 """FineWeb-Edu -> GPT-2 token shards (the paper's training data).
 
-    python data/fineweb_edu/prepare.py                          # sample-10BT, all of it (~10B tokens)
-    python data/fineweb_edu/prepare.py --max-tokens 3000000000  # enough for the paper's 2.5B-token runs
-    python data/fineweb_edu/prepare.py --data-files 'my/*.parquet' --out-dir data/my_fineweb
+    python -m data.fineweb_edu.prepare                          # sample-10BT, all of it (~10B tokens)
+    python -m data.fineweb_edu.prepare --max-tokens 3000000000  # enough for the paper's 2.5B-token runs
+    python -m data.fineweb_edu.prepare --data-files 'my/*.parquet' --out-dir data/my_fineweb
 
 Reads HuggingFaceFW/fineweb-edu through `datasets` (streaming, so no full download lands on disk
 first), or local parquet/jsonl files of the same schema with --data-files (the same code path; only
@@ -18,8 +18,7 @@ import glob
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import ShardError, Stream, documents_to_shards  # noqa: E402
+from data.shards import ShardError, Stream, documents_to_shards
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -4,17 +4,15 @@ Source: the `pydoc_data.topics` module that ships with every CPython (the text `
 keywords and topics, ~0.47 MB, about 110k GPT-2 tokens; the exact text varies a little between
 Python versions). License: Python Software Foundation License, like the rest of CPython.
 
-    python data/pydoc/prepare.py            # writes data/pydoc/pydoc_{val,train}_*.bin
+    python -m data.pydoc.prepare            # writes data/pydoc/pydoc_{val,train}_*.bin
 
 Documents are the topics in sorted order, EOT before each; the first 16,384 tokens are validation.
 Small: for the quickstart and the tests, not for conclusions about the method.
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import documents_to_shards  # noqa: E402
+from data.shards import documents_to_shards
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -1,6 +1,6 @@
 """An offline English corpus of ~3.5M GPT-2 tokens: the Python 3.11 documentation sources.
 
-    python data/pydocs/prepare.py         # needs apt-get (Debian/Ubuntu) and the Debian archive
+    python -m data.pydocs.prepare         # needs apt-get (Debian/Ubuntu) and the Debian archive
 
 Source: Debian's `python3.11-doc` package (fetched with `apt-get download`, no root needed, then
 unpacked with `dpkg-deb -x`): the reStructuredText sources of the tutorial, HOWTOs, FAQ, language
@@ -16,11 +16,9 @@ import glob
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shards import data_fingerprint, documents_to_shards  # noqa: E402
+from data.shards import data_fingerprint, documents_to_shards
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE = "python3.11-doc"
