@@ -44,7 +44,7 @@ class TrainConfig(GPTConfig):
     wandb_run_name: Optional[str] = None
     wandb_group: Optional[str] = None
     # data
-    data_dir: str = "data/pydoc"
+    data_dir: str = "data/python_help"
     batch_size: int = 12  # sequences of block_size tokens (a GPTConfig field) per micro-batch
     gradient_accumulation_steps: int = 1
     # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters

@@ -1,4 +1,4 @@
-# GPT-2 124M on FineWeb-Edu: the paper's setting, shared by bpe_124m.py, kron_124m.py and
+# GPT-2 124M on FineWeb-Edu: the paper's setting, shared by bpe_tied_124m.py, kron_124m.py and
 # bpe_untied_124m.py (each names its arm), or any arm with --embedding=.
 # arXiv 2605.29459 §6; settings the paper does not state are the standard nanoGPT / build-nanogpt
 # choices (see README): block 1024, 524,288 tokens a step (32 x 1024 x 16 accumulation, split across

@@ -2,7 +2,7 @@
 # on the embedded pydoc corpus. The quickstart sets `embedding` per arm. A smoke test of the whole
 # pipeline, far too small to say anything about the method.
 out_dir = "out/quickstart-{embedding}-s{seed}"
-data_dir = "data/pydoc"
+data_dir = "data/python_help"
 init_from = "auto"
 
 n_layer, n_head, n_embd, block_size, vocab_size = 2, 4, 128, 128, 50304

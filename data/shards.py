@@ -150,14 +150,22 @@ def read_tokens(path, vocab_size=None):
     return read_shard(path, vocab_size)
 
 
+# Corpora renamed for their content; their shards keep the old file prefixes (pydoc_*, pydocs_*), so
+# the data fingerprints recorded by runs on them stay valid.
+RENAMED_CORPORA = {"pydoc": "python_help", "pydocs": "python_docs"}
+
+
 def shard_paths(data_dir, split):
     """Sorted shard files of a split ('train' or 'val') in data_dir: llm.c-format shards, or else
     nanoGPT's single <split>.bin."""
     if split not in ("train", "val"):
         raise ValueError(f"split={split!r}: expected 'train' or 'val'")
     if not os.path.isdir(data_dir):
+        renamed = RENAMED_CORPORA.get(os.path.basename(os.path.normpath(data_dir)))
+        hint = (f"; data/{os.path.basename(os.path.normpath(data_dir))} is now data/{renamed}: move its shards there, or "
+                f"prepare it with python -m data.{renamed}.prepare" if renamed else "")
         raise FileNotFoundError(f"data folder {data_dir!r} does not exist: prepare it first "
-                                f"(e.g. python -m data.pydoc.prepare or python -m data.fineweb_edu.prepare)")
+                                f"(e.g. python -m data.python_help.prepare or python -m data.fineweb_edu.prepare){hint}")
     paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))
     if not paths and os.path.isfile(os.path.join(data_dir, f"{split}.bin")):
         paths = [os.path.join(data_dir, f"{split}.bin")]

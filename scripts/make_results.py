@@ -509,7 +509,7 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
              "**Scale, stated plainly.** These are small-scale CPU runs: a 4-layer, d=128 GPT "
              f"(block 256) trained for {g[base]['final_step']} steps of 4,096 tokens (~{g[base]['final_step'] * 4096 / 1e6:.2f}M tokens) "
              "on the Python 3.11 documentation "
-             f"({f'{n_train_tokens / 1e6:.1f}M' if n_train_tokens else 'about 3.3M'} training tokens, `data/pydocs`), "
+             f"({f'{n_train_tokens / 1e6:.1f}M' if n_train_tokens else 'about 3.3M'} training tokens, `data/python_docs`), "
              f"{seeds} seeds per arm (1337/1338/1339, identical batches per seed across arms), on a 2-core x86-64 CPU in fp32. "
              "The paper trains GPT-2 124M on 2.5B FineWeb-Edu tokens. Agreement or disagreement here says little about that scale; "
              "it shows what the method does when models are tiny and training is short.",

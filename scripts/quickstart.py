@@ -3,7 +3,7 @@
     python -m scripts.quickstart              # bpe_tied and kron, config/quickstart.py
     python -m scripts.quickstart --arms bpe_tied kron bpe_untied --max-iters 60 --fresh
 
-Prepares data/pydoc if needed, trains each arm with train.py (a finished run is reused unless
+Prepares data/python_help if needed, trains each arm with train.py (a finished run is reused unless
 --fresh), prints the validation losses per evaluation step side by side, and writes
 out/quickstart/loss_curves.png and out/quickstart/summary.json. The model is tiny (2 layers,
 d=128) and the corpus small: this checks the pipeline, it says nothing about the method.
@@ -34,8 +34,8 @@ def main(argv=None):
     p.add_argument("--fresh", action="store_true", help="retrain even if a finished run exists")
     args = p.parse_args(argv)
 
-    if not any(f.endswith(".bin") for f in os.listdir(os.path.join(ROOT, "data", "pydoc"))):
-        subprocess.run([sys.executable, "-m", "data.pydoc.prepare"], cwd=ROOT, check=True)
+    if not any(f.endswith(".bin") for f in os.listdir(os.path.join(ROOT, "data", "python_help"))):
+        subprocess.run([sys.executable, "-m", "data.python_help.prepare"], cwd=ROOT, check=True)
     runs, seconds = {}, {}
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
                "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}

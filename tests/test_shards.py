@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train
-from data.shards import ShardError, read_shard, write_shard
+from data.shards import ShardError, read_shard, shard_paths, write_shard
 from runlog import read_metrics
 from tests.conftest import tiny_config
 
@@ -50,3 +50,11 @@ def test_the_wrong_thing_named_train_bin_is_a_clear_error(data_dir, tmp_path, co
     with pytest.raises(ShardError, match=message):
         train.train(tiny_config(folder, tmp_path / "run"))
     assert open(path, "rb").read() == before
+
+
+def test_a_corpus_folder_under_its_old_name_says_where_it_went(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data/pydoc is now data/python_help: .* python -m data.python_help.prepare"):
+        shard_paths(str(tmp_path / "data" / "pydoc"), "train")
+    with pytest.raises(FileNotFoundError, match="does not exist: prepare it first") as e:
+        shard_paths(str(tmp_path / "data" / "elsewhere"), "train")
+    assert "is now" not in str(e.value)

@@ -164,7 +164,7 @@ def wordnet(work):
 
 
 def pydocs(work):
-    from data.pydocs.prepare import PACKAGE, fetch_sources
+    from data.python_docs.prepare import PACKAGE, fetch_sources
     src, FETCHED[f"debian:{PACKAGE}"] = fetch_sources(work)
     return [open(p, encoding="utf-8", errors="replace").read()
             for p in sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))]

@@ -4,7 +4,7 @@ Source: the `pydoc_data.topics` module that ships with every CPython (the text `
 keywords and topics, ~0.47 MB, about 110k GPT-2 tokens; the exact text varies a little between
 Python versions). License: Python Software Foundation License, like the rest of CPython.
 
-    python -m data.pydoc.prepare            # writes data/pydoc/pydoc_{val,train}_*.bin
+    python -m data.python_help.prepare            # writes data/python_help/pydoc_{val,train}_*.bin
 
 Documents are the topics in sorted order, EOT before each; the first 16,384 tokens are validation.
 Small: for the quickstart and the tests, not for conclusions about the method.

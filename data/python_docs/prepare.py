@@ -1,6 +1,6 @@
 """An offline English corpus of ~3.5M GPT-2 tokens: the Python 3.11 documentation sources.
 
-    python -m data.pydocs.prepare         # needs apt-get (Debian/Ubuntu) and the Debian archive
+    python -m data.python_docs.prepare         # needs apt-get (Debian/Ubuntu) and the Debian archive
 
 Source: Debian's `python3.11-doc` package (fetched with `apt-get download`, no root needed, then
 unpacked with `dpkg-deb -x`): the reStructuredText sources of the tutorial, HOWTOs, FAQ, language

@@ -1,3 +1,0 @@
-# CPU-sized BPE-tied arm (config/base_cpu.py): `python train.py config/bpe_cpu.py`.
-include("base_cpu.py")
-embedding = "bpe_tied"
