@@ -4,17 +4,21 @@
     python -m scripts.make_results                                                     # tables, plots, RESULTS.md
 
 The runs' metric logs are copied into results/study_cpu/runs/ (small, kept in git), so this script
-rebuilds every table and plot without retraining. Probes need checkpoints: when
-runs/study_cpu/<arm>-s<seed>/ckpt.pt exist they are re-run on the chosen seed's final checkpoints
-(--probe-seed); otherwise the probe outputs already in results/study_cpu/probes/ are used.
+rebuilds every table and plot without retraining. Every number comes from analysis.py (tables and
+figures: report.py); this file is the prose around them. Probe outputs are read as kept: probes need
+checkpoints, so refresh them with the probes themselves, e.g.
+    python -m probes.run_all bpe_tied=runs/study_cpu/bpe_tied-s1337/ckpt.pt kron=runs/study_cpu/kron-s1337/ckpt.pt \
+        bpe_untied=runs/study_cpu/bpe_untied-s1337/ckpt.pt --out results/study_cpu/probes
 """
 import argparse
 import glob
-import json
 import os
 import shutil
-import subprocess
 import sys
+
+import analysis
+import report
+from analysis import excludes_zero, input_drift, load, load_gpu_study, seed_status, untying_share
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,19 +43,8 @@ def copy_logs(runs_dir, dest):
     return n
 
 
-def run_probes(runs_dir, seed, out):
-    ckpts = {arm: os.path.join(runs_dir, f"{arm}-s{seed}", "ckpt.pt") for arm in ("bpe_tied", "kron", "bpe_untied")}
-    ckpts = {a: p for a, p in ckpts.items() if os.path.exists(p)}
-    if len(ckpts) < 2:
-        return False
-    run_tool("probes.run_all", *[f"{a}={os.path.relpath(p, ROOT)}" for a, p in ckpts.items()], "--out", out)
-    return True
 
 
-def run_tool(module, *args):
-    """Another entry script of the repo, as its own command (scripts never import each other)."""
-    if subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT).returncode:
-        sys.exit(f"error: python -m {module} failed (its message is above); nothing after it was written")
 
 
 def bench_sentence():
@@ -66,9 +59,6 @@ def bench_sentence():
             f"{a['block_size']}, batch {a['batch_size']} (medians of {a['steps']} interleaved steps): " + "; ".join(parts) + ".")
 
 
-def load(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 # The English study's paired contrasts: (label, reference group, other group); gap = L_ref - L_other.
@@ -84,6 +74,10 @@ CONTRASTS = [
 ]
 STUDY_SEEDS = 5
 LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
+
+
+def millions(tokens, digits=2):
+    return f"{tokens / 1e6:.{digits}f}M"
 
 
 def fmt_gap(c):
@@ -118,14 +112,6 @@ def verdict(c):
     return "helps" if c["ci95"][0] > 0 else "hurts"
 
 
-def input_drift(logs):
-    """{group: mean over seeds of final / initial input-scale metric} (proj_std_sqrtD or wte_std)."""
-    from runlog import read_metrics, series_from_evals
-    out = {}
-    for run in sorted(os.listdir(logs)):
-        series = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
-        out.setdefault(run.rsplit("-s", 1)[0], []).append((series["input_scale_key"], series["input_scale_rel"][-1]))
-    return {g: (v[0][0], sum(r for _, r in v) / len(v)) for g, v in out.items()}
 
 
 ROBUSTNESS_CONTRASTS = [("kron vs bpe_tied", "bpe_tied", "kron"), ("bpe_untied vs bpe_tied", "bpe_tied", "bpe_untied"),
@@ -133,84 +119,55 @@ ROBUSTNESS_CONTRASTS = [("kron vs bpe_tied", "bpe_tied", "kron"), ("bpe_untied v
 
 
 def robustness_across_seeds(probes_root, heading):
-    """The robustness probe run on every seed (<probes_root>/s<seed>/robustness.json):
-    per group, top-1 survival and mean KL with 95 % t-intervals over seeds beside the unrelated-prompt
-    baseline; per contrast, the paired per-seed difference and an exact McNemar test on all
-    (seed, pair) outcomes pooled. Markdown lines, or [] when no probe output is kept."""
-    from stats import mcnemar, mean_std, t_interval95
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(probes_root, "s*", "robustness.json"))):
-        seed = int(os.path.basename(os.path.dirname(path))[1:])
-        d = load(path)
-        survival = {rec["model"]: [r["top1_match"] for r in rec["records"]] for rec in d["per_pair"]}
-        for label, m in d["models"].items():
-            runs.setdefault(label, {})[seed] = (m["overall"], survival[label])
-    if not runs:
-        return [], {}
+    """The robustness probe on every seed, as markdown: per group, top-1 survival and mean KL with 95 %
+    t-intervals over seeds beside the unrelated-prompt baseline; per contrast, the paired difference and
+    McNemar on the pooled (seed, pair) outcomes (analysis.robustness_over_seeds). (lines, contrasts)."""
+    from stats import mean_std, t_interval95
+    r = analysis.robustness_over_seeds(probes_root, ROBUSTNESS_CONTRASTS)
+    if not r:
+        return [], None
 
     def ci(xs):
         iv = t_interval95(xs)
         return f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "—"
+
+    def ci_of(pair):
+        return f"[{pair[1][0]:.3f}, {pair[1][1]:.3f}]" if pair[1] else "—"
     lines = [heading, "",
-             "`probes/robustness.py` on each seed's final checkpoints "
-             f"(110 pairs; seeds {', '.join(map(str, sorted({s for r in runs.values() for s in r})))}). "
+             f"`probes/robustness.py` on each seed's final checkpoints ({' or '.join(map(str, r['pairs']))} pairs; seeds "
+             f"{', '.join(map(str, r['seeds']))}). "
              "Survival = the clean prompt's top-1 next token is also the typo prompt's; the baseline is how often two "
              "*unrelated* prompts share their top-1, i.e. what survival a generic predictor gets for free.", "",
              "| group | seeds | top-1 survival, mean [95 % CI over seeds] | baseline: unrelated prompts agree | mean KL [95 % CI] |",
              "|---|---|---|---|---|"]
-    for label, by_seed in runs.items():
-        surv = [o["top1_match_rate"] for o, _ in by_seed.values()]
-        kl = [o["mean_kl"] for o, _ in by_seed.values()]
-        base = [o["unrelated_top1_agreement"] for o, _ in by_seed.values()]
-        lines.append(f"| {label} | {len(by_seed)} | {mean_std(surv)[0]:.3f} {ci(surv)} | {mean_std(base)[0]:.3f} | "
+    for label, g in r["groups"].items():
+        surv, kl, base = g["top1_match_rate"], g["mean_kl"], g["unrelated_top1_agreement"]
+        lines.append(f"| {label} | {len(g['seeds'])} | {mean_std(surv)[0]:.3f} {ci(surv)} | {mean_std(base)[0]:.3f} | "
                      f"{mean_std(kl)[0]:.4f} {ci(kl)} |")
     lines += ["", "| contrast | seeds | survival difference, mean [95 % CI] | McNemar on pooled (seed, pair) outcomes "
               "| mean KL difference [95 % CI] |",
               "|---|---|---|---|---|"]
-    separated, found = [], {}
-    for name, ref, other in ROBUSTNESS_CONTRASTS:
-        seeds = sorted(set(runs.get(ref, {})) & set(runs.get(other, {})))
-        if not seeds:
-            continue
-        dsurv = [runs[other][k][0]["top1_match_rate"] - runs[ref][k][0]["top1_match_rate"] for k in seeds]
-        dkl = [runs[other][k][0]["mean_kl"] - runs[ref][k][0]["mean_kl"] for k in seeds]
-        t = mcnemar([x for k in seeds for x in runs[other][k][1]], [x for k in seeds for x in runs[ref][k][1]])
-        found[name] = {"seeds": seeds, "survival": (mean_std(dsurv)[0], t_interval95(dsurv)), "kl": (mean_std(dkl)[0], t_interval95(dkl)),
-                       "kl_ref": mean_std(runs[ref][k][0]["mean_kl"] for k in seeds)[0], "mcnemar": t}
-        separated += [name + " (survival)"] * excludes_zero(t_interval95(dsurv)) + [name + " (KL)"] * excludes_zero(t_interval95(dkl))
-        lines.append(f"| {name} (`{other}` − `{ref}`) | {len(seeds)} | {mean_std(dsurv)[0]:+.3f} {ci(dsurv)} | "
+    separated = []
+    for name, c in r["contrasts"].items():
+        t = c["mcnemar"]
+        separated += [name + " (survival)"] * excludes_zero(c["survival"][1]) + [name + " (KL)"] * excludes_zero(c["kl"][1])
+        lines.append(f"| {name} (`{c['other']}` − `{c['ref']}`) | {len(c['seeds'])} | {c['survival'][0]:+.3f} {ci_of(c['survival'])} | "
                      f"{t['only_first']} vs {t['only_second']} pairs kept by one only, p = {t['p_value']:.3g} | "
-                     f"{mean_std(dkl)[0]:+.4f} {ci(dkl)} |")
+                     f"{c['kl'][0]:+.4f} {ci_of(c['kl'])} |")
     lines += ["", "Read with the baseline: where unrelated prompts already agree on the top-1 token half the time, survival "
               "says more about how generic the model's predictions are than about spelling. Intervals over seeds that "
-              "exclude zero: " + (", ".join(separated) if separated else "none") + f" (of {2 * len(found)}); "
+              "exclude zero: " + (", ".join(separated) if separated else "none") + f" (of {2 * len(r['contrasts'])}); "
               "where none do, the probe does not tell these arms apart at this scale and seed count.", ""]
-    return lines, found
+    return lines, r
 
 
-def excludes_zero(interval):
-    return bool(interval) and (interval[0] > 0 or interval[1] < 0)
 
 
-def seed_status(cmp, planned):
-    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'."""
-    counts = [len(g["seeds"]) for g in cmp["groups"].values()]
-    if min(counts, default=0) >= planned:
-        return "complete"
-    return f"partial: {min(counts, default=0)} to {max(counts, default=0)} of {planned} seeds per group so far"
 
 
-def untying_share(total, untie):
-    """Untying's gap as a % of kron's total, on the seeds both contrasts have: (percent, those seeds,
-    whether they are all of untying's), or None when kron's mean gain there is not positive."""
-    seeds = [k for k in (untie or {}).get("per_seed", {}) if k in (total or {}).get("per_seed", {})]  # json keys: strings
-    on_same = sum(total["per_seed"][k] for k in seeds) / len(seeds) if seeds else 0
-    if on_same <= 0:
-        return None
-    return 100 * untie["gap_mean"] / on_same, len(seeds), len(seeds) == len(untie["per_seed"])
 
 
-def english_answer(cmp, long_cmp=None):
+def english_answer(cmp, long_cmp=None, sc=None, long_sc=None):
     """RESULTS.md's opening: how much of kron's gain is untying, input scale and bytes, with intervals."""
     c = cmp.get("contrasts", {})
     total, untie, scale, own = (c.get(k) for k in (CONTRASTS[0][0], CONTRASTS[1][0], CONTRASTS[2][0], CONTRASTS[5][0]))
@@ -218,8 +175,9 @@ def english_answer(cmp, long_cmp=None):
     status = seed_status(cmp, STUDY_SEEDS)
     done = status == "complete" and long_cmp and seed_status(long_cmp, LONG_SEEDS) == "complete"
     lines = [f"## The answer{'' if done else ' so far'}: why does Kronecker win here?", "",
-             f"English-corpus study (`results/study_english/`; {status}; small-scale CPU runs: a 4-layer d=128 GPT, "
-             "120 steps of 4,096 tokens = 0.49M tokens per run, on 24M tokens of prose-weighted English; the paper: GPT-2 124M, "
+             f"English-corpus study (`results/study_english/`; {status}; small-scale CPU runs: a {sc['n_layer']}-layer "
+             f"d={sc['n_embd']} GPT, {sc['max_iters']} steps of {sc['tokens_per_step']:,} tokens = {millions(sc['tokens'])} tokens "
+             f"per run, on {millions(sc['train_tokens'], 0)} tokens of prose-weighted English; the paper: GPT-2 124M, "
              "2.5B FineWeb-Edu tokens, 3 seeds). Gaps are paired by seed, L_reference − L_other in nats of final validation loss "
              "(positive: the second named group is better), with 95 % t-intervals over seeds.", ""]
     lines.append(f"- **Total.** kron beats bpe_tied by {fmt_gap(total)}.")
@@ -247,24 +205,27 @@ def english_answer(cmp, long_cmp=None):
                      ".")
     lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
     if lt:
-        lines.append(f"- **Longer runs** (500 steps, 2.05M tokens, `results/study_english_long/`): kron's gap to bpe_tied "
+        lines.append(f"- **Longer runs** ({long_sc['max_iters']} steps, {millions(long_sc['tokens'])} tokens, "
+                     f"`results/study_english_long/`): kron's gap to bpe_tied "
                      f"{fmt_gap(lt)}; {trend(lt)}. Along the run: " +
                      ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in lt["trajectory"]) +
                      ". Other groups and seeds of the long runs: see that section below.")
     else:
         lines.append("- **Longer runs** (≥ 4× this horizon, `config/study_english_long.py`): none finished yet, so whether "
                      "the gap grows or shrinks with training is not measured.")
-    return lines + horizon_table(cmp, long_cmp)
+    return lines + horizon_table(cmp, long_cmp, sc, long_sc)
 
 
-def horizon_table(cmp, long_cmp):
+def horizon_table(cmp, long_cmp, sc, long_sc):
     """Each contrast at the study's horizon beside the long runs': does it grow or shrink with training?"""
     short, long_ = cmp.get("contrasts", {}), (long_cmp or {}).get("contrasts", {})
     rows = [(label, short.get(label), long_.get(label)) for label, _, _ in CONTRASTS if long_.get(label)]
     if not rows:
         return []
-    return ["", "Every contrast the long runs have, at both horizons (a 500-step run is its own schedule, not the 120-step "
-            "run continued):", "", "| contrast | 120 steps (0.49M tokens) | 500 steps (2.05M tokens) |", "|---|---|---|"] + \
+    return ["", f"Every contrast the long runs have, at both horizons (a {long_sc['max_iters']}-step run is its own schedule, "
+            f"not the {sc['max_iters']}-step run continued):", "",
+            f"| contrast | {sc['max_iters']} steps ({millions(sc['tokens'])} tokens) | {long_sc['max_iters']} steps "
+            f"({millions(long_sc['tokens'])} tokens) |", "|---|---|---|"] + \
         [f"| {label} | {fmt_gap(s)} | {fmt_gap(lg)} |" for label, s, lg in rows]
 
 
@@ -285,7 +246,7 @@ def english_section(cmp, cmp_md, drift, robustness=()):
     return lines + [""] + list(robustness)
 
 
-def robustness_disagreement(stats, where="English"):
+def robustness_disagreement(stats, pairs, where="English"):
     """The English robustness probe against the abstract's typo figures: survival (per-seed interval and McNemar),
     KL, and whether the KL difference is untying's (bpe_untied vs bpe_tied) or the codec's (kron vs bpe_untied)."""
     kb = stats.get("kron vs bpe_tied")
@@ -297,8 +258,9 @@ def robustness_disagreement(stats, where="English"):
     line = (f"- **Typo robustness ({where}, {len(kb['seeds'])} seeds).** Paper: kron keeps the top-1 token on "
             f"{PAPER['top1']} of typo pairs and its KL is {PAPER['kl']} vs BPE. Here kron − bpe_tied: top-1 survival "
             f"{dsurv:+.3f} {fmt(s_ci)} over seeds; McNemar on the pooled (seed, pair) outcomes {t['only_first']} vs "
-            f"{t['only_second']} pairs kept by one model only, p = {t['p_value']:.3g} ({more}; the same 110 prompts recur in "
-            f"every seed, so pooling overstates independence). Mean KL {dkl:+.4f} {fmt(kl_ci)} "
+            f"{t['only_second']} pairs kept by one model only, p = {t['p_value']:.3g} ({more}; the same "
+            f"{' or '.join(map(str, pairs))} prompts recur in every seed, so pooling overstates independence). "
+            f"Mean KL {dkl:+.4f} {fmt(kl_ci)} "
             f"({100 * dkl / kb['kl_ref']:+.0f} % of bpe_tied's): "
             + ("kron is *less* stable by KL, the opposite of the paper." if kl_ci and kl_ci[0] > 0 else
                "no evidence of the paper's lower KL at this scale." if not (kl_ci and kl_ci[1] < 0) else
@@ -312,28 +274,30 @@ def robustness_disagreement(stats, where="English"):
     return [line]
 
 
-def disagreements(eng, cmp_cpu, probes_dir, robustness_stats=None, drift=None, long_cmp=None, long_robustness_stats=None):
+def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cmp=None, long_robustness=None, sc=None, long_sc=None):
     """Every place the repository's results disagree with the paper's abstract, from the numbers."""
     lines = ["## Where the results here disagree with the paper", ""]
     total = eng.get("contrasts", {}).get(CONTRASTS[0][0]) if eng else None
     untie = eng.get("contrasts", {}).get(CONTRASTS[1][0]) if eng else None
     if total:
         lines.append(f"- **Gap size.** Paper: {PAPER['gap_nats']} nats ({PAPER['gap_pct']}) at 124M / 2.5B tokens. Here "
-                     f"(English, 0.49M tokens): {total['gap_mean']:+.3f} nats; on the Python docs (CPU study below): "
+                     f"(English, {millions(sc['tokens'])} tokens): {total['gap_mean']:+.3f} nats; on the Python docs (CPU study below): "
                      f"{cmp_cpu['groups']['kron']['gap_nats_mean']:+.3f}. "
                      "Different scale: neither confirms nor refutes the paper's figure.")
     lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
     if lt:
-        lines.append(f"- **Does the gain last?** The paper reports kron ahead at 2.5B tokens. Here, in the 500-step runs "
-                     f"({len(lt['seeds'])} seed{'s' if len(lt['seeds']) > 1 else ''}), {trend(lt)} (final {fmt_gap(lt)}). "
-                     "Tiny models and 2M tokens; more seeds of the long runs are needed before this is a finding.")
+        lines.append(f"- **Does the gain last?** The paper reports kron ahead at 2.5B tokens. Here, in the "
+                     f"{long_sc['max_iters']}-step runs ({len(lt['seeds'])} seed{'s' if len(lt['seeds']) > 1 else ''}), "
+                     f"{trend(lt)} (final {fmt_gap(lt)}). Tiny models and {millions(long_sc['tokens'], 0)} tokens; more seeds "
+                     "of the long runs are needed before this is a finding.")
     u = untying_share(total, untie)
     if u:
         lines.append(f"- **Where the gain comes from.** Here untying the head alone gives {u[0]:.0f} % "
                      "of kron's gain over bpe_tied on English. The abstract attributes the gain to the byte codec; whether the paper "
                      "controls for untying is not known from the abstract (its body is not available here).")
-    lines += robustness_disagreement(robustness_stats or {})
-    lines += robustness_disagreement(long_robustness_stats or {}, "English, 500-step runs")
+    for rob, where in ((robustness, "English"), (long_robustness, f"English, {(long_sc or {}).get('max_iters')}-step runs")):
+        if rob:
+            lines += robustness_disagreement(rob["contrasts"], rob["pairs"], where)
     rob = os.path.join(probes_dir, "robustness.json")
     if os.path.exists(rob):
         r = load(rob)["models"]
@@ -369,7 +333,7 @@ def compare_with_contrasts(study_dir):
     if not (os.path.isdir(logs) and os.listdir(logs)):
         return None
     out = os.path.join(study_dir, "compare")
-    run_tool("scripts.compare", logs, "--out", out, *[f"--contrast={label}={ref}:{other}" for label, ref, other in CONTRASTS])
+    report.write_comparison([logs], out, "bpe_tied", CONTRASTS)
     with open(os.path.join(out, "compare.md")) as f:
         return load(os.path.join(out, "compare.json")), f.read().removesuffix("\n")
 
@@ -382,32 +346,13 @@ def load_study(study_dir, robustness_heading):
         return None
     robustness, robustness_stats = robustness_across_seeds(os.path.join(study_dir, "probes"), robustness_heading)
     return {"cmp": got[0], "md": got[1], "drift": input_drift(os.path.join(study_dir, "runs")),
-            "robustness": robustness, "robustness_stats": robustness_stats}
+            "robustness": robustness, "robustness_stats": robustness_stats,
+            "scale": analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")]))}
 
 
 GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
 
 
-def load_gpu_study(gpu_dir):
-    """{run name: {"evals", "config", "robustness", "finished"}} of the kept 124M GPU runs
-    (results/gpu_124m), or {}. A run is finished when its ckpt.json says so and its last evaluation is
-    at max_iters: a run the device call cut short keeps its partial log but is never compared."""
-    from runlog import read_metrics
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(gpu_dir, "runs", "*", "metrics.jsonl"))):
-        folder = os.path.dirname(path)
-        name = os.path.basename(folder)
-        config = read_metrics(path, "config")
-        evals = read_metrics(path, "eval")
-        meta_path = os.path.join(folder, "ckpt.json")
-        meta = load(meta_path) if os.path.isfile(meta_path) else {}
-        max_iters = config[0]["config"]["max_iters"] if config else None
-        probe = os.path.join(gpu_dir, "probes", name, "robustness.json")
-        arm = name.rsplit("-s", 1)[0]
-        runs[name] = {"evals": evals, "config": config[0] if config else {},
-                      "finished": bool(meta.get("finished")) and bool(evals) and evals[-1]["step"] == max_iters,
-                      "robustness": load(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None}
-    return runs
 
 
 def gpu_study_section(gpu_dir):
@@ -477,26 +422,26 @@ def gpu_study_section(gpu_dir):
     return lines + [""]
 
 
-def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, english=None, english_long=None,
-               gpu_dir=None):
+def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None):
     g = cmp["groups"]
     base = cmp["baseline"]
     seeds = len(g[base]["seeds"])
     lines = ["# Results: CPU-scale replications",
              "",
              "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
-             "`results/study_english/runs/` and `results/study_cpu/runs/`); retrain the Python-docs study with "
-             "`python -m scripts.run_study --base config/study_cpu.py --out-root runs/study_cpu` first to rebuild its probe "
-             "results too.",
+             "`results/study_english/runs/` and `results/study_cpu/runs/`); it reads probe outputs as kept. To rebuild the "
+             "Python-docs study's probe results, retrain it (`python -m scripts.run_study --base config/study_cpu.py --out-root "
+             "runs/study_cpu`) and run `python -m probes.run_all` on its seed-1337 checkpoints with `--out results/study_cpu/probes`.",
              ""]
     if english:
         e, lg = english, english_long or {}
-        lines += english_answer(e["cmp"], lg.get("cmp")) + [""]
+        lines += english_answer(e["cmp"], lg.get("cmp"), e["scale"], lg.get("scale")) + [""]
         lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], lg.get("cmp"),
-                               lg.get("robustness_stats"))
+                               lg.get("robustness_stats"), e["scale"], lg.get("scale"))
         lines += english_section(e["cmp"], e["md"], e["drift"], e["robustness"])
         if lg:
-            lines += ["## English study, longer runs (500 steps, 2.05M tokens per run)", "",
+            ls = lg["scale"]
+            lines += [f"## English study, longer runs ({ls['max_iters']} steps, {millions(ls['tokens'])} tokens per run)", "",
                       f"`config/study_english_long.py`, logs in `results/study_english_long/runs/` "
                       f"({seed_status(lg['cmp'], LONG_SEEDS)}).",
                       "", lg["md"], "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
@@ -506,11 +451,11 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train_tokens, 
         lines += gpu_study_section(gpu_dir)
     lines += ["# The Python-documentation study (the first CPU replication)",
              "",
-             "**Scale, stated plainly.** These are small-scale CPU runs: a 4-layer, d=128 GPT "
-             f"(block 256) trained for {g[base]['final_step']} steps of 4,096 tokens (~{g[base]['final_step'] * 4096 / 1e6:.2f}M tokens) "
-             "on the Python 3.11 documentation "
-             f"({f'{n_train_tokens / 1e6:.1f}M' if n_train_tokens else 'about 3.3M'} training tokens, `data/python_docs`), "
-             f"{seeds} seeds per arm (1337/1338/1339, identical batches per seed across arms), on a 2-core x86-64 CPU in fp32. "
+             f"**Scale, stated plainly.** These are small-scale CPU runs: a {sc['n_layer']}-layer, d={sc['n_embd']} GPT "
+             f"(block {sc['block_size']}) trained for {sc['max_iters']} steps of {sc['tokens_per_step']:,} tokens "
+             f"(~{millions(sc['tokens'])} tokens) on the Python 3.11 documentation ({millions(sc['train_tokens'], 1)} training "
+             f"tokens, `data/python_docs`), {seeds} seeds per arm ({'/'.join(map(str, sc['seeds']))}, identical batches per seed "
+             "across arms), on a 2-core x86-64 CPU in fp32. "
              "The paper trains GPT-2 124M on 2.5B FineWeb-Edu tokens. Agreement or disagreement here says little about that scale; "
              "it shows what the method does when models are tiny and training is short.",
              "",
@@ -567,8 +512,6 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs-dir", default=os.path.join(ROOT, "runs", "study_cpu"))
     p.add_argument("--results-dir", default=os.path.join(ROOT, "results", "study_cpu"))
-    p.add_argument("--probe-seed", type=int, default=1337)
-    p.add_argument("--skip-probes", action="store_true")
     p.add_argument("--params-dir", default=os.path.join(ROOT, "results", "param_table"))
     p.add_argument("--english-long-dir", default=os.path.join(ROOT, "results", "study_english_long"),
                    help="the English study's longer runs (<dir>/runs), if any")
@@ -582,27 +525,20 @@ def main(argv=None):
     if os.path.isdir(args.runs_dir):
         print(f"copied {copy_logs(args.runs_dir, logs)} metric logs into {logs}")
     cmp_dir = os.path.join(args.results_dir, "compare")
-    run_tool("scripts.compare", logs, "--out", cmp_dir)
+    report.write_comparison([logs], cmp_dir)
     cmp = load(os.path.join(cmp_dir, "compare.json"))
     with open(os.path.join(cmp_dir, "compare.md")) as f:
         cmp_md = f.read().removesuffix("\n")
     probes_dir = os.path.join(args.results_dir, "probes")
-    if not args.skip_probes and os.path.isdir(args.runs_dir):
-        if not run_probes(args.runs_dir, args.probe_seed, probes_dir):
-            print("no checkpoints to probe; keeping the probe results already in", probes_dir)
     params_dir = args.params_dir
-    run_tool("scripts.param_table", "--out", params_dir)
-    with open(os.path.join(params_dir, "param_table.md")) as f:
-        params_md = f.read()
+    params_md = report.write_param_table(params_dir)[2]
     with open(os.path.join(ROOT, "config", "study_cpu.py")) as f:
         config_text = f.read()
-    from runlog import read_metrics
-    n_train = max((r.get("n_train_tokens", 0) for run in os.listdir(logs)
-                   for r in read_metrics(os.path.join(logs, run), "config")), default=0)
+    scale = analysis.study_scale(analysis.find_runs([logs]))
     english = load_study(args.english_dir, "### Spelling robustness on every seed")
     english_long = english and load_study(args.english_long_dir, "### Spelling robustness of the long runs, on every seed")
     with open(args.out, "w") as f:
-        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, n_train, english, english_long, args.gpu_dir))
+        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir))
     print(f"wrote {args.out}")
 
 

@@ -5,6 +5,7 @@ import statistics
 
 import pytest
 
+import analysis
 import train
 from scripts import compare, param_table, run_study
 from tests.conftest import tiny_config
@@ -50,17 +51,17 @@ def test_compare_known_gap_spread_and_crossing(tmp_path):
 
 
 def test_first_crossing_edges():
-    assert compare.first_crossing([0, 10], [3.0, 2.0], 3.5) == 0.0
-    assert compare.first_crossing([0, 10, 20], [5.0, 4.0, 3.0], 3.5) == pytest.approx(15.0)
-    assert compare.first_crossing([0, 10], [5.0, 4.0], 1.0) is None
+    assert analysis.first_crossing([0, 10], [3.0, 2.0], 3.5) == 0.0
+    assert analysis.first_crossing([0, 10, 20], [5.0, 4.0, 3.0], 3.5) == pytest.approx(15.0)
+    assert analysis.first_crossing([0, 10], [5.0, 4.0], 1.0) is None
 
 
 def test_compare_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no runs"):
-        compare.find_runs([str(tmp_path)])
+        analysis.find_runs([str(tmp_path)])
     write_run(tmp_path, "kron", 1, [(0, 5.0)])
     with pytest.raises(ValueError, match="baseline group 'bpe_tied' not found"):
-        compare.compare(compare.find_runs([str(tmp_path)]), "bpe_tied")
+        analysis.compare(analysis.find_runs([str(tmp_path)]), "bpe_tied")
 
 
 def test_plan_grid_only_varies_kron_keys():
@@ -140,7 +141,7 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
         shutil.copytree(os.path.join(root, "results", "gpu_124m"), tmp_path / "gpu_124m")
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
                        "--english-dir", str(tmp_path / "study_english"), "--english-long-dir", str(tmp_path / "study_english_long"),
-                       "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"), "--skip-probes",
+                       "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"),
                        "--gpu-dir", str(tmp_path / "gpu_124m")])
     assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
 

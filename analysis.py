@@ -1,0 +1,349 @@
+"""The numbers every report quotes, computed from what runs and probes wrote (no prose, no files written).
+
+Runs are folders <group>-s<seed>/ holding metrics.jsonl (train.py's log); a group is an arm, or an arm
+with a control (kron-kron_shuffle_seed0). Definitions, used by scripts/compare.py, scripts/make_results.py
+and the README:
+  * final loss: a run's last evaluation; runs short of the comparison's last step are left out;
+  * gap(ref, other) = L_ref − L_other, paired by seed (positive: `other` reaches lower loss), with a
+    95 % t-interval over the shared seeds (stats.t_interval95);
+  * steps to target: the first step the mean curve reaches the baseline's final mean loss, linearly
+    interpolated between the two evaluations that straddle it; step ratio = baseline's last step / it;
+  * scale: what a run was (layers, width, steps, tokens per step, training tokens), read from its log's
+    config record, never typed;
+  * robustness over seeds: top-1 survival and mean KL per seed from probes/robustness.py's JSON, paired
+    per seed, and an exact McNemar test on the pooled (seed, pair) outcomes.
+"""
+import glob
+import json
+import math
+import os
+import re
+import statistics
+
+import numpy as np
+
+from runlog import read_metrics, series_from_evals
+from stats import mcnemar, mean_std, t_interval95
+
+SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
+
+
+def find_runs(folders):
+    """{group: {seed: run folder}} for every folder below `folders` holding a metrics.jsonl."""
+    groups = {}
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{folder!r} is not a folder of runs")
+        for dirpath, _, files in os.walk(folder):
+            if "metrics.jsonl" not in files:
+                continue
+            m = SEED_SUFFIX.match(os.path.basename(os.path.normpath(dirpath)))
+            if not m:
+                raise ValueError(f"run folder {dirpath!r} does not end in -s<seed>")
+            groups.setdefault(m.group(1), {})[int(m.group(2))] = dirpath
+    if not groups:
+        raise FileNotFoundError(f"no runs (folders with metrics.jsonl) under {folders}")
+    return groups
+
+
+def load_run(path):
+    evals = read_metrics(path, "eval")
+    train = read_metrics(path, "train")
+    if not evals:
+        raise ValueError(f"{path}: no evaluation records")
+    configs = read_metrics(path, "config")
+    return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train,
+            "data": data_identity(configs), "path": path,
+            "max_iters": (configs[-1].get("config") or {}).get("max_iters") if configs else None}
+
+
+def data_identity(configs):
+    """What a run was trained on, as its log recorded it: {"tokens": (train, val), "sha256": the data
+    fingerprint or None (logs from before fingerprints)}; None when nothing was recorded."""
+    if not configs:
+        return None
+    last = configs[-1]
+    fp = last.get("data") or {}
+    tokens = (fp.get("train_tokens", last.get("n_train_tokens")), fp.get("val_tokens", last.get("n_val_tokens")))
+    return {"tokens": tokens if None not in tokens else None, "sha256": fp.get("sha256")}
+
+
+def same_data(data):
+    """Refuse a comparison of runs trained on different data (another corpus version, say), naming two:
+    their token counts differ, or both have fingerprints and these differ."""
+    runs = [r for group in data.values() for r in group.values() if r["data"]]
+    for field in ("tokens", "sha256"):
+        seen = {}
+        for r in runs:
+            if r["data"][field] is not None:
+                seen.setdefault(r["data"][field], r["path"])
+        if len(seen) > 1:
+            (a, pa), (b, pb) = list(seen.items())[:2]
+            raise ValueError(f"these runs were trained on different data ({field}): {pa} on {a}, {pb} on {b}; "
+                             f"compare runs of one data version (README: 'Data provenance')")
+
+
+def first_crossing(steps, values, target):
+    """First step where the curve reaches `target` (values <= target), linearly interpolated between
+    the evaluations before and at the crossing; None if it never does."""
+    for i, (s, v) in enumerate(zip(steps, values)):
+        if v <= target:
+            if i == 0:
+                return float(s)
+            s0, v0 = steps[i - 1], values[i - 1]
+            return s0 + (v0 - target) / (v0 - v) * (s - s0)
+    return None
+
+
+def common_curve(runs):
+    """Evaluation steps shared by all runs of a group, and the (seeds x steps) matrix of val losses."""
+    steps = sorted(set.intersection(*(set(r["steps"]) for r in runs.values())))
+    mat = np.array([[dict(zip(r["steps"], r["val"]))[s] for s in steps] for r in runs.values()])
+    return steps, mat
+
+
+def finished_only(data):
+    """Leave out runs that stopped short of the comparison's horizon (the last step any run reached):
+    a partial run's last loss is not a final loss. Returns (data, {run: last step} left out)."""
+    horizon = max(r["steps"][-1] for runs in data.values() for r in runs.values())
+
+    def done(r):  # at the comparison's last step, and at its own max_iters when the log records it
+        return r["steps"][-1] == horizon and (r["max_iters"] is None or r["steps"][-1] >= r["max_iters"])
+    short = {f"{g}-s{seed}": r["steps"][-1] for g, runs in data.items() for seed, r in runs.items() if not done(r)}
+    kept = {g: {seed: r for seed, r in runs.items() if done(r)} for g, runs in data.items()}
+    for run, step in short.items():
+        print(f"left out {run}: its last evaluation is at step {step}, short of the comparison's {horizon} or of its max_iters")
+    return {g: runs for g, runs in kept.items() if runs}, short
+
+
+def compare(groups, baseline):
+    if baseline not in groups:
+        raise ValueError(f"baseline group {baseline!r} not found; groups are {sorted(groups)}")
+    data = {g: {seed: load_run(p) for seed, p in seeds.items()} for g, seeds in groups.items()}
+    same_data(data)
+    data, short = finished_only(data)
+    if baseline not in data:
+        raise ValueError(f"no run of the baseline group {baseline!r} reached the comparison's last step; left out: {short}")
+    out = {"baseline": baseline, "groups": {}}
+    if short:
+        out["left_out_unfinished"] = short
+    b_steps, b_mat = common_curve(data[baseline])
+    b_final = b_mat[:, -1].mean()
+    for g, runs in data.items():
+        steps, mat = common_curve(runs)
+        finals = {seed: r["val"][-1] for seed, r in runs.items()}
+        m, s = mean_std(finals.values())
+        rec = {"seeds": sorted(runs), "final_step": steps[-1], "final_val_loss": finals,
+               "final_val_mean": m, "final_val_std": s, "ppl_mean": math.exp(m),
+               "ppl_per_seed": {k: math.exp(v) for k, v in finals.items()}}
+        c = contrast(data, baseline, g) if g != baseline else None
+        if c:
+            shared = c["seeds"]
+            pct = [100 * c["per_seed"][k] / data[baseline][k]["val"][-1] for k in shared]
+            rec["paired_seeds"] = shared
+            rec["gap_nats_mean"], rec["gap_nats_std"], rec["gap_nats_ci95"] = c["gap_mean"], c["gap_std"], c["ci95"]
+            rec["gap_pct_mean"], rec["gap_pct_std"] = mean_std(pct)
+            rec["ppl_reduction_pct"] = 100 * (1 - math.exp(-rec["gap_nats_mean"]))
+            rec["gap_trajectory"] = c["trajectory"]
+            by_source = [(data[baseline][k]["evals"][-1].get("val_loss_by_source"), runs[k]["evals"][-1].get("val_loss_by_source"))
+                         for k in shared]
+            if all(a and b for a, b in by_source):  # per-source validation sets: the paired gap on each
+                rec["gap_by_source"] = {src: {"gap_mean": statistics.mean(a[src] - b[src] for a, b in by_source),
+                                              "ci95": t_interval95([a[src] - b[src] for a, b in by_source])}
+                                        for src in sorted(by_source[0][0])}
+        finals_by_source = [r["evals"][-1].get("val_loss_by_source") for r in runs.values()]
+        if all(finals_by_source):
+            rec["final_val_by_source"] = {src: statistics.mean(f[src] for f in finals_by_source) for src in sorted(finals_by_source[0])}
+        cross = first_crossing(steps, list(mat.mean(0)), b_final)
+        rec["steps_to_baseline_final"] = cross
+        rec["step_ratio"] = (b_steps[-1] / cross) if cross else None
+        tps = [r["tokens_per_s"] for run in runs.values() for r in run["train"] if r["step"] >= 3]
+        dts = [r["dt_ms"] for run in runs.values() for r in run["train"] if r["step"] >= 3]
+        rec["median_tokens_per_s"] = statistics.median(tps) if tps else None
+        rec["median_step_ms"] = statistics.median(dts) if dts else None
+        out["groups"][g] = rec
+    out["baseline_final_mean"] = float(b_final)
+    return out, data
+
+
+def contrast(data, ref, other):
+    """Paired gap L_ref - L_other (positive: `other` reaches lower loss) over the seeds both groups
+    have: at the final evaluation with its 95 % t-interval, and at every evaluation step all those
+    runs share (the trajectory: mean and std over seeds). None when no seed is shared."""
+    if ref not in data or other not in data:
+        return None
+    shared = sorted(set(data[ref]) & set(data[other]))
+    if not shared:
+        return None
+    gaps = [data[ref][k]["val"][-1] - data[other][k]["val"][-1] for k in shared]
+    m, sd = mean_std(gaps)
+    curves = {(g, k): dict(zip(data[g][k]["steps"], data[g][k]["val"])) for g in (ref, other) for k in shared}
+    steps = sorted(set.intersection(*(set(c) for c in curves.values())))
+    traj = []
+    for st in steps:
+        gs = [curves[ref, k][st] - curves[other, k][st] for k in shared]
+        traj.append({"step": st, "gap_mean": statistics.mean(gs), "gap_std": statistics.stdev(gs) if len(gs) > 1 else 0.0})
+    return {"ref": ref, "other": other, "seeds": shared, "per_seed": dict(zip(shared, gaps)), "gap_mean": m, "gap_std": sd,
+            "ci95": t_interval95(gaps), "trajectory": traj}
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def input_drift(logs):
+    """{group: mean over seeds of final / initial input-scale metric} (proj_std_sqrtD or wte_std)."""
+    out = {}
+    for run in sorted(os.listdir(logs)):
+        series = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
+        out.setdefault(run.rsplit("-s", 1)[0], []).append((series["input_scale_key"], series["input_scale_rel"][-1]))
+    return {g: (v[0][0], sum(r for _, r in v) / len(v)) for g, v in out.items()}
+
+
+def excludes_zero(interval):
+    return bool(interval) and (interval[0] > 0 or interval[1] < 0)
+
+
+def seed_status(cmp, planned):
+    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'."""
+    counts = [len(g["seeds"]) for g in cmp["groups"].values()]
+    if min(counts, default=0) >= planned:
+        return "complete"
+    return f"partial: {min(counts, default=0)} to {max(counts, default=0)} of {planned} seeds per group so far"
+
+
+def untying_share(total, untie):
+    """Untying's gap as a % of kron's total, on the seeds both contrasts have: (percent, those seeds,
+    whether they are all of untying's), or None when kron's mean gain there is not positive."""
+    seeds = [k for k in (untie or {}).get("per_seed", {}) if k in (total or {}).get("per_seed", {})]  # json keys: strings
+    on_same = sum(total["per_seed"][k] for k in seeds) / len(seeds) if seeds else 0
+    if on_same <= 0:
+        return None
+    return 100 * untie["gap_mean"] / on_same, len(seeds), len(seeds) == len(untie["per_seed"])
+
+
+def load_gpu_study(gpu_dir):
+    """{run name: {"evals", "config", "robustness", "finished"}} of the kept 124M GPU runs
+    (results/gpu_124m), or {}. A run is finished when its ckpt.json says so and its last evaluation is
+    at max_iters: a run the device call cut short keeps its partial log but is never compared."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(gpu_dir, "runs", "*", "metrics.jsonl"))):
+        folder = os.path.dirname(path)
+        name = os.path.basename(folder)
+        config = read_metrics(path, "config")
+        evals = read_metrics(path, "eval")
+        meta_path = os.path.join(folder, "ckpt.json")
+        meta = load(meta_path) if os.path.isfile(meta_path) else {}
+        max_iters = config[0]["config"]["max_iters"] if config else None
+        probe = os.path.join(gpu_dir, "probes", name, "robustness.json")
+        arm = name.rsplit("-s", 1)[0]
+        runs[name] = {"evals": evals, "config": config[0] if config else {},
+                      "finished": bool(meta.get("finished")) and bool(evals) and evals[-1]["step"] == max_iters,
+                      "robustness": load(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None}
+    return runs
+
+
+VOCABS = [(50304, "GPT-2 (padded)"), (128256, "Llama-3"), (131072, "131K (paper's production)"), (151936, "Qwen")]
+
+
+WIDTHS = [768, 2048, 4096]
+
+
+def gpt2_rows(pos_dims=(16, 32)):
+    """Parameter counts per arm at GPT-2 124M (V 50,304, d 768, 12 layers), on the model itself."""
+    import torch
+
+    from model import GPT, GPTConfig
+    rows = []
+    for arm in ("bpe_tied", "bpe_untied", "kron", "kron_tied"):
+        for pd in (pos_dims if arm == "kron" else (16,) if arm == "kron_tied" else (None,)):
+            cfg = GPTConfig(embedding=arm, kron_pos_dim=pd or 16)
+            with torch.device("meta"):  # counts need shapes only: no memory, no init
+                with_meta = GPT(cfg).param_groups_by_role()
+            rows.append({"arm": arm if pd is None else f"{arm} (pos_dim {pd}, D {256 * pd})", **with_meta})
+    return rows
+
+
+def vocab_rows(pos_dim=32):
+    """Input side only for larger vocabularies: dense table V*d vs Kron projection D*d (ratio V/D, whatever d)."""
+    D = 256 * pos_dim
+    rows = []
+    for V, name in VOCABS:
+        for d in WIDTHS:
+            table, proj = V * d, D * d
+            rows.append({"vocab": V, "tokenizer": name, "d_model": d, "dense_table": table, "kron_projection": proj,
+                         "input_ratio": table / proj, "input_saving_pct": 100 * (1 - proj / table), "untied_head": V * d,
+                         "kron_non_trainable_bytes": V * (pos_dim + 2)})
+    return rows
+
+
+def add_contrasts(res, data, specs):
+    """res["contrasts"][label] = contrast(data, ref, other) for each (label, ref, other)."""
+    res["contrasts"] = {label: contrast(data, ref, other) for label, ref, other in specs}
+    return res["contrasts"]
+
+
+def run_scale(run_dir):
+    """What a run was, from its log's last config record: layers, width, block, steps, tokens per
+    step and in all, the corpus's training tokens and the seed; None when no config was logged."""
+    configs = read_metrics(run_dir, "config")
+    if not configs:
+        return None
+    last = configs[-1]
+    c = last.get("config") or {}
+    per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
+    return {"n_layer": c["n_layer"], "n_embd": c["n_embd"], "block_size": c["block_size"], "max_iters": c["max_iters"],
+            "tokens_per_step": per_step, "tokens": per_step * c["max_iters"], "train_tokens": last.get("n_train_tokens"),
+            "seed": c["seed"], "embedding": c["embedding"], "data_dir": c.get("data_dir"), "dtype": last.get("dtype")}
+
+
+def study_scale(groups):
+    """The scale shared by a study's runs ({group: {seed: run folder}}), plus its seeds; a study whose
+    runs differ in shape or horizon is refused (its numbers would mix scales)."""
+    scales = {path: run_scale(path) for runs in groups.values() for path in runs.values()}
+    keys = ("n_layer", "n_embd", "block_size", "max_iters", "tokens_per_step")
+    seen = {tuple(s[k] for k in keys): p for p, s in scales.items() if s}
+    if len(seen) > 1:
+        (a, pa), (b, pb) = list(seen.items())[:2]
+        raise ValueError(f"runs of different scales in one study: {pa} has {dict(zip(keys, a))}, {pb} has {dict(zip(keys, b))}")
+    if not seen:
+        return None
+    first = scales[next(iter(seen.values()))]
+    return {**{k: first[k] for k in keys + ("tokens", "train_tokens", "data_dir")},
+            "seeds": sorted({seed for runs in groups.values() for seed in runs})}
+
+
+def robustness_over_seeds(probes_root, contrasts):
+    """probes/robustness.py's output on every seed (<probes_root>/s<seed>/robustness.json): per group,
+    top-1 survival, the unrelated-prompt baseline and mean KL per seed; per contrast (label, ref, other),
+    the paired per-seed differences other − ref with 95 % t-intervals and McNemar on the pooled
+    (seed, pair) outcomes. None when no probe output is kept."""
+    runs, pairs = {}, set()
+    for path in sorted(glob.glob(os.path.join(probes_root, "s*", "robustness.json"))):
+        seed = int(os.path.basename(os.path.dirname(path))[1:])
+        d = load(path)
+        survival = {rec["model"]: [r["top1_match"] for r in rec["records"]] for rec in d["per_pair"]}
+        pairs.update(len(v) for v in survival.values())
+        for label, m in d["models"].items():
+            runs.setdefault(label, {})[seed] = (m["overall"], survival[label])
+    if not runs:
+        return None
+    groups = {label: {"seeds": sorted(by_seed),
+                      **{k: [o[k] for o, _ in by_seed.values()] for k in ("top1_match_rate", "mean_kl", "unrelated_top1_agreement")}}
+              for label, by_seed in runs.items()}
+    found = {}
+    for name, ref, other in contrasts:
+        seeds = sorted(set(runs.get(ref, {})) & set(runs.get(other, {})))
+        if not seeds:
+            continue
+        dsurv = [runs[other][k][0]["top1_match_rate"] - runs[ref][k][0]["top1_match_rate"] for k in seeds]
+        dkl = [runs[other][k][0]["mean_kl"] - runs[ref][k][0]["mean_kl"] for k in seeds]
+        found[name] = {"ref": ref, "other": other, "seeds": seeds,
+                       "survival": (mean_std(dsurv)[0], t_interval95(dsurv)), "kl": (mean_std(dkl)[0], t_interval95(dkl)),
+                       "kl_ref": mean_std(runs[ref][k][0]["mean_kl"] for k in seeds)[0],
+                       "mcnemar": mcnemar([x for k in seeds for x in runs[other][k][1]],
+                                          [x for k in seeds for x in runs[ref][k][1]])}
+    return {"groups": groups, "contrasts": found, "pairs": sorted(pairs),
+            "seeds": sorted({s for r in runs.values() for s in r})}
+

@@ -1,0 +1,148 @@
+"""Tables and figures of a comparison and of the parameter counts, written from analysis.py's numbers.
+
+scripts/compare.py and scripts/param_table.py are these functions behind a command line;
+scripts/make_results.py calls them directly to build RESULTS.md.
+"""
+import json
+import os
+
+import numpy as np
+
+import analysis
+from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure
+from runlog import series_from_evals
+
+
+def write_comparison(folders, out, baseline="bpe_tied", contrasts=()):
+    """compare.json, compare.md and the figures (val_curves, gap, norm_drift) of the runs under folders
+    into out; contrasts: (label, ref, other) paired gaps added to both. Returns (result, markdown)."""
+    res, data = analysis.compare(analysis.find_runs(folders), baseline)
+    md = comparison_markdown(res)
+    if contrasts:
+        analysis.add_contrasts(res, data, contrasts)
+        md += "\n\nPaired contrasts (gap = L_reference − L_other; positive: the other group reaches lower loss):\n\n"
+        md += contrasts_markdown(res["contrasts"])
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "compare.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(out, "compare.md"), "w") as f:
+        f.write(md + "\n")
+    res["figures"] = comparison_plots(res, data, out)
+    return res, md
+
+
+def comparison_markdown(res):
+    b = res["baseline"]
+    lines = [f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
+             f"(positive: the arm reaches lower loss).\n",
+             "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap 95 % CI (paired t) | gap (%) "
+             "| steps to baseline's final loss | step ratio | median step ms | tokens/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for g, r in res["groups"].items():
+        gap = f"{r['gap_nats_mean']:+.4f} ± {r['gap_nats_std']:.4f}" if "gap_nats_mean" in r else "—"
+        pct = f"{r['gap_pct_mean']:+.2f} ± {r['gap_pct_std']:.2f}" if "gap_pct_mean" in r else "—"
+        cross = f"{r['steps_to_baseline_final']:.1f}" if r["steps_to_baseline_final"] is not None else "not reached"
+        ratio = f"{r['step_ratio']:.2f}×" if r["step_ratio"] else "—"
+        ms = f"{r['median_step_ms']:.0f}" if r["median_step_ms"] else "—"
+        tps = f"{r['median_tokens_per_s']:,.0f}" if r["median_tokens_per_s"] else "—"
+        ci = f"[{r['gap_nats_ci95'][0]:+.4f}, {r['gap_nats_ci95'][1]:+.4f}]" if r.get("gap_nats_ci95") else "—"
+        lines.append(f"| {g} | {len(r['seeds'])} | {r['final_val_mean']:.4f} ± {r['final_val_std']:.4f} | {r['ppl_mean']:.2f} | "
+                     f"{gap} | {ci} | {pct} | {cross} | {ratio} | {ms} | {tps} |")
+    sources = next((sorted(r["final_val_by_source"]) for r in res["groups"].values() if "final_val_by_source" in r), None)
+    if sources:
+        lines += ["", "Final validation loss per source (mean over seeds), and the paired gap to the baseline:", "",
+                  "| arm | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+        for g, r in res["groups"].items():
+            cells = []
+            for src in sources:
+                v = r.get("final_val_by_source", {}).get(src)
+                gap = r.get("gap_by_source", {}).get(src)
+                cells.append("—" if v is None else f"{v:.3f}" + (f" ({gap['gap_mean']:+.3f})" if gap else ""))
+            lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    for g, r in res["groups"].items():
+        if "gap_trajectory" in r:
+            traj = ", ".join(f"{t['step']}: {t['gap_mean']:+.3f}" for t in r["gap_trajectory"])
+            lines.append(f"\nGap trajectory `{b}` − `{g}` (nats, mean over seeds): {traj}")
+    return "\n".join(lines)
+
+
+def contrasts_markdown(contrasts):
+    lines = ["| contrast | reference → other | seeds | gap (nats), mean ± std | 95 % CI (paired t) "
+             "| gap at 25 / 50 / 75 / 100 % of training |",
+             "|---|---|---|---|---|---|"]
+    for label, c in contrasts.items():
+        if c is None:
+            lines.append(f"| {label} | — | 0 | — | — | — |")
+            continue
+        ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "— (1 seed)"
+        t = c["trajectory"]
+        last = t[-1]["step"]
+        at = [min(t, key=lambda r: abs(r["step"] - q * last)) for q in (0.25, 0.5, 0.75, 1.0)]
+        lines.append(f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f} ± {c['gap_std']:.3f} | "
+                     f"{ci} | " + " / ".join(f"{r['gap_mean']:+.3f}" for r in at) + " |")
+    return "\n".join(lines)
+
+
+def comparison_plots(res, data, out):
+    curves = {g: [(r["steps"], r["val"]) for r in runs.values()] for g, runs in data.items()}
+    paths = [plot_val_curves(curves, os.path.join(out, "val_curves.png"), title="validation loss (mean, min-max band over seeds)")]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for g, r in res["groups"].items():
+        if "gap_trajectory" in r:
+            st = [t["step"] for t in r["gap_trajectory"]]
+            m = np.array([t["gap_mean"] for t in r["gap_trajectory"]])
+            s = np.array([t["gap_std"] for t in r["gap_trajectory"]])
+            c = ARM_COLOURS.get(g)
+            ax.plot(st, m, label=f"{res['baseline']} − {g}", color=c)
+            ax.fill_between(st, m - s, m + s, alpha=0.2, color=c, lw=0)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("val-loss gap (nats), ± std over seeds")
+    ax.set_title("gap to the baseline over training (positive: arm is better)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    paths.append(save_figure(fig, os.path.join(out, "gap.png")))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for g, runs in data.items():
+        for i, r in enumerate(runs.values()):
+            s = series_from_evals(r["evals"])
+            kw = dict(color=ARM_COLOURS.get(g), alpha=0.8, label=f"{g} ({s['input_scale_key']} / initial)" if i == 0 else None)
+            axes[0].plot(s["steps"], s["input_scale_rel"], **kw)
+            axes[1].plot(s["steps"], s["emb_rms"], **dict(kw, label=g if i == 0 else None))
+    axes[0].set_title("input-layer weight scale relative to init")
+    axes[1].set_title("RMS of the input embeddings")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    paths.append(save_figure(fig, os.path.join(out, "norm_drift.png")))
+    return paths
+
+
+def param_table_markdown(g, v):
+    md = ["GPT-2 124M (V 50,304, d 768, 12 layers, bias on), counted on model.py:\n",
+          "| arm | input side | output head | body | total |", "|---|---|---|---|---|"]
+    for r in g:
+        head = "tied" if r["arm"] == "bpe_tied" else f"{r['output_head']:,}"
+        md.append(f"| {r['arm']} | {r['input']:,} | {head} | {r['body']:,} | {r['total']:,} |")
+    md += ["\nInput side at pos_dim 32 (D 8,192) for larger vocabularies (body not counted):\n",
+           "| V | tokenizer | d | dense table | Kron projection | ratio | input saving | Kron byte buffer |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in v:
+        md.append(f"| {r['vocab']:,} | {r['tokenizer']} | {r['d_model']:,} | {r['dense_table']:,} | {r['kron_projection']:,} | "
+                  f"{r['input_ratio']:.2f}× | {r['input_saving_pct']:.2f} % | {r['kron_non_trainable_bytes'] / 1e6:.2f} MB |")
+    return "\n".join(md) + "\n"
+
+
+def write_param_table(out):
+    """param_table.json and param_table.md into out; returns (GPT-2 rows, vocabulary rows, markdown)."""
+    g, v = analysis.gpt2_rows(), analysis.vocab_rows()
+    md = param_table_markdown(g, v)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "param_table.json"), "w") as f:
+        json.dump({"gpt2_124m": g, "vocab_scaling": v}, f, indent=1)
+    with open(os.path.join(out, "param_table.md"), "w") as f:
+        f.write(md)
+    return g, v, md

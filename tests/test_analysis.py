@@ -1,0 +1,73 @@
+"""analysis.py on synthetic logs and probe outputs with known answers: a study's scale read from the
+logs' config records, robustness over seeds paired per seed, contrasts added to a comparison."""
+import json
+
+import pytest
+
+import analysis
+
+
+def write_log(root, name, seed, curve, max_iters=20, n_layer=2, n_embd=16, batch_size=4, block_size=8, accum=2):
+    d = root / f"{name}-s{seed}"
+    d.mkdir(parents=True)
+    config = {"n_layer": n_layer, "n_embd": n_embd, "block_size": block_size, "batch_size": batch_size,
+              "gradient_accumulation_steps": accum, "max_iters": max_iters, "seed": seed, "embedding": name.split("-")[0],
+              "data_dir": "data/x"}
+    with open(d / "metrics.jsonl", "w") as f:
+        f.write(json.dumps({"kind": "config", "step": 0, "config": config, "n_train_tokens": 123_456, "dtype": "float32"}) + "\n")
+        for step, v in curve:
+            f.write(json.dumps({"kind": "eval", "step": step, "val_loss": v, "wte_std": 0.02, "emb_rms": 1.0}) + "\n")
+    return d
+
+
+def test_a_studys_scale_is_read_from_its_logs_and_mixed_scales_are_refused(tmp_path):
+    for seed in (1, 2):
+        write_log(tmp_path / "a", "bpe_tied", seed, [(0, 5.0), (20, 4.0)])
+        write_log(tmp_path / "a", "kron", seed, [(0, 5.0), (20, 3.9)])
+    sc = analysis.study_scale(analysis.find_runs([str(tmp_path / "a")]))
+    assert sc["n_layer"] == 2 and sc["n_embd"] == 16 and sc["max_iters"] == 20
+    assert sc["tokens_per_step"] == 4 * 8 * 2 and sc["tokens"] == 20 * 64 and sc["train_tokens"] == 123_456
+    assert sc["seeds"] == [1, 2]
+    write_log(tmp_path / "a", "bpe_untied", 1, [(0, 5.0), (40, 4.0)], max_iters=40)
+    with pytest.raises(ValueError, match="runs of different scales in one study: .*max_iters"):
+        analysis.study_scale(analysis.find_runs([str(tmp_path / "a")]))
+
+
+def write_probe(root, seed, survival, kl, baseline=0.5):
+    """A robustness.json as probes/robustness.py writes it: per model, overall rates and per-pair outcomes."""
+    d = root / f"s{seed}"
+    d.mkdir(parents=True)
+    models = {m: {"overall": {"top1_match_rate": sum(s) / len(s), "mean_kl": kl[m], "unrelated_top1_agreement": baseline}}
+              for m, s in survival.items()}
+    per_pair = [{"model": m, "records": [{"top1_match": x} for x in s]} for m, s in survival.items()]
+    (d / "robustness.json").write_text(json.dumps({"models": models, "per_pair": per_pair}))
+
+
+def test_robustness_over_seeds_pairs_each_seed_and_pools_mcnemar(tmp_path):
+    # 4 pairs per seed; kron keeps 3 of 4 and bpe_tied 2 of 4 on seed 1, 4 and 2 on seed 2
+    write_probe(tmp_path, 1, {"bpe_tied": [1, 1, 0, 0], "kron": [1, 1, 1, 0]}, {"bpe_tied": 0.20, "kron": 0.30})
+    write_probe(tmp_path, 2, {"bpe_tied": [1, 0, 1, 0], "kron": [1, 1, 1, 1]}, {"bpe_tied": 0.10, "kron": 0.30})
+    r = analysis.robustness_over_seeds(str(tmp_path), [("kron vs bpe_tied", "bpe_tied", "kron"), ("absent", "x", "y")])
+    assert r["seeds"] == [1, 2] and r["pairs"] == [4]
+    assert r["groups"]["kron"]["top1_match_rate"] == [0.75, 1.0]
+    c = r["contrasts"]["kron vs bpe_tied"]
+    assert "absent" not in r["contrasts"]
+    assert c["survival"][0] == pytest.approx((0.25 + 0.5) / 2)  # mean of the per-seed differences
+    assert c["kl"][0] == pytest.approx((0.10 + 0.20) / 2) and c["kl_ref"] == pytest.approx(0.15)
+    # pooled: kron alone keeps 1 (seed 1) + 2 (seed 2) pairs, bpe_tied alone none -> p = 2 * 0.5^3
+    assert c["mcnemar"]["only_first"] == 3 and c["mcnemar"]["only_second"] == 0
+    assert c["mcnemar"]["p_value"] == pytest.approx(0.25)
+    assert analysis.robustness_over_seeds(str(tmp_path / "none"), []) is None
+
+
+def test_contrasts_are_paired_gaps_on_shared_seeds(tmp_path):
+    for seed, gap in ((1, 0.1), (2, 0.3), (3, 0.2)):
+        write_log(tmp_path, "bpe_tied", seed, [(0, 5.0), (20, 4.0)])
+        write_log(tmp_path, "kron", seed, [(0, 5.0), (20, 4.0 - gap)])
+    write_log(tmp_path, "bpe_untied", 1, [(0, 5.0), (20, 3.5)])
+    res, data = analysis.compare(analysis.find_runs([str(tmp_path)]), "bpe_tied")
+    c = analysis.add_contrasts(res, data, [("total", "bpe_tied", "kron"), ("untie", "bpe_tied", "bpe_untied"),
+                                           ("none", "bpe_tied", "missing")])
+    assert c["total"]["gap_mean"] == pytest.approx(0.2) and c["total"]["seeds"] == [1, 2, 3]
+    assert c["untie"]["seeds"] == [1] and c["untie"]["ci95"] is None  # one seed: no interval
+    assert c["none"] is None and res["contrasts"] is c
