@@ -185,7 +185,9 @@ class _FusedByteBag(torch.autograd.Function):
 
 
 class KroneckerEmbedding(nn.Module):
-    """nn.Embedding-compatible input layer: forward(ids) -> (..., d_model).
+    """nn.Embedding-compatible input layer: forward(ids) -> (..., d_model). (Long as a class, ~170 lines
+    with this docstring; each method is short: the buffers and their checks, the fused forward, the codec,
+    byte-novel slots (set_token_bytes, free_slots) and the full embedding table for the probes.)
 
     The only parameter is `weight`, the projection laid out as (D, d_model) so that the fused form's
     gathers read contiguous rows; y = z(kappa(token)) @ weight. It is initialised N(0, 1/D) in

@@ -125,6 +125,10 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    """GPT-2: blocks between an arm's input layer and head (arms.py). Long as a class (~190 lines), short
+    in its parts: nanoGPT's methods (forward, generate, optimizer groups, MFU) plus the arm's statistics
+    (norm_stats, param_groups_by_role, describe), each a few lines."""
+
     def __init__(self, cfg):
         super().__init__()
         self.config = cfg

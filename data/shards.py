@@ -299,6 +299,73 @@ class Stream:
             before = after
 
 
+class _ShardWriter:
+    """Fills shards to capacity (the first, validation, holds val_tokens; the others shard_tokens) and
+    records progress after each: documents consumed, tokens of the last one left for the next shard
+    (carry) and the stream position to resume from."""
+
+    def __init__(self, out_dir, name, state, progress_path, shard_tokens, val_tokens):
+        self.out_dir, self.name, self.state, self.progress_path = out_dir, name, state, progress_path
+        self.shard_tokens, self.val_tokens = shard_tokens, val_tokens
+        self.parts, self.filled = [], 0
+
+    def capacity(self):
+        return self.val_tokens if self.state["shard"] == 0 else self.shard_tokens
+
+    def add(self, doc, docs_done, before, after):
+        while len(doc):
+            room = self.capacity() - self.filled
+            self.parts.append(doc[:room])
+            self.filled += len(self.parts[-1])
+            doc = doc[room:]
+            if self.filled == self.capacity():  # resume at this document when part of it is left
+                self.flush(docs_done, len(doc), before if len(doc) else after)
+
+    def finish(self, docs_done, after):
+        if self.state["shard"] == 0 and self.filled > 1:  # everything fit in the validation split: keep some to train on
+            tokens, n_val = np.concatenate(self.parts), max(1, self.filled // 10)
+            print(f"warning: the documents hold only {self.filled:,} tokens, fewer than val_tokens={self.val_tokens:,}; "
+                  f"using the first {n_val:,} for validation and the other {self.filled - n_val:,} for training "
+                  f"(choose with --val-tokens)", file=sys.stderr)
+            rest = tokens[n_val:]
+            self.parts, self.filled = [tokens[:n_val]], n_val
+            self.flush(docs_done, 0, after)
+            self.parts, self.filled = [rest], len(rest)
+        if self.filled:
+            self.flush(docs_done, 0, after)
+        self.state["done"] = True
+        self.save()
+
+    def flush(self, docs_done, carry, stream):
+        split = "val" if self.state["shard"] == 0 else "train"
+        tokens = np.concatenate(self.parts) if self.parts else np.zeros(0, np.uint16)
+        write_shard(os.path.join(self.out_dir, f"{self.name}_{split}_{self.state['shard']:06d}.bin"), tokens)
+        self.state.update(shard=self.state["shard"] + 1, docs=docs_done, carry=carry, tokens=self.state["tokens"] + len(tokens),
+                          stream=stream)
+        self.save()
+        self.parts, self.filled = [], 0
+
+    def save(self):
+        import json
+        tmp = self.progress_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.state, f)
+        os.replace(tmp, self.progress_path)
+
+
+def _remaining(texts, state):
+    """(text, stream position before, after) of the documents not yet in a completed shard."""
+    import itertools
+    skip = state["docs"] - (1 if state["carry"] else 0)
+    if isinstance(texts, Stream) and (state.get("stream") is not None or state["docs"] == 0):
+        if state.get("stream") is not None:  # restore the stream's position: nothing already tokenised is read again
+            texts.load_state_dict(state["stream"])
+        return iter(texts)
+    if isinstance(texts, Stream):  # progress saved without a position (older code): skip by reading past it
+        return itertools.islice(iter(texts), skip, None)
+    return ((t, None, None) for t in itertools.islice(iter(texts), skip, None))  # a plain iterable: read past what is done
+
+
 def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100_000_000, val_tokens=None,
                         num_proc=None, total_docs=None, max_tokens=None):
     """Tokenise an iterable of document texts into shards, EOT before each document. The first shard
@@ -308,8 +375,6 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
     consumed and how many tokens of the last one spill into the next shard, so a rerun skips what
     is done and produces byte-identical shards to an uninterrupted run."""
     import collections
-    import itertools
-    import json
     import multiprocessing as mp
 
     from tqdm import tqdm
@@ -321,46 +386,19 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
     if state["done"]:
         print(f"{out_dir}: already prepared ({state['shard']} shards, {state['tokens']:,} tokens)")
         return state
-    val_tokens = shard_tokens if val_tokens is None else val_tokens
-
-    def save_state():
-        tmp = progress_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f)
-        os.replace(tmp, progress_path)
-
-    def capacity(shard_index):
-        return val_tokens if shard_index == 0 else shard_tokens
-
-    def flush(parts, docs_done, carry, stream=None):
-        split = "val" if state["shard"] == 0 else "train"
-        tokens = np.concatenate(parts) if parts else np.zeros(0, np.uint16)
-        write_shard(os.path.join(out_dir, f"{name}_{split}_{state['shard']:06d}.bin"), tokens)
-        state.update(shard=state["shard"] + 1, docs=docs_done, carry=carry, tokens=state["tokens"] + len(tokens), stream=stream)
-        save_state()
-
-    skip = state["docs"] - (1 if state["carry"] else 0)
-    if isinstance(texts, Stream) and (state.get("stream") is not None or state["docs"] == 0):
-        if state.get("stream") is not None:  # restore the stream's position: nothing already tokenised is read again
-            texts.load_state_dict(state["stream"])
-        items = iter(texts)
-    elif isinstance(texts, Stream):  # progress saved without a position (older code): skip by reading past it
-        items = itertools.islice(iter(texts), skip, None)
-    else:  # a plain iterable: skip what is done by reading past it
-        items = ((t, None, None) for t in itertools.islice(iter(texts), skip, None))
+    writer = _ShardWriter(out_dir, name, state, progress_path, shard_tokens, shard_tokens if val_tokens is None else val_tokens)
+    items = _remaining(texts, state)
     positions = collections.deque()  # (before, after) of each document handed to the workers, in order
-    before = after = state.get("stream")
+    after = state.get("stream")
 
     def tracked():
         for text, before, after in items:
             positions.append((before, after))
             yield text
-    texts = tracked()
-    docs_done = skip
-    parts, filled = [], 0
+    docs_done = state["docs"] - (1 if state["carry"] else 0)
     num_proc = num_proc or max(1, (os.cpu_count() or 2) // 2)
     pool = mp.Pool(num_proc) if num_proc > 1 else None
-    jobs = ((tokenizer, t) for t in texts)
+    jobs = ((tokenizer, t) for t in tracked())
     encoded = pool.imap(_encode_document, jobs, chunksize=16) if pool else map(_encode_document, jobs)
     bar = tqdm(total=total_docs, initial=docs_done, unit="doc", desc=f"tokenising {name}", disable=None)
     try:
@@ -370,27 +408,10 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
                 doc = doc[-state["carry"]:]  # the part of this document the last completed shard left out
             docs_done += 1
             bar.update(1)
-            while len(doc):
-                room = capacity(state["shard"]) - filled
-                parts.append(doc[:room])
-                filled += len(parts[-1])
-                doc = doc[room:]
-                if filled == capacity(state["shard"]):  # resume at this document when part of it is left
-                    flush(parts, docs_done, len(doc), before if len(doc) else after)
-                    parts, filled = [], 0
-            if max_tokens is not None and state["tokens"] + filled >= max_tokens:
+            writer.add(doc, docs_done, before, after)
+            if max_tokens is not None and state["tokens"] + writer.filled >= max_tokens:
                 break
-        if state["shard"] == 0 and filled > 1:  # everything fit in the validation split: keep some to train on
-            tokens, n_val = np.concatenate(parts), max(1, filled // 10)
-            print(f"warning: the documents hold only {filled:,} tokens, fewer than val_tokens={val_tokens:,}; "
-                  f"using the first {n_val:,} for validation and the other {filled - n_val:,} for training "
-                  f"(choose with --val-tokens)", file=sys.stderr)
-            flush([tokens[:n_val]], docs_done, 0, after)
-            parts, filled = [tokens[n_val:]], filled - n_val
-        if filled:
-            flush(parts, docs_done, 0, after)
-        state["done"] = True
-        save_state()
+        writer.finish(docs_done, after)
     finally:
         bar.close()
         if pool:

@@ -422,34 +422,11 @@ def gpu_study_section(gpu_dir):
     return lines + [""]
 
 
-def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None):
+def python_docs_section(cmp, cmp_md, probes_dir, sc):
+    """The first CPU replication (results/study_cpu): scale, comparison, paper table, norm drift, probes."""
     g = cmp["groups"]
-    base = cmp["baseline"]
-    seeds = len(g[base]["seeds"])
-    lines = ["# Results: CPU-scale replications",
-             "",
-             "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
-             "`results/study_english/runs/` and `results/study_cpu/runs/`); it reads probe outputs as kept. To rebuild the "
-             "Python-docs study's probe results, retrain it (`python -m scripts.run_study --base config/study_cpu.py --out-root "
-             "runs/study_cpu`) and run `python -m probes.run_all` on its seed-1337 checkpoints with `--out results/study_cpu/probes`.",
-             ""]
-    if english:
-        e, lg = english, english_long or {}
-        lines += english_answer(e["cmp"], lg.get("cmp"), e["scale"], lg.get("scale")) + [""]
-        lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], lg.get("cmp"),
-                               lg.get("robustness_stats"), e["scale"], lg.get("scale"))
-        lines += english_section(e["cmp"], e["md"], e["drift"], e["robustness"])
-        if lg:
-            ls = lg["scale"]
-            lines += [f"## English study, longer runs ({ls['max_iters']} steps, {millions(ls['tokens'])} tokens per run)", "",
-                      f"`config/study_english_long.py`, logs in `results/study_english_long/runs/` "
-                      f"({seed_status(lg['cmp'], LONG_SEEDS)}).",
-                      "", lg["md"], "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
-                      "Input-scale drift over the long runs (final / initial, mean over seeds):", ""]
-            lines += drift_table(lg["drift"]) + [""] + lg["robustness"]
-    if gpu_dir:
-        lines += gpu_study_section(gpu_dir)
-    lines += ["# The Python-documentation study (the first CPU replication)",
+    seeds = len(g[cmp["baseline"]]["seeds"])
+    lines = ["# The Python-documentation study (the first CPU replication)",
              "",
              f"**Scale, stated plainly.** These are small-scale CPU runs: a {sc['n_layer']}-layer, d={sc['n_embd']} GPT "
              f"(block {sc['block_size']}) trained for {sc['max_iters']} steps of {sc['tokens_per_step']:,} tokens "
@@ -503,6 +480,34 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
                       f"kron wins or ties {PAPER['wins']} categories.",
                       "", "| model | top-1 match | mean KL |", "|---|---|---|"] + rows + [""]
         lines += [report, ""]
+    return lines
+
+
+def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None):
+    lines = ["# Results: CPU-scale replications",
+             "",
+             "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
+             "`results/study_english/runs/` and `results/study_cpu/runs/`); it reads probe outputs as kept. To rebuild the "
+             "Python-docs study's probe results, retrain it (`python -m scripts.run_study --base config/study_cpu.py --out-root "
+             "runs/study_cpu`) and run `python -m probes.run_all` on its seed-1337 checkpoints with `--out results/study_cpu/probes`.",
+             ""]
+    if english:
+        e, lg = english, english_long or {}
+        lines += english_answer(e["cmp"], lg.get("cmp"), e["scale"], lg.get("scale")) + [""]
+        lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], lg.get("cmp"),
+                               lg.get("robustness_stats"), e["scale"], lg.get("scale"))
+        lines += english_section(e["cmp"], e["md"], e["drift"], e["robustness"])
+        if lg:
+            ls = lg["scale"]
+            lines += [f"## English study, longer runs ({ls['max_iters']} steps, {millions(ls['tokens'])} tokens per run)", "",
+                      f"`config/study_english_long.py`, logs in `results/study_english_long/runs/` "
+                      f"({seed_status(lg['cmp'], LONG_SEEDS)}).",
+                      "", lg["md"], "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
+                      "Input-scale drift over the long runs (final / initial, mean over seeds):", ""]
+            lines += drift_table(lg["drift"]) + [""] + lg["robustness"]
+    if gpu_dir:
+        lines += gpu_study_section(gpu_dir)
+    lines += python_docs_section(cmp, cmp_md, probes_dir, sc)
     lines += ["## Parameter savings", "", params_md, "", "## The study's configuration (`config/study_cpu.py`)", "", "```python",
               config_text.strip(), "```"]
     return "\n".join(lines) + "\n"

@@ -164,7 +164,8 @@ def registered_arms(argv):
     return list(ARMS)
 
 
-def main(argv=None):
+def parse_args(argv):
+    """(args, extra train.py overrides, grid), every flag checked."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="base config file")
     p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"],
@@ -187,9 +188,13 @@ def main(argv=None):
     if args.parallel < 1:
         p.error(f"--parallel {args.parallel}: expected an integer >= 1 (runs at a time)")
     try:
-        grid = parse_grid(args.grid)
+        return args, extra, parse_grid(args.grid)
     except ValueError as e:
         p.error(str(e))
+
+
+def main(argv=None):
+    args, extra, grid = parse_args(argv)
     runs = plan(args.arms, args.seeds, grid, args.out_root)
     from configurator import ConfigError
     try:
@@ -205,9 +210,20 @@ def main(argv=None):
         print(f"  {r['state']:<11} {r['name']}-s{r['seed']}")
     if args.dry_run:
         return runs
-    todo = [r for r in runs if r["state"] != "finished"]
-    running, failed, took, total = [], [], [], len(todo)
     os.makedirs(args.out_root, exist_ok=True)
+    failed = execute([r for r in runs if r["state"] != "finished"], args, extra)
+    with open(os.path.join(args.out_root, "study.json"), "w") as f:
+        json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
+    if failed:
+        sys.exit(f"{len(failed)} run(s) did not finish: " + ", ".join(f"{r['name']}-s{r['seed']}" for r in failed)
+                 + "; rerun the same command to resume them")
+    return runs
+
+
+def execute(todo, args, extra):
+    """Run `todo`, args.parallel at a time, each train.py logging to <out_dir>/train.log; finished runs'
+    logs are kept (--keep-logs). Returns the runs that did not finish."""
+    running, failed, took, total = [], [], [], len(todo)
     while todo or running:
         while todo and len(running) < args.parallel:
             r = todo.pop(0)
@@ -218,34 +234,33 @@ def main(argv=None):
                   f"{r['name']}-s{r['seed']}: log in {log.name}", flush=True)
             running.append((r, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log, time.time()))
         time.sleep(0.5)
-        for item in list(running):
+        for item in [i for i in running if i[1].poll() is not None]:
             r, proc, log, started = item
-            if proc.poll() is not None:
-                took.append(time.time() - started)
-                running.remove(item)
-                log.close()
-                done = (checkpoint.read_meta(r["out_dir"]) or {}).get("finished", False) and proc.returncode == 0
-                r["state"] = "finished" if done else ("failed" if proc.returncode else "interrupted")
-                if r["state"] != "finished":
-                    failed.append(r)
-                else:
-                    keep(r, args.keep_logs)
-                left = len(todo) + len(running)
-                eta = sum(took) / len(took) * left / args.parallel  # from the measured run times
-                print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode}, "
-                      f"{took[-1] / 60:.1f} min) | {total - left} of {total} done, {left} left"
-                      + (f", about {eta / 60:.1f} min more" if left else ""), flush=True)
-                if r["state"] == "failed":  # the run's own last words, e.g. a config error
-                    with open(log.name, errors="replace") as f:
-                        lines = [line.strip() for line in f if line.strip()]
-                    said = [line for line in lines if line.startswith("error:")] or lines  # torchrun adds a banner
-                    print(f"    {said[-1] if said else '(empty log)'}", flush=True)
-    with open(os.path.join(args.out_root, "study.json"), "w") as f:
-        json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
-    if failed:
-        sys.exit(f"{len(failed)} run(s) did not finish: " + ", ".join(f"{r['name']}-s{r['seed']}" for r in failed)
-                 + "; rerun the same command to resume them")
-    return runs
+            took.append(time.time() - started)
+            running.remove(item)
+            log.close()
+            done = (checkpoint.read_meta(r["out_dir"]) or {}).get("finished", False) and proc.returncode == 0
+            r["state"] = "finished" if done else ("failed" if proc.returncode else "interrupted")
+            if r["state"] != "finished":
+                failed.append(r)
+            else:
+                keep(r, args.keep_logs)
+            left = len(todo) + len(running)
+            eta = sum(took) / len(took) * left / args.parallel  # from the measured run times
+            print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode}, "
+                  f"{took[-1] / 60:.1f} min) | {total - left} of {total} done, {left} left"
+                  + (f", about {eta / 60:.1f} min more" if left else ""), flush=True)
+            if r["state"] == "failed":
+                print(f"    {last_words(log.name)}", flush=True)
+    return failed
+
+
+def last_words(log_path):
+    """A failed run's own last message (e.g. a config error), not torchrun's banner after it."""
+    with open(log_path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    said = [line for line in lines if line.startswith("error:")] or lines
+    return said[-1] if said else "(empty log)"
 
 
 if __name__ == "__main__":
