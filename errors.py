@@ -28,6 +28,8 @@ def describe(e):
     """One line for a user error; a full disk says so whatever layer noticed it."""
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return f"no space left on device ({e.filename or 'while writing'}): free some space and run again"
+    if isinstance(e, OSError) and e.filename and e.strerror:  # "[Errno 17] File exists: 'x'" -> "'x': file exists"
+        return f"{e.filename!r}: {e.strerror[0].lower() + e.strerror[1:]}"
     return str(e)
 
 

@@ -25,8 +25,9 @@ import time
 
 import torch
 
+from errors import run_cli
 from kron_embed import KroneckerEmbedding, codec_table, reference_forward
-from runtime import autocast_for, default_dtype, use_fast_matmul
+from runtime import autocast_for, default_dtype, resolve_device, use_fast_matmul
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -304,6 +305,8 @@ def main(argv=None):
     if args.no_tied_head and args.only_tied_head:
         p.error("--no-tied-head and --only-tied-head exclude each other: pick one")
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    for device in devices:
+        resolve_device(device)  # a device this machine cannot honour: one line naming it
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.keep_freed_memory:
@@ -340,4 +343,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -22,9 +22,10 @@ import time
 
 import torch
 
+from errors import run_cli
 from kron_embed import keep_freed_memory
 from model import EMBEDDINGS, GPT, GPTConfig, peak_flops_of
-from runtime import autocast_for, default_dtype, use_fast_matmul
+from runtime import autocast_for, default_dtype, resolve_device, use_fast_matmul
 from step import TrainStep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,6 +116,7 @@ def parse_args(argv):
     p.add_argument("--quiet", dest="verbose", action="store_false", help="no per-variant progress lines")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
     args = p.parse_args(argv)
+    resolve_device(args.device)  # a device this machine cannot honour: one line naming it
     for flag in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "accum", "steps"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected an integer >= 1")
@@ -238,4 +240,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

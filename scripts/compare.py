@@ -19,9 +19,9 @@ runs can be compared in wandb when trained with wandb_log=True (runs grouped by 
 """
 import argparse
 import os
-import sys
 
 import report
+from errors import run_cli
 
 
 def parse_contrast(spec):
@@ -48,7 +48,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as e:  # a bad folder or log: its message, not a traceback
-        sys.exit(f"error: {e}")
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -9,6 +9,8 @@ import argparse
 import json
 import statistics
 
+from errors import run_cli
+
 
 def arm_medians(paths, vary=()):
     """{arm: [median ms of each file]}, refusing files that timed different shapes (but for `vary`)."""
@@ -43,4 +45,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from errors import run_cli
 from model import peak_flops_of
 from runtime import use_fast_matmul
 
@@ -78,4 +79,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -16,6 +16,8 @@ import re
 import sys
 import tarfile
 
+from errors import run_cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "results", "gpu")
 README = os.path.join(ROOT, "README.md")
@@ -24,9 +26,18 @@ KEPT = re.compile(r"^(device|bench_train|bench_embed_gpt2|bench_embed_large|resu
 ARMS = ("bpe_tied", "kron", "bpe_untied", "kron_tied")
 
 
+def open_archive(archive):
+    """The tar archive a GPU script wrote, or one line saying the file is not one."""
+    try:
+        return tarfile.open(archive)
+    except tarfile.ReadError:  # tarfile's own message lists every compression it tried, one per line
+        raise ValueError(f"{archive!r} ({os.path.getsize(archive):,} bytes) is not a tar archive written by "
+                         f"scripts/gpu_check.sh or gpu_study.sh") from None
+
+
 def import_archive(archive, results=RESULTS, allow_cpu=False):
     """Extract the kept files of a gpu_check archive into results/<device slug>/; returns that folder."""
-    with tarfile.open(archive) as tar:
+    with open_archive(archive) as tar:
         members = {os.path.basename(m.name): m for m in tar.getmembers()
                    if m.isfile() and m.name.startswith("logs/") and KEPT.match(os.path.basename(m.name))}
         if "device.json" not in members:
@@ -53,7 +64,7 @@ STUDY_KEPT = re.compile(r"^logs/(?:(?:runs|probes)/[a-z_]+-s[0-9]+/(?:metrics\.j
 def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
     """Extract what scripts/gpu_study.sh kept (device facts, metric logs, sidecars, probe outputs, logs)
     into results/gpu_124m/, by names matched one by one; returns the number of files."""
-    with tarfile.open(archive) as tar:
+    with open_archive(archive) as tar:
         files = {m.name.removeprefix("logs/"): tar.extractfile(m).read() for m in tar.getmembers()
                  if m.isfile() and STUDY_KEPT.match(m.name)}
     if "device.json" not in files or not any(n.endswith("metrics.jsonl") for n in files):
@@ -211,4 +222,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -14,11 +14,11 @@ import argparse
 import glob
 import os
 import shutil
-import sys
 
 import analysis
 import report
 from analysis import excludes_zero, input_drift, load, load_gpu_study, seed_status, untying_share
+from errors import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -548,7 +548,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as e:  # a bad folder or log: its message, not a traceback
-        sys.exit(f"error: {e}")
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

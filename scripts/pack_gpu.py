@@ -21,6 +21,7 @@ import shutil
 import sys
 
 from data.shards import TOKENIZER_RECORD, read_shard
+from errors import run_cli
 from tokenizer import GPT2_FILES, offline_gpt2_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,4 +116,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -18,6 +18,7 @@ import sys
 import time
 
 from arms import ARMS
+from errors import run_cli
 from plotting import plot_val_curves
 from runlog import read_metrics
 
@@ -78,4 +79,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

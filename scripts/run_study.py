@@ -29,6 +29,7 @@ import time
 
 import checkpoint
 from arms import ARMS
+from errors import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -264,4 +265,4 @@ def last_words(log_path):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

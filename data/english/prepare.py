@@ -37,6 +37,7 @@ import zipfile
 import numpy as np
 
 from data.shards import data_fingerprint, record_tokenizer, write_shard
+from errors import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FETCHED = {}  # package -> the version fetched (Debian's are not pinned: the archive moves), for corpus.json
@@ -253,4 +254,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -19,6 +19,7 @@ import os
 import sys
 
 from data.shards import ShardError, Stream, documents_to_shards
+from errors import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -84,4 +85,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 
 from data.shards import data_fingerprint, documents_to_shards
+from errors import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE = "python3.11-doc"
@@ -65,4 +66,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

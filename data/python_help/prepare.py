@@ -13,6 +13,7 @@ import argparse
 import os
 
 from data.shards import documents_to_shards
+from errors import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,4 +35,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)
