@@ -20,7 +20,8 @@ def user_errors():
     from data.shards import ShardError
     from runlog import RunFolderError, RunInUseError
     from runtime import DeviceError
-    return (ConfigError, CheckpointError, ShardError, RunInUseError, RunFolderError, DeviceError, FileNotFoundError,
+    from tokenizer import TokenizerError
+    return (ConfigError, CheckpointError, ShardError, RunInUseError, RunFolderError, DeviceError, TokenizerError, FileNotFoundError,
             FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 

