@@ -210,7 +210,8 @@ def seed_status(cmp, planned):
     counts = [len(g["seeds"]) for g in cmp["groups"].values()]
     if min(counts, default=0) >= planned:
         return "complete"
-    return f"partial: {min(counts, default=0)} to {max(counts, default=0)} of {planned} seeds per group so far"
+    low, high = min(counts, default=0), max(counts, default=0)
+    return f"partial: {low if low == high else f'{low} to {high}'} of {planned} seeds per group so far"
 
 
 def untying_share(total, untie):

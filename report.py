@@ -39,14 +39,16 @@ def comparison_markdown(res):
              "| steps to baseline's final loss | step ratio | median step ms | tokens/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g, r in res["groups"].items():
-        gap = f"{r['gap_nats_mean']:+.4f} ± {r['gap_nats_std']:.4f}" if "gap_nats_mean" in r else "—"
-        pct = f"{r['gap_pct_mean']:+.2f} ± {r['gap_pct_std']:.2f}" if "gap_pct_mean" in r else "—"
+        one = len(r["seeds"]) == 1  # a spread over one seed is not zero but unknown: no "± 0.0000"
+        gap = f"{r['gap_nats_mean']:+.4f}" + ("" if one else f" ± {r['gap_nats_std']:.4f}") if "gap_nats_mean" in r else "—"
+        pct = f"{r['gap_pct_mean']:+.2f}" + ("" if one else f" ± {r['gap_pct_std']:.2f}") if "gap_pct_mean" in r else "—"
+        final = f"{r['final_val_mean']:.4f}" + ("" if one else f" ± {r['final_val_std']:.4f}")
         cross = f"{r['steps_to_baseline_final']:.1f}" if r["steps_to_baseline_final"] is not None else "not reached"
         ratio = f"{r['step_ratio']:.2f}×" if r["step_ratio"] else "—"
         ms = f"{r['median_step_ms']:.0f}" if r["median_step_ms"] else "—"
         tps = f"{r['median_tokens_per_s']:,.0f}" if r["median_tokens_per_s"] else "—"
         ci = f"[{r['gap_nats_ci95'][0]:+.4f}, {r['gap_nats_ci95'][1]:+.4f}]" if r.get("gap_nats_ci95") else "—"
-        lines.append(f"| {g} | {len(r['seeds'])} | {r['final_val_mean']:.4f} ± {r['final_val_std']:.4f} | {r['ppl_mean']:.2f} | "
+        lines.append(f"| {g} | {len(r['seeds'])} | {final} | {r['ppl_mean']:.2f} | "
                      f"{gap} | {ci} | {pct} | {cross} | {ratio} | {ms} | {tps} |")
     sources = next((sorted(r["final_val_by_source"]) for r in res["groups"].values() if "final_val_by_source" in r), None)
     if sources:

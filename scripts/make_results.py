@@ -74,6 +74,18 @@ CONTRASTS = [
 ]
 STUDY_SEEDS = 5
 LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
+# The paired study (config/study_english_paired.py): the same questions with paired initialisation, the
+# scale control that keeps learning dynamics (input_scale=50) and a parameter-matched learned table.
+PAIRED_CONTRASTS = [
+    ("total: kron vs bpe_tied", "bpe_tied", "kron"),
+    ("untying the BPE head", "bpe_tied", "bpe_untied"),
+    ("kron beyond untying (vs bpe_untied)", "bpe_untied", "kron"),
+    ("untied table output x50 (scale control, dynamics kept)", "bpe_untied", "bpe_untied-input_scale50"),
+    ("bytes vs the scaled table", "bpe_untied-input_scale50", "kron"),
+    ("low-rank table vs full table (both untied)", "bpe_untied", "bpe_lowrank"),
+    ("each token's own bytes vs shuffled bytes", "kron-kron_shuffle_seed0", "kron"),
+]
+PAIRED_SEEDS = 5
 
 
 def millions(tokens, digits=2):
@@ -326,14 +338,37 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
     return lines + [""]
 
 
-def compare_with_contrasts(study_dir):
+def paired_section(study_dir):
+    """RESULTS.md's section on the paired study: its comparison and contrasts as far as its kept logs go,
+    labelled with its seed count; no verdict is drawn from fewer than 2 seeds."""
+    got = compare_with_contrasts(study_dir, PAIRED_CONTRASTS)
+    if not got:
+        return []
+    cmp, md = got
+    sc = analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")]))
+    seeds = len(sc["seeds"])
+    lines = ["## The paired English study (in progress)", "",
+             f"`config/study_english_paired.py`, logs in `results/study_english_paired/runs/` ({seed_status(cmp, PAIRED_SEEDS)}; "
+             "how to continue it: that folder's README). Small-scale CPU runs in bf16 autocast: a "
+             f"{sc['n_layer']}-layer d={sc['n_embd']} GPT, {sc['max_iters']} steps of {sc['tokens_per_step']:,} tokens = "
+             f"{millions(sc['tokens'])} tokens per run, every arm of a seed starting from the same body weights. "
+             + ("**One seed so far: the gaps below are single runs, with no interval, and no conclusion is drawn from them.**"
+                if seeds < 2 else f"Gaps are paired by seed over {seeds} seeds."), "",
+             "| contrast | gap L_reference − L_other (positive: the other group is better) | verdict |", "|---|---|---|"]
+    for label, _, _ in PAIRED_CONTRASTS:
+        c = cmp.get("contrasts", {}).get(label)
+        lines.append(f"| {label} | {fmt_gap(c)} | {verdict(c) if seeds >= 2 else 'not yet measurable'} |")
+    return lines + ["", md, "", f"![validation loss]({os.path.relpath(study_dir, ROOT)}/compare/val_curves.png)", ""]
+
+
+def compare_with_contrasts(study_dir, contrasts=CONTRASTS):
     """scripts/compare.py on <study_dir>/runs with the study's CONTRASTS, into <study_dir>/compare:
     (compare.json as a dict, compare.md), or None when no run log is kept there."""
     logs = os.path.join(study_dir, "runs")
     if not (os.path.isdir(logs) and os.listdir(logs)):
         return None
     out = os.path.join(study_dir, "compare")
-    report.write_comparison([logs], out, "bpe_tied", CONTRASTS)
+    report.write_comparison([logs], out, "bpe_tied", contrasts)
     with open(os.path.join(out, "compare.md")) as f:
         return load(os.path.join(out, "compare.json")), f.read().removesuffix("\n")
 
@@ -483,7 +518,8 @@ def python_docs_section(cmp, cmp_md, probes_dir, sc):
     return lines
 
 
-def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None):
+def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None,
+               paired_dir=None):
     lines = ["# Results: CPU-scale replications",
              "",
              "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
@@ -505,6 +541,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
                       "", lg["md"], "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
                       "Input-scale drift over the long runs (final / initial, mean over seeds):", ""]
             lines += drift_table(lg["drift"]) + [""] + lg["robustness"]
+    if paired_dir:
+        lines += paired_section(paired_dir)
     if gpu_dir:
         lines += gpu_study_section(gpu_dir)
     lines += python_docs_section(cmp, cmp_md, probes_dir, sc)
@@ -524,6 +562,8 @@ def main(argv=None):
                    help="the English-corpus study's kept logs (<dir>/runs) and its comparison (<dir>/compare)")
     p.add_argument("--gpu-dir", default=os.path.join(ROOT, "results", "gpu_124m"),
                    help="the 124M GPU study's kept logs (scripts/gpu_study.sh, kept by scripts/gpu_report.py --study-archive)")
+    p.add_argument("--paired-dir", default=os.path.join(ROOT, "results", "study_english_paired"),
+                   help="the paired English study's kept logs (<dir>/runs), if any")
     p.add_argument("--out", default=os.path.join(ROOT, "RESULTS.md"))
     args = p.parse_args(argv)
     logs = os.path.join(args.results_dir, "runs")
@@ -543,7 +583,8 @@ def main(argv=None):
     english = load_study(args.english_dir, "### Spelling robustness on every seed")
     english_long = english and load_study(args.english_long_dir, "### Spelling robustness of the long runs, on every seed")
     with open(args.out, "w") as f:
-        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir))
+        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir,
+                           args.paired_dir))
     print(f"wrote {args.out}")
 
 
