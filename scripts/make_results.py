@@ -358,7 +358,7 @@ def paired_section(study_dir):
     for label, _, _ in PAIRED_CONTRASTS:
         c = cmp.get("contrasts", {}).get(label)
         lines.append(f"| {label} | {fmt_gap(c)} | {verdict(c) if seeds >= 2 else 'not yet measurable'} |")
-    return lines + ["", md, "", f"![validation loss]({os.path.relpath(study_dir, ROOT)}/compare/val_curves.png)", ""]
+    return lines + ["", md, "", "![validation loss](results/study_english_paired/compare/val_curves.png)", ""]
 
 
 def compare_with_contrasts(study_dir, contrasts=CONTRASTS):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import analysis
+from tests.conftest import write_run
 
 
 def write_log(root, name, seed, curve, max_iters=20, n_layer=2, n_embd=16, batch_size=4, block_size=8, accum=2):
@@ -71,3 +72,17 @@ def test_contrasts_are_paired_gaps_on_shared_seeds(tmp_path):
     assert c["total"]["gap_mean"] == pytest.approx(0.2) and c["total"]["seeds"] == [1, 2, 3]
     assert c["untie"]["seeds"] == [1] and c["untie"]["ci95"] is None  # one seed: no interval
     assert c["none"] is None and res["contrasts"] is c
+
+
+def test_first_crossing_edges():
+    assert analysis.first_crossing([0, 10], [3.0, 2.0], 3.5) == 0.0
+    assert analysis.first_crossing([0, 10, 20], [5.0, 4.0, 3.0], 3.5) == pytest.approx(15.0)
+    assert analysis.first_crossing([0, 10], [5.0, 4.0], 1.0) is None
+
+
+def test_compare_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no runs"):
+        analysis.find_runs([str(tmp_path)])
+    write_run(tmp_path, "kron", 1, [(0, 5.0)])
+    with pytest.raises(ValueError, match="baseline group 'bpe_tied' not found"):
+        analysis.compare(analysis.find_runs([str(tmp_path)]), "bpe_tied")

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from errors import describe, run_cli
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import ROOT
 
 
 def entry_points():

@@ -1,5 +1,5 @@
-"""The Kronecker codec and layer: geometry, closed forms, agreement with the explicit constructions,
-byte tables, bad input."""
+"""kron_embed.py: the Kronecker codec and layer: geometry, closed forms, agreement with the explicit
+constructions, byte tables, the full-vocabulary rebuild, shuffled bytes, bad input."""
 import math
 
 import numpy as np
@@ -110,38 +110,6 @@ def test_gpt2_table_exact_vs_decode():
     _, dec_lengths, dec_stats = token_byte_table("gpt2", 16, 50304, byte_source="decode")
     assert dec_stats["colliding_tokens"] == 384
     assert table[partial[0], 0] != 0xEF  # exact bytes keep the partial token's real first byte
-
-
-def test_hf_tokenizer_json_bytes(tmp_path):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    hf = Tokenizer(models.BPE(byte_fallback=False))
-    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    hf.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    hf.train_from_iterator(["the running runner runs", "naïve café 感謝"] * 50, trainer)
-    path = tmp_path / "tokenizer.json"
-    hf.save(str(path))
-    tok = get_tokenizer(str(path))
-    assert tok.token_bytes(tok.eot_id) == b"<|endoftext|>"
-    vocab = hf.get_vocab()
-    # a single byte of a multi-byte character is a partial UTF-8 token: exact keeps it, decode loses it
-    e9 = vocab["Ã"]  # byte-level symbol for 0xC3, the lead byte of 'ï' and 'é'
-    assert tok.token_bytes(e9) == b"\xc3" and tok.decoded_bytes(e9) == "\ufffd".encode()
-    table, lengths, _ = token_byte_table(str(path), 8)
-    assert bytes(table[e9, :lengths[e9]]) == b"\xc3"
-    ids = tok.encode("the runner")
-    assert b"".join(tok.token_bytes(i) for i in ids) == b"the runner"
-
-
-def test_byte_fallback_pieces(tmp_path):
-    from tokenizers import Tokenizer, models
-    vocab = {"<unk>": 0, "<0x41>": 1, "\u2581the": 2, "ab": 3}
-    hf = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
-    path = tmp_path / "tok.json"
-    hf.save(str(path))
-    tok = get_tokenizer(str(path))
-    assert tok.token_bytes(1) == b"A" and tok.token_bytes(2) == b" the" and tok.token_bytes(3) == b"ab"
 
 
 # --------------------------------------------------------------------------- the layer
@@ -272,6 +240,14 @@ def test_bad_input_is_a_clear_error(layers):
         KroneckerEmbedding(50304, 8, byte_source="pieces")
 
 
+def test_kron_ids_of_the_wrong_dtype(tmp_path):
+    from kron_embed import KroneckerEmbedding
+    layer = KroneckerEmbedding(50304, 8, pos_dim=4)
+    for dtype in (torch.uint8, torch.int16):
+        with pytest.raises(TypeError, match=f"int64 or torch.int32 tensor, got {dtype}"):
+            layer(torch.tensor([1, 2], dtype=dtype))
+
+
 def test_pos_dim_32():
     layer = KroneckerEmbedding(50304, 16, pos_dim=32)
     assert layer.D == 8192 and layer.byte_stats["truncated"] == 14  # GPT-2: 14 tokens exceed 32 bytes
@@ -289,3 +265,69 @@ def test_sparse_codec_cosines_match_dense(z_norm):
     qd = kron_codec(q[None], torch.tensor([qlen]), z_norm=z_norm)[0]
     expect = F.cosine_similarity(dense, qd[None], dim=1)
     assert torch.allclose(codec_cosines(rows, lens, q, qlen, z_norm=z_norm), expect, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the full vocabulary (kron_tied's head)
+
+@pytest.fixture(scope="module")
+def cached_layer():
+    """A layer and its explicit (V, D) codec table (the paper's cached construction)."""
+    torch.manual_seed(0)
+    layer = KroneckerEmbedding(50304, 16, pos_dim=4)
+    layer.table = codec_table(layer)
+    return layer
+
+
+def test_vocabulary_equals_row_by_row_forward_of_every_id(cached_layer):
+    """The fused full-vocabulary rebuild against the cached-table path, id by id (in chunks)."""
+    with torch.no_grad():
+        rebuilt = cached_layer.vocabulary()
+        ids = torch.arange(50304)
+        rows = torch.cat([reference_forward(cached_layer, ids[i:i + 4096], "cached", cached_layer.table)
+                          for i in range(0, 50304, 4096)])
+    assert rebuilt.shape == (50304, 16)
+    assert torch.allclose(rebuilt, rows, atol=1e-5)
+    assert torch.all(rebuilt[50257:] == 0) and not cached_layer.has_bytes()[50257:].any()
+
+
+def test_head_gradient_through_w_matches_cached_table_reference(cached_layer):
+    torch.manual_seed(1)
+    h = torch.randn(8, 16)
+    target = torch.randint(0, 50257, (8,))
+    W = cached_layer.weight
+    W.grad = None
+    F.cross_entropy(0.5 * h @ cached_layer.vocabulary().T, target).backward()
+    fused_grad = W.grad.clone()
+    W.grad = None
+    F.cross_entropy(0.5 * h @ (cached_layer.table @ W).T, target).backward()  # the explicit V x D route
+    assert ((fused_grad - W.grad).norm() / W.grad.norm()).item() < 1e-5
+
+
+def test_fused_layer_computes_its_length_tables_once(monkeypatch):
+    import kron_embed
+    kron = kron_embed.KroneckerEmbedding(50304, 8)
+    ids = torch.tensor([[15496, 995, 0, 50256]])
+    expected = kron_embed.reference_forward(kron, ids, "dynamic")
+
+    def refuse(*a, **k):
+        raise AssertionError("codec_stats recomputed in forward")
+    monkeypatch.setattr(kron_embed, "codec_stats", refuse)
+    torch.testing.assert_close(kron(ids), expected, atol=1e-5, rtol=1e-5)
+    kron.vocabulary()
+    assert "length_scale" not in kron.state_dict()  # buffers, rebuilt at construction, never saved
+
+
+# --------------------------------------------------------------------------- shuffled bytes (a control of the study)
+
+def test_shuffled_bytes_keep_the_statistics_but_not_the_token():
+    plain = KroneckerEmbedding(50304, 8, pos_dim=16)
+    shuf = KroneckerEmbedding(50304, 8, pos_dim=16, shuffle_seed=7)
+    n = plain.n_tokenizer_vocab
+    a = {bytes(r[:length].tolist()) for r, length in zip(plain.token_bytes[:n], plain.token_lengths[:n])}
+    b = {bytes(r[:length].tolist()) for r, length in zip(shuf.token_bytes[:n], shuf.token_lengths[:n])}
+    assert a == b  # the same set of byte codes, hence the same statistics
+    moved = (shuf.token_bytes[:n] != plain.token_bytes[:n]).any(dim=1).float().mean().item()
+    assert moved > 0.99  # almost every token now has another token's bytes
+    assert torch.equal(shuf.token_lengths[n:], plain.token_lengths[n:])  # padding stays byte-less
+    again = KroneckerEmbedding(50304, 8, pos_dim=16, shuffle_seed=7)
+    assert torch.equal(again.token_bytes, shuf.token_bytes)  # a fixed seed: the same permutation

@@ -3,12 +3,15 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from probes import clustering, generation, layered, robustness, run_all
 from probes.common import canonical, load_all
+from tests.conftest import ROOT
 
 # --------------------------------------------------------------------------- metric functions
 
@@ -187,3 +190,23 @@ def test_readme_probe_example_is_the_kept_output():
     kept = open(os.path.join(root, "results", "quickstart_cpu", "probes", "robustness.md")).read().split("\n\n")[1].strip()
     readme = open(os.path.join(root, "README.md")).read()
     assert "```\n" + kept + "\n```" in readme
+
+
+def test_probe_inputs_that_are_not_what_they_claim(tmp_path, tiny_checkpoints):
+    from probes import robustness
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"category": "a", "clean": "x y", "typo": "x z"}\n[1, 2]\n"text"\n')
+    with pytest.raises(ValueError, match="line 2: a JSON list, expected an object.*\n.*line 3: a JSON str"):
+        robustness.load_pairs(str(pairs))
+    pairs.write_bytes(b'{"category": "a", "clean": "caf\xe9", "typo": "x"}\n')
+    with pytest.raises(ValueError, match=r"pairs.jsonl.*is not UTF-8 text \(byte 31"):
+        robustness.load_pairs(str(pairs))
+    empty = tmp_path / "prompts.txt"
+    empty.write_text("\n\n")
+    ckpt = tiny_checkpoints["kron"]
+    r = subprocess.run([sys.executable, "-m", "probes.robustness", ckpt, "--generate", str(empty), "--out", str(tmp_path / "o")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "holds no prompts" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "probes.robustness", os.path.dirname(ckpt), "--out", str(tmp_path / "o")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1 and "is a folder; expected a ckpt.pt" in r.stderr

@@ -1,8 +1,7 @@
-"""Training end to end on tiny models: each arm learns, resume is exact, DDP matches accumulation,
-and every fault named in the issue gives a clear error."""
+"""train.py: each arm learns, resume is exact, DDP matches accumulation, stops and eval_only keep the run,
+and a bad start is refused with a clear error."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,19 +12,11 @@ import pytest
 import torch
 
 import checkpoint
+import runtime
 import train
-from configurator import ConfigError, load_config
-from data.shards import ShardError, TokenData, documents_to_shards, read_shard, write_shard
+from configurator import ConfigError
 from runlog import read_metrics
-from tests.conftest import tiny_config
-from tokenizer import get_tokenizer
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "fineweb_edu_sample.jsonl")
-
-
-def tiny(data_dir, out_dir, **kw):
-    return tiny_config(data_dir, out_dir, **kw)
+from tests.conftest import ROOT, metrics_lines, run, tiny, tiny_config
 
 
 def losses(out_dir):
@@ -47,15 +38,6 @@ def test_each_arm_trains_with_falling_loss(data_dir, tmp_path, arm):
     assert key in evals[0] and "head_std" in evals[0] and "emb_rms" in evals[0]
     if arm == "kron":
         assert evals[0]["proj_std_sqrtD"] == pytest.approx(1.0, abs=0.02)
-
-
-def test_same_seed_same_batches_across_arms(data_dir):
-    data = TokenData(data_dir, 32, 50304)
-    a = data.train_batch(4, seed=1337, step=5, micro_step=1)
-    b = data.train_batch(4, seed=1337, step=5, micro_step=1)
-    c = data.train_batch(4, seed=1338, step=5, micro_step=1)
-    assert np.array_equal(a[0], b[0]) and not np.array_equal(a[0], c[0])
-    assert np.array_equal(a[0][:, 1:], a[1][:, :-1])
 
 
 def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
@@ -132,107 +114,6 @@ def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path,
     assert np.allclose(va, vb, atol=1e-5)
 
 
-# --------------------------------------------------------------------------- data preparation
-
-def test_prepare_fixture_shards_decode_back(tmp_path):
-    from data.fineweb_edu.prepare import main as prepare
-    prepare(["--data-files", FIXTURE, "--out-dir", str(tmp_path), "--shard-tokens", "1500", "--num-proc", "2"])
-    docs = [json.loads(line)["text"] for line in open(FIXTURE)]
-    tok = get_tokenizer("gpt2")
-    paths = sorted((p for p in os.listdir(tmp_path) if p.endswith(".bin")), key=lambda p: p[-10:])
-    assert paths[0].endswith("_val_000000.bin") and all("_train_" in p for p in paths[1:])
-    tokens = np.concatenate([read_shard(str(tmp_path / p)) for p in paths])
-    assert all(len(read_shard(str(tmp_path / p))) == 1500 for p in paths[:-1])
-    pieces = tok.decode(tokens.tolist()).split("<|endoftext|>")
-    assert pieces[0] == "" and pieces[1:] == docs
-
-
-@pytest.mark.parametrize("num_proc", ["1", "2"])
-def test_prepare_without_a_text_column_is_one_line(tmp_path, num_proc):
-    from data.fineweb_edu.prepare import main as prepare
-    rows = [{"id": i, "content": f"document {i}"} for i in range(3)]
-    (tmp_path / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(SystemExit, match=r"error: documents need a 'text' column; .* has columns \['content', 'id'\]"):
-        prepare(["--data-files", str(tmp_path / "x.jsonl"), "--out-dir", str(tmp_path / "out"), "--num-proc", num_proc])
-    assert not list((tmp_path / "out").glob("*.bin"))  # no shard written
-
-
-def fixture_docs():
-    return [json.loads(line)["text"] for line in open(FIXTURE)]
-
-
-def interrupted(docs, at=15):
-    """The documents, with a kill (KeyboardInterrupt) when the at-th is reached."""
-    for i, d in enumerate(docs):
-        if i == at:
-            raise KeyboardInterrupt
-        yield d
-
-
-def assert_same_shards(a, b):
-    files = sorted(p for p in os.listdir(b) if p.endswith(".bin"))
-    assert files == sorted(p for p in os.listdir(a) if p.endswith(".bin"))
-    for f in files:
-        assert (a / f).read_bytes() == (b / f).read_bytes(), f
-
-
-def test_prepare_resumes_exactly_after_interruption(tmp_path):
-    docs = fixture_docs()
-    with pytest.raises(KeyboardInterrupt):
-        documents_to_shards(interrupted(docs), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
-    state = json.load(open(tmp_path / "a" / "fw_progress.json"))
-    assert 0 < state["shard"] and not state["done"]
-    documents_to_shards(docs, str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
-    documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
-    assert_same_shards(tmp_path / "a", tmp_path / "b")
-
-
-def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
-    """FineWeb-Edu preparation killed mid-way resumes from the saved stream position (datasets'
-    state_dict), reads only what was not done, and writes the same shards byte for byte."""
-    from data.fineweb_edu.prepare import load_documents
-    from data.shards import Stream
-    n_docs = sum(1 for _ in open(FIXTURE))
-    read = []
-
-    class Counted(Stream):
-        stop_at = None
-
-        def __iter__(self):
-            for i, item in enumerate(super().__iter__()):
-                if i == self.stop_at:
-                    raise KeyboardInterrupt
-                read.append(item[0])
-                yield item
-
-    def stream(stop_at=None):
-        s = load_documents(None, None, [FIXTURE])
-        counted = Counted(s.ds, s.column, s.describe)
-        counted.stop_at = stop_at
-        return counted
-    with pytest.raises(KeyboardInterrupt):
-        documents_to_shards(stream(stop_at=15), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
-    state = json.load(open(tmp_path / "a" / "fw_progress.json"))
-    assert 0 < state["shard"] and state["stream"] is not None
-    read.clear()
-    documents_to_shards(stream(), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
-    assert len(read) == n_docs - state["docs"] + (1 if state["carry"] else 0)  # only what was not done
-    documents_to_shards(stream(), str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=2)
-    assert_same_shards(tmp_path / "a", tmp_path / "b")
-
-
-def test_a_stream_resumed_from_progress_without_a_position_skips_what_is_done(tmp_path):
-    """Progress written without a stream position (by a plain iterable, or older code) is resumed by
-    reading past the finished documents: the same shards as an uninterrupted run, nothing twice."""
-    from data.fineweb_edu.prepare import load_documents
-    docs = fixture_docs()
-    with pytest.raises(KeyboardInterrupt):
-        documents_to_shards(interrupted(docs), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
-    documents_to_shards(load_documents(None, None, [FIXTURE]), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
-    documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
-    assert_same_shards(tmp_path / "a", tmp_path / "b")
-
-
 def test_a_changed_weight_decay_takes_effect_on_resume(data_dir, tmp_path):
     train.train(tiny(data_dir, tmp_path, max_iters=4))
     t = train.train(tiny(data_dir, tmp_path, max_iters=6, init_from="resume", weight_decay=0.0, beta2=0.99))
@@ -240,61 +121,108 @@ def test_a_changed_weight_decay_takes_effect_on_resume(data_dir, tmp_path):
     assert all(g["betas"] == (0.9, 0.99) for g in t.optimizer.param_groups)
 
 
-# --------------------------------------------------------------------------- clear errors
-
-def test_configurator_errors(tmp_path):
-    defaults = {"n_layer": 12, "learning_rate": 6e-4, "out_dir": "out", "compile": False, "wandb_run_name": None}
-    with pytest.raises(ConfigError, match="unknown config key 'n_layers'.*n_layer"):
-        load_config(["--n_layers=4"], defaults)
-    with pytest.raises(ConfigError, match="'n_layer'.*'four'.*int"):
-        load_config(["--n_layer=four"], defaults)
-    with pytest.raises(ConfigError, match="'compile'.*expected bool"):
-        load_config(["--compile=1"], defaults)
-    with pytest.raises(ConfigError, match="not found"):
-        load_config(["config/nope.py"], defaults)
-    with pytest.raises(ConfigError, match="--key=value"):
-        load_config(["--n_layer"], defaults)
-    bad = tmp_path / "bad.py"
-    bad.write_text("n_layer = 4\nlearnig_rate = 1e-3\n")
-    with pytest.raises(ConfigError, match="learnig_rate.*bad.py"):
-        load_config([str(bad)], defaults)
-    cfg = load_config(["--learning_rate=1", "--out_dir=out/x", "--wandb_run_name=run-1"], defaults)
-    assert cfg["learning_rate"] == 1.0 and isinstance(cfg["learning_rate"], float)
-    assert cfg["out_dir"] == "out/x" and cfg["wandb_run_name"] == "run-1"
+def test_cpu_bf16_autocast_trains(data_dir, tmp_path):
+    t = train.train(tiny(data_dir, tmp_path, dtype="bfloat16", max_iters=8, lr_decay_iters=8))
+    assert t.rt.dtype == "bfloat16"
+    loss = losses(tmp_path)
+    assert all(np.isfinite(v) for v in loss.values()) and loss[7] < loss[0]
 
 
-def test_all_shipped_configs_load():
-    for name in os.listdir(os.path.join(ROOT, "config")):
-        cfg = load_config([os.path.join(ROOT, "config", name)])
-        assert cfg["embedding"] in ("bpe_tied", "kron", "bpe_untied", "kron_tied")
-    kron = load_config([os.path.join(ROOT, "config", "kron_124m.py")])
-    assert kron["batch_size"] * kron["block_size"] * kron["gradient_accumulation_steps"] == 524_288
-    assert kron["max_iters"] == 4768 and kron["kron_pos_dim"] == 16
+def test_train_py_applies_paired_initialisation(data_dir, tmp_path):
+    import train
+    from tests.conftest import tiny_config
+    models = {arm: train.train(tiny_config(data_dir, tmp_path / arm, embedding=arm, max_iters=0, paired_init=True)).model
+              for arm in ("kron", "bpe_untied")}
+    a, b = (dict(m.named_parameters()) for m in models.values())
+    assert torch.equal(a["transformer.h.0.attn.c_attn.weight"], b["transformer.h.0.attn.c_attn.weight"])
+    assert torch.equal(a["lm_head.weight"], b["lm_head.weight"])
 
 
-def test_missing_data_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist.*prepare"):
-        train.train(tiny(str(tmp_path / "nope"), tmp_path / "out"))
+def test_resume_of_a_cuda_style_checkpoint_on_cpu(data_dir, tmp_path):
+    """A checkpoint whose optimizer says fused (CUDA's choice) resumes on CPU unfused, exactly."""
+    cfg = tiny_config(data_dir, tmp_path / "run", max_iters=6, eval_interval=3)
+    full = train.train(tiny_config(data_dir, tmp_path / "full", max_iters=6, eval_interval=3))
+    train.train(dict(cfg, max_iters=3))
+    path = tmp_path / "run" / "ckpt.pt"
+    ckpt = checkpoint.load(str(path))
+    for g in ckpt["optimizer"]["param_groups"]:
+        g["fused"] = True
+    torch.save(ckpt, path)
+    t = train.train(dict(cfg, init_from="resume"))
+    assert all(not g["fused"] for g in t.optimizer.param_groups)
+    losses = [json.loads(ln) for ln in open(tmp_path / "run" / "metrics.jsonl")]
+    ref = [json.loads(ln) for ln in open(tmp_path / "full" / "metrics.jsonl")]
+    val = {r["step"]: r["val_loss"] for r in losses if r.get("kind") == "eval"}
+    ref_val = {r["step"]: r["val_loss"] for r in ref if r.get("kind") == "eval"}
+    assert val[6] == pytest.approx(ref_val[6], abs=1e-6) and full.iter_num == 6
 
 
-def test_corrupt_truncated_and_out_of_vocab_shards(tmp_path):
-    path = str(tmp_path / "x_train_000001.bin")
-    write_shard(path, np.arange(100))
-    assert len(read_shard(path)) == 100
-    raw = bytearray(open(path, "rb").read())
-    open(path, "wb").write(raw[:-10])
-    with pytest.raises(ShardError, match="truncated"):
-        read_shard(path)
-    raw[0:4] = np.int32(1234).tobytes()
-    open(path, "wb").write(raw)
-    with pytest.raises(ShardError, match="magic 1234"):
-        read_shard(path)
-    open(path, "wb").write(b"abc")
-    with pytest.raises(ShardError, match="shorter than"):
-        read_shard(path)
-    write_shard(path, np.array([1, 2, 60000, 3]))
-    with pytest.raises(ShardError, match="token id 60000.*position 2.*50304"):
-        read_shard(path, vocab_size=50304)
+def test_stop_flag_is_not_synchronised_every_step(data_dir, tmp_path, monkeypatch):
+    """Alone, the stop check reads a flag; under DDP it all-reduces on log steps only."""
+    calls = []
+    real = runtime.Runtime.all_reduce
+
+    def counting(self, values, op="sum"):
+        calls.append(op)
+        return real(self, values, op)
+    monkeypatch.setattr(runtime.Runtime, "all_reduce", counting)
+    t = train.train(tiny_config(data_dir, tmp_path / "run", max_iters=12, log_interval=4))
+    assert "max" not in calls  # the single process never all-reduced the stop flag
+    t.rt.data_parallel = True
+    monkeypatch.setattr(runtime.Runtime, "all_reduce", lambda self, v, op="sum": calls.append(op) or [0.0])
+    calls.clear()
+    for t.iter_num in range(12):
+        assert not train.stop_requested(t, train.StopGuard(verbose=False))
+    assert calls == ["max"] * 3  # steps 0, 4, 8
+
+
+def test_a_checkpoint_written_on_a_stop_does_not_pair_an_old_val_loss_with_its_step(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "stop_requested", lambda run, stop: run.iter_num == 3)
+    train.train(tiny_config(data_dir, tmp_path / "run", max_iters=12, eval_interval=8))
+    meta = checkpoint.read_meta(str(tmp_path / "run"))
+    assert meta["step"] == 3 and meta["val_loss"] is None and meta["best_val_loss"] is not None
+
+
+# --------------------------------------------------------------------------- eval_only and resuming
+
+def test_eval_only_never_touches_a_run(data_dir, finished_run, capsys):
+    log_before = metrics_lines(finished_run)
+    ckpt_before = (finished_run / "ckpt.pt").read_bytes()
+    t = train.train(tiny_config(data_dir, finished_run, max_iters=4, eval_only=True))
+    assert metrics_lines(finished_run) == log_before and (finished_run / "ckpt.pt").read_bytes() == ckpt_before
+    assert t.last_val == pytest.approx(json.load(open(finished_run / "ckpt.json"))["val_loss"], abs=1e-5)
+    assert "eval_only: val loss" in capsys.readouterr().out
+
+
+def test_eval_only_without_checkpoint_refuses(data_dir, tmp_path):
+    with pytest.raises(ConfigError, match=f"eval_only=True needs a checkpoint.*{tmp_path.name}"):
+        train.train(tiny_config(data_dir, tmp_path, eval_only=True))
+    assert not os.listdir(tmp_path)
+
+
+def test_eval_only_does_not_list_changed_settings(data_dir, finished_run, capsys):
+    train.train(tiny_config(data_dir, finished_run, max_iters=150, eval_only=True))
+    out = capsys.readouterr().out
+    assert "eval_only: val loss" in out and "changed settings" not in out
+
+
+def test_resume_names_changed_settings_and_refuses_fixed_ones(data_dir, finished_run, capsys):
+    with pytest.raises(ConfigError, match="seed: checkpoint 1337 vs config 7"):
+        train.train(tiny_config(data_dir, finished_run, init_from="resume", seed=7, max_iters=4, eval_interval=2,
+                                  lr_decay_iters=4))
+    capsys.readouterr()
+    train.train(tiny_config(data_dir, finished_run, init_from="resume", max_iters=8, learning_rate=1e-3, eval_interval=2,
+                              lr_decay_iters=8))
+    out = capsys.readouterr().out
+    assert "changed settings: learning_rate 0.003 -> 0.001, max_iters 4 -> 8, lr_decay_iters 4 -> 8" in out
+    assert "learning-rate schedule changes: lr at step 4 was" in out
+
+
+def test_resuming_a_finished_run_says_so(data_dir, finished_run, capsys):
+    lines = metrics_lines(finished_run)
+    train.train(tiny_config(data_dir, finished_run, init_from="auto", max_iters=4, eval_interval=2, lr_decay_iters=4))
+    assert "already finished at step 4" in capsys.readouterr().out
+    assert metrics_lines(finished_run) == lines  # no re-evaluation, nothing appended
 
 
 def test_checkpoint_from_another_arm_or_shape(data_dir, tmp_path):
@@ -307,6 +235,38 @@ def test_checkpoint_from_another_arm_or_shape(data_dir, tmp_path):
         train.train(tiny(data_dir, tmp_path, embedding="bpe_tied"))
     with pytest.raises(ConfigError, match="no checkpoint"):
         train.train(tiny(data_dir, tmp_path / "empty", init_from="resume"))
+
+
+# --------------------------------------------------------------------------- clear errors
+
+def test_bare_train_py_refuses_with_the_list_of_configs():
+    r = run([sys.executable, "train.py"], timeout=60)
+    assert r.returncode == 1 and "config/kron_cpu.py" in r.stderr and "no config given" in r.stderr
+
+
+def test_gpu_sized_config_on_cpu_asks_for_device_cpu(tmp_path):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("a GPU is present")
+    r = run([sys.executable, "train.py", "config/kron_124m.py", "--wandb_log=False", f"--out_dir={tmp_path / 'run'}"],
+            timeout=120)
+    assert r.returncode == 1 and "GPU-sized" in r.stderr and "--device=cpu" in r.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_an_absurd_model_is_refused_before_anything_is_allocated(data_dir, tmp_path, monkeypatch):
+    def no_build(*a, **k):
+        raise AssertionError("a model was built")
+    monkeypatch.setattr(train, "GPT", no_build)
+    with pytest.raises(ConfigError, match=r"n_layer=100000.*needs about [\d,]+ GiB .*more than this machine's"):
+        train.train(tiny_config(data_dir, tmp_path / "run", n_layer=100000, n_embd=128, n_head=2, device="cpu"))
+
+
+def test_a_failed_start_leaves_no_folder_holding_only_a_lock(tmp_path):
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no train shards"):
+        train.train(tiny_config(str(empty), tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path, monkeypatch):
@@ -329,82 +289,16 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path, monke
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 
-def test_failed_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeypatch):
-    real_save = torch.save
-    saves = {"n": 0}
-
-    def save(obj, f, *a, **kw):
-        saves["n"] += 1
-        if saves["n"] == 2:
-            with open(f, "wb") as fh:
-                fh.write(b"partial")
-            raise OSError(28, "No space left on device")
-        return real_save(obj, f, *a, **kw)
-
-    monkeypatch.setattr(train.torch, "save", save)
-    with pytest.raises(checkpoint.CheckpointError, match="ckpt.pt failed.*No space left.*previous ckpt.pt is intact"):
-        train.train(tiny(data_dir, tmp_path))
-    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
-    assert checkpoint.load(str(tmp_path / "ckpt.pt"))["iter_num"] == 0
-
-
-def test_checkpoint_loads_for_inference(data_dir, tmp_path):
-    train.train(tiny(data_dir, tmp_path, max_iters=2))
-    model, _ = checkpoint.load_model(str(tmp_path / "ckpt.pt"))
-    out = model.generate(torch.tensor([[464, 1573]]), 4, temperature=0.0)
-    assert out.shape == (1, 6) and int(out.max()) < 50257
-    old = checkpoint.load(str(tmp_path / "ckpt.pt"))  # written when the Kron layer had modes: kron_mode is ignored
-    old["model_args"]["kron_mode"] = "cached"
-    torch.save(old, tmp_path / "old.pt")
-    assert torch.equal(checkpoint.load_model(str(tmp_path / "old.pt"))[0].generate(torch.tensor([[464, 1573]]), 4, temperature=0.0), out)
-    with pytest.raises(checkpoint.CheckpointError, match="missing.pt.*does not exist"):
-        checkpoint.load_model(str(tmp_path / "missing.pt"))
-    shutil.copy(FIXTURE, tmp_path / "not_a_ckpt.pt")
-    with pytest.raises(checkpoint.CheckpointError, match="not_a_ckpt.pt.*not a torch checkpoint"):
-        checkpoint.load_model(str(tmp_path / "not_a_ckpt.pt"))
-
-
-@pytest.mark.parametrize("arm", ["bpe_tied", "bpe_untied", "kron", "kron_tied"])
-def test_every_arm_compiles_as_one_graph_on_cpu(arm):
-    """torch.compile(fullgraph=True) accepts every arm (no graph break, e.g. from a
-    host-side id check), and the compiled loss and gradients equal eager's. aot_eager traces the same
-    graphs as inductor without its C++ build, which keeps the suite fast."""
-    from model import GPT, GPTConfig
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, embedding=arm))
-    x, y = torch.randint(0, 50257, (2, 16)), torch.randint(0, 50257, (2, 16))
-    _, eager = model(x, y)
-    eager.backward()
-    g_eager = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad(set_to_none=True)
-    torch._dynamo.reset()
-    _, compiled = torch.compile(model, fullgraph=True, backend="aot_eager")(x, y)
-    compiled.backward()
-    assert compiled.item() == pytest.approx(eager.item(), abs=1e-5)
-    assert all(torch.allclose(p.grad, g, atol=1e-6) for p, g in zip(model.parameters(), g_eager))
-
-
-def test_cpu_bf16_autocast_trains(data_dir, tmp_path):
-    t = train.train(tiny(data_dir, tmp_path, dtype="bfloat16", max_iters=8, lr_decay_iters=8))
-    assert t.rt.dtype == "bfloat16"
-    loss = losses(tmp_path)
-    assert all(np.isfinite(v) for v in loss.values()) and loss[7] < loss[0]
-
-
-def test_generation_top_k_1_is_greedy_and_padding_never_sampled(tiny_checkpoints):
-    model, _ = checkpoint.load_model(tiny_checkpoints["kron"])
-    prompt = torch.tensor([[464, 1573, 318]])
-    greedy = model.generate(prompt, 6, temperature=0.0)
-    topk1 = model.generate(prompt, 6, temperature=0.8, top_k=1, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(greedy, topk1)
-    sampled = model.generate(prompt, 20, temperature=5.0, top_k=50000, generator=torch.Generator().manual_seed(0))
-    assert int(sampled.max()) < 50257  # ids past the tokenizer (padding) get no probability
-
-
-def test_mfu_is_per_gpu_under_data_parallelism():
-    from model import GPT, GPTConfig
-    with torch.device("meta"):
-        m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64))
-    one = m.estimate_mfu(tokens_per_s=1e5, peak_flops=1e12, world_size=1)
-    assert one == pytest.approx(m.flops_per_token() * 1e5 / 1e12)
-    assert m.estimate_mfu(tokens_per_s=2e5, peak_flops=1e12, world_size=2) == pytest.approx(one)  # 2 GPUs, 2x tokens
+@pytest.mark.slow
+def test_user_errors_end_in_one_line_and_debug_shows_the_traceback(data_dir, finished_run):
+    import subprocess
+    import sys
+    cmd = [sys.executable, "train.py", "config/kron_cpu.py", f"--data_dir={data_dir}", f"--out_dir={finished_run}",
+           "--init_from=resume", "--max_iters=8", "--eval_only=True"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KRON_DEBUG="0")
+    r = subprocess.run(cmd + ["--eval_only=False"], cwd=root, capture_output=True, text=True, env=env, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:") and "is another run (block_size" in lines[0]
+    r = subprocess.run(cmd + ["--eval_only=False", "--debug"], cwd=root, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "ConfigError" in r.stderr

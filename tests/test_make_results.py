@@ -1,0 +1,62 @@
+"""scripts/make_results.py: RESULTS.md rebuilt byte for byte from the kept logs and quoted right by the README; kept logs never replaced."""
+import json
+import os
+
+import pytest
+
+import checkpoint
+
+
+@pytest.mark.slow
+def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
+    """RESULTS.md is rebuilt from the metric logs kept in results/study_cpu/runs and
+    results/study_english/runs (no training, no checkpoints) into a scratch folder and must equal the
+    committed file byte for byte."""
+    import shutil
+
+    from scripts import make_results
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kept = os.path.join(root, "results", "study_cpu")
+    assert len(os.listdir(os.path.join(kept, "runs"))) == 9, "the study's 9 metric logs must be committed"
+    shutil.copytree(kept, tmp_path / "study_cpu")
+    for part in ("runs", "probes"):  # the English study's kept logs and per-seed probe outputs
+        shutil.copytree(os.path.join(root, "results", "study_english", part), tmp_path / "study_english" / part)
+    for part in ("runs", "probes"):  # the long runs' logs and probe outputs, once there are any
+        kept_long = os.path.join(root, "results", "study_english_long", part)
+        if os.path.isdir(kept_long):
+            shutil.copytree(kept_long, tmp_path / "study_english_long" / part)
+    shutil.copytree(os.path.join(root, "results", "study_english_paired", "runs"), tmp_path / "paired" / "runs")
+    if os.path.isdir(os.path.join(root, "results", "gpu_124m")):  # the 124M GPU study, once it has run
+        shutil.copytree(os.path.join(root, "results", "gpu_124m"), tmp_path / "gpu_124m")
+    make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
+                       "--english-dir", str(tmp_path / "study_english"), "--english-long-dir", str(tmp_path / "study_english_long"),
+                       "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"),
+                       "--gpu-dir", str(tmp_path / "gpu_124m"), "--paired-dir", str(tmp_path / "paired")])
+    assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
+
+
+def test_readme_quotes_only_intervals_results_md_has():
+    """The README's headline copies gaps with their intervals from RESULTS.md; a regenerated RESULTS.md
+    must not leave the README quoting numbers it no longer has."""
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    readme, results = (open(os.path.join(root, f), encoding="utf-8").read() for f in ("README.md", "RESULTS.md"))
+    quoted = re.findall(r"[+-]\d+\.\d+ nats \[95 % CI [^\]]+\], \d+ seeds", readme)
+    assert quoted, "the README's study headline quotes no interval"
+    missing = [q for q in quoted if q not in results]
+    assert not missing, f"README.md quotes intervals RESULTS.md does not have: {missing}"
+
+
+def test_make_results_never_replaces_a_kept_log_with_an_unfinished_runs(tmp_path, finished_run):
+    from scripts import make_results
+    kept = tmp_path / "kept"
+    (kept / "run").mkdir(parents=True)
+    (kept / "run" / "metrics.jsonl").write_text("kept\n")
+    meta = checkpoint.read_meta(str(finished_run))
+    checkpoint.save_meta(str(finished_run), dict(meta, finished=False))
+    assert make_results.copy_logs(str(finished_run.parent), str(kept)) == 0
+    assert (kept / "run" / "metrics.jsonl").read_text() == "kept\n"
+    checkpoint.save_meta(str(finished_run), meta)
+    assert make_results.copy_logs(str(finished_run.parent), str(kept)) == 1
+    assert (kept / "run" / "metrics.jsonl").read_text() == open(finished_run / "metrics.jsonl").read()
+    assert json.loads((kept / "run" / "metrics.jsonl").read_text().splitlines()[0])["kind"] == "config"
