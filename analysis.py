@@ -11,7 +11,9 @@ and the README:
   * scale: what a run was (layers, width, steps, tokens per step, training tokens), read from its log's
     config record, never typed;
   * robustness over seeds: top-1 survival and mean KL per seed from probes/robustness.py's JSON, paired
-    per seed, and an exact McNemar test on the pooled (seed, pair) outcomes.
+    per seed; an exact McNemar test on the pooled (seed, pair) outcomes; per prompt, the KL difference
+    averaged over seeds, paired over the prompts (t-interval, Wilcoxon signed-rank); Holm's correction
+    over each study's family of robustness tests (McNemar and per-prompt KL of every contrast).
 """
 import glob
 import json
@@ -23,7 +25,7 @@ import statistics
 import numpy as np
 
 from runlog import read_metrics, series_from_evals
-from stats import mcnemar, mean_std, t_interval95
+from stats import holm, mcnemar, mean_std, t_interval95, wilcoxon_p
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 
@@ -324,14 +326,14 @@ def robustness_over_seeds(probes_root, contrasts):
     for path in sorted(glob.glob(os.path.join(probes_root, "s*", "robustness.json"))):
         seed = int(os.path.basename(os.path.dirname(path))[1:])
         d = load(path)
-        survival = {rec["model"]: [r["top1_match"] for r in rec["records"]] for rec in d["per_pair"]}
-        pairs.update(len(v) for v in survival.values())
+        records = {rec["model"]: rec["records"] for rec in d["per_pair"]}
+        pairs.update(len(v) for v in records.values())
         for label, m in d["models"].items():
-            runs.setdefault(label, {})[seed] = (m["overall"], survival[label])
+            runs.setdefault(label, {})[seed] = (m["overall"], [r["top1_match"] for r in records[label]], records[label])
     if not runs:
         return None
     groups = {label: {"seeds": sorted(by_seed),
-                      **{k: [o[k] for o, _ in by_seed.values()] for k in ("top1_match_rate", "mean_kl", "unrelated_top1_agreement")}}
+                      **{k: [v[0][k] for v in by_seed.values()] for k in ("top1_match_rate", "mean_kl", "unrelated_top1_agreement")}}
               for label, by_seed in runs.items()}
     found = {}
     for name, ref, other in contrasts:
@@ -344,7 +346,26 @@ def robustness_over_seeds(probes_root, contrasts):
                        "survival": (mean_std(dsurv)[0], t_interval95(dsurv)), "kl": (mean_std(dkl)[0], t_interval95(dkl)),
                        "kl_ref": mean_std(runs[ref][k][0]["mean_kl"] for k in seeds)[0],
                        "mcnemar": mcnemar([x for k in seeds for x in runs[other][k][1]],
-                                          [x for k in seeds for x in runs[ref][k][1]])}
+                                          [x for k in seeds for x in runs[ref][k][1]]),
+                       "kl_prompts": kl_per_prompt(runs[ref], runs[other], seeds)}
+    adjusted = holm([p for c in found.values() for p in (c["mcnemar"]["p_value"], c["kl_prompts"]["p_wilcoxon"])])
+    for i, c in enumerate(found.values()):
+        c["mcnemar"]["p_holm"], c["kl_prompts"]["p_holm"] = adjusted[2 * i], adjusted[2 * i + 1]
     return {"groups": groups, "contrasts": found, "pairs": sorted(pairs),
             "seeds": sorted({s for r in runs.values() for s in r})}
 
+
+def kl_per_prompt(ref, other, seeds):
+    """Per prompt (matched by its clean and typo text), KL_other − KL_ref averaged over the seeds, then
+    paired over the prompts: mean and 95 % t-interval, median, how many prompts are higher / lower, and
+    the Wilcoxon signed-rank p (a test of the typical prompt, not of the mean: KL is skewed, a few prompts
+    can carry the mean one way while most move the other). The prompts are the units that recur across
+    seeds, so pooling (seed, prompt) pairs would overstate the sample."""
+    def by_prompt(run, seed):
+        return {(r["clean"], r["typo"]): r["kl"] for r in run[seed][2]}
+    per_seed = [(by_prompt(ref, k), by_prompt(other, k)) for k in seeds]
+    prompts = sorted(set.intersection(*(set(a) & set(b) for a, b in per_seed)))
+    diffs = [statistics.mean(b[p] - a[p] for a, b in per_seed) for p in prompts]
+    return {"prompts": len(prompts), "mean": statistics.mean(diffs) if diffs else None, "ci95": t_interval95(diffs),
+            "median": statistics.median(diffs) if diffs else None, "higher": sum(d > 0 for d in diffs),
+            "lower": sum(d < 0 for d in diffs), "p_wilcoxon": wilcoxon_p(diffs)}

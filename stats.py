@@ -35,3 +35,25 @@ def mcnemar(a, b):
     n = n_ab + n_ba
     p = 1.0 if n == 0 else float(_scipy.binomtest(min(n_ab, n_ba), n, 0.5).pvalue)
     return {"only_first": n_ab, "only_second": n_ba, "p_value": p}
+
+
+def wilcoxon_p(diffs):
+    """Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped, scipy's default
+    'wilcox' zero handling); 1.0 when every difference is zero, None with fewer than 2."""
+    diffs = list(diffs)
+    if len(diffs) < 2:
+        return None
+    if not any(diffs):
+        return 1.0
+    return float(_scipy.wilcoxon(diffs).pvalue)
+
+
+def holm(pvalues):
+    """Holm's step-down adjustment of a family of p-values (same order back): the i-th smallest of m
+    is multiplied by (m - i), made monotone, capped at 1. None entries stay None and do not count."""
+    present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m, out, running = len(present), list(pvalues), 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out

@@ -34,13 +34,16 @@ def test_a_studys_scale_is_read_from_its_logs_and_mixed_scales_are_refused(tmp_p
         analysis.study_scale(analysis.find_runs([str(tmp_path / "a")]))
 
 
-def write_probe(root, seed, survival, kl, baseline=0.5):
-    """A robustness.json as probes/robustness.py writes it: per model, overall rates and per-pair outcomes."""
+def write_probe(root, seed, survival, kl, baseline=0.5, kl_offsets=(0.0, 0.01, 0.02, 0.03)):
+    """A robustness.json as probes/robustness.py writes it: per model, overall rates and per-pair outcomes
+    (each pair's KL is the model's mean KL plus, for kron, kl_offsets[pair])."""
     d = root / f"s{seed}"
     d.mkdir(parents=True)
     models = {m: {"overall": {"top1_match_rate": sum(s) / len(s), "mean_kl": kl[m], "unrelated_top1_agreement": baseline}}
               for m, s in survival.items()}
-    per_pair = [{"model": m, "records": [{"top1_match": x} for x in s]} for m, s in survival.items()]
+    per_pair = [{"model": m, "records": [{"top1_match": x, "clean": f"clean {i}", "typo": f"typo {i}",
+                                          "kl": kl[m] + (kl_offsets[i] if m == "kron" else 0.0)} for i, x in enumerate(s)]}
+                for m, s in survival.items()]
     (d / "robustness.json").write_text(json.dumps({"models": models, "per_pair": per_pair}))
 
 
@@ -58,6 +61,12 @@ def test_robustness_over_seeds_pairs_each_seed_and_pools_mcnemar(tmp_path):
     # pooled: kron alone keeps 1 (seed 1) + 2 (seed 2) pairs, bpe_tied alone none -> p = 2 * 0.5^3
     assert c["mcnemar"]["only_first"] == 3 and c["mcnemar"]["only_second"] == 0
     assert c["mcnemar"]["p_value"] == pytest.approx(0.25)
+    # per prompt, KL_kron - KL_bpe averaged over the seeds: 0.15 + offset -> 0.15, 0.16, 0.17, 0.18
+    k = c["kl_prompts"]
+    assert k["prompts"] == 4 and k["mean"] == pytest.approx(0.165)
+    assert k["p_wilcoxon"] == pytest.approx(0.125)  # 4 positive differences: exact two-sided 2 / 2^4
+    # Holm over the family {McNemar 0.25, Wilcoxon 0.125}: 0.125 x 2 = 0.25, then max(0.25, 0.25 x 1)
+    assert c["mcnemar"]["p_holm"] == pytest.approx(0.25) and k["p_holm"] == pytest.approx(0.25)
     assert analysis.robustness_over_seeds(str(tmp_path / "none"), []) is None
 
 
