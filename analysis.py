@@ -8,6 +8,7 @@ and the README:
     95 % t-interval over the shared seeds (stats.t_interval95);
   * steps to target: the first step the mean curve reaches the baseline's final mean loss, linearly
     interpolated between the two evaluations that straddle it; step ratio = baseline's last step / it;
+    per seed, the same with the same seed's baseline run, and a t-interval over seeds;
   * scale: what a run was (layers, width, steps, tokens per step, training tokens), read from its log's
     config record, never typed;
   * robustness over seeds: top-1 survival and mean KL per seed from probes/robustness.py's JSON, paired
@@ -159,6 +160,8 @@ def compare(groups, baseline):
         cross = first_crossing(steps, list(mat.mean(0)), b_final)
         rec["steps_to_baseline_final"] = cross
         rec["step_ratio"] = (b_steps[-1] / cross) if cross else None
+        if g != baseline:
+            rec.update(step_ratios(data[baseline], runs))
         tps = [r["tokens_per_s"] for run in runs.values() for r in run["train"] if r["step"] >= 3]
         dts = [r["dt_ms"] for run in runs.values() for r in run["train"] if r["step"] >= 3]
         rec["median_tokens_per_s"] = statistics.median(tps) if tps else None
@@ -166,6 +169,21 @@ def compare(groups, baseline):
         out["groups"][g] = rec
     out["baseline_final_mean"] = float(b_final)
     return out, data
+
+
+def step_ratios(base_runs, runs):
+    """Per seed both groups have: the baseline run's last step over the first step the arm's run reaches
+    that baseline run's final loss (first_crossing; None when it never does), and, when every seed
+    reaches it, the mean ratio with its 95 % t-interval over seeds."""
+    ratios = {}
+    for seed in sorted(set(base_runs) & set(runs)):
+        b, r = base_runs[seed], runs[seed]
+        cross = first_crossing(r["steps"], r["val"], b["val"][-1])
+        ratios[seed] = b["steps"][-1] / cross if cross else None
+    reached = [v for v in ratios.values() if v is not None]
+    every = bool(ratios) and len(reached) == len(ratios)
+    return {"step_ratio_per_seed": ratios, "step_ratio_seed_mean": statistics.mean(reached) if every else None,
+            "step_ratio_ci95": t_interval95(reached) if every else None}
 
 
 def contrast(data, ref, other):

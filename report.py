@@ -36,8 +36,9 @@ def comparison_markdown(res):
     lines = [f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
              f"(positive: the arm reaches lower loss).\n",
              "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap 95 % CI (paired t) | gap (%) "
-             "| steps to baseline's final loss | step ratio | median step ms | tokens/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| steps to baseline's final loss (mean curves) | step ratio | step ratio per seed, mean [95 % CI] "
+             "| median step ms | tokens/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for g, r in res["groups"].items():
         one = len(r["seeds"]) == 1  # a spread over one seed is not zero but unknown: no "± 0.0000"
         gap = f"{r['gap_nats_mean']:+.4f}" + ("" if one else f" ± {r['gap_nats_std']:.4f}") if "gap_nats_mean" in r else "—"
@@ -45,11 +46,12 @@ def comparison_markdown(res):
         final = f"{r['final_val_mean']:.4f}" + ("" if one else f" ± {r['final_val_std']:.4f}")
         cross = f"{r['steps_to_baseline_final']:.1f}" if r["steps_to_baseline_final"] is not None else "not reached"
         ratio = f"{r['step_ratio']:.2f}×" if r["step_ratio"] else "—"
+        per_seed = seed_ratios(r)
         ms = f"{r['median_step_ms']:.0f}" if r["median_step_ms"] else "—"
         tps = f"{r['median_tokens_per_s']:,.0f}" if r["median_tokens_per_s"] else "—"
         ci = f"[{r['gap_nats_ci95'][0]:+.4f}, {r['gap_nats_ci95'][1]:+.4f}]" if r.get("gap_nats_ci95") else "—"
         lines.append(f"| {g} | {len(r['seeds'])} | {final} | {r['ppl_mean']:.2f} | "
-                     f"{gap} | {ci} | {pct} | {cross} | {ratio} | {ms} | {tps} |")
+                     f"{gap} | {ci} | {pct} | {cross} | {ratio} | {per_seed} | {ms} | {tps} |")
     sources = next((sorted(r["final_val_by_source"]) for r in res["groups"].values() if "final_val_by_source" in r), None)
     if sources:
         lines += ["", "Final validation loss per source (mean over seeds), and the paired gap to the baseline:", "",
@@ -68,9 +70,22 @@ def comparison_markdown(res):
     return "\n".join(lines)
 
 
+def seed_ratios(r):
+    """'1.45× [1.21, 1.69]' over seeds, the seeds' ratios when there is no interval, or a dash."""
+    ratios = r.get("step_ratio_per_seed")
+    if not ratios:
+        return "—"
+    if r.get("step_ratio_ci95"):
+        lo, hi = r["step_ratio_ci95"]
+        return f"{r['step_ratio_seed_mean']:.2f}× [{lo:.2f}, {hi:.2f}]"
+    if not any(ratios.values()):
+        return "not reached"
+    return ", ".join(f"{v:.2f}×" if v else "not reached" for v in ratios.values())
+
+
 def contrasts_markdown(contrasts):
     lines = ["| contrast | reference → other | seeds | gap (nats), mean ± std | 95 % CI (paired t) "
-             "| gap at 25 / 50 / 75 / 100 % of training |",
+             "| gap along training (step: gap) |",
              "|---|---|---|---|---|---|"]
     for label, c in contrasts.items():
         if c is None:
@@ -79,9 +94,9 @@ def contrasts_markdown(contrasts):
         ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "— (1 seed)"
         t = c["trajectory"]
         last = t[-1]["step"]
-        at = [min(t, key=lambda r: abs(r["step"] - q * last)) for q in (0.25, 0.5, 0.75, 1.0)]
+        at = list({r["step"]: r for r in (min(t, key=lambda r: abs(r["step"] - q * last)) for q in (0.25, 0.5, 0.75, 1.0))}.values())
         lines.append(f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f} ± {c['gap_std']:.3f} | "
-                     f"{ci} | " + " / ".join(f"{r['gap_mean']:+.3f}" for r in at) + " |")
+                     f"{ci} | " + ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in at) + " |")
     return "\n".join(lines)
 
 

@@ -532,7 +532,9 @@ def python_docs_section(cmp, cmp_md, probes_dir, sc):
         lines.append(f"| kron vs bpe_tied, val-loss gap | {PAPER['gap_nats']} nats ({PAPER['gap_pct']}) | "
                      f"{k['gap_nats_mean']:+.3f} ± {k['gap_nats_std']:.3f} nats ({k['gap_pct_mean']:+.2f} ± {k['gap_pct_std']:.2f} %) |")
         ratio = f"{k['step_ratio']:.2f}×" if k.get("step_ratio") else "not reached"
-        lines.append(f"| steps to bpe_tied's final loss | {PAPER['step_ratio']} fewer | {ratio} |")
+        per_seed = (f"; per seed {k['step_ratio_seed_mean']:.2f}× [95 % CI {k['step_ratio_ci95'][0]:.2f}, "
+                    f"{k['step_ratio_ci95'][1]:.2f}]" if k.get("step_ratio_ci95") else "")
+        lines.append(f"| steps to bpe_tied's final loss | {PAPER['step_ratio']} fewer | {ratio} (mean curves){per_seed} |")
     u = g.get("bpe_untied", {})
     if "gap_nats_mean" in u and "gap_nats_mean" in k:
         lines.append("| bpe_untied vs bpe_tied (control; not in the paper's abstract) | — | "

@@ -95,3 +95,19 @@ def test_compare_errors(tmp_path):
     write_run(tmp_path, "kron", 1, [(0, 5.0)])
     with pytest.raises(ValueError, match="baseline group 'bpe_tied' not found"):
         analysis.compare(analysis.find_runs([str(tmp_path)]), "bpe_tied")
+
+
+def test_step_ratios_per_seed_pair_each_run_with_its_own_seeds_baseline(tmp_path):
+    # baseline seed 1 ends at 4.0, seed 2 at 3.9; kron crosses them at steps 50 and 80 (linear between evaluations)
+    write_log(tmp_path, "bpe_tied", 1, [(0, 5.0), (100, 4.0)])
+    write_log(tmp_path, "bpe_tied", 2, [(0, 5.0), (100, 3.9)])
+    write_log(tmp_path, "kron", 1, [(0, 5.0), (50, 4.0), (100, 3.5)])
+    write_log(tmp_path, "kron", 2, [(0, 5.0), (40, 4.5), (100, 3.75)])  # 4.5 -> 3.75 reaches 3.9 at 40 + 60 * 0.8 = 88
+    write_log(tmp_path, "bpe_untied", 1, [(0, 5.0), (100, 4.5)])
+    write_log(tmp_path, "bpe_untied", 2, [(0, 5.0), (100, 3.0)])
+    res, _ = analysis.compare(analysis.find_runs([str(tmp_path)]), "bpe_tied")
+    k = res["groups"]["kron"]
+    assert k["step_ratio_per_seed"] == pytest.approx({1: 2.0, 2: 100 / 88})
+    assert k["step_ratio_seed_mean"] == pytest.approx((2.0 + 100 / 88) / 2) and k["step_ratio_ci95"] is not None
+    u = res["groups"]["bpe_untied"]  # seed 1 never reaches 4.0: per-seed ratios, no mean or interval
+    assert u["step_ratio_per_seed"][1] is None and u["step_ratio_seed_mean"] is None and u["step_ratio_ci95"] is None
