@@ -213,12 +213,15 @@ def load(path):
 
 
 def input_drift(logs):
-    """{group: mean over seeds of final / initial input-scale metric} (proj_std_sqrtD or wte_std)."""
+    """{group: (metric, mean over seeds of its final / initial, mean over seeds of the produced input
+    embeddings' RMS final / initial)}: the layer's own scale metric (proj_std_sqrtD for Kron, wte_std
+    for tables, as the paper reports) beside the same quantity for every arm (emb_rms)."""
     out = {}
     for run in sorted(os.listdir(logs)):
         series = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
-        out.setdefault(run.rsplit("-s", 1)[0], []).append((series["input_scale_key"], series["input_scale_rel"][-1]))
-    return {g: (v[0][0], sum(r for _, r in v) / len(v)) for g, v in out.items()}
+        out.setdefault(run.rsplit("-s", 1)[0], []).append(
+            (series["input_scale_key"], series["input_scale_rel"][-1], series["emb_rms"][-1] / series["emb_rms"][0]))
+    return {g: (v[0][0], statistics.mean(r for _, r, _ in v), statistics.mean(e for _, _, e in v)) for g, v in out.items()}
 
 
 def excludes_zero(interval):

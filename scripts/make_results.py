@@ -255,7 +255,8 @@ def horizon_table(cmp, long_cmp, sc, long_sc):
 
 
 def drift_table(drift):
-    return ["| group | metric | final / initial |", "|---|---|---|"] + [f"| {g} | {k} | {r:.3f} |" for g, (k, r) in drift.items()]
+    return (["| group | its layer's metric | metric final / initial | produced embeddings' RMS final / initial |", "|---|---|---|---|"]
+            + [f"| {g} | {k} | {r:.3f} | {e:.3f} |" for g, (k, r, e) in drift.items()])
 
 
 def english_section(cmp, cmp_md, drift, robustness=()):
@@ -377,7 +378,11 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
         tied = f" (kron_tied's {drift['kron_tied'][1]:.2f}×)" if "kron_tied" in drift else ""
         lines.append(f"- **Norm drift (English).** Final / initial input scale, mean over seeds: bpe_tied's table "
                      f"{drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, kron's projection "
-                     f"{drift['kron'][1]:.2f}×{tied}.")
+                     f"{drift['kron'][1]:.2f}×{tied}. On the same quantity for every arm, the RMS of the input embeddings "
+                     f"the layer produces: bpe_tied {drift['bpe_tied'][2]:.2f}×, bpe_untied {drift['bpe_untied'][2]:.2f}×, "
+                     f"kron {drift['kron'][2]:.2f}×: the paper's quantities (a table's std, the projection's std·√D) are "
+                     "not the same measurement, and on the common one kron's input "
+                     + ("grows more than bpe_tied's." if drift["kron"][2] > drift["bpe_tied"][2] else "grows less than bpe_tied's."))
     return lines + [""]
 
 
