@@ -39,6 +39,7 @@ CONTROLS = {
     "kron_scale": (1.0, "scales Kronecker embeddings"),
     "input_scale": (1.0, "multiplies the untied BPE table's output (the scale control that keeps its learning dynamics)"),
     "lowrank_rank": (None, "is the rank of the factorised table of bpe_lowrank"),
+    "tied_logit_scale": (None, "is the initial logit scale of kron_tied's head"),
 }
 
 
@@ -161,10 +162,10 @@ class KronTiedHead(nn.Module):
     its projection (no V x d matrix anywhere), s a learned scalar, b = -inf on ids with no bytes."""
     rebuilt_each_step = True
 
-    def __init__(self, kron):
+    def __init__(self, kron, init_scale=None):
         super().__init__()
         self.__dict__["kron"] = kron  # a reference, not a submodule: W stays the input layer's alone
-        self.logit_scale = nn.Parameter(torch.tensor(KRON_TIED_LOGIT_SCALE))
+        self.logit_scale = nn.Parameter(torch.tensor(KRON_TIED_LOGIT_SCALE if init_scale is None else float(init_scale)))
         self.register_buffer("head_bias", no_bytes_bias(kron), persistent=False)
 
     def output_matrix(self):
@@ -247,7 +248,7 @@ def _bpe_tied(cfg):
 
 def _kron_tied(cfg):
     kron = kron_input(cfg)
-    return kron, KronTiedHead(kron)
+    return kron, KronTiedHead(kron, cfg.tied_logit_scale)
 
 
 register("bpe_tied", _bpe_tied, doc="nn.Embedding shared with the output head (the paper's baseline)")
@@ -261,5 +262,5 @@ register("bpe_untied", lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.i
 register("bpe_lowrank", lambda cfg: (LowRankInput(cfg.vocab_size, cfg.n_embd, cfg.lowrank_rank or matched_rank(cfg)),
                                      LinearHead(cfg.n_embd, cfg.vocab_size)),
          controls=("lowrank_rank",), doc="a factorised V x r x d table with the Kron projection's parameter count, untied head")
-register("kron_tied", _kron_tied, controls=("kron_shuffle_seed", "kron_scale"),
+register("kron_tied", _kron_tied, controls=("kron_shuffle_seed", "kron_scale", "tied_logit_scale"),
          doc="KroneckerEmbedding, and the head tied to it: logits = s h E(W)^T (not in the paper)", reads_bytes=True)

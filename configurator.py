@@ -120,6 +120,7 @@ RANGES = {
     "kron_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "input_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "lowrank_rank": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
+    "tied_logit_scale": (lambda v: v is None or (_num(v) and 0 <= v < float("inf")), "None or a finite number >= 0"),
     "kron_byte_source": (lambda v: v in ("exact", "decode"), "'exact' or 'decode'"),
 }
 

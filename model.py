@@ -54,6 +54,7 @@ class GPTConfig:
     input_scale: float = 1.0        # bpe_untied: the table's output multiplied by this (50: the Kron input's RMS),
     # a scale control that keeps the table's learning dynamics (input_init_std=1.0 is a frozen random code)
     lowrank_rank: Optional[int] = None  # bpe_lowrank: the factorised table's rank (None: as many parameters as the Kron projection)
+    tied_logit_scale: Optional[float] = None  # kron_tied: the head's logit scale s at init (None: arms.KRON_TIED_LOGIT_SCALE)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:

@@ -205,3 +205,23 @@ def test_pos_dim_so_small_that_tokens_collide_warns_with_the_count():
     msgs = [str(w.message) for w in caught if "kron_tied" in str(w.message)]
     n = m.transformer.wte.byte_stats["colliding_tokens"]
     assert n > 1000 and len(msgs) == 1 and f"{n} real tokens share their byte row" in msgs[0]
+
+
+def test_the_tied_logit_scale_control_sets_the_kron_tied_heads_start_and_then_learns():
+    """tied_logit_scale=0: every real token's logit is 0 at init, so the step-0 loss is ln(real vocabulary)
+    exactly; under AdamW the scale then moves away from 0 (it is a starting point, not a frozen value)."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, embedding="kron_tied", tied_logit_scale=0.0))
+    x, y = torch.randint(0, 50257, (4, 16)), torch.randint(0, 50257, (4, 16))
+    _, loss = m(x, y)
+    assert loss.item() == pytest.approx(math.log(50257), abs=1e-4)
+    assert small(embedding="kron_tied").lm_head.logit_scale.item() == pytest.approx(arms.KRON_TIED_LOGIT_SCALE)
+    opt = m.configure_optimizers(0.1, 2e-3, (0.9, 0.95), "cpu")
+    for _ in range(5):
+        _, loss = m(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert abs(m.lm_head.logit_scale.item()) > 1e-3
+    with pytest.raises(ValueError, match="tied_logit_scale=0.0 is the initial logit scale of kron_tied's head"):
+        GPTConfig(embedding="kron", tied_logit_scale=0.0)
