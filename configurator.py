@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from model import GPTConfig
+from runtime import DTYPES
+from tokenizer import BYTE_SOURCES
 
 
 @dataclass
@@ -90,6 +92,12 @@ def _num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _one_of(*values):
+    """(check, what is expected) for a setting that takes one of `values` (each list has one source)."""
+    words = [repr(v) for v in values]
+    return (lambda v: v in values, ", ".join(words[:-1]) + " or " + words[-1])
+
+
 # key: (check, what is expected). Checked once, when a config is loaded (and by train.train for dicts).
 _AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "eval_iters",
                "log_interval", "n_layer", "n_head", "n_embd", "vocab_size", "kron_pos_dim")
@@ -111,9 +119,9 @@ RANGES = {
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "num_threads": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "peak_flops": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
-    "init_from": (lambda v: v in ("scratch", "resume", "auto"), "'scratch', 'resume' or 'auto'"),
-    "dtype": (lambda v: v in ("auto", "float32", "bfloat16", "float16"), "'auto', 'float32', 'bfloat16' or 'float16'"),
-    "backend": (lambda v: v in ("auto", "nccl", "gloo"), "'auto', 'nccl' or 'gloo'"),
+    "init_from": _one_of("scratch", "resume", "auto"),
+    "dtype": _one_of("auto", *DTYPES),
+    "backend": _one_of("auto", "nccl", "gloo"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     "input_init_std": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
     "kron_shuffle_seed": (lambda v: v is None or (_int(v) and v >= 0), "None or an integer >= 0"),
@@ -121,7 +129,7 @@ RANGES = {
     "input_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "lowrank_rank": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "tied_logit_scale": (lambda v: v is None or (_num(v) and 0 <= v < float("inf")), "None or a finite number >= 0"),
-    "kron_byte_source": (lambda v: v in ("exact", "decode"), "'exact' or 'decode'"),
+    "kron_byte_source": _one_of(*BYTE_SOURCES),
 }
 
 
