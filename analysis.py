@@ -319,7 +319,8 @@ def run_scale(run_dir):
     per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
     return {"n_layer": c["n_layer"], "n_embd": c["n_embd"], "block_size": c["block_size"], "max_iters": c["max_iters"],
             "tokens_per_step": per_step, "tokens": per_step * c["max_iters"], "train_tokens": last.get("n_train_tokens"),
-            "seed": c["seed"], "embedding": c["embedding"], "data_dir": c.get("data_dir"), "dtype": last.get("dtype")}
+            "seed": c["seed"], "embedding": c["embedding"], "data_dir": c.get("data_dir"), "dtype": last.get("dtype"),
+            "vocab_size": c["vocab_size"], "params": last.get("params")}
 
 
 def study_scale(groups):
@@ -334,7 +335,9 @@ def study_scale(groups):
     if not seen:
         return None
     first = scales[next(iter(seen.values()))]
-    return {**{k: first[k] for k in keys + ("tokens", "train_tokens", "data_dir")},
+    tied = next((s for s in scales.values() if s and s["embedding"] == "bpe_tied"), None)  # whose table is all of the input
+    return {**{k: first[k] for k in keys + ("tokens", "train_tokens", "data_dir", "vocab_size")},
+            "params": (tied or first)["params"],
             "seeds": sorted({seed for runs in groups.values() for seed in runs})}
 
 

@@ -86,6 +86,8 @@ PAIRED_CONTRASTS = [
     ("each token's own bytes vs shuffled bytes", "kron-kron_shuffle_seed0", "kron"),
 ]
 PAIRED_SEEDS = 5
+SMALL_VOCAB_CONTRASTS = PAIRED_CONTRASTS[:6]  # no shuffled-bytes group at this scale (yet)
+SMALL_VOCAB_SEEDS = 3
 
 
 def millions(tokens, digits=2):
@@ -386,27 +388,48 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
     return lines + [""]
 
 
-def paired_section(study_dir):
-    """RESULTS.md's section on the paired study: its comparison and contrasts as far as its kept logs go,
-    labelled with its seed count; no verdict is drawn from fewer than 2 seeds."""
-    got = compare_with_contrasts(study_dir, PAIRED_CONTRASTS)
+def study_in_progress(study_dir, title, config, contrasts, planned, what):
+    """RESULTS.md's section on a study still gathering seeds: its comparison and contrasts as far as its
+    kept logs go, labelled with its seed counts; a contrast gets a verdict only with an interval (>= 2 seeds)."""
+    got = compare_with_contrasts(study_dir, contrasts)
     if not got:
         return []
     cmp, md = got
     sc = analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")]))
-    seeds = len(sc["seeds"])
-    lines = ["## The paired English study (in progress)", "",
-             f"`config/study_english_paired.py`, logs in `results/study_english_paired/runs/` ({seed_status(cmp, PAIRED_SEEDS)}; "
-             "how to continue it: that folder's README). Small-scale CPU runs in bf16 autocast: a "
-             f"{sc['n_layer']}-layer d={sc['n_embd']} GPT, {sc['max_iters']} steps of {sc['tokens_per_step']:,} tokens = "
-             f"{millions(sc['tokens'])} tokens per run, every arm of a seed starting from the same body weights. "
-             + ("**One seed so far: the gaps below are single runs, with no interval, and no conclusion is drawn from them.**"
-                if seeds < 2 else f"Gaps are paired by seed over {seeds} seeds."), "",
+    fewest = min(len(g["seeds"]) for g in cmp["groups"].values())
+    rel = f"results/{os.path.basename(os.path.normpath(study_dir))}"
+    lines = [f"## {title} (in progress)", "",
+             f"`{config}`, logs in `{rel}/runs/` ({seed_status(cmp, planned)}; how to continue it: that folder's README). "
+             f"Small-scale CPU runs in bf16 autocast: a {sc['n_layer']}-layer d={sc['n_embd']} GPT, {sc['max_iters']} steps of "
+             f"{sc['tokens_per_step']:,} tokens = {millions(sc['tokens'])} tokens per run, every arm of a seed starting from the "
+             f"same body weights. {what(sc)}"
+             + (" **Some groups have one seed: their gaps are single runs, with no interval, and no conclusion is drawn "
+                "from them.**" if fewest < 2 else ""), "",
              "| contrast | gap L_reference − L_other (positive: the other group is better) | verdict |", "|---|---|---|"]
-    for label, _, _ in PAIRED_CONTRASTS:
+    for label, _, _ in contrasts:
         c = cmp.get("contrasts", {}).get(label)
-        lines.append(f"| {label} | {fmt_gap(c)} | {verdict(c) if seeds >= 2 else 'not yet measurable'} |")
-    return lines + ["", md, "", "![validation loss](results/study_english_paired/compare/val_curves.png)", ""]
+        lines.append(f"| {label} | {fmt_gap(c)} | {verdict(c)} |")
+    return lines + ["", md, "", f"![validation loss]({rel}/compare/val_curves.png)", ""]
+
+
+def small_vocab_words(sc):
+    """The small-vocabulary study's proportions beside 124M's, from its bpe_tied run's logged parameter counts."""
+    p = sc.get("params") or {}
+    if not p:
+        return ""
+    return (f"Vocabulary {sc['vocab_size']:,} (a BPE trained on the English corpus): bpe_tied's input table is "
+            f"{100 * p['input'] / p['total']:.0f} % of its {p['total'] / 1e6:.2f}M parameters (GPT-2 124M: 31 %) and each "
+            f"table row is seen {sc['tokens'] / sc['vocab_size']:.0f} times on average (124M at 2.5B tokens: ~50,000).")
+
+
+def paired_section(study_dir):
+    return study_in_progress(study_dir, "The paired English study", "config/study_english_paired.py", PAIRED_CONTRASTS,
+                             PAIRED_SEEDS, lambda sc: "")
+
+
+def small_vocab_section(study_dir):
+    return study_in_progress(study_dir, "The small-vocabulary study", "config/study_small_vocab.py", SMALL_VOCAB_CONTRASTS,
+                             SMALL_VOCAB_SEEDS, small_vocab_words)
 
 
 def compare_with_contrasts(study_dir, contrasts=CONTRASTS):
@@ -569,7 +592,7 @@ def python_docs_section(cmp, cmp_md, probes_dir, sc):
 
 
 def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None,
-               paired_dir=None):
+               paired_dir=None, small_vocab_dir=None):
     lines = ["# Results: CPU-scale replications",
              "",
              "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
@@ -593,6 +616,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
             lines += drift_table(lg["drift"]) + [""] + lg["robustness"]
     if paired_dir:
         lines += paired_section(paired_dir)
+    if small_vocab_dir:
+        lines += small_vocab_section(small_vocab_dir)
     if gpu_dir:
         lines += gpu_study_section(gpu_dir)
     lines += python_docs_section(cmp, cmp_md, probes_dir, sc)
@@ -614,6 +639,8 @@ def main(argv=None):
                    help="the 124M GPU study's kept logs (scripts/gpu_study.sh, kept by scripts/gpu_report.py --study-archive)")
     p.add_argument("--paired-dir", default=os.path.join(ROOT, "results", "study_english_paired"),
                    help="the paired English study's kept logs (<dir>/runs), if any")
+    p.add_argument("--small-vocab-dir", default=os.path.join(ROOT, "results", "study_small_vocab"),
+                   help="the small-vocabulary study's kept logs (<dir>/runs), if any")
     p.add_argument("--out", default=os.path.join(ROOT, "RESULTS.md"))
     args = p.parse_args(argv)
     logs = os.path.join(args.results_dir, "runs")
@@ -634,7 +661,7 @@ def main(argv=None):
     english_long = english and load_study(args.english_long_dir, "### Spelling robustness of the long runs, on every seed")
     with open(args.out, "w") as f:
         f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir,
-                           args.paired_dir))
+                           args.paired_dir, args.small_vocab_dir))
     print(f"wrote {args.out}")
 
 

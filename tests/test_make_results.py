@@ -26,12 +26,14 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
         if os.path.isdir(kept_long):
             shutil.copytree(kept_long, tmp_path / "study_english_long" / part)
     shutil.copytree(os.path.join(root, "results", "study_english_paired", "runs"), tmp_path / "paired" / "runs")
+    shutil.copytree(os.path.join(root, "results", "study_small_vocab", "runs"), tmp_path / "small_vocab" / "runs")
     if os.path.isdir(os.path.join(root, "results", "gpu_124m")):  # the 124M GPU study, once it has run
         shutil.copytree(os.path.join(root, "results", "gpu_124m"), tmp_path / "gpu_124m")
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
                        "--english-dir", str(tmp_path / "study_english"), "--english-long-dir", str(tmp_path / "study_english_long"),
                        "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"),
-                       "--gpu-dir", str(tmp_path / "gpu_124m"), "--paired-dir", str(tmp_path / "paired")])
+                       "--gpu-dir", str(tmp_path / "gpu_124m"), "--paired-dir", str(tmp_path / "paired"),
+                       "--small-vocab-dir", str(tmp_path / "small_vocab")])
     assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
 
 
