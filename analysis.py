@@ -320,7 +320,7 @@ def run_scale(run_dir):
     return {"n_layer": c["n_layer"], "n_embd": c["n_embd"], "block_size": c["block_size"], "max_iters": c["max_iters"],
             "tokens_per_step": per_step, "tokens": per_step * c["max_iters"], "train_tokens": last.get("n_train_tokens"),
             "seed": c["seed"], "embedding": c["embedding"], "data_dir": c.get("data_dir"), "dtype": last.get("dtype"),
-            "vocab_size": c["vocab_size"], "params": last.get("params")}
+            "vocab_size": c.get("vocab_size"), "params": last.get("params")}
 
 
 def study_scale(groups):

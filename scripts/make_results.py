@@ -388,16 +388,16 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
     return lines + [""]
 
 
-def study_in_progress(study_dir, title, config, contrasts, planned, what):
-    """RESULTS.md's section on a study still gathering seeds: its comparison and contrasts as far as its
-    kept logs go, labelled with its seed counts; a contrast gets a verdict only with an interval (>= 2 seeds)."""
+def study_in_progress(study_dir, rel, title, config, contrasts, planned, what):
+    """RESULTS.md's section on a study still gathering seeds (kept in study_dir, named by its repository path
+    rel): its comparison and contrasts as far as its kept logs go, labelled with its seed counts; a contrast
+    gets a verdict only with an interval (>= 2 seeds)."""
     got = compare_with_contrasts(study_dir, contrasts)
     if not got:
         return []
     cmp, md = got
     sc = analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")]))
     fewest = min(len(g["seeds"]) for g in cmp["groups"].values())
-    rel = f"results/{os.path.basename(os.path.normpath(study_dir))}"
     lines = [f"## {title} (in progress)", "",
              f"`{config}`, logs in `{rel}/runs/` ({seed_status(cmp, planned)}; how to continue it: that folder's README). "
              f"Small-scale CPU runs in bf16 autocast: a {sc['n_layer']}-layer d={sc['n_embd']} GPT, {sc['max_iters']} steps of "
@@ -423,13 +423,13 @@ def small_vocab_words(sc):
 
 
 def paired_section(study_dir):
-    return study_in_progress(study_dir, "The paired English study", "config/study_english_paired.py", PAIRED_CONTRASTS,
-                             PAIRED_SEEDS, lambda sc: "")
+    return study_in_progress(study_dir, "results/study_english_paired", "The paired English study",
+                             "config/study_english_paired.py", PAIRED_CONTRASTS, PAIRED_SEEDS, lambda sc: "")
 
 
 def small_vocab_section(study_dir):
-    return study_in_progress(study_dir, "The small-vocabulary study", "config/study_small_vocab.py", SMALL_VOCAB_CONTRASTS,
-                             SMALL_VOCAB_SEEDS, small_vocab_words)
+    return study_in_progress(study_dir, "results/study_small_vocab", "The small-vocabulary study",
+                             "config/study_small_vocab.py", SMALL_VOCAB_CONTRASTS, SMALL_VOCAB_SEEDS, small_vocab_words)
 
 
 def compare_with_contrasts(study_dir, contrasts=CONTRASTS):
