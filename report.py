@@ -118,7 +118,8 @@ def comparison_plots(res, data, out):
     ax.set_ylabel("val-loss gap (nats), ± std over seeds")
     ax.set_title("gap to the baseline over training (positive: arm is better)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # only the baseline so far: nothing to label
+        ax.legend()
     paths.append(save_figure(fig, os.path.join(out, "gap.png")))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for g, runs in data.items():
