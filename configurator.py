@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from data.shards import VAL_SAMPLES
 from model import GPTConfig
 from runtime import DTYPES
 from tokenizer import BYTE_SOURCES
@@ -32,6 +33,7 @@ class TrainConfig(GPTConfig):
     eval_interval: int = 250
     log_interval: int = 10
     eval_iters: int = 20
+    val_sample: str = "first"  # validation windows: 'first' of each val shard (the kept studies), or a fixed 'random' sample
     eval_only: bool = False
     init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
     # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
@@ -130,6 +132,7 @@ RANGES = {
     "lowrank_rank": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "tied_logit_scale": (lambda v: v is None or (_num(v) and 0 <= v < float("inf")), "None or a finite number >= 0"),
     "kron_byte_source": _one_of(*BYTE_SOURCES),
+    "val_sample": _one_of(*VAL_SAMPLES),
 }
 
 

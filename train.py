@@ -131,7 +131,7 @@ def setup(run):
     run.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
     if c.hellaswag_interval and rt.master:  # read (and checked) at the start, not at the first evaluation
         run.hellaswag = read_hellaswag(c)
-    run.val = run.data.val_batches(c.batch_size, c.eval_iters)
+    run.val = run.data.val_batches(c.batch_size, c.eval_iters, c.val_sample)
     run.optimizer = run.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), rt.device_type)
     resume = ckpt_path is not None
     if resume:

@@ -195,6 +195,9 @@ def data_fingerprint(data_dir, counts=None):
     return {**counts, "sha256": h.hexdigest()[:16]}
 
 
+VAL_SAMPLES = ("first", "random")
+
+
 class TokenData:
     """Train and validation shards of one folder, with deterministic batch sampling."""
 
@@ -224,18 +227,24 @@ class TokenData:
         rows = np.stack(rows)
         return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
 
-    def val_batches(self, batch_size, n_batches):
-        """The fixed validation set: consecutive non-overlapping windows from the start of the val
-        shards, the same for every run, as a list of (x, y, source). With several val shards (one per
+    def val_batches(self, batch_size, n_batches, sample="first"):
+        """The fixed validation set, the same for every run, as a list of (x, y, source): non-overlapping
+        windows of each val shard, its first ones (sample="first", what the kept studies used: often one
+        or two documents) or a fixed random choice over the whole shard (sample="random": seed 0 whatever
+        the run's seed, so every arm and seed sees the same windows). With several val shards (one per
         source) each gives an equal share of the n_batches, so the overall loss is balanced and a loss
         per source can be read; `source` is the shard's name between '_val_' and '.bin'."""
+        if sample not in VAL_SAMPLES:
+            raise ValueError(f"sample={sample!r}: expected one of {VAL_SAMPLES}")
         T = self.block_size
         shards = [(p, s) for p, s in zip(self.val_paths, self.val) if len(s) > T]
         per_shard = max(1, n_batches // max(1, len(shards)))
         out = []
         for path, shard in shards:
-            windows = [np.asarray(shard[i:i + T + 1], dtype=np.int64)
-                       for i in range(0, len(shard) - T, T)][:batch_size * per_shard]
+            starts = np.arange(0, len(shard) - T, T)
+            if sample == "random" and len(starts) > batch_size * per_shard:
+                starts = np.sort(np.random.default_rng(0).choice(starts, batch_size * per_shard, replace=False))
+            windows = [np.asarray(shard[i:i + T + 1], dtype=np.int64) for i in starts[:batch_size * per_shard]]
             source = os.path.basename(path).split("_val_", 1)[-1].removesuffix(".bin")
             for b in range(len(windows) // batch_size):
                 w = np.stack(windows[b * batch_size:(b + 1) * batch_size])

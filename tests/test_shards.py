@@ -188,3 +188,18 @@ def test_a_stream_resumed_from_progress_without_a_position_skips_what_is_done(tm
     documents_to_shards(load_documents(None, None, [FIXTURE]), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     documents_to_shards(docs, str(tmp_path / "b"), "fw", shard_tokens=1000, num_proc=1)
     assert_same_shards(tmp_path / "a", tmp_path / "b")
+
+
+def test_a_random_validation_sample_is_fixed_spread_and_the_same_for_every_run(data_dir):
+    a, b = (TokenData(data_dir, 32, 50304) for _ in range(2))
+    first = a.val_batches(4, 3)
+    rand_a, rand_b = a.val_batches(4, 3, "random"), b.val_batches(4, 3, "random")
+    assert len(rand_a) == len(first) == 3
+    assert all((x1 == x2).all() and (y1 == y2).all() for (x1, y1, _), (x2, y2, _) in zip(rand_a, rand_b))  # fixed
+    assert not all((x1 == x2).all() for (x1, _, _), (x2, _, _) in zip(first, rand_a))  # not the first windows
+    val = a.val[0]
+    starts = {int(np.flatnonzero(np.lib.stride_tricks.sliding_window_view(val, 32).__eq__(row).all(1))[0])
+              for x, _, _ in rand_a for row in x}
+    assert max(starts) > 12 * 32  # drawn from beyond the first 12 windows that "first" takes
+    with pytest.raises(ValueError, match="sample='middle'"):
+        a.val_batches(4, 3, "middle")
