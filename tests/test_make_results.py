@@ -47,6 +47,12 @@ def test_readme_quotes_only_intervals_results_md_has():
     assert quoted, "the README's study headline quotes no interval"
     missing = [q for q in quoted if q not in results]
     assert not missing, f"README.md quotes intervals RESULTS.md does not have: {missing}"
+    # and the other figures its disagreements quote: prompt counts and drift ratios
+    counts = re.findall(r"\d+ of \d+ prompts", readme)
+    ratios = [r for pair in re.findall(r"(\d+\.\d+×) vs (\d+\.\d+×)", readme) for r in pair]
+    assert counts and ratios, "the README's disagreements quote no prompt count or drift ratio"
+    missing = [q for q in counts + ratios if q not in results]
+    assert not missing, f"README.md quotes figures RESULTS.md does not have: {missing}"
 
 
 def test_make_results_never_replaces_a_kept_log_with_an_unfinished_runs(tmp_path, finished_run):
