@@ -61,21 +61,23 @@ def load_run(path):
 
 
 def data_identity(configs):
-    """What a run was trained on, as its log recorded it: {"tokens": (train, val), "sha256": the data
-    fingerprint or None (logs from before fingerprints)}; None when nothing was recorded."""
+    """What a run was trained and validated on, as its log recorded it: {"tokens": (train, val), "sha256":
+    the data fingerprint or None (logs from before fingerprints), "val_sample": which validation windows
+    ('first' for logs from before the setting)}; None when nothing was recorded."""
     if not configs:
         return None
     last = configs[-1]
     fp = last.get("data") or {}
     tokens = (fp.get("train_tokens", last.get("n_train_tokens")), fp.get("val_tokens", last.get("n_val_tokens")))
-    return {"tokens": tokens if None not in tokens else None, "sha256": fp.get("sha256")}
+    return {"tokens": tokens if None not in tokens else None, "sha256": fp.get("sha256"),
+            "val_sample": (last.get("config") or {}).get("val_sample", "first")}
 
 
 def same_data(data):
     """Refuse a comparison of runs trained on different data (another corpus version, say), naming two:
     their token counts differ, or both have fingerprints and these differ."""
     runs = [r for group in data.values() for r in group.values() if r["data"]]
-    for field in ("tokens", "sha256"):
+    for field in ("tokens", "sha256", "val_sample"):
         seen = {}
         for r in runs:
             if r["data"][field] is not None:

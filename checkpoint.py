@@ -326,8 +326,11 @@ NOT_RESULTS = ("out_dir", "init_from", "eval_only", "log_interval", "ckpt_interv
 
 def config_changes(theirs, ours, ignore=("init_from", "eval_only")):
     """(refused, allowed): {key: (recorded, new)} for the settings that differ between a checkpoint's
-    recorded config and the one about to resume it."""
-    changed = {k: (theirs[k], ours[k]) for k in ours if k in theirs and theirs[k] != ours[k] and k not in ignore}
+    recorded config and the one about to resume it. A setting the record lacks (it predates the setting)
+    had its default value then, so it is compared as that default."""
+    from configurator import DEFAULTS
+    recorded = {k: theirs[k] if k in theirs else DEFAULTS[k] for k in ours if k in theirs or k in DEFAULTS}
+    changed = {k: (recorded[k], ours[k]) for k in recorded if recorded[k] != ours[k] and k not in ignore}
     fixed = fixed_on_resume()
     return ({k: v for k, v in changed.items() if k in fixed}, {k: v for k, v in changed.items() if k not in fixed})
 

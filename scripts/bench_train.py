@@ -38,15 +38,17 @@ def child_peak_rss(args, arm):
     on CPU, one process per variant is the only clean peak (os.wait4 gives that child's own rusage)."""
     import subprocess
     import tempfile
-    cmd = [sys.executable, os.path.abspath(__file__), "--arms", arm, "--steps", "2", "--warmup", "1",
+    cmd = [sys.executable, "-m", "scripts.bench_train", "--arms", arm, "--steps", "2", "--warmup", "1",
            "--n-layer", str(args.n_layer), "--n-head", str(args.n_head), "--n-embd", str(args.n_embd),
            "--block-size", str(args.block_size), "--batch-size", str(args.batch_size), "--accum", str(args.accum),
            "--device", "cpu", "--out", os.path.join(tempfile.mkdtemp(), "rss.json")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise RuntimeError(f"the peak-memory run of {arm} failed (exit {proc.returncode}): {' '.join(cmd)}")
+        raise RuntimeError(f"the peak-memory run of {arm} failed (exit {proc.returncode}): {' '.join(cmd)}: "
+                           f"{err[-1] if err else 'no message'}")
     return usage.ru_maxrss * 1024  # kilobytes on Linux
 
 

@@ -76,6 +76,11 @@ def kept_log(run, keep_dir):
     return os.path.join(keep_dir, os.path.basename(os.path.normpath(run["out_dir"])), "metrics.jsonl")
 
 
+# A kept log or run folder is the planned run whatever its data folder is called (data/pydocs is now
+# data/python_docs): check_same_data compares the data itself, by fingerprint and token counts.
+SAME_BY_FINGERPRINT = checkpoint.NOT_RESULTS + ("data_dir",)
+
+
 def kept_complete(run, keep_dir, want):
     """A run whose metric log, kept in git under keep_dir, reached max_iters with the planned config
     is finished: a new clone skips it although it has no checkpoint."""
@@ -87,7 +92,7 @@ def kept_complete(run, keep_dir, want):
     check_same_data(path, configs, want["data_dir"])
     if not configs or not evals or evals[-1]["step"] < want["max_iters"]:
         return False
-    fixed, changed = checkpoint.config_changes(configs[-1]["config"], want, ignore=checkpoint.NOT_RESULTS)
+    fixed, changed = checkpoint.config_changes(configs[-1]["config"], want, ignore=SAME_BY_FINGERPRINT)
     return not fixed and not changed
 
 
@@ -135,7 +140,11 @@ def state(run, base, extra=(), keep_dir=None):
     if meta is None:
         has_ckpt = os.path.exists(checkpoint.paths(run["out_dir"])[0])
         return "interrupted" if has_ckpt else "new"
-    fixed, changed = checkpoint.config_changes(meta.get("config", {}), want, ignore=checkpoint.NOT_RESULTS)
+    log = os.path.join(run["out_dir"], "metrics.jsonl")
+    if os.path.isfile(log):
+        from runlog import read_metrics
+        check_same_data(log, read_metrics(log, "config"), want["data_dir"])
+    fixed, changed = checkpoint.config_changes(meta.get("config", {}), want, ignore=SAME_BY_FINGERPRINT)
     extend = set(changed) <= {"max_iters", "lr_decay_iters"} and want["max_iters"] > meta.get("step", 0)
     if fixed or (changed and meta.get("finished") and not extend):
         detail = ", ".join(f"{k}: recorded {a!r}, planned {b!r}" for k, (a, b) in {**fixed, **changed}.items())

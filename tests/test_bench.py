@@ -61,3 +61,14 @@ def test_bench_embed_flags_that_used_to_be_ignored(tmp_path, capsys, argv, messa
     with pytest.raises(SystemExit):
         bench_embed.main(argv + ["--out", str(tmp_path / "x.json")])
     assert message in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_cpu_peak_rss_measures_each_variant_in_its_own_process(tmp_path):
+    """--cpu-peak-rss starts `python -m scripts.bench_train` per variant (a child started as a file could
+    not import the library: it failed with 'No module named errors')."""
+    from scripts import bench_train
+    bench_train.main(["--device", "cpu", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16",
+                      "--batch-size", "2", "--steps", "1", "--warmup", "0", "--arms", "bpe_tied", "--cpu-peak-rss",
+                      "--quiet", "--out", str(tmp_path / "train.json")])
+    rss = json.load(open(tmp_path / "train.json"))["results"]["bpe_tied"]
+    assert rss["peak_mem_bytes"] > 50 * 2 ** 20  # the child's own peak: torch and a model, at least 50 MiB

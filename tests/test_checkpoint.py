@@ -251,3 +251,11 @@ def test_restore_optimizer_keeps_this_devices_choices():
     p.grad = torch.randn(4, 3)
     opt.step()  # runs fused from the restored moments
     assert float(opt.state[p]["step"]) == 3.0
+
+
+def test_a_setting_a_record_predates_is_compared_as_its_default():
+    from configurator import DEFAULTS
+    old = {k: v for k, v in DEFAULTS.items() if k not in ("val_sample", "tied_logit_scale")}  # a record from before them
+    assert checkpoint.config_changes(old, dict(DEFAULTS)) == ({}, {})
+    fixed, changed = checkpoint.config_changes(old, dict(DEFAULTS, val_sample="random", tied_logit_scale=0.0))
+    assert changed == {"val_sample": ("first", "random")} and fixed == {"tied_logit_scale": (None, 0.0)}

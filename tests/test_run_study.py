@@ -1,6 +1,7 @@
 """scripts/run_study.py: planning, skipping finished runs, resuming interrupted ones, refusing bad grids and sidecars."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -118,3 +119,32 @@ def test_study_grid_with_an_unknown_arm_or_setting_or_misplaced_control_is_refus
         run_study.main(["--base", "config/kron_cpu.py", "--arms", "bpe_tied", "--grid", "input_init_std=1.0",
                         "--out-root", str(root)])
     assert not root.exists()  # nothing started
+
+
+def test_a_kept_log_is_the_planned_run_whatever_its_data_folder_is_called(data_dir, tmp_path):
+    """A corpus folder renamed (data/pydocs -> data/python_docs) keeps its kept logs: the runner compares
+    the data by fingerprint, not by the folder's name; other data is still refused."""
+    import json
+
+    from scripts import run_study
+    renamed = tmp_path / "renamed_corpus"
+    os.symlink(data_dir, renamed)
+    base = tmp_path / "base.py"
+    cfg = tiny_config(str(renamed), "unused", max_iters=2, lr_decay_iters=2, eval_interval=2)
+    base.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in ("data_dir", "n_layer", "n_head", "n_embd", "block_size",
+                                                          "batch_size", "max_iters", "lr_decay_iters", "eval_interval",
+                                                          "eval_iters", "warmup_iters", "learning_rate", "min_lr")) + "\n")
+    train.train(tiny_config(data_dir, tmp_path / "runs" / "kron-s1", embedding="kron", seed=1, max_iters=2, lr_decay_iters=2,
+                            eval_interval=2))
+    kept = tmp_path / "kept" / "kron-s1"
+    kept.mkdir(parents=True)
+    shutil.copy(tmp_path / "runs" / "kron-s1" / "metrics.jsonl", kept / "metrics.jsonl")
+    args = ["--base", str(base), "--arms", "kron", "--seeds", "1", "--out-root", str(tmp_path / "new"),
+            "--keep-logs", str(tmp_path / "kept"), "--dry-run"]
+    assert [r["state"] for r in run_study.main(args)] == ["finished"]
+    lines = (kept / "metrics.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["data"]["sha256"] = "0" * 16  # trained on other data
+    (kept / "metrics.jsonl").write_text("\n".join([json.dumps(rec)] + lines[1:]) + "\n")
+    with pytest.raises(SystemExit, match="was trained on data with fingerprint 0000000000000000"):
+        run_study.main(args)
