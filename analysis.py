@@ -12,9 +12,9 @@ and the README:
   * scale: what a run was (layers, width, steps, tokens per step, training tokens), read from its log's
     config record, never typed;
   * robustness over seeds: top-1 survival and mean KL per seed from probes/robustness.py's JSON, paired
-    per seed; an exact McNemar test on the pooled (seed, pair) outcomes; per prompt, the KL difference
-    averaged over seeds, paired over the prompts (t-interval, Wilcoxon signed-rank); Holm's correction
-    over each study's family of robustness tests (McNemar and per-prompt KL of every contrast).
+    per seed; per prompt, each prompt's difference averaged over the seeds, then an exact sign test over
+    the prompts; Holm's correction over each study's family of those tests (survival and KL of every
+    contrast); McNemar on pooled (seed, pair) outcomes for reference only.
 """
 import glob
 import json
@@ -26,7 +26,7 @@ import statistics
 import numpy as np
 
 from runlog import read_metrics, series_from_evals
-from stats import holm, mcnemar, mean_std, t_interval95, wilcoxon_p
+from stats import holm, mcnemar, mean_std, sign_test, t_interval95
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 
@@ -346,8 +346,11 @@ def study_scale(groups):
 def robustness_over_seeds(probes_root, contrasts):
     """probes/robustness.py's output on every seed (<probes_root>/s<seed>/robustness.json): per group,
     top-1 survival, the unrelated-prompt baseline and mean KL per seed; per contrast (label, ref, other),
-    the paired per-seed differences other − ref with 95 % t-intervals and McNemar on the pooled
-    (seed, pair) outcomes. None when no probe output is kept."""
+    other − ref paired per seed (95 % t-intervals) and per prompt (per_prompt: each prompt's difference
+    averaged over the seeds, a sign test over prompts), with Holm's adjustment over the family of
+    per-prompt tests (survival and KL of every contrast). The McNemar test on pooled (seed, pair) outcomes
+    is kept for reference only: the same prompts recur in every seed, so it overstates the sample.
+    None when no probe output is kept."""
     runs, pairs = {}, set()
     for path in sorted(glob.glob(os.path.join(probes_root, "s*", "robustness.json"))):
         seed = int(os.path.basename(os.path.dirname(path))[1:])
@@ -373,25 +376,29 @@ def robustness_over_seeds(probes_root, contrasts):
                        "kl_ref": mean_std(runs[ref][k][0]["mean_kl"] for k in seeds)[0],
                        "mcnemar": mcnemar([x for k in seeds for x in runs[other][k][1]],
                                           [x for k in seeds for x in runs[ref][k][1]]),
-                       "kl_prompts": kl_per_prompt(runs[ref], runs[other], seeds)}
-    adjusted = holm([p for c in found.values() for p in (c["mcnemar"]["p_value"], c["kl_prompts"]["p_wilcoxon"])])
+                       "survival_prompts": per_prompt(runs[ref], runs[other], seeds, lambda r: float(r["top1_match"])),
+                       "kl_prompts": per_prompt(runs[ref], runs[other], seeds, lambda r: r["kl"])}
+    adjusted = holm([c[k]["p_sign"] for c in found.values() for k in ("survival_prompts", "kl_prompts")])
     for i, c in enumerate(found.values()):
-        c["mcnemar"]["p_holm"], c["kl_prompts"]["p_holm"] = adjusted[2 * i], adjusted[2 * i + 1]
+        c["survival_prompts"]["p_holm"], c["kl_prompts"]["p_holm"] = adjusted[2 * i], adjusted[2 * i + 1]
     return {"groups": groups, "contrasts": found, "pairs": sorted(pairs),
             "seeds": sorted({s for r in runs.values() for s in r})}
 
 
-def kl_per_prompt(ref, other, seeds):
-    """Per prompt (matched by its clean and typo text), KL_other − KL_ref averaged over the seeds, then
-    paired over the prompts: mean and 95 % t-interval, median, how many prompts are higher / lower, and
-    the Wilcoxon signed-rank p (a test of the typical prompt, not of the mean: KL is skewed, a few prompts
-    can carry the mean one way while most move the other). The prompts are the units that recur across
-    seeds, so pooling (seed, prompt) pairs would overstate the sample."""
+def per_prompt(ref, other, seeds, value):
+    """Per prompt (matched by its clean and typo text), value(other) − value(ref) averaged over the seeds,
+    then over the prompts: mean and 95 % t-interval, median, how many prompts are higher and lower, an
+    exact two-sided sign test of higher vs lower (the typical prompt: KL is skewed, and a few prompts can
+    carry the mean one way while most move the other), and in each seed how many prompts are lower (is
+    the direction the same in every seed?). The prompts are the units: they recur in every seed."""
     def by_prompt(run, seed):
-        return {(r["clean"], r["typo"]): r["kl"] for r in run[seed][2]}
+        return {(r["clean"], r["typo"]): value(r) for r in run[seed][2]}
     per_seed = [(by_prompt(ref, k), by_prompt(other, k)) for k in seeds]
     prompts = sorted(set.intersection(*(set(a) & set(b) for a, b in per_seed)))
     diffs = [statistics.mean(b[p] - a[p] for a, b in per_seed) for p in prompts]
+    higher, lower = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
     return {"prompts": len(prompts), "mean": statistics.mean(diffs) if diffs else None, "ci95": t_interval95(diffs),
-            "median": statistics.median(diffs) if diffs else None, "higher": sum(d > 0 for d in diffs),
-            "lower": sum(d < 0 for d in diffs), "p_wilcoxon": wilcoxon_p(diffs)}
+            "median": statistics.median(diffs) if diffs else None, "higher": higher, "lower": lower,
+            "p_sign": sign_test(higher, lower),
+            "lower_per_seed": [sum(b[p] < a[p] for p in prompts) for a, b in per_seed],
+            "higher_per_seed": [sum(b[p] > a[p] for p in prompts) for a, b in per_seed]}

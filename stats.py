@@ -1,5 +1,6 @@
-"""The statistics the reports use, in one place: paired t-intervals over seeds and the exact McNemar
-test on paired outcomes, with scipy's exact Student-t quantiles and binomial test."""
+"""The statistics the reports use, in one place: paired t-intervals over seeds, the exact McNemar and
+sign tests, and Holm's adjustment of a family of p-values, with scipy's exact Student-t quantiles and
+binomial test."""
 import math
 import statistics
 
@@ -37,20 +38,18 @@ def mcnemar(a, b):
     return {"only_first": n_ab, "only_second": n_ba, "p_value": p}
 
 
-def wilcoxon_p(diffs):
-    """Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped, scipy's default
-    'wilcox' zero handling); 1.0 when every difference is zero, None with fewer than 2."""
-    diffs = list(diffs)
-    if len(diffs) < 2:
-        return None
-    if not any(diffs):
-        return 1.0
-    return float(_scipy.wilcoxon(diffs).pvalue)
+def sign_test(higher, lower):
+    """Exact two-sided sign test: p of a split at least this uneven between `higher` and `lower` under
+    Binomial(higher + lower, 1/2) (ties dropped); None when there is nothing to split."""
+    n = higher + lower
+    return None if n == 0 else float(_scipy.binomtest(higher, n, 0.5).pvalue)
 
 
 def holm(pvalues):
     """Holm's step-down adjustment of a family of p-values (same order back): the i-th smallest of m
     is multiplied by (m - i), made monotone, capped at 1. None entries stay None and do not count."""
+    if any(p is not None and not 0 <= p <= 1 for p in pvalues):  # NaN fails both comparisons
+        raise ValueError(f"holm: p-values must lie in [0, 1] (or be None), got {pvalues}")
     present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
     m, out, running = len(present), list(pvalues), 0.0
     for rank, (p, i) in enumerate(present):

@@ -63,10 +63,14 @@ def test_robustness_over_seeds_pairs_each_seed_and_pools_mcnemar(tmp_path):
     assert c["mcnemar"]["p_value"] == pytest.approx(0.25)
     # per prompt, KL_kron - KL_bpe averaged over the seeds: 0.15 + offset -> 0.15, 0.16, 0.17, 0.18
     k = c["kl_prompts"]
-    assert k["prompts"] == 4 and k["mean"] == pytest.approx(0.165)
-    assert k["p_wilcoxon"] == pytest.approx(0.125)  # 4 positive differences: exact two-sided 2 / 2^4
-    # Holm over the family {McNemar 0.25, Wilcoxon 0.125}: 0.125 x 2 = 0.25, then max(0.25, 0.25 x 1)
-    assert c["mcnemar"]["p_holm"] == pytest.approx(0.25) and k["p_holm"] == pytest.approx(0.25)
+    assert k["prompts"] == 4 and k["mean"] == pytest.approx(0.165) and k["higher"] == 4 and k["lower"] == 0
+    assert k["p_sign"] == pytest.approx(0.125)  # 4 of 4 higher: exact two-sided 2 / 2^4
+    assert k["higher_per_seed"] == [4, 4] and k["lower_per_seed"] == [0, 0]
+    # survival per prompt averaged over seeds: (0, 0, 1, 0) and (0, 1, 0, 1) -> 0, .5, .5, .5: 3 higher, none lower
+    s = c["survival_prompts"]
+    assert (s["higher"], s["lower"]) == (3, 0) and s["p_sign"] == pytest.approx(0.25)
+    # Holm over the family {survival 0.25, KL 0.125}: 0.125 x 2 = 0.25, then max(0.25, 0.25 x 1)
+    assert s["p_holm"] == pytest.approx(0.25) and k["p_holm"] == pytest.approx(0.25)
     assert analysis.robustness_over_seeds(str(tmp_path / "none"), []) is None
 
 

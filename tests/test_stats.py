@@ -1,7 +1,7 @@
-"""stats.py: Holm's adjustment and the Wilcoxon signed-rank test on known answers."""
+"""stats.py: Holm's adjustment and the sign test on known answers."""
 import pytest
 
-from stats import holm, wilcoxon_p
+from stats import holm, sign_test
 
 
 def test_holm_multiplies_by_the_remaining_count_and_stays_monotone():
@@ -9,9 +9,11 @@ def test_holm_multiplies_by_the_remaining_count_and_stays_monotone():
     assert holm([0.01, 0.04, 0.03, None, 0.005]) == pytest.approx([0.03, 0.06, 0.06, None, 0.02])
     assert holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
     assert holm([]) == []
+    with pytest.raises(ValueError, match="must lie in"):
+        holm([float("nan"), 0.01])  # a NaN would otherwise turn the whole family into 1.0
 
 
-def test_wilcoxon_exact_small_samples():
-    assert wilcoxon_p([0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.125)  # all of 4 positive: 2 / 2^4
-    assert wilcoxon_p([1, -2, 3, -4, 5, -6]) == pytest.approx(0.84375)  # W+ = 1+3+5 = 9: 27 of 64 subsets of ranks sum <= 9, x2
-    assert wilcoxon_p([0.0, 0.0]) == 1.0 and wilcoxon_p([1.0]) is None
+def test_sign_test_exact_small_samples():
+    assert sign_test(4, 0) == pytest.approx(0.125)  # 4 of 4 one way: 2 / 2^4
+    assert sign_test(5, 1) == pytest.approx(0.21875)  # P[X <= 1] of Binomial(6, 1/2) = 7/64, two-sided 14/64
+    assert sign_test(3, 3) == 1.0 and sign_test(0, 0) is None
