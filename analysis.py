@@ -161,7 +161,7 @@ def compare(groups, baseline):
             rec["final_val_by_source"] = {src: statistics.mean(f[src] for f in finals_by_source) for src in sorted(finals_by_source[0])}
         cross = first_crossing(steps, list(mat.mean(0)), b_final)
         rec["steps_to_baseline_final"] = cross
-        rec["step_ratio"] = (b_steps[-1] / cross) if cross else None
+        rec["step_ratio"] = (b_steps[-1] / cross) if cross else None  # at step 0: no ratio (the baseline's own start)
         if g != baseline:
             rec.update(step_ratios(data[baseline], runs))
         tps = [r["tokens_per_s"] for run in runs.values() for r in run["train"] if r["step"] >= 3]

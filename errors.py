@@ -45,6 +45,9 @@ def run_cli(main, argv=None, also=()):
     try:
         return main(argv)
     except user_errors() + tuple(also) + (OSError,) as e:
+        import statistics
+        if isinstance(e, statistics.StatisticsError):  # a ValueError, but from a computation: a bug, not a user's input
+            raise
         if debug or (isinstance(e, OSError) and not isinstance(e, user_errors()) and e.errno != errno.ENOSPC):
             raise
         sys.exit(f"error: {describe(e)}")

@@ -95,7 +95,8 @@ def contrasts_markdown(contrasts):
         t = c["trajectory"]
         last = t[-1]["step"]
         at = list({r["step"]: r for r in (min(t, key=lambda r: abs(r["step"] - q * last)) for q in (0.25, 0.5, 0.75, 1.0))}.values())
-        lines.append(f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f} ± {c['gap_std']:.3f} | "
+        spread = "" if len(c["seeds"]) == 1 else f" ± {c['gap_std']:.3f}"  # one seed: no spread, not a spread of 0
+        lines.append(f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f}{spread} | "
                      f"{ci} | " + ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in at) + " |")
     return "\n".join(lines)
 

@@ -211,9 +211,14 @@ def summary(out_dir):
             "device": config[0].get("device") if config else None, "world_size": config[0].get("world_size") if config else None}
 
 
-if __name__ == "__main__":
+def main(argv=None):
     import argparse
     p = argparse.ArgumentParser(description="Summarise a run's metrics.jsonl: steps, final val loss, median speed")
     p.add_argument("runs", nargs="+", help="train.py out_dirs or metrics.jsonl files")
-    for run in p.parse_args().runs:
+    for run in p.parse_args(argv).runs:
         print(run, json.dumps(summary(run)))
+
+
+if __name__ == "__main__":
+    from errors import run_cli
+    run_cli(main, also=(ValueError,))

@@ -161,9 +161,13 @@ def shard_paths(data_dir, split):
     if split not in ("train", "val"):
         raise ValueError(f"split={split!r}: expected 'train' or 'val'")
     if not os.path.isdir(data_dir):
-        renamed = RENAMED_CORPORA.get(os.path.basename(os.path.normpath(data_dir)))
-        hint = (f"; data/{os.path.basename(os.path.normpath(data_dir))} is now data/{renamed}: move its shards there, or "
-                f"prepare it with python -m data.{renamed}.prepare" if renamed else "")
+        name, parent = os.path.basename(os.path.normpath(data_dir)), os.path.dirname(os.path.normpath(data_dir))
+        renamed = RENAMED_CORPORA.get(name)
+        old_name = next((o for o, n in RENAMED_CORPORA.items() if n == name), None)
+        hint = (f"; data/{name} is now data/{renamed}: move its shards there, or prepare it with "
+                f"python -m data.{renamed}.prepare" if renamed else
+                f"; {os.path.join(parent, old_name)} (its name before) exists: move its shards into {data_dir}"
+                if old_name and os.path.isdir(os.path.join(parent, old_name)) else "")
         raise FileNotFoundError(f"data folder {data_dir!r} does not exist: prepare it first "
                                 f"(e.g. python -m data.python_help.prepare or python -m data.fineweb_edu.prepare){hint}")
     paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))

@@ -101,7 +101,7 @@ CEIL_ARG=(); [ "$CEILING" != 0 ] && CEIL_ARG=(--ceiling-tflops "$CEILING")
 TORCH_LOGS=recompiles,graph_breaks stage bench_train 300 "$PY" -m scripts.bench_train "${BENCH[@]}" "${CEIL_ARG[@]}" \
     --arms bpe_tied kron bpe_untied kron_tied --out "$LOGS/bench_train.json"
 if [ "$SMOKE" = 1 ] || [ ! -f gpu_pack/nanogpt/bench.py ]; then
-    echo "nanogpt: skipped ($([ "$SMOKE" = 1 ] && echo "nanoGPT's bench.py needs CUDA" || echo "no gpu_pack/nanogpt: run scripts/pack_gpu.py with --nanogpt"))" \
+    echo "nanogpt: skipped ($([ "$SMOKE" = 1 ] && echo "nanoGPT's bench.py needs CUDA" || echo "no gpu_pack/nanogpt: run python -m scripts.pack_gpu --nanogpt"))" \
         > "$LOGS/nanogpt.log"
     printf 'nanogpt\tskipped\t0\n' >> "$LOGS/stages.tsv"
 else

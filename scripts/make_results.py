@@ -43,10 +43,6 @@ def copy_logs(runs_dir, dest):
     return n
 
 
-
-
-
-
 def bench_sentence():
     path = os.path.join(ROOT, "results", "bench_train_cpu.json")
     if not os.path.exists(path):
@@ -57,8 +53,6 @@ def bench_sentence():
              for name, r in b["results"].items()]
     return (f"`python -m scripts.bench_train --steps {a['steps']}` at d={a['n_embd']}, {a['n_layer']} layers, block "
             f"{a['block_size']}, batch {a['batch_size']} (medians of {a['steps']} interleaved steps): " + "; ".join(parts) + ".")
-
-
 
 
 # The English study's paired contrasts: (label, reference group, other group); gap = L_ref - L_other.
@@ -124,8 +118,6 @@ def verdict(c):
     if not excludes_zero(c["ci95"]):
         return "not distinguishable from zero at this many seeds"
     return "helps" if c["ci95"][0] > 0 else "hurts"
-
-
 
 
 ROBUSTNESS_CONTRASTS = [("kron vs bpe_tied", "bpe_tied", "kron"), ("bpe_untied vs bpe_tied", "bpe_tied", "bpe_untied"),
@@ -416,7 +408,7 @@ def study_in_progress(study_dir, rel, title, config, contrasts, planned, what):
              f"`{config}`, logs in `{rel}/runs/` ({seed_status(cmp, planned)}; how to continue it: that folder's README). "
              f"Small-scale CPU runs in bf16 autocast: a {sc['n_layer']}-layer d={sc['n_embd']} GPT, {sc['max_iters']} steps of "
              f"{sc['tokens_per_step']:,} tokens = {millions(sc['tokens'])} tokens per run, every arm of a seed starting from the "
-             f"same body weights. {what(sc)}"
+             f"same body weights.{' ' + what(sc) if what(sc) else ''}"
              + (" **Some groups have one seed: their gaps are single runs, with no interval, and no conclusion is drawn "
                 "from them.**" if fewest < 2 else ""), "",
              "| contrast | gap L_reference − L_other (positive: the other group is better) | verdict |", "|---|---|---|"]
@@ -447,7 +439,7 @@ def small_vocab_section(study_dir):
 
 
 def compare_with_contrasts(study_dir, contrasts=CONTRASTS):
-    """scripts/compare.py on <study_dir>/runs with the study's CONTRASTS, into <study_dir>/compare:
+    """report.write_comparison on <study_dir>/runs with the study's contrasts, into <study_dir>/compare:
     (compare.json as a dict, compare.md), or None when no run log is kept there."""
     logs = os.path.join(study_dir, "runs")
     if not (os.path.isdir(logs) and os.listdir(logs)):
@@ -471,8 +463,6 @@ def load_study(study_dir, robustness_heading):
 
 
 GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
-
-
 
 
 def gpu_study_section(gpu_dir):
@@ -610,7 +600,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
     lines = ["# Results: CPU-scale replications",
              "",
              "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
-             "`results/study_english/runs/` and `results/study_cpu/runs/`); it reads probe outputs as kept. To rebuild the "
+             "`results/study_english/runs/`, `results/study_english_long/runs/`, `results/study_english_paired/runs/`, "
+             "`results/study_small_vocab/runs/` and `results/study_cpu/runs/`); it reads probe outputs as kept. To rebuild the "
              "Python-docs study's probe results, retrain it (`python -m scripts.run_study --base config/study_cpu.py --out-root "
              "runs/study_cpu`) and run `python -m probes.run_all` on its seed-1337 checkpoints with `--out results/study_cpu/probes`.",
              ""]
@@ -650,7 +641,7 @@ def main(argv=None):
     p.add_argument("--english-dir", default=os.path.join(ROOT, "results", "study_english"),
                    help="the English-corpus study's kept logs (<dir>/runs) and its comparison (<dir>/compare)")
     p.add_argument("--gpu-dir", default=os.path.join(ROOT, "results", "gpu_124m"),
-                   help="the 124M GPU study's kept logs (scripts/gpu_study.sh, kept by scripts/gpu_report.py --study-archive)")
+                   help="the 124M GPU study's kept logs (scripts/gpu_study.sh, kept by python -m scripts.gpu_report --study-archive)")
     p.add_argument("--paired-dir", default=os.path.join(ROOT, "results", "study_english_paired"),
                    help="the paired English study's kept logs (<dir>/runs), if any")
     p.add_argument("--small-vocab-dir", default=os.path.join(ROOT, "results", "study_small_vocab"),

@@ -109,6 +109,11 @@ def test_train_tokenizer_learns_from_training_documents_only_and_is_reused(tmp_p
     with pytest.raises(SystemExit):
         prepare.main(["--out-dir", str(tmp_path / "x"), "--train-tokenizer", "100"])
     assert "expected 257..65535 tokens" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="already holds a tokenizer of 300 tokens"):
+        prepare.main(["--out-dir", str(tmp_path), "--num-proc", "1", "--train-tokenizer", "400"])
+    with pytest.raises(SystemExit):
+        prepare.main(["--out-dir", str(tmp_path / "y"), "--train-tokenizer", "300", "--tokenizer", "cl100k_base"])
+    assert "exclude each other" in capsys.readouterr().err
 
 def test_brown_tags_and_dictionary_marks_are_stripped():
     assert " ".join(prepare._TAGGED.findall("The/at jury/nn said/vbd ./.")) == "The jury said ."

@@ -59,6 +59,9 @@ def test_a_corpus_folder_under_its_old_name_says_where_it_went(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist: prepare it first") as e:
         shard_paths(str(tmp_path / "data" / "elsewhere"), "train")
     assert "is now" not in str(e.value)
+    (tmp_path / "data" / "pydocs").mkdir(parents=True)  # a clone prepared before the rename, run with today's config
+    with pytest.raises(FileNotFoundError, match=r"pydocs \(its name before\) exists: move its shards into .*python_docs"):
+        shard_paths(str(tmp_path / "data" / "python_docs"), "train")
 
 
 def test_same_seed_same_batches_across_arms(data_dir):

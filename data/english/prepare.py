@@ -230,6 +230,11 @@ def choose_tokenizer(args, train_docs):
         return args.tokenizer
     path = os.path.join(args.out_dir, "tokenizer.json")
     if os.path.isfile(path):
+        from tokenizer import get_tokenizer
+        n = get_tokenizer(path).n_vocab
+        if n != args.train_tokenizer:
+            raise ValueError(f"--train-tokenizer {args.train_tokenizer}, but {path} already holds a tokenizer of {n:,} tokens: "
+                             f"delete it to train another, or pass --train-tokenizer {n}")
         print(f"using the tokenizer already in {path} (delete it to train another)")
     else:
         train_bpe(train_docs, args.train_tokenizer, path)
@@ -247,6 +252,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.train_tokenizer is not None and not 257 <= args.train_tokenizer <= 65535:
         p.error(f"--train-tokenizer {args.train_tokenizer}: expected 257..65535 tokens (256 bytes + <|endoftext|>, uint16 shards)")
+    if args.train_tokenizer is not None and args.tokenizer != "gpt2":
+        p.error(f"--tokenizer {args.tokenizer} and --train-tokenizer exclude each other: the trained one is used")
+    if args.train_tokenizer is None:
+        from tokenizer import get_tokenizer
+        get_tokenizer(args.tokenizer)  # an unknown or unreadable tokenizer fails before anything is fetched
     seen, train_docs, val_docs, report, failed = set(), [], {}, {}, {}
     os.makedirs(args.out_dir, exist_ok=True)
     for name in args.sources:

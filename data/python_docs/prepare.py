@@ -31,7 +31,7 @@ def fetch_sources(workdir, deb=None):
             subprocess.run(["apt-get", "download", PACKAGE], cwd=workdir, check=True, capture_output=True)
         except (OSError, subprocess.CalledProcessError) as e:
             detail = getattr(e, "stderr", b"") or b""
-            raise RuntimeError(f"`apt-get download {PACKAGE}` failed ({e}; {detail.decode()[-300:]}); on a machine without "
+            raise FileNotFoundError(f"`apt-get download {PACKAGE}` failed ({e}; {detail.decode()[-300:]}); on a machine without "
                                f"apt pass --deb FILE.deb or --sources-dir DIR") from e
         deb = glob.glob(os.path.join(workdir, f"{PACKAGE}_*.deb"))[0]
     subprocess.run(["dpkg-deb", "-x", deb, os.path.join(workdir, "x")], check=True)
