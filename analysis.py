@@ -226,17 +226,28 @@ def input_drift(logs):
     return {g: (v[0][0], statistics.mean(r for _, r, _ in v), statistics.mean(e for _, _, e in v)) for g, v in out.items()}
 
 
+def step0_losses(logs, group):
+    """The first evaluation's validation loss of every run of one group kept under logs."""
+    return [read_metrics(path, "eval")[0]["val_loss"] for path in find_runs([logs]).get(group, {}).values()]
+
+
 def excludes_zero(interval):
     return bool(interval) and (interval[0] > 0 or interval[1] < 0)
 
 
-def seed_status(cmp, planned):
-    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'."""
-    counts = [len(g["seeds"]) for g in cmp["groups"].values()]
-    if min(counts, default=0) >= planned:
-        return "complete"
+def seed_status(cmp, planned, fewer=None):
+    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'.
+    fewer: {group: seeds} for follow-up groups planned with fewer seeds than the study's main ones."""
+    fewer = fewer or {}
+    short = {g: len(r["seeds"]) for g, r in cmp["groups"].items() if len(r["seeds"]) < fewer.get(g, planned)}
+    if not short:
+        return "complete" + (f" ({', '.join(f'{g}: {n} seeds' for g, n in fewer.items() if g in cmp['groups'])}, as planned)"
+                             if any(g in cmp["groups"] for g in fewer) else "")
+    counts = [len(r["seeds"]) for g, r in cmp["groups"].items() if g not in fewer]
     low, high = min(counts, default=0), max(counts, default=0)
-    return f"partial: {low if low == high else f'{low} to {high}'} of {planned} seeds per group so far"
+    extra = [f"{g}: {n} of {fewer[g]}" for g, n in short.items() if g in fewer]
+    return (f"partial: {low if low == high else f'{low} to {high}'} of {planned} seeds per group so far"
+            + (f"; {', '.join(extra)}" if extra else ""))
 
 
 def untying_share(total, untie):

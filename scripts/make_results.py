@@ -65,8 +65,10 @@ CONTRASTS = [
     ("each token's own bytes vs shuffled bytes", "kron-kron_shuffle_seed0", "kron"),
     ("Kron input at unit vs at BPE scale (0.02)", "kron-kron_scale0.02", "kron"),
     ("untying the Kron head (vs kron_tied)", "kron_tied", "kron"),
+    ("kron_tied started at logit 0 (vs its 0.02 start)", "kron_tied", "kron_tied-tied_logit_scale0"),
 ]
 STUDY_SEEDS = 5
+FOLLOW_UPS = {"kron_tied-tied_logit_scale0": 3}  # the English study's follow-up groups, planned with fewer seeds
 LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
 # The paired study (config/study_english_paired.py): the same questions with paired initialisation, the
 # scale control that keeps learning dynamics (input_scale=50) and a parameter-matched learned table.
@@ -188,12 +190,12 @@ def fmt_p(p):
     return "—" if p is None else f"{p:.2g}"
 
 
-def english_answer(cmp, long_cmp=None, sc=None, long_sc=None):
+def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     """RESULTS.md's opening: how much of kron's gain is untying, input scale and bytes, with intervals."""
     c = cmp.get("contrasts", {})
     total, untie, scale, own = (c.get(k) for k in (CONTRASTS[0][0], CONTRASTS[1][0], CONTRASTS[2][0], CONTRASTS[5][0]))
     kbeyond, kscale = c.get(CONTRASTS[4][0]), c.get(CONTRASTS[6][0])
-    status = seed_status(cmp, STUDY_SEEDS)
+    status = seed_status(cmp, STUDY_SEEDS, FOLLOW_UPS)
     done = status == "complete" and long_cmp and seed_status(long_cmp, LONG_SEEDS) == "complete"
     lines = [f"## The answer{'' if done else ' so far'}: why does Kronecker win at {sc['max_iters']} steps?", "",
              f"English-corpus study (`results/study_english/`; {status}; small-scale CPU runs: a {sc['n_layer']}-layer "
@@ -220,7 +222,8 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None):
     ktied = c.get(CONTRASTS[7][0])
     if ktied:
         lines.append(f"- **Tying the Kron head.** kron_tied (output head = the codec through the learned projection) "
-                     f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better); untying the Kron head {verdict(ktied)}.")
+                     f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better); untying the Kron head {verdict(ktied)}."
+                     + kron_tied_start(c.get(CONTRASTS[8][0]), cmp["groups"], logs))
     if total and total["trajectory"]:
         t = total["trajectory"]
         lines.append("- **With training.** kron's gap to bpe_tied (L_bpe_tied − L_kron) at each evaluation step: " +
@@ -237,6 +240,27 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None):
         lines.append("- **Longer runs** (≥ 4× this horizon, `config/study_english_long.py`): none finished yet, so whether "
                      "the gap grows or shrinks with training is not measured.")
     return lines + horizon_table(cmp, long_cmp, sc, long_sc)
+
+
+def kron_tied_start(start, groups, logs):
+    """Whether kron_tied's deficit is its initialisation: the same arm started with every logit at 0
+    (tied_logit_scale=0, so its step-0 loss is ln V exactly) against its default start."""
+    if not start:
+        return ""
+    default, zero = analysis.step0_losses(logs, "kron_tied"), analysis.step0_losses(logs, "kron_tied-tied_logit_scale0")
+    lead = groups["kron_tied"]["final_val_mean"] - groups["kron"]["final_val_mean"]
+    if not start["ci95"]:
+        reading = "one seed so far, no interval: not yet measurable"
+    elif verdict(start) != "helps":
+        reading = "the deficit is not its initialisation"
+    elif start["gap_mean"] >= lead / 2:
+        reading = "the start explains much of the deficit"
+    else:
+        reading = "the start helps but explains only part of the deficit"
+    return (f" Is that its start? At its default start (logit scale 0.02) its step-0 validation loss is "
+            f"{min(default):.2f}–{max(default):.2f} over {len(default)} seeds, against {min(zero):.2f} started at logit 0 "
+            f"(`tied_logit_scale=0`, ln V exactly); started at 0 it ends {fmt_gap(start)} (positive: better than its "
+            f"default start; kron leads the default by {lead:.3f} nats): {reading}.")
 
 
 def horizon_table(cmp, long_cmp, sc, long_sc):
@@ -459,7 +483,8 @@ def load_study(study_dir, robustness_heading):
     robustness, robustness_stats = robustness_across_seeds(os.path.join(study_dir, "probes"), robustness_heading)
     return {"cmp": got[0], "md": got[1], "drift": input_drift(os.path.join(study_dir, "runs")),
             "robustness": robustness, "robustness_stats": robustness_stats,
-            "scale": analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")]))}
+            "scale": analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")])),
+            "logs": os.path.join(study_dir, "runs")}
 
 
 GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
@@ -607,7 +632,7 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
              ""]
     if english:
         e, lg = english, english_long or {}
-        lines += english_answer(e["cmp"], lg.get("cmp"), e["scale"], lg.get("scale")) + [""]
+        lines += english_answer(e["cmp"], lg.get("cmp"), e["scale"], lg.get("scale"), e["logs"]) + [""]
         lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], lg.get("cmp"),
                                lg.get("robustness_stats"), e["scale"], lg.get("scale"))
         lines += english_section(e["cmp"], e["md"], e["drift"], e["robustness"])

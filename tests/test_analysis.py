@@ -115,3 +115,12 @@ def test_step_ratios_per_seed_pair_each_run_with_its_own_seeds_baseline(tmp_path
     assert k["step_ratio_seed_mean"] == pytest.approx((2.0 + 100 / 88) / 2) and k["step_ratio_ci95"] is not None
     u = res["groups"]["bpe_untied"]  # seed 1 never reaches 4.0: per-seed ratios, no mean or interval
     assert u["step_ratio_per_seed"][1] is None and u["step_ratio_seed_mean"] is None and u["step_ratio_ci95"] is None
+
+
+def test_seed_status_counts_follow_up_groups_against_their_own_plan():
+    cmp = {"groups": {"kron": {"seeds": [1, 2, 3, 4, 5]}, "bpe_tied": {"seeds": [1, 2, 3, 4, 5]},
+                      "kron_tied-x": {"seeds": [1]}}}
+    assert analysis.seed_status(cmp, 5) == "partial: 1 to 5 of 5 seeds per group so far"
+    assert analysis.seed_status(cmp, 5, {"kron_tied-x": 3}) == "partial: 5 of 5 seeds per group so far; kron_tied-x: 1 of 3"
+    cmp["groups"]["kron_tied-x"]["seeds"] = [1, 2, 3]
+    assert analysis.seed_status(cmp, 5, {"kron_tied-x": 3}) == "complete (kron_tied-x: 3 seeds, as planned)"
