@@ -248,11 +248,14 @@ def kron_tied_start(start, groups, logs):
     if not start:
         return ""
     default, zero = analysis.step0_losses(logs, "kron_tied"), analysis.step0_losses(logs, "kron_tied-tied_logit_scale0")
+    planned = FOLLOW_UPS["kron_tied-tied_logit_scale0"]
     lead = groups["kron_tied"]["final_val_mean"] - groups["kron"]["final_val_mean"]
     if not start["ci95"]:
         reading = "one seed so far, no interval: not yet measurable"
     elif verdict(start) != "helps":
-        reading = "the deficit is not its initialisation"
+        n = len(start["seeds"])
+        reading = (f"by its interval the start accounts for at most {start['ci95'][1]:+.3f} of that lead, so the deficit is "
+                   f"not its initialisation" + (f" ({n} of {planned} seeds so far)" if n < planned else ""))
     elif start["gap_mean"] >= lead / 2:
         reading = "the start explains much of the deficit"
     else:
