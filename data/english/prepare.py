@@ -41,6 +41,7 @@ import zipfile
 
 import numpy as np
 
+from data import debian
 from data.shards import data_fingerprint, record_tokenizer, write_shard
 from errors import run_cli
 
@@ -58,11 +59,8 @@ def run(cmd, cwd, package):
 
 
 def deb(name, work):
-    run(["apt-get", "download", name], work, f"Debian package {name}")
-    path = glob.glob(os.path.join(work, f"{name}_*.deb"))[0]
-    FETCHED[f"debian:{name}"] = os.path.basename(path).split("_")[1]
-    run(["dpkg-deb", "-x", path, os.path.join(work, "x")], work, f"Debian package {name}")
-    return os.path.join(work, "x")
+    root, FETCHED[f"debian:{name}"] = debian.unpack(name, work)
+    return root
 
 
 def npm(spec, work):
@@ -170,8 +168,7 @@ def wordnet(work):
 
 
 def pydocs(work):
-    from data.python_docs.prepare import PACKAGE, fetch_sources
-    src, FETCHED[f"debian:{PACKAGE}"] = fetch_sources(work)
+    src = os.path.join(deb(debian.PYTHON_DOCS, work), debian.PYTHON_DOCS_SOURCES)
     return [open(p, encoding="utf-8", errors="replace").read()
             for p in sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))]
 

@@ -15,32 +15,20 @@ import argparse
 import glob
 import json
 import os
-import subprocess
 import tempfile
 
+from data import debian
 from data.shards import data_fingerprint, documents_to_shards
 from errors import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PACKAGE = "python3.11-doc"
+PACKAGE = debian.PYTHON_DOCS
 
 
 def fetch_sources(workdir, deb=None):
-    if deb is None:
-        try:
-            subprocess.run(["apt-get", "download", PACKAGE], cwd=workdir, check=True, capture_output=True)
-        except (OSError, subprocess.CalledProcessError) as e:
-            detail = getattr(e, "stderr", b"") or b""
-            raise FileNotFoundError(f"`apt-get download {PACKAGE}` failed ({e}; {detail.decode()[-300:]}); on a machine without "
-                               f"apt pass --deb FILE.deb or --sources-dir DIR") from e
-        deb = glob.glob(os.path.join(workdir, f"{PACKAGE}_*.deb"))[0]
-    subprocess.run(["dpkg-deb", "-x", deb, os.path.join(workdir, "x")], check=True)
-    return os.path.join(workdir, "x", "usr", "share", "doc", "python3.11", "html", "_sources"), deb_version(deb)
-
-
-def deb_version(path):
-    """The Debian version in a .deb's file name (name_version_arch.deb): which release made the corpus."""
-    return os.path.basename(path).split("_")[1] if os.path.basename(path).count("_") >= 2 else None
+    """(the _sources folder, the package version) of python3.11-doc, fetched or from a downloaded .deb."""
+    root, version = debian.unpack(PACKAGE, workdir, deb)
+    return os.path.join(root, debian.PYTHON_DOCS_SOURCES), version
 
 
 def main(argv=None):
