@@ -253,7 +253,7 @@ def seed_status(cmp, planned, fewer=None):
 def untying_share(total, untie):
     """Untying's gap as a % of kron's total, on the seeds both contrasts have: (percent, those seeds,
     whether they are all of untying's), or None when kron's mean gain there is not positive."""
-    seeds = [k for k in (untie or {}).get("per_seed", {}) if k in (total or {}).get("per_seed", {})]  # json keys: strings
+    seeds = [k for k in (untie or {}).get("per_seed", {}) if k in (total or {}).get("per_seed", {})]
     on_same = sum(total["per_seed"][k] for k in seeds) / len(seeds) if seeds else 0
     if on_same <= 0:
         return None

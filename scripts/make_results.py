@@ -55,34 +55,32 @@ def bench_sentence():
             f"{a['block_size']}, batch {a['batch_size']} (medians of {a['steps']} interleaved steps): " + "; ".join(parts) + ".")
 
 
-# The English study's paired contrasts: (label, reference group, other group); gap = L_ref - L_other.
-CONTRASTS = [
-    ("total: kron vs bpe_tied", "bpe_tied", "kron"),
-    ("untying the BPE head", "bpe_tied", "bpe_untied"),
-    ("untied BPE table initialised at unit RMS (a frozen random code)", "bpe_untied", "bpe_untied-input_init_std1.0"),
-    ("bytes vs the frozen unit-RMS table", "bpe_untied-input_init_std1.0", "kron"),
-    ("kron beyond untying (vs bpe_untied)", "bpe_untied", "kron"),
-    ("each token's own bytes vs shuffled bytes", "kron-kron_shuffle_seed0", "kron"),
-    ("Kron input at unit vs at BPE scale (0.02)", "kron-kron_scale0.02", "kron"),
-    ("untying the Kron head (vs kron_tied)", "kron_tied", "kron"),
-    ("kron_tied started at logit 0 (vs its 0.02 start)", "kron_tied", "kron_tied-tied_logit_scale0"),
-]
+# Paired contrasts: (label, reference group, other group); gap = L_ref - L_other. Each is named once and
+# the studies' lists and the prose pick them by name.
+TOTAL = ("total: kron vs bpe_tied", "bpe_tied", "kron")
+UNTYING = ("untying the BPE head", "bpe_tied", "bpe_untied")
+FROZEN_TABLE = ("untied BPE table initialised at unit RMS (a frozen random code)", "bpe_untied", "bpe_untied-input_init_std1.0")
+BYTES_VS_FROZEN = ("bytes vs the frozen unit-RMS table", "bpe_untied-input_init_std1.0", "kron")
+BEYOND_UNTYING = ("kron beyond untying (vs bpe_untied)", "bpe_untied", "kron")
+OWN_BYTES = ("each token's own bytes vs shuffled bytes", "kron-kron_shuffle_seed0", "kron")
+KRON_AT_BPE_SCALE = ("Kron input at unit vs at BPE scale (0.02)", "kron-kron_scale0.02", "kron")
+KRON_TIED = ("untying the Kron head (vs kron_tied)", "kron_tied", "kron")
+KRON_TIED_START = ("kron_tied started at logit 0 (vs its 0.02 start)", "kron_tied", "kron_tied-tied_logit_scale0")
+SCALE_X50 = ("untied table output x50 (scale control, dynamics kept)", "bpe_untied", "bpe_untied-input_scale50")
+BYTES_VS_X50 = ("bytes vs the scaled table", "bpe_untied-input_scale50", "kron")
+LOW_RANK = ("low-rank table vs full table (both untied)", "bpe_untied", "bpe_lowrank")
+
+# The English study (config/study_english.py and its long runs).
+CONTRASTS = [TOTAL, UNTYING, FROZEN_TABLE, BYTES_VS_FROZEN, BEYOND_UNTYING, OWN_BYTES, KRON_AT_BPE_SCALE, KRON_TIED,
+             KRON_TIED_START]
 STUDY_SEEDS = 5
-FOLLOW_UPS = {"kron_tied-tied_logit_scale0": 3}  # the English study's follow-up groups, planned with fewer seeds
+FOLLOW_UPS = {KRON_TIED_START[2]: 3}  # the English study's follow-up groups, planned with fewer seeds
 LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
 # The paired study (config/study_english_paired.py): the same questions with paired initialisation, the
 # scale control that keeps learning dynamics (input_scale=50) and a parameter-matched learned table.
-PAIRED_CONTRASTS = [
-    ("total: kron vs bpe_tied", "bpe_tied", "kron"),
-    ("untying the BPE head", "bpe_tied", "bpe_untied"),
-    ("kron beyond untying (vs bpe_untied)", "bpe_untied", "kron"),
-    ("untied table output x50 (scale control, dynamics kept)", "bpe_untied", "bpe_untied-input_scale50"),
-    ("bytes vs the scaled table", "bpe_untied-input_scale50", "kron"),
-    ("low-rank table vs full table (both untied)", "bpe_untied", "bpe_lowrank"),
-    ("each token's own bytes vs shuffled bytes", "kron-kron_shuffle_seed0", "kron"),
-]
+PAIRED_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK, OWN_BYTES]
 PAIRED_SEEDS = 5
-SMALL_VOCAB_CONTRASTS = PAIRED_CONTRASTS[:6]  # no shuffled-bytes group at this scale (yet)
+SMALL_VOCAB_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK]  # no shuffled bytes (yet)
 SMALL_VOCAB_SEEDS = 3
 
 
@@ -122,8 +120,9 @@ def verdict(c):
     return "helps" if c["ci95"][0] > 0 else "hurts"
 
 
-ROBUSTNESS_CONTRASTS = [("kron vs bpe_tied", "bpe_tied", "kron"), ("bpe_untied vs bpe_tied", "bpe_tied", "bpe_untied"),
-                        ("kron vs bpe_untied", "bpe_untied", "kron"), ("own vs shuffled bytes", "kron-kron_shuffle_seed0", "kron")]
+ROBUST_TOTAL, ROBUST_UNTYING = ("kron vs bpe_tied", "bpe_tied", "kron"), ("bpe_untied vs bpe_tied", "bpe_tied", "bpe_untied")
+ROBUST_BEYOND, ROBUST_OWN_BYTES = ("kron vs bpe_untied", "bpe_untied", "kron"), ("own vs shuffled bytes", "kron-kron_shuffle_seed0", "kron")
+ROBUSTNESS_CONTRASTS = [ROBUST_TOTAL, ROBUST_UNTYING, ROBUST_BEYOND, ROBUST_OWN_BYTES]
 
 
 def robustness_across_seeds(probes_root, heading):
@@ -166,7 +165,7 @@ def robustness_across_seeds(probes_root, heading):
         separated += [name + " (survival)"] * excludes_zero(c["survival"][1]) + [name + " (KL)"] * excludes_zero(c["kl"][1])
         holm_hits += [f"{name} (survival)"] * significant(sv) + [f"{name} (KL)"] * significant(k)
         kl_cell = (f"{k['mean']:+.4f} [{k['ci95'][0]:+.4f}, {k['ci95'][1]:+.4f}], median {k['median']:+.4f}, {k['lower']} / "
-                   f"{k['higher']} of {k['prompts']} ({'–'.join(map(str, sorted({min(k['lower_per_seed']), max(k['lower_per_seed'])})))}), "
+                   f"{k['higher']} of {k['prompts']} ({span(k['lower_per_seed'])}), "
                    f"p = {fmt_p(k['p_sign'])} ({fmt_p(k['p_holm'])})" if k["ci95"] else "—")
         lines.append(f"| {name} (`{c['other']}` − `{c['ref']}`) | {len(c['seeds'])} | {c['survival'][0]:+.3f} {ci_of(c['survival'])} | "
                      f"{sv['higher']} / {sv['lower']}, p = {fmt_p(sv['p_sign'])} ({fmt_p(sv['p_holm'])}) | "
@@ -186,6 +185,11 @@ def significant(test):
     return test["p_holm"] is not None and test["p_holm"] < 0.05
 
 
+def span(counts):
+    """'86–97' (or '68' when every seed gives the same count)."""
+    return "–".join(map(str, sorted({min(counts), max(counts)})))
+
+
 def fmt_p(p):
     return "—" if p is None else f"{p:.2g}"
 
@@ -193,8 +197,8 @@ def fmt_p(p):
 def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     """RESULTS.md's opening: how much of kron's gain is untying, input scale and bytes, with intervals."""
     c = cmp.get("contrasts", {})
-    total, untie, scale, own = (c.get(k) for k in (CONTRASTS[0][0], CONTRASTS[1][0], CONTRASTS[2][0], CONTRASTS[5][0]))
-    kbeyond, kscale = c.get(CONTRASTS[4][0]), c.get(CONTRASTS[6][0])
+    total, untie, scale, own = (c.get(k[0]) for k in (TOTAL, UNTYING, FROZEN_TABLE, OWN_BYTES))
+    kbeyond, kscale = c.get(BEYOND_UNTYING[0]), c.get(KRON_AT_BPE_SCALE[0])
     status = seed_status(cmp, STUDY_SEEDS, FOLLOW_UPS)
     done = status == "complete" and long_cmp and seed_status(long_cmp, LONG_SEEDS) == "complete"
     lines = [f"## The answer{'' if done else ' so far'}: why does Kronecker win at {sc['max_iters']} steps?", "",
@@ -219,17 +223,17 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     lines.append(f"- **Bytes.** The same Kronecker arm with the token→bytes table shuffled among tokens (every token keeps a "
                  f"distinct code with the same statistics, not its own bytes) is worse than kron by {fmt_gap(own)}: "
                  f"each token's own bytes {verdict(own)}.")
-    ktied = c.get(CONTRASTS[7][0])
+    ktied = c.get(KRON_TIED[0])
     if ktied:
         lines.append(f"- **Tying the Kron head.** kron_tied (output head = the codec through the learned projection) "
                      f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better); untying the Kron head {verdict(ktied)}."
-                     + kron_tied_start(c.get(CONTRASTS[8][0]), cmp["groups"], logs))
+                     + kron_tied_start(c.get(KRON_TIED_START[0]), cmp["groups"], logs))
     if total and total["trajectory"]:
         t = total["trajectory"]
         lines.append("- **With training.** kron's gap to bpe_tied (L_bpe_tied − L_kron) at each evaluation step: " +
                      ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in t) +
                      ".")
-    lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
+    lt = (long_cmp or {}).get("contrasts", {}).get(TOTAL[0])
     if lt:
         lines.append(f"- **Longer runs** ({long_sc['max_iters']} steps, {millions(long_sc['tokens'])} tokens, "
                      f"`results/study_english_long/`): kron's gap to bpe_tied "
@@ -247,8 +251,9 @@ def kron_tied_start(start, groups, logs):
     (tied_logit_scale=0, so its step-0 loss is ln V exactly) against its default start."""
     if not start:
         return ""
-    default, zero = analysis.step0_losses(logs, "kron_tied"), analysis.step0_losses(logs, "kron_tied-tied_logit_scale0")
-    planned = FOLLOW_UPS["kron_tied-tied_logit_scale0"]
+    _, tied, started_at_zero = KRON_TIED_START
+    default, zero = analysis.step0_losses(logs, tied), analysis.step0_losses(logs, started_at_zero)
+    planned = FOLLOW_UPS[started_at_zero]
     lead = groups["kron_tied"]["final_val_mean"] - groups["kron"]["final_val_mean"]
     if not start["ci95"]:
         reading = "one seed so far, no interval: not yet measurable"
@@ -300,9 +305,8 @@ def english_section(cmp, cmp_md, drift, robustness=()):
 
 def typical_prompt(k):
     """What the per-prompt KL sign test says about the typical prompt, in words (kron − bpe_tied)."""
-    seeds = sorted({min(k["lower_per_seed"]), max(k["lower_per_seed"])})
     head = (f"Per prompt (averaged over seeds), kron's KL is lower on {k['lower']} and higher on {k['higher']} of "
-            f"{k['prompts']} prompts (median {k['median']:+.4f}; in each seed lower on {'–'.join(map(str, seeds))}; "
+            f"{k['prompts']} prompts (median {k['median']:+.4f}; in each seed lower on {span(k['lower_per_seed'])}; "
             f"sign test p = {fmt_p(k['p_sign'])}, Holm {fmt_p(k['p_holm'])}): ")
     if not significant(k) or k["lower"] == k["higher"]:
         return head + "no difference for the typical prompt at this seed count."
@@ -317,7 +321,7 @@ def robustness_disagreement(stats, where="English"):
     """The English robustness probe against the abstract's typo figures: survival and KL per seed and per
     prompt, and whether a KL difference goes with untying (bpe_untied vs bpe_tied) or the codec (kron vs
     bpe_untied)."""
-    kb = stats.get("kron vs bpe_tied")
+    kb = stats.get(ROBUST_TOTAL[0])
     if not kb:
         return []
     fmt = lambda iv: f"[{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "(no interval)"  # noqa: E731
@@ -334,14 +338,14 @@ def robustness_disagreement(stats, where="English"):
                "no evidence of the paper's lower mean KL at this scale." if not (kl_ci and kl_ci[1] < 0) else
                "lower KL, as in the paper.")
             + " " + typical_prompt(kb["kl_prompts"]))
-    untie, beyond = stats.get("bpe_untied vs bpe_tied"), stats.get("kron vs bpe_untied")
+    untie, beyond = stats.get(ROBUST_UNTYING[0]), stats.get(ROBUST_BEYOND[0])
     if untie and beyond:
         line += (f" Split: untying alone (bpe_untied − bpe_tied) {untie['kl'][0]:+.4f} {fmt(untie['kl'][1])}, the codec "
                  f"beyond untying (kron − bpe_untied) {beyond['kl'][0]:+.4f} {fmt(beyond['kl'][1])}"
                  + (": the higher mean KL goes with the untied head (the codec's own interval includes zero)"
                     if excludes_zero(untie["kl"][1]) and not excludes_zero(beyond["kl"][1]) else "")
                  + f"; per prompt, untying {signs(untie['kl_prompts'])} and the codec beyond it {signs(beyond['kl_prompts'])}.")
-    own = stats.get("own vs shuffled bytes")
+    own = stats.get(ROBUST_OWN_BYTES[0])
     if own and significant(own["survival_prompts"]):
         o = own["survival_prompts"]
         keeps = "own bytes keep" if o["higher"] > o["lower"] else "shuffled bytes keep"
@@ -365,14 +369,14 @@ def signs(k):
 def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cmp=None, long_robustness=None, sc=None, long_sc=None):
     """Every place the repository's results disagree with the paper's abstract, from the numbers."""
     lines = ["## Where the results here disagree with the paper", ""]
-    total = eng.get("contrasts", {}).get(CONTRASTS[0][0]) if eng else None
-    untie = eng.get("contrasts", {}).get(CONTRASTS[1][0]) if eng else None
+    total = eng.get("contrasts", {}).get(TOTAL[0]) if eng else None
+    untie = eng.get("contrasts", {}).get(UNTYING[0]) if eng else None
     if total:
         lines.append(f"- **Gap size.** Paper: {PAPER['gap_nats']} nats ({PAPER['gap_pct']}) at 124M / 2.5B tokens. Here "
                      f"(English, {millions(sc['tokens'])} tokens): {total['gap_mean']:+.3f} nats; on the Python docs (CPU study below): "
                      f"{cmp_cpu['groups']['kron']['gap_nats_mean']:+.3f}. "
                      "Different scale: neither confirms nor refutes the paper's figure.")
-    lt = (long_cmp or {}).get("contrasts", {}).get(CONTRASTS[0][0])
+    lt = (long_cmp or {}).get("contrasts", {}).get(TOTAL[0])
     if lt:
         lines.append(f"- **Does the gain last?** The paper reports kron ahead at 2.5B tokens. Here, in the "
                      f"{long_sc['max_iters']}-step runs ({len(lt['seeds'])} seed{'s' if len(lt['seeds']) > 1 else ''}), "
@@ -380,7 +384,7 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
                      "of the long runs are needed before this is a finding.")
     u = untying_share(total, untie)
     if u:
-        beyond = eng.get("contrasts", {}).get(CONTRASTS[4][0])
+        beyond = eng.get("contrasts", {}).get(BEYOND_UNTYING[0])
         lines.append(f"- **Where the gain comes from.** Here untying the head alone gives {fmt_gap(untie)}, {u[0]:.0f} % "
                      f"of kron's gain over bpe_tied on English (a ratio of two noisy means), and kron beyond untying gives "
                      f"{fmt_gap(beyond)}: consistent with untying explaining all of the gain at this scale. The abstract "
@@ -467,14 +471,13 @@ def small_vocab_section(study_dir):
 
 def compare_with_contrasts(study_dir, contrasts=CONTRASTS):
     """report.write_comparison on <study_dir>/runs with the study's contrasts, into <study_dir>/compare:
-    (compare.json as a dict, compare.md), or None when no run log is kept there."""
+    (the comparison, its markdown), or None when no run log is kept there."""
     logs = os.path.join(study_dir, "runs")
     if not (os.path.isdir(logs) and os.listdir(logs)):
         return None
-    out = os.path.join(study_dir, "compare")
-    report.write_comparison([logs], out, "bpe_tied", contrasts)
-    with open(os.path.join(out, "compare.md")) as f:
-        return load(os.path.join(out, "compare.json")), f.read().removesuffix("\n")
+    res, md = report.write_comparison([logs], os.path.join(study_dir, "compare"), "bpe_tied", contrasts)
+    res.pop("figures")
+    return res, md
 
 
 def load_study(study_dir, robustness_heading):
@@ -680,10 +683,8 @@ def main(argv=None):
     if os.path.isdir(args.runs_dir):
         print(f"copied {copy_logs(args.runs_dir, logs)} metric logs into {logs}")
     cmp_dir = os.path.join(args.results_dir, "compare")
-    report.write_comparison([logs], cmp_dir)
-    cmp = load(os.path.join(cmp_dir, "compare.json"))
-    with open(os.path.join(cmp_dir, "compare.md")) as f:
-        cmp_md = f.read().removesuffix("\n")
+    cmp, cmp_md = report.write_comparison([logs], cmp_dir)
+    cmp.pop("figures")
     probes_dir = os.path.join(args.results_dir, "probes")
     params_dir = args.params_dir
     params_md = report.write_param_table(params_dir)[2]

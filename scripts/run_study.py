@@ -19,6 +19,7 @@ one after another, or --parallel N at a time (for several GPUs give each its own
 the Kron arms (kron, kron_tied). Extra --key=value arguments after `--` go to every run.
 """
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -96,17 +97,24 @@ def kept_complete(run, keep_dir, want):
     return not fixed and not changed
 
 
+@functools.lru_cache(maxsize=None)
+def fingerprint_of(data_dir):
+    """data_fingerprint reads every shard to count its tokens: once per folder per invocation (main()
+    clears it), not once per planned run and again per run folder."""
+    from data.shards import data_fingerprint
+    return data_fingerprint(data_dir)
+
+
 def check_same_data(path, configs, data_dir):
     """A kept log trained on other data than data_dir holds now (another corpus version) must not be
     mixed with new runs: refuse, naming both token counts."""
     from configurator import ConfigError
-    from data.shards import data_fingerprint
     data_dir = data_dir if os.path.isabs(data_dir) else os.path.join(ROOT, data_dir)  # train.py runs in ROOT
     if not configs or not os.path.isdir(data_dir):
         return
     kept = (configs[-1].get("n_train_tokens"), configs[-1].get("n_val_tokens"))
     try:
-        now = data_fingerprint(data_dir)
+        now = fingerprint_of(data_dir)
     except (FileNotFoundError, ValueError):
         return  # a folder train.py itself will refuse, with its own message
     kept_sha = (configs[-1].get("data") or {}).get("sha256")
@@ -205,6 +213,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args, extra, grid = parse_args(argv)
+    fingerprint_of.cache_clear()  # one invocation's view of the data: a later call may see it re-prepared
     runs = plan(args.arms, args.seeds, grid, args.out_root)
     from configurator import ConfigError
     try:

