@@ -88,8 +88,7 @@ def contrasts_markdown(contrasts):
              "| gap along training (step: gap) |",
              "|---|---|---|---|---|---|"]
     for label, c in contrasts.items():
-        if c is None:
-            lines.append(f"| {label} | — | 0 | — | — | — |")
+        if c is None:  # named below the table, not as a row of dashes
             continue
         ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "— (1 seed)"
         t = c["trajectory"]
@@ -98,6 +97,9 @@ def contrasts_markdown(contrasts):
         spread = "" if len(c["seeds"]) == 1 else f" ± {c['gap_std']:.3f}"  # one seed: no spread, not a spread of 0
         lines.append(f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f}{spread} | "
                      f"{ci} | " + ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in at) + " |")
+    missing = [label for label, c in contrasts.items() if c is None]
+    if missing:
+        lines += ["", "No paired runs here (a group not run, or no seed in common): " + "; ".join(missing) + "."]
     return "\n".join(lines)
 
 

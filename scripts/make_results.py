@@ -69,19 +69,31 @@ KRON_TIED_START = ("kron_tied started at logit 0 (vs its 0.02 start)", "kron_tie
 SCALE_X50 = ("untied table output x50 (scale control, dynamics kept)", "bpe_untied", "bpe_untied-input_scale50")
 BYTES_VS_X50 = ("bytes vs the scaled table", "bpe_untied-input_scale50", "kron")
 LOW_RANK = ("low-rank table vs full table (both untied)", "bpe_untied", "bpe_lowrank")
+BYTES_VS_LOWRANK = ("bytes vs the parameter-matched low-rank table", "bpe_lowrank", "kron")
 
 # The English study (config/study_english.py and its long runs).
 CONTRASTS = [TOTAL, UNTYING, FROZEN_TABLE, BYTES_VS_FROZEN, BEYOND_UNTYING, OWN_BYTES, KRON_AT_BPE_SCALE, KRON_TIED,
-             KRON_TIED_START]
+             KRON_TIED_START, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK]
 STUDY_SEEDS = 5
 FOLLOW_UPS = {KRON_TIED_START[2]: 3}  # the English study's follow-up groups, planned with fewer seeds
 LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
 # The paired study (config/study_english_paired.py): the same questions with paired initialisation, the
 # scale control that keeps learning dynamics (input_scale=50) and a parameter-matched learned table.
-PAIRED_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK, OWN_BYTES]
+PAIRED_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK, OWN_BYTES]
 PAIRED_SEEDS = 5
-SMALL_VOCAB_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK]  # no shuffled bytes (yet)
-SMALL_VOCAB_SEEDS = 3
+SMALL_VOCAB_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK]  # no shuffled bytes
+SMALL_VOCAB_SEEDS = 5
+# RESULTS.md's opening: each question is one contrast, asked at every scale. A conclusion is drawn only from
+# CONCLUDE_SEEDS seeds or more (issue 27); fewer are reported as open, with their count.
+QUESTIONS = [("total", "does kron beat bpe_tied?", TOTAL),
+             ("untying", "does an untied BPE head alone help?", UNTYING),
+             ("beyond untying", "does kron beat the untied BPE table?", BEYOND_UNTYING),
+             ("input scale", "does the untied table, scaled up to the Kron input's RMS (x50), beat the plain one?", SCALE_X50),
+             ("bytes beyond scale", "does kron beat that scaled table?", BYTES_VS_X50),
+             ("own bytes", "do a token's own bytes beat shuffled ones?", OWN_BYTES),
+             ("few parameters", "does a low-rank table with the Kron projection's parameter count beat the full one?", LOW_RANK),
+             ("bytes vs few parameters", "does kron beat that low-rank table?", BYTES_VS_LOWRANK)]
+CONCLUDE_SEEDS = 5
 
 
 def millions(tokens, digits=2):
@@ -194,11 +206,88 @@ def fmt_p(p):
     return "—" if p is None else f"{p:.2g}"
 
 
+def reading(contrast, c):
+    """What one contrast lets the opening say: which group is better, that no difference is resolved
+    (and within what), or that it is open (fewer than CONCLUDE_SEEDS seeds) or not run."""
+    _, ref, other = contrast
+    if not c:
+        return "not run"
+    n = len(c["seeds"])
+    if n < CONCLUDE_SEEDS or not c["ci95"]:
+        return f"open ({n} of {CONCLUDE_SEEDS} seeds)"
+    lo, hi = c["ci95"]
+    if excludes_zero(c["ci95"]):
+        return f"{other if lo > 0 else ref} better"
+    return f"no difference resolved (within {max(abs(lo), abs(hi)):.3f} nats)"
+
+
+def short_gap(c):
+    """'+0.100 [+0.029, +0.170], 5 seeds' for a table cell, or a dash."""
+    if not c:
+        return "—"
+    if not c["ci95"]:
+        return f"{c['gap_mean']:+.3f}, {len(c['seeds'])} seed"
+    return f"{c['gap_mean']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], {len(c['seeds'])} seeds"
+
+
+def scale_label(sc):
+    return (f"V = {sc['vocab_size']:,}, {sc['n_layer']}L d={sc['n_embd']}, {sc['max_iters']} steps "
+            f"({millions(sc['tokens'])} tokens)")
+
+
+def evidence_opening(columns):
+    """RESULTS.md's opening: every QUESTION at every scale, as a table and as one line per scale naming
+    what is concluded (>= CONCLUDE_SEEDS seeds) and what is still open. columns: [(what, cmp, scale)]."""
+    columns = [(what, cmp, sc) for what, cmp, sc in columns if cmp]
+    lines = ["## What the evidence says", "",
+             "Small-scale CPU runs, not 124M. Gaps are L_reference − L_other in nats of final validation loss, paired by "
+             "seed (positive: the second named group is better), with 95 % t-intervals over seeds. A conclusion is drawn "
+             f"only from {CONCLUDE_SEEDS} seeds or more; a question with fewer is open, and its figure is not a finding. "
+             "The columns:", ""]
+    lines += [f"- {scale_label(sc)}: {what}." for what, _, sc in columns]
+    lines += ["", "| question (reference − other) | " + " | ".join(scale_label(sc) for _, _, sc in columns) + " |",
+              "|---|" + "---|" * len(columns)]
+    for short, question, contrast in QUESTIONS:
+        cells = [cmp.get("contrasts", {}).get(contrast[0]) for _, cmp, _ in columns]
+        if not any(cells):
+            continue
+        lines.append(f"| {short}: {question} ({contrast[1]} − {contrast[2]}) | "
+                     + " | ".join(f"{short_gap(c)}: {reading(contrast, c)}" if c else "not run" for c in cells) + " |")
+    summary = []
+    for what, cmp, sc in columns:
+        found, still_open = [], []
+        for short, _, contrast in QUESTIONS:
+            c = cmp.get("contrasts", {}).get(contrast[0])
+            if c and not reading(contrast, c).startswith("open"):
+                found.append(f"{short}: {reading(contrast, c)}, {fmt_gap(c)}")
+            elif c:
+                n = len(c["seeds"])
+                still_open.append(f"{short} ({n} seed{'s' if n > 1 else ''})")
+        summary.append(f"- {scale_label(sc)}: " + ("; ".join(found) if found else "nothing concluded yet")
+                       + (f". Open: {', '.join(still_open)}." if still_open else "."))
+    return lines + ["", "In short (the README quotes these lines):", ""] + summary + [""], summary
+
+
+README_BLOCK = ("<!-- make_results: summary -->", "<!-- /make_results -->")
+
+
+def refresh_readme(path, summary):
+    """Rewrite the README's summary block (between README_BLOCK's markers) with RESULTS.md's opening lines,
+    so the README never says more, or other, than RESULTS.md."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start, end = README_BLOCK
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{path}: expected one '{start}' ... '{end}' block for the results summary")
+    head, rest = text.split(start)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + start + "\n" + "\n".join(summary) + "\n" + end + rest.split(end)[1])
+
+
 def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     """RESULTS.md's opening: how much of kron's gain is untying, input scale and bytes, with intervals."""
     c = cmp.get("contrasts", {})
-    total, untie, scale, own = (c.get(k[0]) for k in (TOTAL, UNTYING, FROZEN_TABLE, OWN_BYTES))
-    kbeyond, kscale = c.get(BEYOND_UNTYING[0]), c.get(KRON_AT_BPE_SCALE[0])
+    total, untie, own, kbeyond = (c.get(k[0]) for k in (TOTAL, UNTYING, OWN_BYTES, BEYOND_UNTYING))
     status = seed_status(cmp, STUDY_SEEDS, FOLLOW_UPS)
     done = status == "complete" and long_cmp and seed_status(long_cmp, LONG_SEEDS) == "complete"
     lines = [f"## The answer{'' if done else ' so far'}: why does Kronecker win at {sc['max_iters']} steps?", "",
@@ -213,16 +302,15 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
         share = f" ({u[0]:.0f} % of the total on the same {u[1]} seeds)" if u and u[2] else ""
         lines.append(f"- **Untying.** An untied BPE head alone (bpe_untied vs bpe_tied): {fmt_gap(untie)}{share}; "
                      f"kron beyond untying (kron vs bpe_untied): {fmt_gap(kbeyond)} — {verdict(kbeyond)}.")
-    lines.append("- **Input scale: not answered by this study.** Its `input_init_std=1.0` group starts the untied BPE table "
-                 "at the Kron input's unit RMS, but AdamW moves a weight by about the learning rate whatever its size, so "
-                 "that table stays a nearly frozen random code (README, Controls): it is not a scale control. Against the "
-                 f"learned 0.02 table it {verdict(scale)}: {fmt_gap(scale)} (negative: worse). The control that keeps the "
-                 "learning dynamics (`input_scale=50`) is in the paired study below. The other direction: the Kron input "
-                 "shrunk to the BPE table's 0.02 RMS is worse than kron by "
-                 f"{fmt_gap(kscale)}; unit scale for the codec {verdict(kscale)}.")
+    lines += input_scale_lines(c)
     lines.append(f"- **Bytes.** The same Kronecker arm with the token→bytes table shuffled among tokens (every token keeps a "
                  f"distinct code with the same statistics, not its own bytes) is worse than kron by {fmt_gap(own)}: "
                  f"each token's own bytes {verdict(own)}.")
+    lowrank, bytes_vs_lowrank = c.get(LOW_RANK[0]), c.get(BYTES_VS_LOWRANK[0])
+    if lowrank:
+        lines.append(f"- **Few parameters.** An untied low-rank table (V×r then r×d, as many trainable input parameters as "
+                     f"the Kron projection; a learned table, not a byte code) vs the full untied table: {fmt_gap(lowrank)} — "
+                     f"{verdict(lowrank)}; kron vs that low-rank table: {fmt_gap(bytes_vs_lowrank)} — {verdict(bytes_vs_lowrank)}.")
     ktied = c.get(KRON_TIED[0])
     if ktied:
         lines.append(f"- **Tying the Kron head.** kron_tied (output head = the codec through the learned projection) "
@@ -244,6 +332,25 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
         lines.append("- **Longer runs** (≥ 4× this horizon, `config/study_english_long.py`): none finished yet, so whether "
                      "the gap grows or shrinks with training is not measured.")
     return lines + horizon_table(cmp, long_cmp, sc, long_sc)
+
+
+def input_scale_lines(c):
+    """The English study's answer on input scale: the control that keeps the learning dynamics
+    (input_scale=50) where it has run, beside the frozen unit-RMS table and the Kron input shrunk to 0.02."""
+    frozen, x50, bytes_vs_x50, kscale = (c.get(k[0]) for k in (FROZEN_TABLE, SCALE_X50, BYTES_VS_X50, KRON_AT_BPE_SCALE))
+    frozen_words = (f"its `input_init_std=1.0` group starts the untied BPE table at the Kron input's unit RMS, but AdamW moves "
+                    "a weight by about the learning rate whatever its size, so that table stays a nearly frozen random code "
+                    f"(README, Controls): it is not a scale control. Against the learned 0.02 table it {verdict(frozen)}: "
+                    f"{fmt_gap(frozen)} (negative: worse).")
+    other_way = ("The other direction: the Kron input shrunk to the BPE table's 0.02 RMS is worse than kron by "
+                 f"{fmt_gap(kscale)}; unit scale for the codec {verdict(kscale)}.")
+    if not x50:
+        return [f"- **Input scale: not answered by this study.** {frozen_words[0].upper()}{frozen_words[1:]} The control that "
+                f"keeps the learning dynamics (`input_scale=50`) is in the paired study below. {other_way}"]
+    return [f"- **Input scale.** The untied 0.02 table with its output multiplied by 50 up to the Kron input's RMS "
+            f"(`input_scale=50`: Adam's relative steps stay the plain table's) vs the plain untied table: {fmt_gap(x50)} — "
+            f"{verdict(x50)}; kron vs that scaled table: {fmt_gap(bytes_vs_x50)} — {verdict(bytes_vs_x50)}. {other_way} Not a "
+            f"scale control: {frozen_words}"]
 
 
 def kron_tied_start(start, groups, logs):
@@ -293,9 +400,10 @@ def english_section(cmp, cmp_md, drift, robustness=()):
     lines = ["## English-corpus study (controls, 8 validation sources)", "",
              "Regenerated by `python -m scripts.make_results` from `results/study_english/runs/` (how to continue the "
              "study: `results/study_english/README.md`). Groups: the four arms, the frozen unit-RMS table "
-             "(`bpe_untied-input_init_std1.0`, not a scale control), shuffled bytes (`kron-kron_shuffle_seed0`) and Kron input "
-             "at BPE scale "
-             "(`kron-kron_scale0.02`).", "", cmp_md, "",
+             "(`bpe_untied-input_init_std1.0`, not a scale control), shuffled bytes (`kron-kron_shuffle_seed0`), Kron input "
+             "at BPE scale (`kron-kron_scale0.02`), kron_tied started at logit 0 (`kron_tied-tied_logit_scale0`), and the two "
+             "controls added later: the scale control that keeps the learning dynamics (`bpe_untied-input_scale50`) and the "
+             "low-rank table with the Kron projection's parameter count (`bpe_lowrank`).", "", cmp_md, "",
              "![validation loss](results/study_english/compare/val_curves.png)",
              "![gap](results/study_english/compare/gap.png)", "",
              "Input-scale drift over the run (final / initial, mean over seeds; `proj_std_sqrtD` for Kron arms, "
@@ -425,15 +533,22 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
     return lines + [""]
 
 
-def study_in_progress(study_dir, rel, title, config, contrasts, planned, what):
-    """RESULTS.md's section on a study still gathering seeds (kept in study_dir, named by its repository path
-    rel): its comparison and contrasts as far as its kept logs go, labelled with its seed counts; a contrast
-    gets a verdict only with an interval (>= 2 seeds)."""
+def load_study_in_progress(study_dir, contrasts):
+    """A study still gathering seeds: (its comparison with these contrasts, its markdown, its scale), or None."""
     got = compare_with_contrasts(study_dir, contrasts)
     if not got:
+        return None
+    return got + (analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")])),)
+
+
+def study_in_progress(study, rel, title, config, contrasts, planned, what):
+    """RESULTS.md's section on a study still gathering seeds (load_study_in_progress; kept under the
+    repository path rel): its comparison and contrasts as far as its kept logs go, labelled with its seed
+    counts; a contrast gets a verdict only with an interval (>= 2 seeds), and the opening draws none
+    below CONCLUDE_SEEDS."""
+    if not study:
         return []
-    cmp, md = got
-    sc = analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")]))
+    cmp, md, sc = study
     fewest = min(len(g["seeds"]) for g in cmp["groups"].values())
     lines = [f"## {title} (in progress)", "",
              f"`{config}`, logs in `{rel}/runs/` ({seed_status(cmp, planned)}; how to continue it: that folder's README). "
@@ -442,7 +557,8 @@ def study_in_progress(study_dir, rel, title, config, contrasts, planned, what):
              f"same body weights.{' ' + what(sc) if what(sc) else ''}"
              + (" **Some groups have one seed: their gaps are single runs, with no interval, and no conclusion is drawn "
                 "from them.**" if fewest < 2 else ""), "",
-             "| contrast | gap L_reference − L_other (positive: the other group is better) | verdict |", "|---|---|---|"]
+             "| contrast | gap L_reference − L_other (positive: the other group is better) | verdict of the interval |",
+             "|---|---|---|"]
     for label, _, _ in contrasts:
         c = cmp.get("contrasts", {}).get(label)
         lines.append(f"| {label} | {fmt_gap(c)} | {verdict(c)} |")
@@ -459,13 +575,13 @@ def small_vocab_words(sc):
             f"table row is seen {sc['tokens'] / sc['vocab_size']:.0f} times on average (124M at 2.5B tokens: ~50,000).")
 
 
-def paired_section(study_dir):
-    return study_in_progress(study_dir, "results/study_english_paired", "The paired English study",
+def paired_section(study):
+    return study_in_progress(study, "results/study_english_paired", "The paired English study",
                              "config/study_english_paired.py", PAIRED_CONTRASTS, PAIRED_SEEDS, lambda sc: "")
 
 
-def small_vocab_section(study_dir):
-    return study_in_progress(study_dir, "results/study_small_vocab", "The small-vocabulary study",
+def small_vocab_section(study):
+    return study_in_progress(study, "results/study_small_vocab", "The small-vocabulary study",
                              "config/study_small_vocab.py", SMALL_VOCAB_CONTRASTS, SMALL_VOCAB_SEEDS, small_vocab_words)
 
 
@@ -627,7 +743,7 @@ def python_docs_section(cmp, cmp_md, probes_dir, sc):
 
 
 def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None,
-               paired_dir=None, small_vocab_dir=None):
+               paired=None, small_vocab=None):
     lines = ["# Results: CPU-scale replications",
              "",
              "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
@@ -636,6 +752,14 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
              "Python-docs study's probe results, retrain it (`python -m scripts.run_study --base config/study_cpu.py --out-root "
              "runs/study_cpu`) and run `python -m probes.run_all` on its seed-1337 checkpoints with `--out results/study_cpu/probes`.",
              ""]
+    opening, summary = evidence_opening(
+        [("the English study (`results/study_english/`; bodies initialised per arm, data order paired)",
+          english and english["cmp"], english and english["scale"]),
+         ("the paired English study (`results/study_english_paired/`; every arm of a seed from the same body weights, bf16)",
+          paired and paired[0], paired and paired[2]),
+         ("the small-vocabulary study (`results/study_small_vocab/`; an 8,192-token BPE trained on the English corpus, "
+          "paired bodies, bf16)", small_vocab and small_vocab[0], small_vocab and small_vocab[2])])
+    lines += opening
     if english:
         e, lg = english, english_long or {}
         lines += english_answer(e["cmp"], lg.get("cmp"), e["scale"], lg.get("scale"), e["logs"]) + [""]
@@ -650,16 +774,13 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
                       "", lg["md"], "", "![validation loss](results/study_english_long/compare/val_curves.png)", "",
                       "Input-scale drift over the long runs (final / initial, mean over seeds):", ""]
             lines += drift_table(lg["drift"]) + [""] + lg["robustness"]
-    if paired_dir:
-        lines += paired_section(paired_dir)
-    if small_vocab_dir:
-        lines += small_vocab_section(small_vocab_dir)
+    lines += paired_section(paired) + small_vocab_section(small_vocab)
     if gpu_dir:
         lines += gpu_study_section(gpu_dir)
     lines += python_docs_section(cmp, cmp_md, probes_dir, sc)
     lines += ["## Parameter savings", "", params_md, "", "## The study's configuration (`config/study_cpu.py`)", "", "```python",
               config_text.strip(), "```"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", summary
 
 
 def main(argv=None):
@@ -678,6 +799,8 @@ def main(argv=None):
     p.add_argument("--small-vocab-dir", default=os.path.join(ROOT, "results", "study_small_vocab"),
                    help="the small-vocabulary study's kept logs (<dir>/runs), if any")
     p.add_argument("--out", default=os.path.join(ROOT, "RESULTS.md"))
+    p.add_argument("--readme", default=os.path.join(ROOT, "README.md"),
+                   help="whose results-summary block to refresh from RESULTS.md's opening ('' to leave it)")
     args = p.parse_args(argv)
     logs = os.path.join(args.results_dir, "runs")
     if os.path.isdir(args.runs_dir):
@@ -693,10 +816,15 @@ def main(argv=None):
     scale = analysis.study_scale(analysis.find_runs([logs]))
     english = load_study(args.english_dir, "### Spelling robustness on every seed")
     english_long = english and load_study(args.english_long_dir, "### Spelling robustness of the long runs, on every seed")
+    text, summary = results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir,
+                               load_study_in_progress(args.paired_dir, PAIRED_CONTRASTS),
+                               load_study_in_progress(args.small_vocab_dir, SMALL_VOCAB_CONTRASTS))
     with open(args.out, "w") as f:
-        f.write(results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir,
-                           args.paired_dir, args.small_vocab_dir))
+        f.write(text)
     print(f"wrote {args.out}")
+    if args.readme:
+        refresh_readme(args.readme, summary)
+        print(f"refreshed the results summary in {args.readme}")
 
 
 if __name__ == "__main__":

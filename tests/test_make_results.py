@@ -11,7 +11,8 @@ import checkpoint
 def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
     """RESULTS.md is rebuilt from the metric logs kept in results/study_cpu/runs and
     results/study_english/runs (no training, no checkpoints) into a scratch folder and must equal the
-    committed file byte for byte."""
+    committed file byte for byte; so must the README once its summary block is refreshed from it (the
+    README's summary says no more, and nothing other, than RESULTS.md's opening)."""
     import shutil
 
     from scripts import make_results
@@ -27,14 +28,17 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
             shutil.copytree(kept_long, tmp_path / "study_english_long" / part)
     shutil.copytree(os.path.join(root, "results", "study_english_paired", "runs"), tmp_path / "paired" / "runs")
     shutil.copytree(os.path.join(root, "results", "study_small_vocab", "runs"), tmp_path / "small_vocab" / "runs")
+    shutil.copy(os.path.join(root, "README.md"), tmp_path / "README.md")
     if os.path.isdir(os.path.join(root, "results", "gpu_124m")):  # the 124M GPU study, once it has run
         shutil.copytree(os.path.join(root, "results", "gpu_124m"), tmp_path / "gpu_124m")
     make_results.main(["--runs-dir", str(tmp_path / "no_runs"), "--results-dir", str(tmp_path / "study_cpu"),
                        "--english-dir", str(tmp_path / "study_english"), "--english-long-dir", str(tmp_path / "study_english_long"),
                        "--params-dir", str(tmp_path / "params"), "--out", str(tmp_path / "RESULTS.md"),
                        "--gpu-dir", str(tmp_path / "gpu_124m"), "--paired-dir", str(tmp_path / "paired"),
-                       "--small-vocab-dir", str(tmp_path / "small_vocab")])
+                       "--small-vocab-dir", str(tmp_path / "small_vocab"), "--readme", str(tmp_path / "README.md")])
     assert (tmp_path / "RESULTS.md").read_bytes() == open(os.path.join(root, "RESULTS.md"), "rb").read()
+    assert (tmp_path / "README.md").read_bytes() == open(os.path.join(root, "README.md"), "rb").read(), \
+        "README.md's results summary differs from RESULTS.md's opening: run python -m scripts.make_results"
 
 
 def test_readme_quotes_only_intervals_results_md_has():
@@ -42,7 +46,9 @@ def test_readme_quotes_only_intervals_results_md_has():
     must not leave the README quoting numbers it no longer has."""
     import re
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    readme, results = (open(os.path.join(root, f), encoding="utf-8").read() for f in ("README.md", "RESULTS.md"))
+    # whitespace collapsed, so a figure broken across two lines of the README is still checked
+    readme, results = (" ".join(open(os.path.join(root, f), encoding="utf-8").read().split())
+                       for f in ("README.md", "RESULTS.md"))
     quoted = re.findall(r"[+-]\d+\.\d+ nats \[95 % CI [^\]]+\], \d+ seeds", readme)
     assert quoted, "the README's study headline quotes no interval"
     missing = [q for q in quoted if q not in results]
@@ -68,3 +74,26 @@ def test_make_results_never_replaces_a_kept_log_with_an_unfinished_runs(tmp_path
     assert make_results.copy_logs(str(finished_run.parent), str(kept)) == 1
     assert (kept / "run" / "metrics.jsonl").read_text() == open(finished_run / "metrics.jsonl").read()
     assert json.loads((kept / "run" / "metrics.jsonl").read_text().splitlines()[0])["kind"] == "config"
+
+
+def test_the_opening_concludes_only_from_five_seeds_and_says_which_group_is_better():
+    from scripts.make_results import CONCLUDE_SEEDS, TOTAL, reading
+    seeds = list(range(CONCLUDE_SEEDS))
+    assert reading(TOTAL, None) == "not run"
+    assert reading(TOTAL, {"seeds": seeds[:-1], "ci95": [0.05, 0.2]}) == f"open ({CONCLUDE_SEEDS - 1} of {CONCLUDE_SEEDS} seeds)"
+    assert reading(TOTAL, {"seeds": seeds, "ci95": [0.05, 0.2]}) == "kron better"  # positive gap: the second group
+    assert reading(TOTAL, {"seeds": seeds, "ci95": [-0.2, -0.05]}) == "bpe_tied better"
+    assert reading(TOTAL, {"seeds": seeds, "ci95": [-0.03, 0.07]}) == "no difference resolved (within 0.070 nats)"
+
+
+def test_the_readme_summary_block_is_replaced_and_nothing_else(tmp_path):
+    from scripts.make_results import README_BLOCK, refresh_readme
+    start, end = README_BLOCK
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{start}\n- an old claim\n{end}\nrest\n", encoding="utf-8")
+    refresh_readme(str(readme), ["- a", "- b"])
+    assert readme.read_text(encoding="utf-8") == f"intro\n{start}\n- a\n- b\n{end}\nrest\n"
+    readme.write_text("no block here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="expected one"):
+        refresh_readme(str(readme), ["- a"])
+    assert readme.read_text(encoding="utf-8") == "no block here\n"
