@@ -37,20 +37,14 @@
 # script or scripts/gpu_study.sh in one device session, not both: together they exceed 15 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SMOKE=0
-if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
-OUT=${OUT:-gpu_check}
-WORK=${WORK:-/tmp/gpu_check}
-PY=${PYTHON:-python3}
-LOGS="$WORK/logs"; RUNS="$WORK/runs"
+source scripts/gpu_common.sh
+gpu_setup gpu_check "$@"   # SMOKE, OUT, WORK, PY, LOGS, RUNS, DATA (on a GPU: the shards unpacked)
 rm -rf "$LOGS" "$RUNS"
 mkdir -p "$OUT" "$LOGS" "$RUNS"
-if [ -d gpu_pack/gpt2 ]; then export GPT2_BPE_DIR="$PWD/gpu_pack/gpt2"; fi
 TORCHRUN=("$PY" -m torch.distributed.run)  # the same interpreter (a torchrun on PATH may belong to another)
 DEADLINE=${DEADLINE_S:-560}  # seconds from the start: a stage gets what is left, and one that cannot start is skipped
 
 if [ "$SMOKE" = 1 ]; then
-    DATA=${1:?--smoke needs a prepared data folder}
     DEV=(--device=cpu --compile=False)
     SHAPE=(--n_layer=1 --n_head=2 --n_embd=32 --block_size=32)
     # eager and few repeats: the smoke run checks the stages and the archive; compiling on a CPU (tested in
@@ -60,12 +54,6 @@ if [ "$SMOKE" = 1 ]; then
     EMBED_LARGE=(--devices cpu --shapes tiny --no-tied-head --impls embedding fused --repeats 2)
     FACTS=(--size 256 --repeats 2)
 else
-    if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-        echo "gpu_check: $PY finds no CUDA GPU (torch.cuda.is_available() is False); on a CPU run: bash scripts/gpu_check.sh --smoke DATA_DIR" >&2
-        exit 1
-    fi
-    DATA="$WORK/data"
-    "$PY" -m scripts.pack_gpu --unpack "$DATA" || exit 1
     DEV=()
     SHAPE=()
     BENCH=(--n-layer 12 --n-head 12 --n-embd 768 --block-size 1024 --batch-size 16 --steps 8 --warmup 2 --compile)

@@ -22,31 +22,19 @@
 # of the comparison, naming it). Run this script or scripts/gpu_check.sh in one device session, not both.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SMOKE=0
-if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
-OUT=${OUT:-gpu_study}
-WORK=${WORK:-/tmp/gpu_study}
-PY=${PYTHON:-python3}
+source scripts/gpu_common.sh
+gpu_setup gpu_study "$@"   # SMOKE, OUT, WORK, PY, LOGS, RUNS, DATA (on a GPU: the shards unpacked)
 BUDGET=${STUDY_BUDGET_S:-540}   # seed 1338 starts only when the measured time per arm says it ends by then
 DEADLINE=${DEADLINE_S:-570}     # nothing runs past this (seconds from the start): one device call is 600 s at most
-LOGS="$WORK/logs"; RUNS="$WORK/runs"
 rm -rf "$LOGS"
 mkdir -p "$OUT" "$LOGS/runs" "$LOGS/probes" "$RUNS"
-if [ -d gpu_pack/gpt2 ]; then export GPT2_BPE_DIR="$PWD/gpu_pack/gpt2"; fi
 
 if [ "$SMOKE" = 1 ]; then
-    DATA=${1:?--smoke needs a prepared data folder}
     EXTRA=(--device=cpu --compile=False --n_layer=1 --n_head=2 --n_embd=32 --block_size=32 --batch_size=2
            --gradient_accumulation_steps=2 --max_iters=4 --lr_decay_iters=4 --warmup_iters=1 --eval_interval=2
            --eval_iters=2 --log_interval=1)
     PROBE_DEV=cpu; FACTS=(--size 256 --repeats 2)
 else
-    if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-        echo "gpu_study: $PY finds no CUDA GPU; on a CPU run: bash scripts/gpu_study.sh --smoke DATA_DIR" >&2
-        exit 1
-    fi
-    DATA="$WORK/data"
-    "$PY" -m scripts.pack_gpu --unpack "$DATA" || exit 1
     EXTRA=(); PROBE_DEV=cuda; FACTS=()
 fi
 FAILED=0
