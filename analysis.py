@@ -215,15 +215,16 @@ def load(path):
 
 
 def input_drift(logs):
-    """{group: (metric, mean over seeds of its final / initial, mean over seeds of the produced input
-    embeddings' RMS final / initial)}: the layer's own scale metric (proj_std_sqrtD for Kron, wte_std
-    for tables, as the paper reports) beside the same quantity for every arm (emb_rms)."""
+    """{group: (metric, then the mean over seeds of final / initial of: that metric, the produced input
+    embeddings' RMS, their mean row norm)}: the layer's own scale metric (proj_std_sqrtD for Kron,
+    wte_std for tables, as the paper reports) beside the same two quantities for every arm."""
     out = {}
     for run in sorted(os.listdir(logs)):
-        series = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
+        s = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
         out.setdefault(run.rsplit("-s", 1)[0], []).append(
-            (series["input_scale_key"], series["input_scale_rel"][-1], series["emb_rms"][-1] / series["emb_rms"][0]))
-    return {g: (v[0][0], statistics.mean(r for _, r, _ in v), statistics.mean(e for _, _, e in v)) for g, v in out.items()}
+            (s["input_scale_key"], s["input_scale_rel"][-1], s["emb_rms"][-1] / s["emb_rms"][0],
+             s["emb_row_norm"][-1] / s["emb_row_norm"][0]))
+    return {g: (v[0][0],) + tuple(statistics.mean(r[i] for r in v) for i in (1, 2, 3)) for g, v in out.items()}
 
 
 def step0_losses(logs, group):

@@ -149,7 +149,7 @@ def series_from_evals(evals):
     base = evals[0][key]
     return {"steps": [r["step"] for r in evals], "input_scale_rel": [r[key] / base for r in evals],
             "input_scale_key": key, "input_scale": [r[key] for r in evals], "emb_rms": [r["emb_rms"] for r in evals],
-            "head_std": [r.get("head_std") for r in evals]}
+            "emb_row_norm": [r.get("emb_row_norm") for r in evals], "head_std": [r.get("head_std") for r in evals]}
 
 
 class RunLock:

@@ -392,8 +392,9 @@ def horizon_table(cmp, long_cmp, sc, long_sc):
 
 
 def drift_table(drift):
-    return (["| group | its layer's metric | metric final / initial | produced embeddings' RMS final / initial |", "|---|---|---|---|"]
-            + [f"| {g} | {k} | {r:.3f} | {e:.3f} |" for g, (k, r, e) in drift.items()])
+    return (["| group | its layer's metric | metric final / initial | produced embeddings: RMS final / initial "
+             "| produced embeddings: mean row norm final / initial |", "|---|---|---|---|---|"]
+            + [f"| {g} | {k} | {r:.3f} | {e:.3f} | {n:.3f} |" for g, (k, r, e, n) in drift.items()])
 
 
 def english_section(cmp, cmp_md, drift, robustness=()):
@@ -534,11 +535,13 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
 
 
 def load_study_in_progress(study_dir, contrasts):
-    """A study still gathering seeds: (its comparison with these contrasts, its markdown, its scale), or None."""
+    """A study still gathering seeds: (its comparison with these contrasts, its markdown, its scale, its input
+    drift), or None."""
     got = compare_with_contrasts(study_dir, contrasts)
     if not got:
         return None
-    return got + (analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")])),)
+    logs = os.path.join(study_dir, "runs")
+    return got + (analysis.study_scale(analysis.find_runs([logs])), input_drift(logs))
 
 
 def study_in_progress(study, rel, title, config, contrasts, planned, what):
@@ -548,7 +551,7 @@ def study_in_progress(study, rel, title, config, contrasts, planned, what):
     below CONCLUDE_SEEDS."""
     if not study:
         return []
-    cmp, md, sc = study
+    cmp, md, sc, drift = study
     fewest = min(len(g["seeds"]) for g in cmp["groups"].values())
     lines = [f"## {title} (in progress)", "",
              f"`{config}`, logs in `{rel}/runs/` ({seed_status(cmp, planned)}; how to continue it: that folder's README). "
@@ -562,7 +565,10 @@ def study_in_progress(study, rel, title, config, contrasts, planned, what):
     for label, _, _ in contrasts:
         c = cmp.get("contrasts", {}).get(label)
         lines.append(f"| {label} | {fmt_gap(c)} | {verdict(c)} |")
-    return lines + ["", md, "", f"![validation loss]({rel}/compare/val_curves.png)", ""]
+    return (lines + ["", md, "", f"![validation loss]({rel}/compare/val_curves.png)", "",
+                     "Input drift (final / initial, mean over seeds; the `input_scale=50` table keeps the plain table's "
+                     "std while the embeddings it produces start at RMS ≈ 1):", ""]
+            + drift_table(drift) + [""])
 
 
 def small_vocab_words(sc):
