@@ -124,3 +124,19 @@ def test_seed_status_counts_follow_up_groups_against_their_own_plan():
     assert analysis.seed_status(cmp, 5, {"kron_tied-x": 3}) == "partial: 5 of 5 seeds per group so far; kron_tied-x: 1 of 3"
     cmp["groups"]["kron_tied-x"]["seeds"] = [1, 2, 3]
     assert analysis.seed_status(cmp, 5, {"kron_tied-x": 3}) == "complete (kron_tied-x: 3 seeds, as planned)"
+
+
+def test_input_drift_is_final_over_initial_of_each_quantity_averaged_over_seeds(tmp_path):
+    """Each arm's own metric (wte_std for a table, proj_std_sqrtD for Kron) and the two quantities every arm
+    shares (the produced embeddings' RMS and mean row norm), final / initial, then the mean over seeds."""
+    def log(name, seed, evals):
+        d = tmp_path / f"{name}-s{seed}"
+        d.mkdir()
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"kind": "eval", "step": i, **e}) + "\n" for i, e in enumerate(evals)))
+    log("bpe_tied", 1, [{"wte_std": 0.02, "emb_rms": 0.02, "emb_row_norm": 0.2}, {"wte_std": 0.06, "emb_rms": 0.06, "emb_row_norm": 0.5}])
+    log("bpe_tied", 2, [{"wte_std": 0.02, "emb_rms": 0.02, "emb_row_norm": 0.2}, {"wte_std": 0.04, "emb_rms": 0.04, "emb_row_norm": 0.3}])
+    log("kron", 1, [{"proj_std_sqrtD": 1.0, "wte_std": 9.0, "emb_rms": 1.0, "emb_row_norm": 10.0},
+                    {"proj_std_sqrtD": 1.5, "wte_std": 1.0, "emb_rms": 4.0, "emb_row_norm": 30.0}])
+    drift = analysis.input_drift(str(tmp_path))
+    assert drift["bpe_tied"] == pytest.approx(("wte_std", 2.5, 2.5, 2.0))
+    assert drift["kron"] == pytest.approx(("proj_std_sqrtD", 1.5, 4.0, 3.0))  # its own metric, not wte_std
