@@ -216,15 +216,17 @@ def load(path):
 
 def input_drift(logs):
     """{group: (metric, then the mean over seeds of final / initial of: that metric, the produced input
-    embeddings' RMS, their mean row norm)}: the layer's own scale metric (proj_std_sqrtD for Kron,
-    wte_std for tables, as the paper reports) beside the same two quantities for every arm."""
+    embeddings' RMS, their mean row norm (NaN in a log without it), then the number of seeds)}: the
+    layer's own scale metric (proj_std_sqrtD for Kron, wte_std for tables, as the paper reports) beside
+    the same two quantities for every arm."""
     out = {}
     for run in sorted(os.listdir(logs)):
         s = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
+        norms = s["emb_row_norm"]
         out.setdefault(run.rsplit("-s", 1)[0], []).append(
             (s["input_scale_key"], s["input_scale_rel"][-1], s["emb_rms"][-1] / s["emb_rms"][0],
-             s["emb_row_norm"][-1] / s["emb_row_norm"][0]))
-    return {g: (v[0][0],) + tuple(statistics.mean(r[i] for r in v) for i in (1, 2, 3)) for g, v in out.items()}
+             norms[-1] / norms[0] if norms[0] and norms[-1] else math.nan))
+    return {g: (v[0][0],) + tuple(statistics.mean(r[i] for r in v) for i in (1, 2, 3)) + (len(v),) for g, v in out.items()}
 
 
 def step0_losses(logs, group):

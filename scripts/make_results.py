@@ -12,6 +12,7 @@ checkpoints, so refresh them with the probes themselves, e.g.
 """
 import argparse
 import glob
+import math
 import os
 import shutil
 
@@ -75,7 +76,7 @@ BYTES_VS_LOWRANK = ("bytes vs the parameter-matched low-rank table", "bpe_lowran
 CONTRASTS = [TOTAL, UNTYING, FROZEN_TABLE, BYTES_VS_FROZEN, BEYOND_UNTYING, OWN_BYTES, KRON_AT_BPE_SCALE, KRON_TIED,
              KRON_TIED_START, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK]
 STUDY_SEEDS = 5
-FOLLOW_UPS = {KRON_TIED_START[2]: 3}  # the English study's follow-up groups, planned with fewer seeds
+FOLLOW_UPS = {}  # the English study's follow-up groups planned with fewer seeds than STUDY_SEEDS: none now
 LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
 # The paired study (config/study_english_paired.py): the same questions with paired initialisation, the
 # scale control that keeps learning dynamics (input_scale=50) and a parameter-matched learned table.
@@ -92,7 +93,12 @@ QUESTIONS = [("total", "does kron beat bpe_tied?", TOTAL),
              ("bytes beyond scale", "does kron beat that scaled table?", BYTES_VS_X50),
              ("own bytes", "do a token's own bytes beat shuffled ones?", OWN_BYTES),
              ("few parameters", "does a low-rank table with the Kron projection's parameter count beat the full one?", LOW_RANK),
-             ("bytes vs few parameters", "does kron beat that low-rank table?", BYTES_VS_LOWRANK)]
+             ("bytes vs few parameters", "does kron beat that low-rank table?", BYTES_VS_LOWRANK),
+             ("tying the Kron head", "does kron beat kron_tied (its head the codec through the projection)?", KRON_TIED),
+             ("kron_tied's start", "does kron_tied started at logit 0 (step-0 loss ln V) beat its default start?",
+              KRON_TIED_START),
+             ("frozen code", "does an untied table started at unit RMS (AdamW leaves it nearly frozen) beat the 0.02 one?",
+              FROZEN_TABLE)]
 CONCLUDE_SEEDS = 5
 
 
@@ -123,10 +129,19 @@ def trend(c):
     return f"the gap {how}: {early:+.3f} at step {q['step']}, {late:+.3f} at step {t[-1]['step']}"
 
 
+def open_note(c):
+    """' (2 of 5 seeds: open)' after a figure drawn from fewer than CONCLUDE_SEEDS seeds, else ''."""
+    n = len(c["seeds"]) if c else 0
+    return f" ({n} of {CONCLUDE_SEEDS} seeds: open)" if n < CONCLUDE_SEEDS else ""
+
+
 def verdict(c):
-    """Whether the interval excludes zero, in words (positive gap: the second group is better)."""
+    """Whether the interval excludes zero, in words (positive gap: the second group is better); open below
+    CONCLUDE_SEEDS seeds, whatever the interval."""
     if not c or not c["ci95"]:
         return "not yet measurable"
+    if len(c["seeds"]) < CONCLUDE_SEEDS:
+        return f"open ({len(c['seeds'])} of {CONCLUDE_SEEDS} seeds)"
     if not excludes_zero(c["ci95"]):
         return "not distinguishable from zero at this many seeds"
     return "helps" if c["ci95"][0] > 0 else "hurts"
@@ -208,17 +223,17 @@ def fmt_p(p):
 
 def reading(contrast, c):
     """What one contrast lets the opening say: which group is better, that no difference is resolved
-    (and within what), or that it is open (fewer than CONCLUDE_SEEDS seeds) or not run."""
+    (and within what), or that it is open (fewer than CONCLUDE_SEEDS seeds) or has no paired runs."""
     _, ref, other = contrast
     if not c:
-        return "not run"
+        return "no paired runs"
     n = len(c["seeds"])
     if n < CONCLUDE_SEEDS or not c["ci95"]:
         return f"open ({n} of {CONCLUDE_SEEDS} seeds)"
     lo, hi = c["ci95"]
     if excludes_zero(c["ci95"]):
-        return f"{other if lo > 0 else ref} better"
-    return f"no difference resolved (within {max(abs(lo), abs(hi)):.3f} nats)"
+        return f"{other} better than {ref}" if lo > 0 else f"{ref} better than {other}"
+    return f"no difference resolved (95 % CI within ±{max(abs(lo), abs(hi)):.3f} nats)"
 
 
 def short_gap(c):
@@ -231,57 +246,74 @@ def short_gap(c):
 
 
 def scale_label(sc):
-    return (f"V = {sc['vocab_size']:,}, {sc['n_layer']}L d={sc['n_embd']}, {sc['max_iters']} steps "
-            f"({millions(sc['tokens'])} tokens)")
+    return f"V = {sc['vocab_size']:,}, {sc['n_layer']}L d={sc['n_embd']}, {sc['max_iters']} steps, {millions(sc['tokens'])} tokens"
 
 
 def evidence_opening(columns):
-    """RESULTS.md's opening: every QUESTION at every scale, as a table and as one line per scale naming
-    what is concluded (>= CONCLUDE_SEEDS seeds) and what is still open. columns: [(what, cmp, scale)]."""
-    columns = [(what, cmp, sc) for what, cmp, sc in columns if cmp]
-    lines = ["## What the evidence says", "",
-             "Small-scale CPU runs, not 124M. Gaps are L_reference − L_other in nats of final validation loss, paired by "
-             "seed (positive: the second named group is better), with 95 % t-intervals over seeds. A conclusion is drawn "
-             f"only from {CONCLUDE_SEEDS} seeds or more; a question with fewer is open, and its figure is not a finding. "
-             "The columns:", ""]
-    lines += [f"- {scale_label(sc)}: {what}." for what, _, sc in columns]
-    lines += ["", "| question (reference − other) | " + " | ".join(scale_label(sc) for _, _, sc in columns) + " |",
-              "|---|" + "---|" * len(columns)]
+    """RESULTS.md's opening: every QUESTION at every study's scale, as a table and as one line per study
+    naming what is concluded (>= CONCLUDE_SEEDS seeds), what is open and what it did not run.
+    columns: [(name, what, cmp, scale)]. Returns (lines, summary lines), summary None without any study."""
+    columns = [(name, what, cmp, sc) for name, what, cmp, sc in columns if cmp]
+    lines = ["## What the evidence says", ""]
+    if not columns:
+        return lines + ["No study's logs are kept yet: nothing to say.", ""], None
+    lines += ["Small-scale CPU runs, not 124M. Gaps are L_reference − L_other in nats of final validation loss, paired by "
+              "seed (positive: the second named group is better), with 95 % t-intervals over seeds, each on its own (not "
+              f"corrected for the {len(QUESTIONS)} questions asked at {len(columns)} scales together). A conclusion is drawn "
+              f"only from {CONCLUDE_SEEDS} seeds or more; a question with fewer is open, and its figure is not a finding. "
+              "A dash: the study did not run both groups (or they share no seed). The studies:", ""]
+    lines += [f"- {name} ({scale_label(sc)}): {what}." for name, what, _, sc in columns]
+    lines += ["", "| question (reference − other) | " + " | ".join(f"{name}, {scale_label(sc)}" for name, _, _, sc in columns)
+              + " |", "|---|" + "---|" * len(columns)]
     for short, question, contrast in QUESTIONS:
-        cells = [cmp.get("contrasts", {}).get(contrast[0]) for _, cmp, _ in columns]
-        if not any(cells):
-            continue
-        lines.append(f"| {short}: {question} ({contrast[1]} − {contrast[2]}) | "
-                     + " | ".join(f"{short_gap(c)}: {reading(contrast, c)}" if c else "not run" for c in cells) + " |")
-    summary = []
-    for what, cmp, sc in columns:
-        found, still_open = [], []
-        for short, _, contrast in QUESTIONS:
-            c = cmp.get("contrasts", {}).get(contrast[0])
-            if c and not reading(contrast, c).startswith("open"):
-                found.append(f"{short}: {reading(contrast, c)}, {fmt_gap(c)}")
-            elif c:
-                n = len(c["seeds"])
-                still_open.append(f"{short} ({n} seed{'s' if n > 1 else ''})")
-        summary.append(f"- {scale_label(sc)}: " + ("; ".join(found) if found else "nothing concluded yet")
-                       + (f". Open: {', '.join(still_open)}." if still_open else "."))
+        cells = [cmp.get("contrasts", {}).get(contrast[0]) for _, _, cmp, _ in columns]
+        if any(cells):
+            lines.append(f"| {short}: {question} ({contrast[1]} − {contrast[2]}) | "
+                         + " | ".join(f"{short_gap(c)}: {reading(contrast, c)}" if c else "—" for c in cells) + " |")
+    summary = [summary_line(name, cmp, sc) for name, _, cmp, sc in columns]
     return lines + ["", "In short (the README quotes these lines):", ""] + summary + [""], summary
+
+
+def summary_line(name, cmp, sc):
+    """One study's line of the opening: its conclusions with their intervals, then what is open, then what
+    it did not run."""
+    found, still_open, not_run = [], [], []
+    for short, _, contrast in QUESTIONS:
+        c = cmp.get("contrasts", {}).get(contrast[0])
+        if not c:
+            not_run.append(short)
+        elif reading(contrast, c).startswith("open"):
+            n = len(c["seeds"])
+            still_open.append(f"{short} ({n} seed{'s' if n > 1 else ''})")
+        else:
+            found.append(f"{short} ({contrast[1]} − {contrast[2]}): {reading(contrast, c)}, {fmt_gap(c)}")
+    return (f"- {name} ({scale_label(sc)}): " + ("; ".join(found) if found else "nothing concluded yet") + "."
+            + (f" Open: {', '.join(still_open)}." if still_open else "")
+            + (f" Not run in this study: {', '.join(not_run)}." if not_run else ""))
 
 
 README_BLOCK = ("<!-- make_results: summary -->", "<!-- /make_results -->")
 
 
-def refresh_readme(path, summary):
-    """Rewrite the README's summary block (between README_BLOCK's markers) with RESULTS.md's opening lines,
-    so the README never says more, or other, than RESULTS.md."""
+def readme_block(path):
+    """(text before the block, text after it) of the README's summary block; refused unless the README
+    holds exactly one start marker followed by one end marker."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     start, end = README_BLOCK
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
         raise ValueError(f"{path}: expected one '{start}' ... '{end}' block for the results summary")
     head, rest = text.split(start)
+    return head, rest.split(end)[1]
+
+
+def refresh_readme(path, summary):
+    """Rewrite the README's summary block (between README_BLOCK's markers) with RESULTS.md's opening lines,
+    so the README never says more, or other, than RESULTS.md."""
+    head, tail = readme_block(path)
+    start, end = README_BLOCK
     with open(path, "w", encoding="utf-8") as f:
-        f.write(head + start + "\n" + "\n".join(summary) + "\n" + end + rest.split(end)[1])
+        f.write(head + start + "\n" + "\n".join(summary) + "\n" + end + tail)
 
 
 def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
@@ -304,8 +336,8 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
                      f"kron beyond untying (kron vs bpe_untied): {fmt_gap(kbeyond)} — {verdict(kbeyond)}.")
     lines += input_scale_lines(c)
     lines.append(f"- **Bytes.** The same Kronecker arm with the token→bytes table shuffled among tokens (every token keeps a "
-                 f"distinct code with the same statistics, not its own bytes) is worse than kron by {fmt_gap(own)}: "
-                 f"each token's own bytes {verdict(own)}.")
+                 f"distinct code with the same statistics, not its own bytes) is worse than kron by {fmt_gap(own)} — "
+                 f"own bytes: {verdict(own)}.")
     lowrank, bytes_vs_lowrank = c.get(LOW_RANK[0]), c.get(BYTES_VS_LOWRANK[0])
     if lowrank:
         lines.append(f"- **Few parameters.** An untied low-rank table (V×r then r×d, as many trainable input parameters as "
@@ -314,7 +346,7 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     ktied = c.get(KRON_TIED[0])
     if ktied:
         lines.append(f"- **Tying the Kron head.** kron_tied (output head = the codec through the learned projection) "
-                     f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better); untying the Kron head {verdict(ktied)}."
+                     f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better) — untying the Kron head: {verdict(ktied)}."
                      + kron_tied_start(c.get(KRON_TIED_START[0]), cmp["groups"], logs))
     if total and total["trajectory"]:
         t = total["trajectory"]
@@ -325,7 +357,7 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     if lt:
         lines.append(f"- **Longer runs** ({long_sc['max_iters']} steps, {millions(long_sc['tokens'])} tokens, "
                      f"`results/study_english_long/`): kron's gap to bpe_tied "
-                     f"{fmt_gap(lt)}; {trend(lt)}. Along the run: " +
+                     f"{fmt_gap(lt)}; mean over seeds, {trend(lt)}{open_note(lt)}. Along the run: " +
                      ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in lt["trajectory"]) +
                      ". Other groups and seeds of the long runs: see that section below.")
     else:
@@ -340,10 +372,10 @@ def input_scale_lines(c):
     frozen, x50, bytes_vs_x50, kscale = (c.get(k[0]) for k in (FROZEN_TABLE, SCALE_X50, BYTES_VS_X50, KRON_AT_BPE_SCALE))
     frozen_words = (f"its `input_init_std=1.0` group starts the untied BPE table at the Kron input's unit RMS, but AdamW moves "
                     "a weight by about the learning rate whatever its size, so that table stays a nearly frozen random code "
-                    f"(README, Controls): it is not a scale control. Against the learned 0.02 table it {verdict(frozen)}: "
-                    f"{fmt_gap(frozen)} (negative: worse).")
+                    f"(README, Controls): it is not a scale control. Against the learned 0.02 table: {fmt_gap(frozen)} "
+                    f"(negative: worse) — {verdict(frozen)}.")
     other_way = ("The other direction: the Kron input shrunk to the BPE table's 0.02 RMS is worse than kron by "
-                 f"{fmt_gap(kscale)}; unit scale for the codec {verdict(kscale)}.")
+                 f"{fmt_gap(kscale)} — unit scale for the codec: {verdict(kscale)}.")
     if not x50:
         return [f"- **Input scale: not answered by this study.** {frozen_words[0].upper()}{frozen_words[1:]} The control that "
                 f"keeps the learning dynamics (`input_scale=50`) is in the paired study below. {other_way}"]
@@ -360,14 +392,17 @@ def kron_tied_start(start, groups, logs):
         return ""
     _, tied, started_at_zero = KRON_TIED_START
     default, zero = analysis.step0_losses(logs, tied), analysis.step0_losses(logs, started_at_zero)
-    planned = FOLLOW_UPS[started_at_zero]
+    planned = FOLLOW_UPS.get(started_at_zero, STUDY_SEEDS)
     lead = groups["kron_tied"]["final_val_mean"] - groups["kron"]["final_val_mean"]
+    n = len(start["seeds"])
     if not start["ci95"]:
         reading = "one seed so far, no interval: not yet measurable"
+    elif n < CONCLUDE_SEEDS:
+        reading = (f"open ({n} of {planned} seeds): so far its interval bounds the start's share of that lead at "
+                   f"{start['ci95'][1]:+.3f} nats")
     elif verdict(start) != "helps":
-        n = len(start["seeds"])
         reading = (f"by its interval the start accounts for at most {start['ci95'][1]:+.3f} of that lead, so the deficit is "
-                   f"not its initialisation" + (f" ({n} of {planned} seeds so far)" if n < planned else ""))
+                   "not its initialisation")
     elif start["gap_mean"] >= lead / 2:
         reading = "the start explains much of the deficit"
     else:
@@ -392,9 +427,10 @@ def horizon_table(cmp, long_cmp, sc, long_sc):
 
 
 def drift_table(drift):
-    return (["| group | its layer's metric | metric final / initial | produced embeddings: RMS final / initial "
-             "| produced embeddings: mean row norm final / initial |", "|---|---|---|---|---|"]
-            + [f"| {g} | {k} | {r:.3f} | {e:.3f} | {n:.3f} |" for g, (k, r, e, n) in drift.items()])
+    return (["| group | seeds | its layer's metric | metric final / initial | produced embeddings: RMS final / initial "
+             "| produced embeddings: mean row norm final / initial |", "|---|---|---|---|---|---|"]
+            + [f"| {g} | {seeds} | {k} | {r:.3f} | {e:.3f} | {'—' if math.isnan(n) else f'{n:.3f}'} |"
+               for g, (k, r, e, n, seeds) in drift.items()])
 
 
 def english_section(cmp, cmp_md, drift, robustness=()):
@@ -519,7 +555,8 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
         ratio = {lab: v["input_scale"][-1] / v["input_scale"][0] for lab, v in d.items() if "input_scale" in v}
         if {"bpe_tied", "kron", "bpe_untied"} <= set(ratio) and ratio["bpe_untied"] < ratio["bpe_tied"]:
             lines.append(f"- **Norm drift.** Paper: the BPE embedding norm drifts while the Kron projection stays near 1.0. Here "
-                         f"(CPU study) the tied BPE table grows {ratio['bpe_tied']:.2f}× but the *untied* one {ratio['bpe_untied']:.2f}×, "
+                         "(Python-docs CPU study, seed 1337 only: one seed, not a finding) the tied BPE table grows "
+                         f"{ratio['bpe_tied']:.2f}× but the *untied* one {ratio['bpe_untied']:.2f}×, "
                          f"and the Kron projection {ratio['kron']:.2f}×: the drift comes from tying (the table is also the output head), "
                          "and the projection does not stay at 1.0.")
     if drift and {"bpe_tied", "bpe_untied", "kron"} <= set(drift):
@@ -759,12 +796,12 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
              "runs/study_cpu`) and run `python -m probes.run_all` on its seed-1337 checkpoints with `--out results/study_cpu/probes`.",
              ""]
     opening, summary = evidence_opening(
-        [("the English study (`results/study_english/`; bodies initialised per arm, data order paired)",
-          english and english["cmp"], english and english["scale"]),
-         ("the paired English study (`results/study_english_paired/`; every arm of a seed from the same body weights, bf16)",
-          paired and paired[0], paired and paired[2]),
-         ("the small-vocabulary study (`results/study_small_vocab/`; an 8,192-token BPE trained on the English corpus, "
-          "paired bodies, bf16)", small_vocab and small_vocab[0], small_vocab and small_vocab[2])])
+        [("English study", "`results/study_english/`, fp32; each arm's body initialised on its own, the data order "
+          "paired by seed", english and english["cmp"], english and english["scale"]),
+         ("paired English study", "`results/study_english_paired/`, CPU bf16 autocast; every arm of a seed starts from "
+          "the same body weights", paired and paired[0], paired and paired[2]),
+         ("small-vocabulary study", "`results/study_small_vocab/`, an 8,192-token BPE trained on the English corpus, "
+          "paired bodies, CPU bf16 autocast", small_vocab and small_vocab[0], small_vocab and small_vocab[2])])
     lines += opening
     if english:
         e, lg = english, english_long or {}
@@ -805,9 +842,15 @@ def main(argv=None):
     p.add_argument("--small-vocab-dir", default=os.path.join(ROOT, "results", "study_small_vocab"),
                    help="the small-vocabulary study's kept logs (<dir>/runs), if any")
     p.add_argument("--out", default=os.path.join(ROOT, "RESULTS.md"))
-    p.add_argument("--readme", default=os.path.join(ROOT, "README.md"),
-                   help="whose results-summary block to refresh from RESULTS.md's opening ('' to leave it)")
+    p.add_argument("--readme", default=None,
+                   help="whose results-summary block to refresh from RESULTS.md's opening (default: the repository's "
+                        "README.md when --out is its RESULTS.md, else none; '' for none)")
     args = p.parse_args(argv)
+    if args.readme is None:  # only the repository's own RESULTS.md speaks for its README
+        same = os.path.abspath(args.out) == os.path.join(ROOT, "RESULTS.md")
+        args.readme = os.path.join(ROOT, "README.md") if same else ""
+    if args.readme:
+        readme_block(args.readme)  # refused before anything is written
     logs = os.path.join(args.results_dir, "runs")
     if os.path.isdir(args.runs_dir):
         print(f"copied {copy_logs(args.runs_dir, logs)} metric logs into {logs}")
@@ -828,7 +871,7 @@ def main(argv=None):
     with open(args.out, "w") as f:
         f.write(text)
     print(f"wrote {args.out}")
-    if args.readme:
+    if args.readme and summary:
         refresh_readme(args.readme, summary)
         print(f"refreshed the results summary in {args.readme}")
 

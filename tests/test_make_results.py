@@ -79,11 +79,19 @@ def test_make_results_never_replaces_a_kept_log_with_an_unfinished_runs(tmp_path
 def test_the_opening_concludes_only_from_five_seeds_and_says_which_group_is_better():
     from scripts.make_results import CONCLUDE_SEEDS, TOTAL, reading
     seeds = list(range(CONCLUDE_SEEDS))
-    assert reading(TOTAL, None) == "not run"
+    assert reading(TOTAL, None) == "no paired runs"
     assert reading(TOTAL, {"seeds": seeds[:-1], "ci95": [0.05, 0.2]}) == f"open ({CONCLUDE_SEEDS - 1} of {CONCLUDE_SEEDS} seeds)"
-    assert reading(TOTAL, {"seeds": seeds, "ci95": [0.05, 0.2]}) == "kron better"  # positive gap: the second group
-    assert reading(TOTAL, {"seeds": seeds, "ci95": [-0.2, -0.05]}) == "bpe_tied better"
-    assert reading(TOTAL, {"seeds": seeds, "ci95": [-0.03, 0.07]}) == "no difference resolved (within 0.070 nats)"
+    assert reading(TOTAL, {"seeds": seeds, "ci95": [0.05, 0.2]}) == "kron better than bpe_tied"  # positive: the second group
+    assert reading(TOTAL, {"seeds": seeds, "ci95": [-0.2, -0.05]}) == "bpe_tied better than kron"
+    assert reading(TOTAL, {"seeds": seeds, "ci95": [-0.03, 0.07]}) == "no difference resolved (95 % CI within ±0.070 nats)"
+
+
+def test_below_five_seeds_no_section_states_a_verdict_and_without_studies_the_opening_says_so():
+    from scripts.make_results import CONCLUDE_SEEDS, evidence_opening, verdict
+    assert verdict({"seeds": [1, 2], "ci95": [0.05, 0.2]}) == f"open (2 of {CONCLUDE_SEEDS} seeds)"
+    assert verdict({"seeds": list(range(CONCLUDE_SEEDS)), "ci95": [0.05, 0.2]}) == "helps"
+    lines, summary = evidence_opening([("a study", "what it is", None, None)])
+    assert summary is None and "No study's logs are kept yet" in "\n".join(lines)
 
 
 def test_the_readme_summary_block_is_replaced_and_nothing_else(tmp_path):
@@ -94,6 +102,10 @@ def test_the_readme_summary_block_is_replaced_and_nothing_else(tmp_path):
     refresh_readme(str(readme), ["- a", "- b"])
     assert readme.read_text(encoding="utf-8") == f"intro\n{start}\n- a\n- b\n{end}\nrest\n"
     readme.write_text("no block here\n", encoding="utf-8")
+    from scripts import make_results
+    with pytest.raises(ValueError, match="expected one"):  # refused before RESULTS.md is written
+        make_results.main(["--runs-dir", str(tmp_path / "none"), "--out", str(tmp_path / "R.md"), "--readme", str(readme)])
+    assert not (tmp_path / "R.md").exists()
     with pytest.raises(ValueError, match="expected one"):
         refresh_readme(str(readme), ["- a"])
     assert readme.read_text(encoding="utf-8") == "no block here\n"
