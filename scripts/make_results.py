@@ -348,6 +348,7 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
         lines.append(f"- **Tying the Kron head.** kron_tied (output head = the codec through the learned projection) "
                      f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better) — untying the Kron head: {verdict(ktied)}."
                      + kron_tied_start(c.get(KRON_TIED_START[0]), cmp["groups"], logs))
+    lines += english_reading(c, logs)
     if total and total["trajectory"]:
         t = total["trajectory"]
         lines.append("- **With training.** kron's gap to bpe_tied (L_bpe_tied − L_kron) at each evaluation step: " +
@@ -366,23 +367,50 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     return lines + horizon_table(cmp, long_cmp, sc, long_sc)
 
 
+NO_DIFFERENCE = "not distinguishable from zero at this many seeds"
+
+
+def english_reading(c, logs):
+    """The English study's concluded contrasts read together, in words; each clause appears only when the
+    contrasts it rests on are concluded (>= CONCLUDE_SEEDS seeds) in the direction it states."""
+    said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
+    parts = []
+    if said(UNTYING, "helps") and said(BEYOND_UNTYING, NO_DIFFERENCE):
+        lo, hi = c[BEYOND_UNTYING[0]]["ci95"]
+        parts.append("untying the head accounts for kron's gain over bpe_tied: beyond it, kron and the full untied table "
+                     f"are level (95 % CI within ±{max(abs(lo), abs(hi)):.3f} nats)")
+    if said(SCALE_X50, "hurts"):
+        parts.append("scaling the learned table's output up to the codec's RMS does not reproduce kron's input; it hurts")
+    if said(LOW_RANK, "hurts") and said(BYTES_VS_LOWRANK, "helps"):
+        runs = analysis.find_runs([logs])
+        n = {g: analysis.run_scale(next(iter(runs[g].values())))["params"]["input"] for g in ("bpe_lowrank", "kron", "bpe_untied")}
+        parts.append(f"with as few input parameters as the codec ({n['bpe_lowrank']:,} against kron's {n['kron']:,}) a learned "
+                     f"factorised table is far worse, while kron is level with the full table's {n['bpe_untied']:,} "
+                     f"({n['bpe_untied'] / n['kron']:.1f}× fewer input parameters)")
+    if said(OWN_BYTES, "helps"):
+        parts.append("what the codec brings is each token's own bytes: shuffled among tokens, they are worse")
+    if not parts:
+        return []
+    text = "; ".join(parts)
+    return [f"- **Reading ({CONCLUDE_SEEDS}+ seeds each, this scale only).** {text[0].upper()}{text[1:]}."]
+
+
 def input_scale_lines(c):
     """The English study's answer on input scale: the control that keeps the learning dynamics
     (input_scale=50) where it has run, beside the frozen unit-RMS table and the Kron input shrunk to 0.02."""
     frozen, x50, bytes_vs_x50, kscale = (c.get(k[0]) for k in (FROZEN_TABLE, SCALE_X50, BYTES_VS_X50, KRON_AT_BPE_SCALE))
-    frozen_words = (f"its `input_init_std=1.0` group starts the untied BPE table at the Kron input's unit RMS, but AdamW moves "
-                    "a weight by about the learning rate whatever its size, so that table stays a nearly frozen random code "
-                    f"(README, Controls): it is not a scale control. Against the learned 0.02 table: {fmt_gap(frozen)} "
-                    f"(negative: worse) — {verdict(frozen)}.")
+    frozen = ("the `input_init_std=1.0` group starts the untied BPE table at the Kron input's unit RMS, but AdamW moves a "
+              "weight by about the learning rate whatever its size, so that table stays a nearly frozen random code (README, "
+              f"Controls). Against the learned 0.02 table: {fmt_gap(frozen)} (negative: worse) — {verdict(frozen)}.")
     other_way = ("The other direction: the Kron input shrunk to the BPE table's 0.02 RMS is worse than kron by "
                  f"{fmt_gap(kscale)} — unit scale for the codec: {verdict(kscale)}.")
     if not x50:
-        return [f"- **Input scale: not answered by this study.** {frozen_words[0].upper()}{frozen_words[1:]} The control that "
-                f"keeps the learning dynamics (`input_scale=50`) is in the paired study below. {other_way}"]
+        return [f"- **Input scale: not answered by this study.** Its frozen code is not a scale control: {frozen} The "
+                f"control that keeps the learning dynamics (`input_scale=50`) is in the paired study below. {other_way}"]
     return [f"- **Input scale.** The untied 0.02 table with its output multiplied by 50 up to the Kron input's RMS "
             f"(`input_scale=50`: Adam's relative steps stay the plain table's) vs the plain untied table: {fmt_gap(x50)} — "
-            f"{verdict(x50)}; kron vs that scaled table: {fmt_gap(bytes_vs_x50)} — {verdict(bytes_vs_x50)}. {other_way} Not a "
-            f"scale control: {frozen_words}"]
+            f"{verdict(x50)}; kron vs that scaled table: {fmt_gap(bytes_vs_x50)} — {verdict(bytes_vs_x50)}. {other_way} The "
+            f"frozen code is not that control: {frozen}"]
 
 
 def kron_tied_start(start, groups, logs):

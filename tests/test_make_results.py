@@ -109,3 +109,16 @@ def test_the_readme_summary_block_is_replaced_and_nothing_else(tmp_path):
     with pytest.raises(ValueError, match="expected one"):
         refresh_readme(str(readme), ["- a"])
     assert readme.read_text(encoding="utf-8") == "no block here\n"
+
+
+def test_the_english_reading_states_only_clauses_whose_contrasts_are_concluded():
+    from scripts.make_results import BEYOND_UNTYING, CONCLUDE_SEEDS, OWN_BYTES, SCALE_X50, UNTYING, english_reading
+    five, two = list(range(CONCLUDE_SEEDS)), [1, 2]
+    c = {UNTYING[0]: {"seeds": five, "ci95": [0.05, 0.18]}, BEYOND_UNTYING[0]: {"seeds": five, "ci95": [-0.06, 0.02]},
+         SCALE_X50[0]: {"seeds": five, "ci95": [-0.11, -0.04]}, OWN_BYTES[0]: {"seeds": two, "ci95": [0.1, 0.3]}}
+    (line,) = english_reading(c, logs=None)
+    assert "Untying the head accounts for kron's gain" in line and "±0.060 nats" in line
+    assert "it hurts" in line and "own bytes" not in line  # 2 seeds: open, so not stated
+    c[BEYOND_UNTYING[0]] = {"seeds": five, "ci95": [-0.2, -0.05]}  # kron worse than the untied table: no such clause
+    c[SCALE_X50[0]] = {"seeds": five, "ci95": [-0.01, 0.05]}
+    assert english_reading(c, logs=None) == []
