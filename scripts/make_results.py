@@ -249,10 +249,11 @@ def scale_label(sc):
     return f"V = {sc['vocab_size']:,}, {sc['n_layer']}L d={sc['n_embd']}, {sc['max_iters']} steps, {millions(sc['tokens'])} tokens"
 
 
-def evidence_opening(columns):
+def evidence_opening(columns, readings=()):
     """RESULTS.md's opening: every QUESTION at every study's scale, as a table and as one line per study
-    naming what is concluded (>= CONCLUDE_SEEDS seeds), what is open and what it did not run.
-    columns: [(name, what, cmp, scale)]. Returns (lines, summary lines), summary None without any study."""
+    naming what is concluded (>= CONCLUDE_SEEDS seeds), what is open and what it did not run, then the
+    readings of concluded contrasts (english_reading). columns: [(name, what, cmp, scale)]. Returns (lines,
+    summary lines), the summary None without any study."""
     columns = [(name, what, cmp, sc) for name, what, cmp, sc in columns if cmp]
     lines = ["## What the evidence says", ""]
     if not columns:
@@ -270,7 +271,7 @@ def evidence_opening(columns):
         if any(cells):
             lines.append(f"| {short}: {question} ({contrast[1]} − {contrast[2]}) | "
                          + " | ".join(f"{short_gap(c)}: {reading(contrast, c)}" if c else "—" for c in cells) + " |")
-    summary = [summary_line(name, cmp, sc) for name, _, cmp, sc in columns]
+    summary = [summary_line(name, cmp, sc) for name, _, cmp, sc in columns] + list(readings)
     return lines + ["", "In short (the README quotes these lines):", ""] + summary + [""], summary
 
 
@@ -348,7 +349,6 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
         lines.append(f"- **Tying the Kron head.** kron_tied (output head = the codec through the learned projection) "
                      f"vs kron: {fmt_gap(ktied)} (positive: the untied kron is better) — untying the Kron head: {verdict(ktied)}."
                      + kron_tied_start(c.get(KRON_TIED_START[0]), cmp["groups"], logs))
-    lines += english_reading(c, logs)
     if total and total["trajectory"]:
         t = total["trajectory"]
         lines.append("- **With training.** kron's gap to bpe_tied (L_bpe_tied − L_kron) at each evaluation step: " +
@@ -392,7 +392,7 @@ def english_reading(c, logs):
     if not parts:
         return []
     text = "; ".join(parts)
-    return [f"- **Reading ({CONCLUDE_SEEDS}+ seeds each, this scale only).** {text[0].upper()}{text[1:]}."]
+    return [f"- Reading the English study ({CONCLUDE_SEEDS}+ seeds each, that scale only): {text[0].upper()}{text[1:]}."]
 
 
 def input_scale_lines(c):
@@ -829,7 +829,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
          ("paired English study", "`results/study_english_paired/`, CPU bf16 autocast; every arm of a seed starts from "
           "the same body weights", paired and paired[0], paired and paired[2]),
          ("small-vocabulary study", "`results/study_small_vocab/`, an 8,192-token BPE trained on the English corpus, "
-          "paired bodies, CPU bf16 autocast", small_vocab and small_vocab[0], small_vocab and small_vocab[2])])
+          "paired bodies, CPU bf16 autocast", small_vocab and small_vocab[0], small_vocab and small_vocab[2])],
+        english_reading(english["cmp"].get("contrasts", {}), english["logs"]) if english else ())
     lines += opening
     if english:
         e, lg = english, english_long or {}
