@@ -19,6 +19,11 @@ the paper's data (notes §3.1):
     morphological, unrelated), on centred spaces.
 Writes clustering.json, clustering.md and clustering.png.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "probes.clustering", *sys.argv[1:]])
 import glob
 import os
 

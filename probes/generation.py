@@ -13,6 +13,11 @@ Measured per model and condition: the echo rate (the prompt's novel or misspelle
 case-insensitively, in the completion) and the degenerate rate (some token id occurs 5+ times among
 the 30 generated tokens, the rule the paper's data follows). Writes generation.json / .md.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "probes.generation", *sys.argv[1:]])
 
 import torch
 from tqdm import tqdm

@@ -10,6 +10,11 @@ acc_norm: the lowest mean loss per token (llm.c's and build-nanogpt's headline n
 works (kron_tied included). The file is the official jsonl: one object a line with "ctx", "endings"
 (4 strings) and "label" (0-3); a line that is not is a one-line error naming it.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "probes.hellaswag", *sys.argv[1:]])
 import argparse
 import json
 import os

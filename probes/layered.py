@@ -16,6 +16,11 @@ single tokens (42 of 48 with the leading-space fallback), although the paper's n
 Probes split either way are skipped and listed under `skipped_probes`; `probe_forms` records the
 form used. Writes layered.json, layered.md and layered.png.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "probes.layered", *sys.argv[1:]])
 import os
 
 import torch

@@ -13,6 +13,11 @@ Per (clean, typo) pair, at the last prompt position (definitions of the paper, n
 Aggregates overall and per category; per category the arm with the higher top-1 match rate wins
 (equal rates tie). Writes robustness.json, robustness.md and robustness.png.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "probes.robustness", *sys.argv[1:]])
 import json
 import os
 import random

@@ -7,6 +7,11 @@
 Writes each probe's JSON / markdown / PNG into --out and report.md, which strings the summaries
 together (norm drift reads the metrics.jsonl next to each checkpoint).
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "probes.run_all", *sys.argv[1:]])
 import argparse
 import os
 import time

@@ -9,6 +9,11 @@ by the mean over its token positions. Spaces are not centred here (each word pai
 directly). The Kron arm's whole-string embedding (the word as one byte slot) is reported too.
 Writes tradeoff.json, tradeoff.md and tradeoff.png.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "probes.tradeoff", *sys.argv[1:]])
 import os
 
 import torch

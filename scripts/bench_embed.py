@@ -15,6 +15,11 @@ Shapes: gpt2 = (V 50304, pos_dim 16, d 768, 8192 tokens), the paper's 124M setti
         large = (V 131072, pos_dim 32, d 4096, 4096 tokens), the paper's 131K production vocabulary.
 The large shape needs ~14 GB of host memory (nn.Embedding + AdamW, and the 4.3 GB cached table).
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.bench_embed", *sys.argv[1:]])
 import argparse
 import gc
 import json

@@ -12,6 +12,11 @@ inside one step (counted with torch.cuda.set_sync_debug_mode; train.py reads the
 log steps, outside the step). Prints a table and writes
 JSON (default bench/train.json).
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.bench_train", *sys.argv[1:]])
 import argparse
 import json
 import os

@@ -17,6 +17,11 @@ Writes compare.json, compare.md, val_curves.png, gap.png and norm_drift.png into
 analysis.py; the tables and figures: report.py). The same
 runs can be compared in wandb when trained with wandb_log=True (runs grouped by arm).
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.compare", *sys.argv[1:]])
 import argparse
 import os
 

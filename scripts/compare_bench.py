@@ -5,6 +5,11 @@
 Several files per side are rounds run alternately (before, after, before, after) on the same machine;
 each arm's figure is the mean of the rounds' medians, so slow drift of the machine hits both sides.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.compare_bench", *sys.argv[1:]])
 import argparse
 import json
 import statistics

@@ -15,6 +15,11 @@ merges.txt, byte-identical to GPT-2's; a tokenizer.json is copied as it is). Eve
               head has no bias): never sample past the tokenizer's vocabulary (transformers does not).
 The folder is written under a temporary name and renamed when complete; an existing --out is refused.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.export_hf", *sys.argv[1:]])
 import argparse
 import json
 import os

@@ -9,6 +9,11 @@ The archive is what scripts/gpu_check.sh leaves: logs/ with device.json, bench_t
 bench_embed_*.json, resume.json, stages.tsv and each stage's log. Only those names are taken (no
 paths from the archive are trusted). A CPU smoke archive is refused unless --allow-cpu (tests).
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.gpu_report", *sys.argv[1:]])
 import argparse
 import json
 import os

@@ -10,6 +10,11 @@ checkpoints, so refresh them with the probes themselves, e.g.
     python -m probes.run_all bpe_tied=runs/study_cpu/bpe_tied-s1337/ckpt.pt kron=runs/study_cpu/kron-s1337/ckpt.pt \
         bpe_untied=runs/study_cpu/bpe_untied-s1337/ckpt.pt --out results/study_cpu/probes
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.make_results", *sys.argv[1:]])
 import argparse
 import glob
 import math

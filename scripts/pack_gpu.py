@@ -11,6 +11,11 @@ configurator.py, for the side-by-side step time only; never imported by this rep
 with sizes and hashes. scripts/gpu_check.sh and scripts/gpu_study.sh unpack it themselves; carry
 the folder with the code (`carry: ["gpu_pack"]`). Nothing is installed on the GPU machine.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.pack_gpu", *sys.argv[1:]])
 import argparse
 import glob
 import hashlib

@@ -8,6 +8,11 @@ D 8,192) count the input side and head only, since their bodies depend on the re
 architecture: dense table V*d vs Kron projection D*d (ratio V/D, whatever d), head V*d in every
 untied arm. Writes param_table.json and param_table.md.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.param_table", *sys.argv[1:]])
 import argparse
 import os
 

@@ -12,6 +12,11 @@ script compared with the smallest seed gap; two seeds' curves cross somewhere, s
 can be near 0 at one step whatever the precision: both are reported.) Writes precision.json and
 precision.md.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.precision_check", *sys.argv[1:]])
 import argparse
 import json
 import os

@@ -8,6 +8,11 @@ Prepares data/python_help if needed, trains each arm with train.py (a finished r
 out/quickstart/loss_curves.png and out/quickstart/summary.json. The model is tiny (2 layers,
 d=128) and the corpus small: this checks the pipeline, it says nothing about the method.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.quickstart", *sys.argv[1:]])
 import argparse
 import json
 import os

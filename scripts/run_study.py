@@ -18,6 +18,11 @@ one after another, or --parallel N at a time (for several GPUs give each its own
 --launcher, or use torchrun for one run at a time). Grid keys that start with kron_ only vary
 the Kron arms (kron, kron_tied). Extra --key=value arguments after `--` go to every run.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.run_study", *sys.argv[1:]])
 import argparse
 import functools
 import itertools

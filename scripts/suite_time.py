@@ -8,6 +8,11 @@ suite had (tests moved between files keep their names; parametrisations that no 
 listed), (3) today's whole suite. Prints a table and writes JSON. Run it with nothing else on the
 machine: the figures are wall times.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "scripts.suite_time", *sys.argv[1:]])
 import argparse
 import json
 import os

@@ -27,6 +27,11 @@ committed data/english_bpe8k/tokenizer.json) is used as it is, so every machine 
 Debian packages need `apt-get update` to have run once. A source that cannot be fetched or parsed is
 named, the others still prepare, and the exit code is 1.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "data.english.prepare", *sys.argv[1:]])
 import argparse
 import glob
 import gzip

@@ -13,6 +13,11 @@ An interrupted run resumes where its last completed shard ended (see data/shards
 Pre-tokenised shards in the same format (e.g. the hub's kjj0/finewebedu10B-gpt2) can be dropped into
 a folder as they are: train.py reads any *_val_*.bin / *_train_*.bin files with the 20240520 header.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "data.fineweb_edu.prepare", *sys.argv[1:]])
 import argparse
 import glob
 import os

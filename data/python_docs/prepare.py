@@ -11,6 +11,11 @@ paper's scale uses FineWeb-Edu (data/fineweb_edu/prepare.py).
 Documents are the files in sorted path order, EOT before each; the first 262,144 tokens are the
 validation split. A machine without apt can pass --deb or --sources-dir with the same files.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "data.python_docs.prepare", *sys.argv[1:]])
 import argparse
 import glob
 import json

@@ -9,6 +9,11 @@ Python versions). License: Python Software Foundation License, like the rest of 
 Documents are the topics in sorted order, EOT before each; the first 16,384 tokens are validation.
 Small: for the quickstart and the tests, not for conclusions about the method.
 """
+if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+    import os
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
+    os.execv(sys.executable, [sys.executable, "-m", "data.python_help.prepare", *sys.argv[1:]])
 import argparse
 import os
 
