@@ -8,6 +8,7 @@ Errors a user can act on (a bad setting, a damaged or foreign file, a busy run f
 shard, a full disk) print `error: <message>` and exit 1; KRON_DEBUG=1 (or --debug among the
 arguments) shows the full traceback instead. Anything else is a bug and keeps its traceback.
 """
+import dis
 import errno
 import os
 import sys
@@ -34,9 +35,27 @@ def describe(e):
     return str(e)
 
 
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def raised_here(e):
+    """Whether a `raise` statement in this repository's own code raised e (a message written for a user),
+    not a library (numpy, json, the standard library) or C code called from here: the traceback's last
+    frame is ours and its last instruction is RAISE_VARARGS with an exception (a bare re-raise is not)."""
+    tb = e.__traceback__
+    while tb and tb.tb_next:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    where, code = os.path.abspath(tb.tb_frame.f_code.co_filename), tb.tb_frame.f_code.co_code
+    ours = where.startswith(ROOT + os.sep) and "site-packages" not in where
+    return ours and dis.opname[code[tb.tb_lasti]] == "RAISE_VARARGS" and code[tb.tb_lasti + 1] > 0
+
+
 def run_cli(main, argv=None, also=()):
-    """Run an entry point's main(argv); user errors (and the exception classes in `also`) end in one
-    line (exit 1) unless debugging."""
+    """Run an entry point's main(argv); user errors end in one line (exit 1) unless debugging, and so do
+    the exception classes in `also` (ValueError: the tools' own checks raise it) when this repository's
+    code raised them; raised inside a library they are a bug and keep their traceback."""
     argv = sys.argv[1:] if argv is None else argv
     debug = os.environ.get("KRON_DEBUG") == "1" or "--debug" in argv
     if "--debug" in argv:
@@ -45,8 +64,7 @@ def run_cli(main, argv=None, also=()):
     try:
         return main(argv)
     except user_errors() + tuple(also) + (OSError,) as e:
-        import statistics
-        if isinstance(e, statistics.StatisticsError):  # a ValueError, but from a computation: a bug, not a user's input
+        if not isinstance(e, user_errors() + (OSError,)) and not raised_here(e):
             raise
         if debug or (isinstance(e, OSError) and not isinstance(e, user_errors()) and e.errno != errno.ENOSPC):
             raise

@@ -106,3 +106,30 @@ def test_a_tokenizer_that_cannot_be_had_is_one_line_naming_it(data_dir, tmp_path
         assert re.search(expected, message), message
         assert not out.exists()
     tokenizer.get_tokenizer.cache_clear()
+
+
+def test_a_value_error_raised_inside_a_library_is_a_bug_and_keeps_its_traceback(capsys):
+    """The tools pass also=(ValueError,) for their own checks; the same class raised by numpy or the standard
+    library (statistics.mean([]), a reshape) is a bug, not a user's input, and is not reduced to one line."""
+    import statistics
+
+    import numpy as np
+
+    def own_check(argv):
+        raise ValueError("--grid 'x': expected key=value1,value2")
+    def own_check_on_many_lines(argv):
+        n = "x"
+        raise ValueError(
+            f"--n={n!r}: "
+            "expected an integer")
+
+    def reraised(argv):  # a bare re-raise of a library's error is still the library's
+        try:
+            int("x")
+        except ValueError:
+            raise
+    assert one_line_error(own_check, [], capsys) == "error: --grid 'x': expected key=value1,value2"
+    assert one_line_error(own_check_on_many_lines, [], capsys) == "error: --n='x': expected an integer"
+    for bug in (lambda argv: statistics.mean([]), lambda argv: np.zeros(3).reshape(2, 2), reraised):
+        with pytest.raises(ValueError):  # propagates: the traceback is printed by Python, not swallowed
+            run_cli(bug, [], also=(ValueError,))
