@@ -17,7 +17,6 @@ and the README:
     contrast); McNemar on pooled (seed, pair) outcomes for reference only.
 """
 import glob
-import json
 import math
 import os
 import re
@@ -25,7 +24,7 @@ import statistics
 
 import numpy as np
 
-from runlog import read_metrics, series_from_evals
+from runlog import read_json, read_metrics, series_from_evals
 from stats import holm, mcnemar, mean_std, sign_test, t_interval95
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
@@ -210,8 +209,7 @@ def contrast(data, ref, other):
 
 
 def load(path):
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path)
 
 
 def input_drift(logs):

@@ -124,6 +124,20 @@ def _keep(record, step):
     return True
 
 
+def parse_json(data, where):
+    """JSON text or bytes read from `where`; damaged or foreign content is refused in one line naming it."""
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{where}: not a JSON file this repository wrote ({e})") from None
+
+
+def read_json(path):
+    """A JSON file the repository wrote (a probe's output, a benchmark, a sidecar), refused naming it if damaged."""
+    with open(path, "rb") as f:
+        return parse_json(f.read(), path)
+
+
 def read_metrics(out_dir, kind=None):
     """All records of a run (optionally of one kind), in order. Accepts the run folder or the file."""
     path = out_dir if out_dir.endswith(".jsonl") else os.path.join(out_dir, METRICS_FILE)

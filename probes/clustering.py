@@ -19,11 +19,13 @@ the paper's data (notes §3.1):
     morphological, unrelated), on centred spaces.
 Writes clustering.json, clustering.md and clustering.png.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.clustering", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.clustering", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import glob
 import os
 

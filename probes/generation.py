@@ -13,11 +13,13 @@ Measured per model and condition: the echo rate (the prompt's novel or misspelle
 case-insensitively, in the completion) and the degenerate rate (some token id occurs 5+ times among
 the 30 generated tokens, the rule the paper's data follows). Writes generation.json / .md.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.generation", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.generation", run_name="__main__", alter_sys=True)
+    raise SystemExit
 
 import torch
 from tqdm import tqdm

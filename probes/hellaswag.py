@@ -10,11 +10,13 @@ acc_norm: the lowest mean loss per token (llm.c's and build-nanogpt's headline n
 works (kron_tied included). The file is the official jsonl: one object a line with "ctx", "endings"
 (4 strings) and "label" (0-3); a line that is not is a one-line error naming it.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.hellaswag", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.hellaswag", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os

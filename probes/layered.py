@@ -16,11 +16,13 @@ single tokens (42 of 48 with the leading-space fallback), although the paper's n
 Probes split either way are skipped and listed under `skipped_probes`; `probe_forms` records the
 form used. Writes layered.json, layered.md and layered.png.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.layered", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.layered", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import os
 
 import torch

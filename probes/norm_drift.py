@@ -7,11 +7,13 @@ against steps: the input layer's weight scale relative to its init (BPE: std of 
 step-0 value; Kron: std(W)*sqrt(D), which is 1 at init), the RMS of the embeddings each arm feeds
 the transformer, and the output head's std. Writes norm_drift.json, norm_drift.md, norm_drift.png.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.norm_drift", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.norm_drift", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import os
 

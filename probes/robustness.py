@@ -13,11 +13,13 @@ Per (clean, typo) pair, at the last prompt position (definitions of the paper, n
 Aggregates overall and per category; per category the arm with the higher top-1 match rate wins
 (equal rates tie). Writes robustness.json, robustness.md and robustness.png.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.robustness", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.robustness", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import json
 import os
 import random

@@ -7,11 +7,13 @@
 Writes each probe's JSON / markdown / PNG into --out and report.md, which strings the summaries
 together (norm drift reads the metrics.jsonl next to each checkpoint).
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.run_all", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.run_all", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import os
 import time

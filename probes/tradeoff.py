@@ -9,11 +9,13 @@ by the mean over its token positions. Spaces are not centred here (each word pai
 directly). The Kron arm's whole-string embedding (the word as one byte slot) is reported too.
 Writes tradeoff.json, tradeoff.md and tradeoff.png.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "probes.tradeoff", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("probes.tradeoff", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import os
 
 import torch

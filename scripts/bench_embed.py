@@ -15,11 +15,13 @@ Shapes: gpt2 = (V 50304, pos_dim 16, d 768, 8192 tokens), the paper's 124M setti
         large = (V 131072, pos_dim 32, d 4096, 4096 tokens), the paper's 131K production vocabulary.
 The large shape needs ~14 GB of host memory (nn.Embedding + AdamW, and the 4.3 GB cached table).
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.bench_embed", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.bench_embed", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import gc
 import json

@@ -12,11 +12,13 @@ inside one step (counted with torch.cuda.set_sync_debug_mode; train.py reads the
 log steps, outside the step). Prints a table and writes
 JSON (default bench/train.json).
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.bench_train", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.bench_train", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os

@@ -17,11 +17,13 @@ Writes compare.json, compare.md, val_curves.png, gap.png and norm_drift.png into
 analysis.py; the tables and figures: report.py). The same
 runs can be compared in wandb when trained with wandb_log=True (runs grouped by arm).
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.compare", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.compare", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import os
 

@@ -5,24 +5,25 @@
 Several files per side are rounds run alternately (before, after, before, after) on the same machine;
 each arm's figure is the mean of the rounds' medians, so slow drift of the machine hits both sides.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.compare_bench", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.compare_bench", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
-import json
 import statistics
 
 from errors import run_cli
+from runlog import read_json
 
 
 def arm_medians(paths, vary=()):
     """{arm: [median ms of each file]}, refusing files that timed different shapes (but for `vary`)."""
     out, shape = {}, None
     for path in paths:
-        with open(path) as f:
-            d = json.load(f)
+        d = read_json(path)
         args = {k: v for k, v in d["meta"]["args"].items() if k not in ("out", "cpu_peak_rss", *vary)}
         if shape is not None and args != shape:
             raise SystemExit(f"error: {path} timed another shape than the first file: {args} vs {shape}")

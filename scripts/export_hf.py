@@ -15,11 +15,13 @@ merges.txt, byte-identical to GPT-2's; a tokenizer.json is copied as it is). Eve
               head has no bias): never sample past the tokenizer's vocabulary (transformers does not).
 The folder is written under a temporary name and renamed when complete; an existing --out is refused.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.export_hf", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.export_hf", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os

@@ -8,11 +8,13 @@ uses for MFU (model.peak_flops_of), and the TFLOP/s of back-to-back square matmu
 each; median of --repeats timed batches after warm-up): the practical ceiling that an MFU figure can
 be read against.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.gpu_facts", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.gpu_facts", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os

@@ -9,19 +9,21 @@ The archive is what scripts/gpu_check.sh leaves: logs/ with device.json, bench_t
 bench_embed_*.json, resume.json, stages.tsv and each stage's log. Only those names are taken (no
 paths from the archive are trusted). A CPU smoke archive is refused unless --allow-cpu (tests).
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.gpu_report", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.gpu_report", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
-import json
 import os
 import re
 import sys
 import tarfile
 
 from errors import run_cli
+from runlog import parse_json, read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "results", "gpu")
@@ -48,7 +50,7 @@ def import_archive(archive, results=RESULTS, allow_cpu=False):
         if "device.json" not in members:
             sys.exit(f"error: {archive} has no logs/device.json: not a scripts/gpu_check.sh archive")
         files = {name: tar.extractfile(m).read() for name, m in members.items()}
-    device = json.loads(files["device.json"])
+    device = parse_json(files["device.json"], f"{archive}: logs/device.json")
     if device.get("device") != "cuda" and not allow_cpu:
         sys.exit(f"error: {archive} was measured on {device.get('device')!r}, not a GPU (a --smoke run?); not kept")
     slug = re.sub(r"[^a-z0-9]+", "-", (device.get("gpu") or device.get("device") or "unknown").lower()).strip("-")
@@ -74,7 +76,7 @@ def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
                  if m.isfile() and STUDY_KEPT.match(m.name)}
     if "device.json" not in files or not any(n.endswith("metrics.jsonl") for n in files):
         sys.exit(f"error: {archive} holds no device.json or no metric log: not a scripts/gpu_study.sh archive")
-    device = json.loads(files["device.json"])
+    device = parse_json(files["device.json"], f"{archive}: logs/device.json")
     if device.get("device") != "cuda" and not allow_cpu:
         sys.exit(f"error: {archive} was measured on {device.get('device')!r}, not a GPU (a --smoke run?); not kept")
     for name, data in files.items():
@@ -87,7 +89,7 @@ def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
 
 def _load(folder, name):
     path = os.path.join(folder, name)
-    return json.load(open(path)) if os.path.isfile(path) else None
+    return read_json(path) if os.path.isfile(path) else None
 
 
 def _or_dash(v):

@@ -10,11 +10,13 @@ checkpoints, so refresh them with the probes themselves, e.g.
     python -m probes.run_all bpe_tied=runs/study_cpu/bpe_tied-s1337/ckpt.pt kron=runs/study_cpu/kron-s1337/ckpt.pt \
         bpe_untied=runs/study_cpu/bpe_untied-s1337/ckpt.pt --out results/study_cpu/probes
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.make_results", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.make_results", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import glob
 import math
@@ -375,29 +377,31 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
 NO_DIFFERENCE = "not distinguishable from zero at this many seeds"
 
 
-def english_reading(c, logs):
-    """The English study's concluded contrasts read together, in words; each clause appears only when the
-    contrasts it rests on are concluded (>= CONCLUDE_SEEDS seeds) in the direction it states."""
+def english_reading(c, logs, sc):
+    """The English study's concluded contrasts read together, in words; each clause appears only when every
+    contrast it rests on is concluded (>= CONCLUDE_SEEDS seeds) in the direction it states."""
     said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
-    parts = []
-    if said(UNTYING, "helps") and said(BEYOND_UNTYING, NO_DIFFERENCE):
+    parts, level = [], said(BEYOND_UNTYING, NO_DIFFERENCE)
+    if said(TOTAL, "helps") and said(UNTYING, "helps") and level:
         lo, hi = c[BEYOND_UNTYING[0]]["ci95"]
-        parts.append("untying the head accounts for kron's gain over bpe_tied: beyond it, kron and the full untied table "
-                     f"are level (95 % CI within ±{max(abs(lo), abs(hi)):.3f} nats)")
-    if said(SCALE_X50, "hurts"):
-        parts.append("scaling the learned table's output up to the codec's RMS does not reproduce kron's input; it hurts")
-    if said(LOW_RANK, "hurts") and said(BYTES_VS_LOWRANK, "helps"):
+        parts.append(f"untying the head alone beats bpe_tied as kron does, and no gain of kron beyond untying is "
+                     f"resolved (95 % CI {lo:+.3f} to {hi:+.3f} nats)")
+    if said(SCALE_X50, "hurts") and said(BYTES_VS_X50, "helps"):
+        parts.append("multiplying the learned table's output by 50, up to the codec's RMS, hurts, and kron beats that "
+                     "scaled table: this scale-up does not explain kron")
+    if said(LOW_RANK, "hurts") and said(BYTES_VS_LOWRANK, "helps") and level:
         runs = analysis.find_runs([logs])
         n = {g: analysis.run_scale(next(iter(runs[g].values())))["params"]["input"] for g in ("bpe_lowrank", "kron", "bpe_untied")}
-        parts.append(f"with as few input parameters as the codec ({n['bpe_lowrank']:,} against kron's {n['kron']:,}) a learned "
-                     f"factorised table is far worse, while kron is level with the full table's {n['bpe_untied']:,} "
-                     f"({n['bpe_untied'] / n['kron']:.1f}× fewer input parameters)")
+        parts.append(f"a learned low-rank table with about as many input parameters as the codec ({n['bpe_lowrank']:,} "
+                     f"against kron's {n['kron']:,}) is worse than both the full table and kron, while kron and the full "
+                     f"table ({n['bpe_untied']:,}, {n['bpe_untied'] / n['kron']:.1f}× kron's) differ by no resolved amount")
     if said(OWN_BYTES, "helps"):
-        parts.append("what the codec brings is each token's own bytes: shuffled among tokens, they are worse")
+        parts.append("a token's own bytes matter: shuffled among tokens, kron is worse")
     if not parts:
         return []
     text = "; ".join(parts)
-    return [f"- Reading the English study ({CONCLUDE_SEEDS}+ seeds each, that scale only): {text[0].upper()}{text[1:]}."]
+    return [f"- Reading the English study ({sc['max_iters']} steps, {millions(sc['tokens'])} tokens; {CONCLUDE_SEEDS}+ seeds "
+            f"each; that scale only, the longer runs are open): {text[0].upper()}{text[1:]}."]
 
 
 def input_scale_lines(c):
@@ -835,7 +839,7 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
           "the same body weights", paired and paired[0], paired and paired[2]),
          ("small-vocabulary study", "`results/study_small_vocab/`, an 8,192-token BPE trained on the English corpus, "
           "paired bodies, CPU bf16 autocast", small_vocab and small_vocab[0], small_vocab and small_vocab[2])],
-        english_reading(english["cmp"].get("contrasts", {}), english["logs"]) if english else ())
+        english_reading(english["cmp"].get("contrasts", {}), english["logs"], english["scale"]) if english else ())
     lines += opening
     if english:
         e, lg = english, english_long or {}

@@ -11,11 +11,13 @@ configurator.py, for the side-by-side step time only; never imported by this rep
 with sizes and hashes. scripts/gpu_check.sh and scripts/gpu_study.sh unpack it themselves; carry
 the folder with the code (`carry: ["gpu_pack"]`). Nothing is installed on the GPU machine.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.pack_gpu", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.pack_gpu", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import glob
 import hashlib
@@ -27,6 +29,7 @@ import sys
 
 from data.shards import TOKENIZER_RECORD, read_shard
 from errors import run_cli
+from runlog import read_json
 from tokenizer import GPT2_FILES, offline_gpt2_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,8 +89,7 @@ def pack(data, out, nanogpt, max_mb):
 
 def unpack(pack_dir, dest):
     """Decompress the pack's shards into dest, checking each against MANIFEST.json's sha256."""
-    with open(os.path.join(pack_dir, "MANIFEST.json")) as f:
-        manifest = json.load(f)
+    manifest = read_json(os.path.join(pack_dir, "MANIFEST.json"))
     os.makedirs(dest, exist_ok=True)
     for name, info in manifest["data"].items():
         dst = os.path.join(dest, name)

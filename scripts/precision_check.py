@@ -12,11 +12,13 @@ script compared with the smallest seed gap; two seeds' curves cross somewhere, s
 can be near 0 at one step whatever the precision: both are reported.) Writes precision.json and
 precision.md.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.precision_check", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.precision_check", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os

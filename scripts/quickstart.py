@@ -8,11 +8,13 @@ Prepares data/python_help if needed, trains each arm with train.py (a finished r
 out/quickstart/loss_curves.png and out/quickstart/summary.json. The model is tiny (2 layers,
 d=128) and the corpus small: this checks the pipeline, it says nothing about the method.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.quickstart", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.quickstart", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os

@@ -18,11 +18,13 @@ one after another, or --parallel N at a time (for several GPUs give each its own
 --launcher, or use torchrun for one run at a time). Grid keys that start with kron_ only vary
 the Kron arms (kron, kron_tied). Extra --key=value arguments after `--` go to every run.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.run_study", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.run_study", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import functools
 import itertools

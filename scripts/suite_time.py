@@ -8,11 +8,13 @@ suite had (tests moved between files keep their names; parametrisations that no 
 listed), (3) today's whole suite. Prints a table and writes JSON. Run it with nothing else on the
 machine: the figures are wall times.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "scripts.suite_time", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.suite_time", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os

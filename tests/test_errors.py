@@ -133,3 +133,17 @@ def test_a_value_error_raised_inside_a_library_is_a_bug_and_keeps_its_traceback(
     for bug in (lambda argv: statistics.mean([]), lambda argv: np.zeros(3).reshape(2, 2), reraised):
         with pytest.raises(ValueError):  # propagates: the traceback is printed by Python, not swallowed
             run_cli(bug, [], also=(ValueError,))
+
+
+def test_a_damaged_json_file_is_refused_in_one_line_naming_it(tmp_path, capsys):
+    """JSON the repository wrote and a user hands back (a benchmark, a pack's manifest) is parsed by
+    runlog.read_json: damaged or not UTF-8, it is one line naming the file, not a json traceback."""
+    from scripts import compare_bench, pack_gpu
+    bad = tmp_path / "bench.json"
+    bad.write_bytes(b'{"meta": {"args": ')
+    message = one_line_error(compare_bench.main, ["--before", str(bad), "--after", str(bad)], capsys)
+    assert str(bad) in message and "not a JSON file this repository wrote" in message
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "MANIFEST.json").write_bytes(b"\xff\xfe not utf-8")
+    message = one_line_error(pack_gpu.main, ["--unpack", str(tmp_path / "data"), "--out", str(tmp_path / "pack")], capsys)
+    assert "MANIFEST.json: not a JSON file this repository wrote" in message

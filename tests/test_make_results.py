@@ -112,13 +112,15 @@ def test_the_readme_summary_block_is_replaced_and_nothing_else(tmp_path):
 
 
 def test_the_english_reading_states_only_clauses_whose_contrasts_are_concluded():
-    from scripts.make_results import BEYOND_UNTYING, CONCLUDE_SEEDS, OWN_BYTES, SCALE_X50, UNTYING, english_reading
+    from scripts.make_results import BEYOND_UNTYING, BYTES_VS_X50, CONCLUDE_SEEDS, OWN_BYTES, SCALE_X50, TOTAL, UNTYING, english_reading
     five, two = list(range(CONCLUDE_SEEDS)), [1, 2]
-    c = {UNTYING[0]: {"seeds": five, "ci95": [0.05, 0.18]}, BEYOND_UNTYING[0]: {"seeds": five, "ci95": [-0.06, 0.02]},
-         SCALE_X50[0]: {"seeds": five, "ci95": [-0.11, -0.04]}, OWN_BYTES[0]: {"seeds": two, "ci95": [0.1, 0.3]}}
-    (line,) = english_reading(c, logs=None)
-    assert line.startswith("- Reading the English study") and "Untying the head accounts for kron's gain" in line and "±0.060 nats" in line
-    assert "it hurts" in line and "own bytes" not in line  # 2 seeds: open, so not stated
+    c = {TOTAL[0]: {"seeds": five, "ci95": [0.03, 0.17]}, UNTYING[0]: {"seeds": five, "ci95": [0.05, 0.18]},
+         BEYOND_UNTYING[0]: {"seeds": five, "ci95": [-0.06, 0.02]}, SCALE_X50[0]: {"seeds": five, "ci95": [-0.11, -0.04]},
+         BYTES_VS_X50[0]: {"seeds": five, "ci95": [0.006, 0.1]}, OWN_BYTES[0]: {"seeds": two, "ci95": [0.1, 0.3]}}
+    (line,) = english_reading(c, None, {'max_iters': 120, 'tokens': 491_520})
+    assert line.startswith("- Reading the English study (120 steps, 0.49M tokens") and "Untying the head alone" in line
+    assert "(95 % CI -0.060 to +0.020 nats)" in line
+    assert "this scale-up does not explain kron" in line and "own bytes" not in line  # 2 seeds: open, so not stated
     c[BEYOND_UNTYING[0]] = {"seeds": five, "ci95": [-0.2, -0.05]}  # kron worse than the untied table: no such clause
-    c[SCALE_X50[0]] = {"seeds": five, "ci95": [-0.01, 0.05]}
-    assert english_reading(c, logs=None) == []
+    c[BYTES_VS_X50[0]] = {"seeds": five, "ci95": [-0.01, 0.05]}  # kron not resolved better than the scaled table
+    assert english_reading(c, None, {'max_iters': 120, 'tokens': 491_520}) == []

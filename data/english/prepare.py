@@ -27,11 +27,13 @@ committed data/english_bpe8k/tokenizer.json) is used as it is, so every machine 
 Debian packages need `apt-get update` to have run once. A source that cannot be fetched or parsed is
 named, the others still prepare, and the exit code is 1.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "data.english.prepare", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../../..")
+    runpy.run_module("data.english.prepare", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import glob
 import gzip

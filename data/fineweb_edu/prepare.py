@@ -13,11 +13,13 @@ An interrupted run resumes where its last completed shard ended (see data/shards
 Pre-tokenised shards in the same format (e.g. the hub's kjj0/finewebedu10B-gpt2) can be dropped into
 a folder as they are: train.py reads any *_val_*.bin / *_train_*.bin files with the 20240520 header.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "data.fineweb_edu.prepare", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../../..")
+    runpy.run_module("data.fineweb_edu.prepare", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import glob
 import os

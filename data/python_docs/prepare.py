@@ -11,11 +11,13 @@ paper's scale uses FineWeb-Edu (data/fineweb_edu/prepare.py).
 Documents are the files in sorted path order, EOT before each; the first 262,144 tokens are the
 validation split. A machine without apt can pass --deb or --sources-dir with the same files.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "data.python_docs.prepare", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../../..")
+    runpy.run_module("data.python_docs.prepare", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import glob
 import json

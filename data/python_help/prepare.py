@@ -9,11 +9,13 @@ Python versions). License: Python Software Foundation License, like the rest of 
 Documents are the topics in sorted order, EOT before each; the first 16,384 tokens are validation.
 Small: for the quickstart and the tests, not for conclusions about the method.
 """
-if not __package__:  # run as a file: re-run as the module named below, with the repository root importable
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
+    import runpy
     import sys
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(__file__ + "/../../.."), os.environ.get("PYTHONPATH", "")])
-    os.execv(sys.executable, [sys.executable, "-m", "data.python_help.prepare", *sys.argv[1:]])
+    sys.path[0] = os.path.realpath(__file__ + "/../../..")
+    runpy.run_module("data.python_help.prepare", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import os
 
