@@ -38,3 +38,29 @@ def plot_val_curves(curves_by_arm, path, title="validation loss", ylabel="val lo
     ax.grid(alpha=0.3)
     ax.legend()
     return save_figure(fig, path)
+
+
+def plot_forest(labels, series, path, xlabel="gap (nats), 95 % CI"):
+    """One row per label, one marker per series: the mean with its interval as a bar. series: [(name,
+    [(mean, (lo, hi) or None, filled) or None per label])]; filled markers are concluded figures, hollow
+    ones open; a missing entry draws nothing."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(labels) + 1.8))
+    offsets = np.linspace(-0.25, 0.25, len(series)) if len(series) > 1 else [0.0]
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    for (name, points), dy, colour in zip(series, offsets, colours):
+        for row, point in enumerate(points):
+            if point is None:
+                continue
+            mean, ci, filled = point
+            y = len(labels) - 1 - row + dy
+            if ci:
+                ax.plot(ci, [y, y], color=colour, lw=1.6)
+            ax.plot([mean], [y], "o", color=colour, mfc=colour if filled else "white", ms=6,
+                    label=name if row == next(i for i, p in enumerate(points) if p) else None)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(labels)), labels[::-1])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), fontsize=8, frameon=False)
+    return save_figure(fig, path)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 import analysis
-from plotting import ARM_COLOURS, plot_val_curves, pyplot, save_figure
+from plotting import ARM_COLOURS, plot_forest, plot_val_curves, pyplot, save_figure
 from runlog import series_from_evals
 
 
@@ -167,3 +167,15 @@ def write_param_table(out):
     with open(os.path.join(out, "param_table.md"), "w") as f:
         f.write(md)
     return g, v, md
+
+
+def evidence_figure(rows, columns, path, conclude_at):
+    """The opening's table as a picture: each question's paired gap with its 95 % interval, one marker per
+    study (filled: >= conclude_at seeds), so scales and horizons compare at a glance. rows: [(label,
+    contrast label)]; columns: [(study name, its comparison with contrasts)]."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    series = [(name, [(c["gap_mean"], c["ci95"], len(c["seeds"]) >= conclude_at) if c else None
+                      for c in (cmp.get("contrasts", {}).get(contrast) for _, contrast in rows)])
+              for name, cmp in columns]
+    return plot_forest([label for label, _ in rows], series, path,
+                       xlabel="gap (nats) with its 95 % CI; > 0: the second group is better")

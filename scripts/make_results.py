@@ -107,6 +107,8 @@ QUESTIONS = [("total", "does kron beat bpe_tied?", TOTAL),
              ("frozen code", "does an untied table started at unit RMS (AdamW leaves it nearly frozen) beat the 0.02 one?",
               FROZEN_TABLE)]
 CONCLUDE_SEEDS = 5
+EVIDENCE_FIGURE = "results/evidence.png"  # beside RESULTS.md, as RESULTS.md links it
+SHARED_QUESTIONS = 8  # the questions every study asks (the rest are the English study's own); drawn in the opening's figure
 
 
 def millions(tokens, digits=2):
@@ -256,7 +258,7 @@ def scale_label(sc):
     return f"V = {sc['vocab_size']:,}, {sc['n_layer']}L d={sc['n_embd']}, {sc['max_iters']} steps, {millions(sc['tokens'])} tokens"
 
 
-def evidence_opening(columns, readings=()):
+def evidence_opening(columns, readings=(), figure=None):
     """RESULTS.md's opening: every QUESTION at every study's scale, as a table and as one line per study
     naming what is concluded (>= CONCLUDE_SEEDS seeds), what is open and what it did not run, then the
     readings of concluded contrasts (english_reading). columns: [(name, what, cmp, scale)]. Returns (lines,
@@ -278,6 +280,12 @@ def evidence_opening(columns, readings=()):
         if any(cells):
             lines.append(f"| {short}: {question} ({contrast[1]} − {contrast[2]}) | "
                          + " | ".join(f"{short_gap(c)}: {reading(contrast, c)}" if c else "—" for c in cells) + " |")
+    if figure:
+        shared = [(f"{short} ({ref} − {other})", label) for short, _, (label, ref, other) in QUESTIONS[:SHARED_QUESTIONS]]
+        report.evidence_figure(shared, [(f"{name.removesuffix(' study')}, {sc['max_iters']} steps", cmp)
+                                        for name, _, cmp, sc in columns], figure[0], CONCLUDE_SEEDS)
+        lines += ["", f"![every study's gaps]({figure[1]})", "",
+                  f"The first {SHARED_QUESTIONS} questions as a picture (filled: {CONCLUDE_SEEDS} seeds or more; hollow: open)."]
     summary = [summary_line(name, cmp, sc) for name, _, cmp, sc in columns] + list(readings)
     return lines + ["", "In short (the README quotes these lines):", ""] + summary + [""], summary
 
@@ -823,7 +831,7 @@ def python_docs_section(cmp, cmp_md, probes_dir, sc):
 
 
 def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None, english_long=None, gpu_dir=None,
-               paired=None, small_vocab=None):
+               paired=None, small_vocab=None, figure=None):
     lines = ["# Results: CPU-scale replications",
              "",
              "Regenerate everything below with `python -m scripts.make_results` (from the logs kept in "
@@ -839,7 +847,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
           "the same body weights", paired and paired[0], paired and paired[2]),
          ("small-vocabulary study", "`results/study_small_vocab/`, an 8,192-token BPE trained on the English corpus, "
           "paired bodies, CPU bf16 autocast", small_vocab and small_vocab[0], small_vocab and small_vocab[2])],
-        english_reading(english["cmp"].get("contrasts", {}), english["logs"], english["scale"]) if english else ())
+        english_reading(english["cmp"].get("contrasts", {}), english["logs"], english["scale"]) if english else (),
+        figure)
     lines += opening
     if english:
         e, lg = english, english_long or {}
@@ -905,7 +914,8 @@ def main(argv=None):
     english_long = english and load_study(args.english_long_dir, "### Spelling robustness of the long runs, on every seed")
     text, summary = results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir,
                                load_study_in_progress(args.paired_dir, PAIRED_CONTRASTS),
-                               load_study_in_progress(args.small_vocab_dir, SMALL_VOCAB_CONTRASTS))
+                               load_study_in_progress(args.small_vocab_dir, SMALL_VOCAB_CONTRASTS),
+                               (os.path.join(os.path.dirname(os.path.abspath(args.out)), EVIDENCE_FIGURE), EVIDENCE_FIGURE))
     with open(args.out, "w") as f:
         f.write(text)
     print(f"wrote {args.out}")

@@ -124,3 +124,13 @@ def test_the_english_reading_states_only_clauses_whose_contrasts_are_concluded()
     c[BEYOND_UNTYING[0]] = {"seeds": five, "ci95": [-0.2, -0.05]}  # kron worse than the untied table: no such clause
     c[BYTES_VS_X50[0]] = {"seeds": five, "ci95": [-0.01, 0.05]}  # kron not resolved better than the scaled table
     assert english_reading(c, None, {'max_iters': 120, 'tokens': 491_520}) == []
+
+
+def test_the_evidence_figure_draws_every_study_and_skips_what_it_did_not_run(tmp_path):
+    import report
+    five = {"gap_mean": 0.1, "ci95": [0.03, 0.17], "seeds": [1, 2, 3, 4, 5]}
+    one = {"gap_mean": -0.2, "ci95": None, "seeds": [1]}
+    path = report.evidence_figure([("total", "t"), ("own bytes", "o")],
+                                  [("English, 120 steps", {"contrasts": {"t": five, "o": one}}),
+                                   ("small, 500 steps", {"contrasts": {"t": one}})], str(tmp_path / "sub" / "e.png"), 5)
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
