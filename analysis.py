@@ -208,10 +208,6 @@ def contrast(data, ref, other):
             "ci95": t_interval95(gaps), "trajectory": traj}
 
 
-def load(path):
-    return read_json(path)
-
-
 def input_drift(logs):
     """{group: (metric, then the mean over seeds of final / initial of: that metric, the produced input
     embeddings' RMS, their mean row norm (NaN in a log without it), then the number of seeds)}: the
@@ -272,13 +268,13 @@ def load_gpu_study(gpu_dir):
         config = read_metrics(path, "config")
         evals = read_metrics(path, "eval")
         meta_path = os.path.join(folder, "ckpt.json")
-        meta = load(meta_path) if os.path.isfile(meta_path) else {}
+        meta = read_json(meta_path) if os.path.isfile(meta_path) else {}
         max_iters = config[0]["config"]["max_iters"] if config else None
         probe = os.path.join(gpu_dir, "probes", name, "robustness.json")
         arm = name.rsplit("-s", 1)[0]
         runs[name] = {"evals": evals, "config": config[0] if config else {},
                       "finished": bool(meta.get("finished")) and bool(evals) and evals[-1]["step"] == max_iters,
-                      "robustness": load(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None}
+                      "robustness": read_json(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None}
     return runs
 
 
@@ -366,7 +362,7 @@ def robustness_over_seeds(probes_root, contrasts):
     runs, pairs = {}, set()
     for path in sorted(glob.glob(os.path.join(probes_root, "s*", "robustness.json"))):
         seed = int(os.path.basename(os.path.dirname(path))[1:])
-        d = load(path)
+        d = read_json(path)
         records = {rec["model"]: rec["records"] for rec in d["per_pair"]}
         pairs.update(len(v) for v in records.values())
         for label, m in d["models"].items():

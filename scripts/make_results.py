@@ -25,8 +25,9 @@ import shutil
 
 import analysis
 import report
-from analysis import excludes_zero, input_drift, load, load_gpu_study, seed_status, untying_share
+from analysis import excludes_zero, input_drift, load_gpu_study, seed_status, untying_share
 from errors import run_cli
+from runlog import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,7 +42,7 @@ def copy_logs(runs_dir, dest):
     for path in sorted(glob.glob(os.path.join(runs_dir, "*", "metrics.jsonl"))):
         run = os.path.basename(os.path.dirname(path))
         meta_path = os.path.join(os.path.dirname(path), "ckpt.json")
-        meta = load(meta_path) if os.path.isfile(meta_path) else {}
+        meta = read_json(meta_path) if os.path.isfile(meta_path) else {}
         if not meta.get("finished"):
             print(f"not copying {path}: the run has not finished (its ckpt.json says {meta.get('step', 'nothing')})")
             continue
@@ -55,7 +56,7 @@ def bench_sentence():
     path = os.path.join(ROOT, "results", "bench_train_cpu.json")
     if not os.path.exists(path):
         return "not recorded (run `python -m scripts.bench_train`)."
-    b = load(path)
+    b = read_json(path)
     a = b["meta"]["args"]
     parts = [f"{name} {r['median_ms']:.0f} ms/step ({r['tokens_per_s']:,.0f} tokens/s, {r['ratio_to_first']:.3f}× bpe_tied)"
              for name, r in b["results"].items()]
@@ -83,7 +84,6 @@ BYTES_VS_LOWRANK = ("bytes vs the parameter-matched low-rank table", "bpe_lowran
 CONTRASTS = [TOTAL, UNTYING, FROZEN_TABLE, BYTES_VS_FROZEN, BEYOND_UNTYING, OWN_BYTES, KRON_AT_BPE_SCALE, KRON_TIED,
              KRON_TIED_START, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK]
 STUDY_SEEDS = 5
-FOLLOW_UPS = {}  # the English study's follow-up groups planned with fewer seeds than STUDY_SEEDS: none now
 LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
 # The paired study (config/study_english_paired.py): the same questions with paired initialisation, the
 # scale control that keeps learning dynamics (input_scale=50) and a parameter-matched learned table.
@@ -115,13 +115,17 @@ def millions(tokens, digits=2):
     return f"{tokens / 1e6:.{digits}f}M"
 
 
-def fmt_gap(c):
-    """'+0.135 nats [95 % CI +0.036, +0.235], 3 seeds' for a contrast, or a dash."""
+def fmt_gap(c, cell=False):
+    """'+0.135 nats [95 % CI +0.036, +0.235], 3 seeds' for a contrast, or a dash; cell: the table cell's
+    terser '+0.135 [+0.036, +0.235], 3 seeds'."""
     if not c:
-        return "— (no paired runs yet)"
+        return "—" if cell else "— (no paired runs yet)"
     if not c["ci95"]:
-        return f"{c['gap_mean']:+.3f} nats, 1 seed (no interval)"
-    return f"{c['gap_mean']:+.3f} nats [95 % CI {c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], {len(c['seeds'])} seeds"
+        return f"{c['gap_mean']:+.3f}, 1 seed" if cell else f"{c['gap_mean']:+.3f} nats, 1 seed (no interval)"
+    lo, hi = c["ci95"]
+    if cell:
+        return f"{c['gap_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], {len(c['seeds'])} seeds"
+    return f"{c['gap_mean']:+.3f} nats [95 % CI {lo:+.3f}, {hi:+.3f}], {len(c['seeds'])} seeds"
 
 
 def trend(c):
@@ -144,6 +148,9 @@ def open_note(c):
     return f" ({n} of {CONCLUDE_SEEDS} seeds: open)" if n < CONCLUDE_SEEDS else ""
 
 
+NO_DIFFERENCE = "not distinguishable from zero at this many seeds"
+
+
 def verdict(c):
     """Whether the interval excludes zero, in words (positive gap: the second group is better); open below
     CONCLUDE_SEEDS seeds, whatever the interval."""
@@ -152,7 +159,7 @@ def verdict(c):
     if len(c["seeds"]) < CONCLUDE_SEEDS:
         return f"open ({len(c['seeds'])} of {CONCLUDE_SEEDS} seeds)"
     if not excludes_zero(c["ci95"]):
-        return "not distinguishable from zero at this many seeds"
+        return NO_DIFFERENCE
     return "helps" if c["ci95"][0] > 0 else "hurts"
 
 
@@ -231,27 +238,19 @@ def fmt_p(p):
 
 
 def reading(contrast, c):
-    """What one contrast lets the opening say: which group is better, that no difference is resolved
-    (and within what), or that it is open (fewer than CONCLUDE_SEEDS seeds) or has no paired runs."""
+    """verdict(c) in the opening's words: which group is better, that no difference is resolved (and
+    within what), open (fewer than CONCLUDE_SEEDS seeds, or no interval) or no paired runs."""
     _, ref, other = contrast
     if not c:
         return "no paired runs"
-    n = len(c["seeds"])
-    if n < CONCLUDE_SEEDS or not c["ci95"]:
-        return f"open ({n} of {CONCLUDE_SEEDS} seeds)"
-    lo, hi = c["ci95"]
-    if excludes_zero(c["ci95"]):
-        return f"{other} better than {ref}" if lo > 0 else f"{ref} better than {other}"
-    return f"no difference resolved (95 % CI within ±{max(abs(lo), abs(hi)):.3f} nats)"
-
-
-def short_gap(c):
-    """'+0.100 [+0.029, +0.170], 5 seeds' for a table cell, or a dash."""
-    if not c:
-        return "—"
-    if not c["ci95"]:
-        return f"{c['gap_mean']:+.3f}, {len(c['seeds'])} seed"
-    return f"{c['gap_mean']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], {len(c['seeds'])} seeds"
+    v = verdict(c)
+    if v == "helps":
+        return f"{other} better than {ref}"
+    if v == "hurts":
+        return f"{ref} better than {other}"
+    if v == NO_DIFFERENCE:
+        return f"no difference resolved (95 % CI within ±{max(map(abs, c['ci95'])):.3f} nats)"
+    return f"open ({len(c['seeds'])} of {CONCLUDE_SEEDS} seeds)"
 
 
 def scale_label(sc):
@@ -279,7 +278,7 @@ def evidence_opening(columns, readings=(), figure=None):
         cells = [cmp.get("contrasts", {}).get(contrast[0]) for _, _, cmp, _ in columns]
         if any(cells):
             lines.append(f"| {short}: {question} ({contrast[1]} − {contrast[2]}) | "
-                         + " | ".join(f"{short_gap(c)}: {reading(contrast, c)}" if c else "—" for c in cells) + " |")
+                         + " | ".join(f"{fmt_gap(c, cell=True)}: {reading(contrast, c)}" if c else "—" for c in cells) + " |")
     if figure:
         shared = [(f"{short} ({ref} − {other})", label) for short, _, (label, ref, other) in QUESTIONS[:SHARED_QUESTIONS]]
         report.evidence_figure(shared, [(f"{name.removesuffix(' study')}, {sc['max_iters']} steps", cmp)
@@ -336,7 +335,7 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     """RESULTS.md's opening: how much of kron's gain is untying, input scale and bytes, with intervals."""
     c = cmp.get("contrasts", {})
     total, untie, own, kbeyond = (c.get(k[0]) for k in (TOTAL, UNTYING, OWN_BYTES, BEYOND_UNTYING))
-    status = seed_status(cmp, STUDY_SEEDS, FOLLOW_UPS)
+    status = seed_status(cmp, STUDY_SEEDS)
     done = status == "complete" and long_cmp and seed_status(long_cmp, LONG_SEEDS) == "complete"
     lines = [f"## The answer{'' if done else ' so far'}: why does Kronecker win at {sc['max_iters']} steps?", "",
              f"English-corpus study (`results/study_english/`; {status}; small-scale CPU runs: a {sc['n_layer']}-layer "
@@ -380,9 +379,6 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
         lines.append("- **Longer runs** (≥ 4× this horizon, `config/study_english_long.py`): none finished yet, so whether "
                      "the gap grows or shrinks with training is not measured.")
     return lines + horizon_table(cmp, long_cmp, sc, long_sc)
-
-
-NO_DIFFERENCE = "not distinguishable from zero at this many seeds"
 
 
 def english_reading(c, logs, sc):
@@ -437,13 +433,12 @@ def kron_tied_start(start, groups, logs):
         return ""
     _, tied, started_at_zero = KRON_TIED_START
     default, zero = analysis.step0_losses(logs, tied), analysis.step0_losses(logs, started_at_zero)
-    planned = FOLLOW_UPS.get(started_at_zero, STUDY_SEEDS)
     lead = groups["kron_tied"]["final_val_mean"] - groups["kron"]["final_val_mean"]
     n = len(start["seeds"])
     if not start["ci95"]:
         reading = "one seed so far, no interval: not yet measurable"
     elif n < CONCLUDE_SEEDS:
-        reading = (f"open ({n} of {planned} seeds): so far its interval bounds the start's share of that lead at "
+        reading = (f"open ({n} of {STUDY_SEEDS} seeds): so far its interval bounds the start's share of that lead at "
                    f"{start['ci95'][1]:+.3f} nats")
     elif verdict(start) != "helps":
         reading = (f"by its interval the start accounts for at most {start['ci95'][1]:+.3f} of that lead, so the deficit is "
@@ -585,7 +580,7 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
             lines += robustness_disagreement(rob["contrasts"], where)
     rob = os.path.join(probes_dir, "robustness.json")
     if os.path.exists(rob):
-        r = load(rob)["models"]
+        r = read_json(rob)["models"]
         if "kron" in r and "bpe_tied" in r:
             kk, kb = r["kron"]["overall"]["mean_kl"], r["bpe_tied"]["overall"]["mean_kl"]
             if kk > kb:
@@ -596,7 +591,7 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
                              "predictions are a newline, '.' or ' the', so it mostly measures a generic predictor.)")
     nd = os.path.join(probes_dir, "norm_drift.json")
     if os.path.exists(nd):
-        d = load(nd)
+        d = read_json(nd)
         ratio = {lab: v["input_scale"][-1] / v["input_scale"][0] for lab, v in d.items() if "input_scale" in v}
         if {"bpe_tied", "kron", "bpe_untied"} <= set(ratio) and ratio["bpe_untied"] < ratio["bpe_tied"]:
             lines.append(f"- **Norm drift.** Paper: the BPE embedding norm drifts while the Kron projection stays near 1.0. Here "
@@ -723,7 +718,7 @@ def gpu_study_section(gpu_dir):
     step_tokens = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
     final = {arm: r["evals"][-1] for arm, r in done.items()}
     steps, tokens = c["max_iters"], c["max_iters"] * step_tokens
-    device = load(os.path.join(gpu_dir, "device.json")) if os.path.isfile(os.path.join(gpu_dir, "device.json")) else {}
+    device = read_json(os.path.join(gpu_dir, "device.json")) if os.path.isfile(os.path.join(gpu_dir, "device.json")) else {}
     loss = {arm: f["val_loss"] for arm, f in final.items()}
     pairs = {"kron − bpe_tied": ("kron", "bpe_tied"), "bpe_untied − bpe_tied": ("bpe_untied", "bpe_tied"),
              "kron − bpe_untied": ("kron", "bpe_untied")}
@@ -820,7 +815,7 @@ def python_docs_section(cmp, cmp_md, probes_dir, sc):
         report = report.replace("\n## ", "\n### ").replace("### Probes on", "## Probes on")
         rob = os.path.join(probes_dir, "robustness.json")
         if os.path.exists(rob):
-            r = load(rob)["models"]
+            r = read_json(rob)["models"]
             rows = [f"| {lab} | {m['overall']['top1_match_rate']:.3f} | {m['overall']['mean_kl']:.3f} |" for lab, m in r.items()]
             lines += ["## Spelling robustness next to the paper", "",
                       f"Paper (124M): top-1 kept {PAPER['top1']} (kron vs bpe), KL {PAPER['kl']}, "
