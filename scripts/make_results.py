@@ -611,24 +611,14 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
     return lines + [""]
 
 
-def load_study_in_progress(study_dir, contrasts):
-    """A study still gathering seeds: (its comparison with these contrasts, its markdown, its scale, its input
-    drift), or None."""
-    got = compare_with_contrasts(study_dir, contrasts)
-    if not got:
-        return None
-    logs = os.path.join(study_dir, "runs")
-    return got + (analysis.study_scale(analysis.find_runs([logs])), input_drift(logs))
-
-
 def study_in_progress(study, rel, title, config, contrasts, planned, what):
-    """RESULTS.md's section on a study still gathering seeds (load_study_in_progress; kept under the
+    """RESULTS.md's section on a study still gathering seeds (load_study; kept under the
     repository path rel): its comparison and contrasts as far as its kept logs go, labelled with its seed
     counts; a contrast gets a verdict only with an interval (>= 2 seeds), and the opening draws none
     below CONCLUDE_SEEDS."""
     if not study:
         return []
-    cmp, md, sc, drift = study
+    cmp, md, sc, drift = study["cmp"], study["md"], study["scale"], study["drift"]
     fewest = min(len(g["seeds"]) for g in cmp["groups"].values())
     lines = [f"## {title} (in progress)", "",
              f"`{config}`, logs in `{rel}/runs/` ({seed_status(cmp, planned)}; how to continue it: that folder's README). "
@@ -679,17 +669,18 @@ def compare_with_contrasts(study_dir, contrasts=CONTRASTS):
     return res, md
 
 
-def load_study(study_dir, robustness_heading):
-    """One kept study folder (<dir>/runs, <dir>/probes) as the report reads it: its comparison with the
-    CONTRASTS, input drift and robustness over seeds; None when no run log is kept there."""
-    got = compare_with_contrasts(study_dir)
+def load_study(study_dir, contrasts=CONTRASTS, robustness_heading=None):
+    """One kept study folder (<dir>/runs, and <dir>/probes when robustness_heading names its section) as the
+    report reads it: its comparison with these contrasts, its markdown, scale and input drift, and robustness
+    over seeds; None when no run log is kept there."""
+    got = compare_with_contrasts(study_dir, contrasts)
     if not got:
         return None
-    robustness, robustness_stats = robustness_across_seeds(os.path.join(study_dir, "probes"), robustness_heading)
-    return {"cmp": got[0], "md": got[1], "drift": input_drift(os.path.join(study_dir, "runs")),
-            "robustness": robustness, "robustness_stats": robustness_stats,
-            "scale": analysis.study_scale(analysis.find_runs([os.path.join(study_dir, "runs")])),
-            "logs": os.path.join(study_dir, "runs")}
+    logs = os.path.join(study_dir, "runs")
+    robustness, robustness_stats = ([], None) if robustness_heading is None else \
+        robustness_across_seeds(os.path.join(study_dir, "probes"), robustness_heading)
+    return {"cmp": got[0], "md": got[1], "drift": input_drift(logs), "robustness": robustness,
+            "robustness_stats": robustness_stats, "scale": analysis.study_scale(analysis.find_runs([logs])), "logs": logs}
 
 
 GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
@@ -839,9 +830,9 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
         [("English study", "`results/study_english/`, fp32; each arm's body initialised on its own, the data order "
           "paired by seed", english and english["cmp"], english and english["scale"]),
          ("paired English study", "`results/study_english_paired/`, CPU bf16 autocast; every arm of a seed starts from "
-          "the same body weights", paired and paired[0], paired and paired[2]),
+          "the same body weights", paired and paired["cmp"], paired and paired["scale"]),
          ("small-vocabulary study", "`results/study_small_vocab/`, an 8,192-token BPE trained on the English corpus, "
-          "paired bodies, CPU bf16 autocast", small_vocab and small_vocab[0], small_vocab and small_vocab[2])],
+          "paired bodies, CPU bf16 autocast", small_vocab and small_vocab["cmp"], small_vocab and small_vocab["scale"])],
         english_reading(english["cmp"].get("contrasts", {}), english["logs"], english["scale"]) if english else (),
         figure)
     lines += opening
@@ -905,11 +896,11 @@ def main(argv=None):
     with open(os.path.join(ROOT, "config", "study_cpu.py")) as f:
         config_text = f.read()
     scale = analysis.study_scale(analysis.find_runs([logs]))
-    english = load_study(args.english_dir, "### Spelling robustness on every seed")
-    english_long = english and load_study(args.english_long_dir, "### Spelling robustness of the long runs, on every seed")
+    english = load_study(args.english_dir, robustness_heading="### Spelling robustness on every seed")
+    english_long = english and load_study(args.english_long_dir,
+                                          robustness_heading="### Spelling robustness of the long runs, on every seed")
     text, summary = results_md(cmp, cmp_md, probes_dir, params_md, config_text, scale, english, english_long, args.gpu_dir,
-                               load_study_in_progress(args.paired_dir, PAIRED_CONTRASTS),
-                               load_study_in_progress(args.small_vocab_dir, SMALL_VOCAB_CONTRASTS),
+                               load_study(args.paired_dir, PAIRED_CONTRASTS), load_study(args.small_vocab_dir, SMALL_VOCAB_CONTRASTS),
                                (os.path.join(os.path.dirname(os.path.abspath(args.out)), EVIDENCE_FIGURE), EVIDENCE_FIGURE))
     with open(args.out, "w") as f:
         f.write(text)
