@@ -260,7 +260,7 @@ def scale_label(sc):
 def evidence_opening(columns, readings=(), figure=None):
     """RESULTS.md's opening: every QUESTION at every study's scale, as a table and as one line per study
     naming what is concluded (>= CONCLUDE_SEEDS seeds), what is open and what it did not run, then the
-    readings of concluded contrasts (english_reading). columns: [(name, what, cmp, scale)]. Returns (lines,
+    readings of concluded contrasts (study_reading). columns: [(name, what, cmp, scale)]. Returns (lines,
     summary lines), the summary None without any study."""
     columns = [(name, what, cmp, sc) for name, what, cmp, sc in columns if cmp]
     lines = ["## What the evidence says", ""]
@@ -381,31 +381,57 @@ def english_answer(cmp, long_cmp=None, sc=None, long_sc=None, logs=None):
     return lines + horizon_table(cmp, long_cmp, sc, long_sc)
 
 
-def english_reading(c, logs, sc):
-    """The English study's concluded contrasts read together, in words; each clause appears only when every
-    contrast it rests on is concluded (>= CONCLUDE_SEEDS seeds) in the direction it states."""
-    said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
-    parts, level = [], said(BEYOND_UNTYING, NO_DIFFERENCE)
-    if said(TOTAL, "helps") and said(UNTYING, "helps") and level:
+def untying_clause(said, c):
+    """What untying explains of kron's gain, when the contrasts it rests on are concluded; else None."""
+    if said(TOTAL, "helps") and said(UNTYING, "helps") and said(BEYOND_UNTYING, NO_DIFFERENCE):
         lo, hi = c[BEYOND_UNTYING[0]]["ci95"]
-        parts.append(f"untying the head alone beats bpe_tied as kron does, and no gain of kron beyond untying is "
-                     f"resolved (95 % CI {lo:+.3f} to {hi:+.3f} nats)")
+        return (f"untying the head alone beats bpe_tied as kron does, and no gain of kron beyond untying is resolved "
+                f"(95 % CI {lo:+.3f} to {hi:+.3f} nats)")
+    if said(BEYOND_UNTYING, "helps"):
+        return "kron beats even the untied BPE table: untying does not account for all of its gain"
+    if said(BEYOND_UNTYING, "hurts"):
+        return "the untied BPE table beats kron: untying the head alone does more than the codec"
+    return None
+
+
+def scale_clause(said):
+    """What the input's scale explains (the x50 control beside the plain table and kron); else None."""
+    x50 = "multiplying the learned table's output by 50, up to the codec's RMS,"
     if said(SCALE_X50, "hurts") and said(BYTES_VS_X50, "helps"):
-        parts.append("multiplying the learned table's output by 50, up to the codec's RMS, hurts, and kron beats that "
-                     "scaled table: this scale-up does not explain kron")
-    if said(LOW_RANK, "hurts") and said(BYTES_VS_LOWRANK, "helps") and level:
-        runs = analysis.find_runs([logs])
-        n = {g: analysis.run_scale(next(iter(runs[g].values())))["params"]["input"] for g in ("bpe_lowrank", "kron", "bpe_untied")}
-        parts.append(f"a learned low-rank table with about as many input parameters as the codec ({n['bpe_lowrank']:,} "
-                     f"against kron's {n['kron']:,}) is worse than both the full table and kron, while kron and the full "
-                     f"table ({n['bpe_untied']:,}, {n['bpe_untied'] / n['kron']:.1f}× kron's) differ by no resolved amount")
-    if said(OWN_BYTES, "helps"):
-        parts.append("a token's own bytes matter: shuffled among tokens, kron is worse")
-    if not parts:
+        return f"{x50} hurts, and kron beats that scaled table: this scale-up does not explain kron"
+    if said(SCALE_X50, "helps") and said(BYTES_VS_X50, "hurts"):
+        why = ": kron's edge over the plain table is matched by scale alone" if said(BEYOND_UNTYING, "helps") else ""
+        return f"{x50} helps, and that scaled table beats kron{why}"
+    if said(SCALE_X50, "helps") and said(BYTES_VS_X50, "helps"):
+        return f"{x50} helps, and kron beats that scaled table too: the bytes add to the scale"
+    return None
+
+
+def params_clause(said, c, logs):
+    """Whether few input parameters explain kron (the parameter-matched low-rank table); else None."""
+    if not (said(LOW_RANK, "hurts") and said(BYTES_VS_LOWRANK, "helps")):
+        return None
+    runs = analysis.find_runs([logs])
+    n = {g: analysis.run_scale(next(iter(runs[g].values())))["params"]["input"] for g in ("bpe_lowrank", "kron", "bpe_untied")}
+    full = f"the full table ({n['bpe_untied']:,}, {n['bpe_untied'] / n['kron']:.1f}× kron's)"
+    versus_full = {NO_DIFFERENCE: f", while kron and {full} differ by no resolved amount",
+                   "helps": f", and kron beats {full} too", "hurts": f", though {full} beats kron"}
+    return (f"a learned low-rank table with about as many input parameters as the codec ({n['bpe_lowrank']:,} against "
+            f"kron's {n['kron']:,}) is worse than both the full table and kron"
+            + versus_full.get(verdict(c.get(BEYOND_UNTYING[0])), ""))
+
+
+def study_reading(name, c, logs, sc):
+    """One study's concluded contrasts read together, in words; each clause appears only when every contrast
+    it rests on is concluded (>= CONCLUDE_SEEDS seeds) in the direction it states. [] when none is."""
+    said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
+    parts = [untying_clause(said, c), scale_clause(said), params_clause(said, c, logs),
+             "a token's own bytes matter: shuffled among tokens, kron is worse" if said(OWN_BYTES, "helps") else None]
+    text = "; ".join(p for p in parts if p)
+    if not text:
         return []
-    text = "; ".join(parts)
-    return [f"- Reading the English study ({sc['max_iters']} steps, {millions(sc['tokens'])} tokens; {CONCLUDE_SEEDS}+ seeds "
-            f"each; that scale only, the longer runs are open): {text[0].upper()}{text[1:]}."]
+    return [f"- Reading the {name} ({sc['max_iters']} steps, {millions(sc['tokens'])} tokens; only its contrasts "
+            f"concluded from {CONCLUDE_SEEDS}+ seeds): {text[0].upper()}{text[1:]}."]
 
 
 def input_scale_lines(c):
@@ -833,7 +859,9 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
           "the same body weights", paired and paired["cmp"], paired and paired["scale"]),
          ("small-vocabulary study", "`results/study_small_vocab/`, an 8,192-token BPE trained on the English corpus, "
           "paired bodies, CPU bf16 autocast", small_vocab and small_vocab["cmp"], small_vocab and small_vocab["scale"])],
-        english_reading(english["cmp"].get("contrasts", {}), english["logs"], english["scale"]) if english else (),
+        [line for name, study in (("English study", english), ("paired English study", paired),
+                                  ("small-vocabulary study", small_vocab)) if study
+         for line in study_reading(name, study["cmp"].get("contrasts", {}), study["logs"], study["scale"])],
         figure)
     lines += opening
     if english:

@@ -111,19 +111,32 @@ def test_the_readme_summary_block_is_replaced_and_nothing_else(tmp_path):
     assert readme.read_text(encoding="utf-8") == "no block here\n"
 
 
-def test_the_english_reading_states_only_clauses_whose_contrasts_are_concluded():
-    from scripts.make_results import BEYOND_UNTYING, BYTES_VS_X50, CONCLUDE_SEEDS, OWN_BYTES, SCALE_X50, TOTAL, UNTYING, english_reading
-    five, two = list(range(CONCLUDE_SEEDS)), [1, 2]
+def test_a_study_reading_states_only_clauses_whose_contrasts_are_concluded():
+    from scripts.make_results import BEYOND_UNTYING, BYTES_VS_X50, CONCLUDE_SEEDS, OWN_BYTES, SCALE_X50, TOTAL, UNTYING, study_reading
+    five, two, sc = list(range(CONCLUDE_SEEDS)), [1, 2], {"max_iters": 120, "tokens": 491_520}
     c = {TOTAL[0]: {"seeds": five, "ci95": [0.03, 0.17]}, UNTYING[0]: {"seeds": five, "ci95": [0.05, 0.18]},
          BEYOND_UNTYING[0]: {"seeds": five, "ci95": [-0.06, 0.02]}, SCALE_X50[0]: {"seeds": five, "ci95": [-0.11, -0.04]},
          BYTES_VS_X50[0]: {"seeds": five, "ci95": [0.006, 0.1]}, OWN_BYTES[0]: {"seeds": two, "ci95": [0.1, 0.3]}}
-    (line,) = english_reading(c, None, {'max_iters': 120, 'tokens': 491_520})
+    (line,) = study_reading("English study", c, None, sc)
     assert line.startswith("- Reading the English study (120 steps, 0.49M tokens") and "Untying the head alone" in line
     assert "(95 % CI -0.060 to +0.020 nats)" in line
     assert "this scale-up does not explain kron" in line and "own bytes" not in line  # 2 seeds: open, so not stated
-    c[BEYOND_UNTYING[0]] = {"seeds": five, "ci95": [-0.2, -0.05]}  # kron worse than the untied table: no such clause
+    c[BEYOND_UNTYING[0]] = {"seeds": two, "ci95": [-0.2, -0.05]}  # open: no untying clause
     c[BYTES_VS_X50[0]] = {"seeds": five, "ci95": [-0.01, 0.05]}  # kron not resolved better than the scaled table
-    assert english_reading(c, None, {'max_iters': 120, 'tokens': 491_520}) == []
+    assert study_reading("English study", c, None, sc) == []
+
+
+def test_a_study_reading_says_when_scale_alone_matches_krons_edge():
+    from scripts.make_results import BEYOND_UNTYING, BYTES_VS_X50, CONCLUDE_SEEDS, SCALE_X50, study_reading
+    five = list(range(CONCLUDE_SEEDS))
+    c = {BEYOND_UNTYING[0]: {"seeds": five, "ci95": [0.05, 0.07]}, SCALE_X50[0]: {"seeds": five, "ci95": [0.34, 0.38]},
+         BYTES_VS_X50[0]: {"seeds": five, "ci95": [-0.33, -0.28]}}
+    (line,) = study_reading("small-vocabulary study", c, None, {"max_iters": 500, "tokens": 2_048_000})
+    assert "Kron beats even the untied BPE table" in line
+    assert "helps, and that scaled table beats kron: kron's edge over the plain table is matched by scale alone" in line
+    c[BEYOND_UNTYING[0]] = {"seeds": five, "ci95": [-0.2, -0.1]}  # the untied table beats kron: no "edge" to explain
+    (line,) = study_reading("small-vocabulary study", c, None, {"max_iters": 500, "tokens": 2_048_000})
+    assert "The untied BPE table beats kron" in line and "that scaled table beats kron." in line and "edge" not in line
 
 
 def test_the_evidence_figure_draws_every_study_and_skips_what_it_did_not_run(tmp_path):
