@@ -388,9 +388,10 @@ def untying_clause(said, c):
         return (f"untying the head alone beats bpe_tied as kron does, and no gain of kron beyond untying is resolved "
                 f"(95 % CI {lo:+.3f} to {hi:+.3f} nats)")
     if said(BEYOND_UNTYING, "helps"):
-        return "kron beats even the untied BPE table: untying does not account for all of its gain"
+        return "kron beats the untied BPE table too: untying the head does not account for all of kron's difference from bpe_tied"
     if said(BEYOND_UNTYING, "hurts"):
-        return "the untied BPE table beats kron: untying the head alone does more than the codec"
+        return ("the untied BPE table beats kron: with both heads untied, the codec input does worse than a learned table "
+                "(untying alone gains more over bpe_tied than kron does)")
     return None
 
 
@@ -400,10 +401,11 @@ def scale_clause(said):
     if said(SCALE_X50, "hurts") and said(BYTES_VS_X50, "helps"):
         return f"{x50} hurts, and kron beats that scaled table: this scale-up does not explain kron"
     if said(SCALE_X50, "helps") and said(BYTES_VS_X50, "hurts"):
-        why = ": kron's edge over the plain table is matched by scale alone" if said(BEYOND_UNTYING, "helps") else ""
+        why = (": scaling alone gains more over the plain table than kron does (which does not show that kron's own edge "
+               "comes from its scale)") if said(BEYOND_UNTYING, "helps") else ""
         return f"{x50} helps, and that scaled table beats kron{why}"
     if said(SCALE_X50, "helps") and said(BYTES_VS_X50, "helps"):
-        return f"{x50} helps, and kron beats that scaled table too: the bytes add to the scale"
+        return f"{x50} helps, and kron beats that scaled table too: scale does not account for all of kron's edge"
     return None
 
 
@@ -411,13 +413,14 @@ def params_clause(said, c, logs):
     """Whether few input parameters explain kron (the parameter-matched low-rank table); else None."""
     if not (said(LOW_RANK, "hurts") and said(BYTES_VS_LOWRANK, "helps")):
         return None
+    (_, table, low), kron = LOW_RANK, BYTES_VS_LOWRANK[2]
     runs = analysis.find_runs([logs])
-    n = {g: analysis.run_scale(next(iter(runs[g].values())))["params"]["input"] for g in ("bpe_lowrank", "kron", "bpe_untied")}
-    full = f"the full table ({n['bpe_untied']:,}, {n['bpe_untied'] / n['kron']:.1f}× kron's)"
+    n = {g: analysis.run_scale(next(iter(runs[g].values())))["params"]["input"] for g in (low, kron, table)}
+    full = f"the full table ({n[table]:,} input parameters, {n[table] / n[kron]:.1f}× kron's)"
     versus_full = {NO_DIFFERENCE: f", while kron and {full} differ by no resolved amount",
                    "helps": f", and kron beats {full} too", "hurts": f", though {full} beats kron"}
-    return (f"a learned low-rank table with about as many input parameters as the codec ({n['bpe_lowrank']:,} against "
-            f"kron's {n['kron']:,}) is worse than both the full table and kron"
+    return (f"a learned low-rank table sized to the codec's parameter count ({n[low]:,} input parameters; kron's "
+            f"{n[kron]:,}) is worse than both the full table and kron"
             + versus_full.get(verdict(c.get(BEYOND_UNTYING[0])), ""))
 
 
@@ -430,8 +433,8 @@ def study_reading(name, c, logs, sc):
     text = "; ".join(p for p in parts if p)
     if not text:
         return []
-    return [f"- Reading the {name} ({sc['max_iters']} steps, {millions(sc['tokens'])} tokens; only its contrasts "
-            f"concluded from {CONCLUDE_SEEDS}+ seeds): {text[0].upper()}{text[1:]}."]
+    return [f"- Reading the {name} ({sc['max_iters']} steps, {millions(sc['tokens'])} tokens; this scale only, and "
+            f"only contrasts concluded from {CONCLUDE_SEEDS}+ seeds): {text[0].upper()}{text[1:]}."]
 
 
 def input_scale_lines(c):
