@@ -232,19 +232,13 @@ def excludes_zero(interval):
     return bool(interval) and (interval[0] > 0 or interval[1] < 0)
 
 
-def seed_status(cmp, planned, fewer=None):
-    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'.
-    fewer: {group: seeds} for follow-up groups planned with fewer seeds than the study's main ones."""
-    fewer = fewer or {}
-    short = {g: len(r["seeds"]) for g, r in cmp["groups"].items() if len(r["seeds"]) < fewer.get(g, planned)}
-    if not short:
-        return "complete" + (f" ({', '.join(f'{g}: {n} seeds' for g, n in fewer.items() if g in cmp['groups'])}, as planned)"
-                             if any(g in cmp["groups"] for g in fewer) else "")
-    counts = [len(r["seeds"]) for g, r in cmp["groups"].items() if g not in fewer]
+def seed_status(cmp, planned):
+    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'."""
+    counts = [len(r["seeds"]) for r in cmp["groups"].values()]
+    if min(counts, default=0) >= planned:
+        return "complete"
     low, high = min(counts, default=0), max(counts, default=0)
-    extra = [f"{g}: {n} of {fewer[g]}" for g, n in short.items() if g in fewer]
-    return (f"partial: {low if low == high else f'{low} to {high}'} of {planned} seeds per group so far"
-            + (f"; {', '.join(extra)}" if extra else ""))
+    return f"partial: {low if low == high else f'{low} to {high}'} of {planned} seeds per group so far"
 
 
 def untying_share(total, untie):

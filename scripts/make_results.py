@@ -640,17 +640,19 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
     return lines + [""]
 
 
-def study_in_progress(study, rel, title, config, contrasts, planned, what):
-    """RESULTS.md's section on a study still gathering seeds (load_study; kept under the
-    repository path rel): its comparison and contrasts as far as its kept logs go, labelled with its seed
-    counts; a contrast gets a verdict only with an interval (>= 2 seeds), and the opening draws none
+def paired_init_section(study, rel, title, config, contrasts, planned, what):
+    """RESULTS.md's section on a study with paired initialisation (load_study; kept under the repository path
+    rel), complete or still gathering seeds: its comparison and contrasts as far as its kept logs go, labelled
+    with its seed counts; a contrast gets a verdict only with an interval (>= 2 seeds), and the opening draws none
     below CONCLUDE_SEEDS."""
     if not study:
         return []
     cmp, md, sc, drift = study["cmp"], study["md"], study["scale"], study["drift"]
     fewest = min(len(g["seeds"]) for g in cmp["groups"].values())
-    lines = [f"## {title} (in progress)", "",
-             f"`{config}`, logs in `{rel}/runs/` ({seed_status(cmp, planned)}; how to continue it: that folder's README). "
+    status = seed_status(cmp, planned)
+    how = "rerun" if status == "complete" else "continue"
+    lines = [f"## {title}{'' if status == 'complete' else ' (in progress)'}", "",
+             f"`{config}`, logs in `{rel}/runs/` ({status}; how to {how} it: that folder's README). "
              f"Small-scale CPU runs in bf16 autocast: a {sc['n_layer']}-layer d={sc['n_embd']} GPT, {sc['max_iters']} steps of "
              f"{sc['tokens_per_step']:,} tokens = {millions(sc['tokens'])} tokens per run, every arm of a seed starting from the "
              f"same body weights.{' ' + what(sc) if what(sc) else ''}"
@@ -678,12 +680,12 @@ def small_vocab_words(sc):
 
 
 def paired_section(study):
-    return study_in_progress(study, "results/study_english_paired", "The paired English study",
+    return paired_init_section(study, "results/study_english_paired", "The paired English study",
                              "config/study_english_paired.py", PAIRED_CONTRASTS, PAIRED_SEEDS, lambda sc: "")
 
 
 def small_vocab_section(study):
-    return study_in_progress(study, "results/study_small_vocab", "The small-vocabulary study",
+    return paired_init_section(study, "results/study_small_vocab", "The small-vocabulary study",
                              "config/study_small_vocab.py", SMALL_VOCAB_CONTRASTS, SMALL_VOCAB_SEEDS, small_vocab_words)
 
 

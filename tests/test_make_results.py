@@ -162,3 +162,12 @@ def test_the_evidence_figure_draws_every_study_and_skips_what_it_did_not_run(tmp
                                   [("English, 120 steps", {"contrasts": {"t": five, "o": one}}),
                                    ("small, 500 steps", {"contrasts": {"t": one}})], str(tmp_path / "sub" / "e.png"), 5)
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_paired_study_section_says_in_progress_until_every_group_has_its_planned_seeds():
+    from scripts.make_results import CONTRASTS, ROOT, load_study, paired_init_section
+    study = load_study(os.path.join(ROOT, "results", "study_english"), CONTRASTS)  # 5 seeds in every group
+    done = paired_init_section(study, "results/study_english", "A study", "config/x.py", CONTRASTS, 5, lambda sc: "")
+    assert done[0] == "## A study" and "(complete; how to rerun it" in done[2]
+    going = paired_init_section(study, "results/study_english", "A study", "config/x.py", CONTRASTS, 6, lambda sc: "")
+    assert going[0] == "## A study (in progress)" and "seeds per group so far; how to continue it" in going[2]
