@@ -164,9 +164,11 @@ def test_the_evidence_figure_draws_every_study_and_skips_what_it_did_not_run(tmp
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_paired_study_section_says_in_progress_until_every_group_has_its_planned_seeds():
+def test_a_paired_study_section_says_in_progress_until_every_group_has_its_planned_seeds(tmp_path):
+    import shutil
     from scripts.make_results import CONTRASTS, ROOT, load_study, paired_init_section
-    study = load_study(os.path.join(ROOT, "results", "study_english"), CONTRASTS)  # 5 seeds in every group
+    shutil.copytree(os.path.join(ROOT, "results", "study_english", "runs"), tmp_path / "runs")  # 5 seeds in every group
+    study = load_study(str(tmp_path), CONTRASTS)  # writes its comparison under tmp_path, not into the repository
     done = paired_init_section(study, "results/study_english", "A study", "config/x.py", CONTRASTS, 5, lambda sc: "")
     assert done[0] == "## A study" and "(complete; how to rerun it" in done[2]
     going = paired_init_section(study, "results/study_english", "A study", "config/x.py", CONTRASTS, 6, lambda sc: "")
