@@ -1,6 +1,7 @@
 """scripts/make_results.py: RESULTS.md rebuilt byte for byte from the kept logs and quoted right by the README; kept logs never replaced."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -165,7 +166,6 @@ def test_the_evidence_figure_draws_every_study_and_skips_what_it_did_not_run(tmp
 
 
 def test_a_paired_study_section_says_in_progress_until_every_group_has_its_planned_seeds(tmp_path):
-    import shutil
     from scripts.make_results import CONTRASTS, ROOT, load_study, paired_init_section
     shutil.copytree(os.path.join(ROOT, "results", "study_english", "runs"), tmp_path / "runs")  # 5 seeds in every group
     study = load_study(str(tmp_path), CONTRASTS)  # writes its comparison under tmp_path, not into the repository
