@@ -321,7 +321,7 @@ def fixed_on_resume():
 # Settings that change how a run is executed or reported, never what it computes.
 NOT_RESULTS = ("out_dir", "init_from", "eval_only", "log_interval", "ckpt_interval", "hellaswag_interval",
                "hellaswag_path", "hellaswag_limit", "wandb_log", "wandb_project", "wandb_run_name",
-               "wandb_group", "compile", "num_threads", "backend", "peak_flops")
+               "wandb_group", "compile", "num_threads", "cpu_keep_freed_memory", "backend", "peak_flops")
 
 
 def config_changes(theirs, ours, ignore=("init_from", "eval_only")):

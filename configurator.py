@@ -70,6 +70,7 @@ class TrainConfig(GPTConfig):
     seed: int = 1337
     paired_init: bool = False  # the body (and an own head) drawn from seed alone, the same for every arm (GPT.paired_init_)
     num_threads: Optional[int] = None
+    cpu_keep_freed_memory: bool = True  # faster CPU steps, resident memory near its peak (runtime.keep_freed_memory)
     peak_flops: Optional[float] = None
 
     @classmethod

@@ -26,7 +26,6 @@ Token byte tables, measured on GPT-2 (50257 tokens; `python kron_embed.py` print
 """
 import functools
 import math
-import sys
 
 import numpy as np
 import torch
@@ -384,21 +383,6 @@ def reference_forward(layer, ids, how="dynamic", table=None, byte_overrides=None
     else:
         raise ValueError(f"how={how!r}: expected one of {REFERENCES}")
     return z.to(layer.weight.dtype) @ layer.weight
-
-
-def keep_freed_memory():
-    """A CPU speed setting for the whole process (train.py and the benchmarks call it first; call it
-    yourself when you use this layer elsewhere). glibc hands big freed blocks (the ~800 MB logits
-    of a CPU step at V=50304) back to the OS and page-faults them in again every step; keeping them
-    in the heap roughly doubles CPU throughput."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(-4, 0)  # M_MMAP_MAX: serve large allocations from the heap
-            libc.mallopt(-1, 2 ** 31 - 1)  # M_TRIM_THRESHOLD: do not give the heap back
-        except OSError:
-            pass
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def setup(run):
 def train(c):
     """Train (or resume, or evaluate) the run configured by c; returns its Run."""
     c = resolve_config(c)
-    run = Run(c, Runtime(c.device, c.dtype, c.num_threads, c.backend))
+    run = Run(c, Runtime(c.device, c.dtype, c.num_threads, c.backend, c.cpu_keep_freed_memory))
     try:
         setup(run)
         if run.finished_before:

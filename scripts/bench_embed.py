@@ -317,7 +317,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.keep_freed_memory:
-        from kron_embed import keep_freed_memory
+        from runtime import keep_freed_memory
         keep_freed_memory()
     meta = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
             "cpu_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),

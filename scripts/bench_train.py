@@ -30,9 +30,8 @@ import time
 import torch
 
 from errors import run_cli
-from kron_embed import keep_freed_memory
 from model import EMBEDDINGS, GPT, GPTConfig, peak_flops_of
-from runtime import autocast_for, default_dtype, resolve_device, use_fast_matmul
+from runtime import autocast_for, default_dtype, keep_freed_memory, resolve_device, use_fast_matmul
 from step import TrainStep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +47,8 @@ def child_peak_rss(args, arm):
     cmd = [sys.executable, "-m", "scripts.bench_train", "--arms", arm, "--steps", "2", "--warmup", "1",
            "--n-layer", str(args.n_layer), "--n-head", str(args.n_head), "--n-embd", str(args.n_embd),
            "--block-size", str(args.block_size), "--batch-size", str(args.batch_size), "--accum", str(args.accum),
-           "--device", "cpu", "--out", os.path.join(tempfile.mkdtemp(), "rss.json")]
+           "--device", "cpu", "--out", os.path.join(tempfile.mkdtemp(), "rss.json")] + \
+        ([] if args.keep_freed_memory else ["--no-keep-freed-memory"])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read().decode(errors="replace").strip().splitlines()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -120,6 +120,9 @@ def parse_args(argv):
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="autocast dtype (auto: as train.py, bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--cpu-peak-rss", action="store_true", help="on CPU, also measure each variant's peak memory in its own process")
+    p.add_argument("--no-keep-freed-memory", dest="keep_freed_memory", action="store_false",
+                   help="on CPU, leave glibc's default (big freed blocks go back to the OS): train.py's "
+                        "cpu_keep_freed_memory=False")
     p.add_argument("--ceiling-tflops", type=float, default=None,
                    help="a measured matmul ceiling (scripts/gpu_facts.py) to report MFU against, beside the datasheet peak")
     p.add_argument("--quiet", dest="verbose", action="store_false", help="no per-variant progress lines")
@@ -224,7 +227,7 @@ def report(args, variants, setups, times, peak, syncs, graphs):
 def main(argv=None):
     args = parse_args(argv)
     dev = args.device
-    if dev == "cpu":
+    if dev == "cpu" and args.keep_freed_memory:
         keep_freed_memory()
     use_fast_matmul(dev)  # train.py's precision flags: the same arithmetic, and inductor's cache shared with it
     dtype = default_dtype(dev) if args.dtype == "auto" else args.dtype

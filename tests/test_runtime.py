@@ -3,6 +3,8 @@ process under torchrun without a DDP wrapper."""
 import os
 import re
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -99,3 +101,18 @@ def test_one_process_under_torchrun_has_no_ddp_wrapper(monkeypatch):
         assert rt.all_reduce([1.0, 2.0]) == [1.0, 2.0]
     finally:
         rt.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a glibc allocator setting")
+@pytest.mark.parametrize("keep", [True, False])
+def test_cpu_keep_freed_memory_decides_whether_a_freed_block_stays_resident(keep):
+    """cpu_keep_freed_memory does what its name says: a freed 400 MB block stays in the process (True,
+    the fast default) or goes back to the OS (False). Its own process: the setting is process-wide."""
+    code = ("import runtime, torch\n"
+            f"runtime.Runtime('cpu', 'float32', cpu_keep_freed_memory={keep})\n"
+            "import os\nrss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+            "before = rss(); x = torch.ones(100_000_000); del x\n"
+            "print((rss() - before) / 1e6)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    kept_mb = float(out.stdout.split()[-1])
+    assert (kept_mb > 300) if keep else (kept_mb < 50), kept_mb
