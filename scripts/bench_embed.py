@@ -34,7 +34,7 @@ import torch
 
 from errors import run_cli
 from kron_embed import KroneckerEmbedding, codec_table, reference_forward
-from runtime import autocast_for, default_dtype, resolve_device, use_fast_matmul
+from runtime import autocast_for, default_dtype, keep_freed_memory, resolve_device, use_fast_matmul
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -317,7 +317,6 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.keep_freed_memory:
-        from runtime import keep_freed_memory
         keep_freed_memory()
     meta = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
             "cpu_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),

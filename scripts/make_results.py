@@ -257,12 +257,15 @@ def scale_label(sc):
     return f"V = {sc['vocab_size']:,}, {sc['n_layer']}L d={sc['n_embd']}, {sc['max_iters']} steps, {millions(sc['tokens'])} tokens"
 
 
-def evidence_opening(columns, readings=(), figure=None):
+def evidence_opening(studies, figure=None):
     """RESULTS.md's opening: every QUESTION at every study's scale, as a table and as one line per study
     naming what is concluded (>= CONCLUDE_SEEDS seeds), what is open and what it did not run, then the
-    readings of concluded contrasts (study_reading). columns: [(name, what, cmp, scale)]. Returns (lines,
-    summary lines), the summary None without any study."""
-    columns = [(name, what, cmp, sc) for name, what, cmp, sc in columns if cmp]
+    readings of concluded contrasts (study_reading). studies: [(name, what, load_study's dict or None)].
+    Returns (lines, summary lines), the summary None without any study."""
+    kept = [(name, what, study) for name, what, study in studies if study]
+    columns = [(name, what, study["cmp"], study["scale"]) for name, what, study in kept]
+    readings = [line for name, _, study in kept
+                for line in study_reading(name, study["cmp"].get("contrasts", {}), study["logs"], study["scale"])]
     lines = ["## What the evidence says", ""]
     if not columns:
         return lines + ["No study's logs are kept yet: nothing to say.", ""], None
@@ -859,14 +862,11 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
              ""]
     opening, summary = evidence_opening(
         [("English study", "`results/study_english/`, fp32; each arm's body initialised on its own, the data order "
-          "paired by seed", english and english["cmp"], english and english["scale"]),
+          "paired by seed", english),
          ("paired English study", "`results/study_english_paired/`, CPU bf16 autocast; every arm of a seed starts from "
-          "the same body weights", paired and paired["cmp"], paired and paired["scale"]),
+          "the same body weights", paired),
          ("small-vocabulary study", "`results/study_small_vocab/`, an 8,192-token BPE trained on the English corpus, "
-          "paired bodies, CPU bf16 autocast", small_vocab and small_vocab["cmp"], small_vocab and small_vocab["scale"])],
-        [line for name, study in (("English study", english), ("paired English study", paired),
-                                  ("small-vocabulary study", small_vocab)) if study
-         for line in study_reading(name, study["cmp"].get("contrasts", {}), study["logs"], study["scale"])],
+          "paired bodies, CPU bf16 autocast", small_vocab)],
         figure)
     lines += opening
     if english:

@@ -91,7 +91,7 @@ def test_below_five_seeds_no_section_states_a_verdict_and_without_studies_the_op
     from scripts.make_results import CONCLUDE_SEEDS, evidence_opening, verdict
     assert verdict({"seeds": [1, 2], "ci95": [0.05, 0.2]}) == f"open (2 of {CONCLUDE_SEEDS} seeds)"
     assert verdict({"seeds": list(range(CONCLUDE_SEEDS)), "ci95": [0.05, 0.2]}) == "helps"
-    lines, summary = evidence_opening([("a study", "what it is", None, None)])
+    lines, summary = evidence_opening([("a study", "what it is", None)])
     assert summary is None and "No study's logs are kept yet" in "\n".join(lines)
 
 
