@@ -583,9 +583,40 @@ def signs(k):
             f"(Holm p {fmt_p(k['p_holm'])})")
 
 
-def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cmp=None, long_robustness=None, sc=None, long_sc=None):
-    """Every place the repository's results disagree with the paper's abstract, from the numbers."""
+def horizon_disagreements(studies):
+    """Where the 500-step studies part from the abstract (kron ahead of BPE at 2.5B tokens, its gain credited to the
+    byte structure), each bullet only from contrasts concluded at CONCLUDE_SEEDS+ seeds in the direction it states.
+    studies: [(name, load_study dict or None)]. Returns (whether kron's gain lasts, where it comes from): two lists."""
+    lasts, source = [], []
+    for name, study in studies:
+        if not study:
+            continue
+        c, sc = study["cmp"].get("contrasts", {}), study["scale"]
+        said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
+        where = f"{name}, {sc['max_iters']} steps, {millions(sc['tokens'])} tokens"
+        if said(TOTAL, NO_DIFFERENCE) or said(TOTAL, "hurts"):
+            how = "kron and bpe_tied differ by no resolved amount" if said(TOTAL, NO_DIFFERENCE) else "bpe_tied beats kron"
+            lasts.append(f"- **Does the gain last? ({where})** The paper reports kron ahead at 2.5B tokens. Here {how}: "
+                         f"{fmt_gap(c[TOTAL[0]])} (bpe_tied − kron); {trend(c[TOTAL[0]])}.")
+        if said(BEYOND_UNTYING, "hurts"):
+            source.append(f"- **A learned table beats the codec ({where}).** With both heads untied, the learned BPE table "
+                         f"beats kron: {fmt_gap(c[BEYOND_UNTYING[0]])} (bpe_untied − kron; negative: bpe_untied better). "
+                         "The abstract credits kron's gain to the byte structure.")
+        if said(SCALE_X50, "helps") and said(BYTES_VS_X50, "hurts"):
+            source.append(f"- **The input's scale does more than the bytes ({where}).** The learned untied table with its "
+                         "output multiplied by 50, up to the codec's RMS, beats the plain table "
+                         f"({fmt_gap(c[SCALE_X50[0]])}) and beats kron ({fmt_gap(c[BYTES_VS_X50[0]])}, scaled table − kron; "
+                         "negative: the scaled table better). The abstract credits the byte structure; whether the paper "
+                         "controls for the input's scale is not known from the abstract.")
+    return lasts, source
+
+
+def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cmp=None, long_robustness=None, sc=None,
+                  long_sc=None, horizon_studies=()):
+    """Every place the repository's results disagree with the paper's abstract, from the numbers; horizon_studies:
+    the 500-step studies [(name, load_study dict)], read by horizon_disagreements."""
     lines = ["## Where the results here disagree with the paper", ""]
+    lasts, source = horizon_disagreements(horizon_studies)
     total = eng.get("contrasts", {}).get(TOTAL[0]) if eng else None
     untie = eng.get("contrasts", {}).get(UNTYING[0]) if eng else None
     if total:
@@ -594,7 +625,8 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
                      f"{cmp_cpu['groups']['kron']['gap_nats_mean']:+.3f}. "
                      "Different scale: neither confirms nor refutes the paper's figure.")
     lt = (long_cmp or {}).get("contrasts", {}).get(TOTAL[0])
-    if lt:
+    lines += lasts
+    if lt and not lasts:
         lines.append(f"- **Does the gain last?** The paper reports kron ahead at 2.5B tokens. Here, in the "
                      f"{long_sc['max_iters']}-step runs ({len(lt['seeds'])} seed{'s' if len(lt['seeds']) > 1 else ''}), "
                      f"{trend(lt)} (final {fmt_gap(lt)}). Tiny models and {millions(long_sc['tokens'], 0)} tokens; more seeds "
@@ -607,6 +639,7 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
                      f"{fmt_gap(beyond)}: consistent with untying explaining all of the gain at this scale. The abstract "
                      "attributes the gain to the byte codec; whether the paper controls for untying is not known from the "
                      "abstract (its body is not available here).")
+    lines += source
     for rob, where in ((robustness, "English"), (long_robustness, f"English, {(long_sc or {}).get('max_iters')}-step runs")):
         if rob:
             lines += robustness_disagreement(rob["contrasts"], where)
@@ -873,7 +906,8 @@ def results_md(cmp, cmp_md, probes_dir, params_md, config_text, sc, english=None
         e, lg = english, english_long or {}
         lines += english_answer(e["cmp"], lg.get("cmp"), e["scale"], lg.get("scale"), e["logs"]) + [""]
         lines += disagreements(e["cmp"], cmp, probes_dir, e["robustness_stats"], e["drift"], lg.get("cmp"),
-                               lg.get("robustness_stats"), e["scale"], lg.get("scale"))
+                               lg.get("robustness_stats"), e["scale"], lg.get("scale"),
+                               [("paired English study", paired), ("small-vocabulary study", small_vocab)])
         lines += english_section(e["cmp"], e["md"], e["drift"], e["robustness"])
         if lg:
             ls = lg["scale"]
