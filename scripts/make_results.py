@@ -133,7 +133,9 @@ def trend(c):
     t = c["trajectory"]
     q = min(t, key=lambda r: abs(r["step"] - 0.25 * t[-1]["step"]))
     early, late = q["gap_mean"], t[-1]["gap_mean"]
-    if early > 0 and abs(late) < early / 2:
+    if early > 0 > late:
+        how = "crosses zero"
+    elif early > 0 and abs(late) < early / 2:
         how = "shrinks toward zero"
     elif late > early:
         how = "grows"
@@ -597,7 +599,8 @@ def horizon_disagreements(studies):
         if said(TOTAL, NO_DIFFERENCE) or said(TOTAL, "hurts"):
             how = "kron and bpe_tied differ by no resolved amount" if said(TOTAL, NO_DIFFERENCE) else "bpe_tied beats kron"
             lasts.append(f"- **Does the gain last? ({where})** The paper reports kron ahead at 2.5B tokens. Here {how}: "
-                         f"{fmt_gap(c[TOTAL[0]])} (bpe_tied − kron); {trend(c[TOTAL[0]])}.")
+                         f"{fmt_gap(c[TOTAL[0]])} (bpe_tied − kron); {trend(c[TOTAL[0]])}. A {sc['n_layer']}-layer "
+                         f"d={sc['n_embd']} model at {millions(sc['tokens'])} tokens, not 124M at 2.5B.")
         if said(BEYOND_UNTYING, "hurts"):
             source.append(f"- **A learned table beats the codec ({where}).** With both heads untied, the learned BPE table "
                          f"beats kron: {fmt_gap(c[BEYOND_UNTYING[0]])} (bpe_untied − kron; negative: bpe_untied better). "

@@ -184,14 +184,14 @@ def test_the_500_step_disagreements_come_only_from_concluded_contrasts_in_the_di
         c = {TOTAL[0]: {"seeds": seeds, "ci95": total, "gap_mean": sum(total) / 2, "trajectory": trajectory}}
         for contrast, ci in ((BEYOND_UNTYING, beyond), (SCALE_X50, x50), (BYTES_VS_X50, bytes_vs_x50)):
             c[contrast[0]] = {"seeds": seeds, "ci95": ci, "gap_mean": sum(ci) / 2}
-        return {"cmp": {"contrasts": c}, "scale": {"max_iters": 500, "tokens": 2_048_000}}
+        return {"cmp": {"contrasts": c}, "scale": {"max_iters": 500, "tokens": 2_048_000, "n_layer": 4, "n_embd": 128}}
 
     against = ([-0.04, 0.004], [-0.11, -0.07], [0.1, 0.14], [-0.22, -0.19])  # every 500-step contrast against the paper
     assert horizon_disagreements([("paired", study(four, *against)), ("none", None)]) == ([], [])  # 4 seeds: open
     lasts, source = horizon_disagreements([("paired", study(five, *against))])
     assert len(lasts) == 1 and "Does the gain last? (paired, 500 steps, 2.05M tokens)" in lasts[0]
     assert "kron and bpe_tied differ by no resolved amount: -0.018 nats [95 % CI -0.040, +0.004], 5 seeds" in lasts[0]
-    assert "+0.120 at step 100, -0.020 at step 500" in lasts[0]
+    assert "the gap crosses zero: +0.120 at step 100, -0.020 at step 500" in lasts[0]
     assert len(source) == 2 and "A learned table beats the codec" in source[0] and "scale does more than the bytes" in source[1]
     agrees = ([0.08, 0.11], [0.03, 0.07], [0.34, 0.37], [0.02, 0.05])  # kron ahead of both tables: nothing to list
     assert horizon_disagreements([("small", study(five, *agrees))]) == ([], [])
