@@ -27,7 +27,8 @@ def test_results_md_regenerates_byte_identical_from_committed_logs(tmp_path):
         kept_long = os.path.join(root, "results", "study_english_long", part)
         if os.path.isdir(kept_long):
             shutil.copytree(kept_long, tmp_path / "study_english_long" / part)
-    shutil.copytree(os.path.join(root, "results", "study_english_paired", "runs"), tmp_path / "paired" / "runs")
+    for part in ("runs", "probes"):  # the paired study's logs and per-seed probe outputs
+        shutil.copytree(os.path.join(root, "results", "study_english_paired", part), tmp_path / "paired" / part)
     shutil.copytree(os.path.join(root, "results", "study_small_vocab", "runs"), tmp_path / "small_vocab" / "runs")
     shutil.copy(os.path.join(root, "README.md"), tmp_path / "README.md")
     if os.path.isdir(os.path.join(root, "results", "gpu_124m")):  # the 124M GPU study, once it has run
@@ -195,3 +196,22 @@ def test_the_500_step_disagreements_come_only_from_concluded_contrasts_in_the_di
     assert len(source) == 2 and "A learned table beats the codec" in source[0] and "scale does more than the bytes" in source[1]
     agrees = ([0.08, 0.11], [0.03, 0.07], [0.34, 0.37], [0.02, 0.05])  # kron ahead of both tables: nothing to list
     assert horizon_disagreements([("small", study(five, *agrees))]) == ([], [])
+
+
+def test_the_own_bytes_robustness_clause_reports_each_separated_per_prompt_test_in_its_direction():
+    from scripts.make_results import CONCLUDE_SEEDS, own_bytes_robustness
+
+    def test(higher, lower, p_holm):
+        return {"higher": higher, "lower": lower, "prompts": 110, "p_sign": p_holm / 7, "p_holm": p_holm}
+    five = list(range(CONCLUDE_SEEDS))
+    own = {"seeds": five, "survival_prompts": test(34, 28, 1.0), "kl_prompts": test(88, 22, 1.2e-9)}
+    said = own_bytes_robustness(own)  # kron's KL higher on 88 prompts: shuffled bytes move less
+    assert said.startswith(f" Own vs shuffled bytes ({CONCLUDE_SEEDS} seeds): shuffled bytes move the next-token")
+    assert "KL lower on 88 of 110 prompts" in said and "top-1" not in said and "not what a byte-level" in said
+    own["kl_prompts"], own["survival_prompts"] = test(20, 90, 1e-9), test(40, 10, 0.001)  # both favour own bytes
+    said = own_bytes_robustness(own)
+    assert "own bytes keep the clean prompt's top-1" in said and "own bytes move" in said and "byte-level" not in said
+    own.update(seeds=five[:2], kl_prompts=test(60, 50, 0.9), survival_prompts=test(12, 36, 0.005))
+    assert "(2 seeds, not a finding): shuffled bytes keep" in own_bytes_robustness(own)
+    own["survival_prompts"] = test(12, 36, 0.2)  # nothing Holm-separated: nothing said
+    assert own_bytes_robustness(own) == ""
