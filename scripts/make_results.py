@@ -433,7 +433,8 @@ def study_reading(name, c, logs, sc):
     """One study's concluded contrasts read together, in words; each clause appears only when every contrast
     it rests on is concluded (>= CONCLUDE_SEEDS seeds) in the direction it states. [] when none is."""
     said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
-    parts = [untying_clause(said, c), scale_clause(said), params_clause(said, c, logs),
+    total = {"hurts": "kron ends behind bpe_tied", NO_DIFFERENCE: "kron and bpe_tied end with no resolved difference"}
+    parts = [total.get(verdict(c.get(TOTAL[0]))), untying_clause(said, c), scale_clause(said), params_clause(said, c, logs),
              "a token's own bytes matter: shuffled among tokens, kron is worse" if said(OWN_BYTES, "helps") else None]
     text = "; ".join(p for p in parts if p)
     if not text:

@@ -129,7 +129,7 @@ def test_a_study_reading_states_only_clauses_whose_contrasts_are_concluded():
 
 
 def test_a_study_reading_says_when_scale_alone_matches_krons_edge():
-    from scripts.make_results import BEYOND_UNTYING, BYTES_VS_X50, CONCLUDE_SEEDS, SCALE_X50, study_reading
+    from scripts.make_results import BEYOND_UNTYING, BYTES_VS_X50, CONCLUDE_SEEDS, SCALE_X50, TOTAL, study_reading
     five = list(range(CONCLUDE_SEEDS))
     c = {BEYOND_UNTYING[0]: {"seeds": five, "ci95": [0.05, 0.07]}, SCALE_X50[0]: {"seeds": five, "ci95": [0.34, 0.38]},
          BYTES_VS_X50[0]: {"seeds": five, "ci95": [-0.33, -0.28]}}
@@ -141,6 +141,9 @@ def test_a_study_reading_says_when_scale_alone_matches_krons_edge():
               BYTES_VS_X50[0]: {"seeds": five, "ci95": [-0.26, -0.19]}})
     (line,) = study_reading("small-vocabulary study", c, None, {"max_iters": 500, "tokens": 2_048_000})
     assert "The untied BPE table beats kron" in line and "that scaled table beats kron." in line and "edge" not in line
+    c[TOTAL[0]] = {"seeds": five, "ci95": [-0.04, -0.005]}  # and bpe_tied beats kron: said first
+    (line,) = study_reading("small-vocabulary study", c, None, {"max_iters": 500, "tokens": 2_048_000})
+    assert "concluded from 5+ seeds): Kron ends behind bpe_tied; the untied BPE table beats kron" in line
 
 
 def test_a_study_reading_weighs_the_low_rank_table_with_the_logged_parameter_counts():
