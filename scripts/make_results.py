@@ -129,15 +129,16 @@ def fmt_gap(c, cell=False):
 
 
 def trend(c):
-    """How the gap moves from a quarter of the run to its end, in words (the first quarter holds warm-up)."""
+    """How the gap moves from a quarter of the run to its end, in words, by its size and sign (the first quarter holds
+    warm-up)."""
     t = c["trajectory"]
     q = min(t, key=lambda r: abs(r["step"] - 0.25 * t[-1]["step"]))
     early, late = q["gap_mean"], t[-1]["gap_mean"]
-    if early > 0 > late:
+    if early * late < 0:
         how = "crosses zero"
-    elif early > 0 and abs(late) < early / 2:
+    elif abs(late) < abs(early) / 2:
         how = "shrinks toward zero"
-    elif late > early:
+    elif abs(late) > abs(early):
         how = "grows"
     else:
         how = "shrinks"
@@ -393,10 +394,11 @@ def untying_clause(said, c):
         return (f"untying the head alone beats bpe_tied as kron does, and no gain of kron beyond untying is resolved "
                 f"(95 % CI {lo:+.3f} to {hi:+.3f} nats)")
     if said(BEYOND_UNTYING, "helps"):
-        return "kron beats the untied BPE table too: untying the head does not account for all of kron's difference from bpe_tied"
+        return ("kron beats the untied BPE table too: untying the head does not account for all of kron's gain over bpe_tied"
+                if said(TOTAL, "helps") else "kron beats the untied BPE table")
     if said(BEYOND_UNTYING, "hurts"):
-        return ("the untied BPE table beats kron: with both heads untied, the codec input does worse than a learned table "
-                "(untying alone gains more over bpe_tied than kron does)")
+        return ("the untied BPE table beats kron: with both heads untied, the codec input does worse than a learned table"
+                + (" (untying alone gains more over bpe_tied than kron does)" if said(UNTYING, "helps") else ""))
     return None
 
 
