@@ -547,25 +547,32 @@ def robustness_disagreement(stats, where="English"):
     if not kb:
         return []
     fmt = lambda iv: f"[{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "(no interval)"  # noqa: E731
-    (dkl, kl_ci), (dsurv, s_ci), sv = kb["kl"], kb["survival"], kb["survival_prompts"]
+    (dkl, kl_ci), (dsurv, s_ci), sv, kp = kb["kl"], kb["survival"], kb["survival_prompts"], kb["kl_prompts"]
     direction = ("more prompts keep it under kron, the paper's direction" if sv["higher"] > sv["lower"] else
-                 "no more prompts keep it under kron")
-    line = (f"- **Typo robustness ({where}, {len(kb['seeds'])} seeds).** Paper: kron keeps the top-1 token on "
+                 "more prompts keep it under bpe_tied, the opposite of the paper's direction" if sv["higher"] < sv["lower"]
+                 else "as many prompts keep it under either")
+    n = len(kb["seeds"])
+    across = ("" if not kl_ci or not kp["ci95"] or excludes_zero(kp["ci95"]) == excludes_zero(kl_ci) else
+              f" (seeds varied, these {kp['prompts']} prompts fixed; over the prompts, averaged per prompt, its 95 % CI "
+              f"[{kp['ci95'][0]:+.4f}, {kp['ci95'][1]:+.4f}] {'includes' if excludes_zero(kl_ci) else 'excludes'} zero)")
+    line = (f"- **Typo robustness ({where}, {n} seeds{'' if n >= CONCLUDE_SEEDS else ': open, not a finding'}).** "
+            f"Paper: kron keeps the top-1 token on "
             f"{PAPER['top1']} of typo pairs and its KL is {PAPER['kl']} vs BPE. Here kron − bpe_tied: top-1 survival "
             f"{dsurv:+.3f} {fmt(s_ci)} over seeds; per prompt, kept more often under kron on {sv['higher']} and under "
             f"bpe_tied on {sv['lower']} of {sv['prompts']} (sign test p = {fmt_p(sv['p_sign'])}, Holm {fmt_p(sv['p_holm'])}: "
             f"{direction}" + ("" if significant(sv) else ", not separable at this seed count") + "). "
             f"Mean KL {dkl:+.4f} {fmt(kl_ci)} over seeds ({100 * dkl / kb['kl_ref']:+.0f} % of bpe_tied's): "
-            + ("higher on average, the opposite of the paper's mean." if kl_ci and kl_ci[0] > 0 else
-               "no evidence of the paper's lower mean KL at this scale." if not (kl_ci and kl_ci[1] < 0) else
-               "lower KL, as in the paper.")
-            + " " + typical_prompt(kb["kl_prompts"]))
+            + ("higher on average, the opposite of the paper's mean" if kl_ci and kl_ci[0] > 0 else
+               "no evidence of the paper's lower mean KL at this scale" if not (kl_ci and kl_ci[1] < 0) else
+               "lower KL, as in the paper")
+            + across + ". " + typical_prompt(kp))
     untie, beyond = stats.get(ROBUST_UNTYING[0]), stats.get(ROBUST_BEYOND[0])
     if untie and beyond:
         line += (f" Split: untying alone (bpe_untied − bpe_tied) {untie['kl'][0]:+.4f} {fmt(untie['kl'][1])}, the codec "
                  f"beyond untying (kron − bpe_untied) {beyond['kl'][0]:+.4f} {fmt(beyond['kl'][1])}"
                  + (": the higher mean KL goes with the untied head (the codec's own interval includes zero)"
-                    if excludes_zero(untie["kl"][1]) and not excludes_zero(beyond["kl"][1]) else "")
+                    if dkl > 0 and untie["kl"][0] > 0 and excludes_zero(untie["kl"][1]) and not excludes_zero(beyond["kl"][1])
+                    else "")
                  + f"; per prompt, untying {signs(untie['kl_prompts'])} and the codec beyond it {signs(beyond['kl_prompts'])}.")
     own = stats.get(ROBUST_OWN_BYTES[0])
     return [line + (own_bytes_robustness(own) if own else "")]
@@ -604,6 +611,10 @@ def signs(k):
             f"(Holm p {fmt_p(k['p_holm'])})")
 
 
+ABSTRACT_CONTROLS = ("The abstract compares kron with bpe_tied only; whether the paper controls for untying or for the "
+                     "input's scale is not known from it (its body is not available here).")
+
+
 def horizon_disagreements(studies):
     """Where the 500-step studies part from the abstract (kron ahead of BPE at 2.5B tokens, its gain credited to the
     byte structure), each bullet only from contrasts concluded at CONCLUDE_SEEDS+ seeds in the direction it states.
@@ -617,19 +628,19 @@ def horizon_disagreements(studies):
         where = f"{name}, {sc['max_iters']} steps, {millions(sc['tokens'])} tokens"
         if said(TOTAL, NO_DIFFERENCE) or said(TOTAL, "hurts"):
             how = "kron and bpe_tied differ by no resolved amount" if said(TOTAL, NO_DIFFERENCE) else "bpe_tied beats kron"
-            lasts.append(f"- **Does the gain last? ({where})** The paper reports kron ahead at 2.5B tokens. Here {how}: "
+            lasts.append(f"- **Does the gain last? ({where})** The paper reports kron's gap widening during training and "
+                         f"then stabilising, not narrowing, at 2.5B tokens. Here {how}: "
                          f"{fmt_gap(c[TOTAL[0]])} (bpe_tied − kron); {trend(c[TOTAL[0]])}. A {sc['n_layer']}-layer "
                          f"d={sc['n_embd']} model at {millions(sc['tokens'])} tokens, not 124M at 2.5B.")
         if said(BEYOND_UNTYING, "hurts"):
             source.append(f"- **A learned table beats the codec ({where}).** With both heads untied, the learned BPE table "
                          f"beats kron: {fmt_gap(c[BEYOND_UNTYING[0]])} (bpe_untied − kron; negative: bpe_untied better). "
-                         "The abstract credits kron's gain to the byte structure.")
+                         f"{ABSTRACT_CONTROLS}")
         if said(SCALE_X50, "helps") and said(BYTES_VS_X50, "hurts"):
             source.append(f"- **The input's scale does more than the bytes ({where}).** The learned untied table with its "
                          "output multiplied by 50, up to the codec's RMS, beats the plain table "
                          f"({fmt_gap(c[SCALE_X50[0]])}) and beats kron ({fmt_gap(c[BYTES_VS_X50[0]])}, scaled table − kron; "
-                         "negative: the scaled table better). The abstract credits the byte structure; whether the paper "
-                         "controls for the input's scale is not known from the abstract.")
+                         f"negative: the scaled table better). {ABSTRACT_CONTROLS}")
     return lasts, source
 
 
@@ -655,14 +666,12 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
                      f"{trend(lt)} (final {fmt_gap(lt)}). Tiny models and {millions(long_sc['tokens'], 0)} tokens; more seeds "
                      "of the long runs are needed before this is a finding.")
     u = untying_share(total, untie)
-    if u:
-        beyond = eng.get("contrasts", {}).get(BEYOND_UNTYING[0])
+    beyond = eng.get("contrasts", {}).get(BEYOND_UNTYING[0]) if eng else None
+    if u and verdict(total) == verdict(untie) == "helps" and verdict(beyond) == NO_DIFFERENCE:
         lines.append(f"- **Where the gain comes from (English study, {sc['max_iters']} steps).** Here untying the head "
                      f"alone gives {fmt_gap(untie)}, {u[0]:.0f} % of kron's gain over bpe_tied on English (a ratio of "
                      f"two noisy means), and kron beyond untying gives "
-                     f"{fmt_gap(beyond)}: consistent with untying explaining all of the gain at this scale. The abstract "
-                     "attributes the gain to the byte codec; whether the paper controls for untying is not known from the "
-                     "abstract (its body is not available here).")
+                     f"{fmt_gap(beyond)}: consistent with untying explaining all of the gain at this scale. {ABSTRACT_CONTROLS}")
     lines += source
     for rob, where in ((robustness, "English"), long_robustness or (None, None)):
         if rob:
@@ -674,7 +683,7 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
             kk, kb = r["kron"]["overall"]["mean_kl"], r["bpe_tied"]["overall"]["mean_kl"]
             if kk > kb:
                 lines.append(f"- **Typo robustness, KL (Python docs).** Paper: kron's mean KL {PAPER['kl']} vs BPE. "
-                             "Here (CPU study, seed 1337): "
+                             "Here (CPU study, seed 1337 only: one seed, not a finding): "
                              f"{kk:.3f} vs {kb:.3f}, {100 * (kk / kb - 1):+.0f} %: kron's next-token distribution moves *more* "
                              "under a typo. (Top-1 survival is higher for kron here, but at this scale most clean top-1 "
                              "predictions are a newline, '.' or ' the', so it mostly measures a generic predictor.)")
@@ -686,18 +695,31 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
             lines.append(f"- **Norm drift.** Paper: the BPE embedding norm drifts while the Kron projection stays near 1.0. Here "
                          "(Python-docs CPU study, seed 1337 only: one seed, not a finding) the tied BPE table grows "
                          f"{ratio['bpe_tied']:.2f}× but the *untied* one {ratio['bpe_untied']:.2f}×, "
-                         f"and the Kron projection {ratio['kron']:.2f}×: the drift comes from tying (the table is also the output head), "
-                         "and the projection does not stay at 1.0.")
-    if drift and {"bpe_tied", "bpe_untied", "kron"} <= set(drift):
-        tied = f" (kron_tied's {drift['kron_tied'][1]:.2f}×)" if "kron_tied" in drift else ""
-        lines.append(f"- **Norm drift (English).** Final / initial input scale, mean over seeds: bpe_tied's table "
-                     f"{drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, kron's projection "
-                     f"{drift['kron'][1]:.2f}×{tied}. On the same quantity for every arm, the RMS of the input embeddings "
-                     f"the layer produces: bpe_tied {drift['bpe_tied'][2]:.2f}×, bpe_untied {drift['bpe_untied'][2]:.2f}×, "
-                     f"kron {drift['kron'][2]:.2f}×: the paper's quantities (a table's std, the projection's std·√D) are "
-                     "not the same measurement, and on the common one kron's input "
-                     + ("grows more than bpe_tied's." if drift["kron"][2] > drift["bpe_tied"][2] else "grows less than bpe_tied's."))
+                         f"and the Kron projection {ratio['kron']:.2f}×.")
+    lines += drift_disagreement(f"English study, {sc['max_iters']} steps", drift)
+    for name, study in horizon_studies:
+        if study and study["scale"]["vocab_size"] == sc["vocab_size"]:  # the same model, trained longer
+            lines += drift_disagreement(f"{name}, {study['scale']['max_iters']} steps", study["drift"])
     return lines + [""]
+
+
+def drift_disagreement(where, drift):
+    """The paper's norm drift (the BPE table drifts, the Kron projection stays near 1) beside a study's input drift
+    (input_drift: mean final / initial over seeds), on the paper's quantities and on one every arm shares."""
+    if not drift or not {"bpe_tied", "bpe_untied", "kron"} <= set(drift):
+        return []
+    n = min(drift[g][4] for g in ("bpe_tied", "bpe_untied", "kron"))
+    tied = f" (kron_tied's {drift['kron_tied'][1]:.2f}×)" if "kron_tied" in drift else ""
+    by_tying = drift["bpe_tied"][1] > 2 * drift["bpe_untied"][1]  # the tied table drifts at least twice as much
+    return [f"- **Norm drift ({where}, {n} seeds{'' if n >= CONCLUDE_SEEDS else ': open, not a finding'}).** Paper: the "
+            "BPE embedding norm drifts while the Kron projection stays near 1.0. Here, final / initial input scale, mean "
+            f"over seeds (no interval): bpe_tied's table {drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, "
+            f"kron's projection {drift['kron'][1]:.2f}×{tied}"
+            + (": the table drifts when it is also the output head" if by_tying else "")
+            + ". On the same quantity for every arm, the RMS of the input embeddings the layer produces: "
+            f"bpe_tied {drift['bpe_tied'][2]:.2f}×, bpe_untied {drift['bpe_untied'][2]:.2f}×, kron {drift['kron'][2]:.2f}×: the "
+            "paper's quantities (a table's std, the projection's std·√D) are not the same measurement, and on the common one "
+            f"kron's input grows {'more' if drift['kron'][2] > drift['bpe_tied'][2] else 'less'} than bpe_tied's."]
 
 
 def paired_init_section(study, rel, title, config, contrasts, planned, what):

@@ -222,3 +222,34 @@ def test_the_own_bytes_robustness_clause_reports_each_separated_per_prompt_test_
     assert "(2 seeds, not a finding): shuffled bytes keep" in own_bytes_robustness(own)
     own["survival_prompts"] = test(12, 36, 0.2)  # nothing Holm-separated: nothing said
     assert own_bytes_robustness(own) == ""
+
+
+def test_norm_drift_is_read_per_study_with_its_seed_count_and_direction():
+    from scripts.make_results import drift_disagreement
+    drift = {"bpe_tied": ("wte_std", 2.91, 2.91, 2.9, 5), "bpe_untied": ("wte_std", 1.05, 1.05, 1.0, 5),
+             "kron": ("proj_std_sqrtD", 1.45, 4.04, 4.0, 5)}
+    (line,) = drift_disagreement("English study, 120 steps", drift)
+    assert line.startswith("- **Norm drift (English study, 120 steps, 5 seeds).**")
+    assert "the table drifts when it is also the output head" in line and "kron's input grows more than bpe_tied's" in line
+    drift.update(bpe_tied=("wte_std", 1.3, 7.42, 7.0, 2), kron=("proj_std_sqrtD", 1.37, 2.68, 2.6, 5))
+    (line,) = drift_disagreement("paired English study, 500 steps", drift)
+    assert "(paired English study, 500 steps, 2 seeds: open, not a finding)" in line
+    assert "output head" not in line and "grows less than bpe_tied's" in line  # 1.3x vs 1.05x: not put down to tying
+    assert drift_disagreement("x", {"kron": drift["kron"]}) == []
+
+
+def test_the_robustness_disagreement_names_the_direction_and_labels_too_few_seeds():
+    from scripts.make_results import CONCLUDE_SEEDS, ROBUST_TOTAL, robustness_disagreement
+
+    def prompts(higher, lower, p_holm, ci=None):
+        return {"higher": higher, "lower": lower, "prompts": 110, "p_sign": p_holm, "p_holm": p_holm, "ci95": ci,
+                "median": 0.01, "mean": 0.02, "lower_per_seed": [40, 45]}
+    kb = {"seeds": [1, 2], "kl": (0.02, [0.002, 0.03]), "survival": (-0.05, [-0.09, -0.01]), "kl_ref": 0.2,
+          "survival_prompts": prompts(10, 40, 0.001), "kl_prompts": prompts(70, 40, 0.03, ci=[-0.01, 0.04])}
+    (line,) = robustness_disagreement({ROBUST_TOTAL[0]: kb}, "somewhere")
+    assert line.startswith("- **Typo robustness (somewhere, 2 seeds: open, not a finding).**")
+    assert "more prompts keep it under bpe_tied, the opposite of the paper's direction" in line
+    assert "higher on average, the opposite of the paper's mean (seeds varied" in line and "includes zero)" in line
+    kb.update(seeds=list(range(CONCLUDE_SEEDS)), kl_prompts=prompts(70, 40, 0.03, ci=[0.01, 0.04]))
+    (line,) = robustness_disagreement({ROBUST_TOTAL[0]: kb}, "somewhere")
+    assert f"(somewhere, {CONCLUDE_SEEDS} seeds)." in line and "seeds varied" not in line  # both intervals agree
