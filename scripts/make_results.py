@@ -676,6 +676,17 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
     for rob, where in ((robustness, "English"), long_robustness or (None, None)):
         if rob:
             lines += robustness_disagreement(rob["contrasts"], where)
+    lines += python_docs_disagreements(probes_dir)
+    lines += drift_disagreement(f"English study, {sc['max_iters']} steps", drift)
+    for name, study in horizon_studies:
+        if study and study["scale"]["vocab_size"] == sc["vocab_size"]:  # the same model, trained longer
+            lines += drift_disagreement(f"{name}, {study['scale']['max_iters']} steps", study["drift"])
+    return lines + [""]
+
+
+def python_docs_disagreements(probes_dir):
+    """The first (Python-docs, seed 1337) study's probe outputs against the abstract: one seed each, so labelled."""
+    lines = []
     rob = os.path.join(probes_dir, "robustness.json")
     if os.path.exists(rob):
         r = read_json(rob)["models"]
@@ -696,11 +707,7 @@ def disagreements(eng, cmp_cpu, probes_dir, robustness=None, drift=None, long_cm
                          "(Python-docs CPU study, seed 1337 only: one seed, not a finding) the tied BPE table grows "
                          f"{ratio['bpe_tied']:.2f}× but the *untied* one {ratio['bpe_untied']:.2f}×, "
                          f"and the Kron projection {ratio['kron']:.2f}×.")
-    lines += drift_disagreement(f"English study, {sc['max_iters']} steps", drift)
-    for name, study in horizon_studies:
-        if study and study["scale"]["vocab_size"] == sc["vocab_size"]:  # the same model, trained longer
-            lines += drift_disagreement(f"{name}, {study['scale']['max_iters']} steps", study["drift"])
-    return lines + [""]
+    return lines
 
 
 def drift_disagreement(where, drift):
