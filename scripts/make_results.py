@@ -89,7 +89,7 @@ LONG_SEEDS = 2  # the long runs: 2 seeds of 5 groups
 # scale control that keeps learning dynamics (input_scale=50) and a parameter-matched learned table.
 PAIRED_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK, OWN_BYTES]
 PAIRED_SEEDS = 5
-SMALL_VOCAB_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK]  # no shuffled bytes
+SMALL_VOCAB_CONTRASTS = [TOTAL, UNTYING, BEYOND_UNTYING, SCALE_X50, BYTES_VS_X50, LOW_RANK, BYTES_VS_LOWRANK, OWN_BYTES]
 SMALL_VOCAB_SEEDS = 5
 # RESULTS.md's opening: each question is one contrast, asked at every scale. A conclusion is drawn only from
 # CONCLUDE_SEEDS seeds or more (issue 27); fewer are reported as open, with their count.
