@@ -154,6 +154,16 @@ def open_note(c):
 NO_DIFFERENCE = "not distinguishable from zero at this many seeds"
 
 
+def seeds_note(n):
+    """'5 seeds', or '2 seeds: open, not a finding' below CONCLUDE_SEEDS: a figure's seed count as a bullet names it."""
+    return f"{n} seeds" + ("" if n >= CONCLUDE_SEEDS else ": open, not a finding")
+
+
+def said_in(c):
+    """said(contrast, word): whether that contrast's verdict in c (a study's contrasts by label) is word."""
+    return lambda contrast, word: verdict(c.get(contrast[0])) == word
+
+
 def verdict(c):
     """Whether the interval excludes zero, in words (positive gap: the second group is better); open below
     CONCLUDE_SEEDS seeds, whatever the interval."""
@@ -434,7 +444,7 @@ def params_clause(said, c, logs):
 def study_reading(name, c, logs, sc):
     """One study's concluded contrasts read together, in words; each clause appears only when every contrast
     it rests on is concluded (>= CONCLUDE_SEEDS seeds) in the direction it states. [] when none is."""
-    said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
+    said = said_in(c)
     total = {"hurts": "kron ends behind bpe_tied", NO_DIFFERENCE: "kron and bpe_tied end with no resolved difference"}
     parts = [total.get(verdict(c.get(TOTAL[0]))), untying_clause(said, c), scale_clause(said), params_clause(said, c, logs),
              "a token's own bytes matter: shuffled among tokens, kron is worse" if said(OWN_BYTES, "helps") else None]
@@ -551,11 +561,10 @@ def robustness_disagreement(stats, where="English"):
     direction = ("more prompts keep it under kron, the paper's direction" if sv["higher"] > sv["lower"] else
                  "more prompts keep it under bpe_tied, the opposite of the paper's direction" if sv["higher"] < sv["lower"]
                  else "as many prompts keep it under either")
-    n = len(kb["seeds"])
     across = ("" if not kl_ci or not kp["ci95"] or excludes_zero(kp["ci95"]) == excludes_zero(kl_ci) else
               f" (seeds varied, these {kp['prompts']} prompts fixed; over the prompts, averaged per prompt, its 95 % CI "
               f"[{kp['ci95'][0]:+.4f}, {kp['ci95'][1]:+.4f}] {'includes' if excludes_zero(kl_ci) else 'excludes'} zero)")
-    line = (f"- **Typo robustness ({where}, {n} seeds{'' if n >= CONCLUDE_SEEDS else ': open, not a finding'}).** "
+    line = (f"- **Typo robustness ({where}, {seeds_note(len(kb['seeds']))}).** "
             f"Paper: kron keeps the top-1 token on "
             f"{PAPER['top1']} of typo pairs and its KL is {PAPER['kl']} vs BPE. Here kron − bpe_tied: top-1 survival "
             f"{dsurv:+.3f} {fmt(s_ci)} over seeds; per prompt, kept more often under kron on {sv['higher']} and under "
@@ -616,15 +625,15 @@ ABSTRACT_CONTROLS = ("The abstract compares kron with bpe_tied only; whether the
 
 
 def horizon_disagreements(studies):
-    """Where the 500-step studies part from the abstract (kron ahead of BPE at 2.5B tokens, its gain credited to the
-    byte structure), each bullet only from contrasts concluded at CONCLUDE_SEEDS+ seeds in the direction it states.
+    """Where the 500-step studies part from the abstract (kron ahead of bpe_tied at 2.5B tokens, its gap widening then
+    stabilising), each bullet only from contrasts concluded at CONCLUDE_SEEDS+ seeds in the direction it states.
     studies: [(name, load_study dict or None)]. Returns (whether kron's gain lasts, where it comes from): two lists."""
     lasts, source = [], []
     for name, study in studies:
         if not study:
             continue
         c, sc = study["cmp"].get("contrasts", {}), study["scale"]
-        said = lambda contrast, word: verdict(c.get(contrast[0])) == word  # noqa: E731
+        said = said_in(c)
         where = f"{name}, {sc['max_iters']} steps, {millions(sc['tokens'])} tokens"
         if said(TOTAL, NO_DIFFERENCE) or said(TOTAL, "hurts"):
             how = "kron and bpe_tied differ by no resolved amount" if said(TOTAL, NO_DIFFERENCE) else "bpe_tied beats kron"
@@ -718,7 +727,7 @@ def drift_disagreement(where, drift):
     n = min(drift[g][4] for g in ("bpe_tied", "bpe_untied", "kron"))
     tied = f" (kron_tied's {drift['kron_tied'][1]:.2f}×)" if "kron_tied" in drift else ""
     by_tying = drift["bpe_tied"][1] > 2 * drift["bpe_untied"][1]  # the tied table drifts at least twice as much
-    return [f"- **Norm drift ({where}, {n} seeds{'' if n >= CONCLUDE_SEEDS else ': open, not a finding'}).** Paper: the "
+    return [f"- **Norm drift ({where}, {seeds_note(n)}).** Paper: the "
             "BPE embedding norm drifts while the Kron projection stays near 1.0. Here, final / initial input scale, mean "
             f"over seeds (no interval): bpe_tied's table {drift['bpe_tied'][1]:.2f}×, bpe_untied's {drift['bpe_untied'][1]:.2f}×, "
             f"kron's projection {drift['kron'][1]:.2f}×{tied}"
