@@ -7,13 +7,19 @@ An input layer maps token ids to d_model vectors and says what it is made of:
     drift_stats(n_real) -> {name: float}             its own norm-drift statistics, logged at evals
     init_weights()                                   its init, run after the GPT's generic one
 
-A head maps final hidden states to logits:
+A head maps final hidden states to logits = h' W^T + b, and says what those three are:
 
-    forward(h, output_matrix=None) -> (..., V)       output_matrix: a prebuilt output_matrix()
-    output_matrix() -> (V, d)                        what hidden states are multiplied by
-    rebuilt_each_step                                True when output_matrix() is computed from other
-                                                     parameters (train.py builds it once per step)
+    logit_inputs(h) -> (h', W, b)                    W (V, d); b (V,) or None, never learned; the
+                                                     loss (loss.py) takes them, chunked or not
+    forward(h) -> (..., V)                           the logits themselves (sampling, probes)
+    output_matrix() -> (V, d)                        W alone, as logit_inputs builds it
+    tied                                             None for a matrix of its own, else how it is
+                                                     tied to the input layer (in words)
     stats() -> {name: float}                         extra head statistics (e.g. a learned scale)
+
+Whatever a head computes W from (its own matrix, the input table, the Kronecker projection) is its
+own business: it builds W on every call, and autograd carries the gradient to whatever W came from.
+The training step and GPT.forward treat every head alike.
 
 An arm is a function cfg -> (input layer, head) plus the controls it gives meaning to; register()
 adds one. Controls (settings that modify a layer for the study's "why") are refused, naming them,
@@ -142,13 +148,13 @@ def matched_rank(cfg):
 
 class LinearHead(nn.Linear):
     """logits = h W^T, W its own (V, d) matrix (or, tied, the input table's)."""
-    rebuilt_each_step = False
 
-    def __init__(self, d_model, vocab_size):
+    def __init__(self, d_model, vocab_size, tied=None):
         super().__init__(d_model, vocab_size, bias=False)
+        self.tied = tied
 
-    def forward(self, x, output_matrix=None):
-        return super().forward(x)
+    def logit_inputs(self, x):
+        return x, self.weight, None
 
     def output_matrix(self):
         return self.weight
@@ -159,8 +165,9 @@ class LinearHead(nn.Linear):
 
 class KronTiedHead(nn.Module):
     """logits = s * h E(W)^T + b: E(W) the Kron layer's embedding of the whole vocabulary, rebuilt from
-    its projection (no V x d matrix anywhere), s a learned scalar, b = -inf on ids with no bytes."""
-    rebuilt_each_step = True
+    its projection (no V x d matrix anywhere), s a learned scalar, b = -inf on ids with no bytes.
+    E(W) is rebuilt on every call (about V * mean(L) row gathers, small beside the N x V x d logits)."""
+    tied = "rebuilt from the input layer each step"
 
     def __init__(self, kron, init_scale=None):
         super().__init__()
@@ -171,9 +178,12 @@ class KronTiedHead(nn.Module):
     def output_matrix(self):
         return self.kron.vocabulary()
 
-    def forward(self, x, output_matrix=None):
-        E = self.output_matrix() if output_matrix is None else output_matrix
-        return F.linear(x * self.logit_scale.to(x.dtype), E.to(x.dtype), self.head_bias.to(x.dtype))
+    def logit_inputs(self, x):
+        return x * self.logit_scale.to(x.dtype), self.output_matrix(), self.head_bias
+
+    def forward(self, x):
+        h, E, b = self.logit_inputs(x)
+        return F.linear(h, E.to(h.dtype), b.to(h.dtype))
 
     def stats(self):
         return {"logit_scale": self.logit_scale.item()}
@@ -241,7 +251,7 @@ def kron_input(cfg):
 
 
 def _bpe_tied(cfg):
-    table, head = TableInput(cfg.vocab_size, cfg.n_embd), LinearHead(cfg.n_embd, cfg.vocab_size)
+    table, head = TableInput(cfg.vocab_size, cfg.n_embd), LinearHead(cfg.n_embd, cfg.vocab_size, tied="tied to the input layer")
     table.weight = head.weight
     return table, head
 

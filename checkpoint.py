@@ -313,9 +313,14 @@ def restore_optimizer(optimizer, saved):
 
 
 def fixed_on_resume():
-    """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but dropout)
-    and the seed, which picks every batch."""
-    return tuple(f.name for f in fields(GPTConfig) if f.name != "dropout") + ("seed",)
+    """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but dropout and
+    how the loss is computed) and the seed, which picks every batch."""
+    return tuple(f.name for f in fields(GPTConfig) if f.name not in ("dropout", "loss_chunk")) + ("seed",)
+
+
+# A setting whose default today is not what a run recorded before it existed did: loss_chunk came in
+# with the chunked loss (default 1024); every run before it computed the plain path, loss_chunk=0.
+BEFORE_IT_EXISTED = {"loss_chunk": 0}
 
 
 # Settings that change how a run is executed or reported, never what it computes.
@@ -327,9 +332,10 @@ NOT_RESULTS = ("out_dir", "init_from", "eval_only", "log_interval", "ckpt_interv
 def config_changes(theirs, ours, ignore=("init_from", "eval_only")):
     """(refused, allowed): {key: (recorded, new)} for the settings that differ between a checkpoint's
     recorded config and the one about to resume it. A setting the record lacks (it predates the setting)
-    had its default value then, so it is compared as that default."""
+    had its default value then (or its BEFORE_IT_EXISTED value), so it is compared as that."""
     from configurator import DEFAULTS
-    recorded = {k: theirs[k] if k in theirs else DEFAULTS[k] for k in ours if k in theirs or k in DEFAULTS}
+    then = {**DEFAULTS, **BEFORE_IT_EXISTED}
+    recorded = {k: theirs[k] if k in theirs else then[k] for k in ours if k in theirs or k in then}
     changed = {k: (recorded[k], ours[k]) for k in recorded if recorded[k] != ours[k] and k not in ignore}
     fixed = fixed_on_resume()
     return ({k: v for k, v in changed.items() if k in fixed}, {k: v for k, v in changed.items() if k not in fixed})

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 import arms
 from arms import ARMS
+from loss import cross_entropy, linear_cross_entropy
 
 EMBEDDINGS = ARMS  # the registered arms' names (a live view: arms registered later appear too)
 # Dense bf16 tensor-core peak FLOP/s of one GPU, matched by a substring of torch.cuda.get_device_name().
@@ -55,6 +56,10 @@ class GPTConfig:
     # a scale control that keeps the table's learning dynamics (input_init_std=1.0 is a frozen random code)
     lowrank_rank: Optional[int] = None  # bpe_lowrank: the factorised table's rank (None: as many parameters as the Kron projection)
     tied_logit_scale: Optional[float] = None  # kron_tied: the head's logit scale s at init (None: arms.KRON_TIED_LOGIT_SCALE)
+    # How the loss is computed, not what it is: tokens per chunk of the output layer + cross-entropy
+    # (loss.py), 0 = the plain path with the (N, V) logits materialised. Equal within float rounding;
+    # a study keeps one setting throughout (the kept studies used 0).
+    loss_chunk: int = 1024
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -194,12 +199,9 @@ class GPT(nn.Module):
 
     def describe(self):
         c, cfg = self.param_groups_by_role(), self.config
-        head = f"{c['output_head']:,}"
-        if c["output_head"] == 0:
-            head = "tied to the input layer"
-        elif self.lm_head.rebuilt_each_step:
-            head = (f"rebuilt from the input layer each step (+{c['output_head']:,} own parameter"
-                    f"{'s' if c['output_head'] > 1 else ''})")
+        head, own = f"{c['output_head']:,}", c["output_head"]
+        if self.lm_head.tied:
+            head = self.lm_head.tied + (f" (+{own:,} own parameter{'s' if own > 1 else ''})" if own else "")
         return (f"GPT[{cfg.embedding}] parameters: total {c['total']:,} | input side {c['input']:,} | "
                 f"output head {head} | body {c['body']:,}")
 
@@ -252,15 +254,10 @@ class GPT(nn.Module):
         projection, so gradients reach W from both ends)."""
         return self.lm_head.output_matrix()
 
-    def step_output_matrix(self):
-        """For a head whose matrix is computed from other parameters: the function train.py's step
-        calls once per optimizer step and shares among its micro-batches; None otherwise."""
-        return self.lm_head.output_matrix if self.lm_head.rebuilt_each_step else None
-
-    def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False, output_matrix=None):
-        """idx (B, T) -> logits (B, T, V), and the mean cross-entropy when targets are given.
-        byte_overrides (Kron arms only) feeds raw bytes at chosen positions; see KroneckerEmbedding.
-        output_matrix: a precomputed output_matrix() (generate() builds kron_tied's once per call)."""
+    def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False):
+        """idx (B, T) -> (logits (B, T, V), None) without targets; with targets (logits, mean
+        cross-entropy), where logits is None when config.loss_chunk > 0 (never materialised).
+        byte_overrides (Kron arms only) feeds raw bytes at chosen positions; see KroneckerEmbedding."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
@@ -273,10 +270,11 @@ class GPT(nn.Module):
             x = block(x)
         x = self.transformer.ln_f(x)
         hidden.append(x)
-        logits = self.lm_head(x, output_matrix)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        if targets is not None and self.config.loss_chunk > 0 and not return_hidden:
+            logits, loss = None, linear_cross_entropy(*self.lm_head.logit_inputs(x), targets, self.config.loss_chunk)
+        else:
+            logits = self.lm_head(x)
+            loss = None if targets is None else cross_entropy(logits, targets)
         return (logits, loss, hidden) if return_hidden else (logits, loss)
 
     def embed(self, idx, byte_overrides=None):
@@ -295,13 +293,11 @@ class GPT(nn.Module):
         n_real = self.n_real_tokens()
         prompt_len = idx.size(1)
         overrides = {p % prompt_len: b for p, b in (byte_overrides or {}).items()}  # positions in the prompt, fixed
-        rebuild = self.step_output_matrix()
-        output_matrix = rebuild() if rebuild else None  # kron_tied's E(W) once per call, not per token
         for _ in range(max_new_tokens):
             ctx = idx[:, -self.config.block_size:]
             shift = idx.size(1) - ctx.size(1)  # positions that slid out of the context window
             window = {p - shift: b for p, b in overrides.items() if p >= shift} or None
-            logits, _ = self(ctx, byte_overrides=window, output_matrix=output_matrix)
+            logits, _ = self(ctx, byte_overrides=window)
             logits = logits[:, -1, :].float()
             logits[:, n_real:] = -float("inf")  # padded ids are never produced
             if temperature == 0:

@@ -14,19 +14,16 @@ import torch
 
 
 class TrainStep:
-    def __init__(self, model, optimizer, accum, grad_clip, autocast=None, scaler=None, ddp=False, output_matrix=None):
+    def __init__(self, model, optimizer, accum, grad_clip, autocast=None, scaler=None, ddp=False):
         """model: the module to run (compiled and/or DDP-wrapped); optimizer over its parameters;
         accum: micro-batches per step in this process; autocast: a context or None; scaler: a
-        torch.amp.GradScaler or None (float16 only); output_matrix: for a model whose head matrix is
-        rebuilt from its parameters (kron_tied: GPT.output_matrix), built here once per step and
-        shared by the micro-batches instead of once per micro-batch."""
+        torch.amp.GradScaler or None (float16 only)."""
         if accum < 1:
             raise ValueError(f"accum={accum}: expected >= 1 micro-batches per step")
         self.model, self.optimizer, self.accum, self.grad_clip = model, optimizer, accum, grad_clip
         self.autocast = autocast or nullcontext()
         self.scaler = scaler or torch.amp.GradScaler(enabled=False)
         self.ddp = ddp
-        self.output_matrix = output_matrix
 
     def __call__(self, batch, fetch):
         """batch: (x, y) of micro-batch 0. fetch(i) -> (x, y) of micro-batch i; fetch(accum) is the
@@ -34,23 +31,14 @@ class TrainStep:
         as 0-dim device tensors (the grad norm is NaN when clipping is off)."""
         x, y = batch
         loss_sum = None
-        # A shared head matrix E: the micro-batches before the last use a detached copy and collect
-        # dL/dE on it; the last uses E itself and adds <E, dL/dE so far> to its backward, so the
-        # earlier micro-batches' head gradient reaches the parameters in the one synchronised backward.
-        E = self.output_matrix() if self.output_matrix is not None else None
-        E_early = E.detach().requires_grad_() if E is not None and self.accum > 1 else None
         for micro in range(self.accum):
             last = micro == self.accum - 1
-            kwargs = {} if E is None else {"output_matrix": E if last or E_early is None else E_early}
             with self.model.no_sync() if self.ddp and not last else nullcontext():
                 with self.autocast:
-                    _, loss = self.model(x, y, **kwargs)
+                    _, loss = self.model(x, y)
                     loss = loss / self.accum
                 x, y = fetch(micro + 1)  # host work overlaps the device's forward
-                scaled = self.scaler.scale(loss)
-                if last and E_early is not None and E_early.grad is not None:
-                    scaled = scaled + (E * E_early.grad).sum()  # E_early.grad is already scaled
-                scaled.backward()
+                self.scaler.scale(loss).backward()
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
         if self.ddp:
             import torch.distributed as dist

@@ -150,7 +150,7 @@ def setup(run):
                                                           "val_tokens": run.data.n_val_tokens}))
     run.peak_flops = c.peak_flops or gpu_peak_flops(rt)
     run.step = TrainStep(rt.wrap(run.model, c.compile), run.optimizer, run.accum, c.grad_clip, rt.autocast,
-                         rt.scaler, ddp=rt.data_parallel, output_matrix=run.model.step_output_matrix())
+                         rt.scaler, ddp=rt.data_parallel)
     return run
 
 

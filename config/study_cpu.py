@@ -10,6 +10,7 @@ dropout, bias = 0.0, True
 
 batch_size = 16
 gradient_accumulation_steps = 1  # the published study's batches: run each study run in one process
+loss_chunk = 0  # the kept studies ran the plain output layer (loss.py); a study keeps one setting throughout
 max_iters = 120
 learning_rate, min_lr = 2e-3, 2e-4
 warmup_iters = 15

@@ -2,6 +2,11 @@
 
     python -m scripts.bench_train                       # the CPU config's shape: d 256, 4 layers, block 256, batch 16
     python -m scripts.bench_train --n-layer 12 --n-embd 768 --block-size 1024 --batch-size 16 --device cuda --compile
+    python -m scripts.bench_train --arms bpe_tied kron --loss-chunks 0 1024 --nanogpt ../shared/anchors/nanoGPT
+
+A variant is an arm at one loss_chunk (loss.py; 0 = the plain output layer): `kron@1024`. --nanogpt
+adds nanoGPT's own GPT (its model.py, imported from that folder) at the same shape, stepped the same
+way, as the variant `nanogpt`.
 
 One step is train.py's own step (step.TrainStep: --accum micro-batches, clip 1.0, AdamW from
 GPT.configure_optimizers, fused on CUDA, bf16 autocast on CUDA), fed from random token batches kept in
@@ -39,22 +44,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECOMPILES_PER_VARIANT = 4  # Dynamo's recompile limit is raised to this per variant (see allow_recompiles)
 
 
-def child_peak_rss(args, arm):
+def split_variant(name):
+    """'kron@1024' -> ('kron', 1024); 'nanogpt' -> ('nanogpt', 0)."""
+    arm, _, chunk = name.partition("@")
+    return arm, int(chunk or 0)
+
+
+def child_peak_rss(args, variant):
     """Peak resident memory (bytes) of a fresh process that trains this variant alone for a few steps:
     on CPU, one process per variant is the only clean peak (os.wait4 gives that child's own rusage)."""
     import subprocess
     import tempfile
-    cmd = [sys.executable, "-m", "scripts.bench_train", "--arms", arm, "--steps", "2", "--warmup", "1",
+    arm, chunk = split_variant(variant)
+    which = ["--nanogpt", args.nanogpt, "--arms"] if arm == "nanogpt" else ["--arms", arm]
+    cmd = [sys.executable, "-m", "scripts.bench_train", *which, "--loss-chunks", str(chunk), "--steps", "2", "--warmup", "1",
            "--n-layer", str(args.n_layer), "--n-head", str(args.n_head), "--n-embd", str(args.n_embd),
            "--block-size", str(args.block_size), "--batch-size", str(args.batch_size), "--accum", str(args.accum),
-           "--device", "cpu", "--out", os.path.join(tempfile.mkdtemp(), "rss.json")] + \
+           "--device", "cpu", "--dtype", args.dtype, "--threads", str(args.threads or 0), "--quiet",
+           "--out", os.path.join(tempfile.mkdtemp(), "rss.json")] + \
         ([] if args.keep_freed_memory else ["--no-keep-freed-memory"])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read().decode(errors="replace").strip().splitlines()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise RuntimeError(f"the peak-memory run of {arm} failed (exit {proc.returncode}): {' '.join(cmd)}: "
+        raise RuntimeError(f"the peak-memory run of {variant} failed (exit {proc.returncode}): {' '.join(cmd)}: "
                            f"{err[-1] if err else 'no message'}")
     return usage.ru_maxrss * 1024  # kilobytes on Linux
 
@@ -111,7 +125,12 @@ def parse_args(argv):
     p.add_argument("--n-embd", type=int, default=256)
     p.add_argument("--block-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--arms", nargs="+", default=list(EMBEDDINGS), choices=list(EMBEDDINGS))
+    p.add_argument("--arms", nargs="*", default=list(EMBEDDINGS), choices=list(EMBEDDINGS))
+    p.add_argument("--loss-chunks", nargs="+", type=int, default=[GPTConfig.loss_chunk],
+                   help="loss_chunk values to time each arm at (0: the plain output layer)")
+    p.add_argument("--nanogpt", default=None, help="a nanoGPT checkout: also time its GPT (model.py) at this shape")
+    p.add_argument("--vocab-size", type=int, default=50304)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument("--accum", type=int, default=1, help="micro-batches per step (train.py's gradient accumulation)")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--warmup", type=int, default=3)
@@ -129,7 +148,11 @@ def parse_args(argv):
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
     args = p.parse_args(argv)
     resolve_device(args.device)  # a device this machine cannot honour: one line naming it
-    for flag in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "accum", "steps"):
+    if args.nanogpt and not os.path.isfile(os.path.join(args.nanogpt, "model.py")):
+        p.error(f"--nanogpt {args.nanogpt}: no model.py there (expected a nanoGPT checkout)")
+    if any(c < 0 for c in args.loss_chunks):
+        p.error(f"--loss-chunks {args.loss_chunks}: expected integers >= 0")
+    for flag in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "accum", "steps", "vocab_size"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected an integer >= 1")
     if args.warmup < 0:
@@ -137,18 +160,37 @@ def parse_args(argv):
     return args
 
 
+def variant_names(args):
+    names = [f"{arm}@{chunk}" if len(args.loss_chunks) > 1 else arm for arm in dict.fromkeys(args.arms)
+             for chunk in args.loss_chunks]
+    return names + (["nanogpt"] if args.nanogpt else [])
+
+
+def nanogpt_model(args):
+    """nanoGPT's GPT from its own model.py (loaded from the folder the user named), at this shape."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("nanogpt_model", os.path.join(args.nanogpt, "model.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.GPTConfig(block_size=args.block_size, vocab_size=args.vocab_size, n_layer=args.n_layer,
+                           n_head=args.n_head, n_embd=args.n_embd, dropout=0.0, bias=True)
+    return module.GPT(cfg)
+
+
 def build_steps(args, variants, autocast):
-    """{arm: (model, TrainStep)}: the same GPT per arm, seeded alike, stepped as train.py steps it."""
+    """{variant: (model, TrainStep)}: the same GPT per arm, seeded alike, stepped as train.py steps it."""
     setups = {}
-    for arm in variants:
+    for name in variants:
         torch.manual_seed(0)
-        cfg = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
-                        embedding=arm)
-        model = GPT(cfg).to(args.device)
+        arm, chunk = split_variant(name)
+        if arm == "nanogpt":
+            model = nanogpt_model(args).to(args.device)
+        else:
+            model = GPT(GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
+                                  vocab_size=args.vocab_size, embedding=arm, loss_chunk=chunk)).to(args.device)
         opt = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), args.device)
         run = torch.compile(model) if args.compile else model
-        shared = model.step_output_matrix()  # kron_tied: E(W) once a step, as train.py
-        setups[arm] = (model, TrainStep(run, opt, args.accum, 1.0, autocast, output_matrix=shared))
+        setups[name] = (model, TrainStep(run, opt, args.accum, 1.0, autocast))
     return setups
 
 
@@ -157,7 +199,8 @@ def time_steps(args, setups, peak):
     synchronisations counted in one warm step (CUDA)."""
     dev = args.device
     g = torch.Generator().manual_seed(0)
-    host = [torch.randint(0, 50257, (2, args.batch_size, args.block_size), generator=g) for _ in range(args.accum + 1)]
+    high = min(args.vocab_size, 50257)
+    host = [torch.randint(0, high, (2, args.batch_size, args.block_size), generator=g) for _ in range(args.accum + 1)]
     if dev == "cuda":
         host = [h.pin_memory() for h in host]
 
@@ -192,6 +235,15 @@ def time_steps(args, setups, peak):
     return times, syncs, graphs
 
 
+def flops_per_token(model, args):
+    """Our GPT's own count; nanoGPT's model has none of ours: the same formula from its shape (its
+    output head is tied, so get_num_params() counts it once, as a matmul)."""
+    if hasattr(model, "flops_per_token"):
+        return model.flops_per_token()
+    n_matmul = model.get_num_params(non_embedding=True)
+    return 6 * n_matmul + 12 * args.n_layer * args.n_embd * args.block_size
+
+
 def report(args, variants, setups, times, peak, syncs, graphs):
     """Print the table; {name: figures} for the JSON."""
     dev = args.device
@@ -200,7 +252,7 @@ def report(args, variants, setups, times, peak, syncs, graphs):
     first = variants[0]
     base = statistics.median(times[first])
     res = {}
-    print(f"\n{dev} | d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
+    print(f"\n{dev} | V={args.vocab_size}, d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, torch {torch.__version__}")
     ceiling = args.ceiling_tflops * 1e12 if args.ceiling_tflops else None
     print(f"| arm | step ms (median [IQR]) | tokens/s | vs {first} | peak mem GB ({'GPU' if dev == 'cuda' else 'process RSS'}) "
@@ -209,7 +261,7 @@ def report(args, variants, setups, times, peak, syncs, graphs):
     for name, ts in times.items():
         med = statistics.median(ts)
         q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [med] * 3  # --steps 1: no spread to report
-        flops_per_s = setups[name][0].flops_per_token() * tokens / med
+        flops_per_s = flops_per_token(setups[name][0], args) * tokens / med
         mfu = flops_per_s / peak_flops if peak_flops else None
         mfu_ceiling = flops_per_s / ceiling if ceiling else None
         res[name] = {"median_ms": 1000 * med, "q1_ms": 1000 * q[0], "q3_ms": 1000 * q[2], "tokens_per_s": tokens / med,
@@ -229,13 +281,17 @@ def main(argv=None):
     dev = args.device
     if dev == "cpu" and args.keep_freed_memory:
         keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     use_fast_matmul(dev)  # train.py's precision flags: the same arithmetic, and inductor's cache shared with it
     dtype = default_dtype(dev) if args.dtype == "auto" else args.dtype
     autocast = autocast_for(dev, dtype)
-    variants = list(dict.fromkeys(args.arms))
+    variants = variant_names(args)
+    if not variants:
+        raise ValueError("nothing to time: give --arms, --nanogpt or both")
     peak = {}  # before any model exists here: a forked child starts with its parent's resident pages
     if dev == "cpu" and args.cpu_peak_rss:
-        peak = {arm: child_peak_rss(args, arm) for arm in variants}
+        peak = {v: child_peak_rss(args, v) for v in variants}
     recompile_limit = allow_recompiles(len(variants)) if args.compile else None
     setups = build_steps(args, variants, autocast)
     print(f"timing {len(variants)} variants: {args.warmup} warm-up + {args.steps} timed steps each, interleaved", flush=True)

@@ -259,3 +259,11 @@ def test_a_setting_a_record_predates_is_compared_as_its_default():
     assert checkpoint.config_changes(old, dict(DEFAULTS)) == ({}, {})
     fixed, changed = checkpoint.config_changes(old, dict(DEFAULTS, val_sample="random", tied_logit_scale=0.0))
     assert changed == {"val_sample": ("first", "random")} and fixed == {"tied_logit_scale": (None, 0.0)}
+
+
+def test_a_record_from_before_the_chunked_loss_ran_the_plain_path():
+    """Kept study logs predate loss_chunk: they computed loss_chunk=0, which their configs now say."""
+    from configurator import DEFAULTS
+    old = {k: v for k, v in DEFAULTS.items() if k != "loss_chunk"}
+    assert checkpoint.config_changes(old, dict(DEFAULTS, loss_chunk=0)) == ({}, {})
+    assert checkpoint.config_changes(old, dict(DEFAULTS))[1] == {"loss_chunk": (0, DEFAULTS["loss_chunk"])}

@@ -1,0 +1,169 @@
+"""The CPU speed page: every arm at the studies' shapes, plain vs chunked loss, fp32 and bf16, the
+allocator setting on and off, beside nanoGPT's GPT and a measured matmul ceiling.
+
+    python -m scripts.bench_cpu                  # measure (about an hour on 2 cores), then render
+    python -m scripts.bench_cpu --render         # only rebuild the tables from the kept JSON
+
+Each (shape, dtype, allocator) cell is one scripts.bench_train run: its variants (each arm at
+loss_chunk 0 and at the default, and nanoGPT) interleaved step by step in one process, at 1 thread
+as the studies run, and each variant's peak resident memory from a process of its own. Kept in
+results/bench_cpu/ (one JSON per cell, ceiling.json); the tables go to that folder's README.md and to
+the README's speed block.
+"""
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
+    import os
+    import runpy
+    import sys
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.bench_cpu", run_name="__main__", alter_sys=True)
+    raise SystemExit
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import torch
+
+from errors import run_cli
+from model import GPTConfig
+from runlog import read_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "results", "bench_cpu")
+NANOGPT = os.path.join(os.path.dirname(ROOT), "shared", "anchors", "nanoGPT")
+# name: (vocab, layers, heads, width): the paired study, the small-vocabulary study, a forecast size
+SHAPES = {"paired": (50304, 4, 4, 128), "small_vocab": (8192, 6, 6, 192), "v50k_d256": (50304, 4, 4, 256)}
+README_BLOCK = ("<!-- bench_cpu: speed -->", "<!-- /bench_cpu -->")
+
+
+def cells(shapes):
+    """(shape, dtype, keep_freed) of every measured cell: the allocator off only at the paired shape."""
+    return [(s, dt, keep) for s in shapes for dt in ("float32", "bfloat16")
+            for keep in ((True, False) if s == "paired" else (True,))]
+
+
+def cell_path(shape, dtype, keep):
+    return os.path.join(OUT, f"{shape}-{dtype}-{'keep' if keep else 'nokeep'}.json")
+
+
+def matmul_ceiling(dtype, n=2048, repeats=5):
+    """GFLOP/s of the best of `repeats` (n x n) @ (n x n) products at 1 thread: what this CPU's BLAS
+    reaches on a large, square matmul, the most a training step's matmuls could reach."""
+    torch.set_num_threads(1)
+    a, b = (torch.randn(n, n).to(getattr(torch, dtype)) for _ in range(2))
+    a @ b
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def measure(args):
+    os.makedirs(OUT, exist_ok=True)
+    ceiling = {dt: matmul_ceiling(dt) for dt in ("float32", "bfloat16")}
+    with open(os.path.join(OUT, "ceiling.json"), "w") as f:
+        json.dump({"gflops_1_thread": ceiling, "cpu": cpu_name(), "torch": torch.__version__,
+                   "date": time.strftime("%Y-%m-%d")}, f, indent=1)
+    todo = cells(args.shapes)
+    for i, (shape, dtype, keep) in enumerate(todo, 1):
+        path = cell_path(shape, dtype, keep)
+        if os.path.exists(path) and not args.fresh:
+            print(f"[{i}/{len(todo)}] {os.path.relpath(path, ROOT)} kept; --fresh remeasures it", flush=True)
+            continue
+        v, L, H, d = SHAPES[shape]
+        cmd = [sys.executable, "-m", "scripts.bench_train", "--vocab-size", str(v), "--n-layer", str(L), "--n-head", str(H),
+               "--n-embd", str(d), "--block-size", "256", "--batch-size", "16", "--threads", "1", "--dtype", dtype,
+               "--loss-chunks", "0", str(GPTConfig.loss_chunk), "--steps", str(args.steps), "--warmup", "1",
+               "--cpu-peak-rss", "--quiet", "--out", path] + (["--nanogpt", args.nanogpt] if args.nanogpt else []) + \
+              ([] if keep else ["--no-keep-freed-memory"])
+        print(f"[{i}/{len(todo)}] {shape} {dtype} allocator {'keep' if keep else 'default'} ...", flush=True)
+        t = time.time()
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        print(f"    {time.time() - t:.0f} s -> {os.path.relpath(path, ROOT)}", flush=True)
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def render():
+    """Markdown of the kept cells: per shape and dtype, each variant's step time, tokens/s, GFLOP/s
+    (and % of the matmul ceiling) and peak RSS, allocator on; then the allocator's effect."""
+    ceil = read_json(os.path.join(OUT, "ceiling.json"))
+    g = ceil["gflops_1_thread"]
+    lines = [f"Measured by `python -m scripts.bench_cpu` on {ceil['cpu']}, 1 thread, torch {ceil['torch']}, "
+             f"{ceil['date']}; batch 16 x 256 tokens, median step of the interleaved timed steps, peak RSS of "
+             f"each variant in its own process. `@0`: the plain output layer; `@{GPTConfig.loss_chunk}`: the "
+             f"chunked loss; `nanogpt`: nanoGPT's own GPT (its model.py) at the same shape, compared with bpe_tied@0. "
+             f"Matmul ceiling (2048^3, 1 thread): fp32 {g['float32']:.0f}, bf16 {g['bfloat16']:.0f} GFLOP/s.",
+             "", "| shape | dtype | variant | step ms | tokens/s | GFLOP/s (% of ceiling) | peak RSS GB | vs plain |",
+             "|---|---|---|---|---|---|---|---|"]
+    for shape, dtype, keep in cells(SHAPES):
+        path = cell_path(shape, dtype, keep)
+        if not keep or not os.path.exists(path):
+            continue
+        res = read_json(path)["results"]
+        v, L, _, d = SHAPES[shape]
+        for name, r in res.items():
+            plain = res.get("bpe_tied@0" if name == "nanogpt" else name.split("@")[0] + "@0")  # nanoGPT: the same model
+            ratio = f"{r['median_ms'] / plain['median_ms']:.2f}x time, {r['peak_mem_bytes'] / plain['peak_mem_bytes']:.2f}x memory" \
+                if plain and plain is not r else ""
+            gf = r["model_flops_per_s"] / 1e9
+            lines.append(f"| V {v:,} {L}L d{d} | {dtype} | {name} | {r['median_ms']:.0f} | {r['tokens_per_s']:,.0f} | "
+                         f"{gf:.1f} ({100 * gf / g[dtype]:.0f}%) | {r['peak_mem_bytes'] / 2 ** 30:.2f} | {ratio} |")
+    lines += ["", "The allocator setting (`cpu_keep_freed_memory`) at the paired shape: step ms and peak RSS GB, on / off.",
+              "", "| dtype | variant | step ms on | step ms off | peak GB on | peak GB off |", "|---|---|---|---|---|---|"]
+    for dtype in ("float32", "bfloat16"):
+        on, off = (cell_path("paired", dtype, k) for k in (True, False))
+        if not (os.path.exists(on) and os.path.exists(off)):
+            continue
+        a, b = read_json(on)["results"], read_json(off)["results"]
+        for name in a:
+            lines.append(f"| {dtype} | {name} | {a[name]['median_ms']:.0f} | {b[name]['median_ms']:.0f} | "
+                         f"{a[name]['peak_mem_bytes'] / 2 ** 30:.2f} | {b[name]['peak_mem_bytes'] / 2 ** 30:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_rendered(text):
+    with open(os.path.join(OUT, "README.md"), "w") as f:
+        f.write("# CPU speed and memory\n\n" + text)
+    readme = os.path.join(ROOT, "README.md")
+    body = open(readme).read()
+    start, end = README_BLOCK
+    if start not in body or end not in body:
+        raise SystemExit(f"error: README.md has no {start} ... {end} block to write the speed table into")
+    head, rest = body.split(start, 1)
+    with open(readme, "w") as f:
+        f.write(head + start + "\n" + text + end + rest.split(end, 1)[1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--render", action="store_true", help="only rebuild the tables from the kept JSON")
+    p.add_argument("--fresh", action="store_true", help="remeasure cells already kept")
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--nanogpt", default=NANOGPT if os.path.isdir(NANOGPT) else None,
+                   help="a nanoGPT checkout to time beside ours (default: ../shared/anchors/nanoGPT when present)")
+    args = p.parse_args(argv)
+    if not args.render:
+        measure(args)
+    write_rendered(render())
+    print(f"wrote {os.path.relpath(OUT, ROOT)}/README.md and the README's speed block")
+
+
+if __name__ == "__main__":
+    run_cli(main)
