@@ -43,19 +43,18 @@ CONTROLS = {
     "input_init_std": (None, "is the scale control of the untied BPE table (a tied table is the head too)"),
     "kron_shuffle_seed": (None, "shuffles the Kronecker byte table"),
     "kron_scale": (1.0, "scales Kronecker embeddings"),
-    "input_scale": (1.0, "multiplies the untied BPE table's output (the scale control that keeps its learning dynamics)"),
     "lowrank_rank": (None, "is the rank of the factorised table of bpe_lowrank"),
     "tied_logit_scale": (None, "is the initial logit scale of kron_tied's head"),
+    "hybrid_table_scale": (50.0, "multiplies the learned table of the hybrid arm"),
 }
 
 
 # ----------------------------------------------------------------------------- input layers
 
 class TableInput(nn.Embedding):
-    """A learned V x d table. Two controls: init_std re-initialises it at that std after the GPT's
-    init (at 1.0 AdamW's ~lr-sized steps barely move it: a nearly frozen random code); scale multiplies
-    its output in the forward pass, so the table keeps its usual 0.02 init and relative updates while
-    the model receives inputs of another RMS (scale 50: the Kron input's ~1)."""
+    """A learned V x d table. Controls: init_std re-initialises it at that std after the GPT's init (at
+    1.0 AdamW's ~lr-sized steps barely move it: a nearly frozen random code); scale multiplies its
+    output (the hybrid's table; every arm's own multiplier is GPT.embed's input_scale)."""
     reads_bytes = False
 
     def __init__(self, vocab_size, d_model, init_std=None, scale=1.0):
@@ -103,6 +102,32 @@ class KronInput(KroneckerEmbedding):
     @torch.no_grad()
     def drift_stats(self, n_real):
         return {"proj_std_sqrtD": (self.weight.float().std() * self.D ** 0.5).item()}
+
+
+class HybridInput(nn.Module):
+    """A learned table plus the Kronecker code: x = kron(idx) + table_scale * table(idx). The table
+    starts at std 0.02 like any table and table_scale (50) brings it to the code's RMS ~1, so neither
+    part starts as noise on the other; does the byte prior add anything to a learned table?"""
+    reads_bytes = True
+
+    def __init__(self, kron, table):
+        super().__init__()
+        self.kron, self.table = kron, table
+
+    def forward(self, idx, byte_overrides=None):
+        return self.kron(idx, byte_overrides) + self.table(idx)
+
+    def init_weights(self, generator=None):
+        self.kron.init_weights(generator)
+        with torch.no_grad():
+            self.table.weight.normal_(0.0, 0.02, generator=generator)
+
+    def all_embeddings(self):
+        return self.kron.all_embeddings() + self.table.all_embeddings()
+
+    @torch.no_grad()
+    def drift_stats(self, n_real):
+        return {**self.kron.drift_stats(n_real), **self.table.drift_stats(n_real)}
 
 
 class LowRankInput(nn.Module):
@@ -265,12 +290,16 @@ register("bpe_tied", _bpe_tied, doc="nn.Embedding shared with the output head (t
 register("kron", lambda cfg: (kron_input(cfg), LinearHead(cfg.n_embd, cfg.vocab_size)),
          controls=("kron_shuffle_seed", "kron_scale"), doc="KroneckerEmbedding + its own head (the paper's arm)",
          reads_bytes=True)
-register("bpe_untied", lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std, cfg.input_scale),
+register("bpe_untied", lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std),
                                     LinearHead(cfg.n_embd, cfg.vocab_size)),
-         controls=("input_init_std", "input_scale"),
+         controls=("input_init_std",),
          doc="nn.Embedding with its own head: separates 'Kronecker' from 'untied head'")
 register("bpe_lowrank", lambda cfg: (LowRankInput(cfg.vocab_size, cfg.n_embd, cfg.lowrank_rank or matched_rank(cfg)),
                                      LinearHead(cfg.n_embd, cfg.vocab_size)),
          controls=("lowrank_rank",), doc="a factorised V x r x d table with the Kron projection's parameter count, untied head")
 register("kron_tied", _kron_tied, controls=("kron_shuffle_seed", "kron_scale", "tied_logit_scale"),
          doc="KroneckerEmbedding, and the head tied to it: logits = s h E(W)^T (not in the paper)", reads_bytes=True)
+register("hybrid", lambda cfg: (HybridInput(kron_input(cfg), TableInput(cfg.vocab_size, cfg.n_embd, scale=cfg.hybrid_table_scale)),
+                                LinearHead(cfg.n_embd, cfg.vocab_size)),
+         controls=("kron_shuffle_seed", "hybrid_table_scale"),
+         doc="a learned table (x50) plus the Kronecker code, untied head: does the byte prior add to a table?", reads_bytes=True)

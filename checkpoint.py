@@ -290,7 +290,7 @@ def _migrate(ckpt):
 # The optimizer settings that say how it runs on this device, not what it computes, and the ones the
 # resumed run's config sets (a changed --weight_decay must take effect, not only be printed).
 DEVICE_SPECIFIC = ("fused", "foreach", "capturable")
-FROM_CONFIG = ("weight_decay", "betas", "eps")
+FROM_CONFIG = ("weight_decay", "betas", "eps", "lr_mult")
 
 
 def restore_optimizer(optimizer, saved):
@@ -314,8 +314,9 @@ def restore_optimizer(optimizer, saved):
 
 def fixed_on_resume():
     """Settings a resumed run may not change: the model's shape (GPTConfig's fields, but dropout and
-    how the loss is computed) and the seed, which picks every batch."""
-    return tuple(f.name for f in fields(GPTConfig) if f.name not in ("dropout", "loss_chunk")) + ("seed",)
+    how the loss is computed), the seed, which picks every batch, and the embedding's learning-rate
+    multiplier, which decides the optimizer's groups."""
+    return tuple(f.name for f in fields(GPTConfig) if f.name not in ("dropout", "loss_chunk")) + ("seed", "embedding_lr_mult")
 
 
 # A setting whose default today is not what a run recorded before it existed did: loss_chunk came in

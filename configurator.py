@@ -35,6 +35,7 @@ class TrainConfig(GPTConfig):
     eval_iters: int = 20
     val_sample: str = "first"  # validation windows: 'first' of each val shard (the kept studies), or a fixed 'random' sample
     eval_only: bool = False
+    final_eval: bool = False  # at the end, also every validation window, per source and dev/test half ("final" record)
     init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
     # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
     ckpt_interval: Optional[int] = None
@@ -62,6 +63,7 @@ class TrainConfig(GPTConfig):
     warmup_iters: int = 175
     lr_decay_iters: Optional[int] = None
     min_lr: float = 6e-5
+    embedding_lr_mult: float = 1.0  # the input layer's lr x this, its weight decay / this (GPT.configure_optimizers)
     # system
     device: str = "auto"
     dtype: str = "auto"
@@ -127,7 +129,10 @@ RANGES = {
     "backend": _one_of("auto", "nccl", "gloo"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     "input_init_std": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
-    "kron_shuffle_seed": (lambda v: v is None or (_int(v) and v >= 0), "None or an integer >= 0"),
+    "kron_shuffle_seed": (lambda v: v is None or v == "seed" or (_int(v) and v >= 0),
+                          "None, an integer >= 0, or 'seed' (the run's own seed)"),
+    "embedding_lr_mult": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "hybrid_table_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "kron_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "input_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "lowrank_rank": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),

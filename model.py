@@ -52,24 +52,36 @@ class GPTConfig:
     input_init_std: Optional[float] = None  # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
     kron_shuffle_seed: Optional[int] = None  # Kron arms: token -> bytes rows permuted among real tokens by this seed
     kron_scale: float = 1.0         # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
-    input_scale: float = 1.0        # bpe_untied: the table's output multiplied by this (50: the Kron input's RMS),
-    # a scale control that keeps the table's learning dynamics (input_init_std=1.0 is a frozen random code)
+    # Every arm (GPT.embed): x = input_scale * norm(input_layer(idx)), norm an RMSNorm without parameters
+    # when input_norm (nanochat, modded-nanogpt), else nothing. input_scale 50 on a 0.02 table: the Kron
+    # input's RMS, keeping the table's learning dynamics (input_init_std=1.0 is a nearly frozen random code).
+    input_scale: float = 1.0
+    input_norm: bool = False
     lowrank_rank: Optional[int] = None  # bpe_lowrank: the factorised table's rank (None: as many parameters as the Kron projection)
     tied_logit_scale: Optional[float] = None  # kron_tied: the head's logit scale s at init (None: arms.KRON_TIED_LOGIT_SCALE)
+    hybrid_table_scale: float = 50.0  # hybrid: input = Kron code + this x a 0.02 table (50: both parts at RMS ~1)
     # How the loss is computed, not what it is: tokens per chunk of the output layer + cross-entropy
     # (loss.py), 0 = the plain path with the (N, V) logits materialised. Equal within float rounding;
     # a study keeps one setting throughout (the kept studies used 0).
     loss_chunk: int = 1024
 
     def __post_init__(self):
+        if isinstance(self.kron_shuffle_seed, str):
+            raise ValueError(f"kron_shuffle_seed={self.kron_shuffle_seed!r}: a run's config resolves 'seed' to its seed "
+                             f"(GPTConfig.from_dict); a model config takes None or an integer >= 0")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         arms.check_controls(self)  # the arm exists; a control on an arm where it means nothing is refused
 
     @classmethod
     def from_dict(cls, d):
+        """The model's settings from a run's {key: value}. kron_shuffle_seed='seed' becomes the run's
+        seed: one byte permutation per seed, so the permutation is part of the sample."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        args = {k: v for k, v in d.items() if k in names}
+        if args.get("kron_shuffle_seed") == "seed":
+            args["kron_shuffle_seed"] = d["seed"]
+        return cls(**args)
 
 
 def approx_param_count(cfg, body_only=False):
@@ -217,12 +229,11 @@ class GPT(nn.Module):
     def norm_stats(self):
         """Norm-drift statistics: the input layer's own (BPE: std and mean row L2 norm of the table;
         Kron: std(W)*sqrt(D) of the projection, 1 at init); for every arm the RMS and mean row norm of
-        the embeddings the input layer produces over the real vocabulary, and std / mean row norm of
+        the embeddings GPT.embed produces over the real vocabulary (input_norm and input_scale included), and std / mean row norm of
         the output head (for kron_tied the effective head s * E(W), and s itself)."""
         n_real = self.n_real_tokens()
-        wte = self.transformer.wte
-        out = wte.drift_stats(n_real)
-        emb = wte.all_embeddings()[:n_real].float()
+        out = self.transformer.wte.drift_stats(n_real)
+        emb = self.all_embeddings()[:n_real].float()  # what enters the first block, before positions
         out["emb_rms"] = emb.pow(2).mean().sqrt().item()
         out["emb_row_norm"] = emb.norm(dim=1).mean().item()
         head = self.output_matrix()[:n_real].float()
@@ -234,12 +245,20 @@ class GPT(nn.Module):
         out["head_row_norm"] = head.norm(dim=1).mean().item()
         return out
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, embedding_lr_mult=1.0):
         """AdamW with weight decay on the >=2-D weights (matrices, tables, the Kron projection) and
-        none on biases and LayerNorm gains; fused on CUDA."""
+        none on biases and LayerNorm gains; fused on CUDA. embedding_lr_mult != 1 gives the input
+        layer's parameters (a tied table: the head too) groups of their own, lr x mult (train.py reads
+        each group's "lr_mult") and weight decay / mult, so their decay per step (lr x wd) is unchanged
+        and only Adam's step moves: an input multiplied by m under AdamW is a table initialised x m
+        with this multiplier m (up to Adam's eps)."""
         params = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        inputs = {id(p) for p in self.transformer.wte.parameters()} if embedding_lr_mult != 1.0 else set()
+        groups = []
+        for ps, mult in (([p for p in params if id(p) not in inputs], 1.0), ([p for p in params if id(p) in inputs], embedding_lr_mult)):
+            groups += [{"params": [p for p in ps if p.dim() >= 2], "weight_decay": weight_decay / mult, "lr_mult": mult},
+                       {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0, "lr_mult": mult}]
+        groups = groups[:2] + [g for g in groups[2:] if g["params"]]
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
 
     def estimate_mfu(self, tokens_per_s, peak_flops, world_size=1):
@@ -253,6 +272,12 @@ class GPT(nn.Module):
         """The (V, d) matrix the head multiplies hidden states by (kron_tied: E(W), rebuilt from the
         projection, so gradients reach W from both ends)."""
         return self.lm_head.output_matrix()
+
+    def head_is_input_embedding(self):
+        """True when the head multiplies by exactly the vectors embed() takes in (a tied table, no
+        input multiplier or norm): an exporter may then store one matrix for both."""
+        same = self.lm_head.output_matrix() is getattr(self.transformer.wte, "weight", None)
+        return same and not self.config.input_norm and self.config.input_scale == 1.0
 
     def forward(self, idx, targets=None, byte_overrides=None, return_hidden=False):
         """idx (B, T) -> (logits (B, T, V), None) without targets; with targets (logits, mean
@@ -278,8 +303,17 @@ class GPT(nn.Module):
         return (logits, loss, hidden) if return_hidden else (logits, loss)
 
     def embed(self, idx, byte_overrides=None):
-        """The input layer's vectors for idx; byte_overrides only where it reads bytes (Kron arms)."""
-        return self.transformer.wte(idx, byte_overrides=byte_overrides)
+        """input_scale * norm(input_layer(idx)): what enters the first block, before positions.
+        byte_overrides only where the input layer reads bytes (Kron arms)."""
+        x = self.transformer.wte(idx, byte_overrides=byte_overrides)
+        if self.config.input_norm:
+            x = F.rms_norm(x, (x.size(-1),))
+        return x * self.config.input_scale if self.config.input_scale != 1.0 else x
+
+    def all_embeddings(self, chunk=8192):
+        """(V, d): embed() of every id (probes, drift statistics, export)."""
+        ids = torch.arange(self.config.vocab_size, device=self.transformer.wpe.weight.device)
+        return torch.cat([self.embed(ids[i:i + chunk]) for i in range(0, len(ids), chunk)])
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,

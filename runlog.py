@@ -103,6 +103,13 @@ class RunLogger:
         sources = " | " + " ".join(f"{k} {v:.3f}" for k, v in by_source.items()) if by_source else ""
         print(f"eval step {step}: val loss {val_loss:.4f}{sources} | {drift}", flush=True)
 
+    def final(self, step, dev, test, by_source):
+        """The final evaluation on the whole validation split: the mean over sources of each half."""
+        self.metrics.write("final", step=step, dev_loss=dev, test_loss=test, by_source=by_source)
+        if self.wandb:
+            self.wandb.log({"final/dev_loss": dev, "final/test_loss": test}, step=step)
+        print(f"final evaluation at step {step} (every validation window): dev {dev:.4f} | test {test:.4f}", flush=True)
+
     def finish(self):
         if self.wandb:
             self.wandb.finish()

@@ -132,7 +132,8 @@ def setup(run):
     if c.hellaswag_interval and rt.master:  # read (and checked) at the start, not at the first evaluation
         run.hellaswag = read_hellaswag(c)
     run.val = run.data.val_batches(c.batch_size, c.eval_iters, c.val_sample)
-    run.optimizer = run.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), rt.device_type)
+    run.optimizer = run.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), rt.device_type,
+                                                   c.embedding_lr_mult)
     resume = ckpt_path is not None
     if resume:
         load_resume(run, ckpt_path)
@@ -176,7 +177,7 @@ def train(c):
             while True:
                 lr = get_lr(run.iter_num, c)
                 for g in run.optimizer.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_mult", 1.0)
                 last = run.iter_num >= c.max_iters
                 if run.iter_num % c.eval_interval == 0 or last:
                     flush_log(run)
@@ -209,22 +210,23 @@ def say(run, message):
 
 
 @torch.no_grad()
-def evaluate(run):
-    """Mean validation loss over the fixed batches; with several sources (one val shard each) also
-    the loss per source, in run.val_by_source. One read-back for all of it. Eager (the raw model): a
-    compiled model would compile a second, inference graph for a few batches."""
+def evaluate(run, batches=None):
+    """Mean validation loss per token over the fixed batches (or `batches`); with several sources
+    (one val shard each) also the loss per source, in run.val_by_source. One read-back for all of it.
+    Eager (the raw model): a compiled model would compile a second, inference graph for a few batches."""
     model, rt = run.model, run.rt
+    batches = run.val if batches is None else batches
     model.eval()
-    sources = sorted({src for _, _, src in run.val})
-    sums = torch.zeros(2 * len(sources), device=rt.device, dtype=torch.float64)  # [loss sum, batches] per source
-    for i, (x, y, src) in enumerate(run.val):
+    sources = sorted({src for _, _, src in batches})
+    sums = torch.zeros(2 * len(sources), device=rt.device, dtype=torch.float64)  # [loss sum, tokens] per source
+    for i, (x, y, src) in enumerate(batches):
         if i % rt.world != rt.rank:
             continue
         with rt.autocast:
             _, loss = model(rt.to_device(x), rt.to_device(y))
         k = 2 * sources.index(src)
-        sums[k] += loss.double()
-        sums[k + 1] += 1
+        sums[k] += loss.double() * y.size  # exact for the full batches of a power-of-two size the studies use
+        sums[k + 1] += y.size
     sums = rt.all_reduce(sums.tolist())
     model.train()
     per = {src: sums[2 * k] / sums[2 * k + 1] for k, src in enumerate(sources) if sums[2 * k + 1]}
@@ -232,7 +234,20 @@ def evaluate(run):
     return sum(sums[0::2]) / sum(sums[1::2])
 
 
+def final_evaluation(run):
+    """final_eval: the whole validation split (data.shards' all_val_windows), per source and per half
+    (dev: to choose settings on; test: to report on), logged once as a "final" record."""
+    evaluate(run, run.data.val_batches(run.c.batch_size, None, "all"))
+    per_half = run.val_by_source
+    halves = {h: {s.split("/")[0]: v for s, v in per_half.items() if s.endswith("/" + h)} for h in ("dev", "test")}
+    rec = {h: sum(v.values()) / len(v) for h, v in halves.items()}  # each source weighs the same, as during training
+    if run.log:
+        run.log.final(run.iter_num, rec["dev"], rec["test"], halves)
+
+
 def evaluate_and_checkpoint(run, finished):
+    if finished and run.c.final_eval:
+        final_evaluation(run)
     val_loss = evaluate(run)
     if run.log:
         stats = run.model.norm_stats()

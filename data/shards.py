@@ -199,7 +199,7 @@ def data_fingerprint(data_dir, counts=None):
     return {**counts, "sha256": h.hexdigest()[:16]}
 
 
-VAL_SAMPLES = ("first", "random")
+VAL_SAMPLES = ("first", "random")  # for the evaluations during training; "all" (every window) for the final one
 
 
 class TokenData:
@@ -238,8 +238,10 @@ class TokenData:
         the run's seed, so every arm and seed sees the same windows). With several val shards (one per
         source) each gives an equal share of the n_batches, so the overall loss is balanced and a loss
         per source can be read; `source` is the shard's name between '_val_' and '.bin'."""
+        if sample == "all":
+            return self.all_val_windows(batch_size)
         if sample not in VAL_SAMPLES:
-            raise ValueError(f"sample={sample!r}: expected one of {VAL_SAMPLES}")
+            raise ValueError(f"sample={sample!r}: expected one of {VAL_SAMPLES} or 'all'")
         T = self.block_size
         shards = [(p, s) for p, s in zip(self.val_paths, self.val) if len(s) > T]
         per_shard = max(1, n_batches // max(1, len(shards)))
@@ -256,6 +258,22 @@ class TokenData:
         if not out:
             raise ShardError(f"validation shards hold {self.n_val_tokens} tokens, fewer than one batch of "
                              f"{batch_size} x {T + 1} in any shard; lower batch_size/block_size or prepare more validation data")
+        return out
+
+
+    def all_val_windows(self, batch_size):
+        """Every non-overlapping window of every val shard, as (x, y, "<source>/dev" or "<source>/test"):
+        even windows are the dev half (to choose settings on), odd ones the test half (to report on),
+        so a study can tune and test on disjoint tokens of the same sources. Batches of up to batch_size
+        windows, each of one source and one half."""
+        T, out = self.block_size, []
+        for path, shard in zip(self.val_paths, self.val):
+            source = os.path.basename(path).split("_val_", 1)[-1].removesuffix(".bin")
+            starts = np.arange(0, len(shard) - T, T)
+            for half, mine in (("dev", starts[0::2]), ("test", starts[1::2])):
+                for b in range(0, len(mine), batch_size):
+                    w = np.stack([np.asarray(shard[i:i + T + 1], dtype=np.int64) for i in mine[b:b + batch_size]])
+                    out.append((np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:]), f"{source}/{half}"))
         return out
 
 

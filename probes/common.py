@@ -41,7 +41,7 @@ class Probed:
     @torch.no_grad()
     def input_table(self):
         """(n_real_tokens, d) input embeddings of every real token, whatever the arm."""
-        return self.model.transformer.wte.all_embeddings()[:self.tok.n_vocab].float()
+        return self.model.all_embeddings()[:self.tok.n_vocab].float()
 
     @torch.no_grad()
     def embed_string(self, text):

@@ -39,8 +39,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINEAR_IN_BLOCKS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # GPT-2's Conv1D: weight stored (in, out)
 
 
-def hf_config(cfg):
-    """GPT2Config fields for our model: exact GELU (ours is F.gelu), LayerNorm eps 1e-5, no dropout."""
+def hf_config(model):
+    """GPT2Config fields for our model: exact GELU (ours is F.gelu), LayerNorm eps 1e-5, no dropout;
+    embeddings tied only where the head multiplies by exactly what the input embeds."""
+    cfg = model.config
     from tokenizer import get_tokenizer
     eot = get_tokenizer(cfg.tokenizer).eot_id
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": cfg.vocab_size,
@@ -48,7 +50,7 @@ def hf_config(cfg):
             "n_head": cfg.n_head, "n_inner": 4 * cfg.n_embd, "activation_function": "gelu", "layer_norm_epsilon": 1e-5,
             "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "initializer_range": 0.02,
             "scale_attn_weights": True, "use_cache": True, "bos_token_id": eot, "eos_token_id": eot,
-            "tie_word_embeddings": cfg.embedding == "bpe_tied"}
+            "tie_word_embeddings": model.head_is_input_embedding()}
 
 
 @torch.no_grad()
@@ -58,7 +60,7 @@ def hf_state(model):
     our model has none."""
     sd = {k: v.float() for k, v in model.state_dict().items()}
     cfg = model.config
-    out = {"transformer.wte.weight": model.transformer.wte.all_embeddings().float(),
+    out = {"transformer.wte.weight": model.all_embeddings().float(),
            "transformer.wpe.weight": sd["transformer.wpe.weight"]}
     for i in range(cfg.n_layer):
         p = f"transformer.h.{i}."
@@ -71,7 +73,7 @@ def hf_state(model):
             out[p + name + ".bias"] = sd.get(p + name + ".bias", torch.zeros(w.shape[0]))
     out["transformer.ln_f.weight"] = sd["transformer.ln_f.weight"]
     out["transformer.ln_f.bias"] = sd.get("transformer.ln_f.bias", torch.zeros(cfg.n_embd))
-    if cfg.embedding != "bpe_tied":
+    if not model.head_is_input_embedding():
         head = model.output_matrix().float()
         scale = model.lm_head.stats().get("logit_scale")
         out["lm_head.weight"] = head * scale if scale is not None else head
@@ -104,7 +106,7 @@ def export(ckpt_path, out):
     os.makedirs(tmp)
     try:
         with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(hf_config(model.config), f, indent=1)
+            json.dump(hf_config(model), f, indent=1)
         save_file(hf_state(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         tok = write_tokenizer(model.config.tokenizer, tmp, model.config.block_size)
         os.replace(tmp, out)

@@ -44,7 +44,7 @@ def test_settings_out_of_range_are_refused_with_key_and_value(key, value, expect
 
 @pytest.mark.parametrize("override, message", [
     ("--bias=None", "'bias' in --bias: got None, expected bool"),
-    ("--kron_shuffle_seed=True", "'kron_shuffle_seed' = True: expected None or an integer >= 0"),
+    ("--kron_shuffle_seed=True", "'kron_shuffle_seed' = True: expected None, an integer >= 0, or 'seed'"),
     ("--learning_rate=1e999", "'learning_rate' = inf: expected a finite number > 0"),
     ("--weight_decay=1e999", "'weight_decay' = inf: expected a finite number >= 0"),
 ])
