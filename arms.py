@@ -270,6 +270,9 @@ def check_controls(cfg):
 
 
 def kron_input(cfg):
+    if isinstance(cfg.kron_shuffle_seed, str):  # a run's 'seed', left unresolved
+        raise ValueError(f"kron_shuffle_seed={cfg.kron_shuffle_seed!r}: a run's config resolves 'seed' to its seed "
+                         f"(GPTConfig.from_dict); a model takes None or an integer >= 0")
     return KronInput(cfg.vocab_size, cfg.n_embd, scale=cfg.kron_scale, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
                      byte_source=cfg.kron_byte_source, length_norm=cfg.kron_length_norm,
                      z_norm=cfg.kron_z_norm, shuffle_seed=cfg.kron_shuffle_seed)

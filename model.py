@@ -66,9 +66,6 @@ class GPTConfig:
     loss_chunk: int = 1024
 
     def __post_init__(self):
-        if isinstance(self.kron_shuffle_seed, str):
-            raise ValueError(f"kron_shuffle_seed={self.kron_shuffle_seed!r}: a run's config resolves 'seed' to its seed "
-                             f"(GPTConfig.from_dict); a model config takes None or an integer >= 0")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         arms.check_controls(self)  # the arm exists; a control on an arm where it means nothing is refused

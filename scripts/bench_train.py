@@ -44,10 +44,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECOMPILES_PER_VARIANT = 4  # Dynamo's recompile limit is raised to this per variant (see allow_recompiles)
 
 
-def split_variant(name):
-    """'kron@1024' -> ('kron', 1024); 'nanogpt' -> ('nanogpt', 0)."""
+def split_variant(name, loss_chunks):
+    """'kron@1024' -> ('kron', 1024); 'kron' -> ('kron', the one loss_chunk timed); 'nanogpt' has its own loss."""
     arm, _, chunk = name.partition("@")
-    return arm, int(chunk or 0)
+    return arm, int(chunk) if chunk else loss_chunks[0]
 
 
 def child_peak_rss(args, variant):
@@ -55,7 +55,7 @@ def child_peak_rss(args, variant):
     on CPU, one process per variant is the only clean peak (os.wait4 gives that child's own rusage)."""
     import subprocess
     import tempfile
-    arm, chunk = split_variant(variant)
+    arm, chunk = split_variant(variant, args.loss_chunks)
     which = ["--nanogpt", args.nanogpt, "--arms"] if arm == "nanogpt" else ["--arms", arm]
     cmd = [sys.executable, "-m", "scripts.bench_train", *which, "--loss-chunks", str(chunk), "--steps", "2", "--warmup", "1",
            "--n-layer", str(args.n_layer), "--n-head", str(args.n_head), "--n-embd", str(args.n_embd),
@@ -161,6 +161,8 @@ def parse_args(argv):
 
 
 def variant_names(args):
+    """Each arm at each loss_chunk ('kron@1024'; the arm's name alone when one loss_chunk is timed,
+    as the GPU report reads), then 'nanogpt' when asked for."""
     names = [f"{arm}@{chunk}" if len(args.loss_chunks) > 1 else arm for arm in dict.fromkeys(args.arms)
              for chunk in args.loss_chunks]
     return names + (["nanogpt"] if args.nanogpt else [])
@@ -182,7 +184,7 @@ def build_steps(args, variants, autocast):
     setups = {}
     for name in variants:
         torch.manual_seed(0)
-        arm, chunk = split_variant(name)
+        arm, chunk = split_variant(name, args.loss_chunks)
         if arm == "nanogpt":
             model = nanogpt_model(args).to(args.device)
         else:

@@ -196,7 +196,7 @@ def parse_args(argv):
     p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"],
                    choices=registered_arms(sys.argv[1:] if argv is None else argv))
     p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
-    p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 overrides to cross with arms and seeds")
+    p.add_argument("--grid", nargs="*", action="extend", default=[], help="key=v1,v2 overrides to cross with arms and seeds")
     p.add_argument("--out-root", required=True)
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--launcher", default=None, help='e.g. "torchrun --standalone --nproc_per_node=8"')

@@ -72,3 +72,12 @@ def test_cpu_peak_rss_measures_each_variant_in_its_own_process(tmp_path):
                       "--quiet", "--out", str(tmp_path / "train.json")])
     rss = json.load(open(tmp_path / "train.json"))["results"]["bpe_tied"]
     assert rss["peak_mem_bytes"] > 50 * 2 ** 20  # the child's own peak: torch and a model, at least 50 MiB
+
+
+def test_each_variant_is_timed_at_its_own_loss_chunk():
+    """A variant's name carries its loss_chunk; timed alone (the peak-memory child) it keeps it."""
+    from scripts.bench_train import parse_args, split_variant, variant_names
+    args = parse_args(["--arms", "kron", "--loss-chunks", "0", "512", "--device", "cpu"])
+    assert [split_variant(n, args.loss_chunks) for n in variant_names(args)] == [("kron", 0), ("kron", 512)]
+    alone = parse_args(["--arms", "kron", "--loss-chunks", "512", "--device", "cpu"])
+    assert [split_variant(n, alone.loss_chunks) for n in variant_names(alone)] == [("kron", 512)]

@@ -148,3 +148,11 @@ def test_a_kept_log_is_the_planned_run_whatever_its_data_folder_is_called(data_d
     (kept / "metrics.jsonl").write_text("\n".join([json.dumps(rec)] + lines[1:]) + "\n")
     with pytest.raises(SystemExit, match="was trained on data with fingerprint 0000000000000000"):
         run_study.main(args)
+
+
+def test_several_grid_flags_all_count():
+    """--grid a=1 --grid b=2 (the docstring's form) crosses both, as --grid a=1 b=2 does."""
+    from scripts.run_study import parse_args
+    for argv in (["--grid", "input_norm=True", "--grid", "input_scale=1,2"], ["--grid", "input_norm=True", "input_scale=1,2"]):
+        _, _, grid = parse_args(["--base", "config/study_fair.py", "--out-root", "x", *argv])
+        assert grid == [("input_norm", ["True"]), ("input_scale", ["1", "2"])]

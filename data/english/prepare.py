@@ -17,7 +17,8 @@
 
 A document is a unit of its source (an article, a book, a speech, a Brown file, a block of dictionary
 entries or glosses, a doc page); documents are deduplicated across sources on their normalised text,
-then about 1% of each source's documents (chosen by a hash of the text, at least one) are held out.
+then about 1% of each source's documents (chosen by a hash of the text, at least one) are held out
+(--val-percent P: P%; the held-out set at P includes the one at any smaller P).
 Output: english_train_000001.bin (every training document, EOT before each) and one validation shard
 per source, english_val_<source>.bin, so validation loss can be read overall and per source; plus
 corpus.json with the counts and licences. --train-tokenizer V trains a byte-level BPE of V tokens (Hugging
@@ -240,10 +241,13 @@ def main(argv=None):
     p.add_argument("--out-dir", default=HERE)
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     p.add_argument("--num-proc", type=int, default=2)
+    p.add_argument("--val-percent", type=int, default=1, help="documents held out for validation, in %% (1..50)")
     p.add_argument("--tokenizer", default="gpt2", help="a tiktoken name or a tokenizer.json")
     p.add_argument("--train-tokenizer", type=int, default=None, metavar="V",
                    help="train a byte-level BPE of V tokens on the training documents (or use <out-dir>/tokenizer.json)")
     args = p.parse_args(argv)
+    if not 1 <= args.val_percent <= 50:
+        p.error(f"--val-percent {args.val_percent}: expected 1..50")
     if args.train_tokenizer is not None and not 257 <= args.train_tokenizer <= 65535:
         p.error(f"--train-tokenizer {args.train_tokenizer}: expected 257..65535 tokens (256 bytes + <|endoftext|>, uint16 shards)")
     if args.train_tokenizer is not None and args.tokenizer != "gpt2":
@@ -268,7 +272,7 @@ def main(argv=None):
             if d.strip() and h not in seen:
                 seen.add(h)
                 unique.append(d)
-        train, val_docs[name] = split(unique)
+        train, val_docs[name] = split(unique, args.val_percent)
         train_docs += train
         report[name] = {"licence": licence, "documents": len(docs), "duplicates_dropped": len(docs) - len(unique),
                         "train_documents": len(train), "val_documents": len(val_docs[name])}
