@@ -242,6 +242,7 @@ class Arm:
     controls: tuple = ()
     doc: str = ""
     reads_bytes: bool = False  # its input layer is built from token bytes: the kron_* settings apply to it
+    module: str = __name__  # the module that registered it: what `--import` must name to load its checkpoints
 
 
 ARMS = {}
@@ -249,11 +250,13 @@ ARMS = {}
 
 def register(name, build, controls=(), doc="", reads_bytes=False):
     """Add an arm: build(cfg) -> (input layer, head); controls: the CONTROLS it gives meaning to.
-    An arm defined outside this file is registered by importing its module, e.g. from a config file."""
+    An arm defined outside this file is registered by importing its module: from a config file
+    (`import my_arm`), or with `--import my_arm` on any tool's command line (errors.run_cli). Its
+    checkpoints record that module's name, and a tool that meets one without the arm names it."""
     unknown = [c for c in controls if c not in CONTROLS]
     if unknown:
         raise ValueError(f"arm {name!r}: unknown controls {unknown}; known: {sorted(CONTROLS)}")
-    ARMS[name] = Arm(name, build, tuple(controls), doc, reads_bytes)
+    ARMS[name] = Arm(name, build, tuple(controls), doc, reads_bytes, build.__module__)
     return ARMS[name]
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, fields
 
 import torch
 
+from arms import ARMS
 from model import GPT, GPTConfig, approx_param_count
 
 FORMAT = 2  # 1: train.py before ckpt.json (numpy RNG state inside); 2: plain data only
@@ -69,6 +70,7 @@ def save_run(out_dir, model, optimizer, config, step, best_val, val_loss, finish
     its wandb id and the RNG states; ckpt.json repeats the run facts for tools that never open it."""
     state = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": asdict(model.config),
+        "arm_module": ARMS[model.config.embedding].module,
         "config": config, "iter_num": step, "best_val_loss": best_val, "finished": finished, "wandb_id": wandb_id,
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None},
     }
@@ -139,6 +141,13 @@ def config_of(path, ckpt):
     args = ckpt.get("model_args")
     if not isinstance(args, dict):
         raise CheckpointError(f"{path}: model_args is {type(args).__name__}, expected a dict of model settings")
+    arm = args.get("embedding")
+    if isinstance(arm, str) and arm not in ARMS:  # never imported because a file says so: the user names it
+        module = ckpt.get("arm_module")
+        where = f"registered by the module {module!r}: pass --import {module}" if isinstance(module, str) else \
+            "from a module this checkpoint does not name: pass --import <the module that registers it>"
+        raise CheckpointError(f"{path}: its arm embedding={arm!r} is not registered here; it was {where} "
+                              f"(run from the folder that holds it, or put that folder on PYTHONPATH)")
     try:
         cfg = GPTConfig.from_dict(args)
     except (TypeError, ValueError) as e:

@@ -7,11 +7,18 @@
 Errors a user can act on (a bad setting, a damaged or foreign file, a busy run folder, a missing
 shard, a full disk) print `error: <message>` and exit 1; KRON_DEBUG=1 (or --debug among the
 arguments) shows the full traceback instead. Anything else is a bug and keeps its traceback.
+
+`--import MODULE` (repeatable, before a bare `--`) imports a module before the tool starts, on every
+tool alike: the one way to use an arm registered in your own module (arms.register) with a
+checkpoint, a probe, an export or a study. A file never chooses what is imported: the user does.
 """
 import dis
 import errno
+import importlib
 import os
 import sys
+
+IMPORTED = []  # the modules --import brought in, in order (scripts.run_study passes them on to its runs)
 
 
 def user_errors():
@@ -52,11 +59,36 @@ def raised_here(e):
     return ours and dis.opname[code[tb.tb_lasti]] == "RAISE_VARARGS" and code[tb.tb_lasti + 1] > 0
 
 
+def take_imports(argv):
+    """argv without its `--import MODULE` pairs (those before a bare `--`), each module imported, the
+    current folder first on sys.path as for `python -m`. A module that cannot be imported is one line."""
+    rest, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--":
+            rest += argv[i:]
+            break
+        if argv[i] == "--import" or argv[i].startswith("--import="):
+            name = argv[i].split("=", 1)[1] if "=" in argv[i] else (argv[i + 1] if i + 1 < len(argv) else "")
+            i += 1 if "=" in argv[i] else 2
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            try:
+                importlib.import_module(name)
+            except ImportError as e:
+                sys.exit(f"error: --import {name}: {e} (run from the folder that holds it, or put it on PYTHONPATH)")
+            IMPORTED.append(name)
+            continue
+        rest.append(argv[i])
+        i += 1
+    return rest
+
+
 def run_cli(main, argv=None, also=()):
     """Run an entry point's main(argv); user errors end in one line (exit 1) unless debugging, and so do
     the exception classes in `also` (ValueError: the tools' own checks raise it) when this repository's
     code raised them; raised inside a library they are a bug and keep their traceback."""
-    argv = sys.argv[1:] if argv is None else argv
+    argv = take_imports(sys.argv[1:] if argv is None else argv)
+    sys.argv = [sys.argv[0]] + argv
     debug = os.environ.get("KRON_DEBUG") == "1" or "--debug" in argv
     if "--debug" in argv:
         argv = [a for a in argv if a != "--debug"]

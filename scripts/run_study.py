@@ -37,7 +37,7 @@ import time
 
 import checkpoint
 from arms import ARMS
-from errors import run_cli
+from errors import IMPORTED, run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,7 +77,7 @@ def plan(arms, seeds, grid, out_root):
 def planned_config(run, base, extra):
     """The config train.py would build for this run (the same loader, no import of train.py)."""
     from configurator import load_config
-    return load_config([base] + command(run, base, None, extra)[3:])
+    return load_config(train_args(run, base, extra))
 
 
 def kept_log(run, keep_dir):
@@ -168,11 +168,16 @@ def state(run, base, extra=(), keep_dir=None):
     if meta.get("finished") and meta.get("step", 0) >= want["max_iters"]:
         return "finished"
     return "interrupted"  # resumed by train.py, which prints every changed setting
-def command(run, base, launcher, extra):
+def train_args(run, base, extra):
+    """train.py's arguments for a run: the base config, the run's settings, the extra overrides."""
     args = [base, f"--embedding={run['arm']}", f"--seed={run['seed']}", f"--out_dir={run['out_dir']}", "--init_from=auto"]
-    args += [f"--{k}={v}" for k, v in run["overrides"].items()] + list(extra)
+    return args + [f"--{k}={v}" for k, v in run["overrides"].items()] + list(extra)
+
+
+def command(run, base, launcher, extra):
     prefix = shlex.split(launcher) if launcher else [sys.executable]
-    return prefix + [os.path.join(ROOT, "train.py")] + args
+    imports = [f"--import={m}" for m in IMPORTED]  # this command's own --import, for every run
+    return prefix + [os.path.join(ROOT, "train.py")] + imports + train_args(run, base, extra)
 
 
 def registered_arms(argv):
