@@ -23,13 +23,14 @@ from dataclasses import asdict, fields
 import torch
 
 from arms import ARMS
+from errors import UserError
 from model import GPT, GPTConfig, approx_param_count
 
 FORMAT = 2  # 1: train.py before ckpt.json (numpy RNG state inside); 2: plain data only
 CKPT_NAME, META_NAME = "ckpt.pt", "ckpt.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be written or read as it is; the message names the file."""
 
 
@@ -141,13 +142,12 @@ def config_of(path, ckpt):
     args = ckpt.get("model_args")
     if not isinstance(args, dict):
         raise CheckpointError(f"{path}: model_args is {type(args).__name__}, expected a dict of model settings")
-    arm = args.get("embedding")
-    if isinstance(arm, str) and arm not in ARMS:  # never imported because a file says so: the user names it
-        module = ckpt.get("arm_module")
-        where = f"registered by the module {module!r}: pass --import {module}" if isinstance(module, str) else \
-            "from a module this checkpoint does not name: pass --import <the module that registers it>"
-        raise CheckpointError(f"{path}: its arm embedding={arm!r} is not registered here; it was {where} "
-                              f"(run from the folder that holds it, or put that folder on PYTHONPATH)")
+    arm, module = args.get("embedding"), ckpt.get("arm_module")
+    if isinstance(arm, str) and arm not in ARMS and isinstance(module, str) and module not in sys.modules:
+        # never imported because a file says so: the user names the module
+        raise CheckpointError(f"{path}: its arm embedding={arm!r} is not registered here; it was registered by the "
+                              f"module {module!r}: pass --import {module} (run from the folder that holds it, or put "
+                              f"that folder on PYTHONPATH)")
     try:
         cfg = GPTConfig.from_dict(args)
     except (TypeError, ValueError) as e:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from data.shards import VAL_SAMPLES
+from errors import UserError
 from model import GPTConfig
 from runtime import DTYPES
 from tokenizer import BYTE_SOURCES
@@ -142,7 +143,7 @@ RANGES = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     pass
 
 

@@ -12,25 +12,24 @@ arguments) shows the full traceback instead. Anything else is a bug and keeps it
 tool alike: the one way to use an arm registered in your own module (arms.register) with a
 checkpoint, a probe, an export or a study. A file never chooses what is imported: the user does.
 """
-import dis
 import errno
 import importlib
+import linecache
 import os
 import sys
 
 IMPORTED = []  # the modules --import brought in, in order (scripts.run_study passes them on to its runs)
 
 
+class UserError(Exception):
+    """The base of every error that means "the input is wrong" (a bad setting, a damaged or foreign
+    file, a busy run folder, ...): ConfigError, CheckpointError, ShardError, RunFolderError,
+    RunInUseError, DeviceError, TokenizerError subclass it, each in the module that raises it."""
+
+
 def user_errors():
-    """The exception classes that mean "the input is wrong", from the modules that raise them."""
-    from checkpoint import CheckpointError
-    from configurator import ConfigError
-    from data.shards import ShardError
-    from runlog import RunFolderError, RunInUseError
-    from runtime import DeviceError
-    from tokenizer import TokenizerError
-    return (ConfigError, CheckpointError, ShardError, RunInUseError, RunFolderError, DeviceError, TokenizerError, FileNotFoundError,
-            FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+    """The exception classes that mean "the input is wrong": ours, and the file errors a path names."""
+    return (UserError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def describe(e):
@@ -47,16 +46,17 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 def raised_here(e):
     """Whether a `raise` statement in this repository's own code raised e (a message written for a user),
-    not a library (numpy, json, the standard library) or C code called from here: the traceback's last
-    frame is ours and its last instruction is RAISE_VARARGS with an exception (a bare re-raise is not)."""
+    not a library (numpy, json, the standard library) or a builtin called from here (int("x") in our
+    code): the traceback's last frame is one of our files and the line it stopped on is a `raise X`."""
     tb = e.__traceback__
     while tb and tb.tb_next:
         tb = tb.tb_next
     if tb is None:
         return False
-    where, code = os.path.abspath(tb.tb_frame.f_code.co_filename), tb.tb_frame.f_code.co_code
+    where = os.path.abspath(tb.tb_frame.f_code.co_filename)
     ours = where.startswith(ROOT + os.sep) and "site-packages" not in where
-    return ours and dis.opname[code[tb.tb_lasti]] == "RAISE_VARARGS" and code[tb.tb_lasti + 1] > 0
+    line = linecache.getline(where, tb.tb_lineno).strip()
+    return ours and line.startswith("raise ") and line != "raise"
 
 
 def take_imports(argv):

@@ -13,10 +13,12 @@ import os
 import socket
 import time
 
+from errors import UserError
+
 METRICS_FILE = "metrics.jsonl"
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(UserError, RuntimeError):
     """A run folder this code will not write into as it is (a link where a file belongs, ...)."""
 
 
@@ -213,7 +215,7 @@ class RunLock:
         self.release()
 
 
-class RunInUseError(RuntimeError):
+class RunInUseError(UserError, RuntimeError):
     pass
 
 

@@ -11,10 +11,12 @@ from contextlib import nullcontext
 
 import torch
 
+from errors import UserError
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class DeviceError(ValueError):
+class DeviceError(UserError, ValueError):
     """A device setting this machine cannot honour; the message names it."""
 
 

@@ -19,6 +19,8 @@ import json
 import os
 import re
 
+from errors import UserError
+
 GPT2_FILES = {  # file name -> sha256 that tiktoken itself checks
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
     "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
@@ -46,7 +48,7 @@ def unicode_to_bytes():
     return {c: b for b, c in bytes_to_unicode().items()}
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError, ValueError):
     """A tokenizer that cannot be had as named: an unknown name, a file the tokenizers library cannot
     read, GPT-2 files that are not the published ones, no network and no offline copy."""
 

@@ -17,11 +17,13 @@ import sys
 
 import numpy as np
 
+from errors import UserError
+
 MAGIC, VERSION, HEADER_INTS = 20240520, 1, 256
 HEADER_BYTES = HEADER_INTS * 4
 
 
-class ShardError(ValueError):
+class ShardError(UserError, ValueError):
     """A shard or data folder that cannot be used as it is."""
 
 

@@ -26,7 +26,7 @@ import os
 import sys
 
 from data.shards import ShardError, Stream, documents_to_shards
-from errors import run_cli
+from errors import UserError, run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,7 +35,7 @@ OFFLINE_HELP = ("offline, pass local parquet/jsonl files of the FineWeb-Edu sche
                 "llm.c-format GPT-2 shards (such as the hub's kjj0/finewebedu10B-gpt2) into data/fineweb_edu/ as they are")
 
 
-class PrepareError(RuntimeError):
+class PrepareError(UserError, RuntimeError):
     pass
 
 
