@@ -16,6 +16,7 @@ and the README:
     the prompts; Holm's correction over each study's family of those tests (survival and KL of every
     contrast); McNemar on pooled (seed, pair) outcomes for reference only.
 """
+
 import glob
 import math
 import os
@@ -54,9 +55,15 @@ def load_run(path):
     if not evals:
         raise ValueError(f"{path}: no evaluation records")
     configs = read_metrics(path, "config")
-    return {"steps": [r["step"] for r in evals], "val": [r["val_loss"] for r in evals], "evals": evals, "train": train,
-            "data": data_identity(configs), "path": path,
-            "max_iters": (configs[-1].get("config") or {}).get("max_iters") if configs else None}
+    return {
+        "steps": [r["step"] for r in evals],
+        "val": [r["val_loss"] for r in evals],
+        "evals": evals,
+        "train": train,
+        "data": data_identity(configs),
+        "path": path,
+        "max_iters": (configs[-1].get("config") or {}).get("max_iters") if configs else None,
+    }
 
 
 def data_identity(configs):
@@ -68,8 +75,11 @@ def data_identity(configs):
     last = configs[-1]
     fp = last.get("data") or {}
     tokens = (fp.get("train_tokens", last.get("n_train_tokens")), fp.get("val_tokens", last.get("n_val_tokens")))
-    return {"tokens": tokens if None not in tokens else None, "sha256": fp.get("sha256"),
-            "val_sample": (last.get("config") or {}).get("val_sample", "first")}
+    return {
+        "tokens": tokens if None not in tokens else None,
+        "sha256": fp.get("sha256"),
+        "val_sample": (last.get("config") or {}).get("val_sample", "first"),
+    }
 
 
 def same_data(data):
@@ -83,8 +93,10 @@ def same_data(data):
                 seen.setdefault(r["data"][field], r["path"])
         if len(seen) > 1:
             (a, pa), (b, pb) = list(seen.items())[:2]
-            raise ValueError(f"these runs were trained on different data ({field}): {pa} on {a}, {pb} on {b}; "
-                             f"compare runs of one data version (README: 'Data provenance')")
+            raise ValueError(
+                f"these runs were trained on different data ({field}): {pa} on {a}, {pb} on {b}; "
+                f"compare runs of one data version (README: 'Data provenance')"
+            )
 
 
 def first_crossing(steps, values, target):
@@ -113,6 +125,7 @@ def finished_only(data):
 
     def done(r):  # at the comparison's last step, and at its own max_iters when the log records it
         return r["steps"][-1] == horizon and (r["max_iters"] is None or r["steps"][-1] >= r["max_iters"])
+
     short = {f"{g}-s{seed}": r["steps"][-1] for g, runs in data.items() for seed, r in runs.items() if not done(r)}
     kept = {g: {seed: r for seed, r in runs.items() if done(r)} for g, runs in data.items()}
     for run, step in short.items():
@@ -137,9 +150,15 @@ def compare(groups, baseline):
         steps, mat = common_curve(runs)
         finals = {seed: r["val"][-1] for seed, r in runs.items()}
         m, s = mean_std(finals.values())
-        rec = {"seeds": sorted(runs), "final_step": steps[-1], "final_val_loss": finals,
-               "final_val_mean": m, "final_val_std": s, "ppl_mean": math.exp(m),
-               "ppl_per_seed": {k: math.exp(v) for k, v in finals.items()}}
+        rec = {
+            "seeds": sorted(runs),
+            "final_step": steps[-1],
+            "final_val_loss": finals,
+            "final_val_mean": m,
+            "final_val_std": s,
+            "ppl_mean": math.exp(m),
+            "ppl_per_seed": {k: math.exp(v) for k, v in finals.items()},
+        }
         c = contrast(data, baseline, g) if g != baseline else None
         if c:
             shared = c["seeds"]
@@ -149,12 +168,17 @@ def compare(groups, baseline):
             rec["gap_pct_mean"], rec["gap_pct_std"] = mean_std(pct)
             rec["ppl_reduction_pct"] = 100 * (1 - math.exp(-rec["gap_nats_mean"]))
             rec["gap_trajectory"] = c["trajectory"]
-            by_source = [(data[baseline][k]["evals"][-1].get("val_loss_by_source"), runs[k]["evals"][-1].get("val_loss_by_source"))
-                         for k in shared]
+            by_source = [
+                (data[baseline][k]["evals"][-1].get("val_loss_by_source"), runs[k]["evals"][-1].get("val_loss_by_source")) for k in shared
+            ]
             if all(a and b for a, b in by_source):  # per-source validation sets: the paired gap on each
-                rec["gap_by_source"] = {src: {"gap_mean": statistics.mean(a[src] - b[src] for a, b in by_source),
-                                              "ci95": t_interval95([a[src] - b[src] for a, b in by_source])}
-                                        for src in sorted(by_source[0][0])}
+                rec["gap_by_source"] = {
+                    src: {
+                        "gap_mean": statistics.mean(a[src] - b[src] for a, b in by_source),
+                        "ci95": t_interval95([a[src] - b[src] for a, b in by_source]),
+                    }
+                    for src in sorted(by_source[0][0])
+                }
         finals_by_source = [r["evals"][-1].get("val_loss_by_source") for r in runs.values()]
         if all(finals_by_source):
             rec["final_val_by_source"] = {src: statistics.mean(f[src] for f in finals_by_source) for src in sorted(finals_by_source[0])}
@@ -183,8 +207,11 @@ def step_ratios(base_runs, runs):
         ratios[seed] = b["steps"][-1] / cross if cross else None
     reached = [v for v in ratios.values() if v is not None]
     every = bool(ratios) and len(reached) == len(ratios)
-    return {"step_ratio_per_seed": ratios, "step_ratio_seed_mean": statistics.mean(reached) if every else None,
-            "step_ratio_ci95": t_interval95(reached) if every else None}
+    return {
+        "step_ratio_per_seed": ratios,
+        "step_ratio_seed_mean": statistics.mean(reached) if every else None,
+        "step_ratio_ci95": t_interval95(reached) if every else None,
+    }
 
 
 def contrast(data, ref, other):
@@ -204,8 +231,16 @@ def contrast(data, ref, other):
     for st in steps:
         gs = [curves[ref, k][st] - curves[other, k][st] for k in shared]
         traj.append({"step": st, "gap_mean": statistics.mean(gs), "gap_std": statistics.stdev(gs) if len(gs) > 1 else 0.0})
-    return {"ref": ref, "other": other, "seeds": shared, "per_seed": dict(zip(shared, gaps)), "gap_mean": m, "gap_std": sd,
-            "ci95": t_interval95(gaps), "trajectory": traj}
+    return {
+        "ref": ref,
+        "other": other,
+        "seeds": shared,
+        "per_seed": dict(zip(shared, gaps)),
+        "gap_mean": m,
+        "gap_std": sd,
+        "ci95": t_interval95(gaps),
+        "trajectory": traj,
+    }
 
 
 def input_drift(logs):
@@ -218,8 +253,13 @@ def input_drift(logs):
         s = series_from_evals(read_metrics(os.path.join(logs, run), "eval"))
         norms = s["emb_row_norm"]
         out.setdefault(run.rsplit("-s", 1)[0], []).append(
-            (s["input_scale_key"], s["input_scale_rel"][-1], s["emb_rms"][-1] / s["emb_rms"][0],
-             norms[-1] / norms[0] if norms[0] and norms[-1] else math.nan))
+            (
+                s["input_scale_key"],
+                s["input_scale_rel"][-1],
+                s["emb_rms"][-1] / s["emb_rms"][0],
+                norms[-1] / norms[0] if norms[0] and norms[-1] else math.nan,
+            )
+        )
     return {g: (v[0][0],) + tuple(statistics.mean(r[i] for r in v) for i in (1, 2, 3)) + (len(v),) for g, v in out.items()}
 
 
@@ -266,9 +306,12 @@ def load_gpu_study(gpu_dir):
         max_iters = config[0]["config"]["max_iters"] if config else None
         probe = os.path.join(gpu_dir, "probes", name, "robustness.json")
         arm = name.rsplit("-s", 1)[0]
-        runs[name] = {"evals": evals, "config": config[0] if config else {},
-                      "finished": bool(meta.get("finished")) and bool(evals) and evals[-1]["step"] == max_iters,
-                      "robustness": read_json(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None}
+        runs[name] = {
+            "evals": evals,
+            "config": config[0] if config else {},
+            "finished": bool(meta.get("finished")) and bool(evals) and evals[-1]["step"] == max_iters,
+            "robustness": read_json(probe)["models"][arm]["overall"] if os.path.isfile(probe) else None,
+        }
     return runs
 
 
@@ -283,9 +326,10 @@ def gpt2_rows(pos_dims=(16, 32)):
     import torch
 
     from model import GPT, GPTConfig
+
     rows = []
     for arm in ("bpe_tied", "bpe_untied", "kron", "kron_tied"):
-        for pd in (pos_dims if arm == "kron" else (16,) if arm == "kron_tied" else (None,)):
+        for pd in pos_dims if arm == "kron" else (16,) if arm == "kron_tied" else (None,):
             cfg = GPTConfig(embedding=arm, kron_pos_dim=pd or 16)
             with torch.device("meta"):  # counts need shapes only: no memory, no init
                 with_meta = GPT(cfg).param_groups_by_role()
@@ -300,9 +344,19 @@ def vocab_rows(pos_dim=32):
     for V, name in VOCABS:
         for d in WIDTHS:
             table, proj = V * d, D * d
-            rows.append({"vocab": V, "tokenizer": name, "d_model": d, "dense_table": table, "kron_projection": proj,
-                         "input_ratio": table / proj, "input_saving_pct": 100 * (1 - proj / table), "untied_head": V * d,
-                         "kron_non_trainable_bytes": V * (pos_dim + 2)})
+            rows.append(
+                {
+                    "vocab": V,
+                    "tokenizer": name,
+                    "d_model": d,
+                    "dense_table": table,
+                    "kron_projection": proj,
+                    "input_ratio": table / proj,
+                    "input_saving_pct": 100 * (1 - proj / table),
+                    "untied_head": V * d,
+                    "kron_non_trainable_bytes": V * (pos_dim + 2),
+                }
+            )
     return rows
 
 
@@ -321,10 +375,21 @@ def run_scale(run_dir):
     last = configs[-1]
     c = last.get("config") or {}
     per_step = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
-    return {"n_layer": c["n_layer"], "n_embd": c["n_embd"], "block_size": c["block_size"], "max_iters": c["max_iters"],
-            "tokens_per_step": per_step, "tokens": per_step * c["max_iters"], "train_tokens": last.get("n_train_tokens"),
-            "seed": c["seed"], "embedding": c["embedding"], "data_dir": c.get("data_dir"), "dtype": last.get("dtype"),
-            "vocab_size": c.get("vocab_size"), "params": last.get("params")}
+    return {
+        "n_layer": c["n_layer"],
+        "n_embd": c["n_embd"],
+        "block_size": c["block_size"],
+        "max_iters": c["max_iters"],
+        "tokens_per_step": per_step,
+        "tokens": per_step * c["max_iters"],
+        "train_tokens": last.get("n_train_tokens"),
+        "seed": c["seed"],
+        "embedding": c["embedding"],
+        "data_dir": c.get("data_dir"),
+        "dtype": last.get("dtype"),
+        "vocab_size": c.get("vocab_size"),
+        "params": last.get("params"),
+    }
 
 
 def study_scale(groups):
@@ -340,9 +405,11 @@ def study_scale(groups):
         return None
     first = scales[next(iter(seen.values()))]
     tied = next((s for s in scales.values() if s and s["embedding"] == "bpe_tied"), None)  # whose table is all of the input
-    return {**{k: first[k] for k in keys + ("tokens", "train_tokens", "data_dir", "vocab_size")},
-            "params": (tied or first)["params"],
-            "seeds": sorted({seed for runs in groups.values() for seed in runs})}
+    return {
+        **{k: first[k] for k in keys + ("tokens", "train_tokens", "data_dir", "vocab_size")},
+        "params": (tied or first)["params"],
+        "seeds": sorted({seed for runs in groups.values() for seed in runs}),
+    }
 
 
 def robustness_over_seeds(probes_root, contrasts):
@@ -363,9 +430,13 @@ def robustness_over_seeds(probes_root, contrasts):
             runs.setdefault(label, {})[seed] = (m["overall"], [r["top1_match"] for r in records[label]], records[label])
     if not runs:
         return None
-    groups = {label: {"seeds": sorted(by_seed),
-                      **{k: [v[0][k] for v in by_seed.values()] for k in ("top1_match_rate", "mean_kl", "unrelated_top1_agreement")}}
-              for label, by_seed in runs.items()}
+    groups = {
+        label: {
+            "seeds": sorted(by_seed),
+            **{k: [v[0][k] for v in by_seed.values()] for k in ("top1_match_rate", "mean_kl", "unrelated_top1_agreement")},
+        }
+        for label, by_seed in runs.items()
+    }
     found = {}
     for name, ref, other in contrasts:
         seeds = sorted(set(runs.get(ref, {})) & set(runs.get(other, {})))
@@ -373,18 +444,21 @@ def robustness_over_seeds(probes_root, contrasts):
             continue
         dsurv = [runs[other][k][0]["top1_match_rate"] - runs[ref][k][0]["top1_match_rate"] for k in seeds]
         dkl = [runs[other][k][0]["mean_kl"] - runs[ref][k][0]["mean_kl"] for k in seeds]
-        found[name] = {"ref": ref, "other": other, "seeds": seeds,
-                       "survival": (mean_std(dsurv)[0], t_interval95(dsurv)), "kl": (mean_std(dkl)[0], t_interval95(dkl)),
-                       "kl_ref": mean_std(runs[ref][k][0]["mean_kl"] for k in seeds)[0],
-                       "mcnemar": mcnemar([x for k in seeds for x in runs[other][k][1]],
-                                          [x for k in seeds for x in runs[ref][k][1]]),
-                       "survival_prompts": per_prompt(runs[ref], runs[other], seeds, lambda r: float(r["top1_match"])),
-                       "kl_prompts": per_prompt(runs[ref], runs[other], seeds, lambda r: r["kl"])}
+        found[name] = {
+            "ref": ref,
+            "other": other,
+            "seeds": seeds,
+            "survival": (mean_std(dsurv)[0], t_interval95(dsurv)),
+            "kl": (mean_std(dkl)[0], t_interval95(dkl)),
+            "kl_ref": mean_std(runs[ref][k][0]["mean_kl"] for k in seeds)[0],
+            "mcnemar": mcnemar([x for k in seeds for x in runs[other][k][1]], [x for k in seeds for x in runs[ref][k][1]]),
+            "survival_prompts": per_prompt(runs[ref], runs[other], seeds, lambda r: float(r["top1_match"])),
+            "kl_prompts": per_prompt(runs[ref], runs[other], seeds, lambda r: r["kl"]),
+        }
     adjusted = holm([c[k]["p_sign"] for c in found.values() for k in ("survival_prompts", "kl_prompts")])
     for i, c in enumerate(found.values()):
         c["survival_prompts"]["p_holm"], c["kl_prompts"]["p_holm"] = adjusted[2 * i], adjusted[2 * i + 1]
-    return {"groups": groups, "contrasts": found, "pairs": sorted(pairs),
-            "seeds": sorted({s for r in runs.values() for s in r})}
+    return {"groups": groups, "contrasts": found, "pairs": sorted(pairs), "seeds": sorted({s for r in runs.values() for s in r})}
 
 
 def per_prompt(ref, other, seeds, value):
@@ -393,14 +467,22 @@ def per_prompt(ref, other, seeds, value):
     exact two-sided sign test of higher vs lower (the typical prompt: KL is skewed, and a few prompts can
     carry the mean one way while most move the other), and in each seed how many prompts are lower (is
     the direction the same in every seed?). The prompts are the units: they recur in every seed."""
+
     def by_prompt(run, seed):
         return {(r["clean"], r["typo"]): value(r) for r in run[seed][2]}
+
     per_seed = [(by_prompt(ref, k), by_prompt(other, k)) for k in seeds]
     prompts = sorted(set.intersection(*(set(a) & set(b) for a, b in per_seed)))
     diffs = [statistics.mean(b[p] - a[p] for a, b in per_seed) for p in prompts]
     higher, lower = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-    return {"prompts": len(prompts), "mean": statistics.mean(diffs) if diffs else None, "ci95": t_interval95(diffs),
-            "median": statistics.median(diffs) if diffs else None, "higher": higher, "lower": lower,
-            "p_sign": sign_test(higher, lower),
-            "lower_per_seed": [sum(b[p] < a[p] for p in prompts) for a, b in per_seed],
-            "higher_per_seed": [sum(b[p] > a[p] for p in prompts) for a, b in per_seed]}
+    return {
+        "prompts": len(prompts),
+        "mean": statistics.mean(diffs) if diffs else None,
+        "ci95": t_interval95(diffs),
+        "median": statistics.median(diffs) if diffs else None,
+        "higher": higher,
+        "lower": lower,
+        "p_sign": sign_test(higher, lower),
+        "lower_per_seed": [sum(b[p] < a[p] for p in prompts) for a, b in per_seed],
+        "higher_per_seed": [sum(b[p] > a[p] for p in prompts) for a, b in per_seed],
+    }

@@ -25,6 +25,7 @@ An arm is a function cfg -> (input layer, head) plus the controls it gives meani
 adds one. Controls (settings that modify a layer for the study's "why") are refused, naming them,
 on arms that do not take them. This module knows nothing of GPT; model.py composes what it builds.
 """
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,10 +52,12 @@ CONTROLS = {
 
 # ----------------------------------------------------------------------------- input layers
 
+
 class TableInput(nn.Embedding):
     """A learned V x d table. Controls: init_std re-initialises it at that std after the GPT's init (at
     1.0 AdamW's ~lr-sized steps barely move it: a nearly frozen random code); scale multiplies its
     output (the hybrid's table; every arm's own multiplier is GPT.embed's input_scale)."""
+
     reads_bytes = False
 
     def __init__(self, vocab_size, d_model, init_std=None, scale=1.0):
@@ -86,6 +89,7 @@ class TableInput(nn.Embedding):
 
 class KronInput(KroneckerEmbedding):
     """The byte codec and its learned projection; scale (a control) multiplies what it produces."""
+
     reads_bytes = True
 
     def __init__(self, vocab_size, d_model, scale=1.0, **kron_kwargs):
@@ -101,13 +105,14 @@ class KronInput(KroneckerEmbedding):
 
     @torch.no_grad()
     def drift_stats(self, n_real):
-        return {"proj_std_sqrtD": (self.weight.float().std() * self.D ** 0.5).item()}
+        return {"proj_std_sqrtD": (self.weight.float().std() * self.D**0.5).item()}
 
 
 class HybridInput(nn.Module):
     """A learned table plus the Kronecker code: x = kron(idx) + table_scale * table(idx). The table
     starts at std 0.02 like any table and table_scale (50) brings it to the code's RMS ~1, so neither
     part starts as noise on the other; does the byte prior add anything to a learned table?"""
+
     reads_bytes = True
 
     def __init__(self, kron, table):
@@ -134,6 +139,7 @@ class LowRankInput(nn.Module):
     """A factorised learned table, E = A B with A (V x r) and B (r x d), ALBERT-style: few, shared input
     parameters that are not a byte code. Both factors start at std sqrt(0.02 / sqrt(r)), so E's entries
     start at std 0.02 like a table's and each factor moves by a similar fraction per AdamW step."""
+
     reads_bytes = False
 
     def __init__(self, vocab_size, d_model, rank):
@@ -144,7 +150,7 @@ class LowRankInput(nn.Module):
         self.init_weights()
 
     def init_weights(self, generator=None):
-        std = (0.02 / self.rank ** 0.5) ** 0.5
+        std = (0.02 / self.rank**0.5) ** 0.5
         with torch.no_grad():
             self.A.normal_(0.0, std, generator=generator)
             self.B.normal_(0.0, std, generator=generator)
@@ -171,6 +177,7 @@ def matched_rank(cfg):
 
 # ----------------------------------------------------------------------------- heads
 
+
 class LinearHead(nn.Linear):
     """logits = h W^T, W its own (V, d) matrix (or, tied, the input table's)."""
 
@@ -192,6 +199,7 @@ class KronTiedHead(nn.Module):
     """logits = s * h E(W)^T + b: E(W) the Kron layer's embedding of the whole vocabulary, rebuilt from
     its projection (no V x d matrix anywhere), s a learned scalar, b = -inf on ids with no bytes.
     E(W) is rebuilt on every call (about V * mean(L) row gathers, small beside the N x V x d logits)."""
+
     tied = "rebuilt from the input layer each step"
 
     def __init__(self, kron, init_scale=None):
@@ -222,18 +230,25 @@ def no_bytes_bias(kron):
     n_real = kron.n_tokenizer_vocab
     missing = int((~has[:n_real]).sum())
     if missing:
-        raise ValueError(f"kron_tied: {missing} real tokens of {kron.tokenizer_name!r} have no bytes and could never be "
-                         f"predicted by a head tied to the byte codec; use embedding='kron' for this tokenizer")
+        raise ValueError(
+            f"kron_tied: {missing} real tokens of {kron.tokenizer_name!r} have no bytes and could never be "
+            f"predicted by a head tied to the byte codec; use embedding='kron' for this tokenizer"
+        )
     colliding = kron.byte_stats.get("colliding_tokens", 0)
     if colliding > n_real / 1000:  # GPT-2 at pos_dim 16: 44 of 50,257, the truncated long tokens
         import warnings
-        warnings.warn(f"kron_tied: {colliding} real tokens share their byte row with another token at "
-                      f"pos_dim={kron.pos_dim} (truncation), so the tied head gives them identical logits; raise "
-                      f"kron_pos_dim to separate them", stacklevel=3)
+
+        warnings.warn(
+            f"kron_tied: {colliding} real tokens share their byte row with another token at "
+            f"pos_dim={kron.pos_dim} (truncation), so the tied head gives them identical logits; raise "
+            f"kron_pos_dim to separate them",
+            stacklevel=3,
+        )
     return torch.where(has, 0.0, float("-inf"))
 
 
 # ----------------------------------------------------------------------------- the registry
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -268,17 +283,29 @@ def check_controls(cfg):
     for name, (neutral, what) in CONTROLS.items():
         value = getattr(cfg, name)
         if value != neutral and name not in arm.controls:
-            raise ValueError(f"{name}={value} {what}; with embedding={cfg.embedding!r} it means nothing "
-                             f"(this arm takes {', '.join(arm.controls) or 'no controls'})")
+            raise ValueError(
+                f"{name}={value} {what}; with embedding={cfg.embedding!r} it means nothing "
+                f"(this arm takes {', '.join(arm.controls) or 'no controls'})"
+            )
 
 
 def kron_input(cfg):
     if isinstance(cfg.kron_shuffle_seed, str):  # a run's 'seed', left unresolved
-        raise ValueError(f"kron_shuffle_seed={cfg.kron_shuffle_seed!r}: a run's config resolves 'seed' to its seed "
-                         f"(GPTConfig.from_dict); a model takes None or an integer >= 0")
-    return KronInput(cfg.vocab_size, cfg.n_embd, scale=cfg.kron_scale, tokenizer=cfg.tokenizer, pos_dim=cfg.kron_pos_dim,
-                     byte_source=cfg.kron_byte_source, length_norm=cfg.kron_length_norm,
-                     z_norm=cfg.kron_z_norm, shuffle_seed=cfg.kron_shuffle_seed)
+        raise ValueError(
+            f"kron_shuffle_seed={cfg.kron_shuffle_seed!r}: a run's config resolves 'seed' to its seed "
+            f"(GPTConfig.from_dict); a model takes None or an integer >= 0"
+        )
+    return KronInput(
+        cfg.vocab_size,
+        cfg.n_embd,
+        scale=cfg.kron_scale,
+        tokenizer=cfg.tokenizer,
+        pos_dim=cfg.kron_pos_dim,
+        byte_source=cfg.kron_byte_source,
+        length_norm=cfg.kron_length_norm,
+        z_norm=cfg.kron_z_norm,
+        shuffle_seed=cfg.kron_shuffle_seed,
+    )
 
 
 def _bpe_tied(cfg):
@@ -293,19 +320,39 @@ def _kron_tied(cfg):
 
 
 register("bpe_tied", _bpe_tied, doc="nn.Embedding shared with the output head (the paper's baseline)")
-register("kron", lambda cfg: (kron_input(cfg), LinearHead(cfg.n_embd, cfg.vocab_size)),
-         controls=("kron_shuffle_seed", "kron_scale"), doc="KroneckerEmbedding + its own head (the paper's arm)",
-         reads_bytes=True)
-register("bpe_untied", lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std),
-                                    LinearHead(cfg.n_embd, cfg.vocab_size)),
-         controls=("input_init_std",),
-         doc="nn.Embedding with its own head: separates 'Kronecker' from 'untied head'")
-register("bpe_lowrank", lambda cfg: (LowRankInput(cfg.vocab_size, cfg.n_embd, cfg.lowrank_rank or matched_rank(cfg)),
-                                     LinearHead(cfg.n_embd, cfg.vocab_size)),
-         controls=("lowrank_rank",), doc="a factorised V x r x d table with the Kron projection's parameter count, untied head")
-register("kron_tied", _kron_tied, controls=("kron_shuffle_seed", "kron_scale", "tied_logit_scale"),
-         doc="KroneckerEmbedding, and the head tied to it: logits = s h E(W)^T (not in the paper)", reads_bytes=True)
-register("hybrid", lambda cfg: (HybridInput(kron_input(cfg), TableInput(cfg.vocab_size, cfg.n_embd, scale=cfg.hybrid_table_scale)),
-                                LinearHead(cfg.n_embd, cfg.vocab_size)),
-         controls=("kron_shuffle_seed", "hybrid_table_scale"),
-         doc="a learned table (x50) plus the Kronecker code, untied head: does the byte prior add to a table?", reads_bytes=True)
+register(
+    "kron",
+    lambda cfg: (kron_input(cfg), LinearHead(cfg.n_embd, cfg.vocab_size)),
+    controls=("kron_shuffle_seed", "kron_scale"),
+    doc="KroneckerEmbedding + its own head (the paper's arm)",
+    reads_bytes=True,
+)
+register(
+    "bpe_untied",
+    lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std), LinearHead(cfg.n_embd, cfg.vocab_size)),
+    controls=("input_init_std",),
+    doc="nn.Embedding with its own head: separates 'Kronecker' from 'untied head'",
+)
+register(
+    "bpe_lowrank",
+    lambda cfg: (LowRankInput(cfg.vocab_size, cfg.n_embd, cfg.lowrank_rank or matched_rank(cfg)), LinearHead(cfg.n_embd, cfg.vocab_size)),
+    controls=("lowrank_rank",),
+    doc="a factorised V x r x d table with the Kron projection's parameter count, untied head",
+)
+register(
+    "kron_tied",
+    _kron_tied,
+    controls=("kron_shuffle_seed", "kron_scale", "tied_logit_scale"),
+    doc="KroneckerEmbedding, and the head tied to it: logits = s h E(W)^T (not in the paper)",
+    reads_bytes=True,
+)
+register(
+    "hybrid",
+    lambda cfg: (
+        HybridInput(kron_input(cfg), TableInput(cfg.vocab_size, cfg.n_embd, scale=cfg.hybrid_table_scale)),
+        LinearHead(cfg.n_embd, cfg.vocab_size),
+    ),
+    controls=("kron_shuffle_seed", "hybrid_table_scale"),
+    doc="a learned table (x50) plus the Kronecker code, untied head: does the byte prior add to a table?",
+    reads_bytes=True,
+)

@@ -13,6 +13,7 @@ A checkpoint that holds anything else (one from an unknown program, or pickled o
 with the reason; if you trust its source, `python checkpoint.py --convert-trusted IN OUT` rewrites
 it in the safe format (that one command unpickles IN with full trust, so only run it on your own files).
 """
+
 import json
 import os
 import pickle
@@ -40,8 +41,9 @@ def paths(out_dir):
 
 def _atomic_write(path, write):
     if os.path.islink(path):
-        raise CheckpointError(f"{path} is a symbolic link (to {os.readlink(path)!r}); refusing to replace it: "
-                              f"make it a plain file or choose another out_dir")
+        raise CheckpointError(
+            f"{path} is a symbolic link (to {os.readlink(path)!r}); refusing to replace it: make it a plain file or choose another out_dir"
+        )
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         write(tmp)
@@ -51,18 +53,20 @@ def _atomic_write(path, write):
             os.remove(tmp)
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
-        raise CheckpointError(f"writing {path} failed ({type(e).__name__}: {e}){_disk_note(path)}; the previous "
-                              f"{os.path.basename(path)} is intact") from e
+        raise CheckpointError(
+            f"writing {path} failed ({type(e).__name__}: {e}){_disk_note(path)}; the previous {os.path.basename(path)} is intact"
+        ) from e
 
 
 def _disk_note(path):
     """A failed write on a full disk rarely says so (torch reports "unexpected pos"): check and say it."""
     import shutil
+
     try:
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
     except OSError:
         return ""
-    return f"; no space left on device ({free / 2 ** 20:.0f} MB free)" if free < 256 * 2 ** 20 else ""
+    return f"; no space left on device ({free / 2**20:.0f} MB free)" if free < 256 * 2**20 else ""
 
 
 def save_run(out_dir, model, optimizer, config, step, best_val, val_loss, finished, wandb_id, device_type):
@@ -70,17 +74,29 @@ def save_run(out_dir, model, optimizer, config, step, best_val, val_loss, finish
     optimizer, the run's config, the step, the best and last validation loss, whether it finished,
     its wandb id and the RNG states; ckpt.json repeats the run facts for tools that never open it."""
     state = {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": asdict(model.config),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "model_args": asdict(model.config),
         "arm_module": ARMS[model.config.embedding].module,
-        "config": config, "iter_num": step, "best_val_loss": best_val, "finished": finished, "wandb_id": wandb_id,
+        "config": config,
+        "iter_num": step,
+        "best_val_loss": best_val,
+        "finished": finished,
+        "wandb_id": wandb_id,
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None},
     }
     save(out_dir, state, _meta_of(state, val_loss))
 
 
 def _meta_of(state, val_loss):
-    return {"step": state["iter_num"], "finished": state["finished"], "val_loss": val_loss,
-            "best_val_loss": state["best_val_loss"], "config": state["config"], "model_args": state["model_args"]}
+    return {
+        "step": state["iter_num"],
+        "finished": state["finished"],
+        "val_loss": val_loss,
+        "best_val_loss": state["best_val_loss"],
+        "config": state["config"],
+        "model_args": state["model_args"],
+    }
 
 
 def ensure_meta(out_dir, ckpt):
@@ -102,6 +118,7 @@ def remove_stale_temp_files(out_dir):
     """Temp files a killed save left (ckpt.pt.tmp<pid>, ckpt.json.tmp<pid>); call with the run's lock
     held, when no other process can be writing them. Returns the names removed."""
     import re
+
     stale = [f for f in os.listdir(out_dir) if re.fullmatch(rf"({re.escape(CKPT_NAME)}|{re.escape(META_NAME)})\.tmp\d+", f)]
     for f in stale:
         os.remove(os.path.join(out_dir, f))
@@ -125,14 +142,15 @@ def load_model(path, device="cpu"):
     try:
         model.load_state_dict(model_state(ckpt))
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: its weights do not fit the model its model_args describe "
-                              f"({str(e).splitlines()[0][:200]})") from None
+        raise CheckpointError(
+            f"{path}: its weights do not fit the model its model_args describe ({str(e).splitlines()[0][:200]})"
+        ) from None
     ckpt.pop("optimizer", None)
     ckpt.pop("model", None)
     return model.to(device).eval(), ckpt
 
 
-MAX_VOCAB = 2 ** 22  # larger than any tokenizer this repo reads (a Kron arm keeps a V x pos_dim byte table)
+MAX_VOCAB = 2**22  # larger than any tokenizer this repo reads (a Kron arm keeps a V x pos_dim byte table)
 
 
 def config_of(path, ckpt):
@@ -145,9 +163,11 @@ def config_of(path, ckpt):
     arm, module = args.get("embedding"), ckpt.get("arm_module")
     if isinstance(arm, str) and arm not in ARMS and isinstance(module, str) and module not in sys.modules:
         # never imported because a file says so: the user names the module
-        raise CheckpointError(f"{path}: its arm embedding={arm!r} is not registered here; it was registered by the "
-                              f"module {module!r}: pass --import {module} (run from the folder that holds it, or put "
-                              f"that folder on PYTHONPATH)")
+        raise CheckpointError(
+            f"{path}: its arm embedding={arm!r} is not registered here; it was registered by the "
+            f"module {module!r}: pass --import {module} (run from the folder that holds it, or put "
+            f"that folder on PYTHONPATH)"
+        )
     try:
         cfg = GPTConfig.from_dict(args)
     except (TypeError, ValueError) as e:
@@ -158,9 +178,11 @@ def config_of(path, ckpt):
     if bad:
         raise CheckpointError(f"{path}: model_args {bad[0]} = {getattr(cfg, bad[0])!r}, expected an integer >= 1")
     body = approx_param_count(cfg, body_only=True)  # every arm has the blocks; the vocabulary side varies
-    if body > 4 * held + 10 ** 6 or cfg.vocab_size > MAX_VOCAB or cfg.vocab_size * cfg.n_embd > 4 * held + 10 ** 8:
-        raise CheckpointError(f"{path}: model_args describe a model whose blocks alone hold about {body:,} parameters "
-                              f"(vocab_size {cfg.vocab_size:,}), but its weights hold {held:,}: not a consistent train.py checkpoint")
+    if body > 4 * held + 10**6 or cfg.vocab_size > MAX_VOCAB or cfg.vocab_size * cfg.n_embd > 4 * held + 10**8:
+        raise CheckpointError(
+            f"{path}: model_args describe a model whose blocks alone hold about {body:,} parameters "
+            f"(vocab_size {cfg.vocab_size:,}), but its weights hold {held:,}: not a consistent train.py checkpoint"
+        )
     return cfg
 
 
@@ -190,7 +212,7 @@ def _is_number(v):
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
-MAX_STEP = 2 ** 40  # more optimizer steps than any run could take: a larger one is a damaged file
+MAX_STEP = 2**40  # more optimizer steps than any run could take: a larger one is a damaged file
 # key: (check, what is expected), for the facts a checkpoint and its sidecar carry
 RUN_FACTS = {
     "step": (lambda v: _is_int(v) and 0 <= v < MAX_STEP, f"an integer step in [0, {MAX_STEP})"),
@@ -233,6 +255,7 @@ def read_meta(out_dir):
 def _legacy_numpy_globals():
     """Format-1 checkpoints hold numpy's RNG state (an ndarray); these are the only globals it needs."""
     import numpy as np
+
     core = getattr(np, "_core", None) or np.core
     return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
@@ -240,8 +263,7 @@ def _legacy_numpy_globals():
 def load(path, map_location="cpu"):
     """A train.py checkpoint as a dict, read without running code. Every failure names the file."""
     if os.path.isdir(path):
-        raise CheckpointError(f"{path!r} is a folder; expected a ckpt.pt file written by train.py "
-                              f"(e.g. {os.path.join(path, CKPT_NAME)})")
+        raise CheckpointError(f"{path!r} is a folder; expected a ckpt.pt file written by train.py (e.g. {os.path.join(path, CKPT_NAME)})")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist (expected a ckpt.pt written by train.py)")
     if os.path.getsize(path) == 0:
@@ -260,10 +282,10 @@ def load(path, map_location="cpu"):
         raise CheckpointError(
             f"refused to load {path!r}: it holds Python objects that only a full unpickle can rebuild, and "
             f"unpickling can run code ({str(e).splitlines()[-1][:200]}). If you trust its source, convert it once with "
-            f"`python checkpoint.py --convert-trusted {path} OUT.pt`") from e
+            f"`python checkpoint.py --convert-trusted {path} OUT.pt`"
+        ) from e
     except Exception as e:  # torch's reader fails in many ways on a damaged archive
-        raise CheckpointError(f"{path!r} is truncated or not a torch checkpoint ({type(e).__name__}: "
-                              f"{str(e)[:200]})") from e
+        raise CheckpointError(f"{path!r} is truncated or not a torch checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
     if not isinstance(ckpt, dict) or "model_args" not in ckpt or "model" not in ckpt:
         found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path!r} is not a train.py checkpoint (no 'model_args'/'model' entries; found {found})")
@@ -334,9 +356,25 @@ BEFORE_IT_EXISTED = {"loss_chunk": 0}
 
 
 # Settings that change how a run is executed or reported, never what it computes.
-NOT_RESULTS = ("out_dir", "init_from", "eval_only", "log_interval", "ckpt_interval", "hellaswag_interval",
-               "hellaswag_path", "hellaswag_limit", "wandb_log", "wandb_project", "wandb_run_name",
-               "wandb_group", "compile", "num_threads", "cpu_keep_freed_memory", "backend", "peak_flops")
+NOT_RESULTS = (
+    "out_dir",
+    "init_from",
+    "eval_only",
+    "log_interval",
+    "ckpt_interval",
+    "hellaswag_interval",
+    "hellaswag_path",
+    "hellaswag_limit",
+    "wandb_log",
+    "wandb_project",
+    "wandb_run_name",
+    "wandb_group",
+    "compile",
+    "num_threads",
+    "cpu_keep_freed_memory",
+    "backend",
+    "peak_flops",
+)
 
 
 def config_changes(theirs, ours, ignore=("init_from", "eval_only")):
@@ -344,6 +382,7 @@ def config_changes(theirs, ours, ignore=("init_from", "eval_only")):
     recorded config and the one about to resume it. A setting the record lacks (it predates the setting)
     had its default value then (or its BEFORE_IT_EXISTED value), so it is compared as that."""
     from configurator import DEFAULTS
+
     then = {**DEFAULTS, **BEFORE_IT_EXISTED}
     recorded = {k: theirs[k] if k in theirs else then[k] for k in ours if k in theirs or k in then}
     changed = {k: (recorded[k], ours[k]) for k in recorded if recorded[k] != ours[k] and k not in ignore}
@@ -367,9 +406,14 @@ def convert_trusted(src, dst):
 
 if __name__ == "__main__":
     import argparse
+
     p = argparse.ArgumentParser(description="Checkpoint tools")
-    p.add_argument("--convert-trusted", nargs=2, metavar=("IN", "OUT"),
-                   help="rewrite a checkpoint YOU TRUST (it is fully unpickled) in the safe format")
+    p.add_argument(
+        "--convert-trusted",
+        nargs=2,
+        metavar=("IN", "OUT"),
+        help="rewrite a checkpoint YOU TRUST (it is fully unpickled) in the safe format",
+    )
     a = p.parse_args()
     if not a.convert_trusted:
         p.error("nothing to do: pass --convert-trusted IN OUT")

@@ -10,6 +10,7 @@ are helpers, not settings; `include("base_cpu.py")` runs a base file from the sa
 (an int is accepted where a float is expected; a default of None accepts anything), and every value
 must lie in its range (`validate`). Anything else is a ConfigError naming the key and the value.
 """
+
 import ast
 import difflib
 import os
@@ -29,6 +30,7 @@ class TrainConfig(GPTConfig):
     (c.max_iters, not c["max_iters"]). Config files and --key=value overrides set these names. The
     model's settings (n_layer, embedding, kron_*, the controls, ...) are GPTConfig's own fields,
     inherited, so their names and defaults live in model.py alone."""
+
     # I/O
     out_dir: str = "out"
     eval_interval: int = 250
@@ -90,6 +92,7 @@ class TrainConfig(GPTConfig):
 
 DEFAULTS = asdict(TrainConfig())  # the same settings as a dict: config files are read into one
 
+
 def _int(v):
     return isinstance(v, int) and not isinstance(v, bool)  # True is an int to Python, never a count here
 
@@ -105,8 +108,19 @@ def _one_of(*values):
 
 
 # key: (check, what is expected). Checked once, when a config is loaded (and by train.train for dicts).
-_AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "eval_iters",
-               "log_interval", "n_layer", "n_head", "n_embd", "vocab_size", "kron_pos_dim")
+_AT_LEAST_1 = (
+    "batch_size",
+    "block_size",
+    "gradient_accumulation_steps",
+    "eval_interval",
+    "eval_iters",
+    "log_interval",
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "vocab_size",
+    "kron_pos_dim",
+)
 RANGES = {
     **{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},
     "max_iters": (lambda v: v >= 0, "an integer >= 0"),
@@ -115,7 +129,7 @@ RANGES = {
     "ckpt_interval": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "hellaswag_interval": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
     "hellaswag_limit": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
-    "seed": (lambda v: 0 <= v < 2 ** 63, "an integer in [0, 2**63)"),
+    "seed": (lambda v: 0 <= v < 2**63, "an integer in [0, 2**63)"),
     "learning_rate": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "min_lr": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
     "weight_decay": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
@@ -130,8 +144,10 @@ RANGES = {
     "backend": _one_of("auto", "nccl", "gloo"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     "input_init_std": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
-    "kron_shuffle_seed": (lambda v: v is None or v == "seed" or (_int(v) and v >= 0),
-                          "None, an integer >= 0, or 'seed' (the run's own seed)"),
+    "kron_shuffle_seed": (
+        lambda v: v is None or v == "seed" or (_int(v) and v >= 0),
+        "None, an integer >= 0, or 'seed' (the run's own seed)",
+    ),
     "embedding_lr_mult": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "hybrid_table_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "kron_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
@@ -164,8 +180,10 @@ def _check_type(key, value, defaults, where):
         return float(value)
     elif isinstance(value, type(default)):
         return value
-    raise ConfigError(f"config key {key!r} in {where}: got {value!r} ({type(value).__name__}), "
-                      f"expected {type(default).__name__} like the default {default!r}")
+    raise ConfigError(
+        f"config key {key!r} in {where}: got {value!r} ({type(value).__name__}), "
+        f"expected {type(default).__name__} like the default {default!r}"
+    )
 
 
 def validate(cfg):
@@ -181,12 +199,16 @@ def validate(cfg):
         if not good:
             raise ConfigError(f"config key {key!r} = {value!r}: expected {expected}")
     from arms import ARMS
+
     if cfg["embedding"] not in ARMS:
-        raise ConfigError(f"config key 'embedding' = {cfg['embedding']!r}: expected one of the registered arms "
-                          f"{', '.join(map(repr, ARMS))}")
+        raise ConfigError(
+            f"config key 'embedding' = {cfg['embedding']!r}: expected one of the registered arms {', '.join(map(repr, ARMS))}"
+        )
     if cfg["hellaswag_interval"] is not None and not cfg["hellaswag_path"]:
-        raise ConfigError(f"config key 'hellaswag_interval' = {cfg['hellaswag_interval']}: needs hellaswag_path, the official "
-                          f"hellaswag_val.jsonl (python -m probes.hellaswag --download fetches it)")
+        raise ConfigError(
+            f"config key 'hellaswag_interval' = {cfg['hellaswag_interval']}: needs hellaswag_path, the official "
+            f"hellaswag_val.jsonl (python -m probes.hellaswag --download fetches it)"
+        )
     if cfg["min_lr"] > cfg["learning_rate"]:
         raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
     if cfg["n_embd"] % cfg["n_head"]:
@@ -220,6 +242,7 @@ def _run_config_file(path, namespace, helpers):
             raise ConfigError(f"{path}: include({name!r}) names no file ({base})")
         _run_config_file(base, namespace, helpers)
         namespace["include"] = include  # the base's own include() resolved names next to the base
+
     namespace["include"] = include
     exec(compile(source, path, "exec"), namespace)
 

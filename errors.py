@@ -12,6 +12,7 @@ arguments) shows the full traceback instead. Anything else is a bug and keeps it
 tool alike: the one way to use an arm registered in your own module (arms.register) with a
 checkpoint, a probe, an export or a study. A file never chooses what is imported: the user does.
 """
+
 import errno
 import importlib
 import linecache

@@ -6,6 +6,7 @@ the loss of the ending's tokens alone is read from the model. acc: the ending wi
 loss; acc_norm: the lowest mean loss per token. The file is the official jsonl: one object a line with
 "ctx", "endings" (4 strings) and "label" (0-3).
 """
+
 import json
 
 import torch
@@ -55,7 +56,7 @@ def example_rows(tok, ctx, endings, block_size):
     ids = torch.zeros(4, T, dtype=torch.long)
     mask = torch.zeros(4, T, dtype=torch.long)
     for i, (r, m) in enumerate(zip(rows, masks)):
-        ids[i, :len(r)], mask[i, :len(m)] = torch.tensor(r), torch.tensor(m)
+        ids[i, : len(r)], mask[i, : len(m)] = torch.tensor(r), torch.tensor(m)
     return ids, mask
 
 

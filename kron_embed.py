@@ -24,6 +24,7 @@ Token byte tables, measured on GPT-2 (50257 tokens; `python kron_embed.py` print
   * byte_source="decode": bytes of decode([id]) as in the reference code; the 344 partial-UTF-8
     tokens become U+FFFD and collide: 384 colliding tokens at pos_dim 16, 357 at pos_dim 32.
 """
+
 import functools
 import math
 
@@ -39,6 +40,7 @@ EPS = 1e-6
 
 
 # ----------------------------------------------------------------------------- byte tables
+
 
 def utf8_truncate(b, max_len):
     """At most max_len bytes of b, never splitting a UTF-8 code point (walks back over continuation
@@ -77,9 +79,9 @@ def _byte_table(tok, pos_dim, V, byte_source):
         b = tok.bytes_of(i, byte_source)
         full_len[i] = len(b)
         b = utf8_truncate(b, pos_dim)
-        table[i, :len(b)] = np.frombuffer(b, dtype=np.uint8)
+        table[i, : len(b)] = np.frombuffer(b, dtype=np.uint8)
         lengths[i] = len(b)
-    stats = byte_table_stats(table[:tok.n_vocab], lengths[:tok.n_vocab], full_len, pos_dim)
+    stats = byte_table_stats(table[: tok.n_vocab], lengths[: tok.n_vocab], full_len, pos_dim)
     return table, lengths, stats
 
 
@@ -89,11 +91,16 @@ def byte_table_stats(table, lengths, full_lengths, pos_dim):
     rows = np.concatenate([table, lengths[:, None].astype(np.uint8)], axis=1)
     _, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
     colliding = int((counts[inverse.reshape(-1)] > 1).sum())
-    return {"n_tokens": int(len(lengths)), "pos_dim": pos_dim,
-            "within_pos_dim": float((full_lengths <= pos_dim).mean()),
-            "truncated": int((full_lengths > pos_dim).sum()),
-            "longest": int(full_lengths.max()), "mean_length": float(full_lengths.mean()),
-            "colliding_tokens": colliding, "empty_tokens": int((lengths == 0).sum())}
+    return {
+        "n_tokens": int(len(lengths)),
+        "pos_dim": pos_dim,
+        "within_pos_dim": float((full_lengths <= pos_dim).mean()),
+        "truncated": int((full_lengths > pos_dim).sum()),
+        "longest": int(full_lengths.max()),
+        "mean_length": float(full_lengths.mean()),
+        "colliding_tokens": colliding,
+        "empty_tokens": int((lengths == 0).sum()),
+    }
 
 
 def encode_bytes(b, pos_dim):
@@ -102,11 +109,12 @@ def encode_bytes(b, pos_dim):
         raise TypeError(f"byte override {b!r}: expected bytes (e.g. 'word'.encode('utf-8')), got {type(b).__name__}")
     b = utf8_truncate(bytes(b), pos_dim)
     row = torch.zeros(pos_dim, dtype=torch.uint8)
-    row[:len(b)] = torch.tensor(list(b), dtype=torch.uint8)
+    row[: len(b)] = torch.tensor(list(b), dtype=torch.uint8)
     return row, len(b)
 
 
 # ----------------------------------------------------------------------------- the codec
+
 
 def codec_stats(lengths, D, length_norm=True):
     """Per token: the non-zero value a, and the z-norm mean and (unbiased) std of its codec vector."""
@@ -156,6 +164,7 @@ def codec_cosines(table, lengths, query_row, query_len, z_norm=True, length_norm
 
 # ----------------------------------------------------------------------------- the layer
 
+
 class _FusedByteBag(torch.autograd.Function):
     """The fused layer on eager CPU, forward and backward in one place:
         out[n] = sum_k scale[n] W[index[k]] - shift[n] * sum_j W[j]      (k over token n's real bytes)
@@ -177,8 +186,7 @@ class _FusedByteBag(torch.autograd.Function):
     def backward(ctx, grad_out):
         index, token, values, shift = ctx.saved_tensors
         g = grad_out.float()
-        A = torch.sparse_coo_tensor(torch.stack([index, token]), values.float(),
-                                    (ctx.weight_shape[0], g.shape[0]), check_invariants=False)
+        A = torch.sparse_coo_tensor(torch.stack([index, token]), values.float(), (ctx.weight_shape[0], g.shape[0]), check_invariants=False)
         grad_weight = torch.sparse.mm(A, g).sub_(shift.float() @ g)
         return grad_weight.to(ctx.weight_dtype), None, None, None, None, None
 
@@ -195,8 +203,9 @@ class KroneckerEmbedding(nn.Module):
     state_dict holds the projection alone.
     """
 
-    def __init__(self, vocab_size, d_model, tokenizer="gpt2", pos_dim=16,
-                 byte_source="exact", length_norm=True, z_norm=True, shuffle_seed=None):
+    def __init__(
+        self, vocab_size, d_model, tokenizer="gpt2", pos_dim=16, byte_source="exact", length_norm=True, z_norm=True, shuffle_seed=None
+    ):
         """shuffle_seed: a control, not the method. The rows of the token -> bytes table are permuted
         among the tokenizer's real tokens by this seed, so every token keeps a distinct byte code with
         the same statistics, just not its own bytes."""
@@ -209,8 +218,8 @@ class KroneckerEmbedding(nn.Module):
         self.shuffle_seed = shuffle_seed
         if shuffle_seed is not None:
             order = np.random.default_rng(shuffle_seed).permutation(self.n_tokenizer_vocab)
-            table[:self.n_tokenizer_vocab] = table[order]
-            lengths[:self.n_tokenizer_vocab] = lengths[order]
+            table[: self.n_tokenizer_vocab] = table[order]
+            lengths[: self.n_tokenizer_vocab] = lengths[order]
         self.num_embeddings, self.embedding_dim = table.shape[0], d_model
         self.pos_dim, self.D = pos_dim, 256 * pos_dim
         self.byte_source = byte_source
@@ -230,9 +239,11 @@ class KroneckerEmbedding(nn.Module):
             self.weight.normal_(0.0, 1.0 / math.sqrt(self.D), generator=generator)
 
     def extra_repr(self):
-        return (f"{self.num_embeddings}, {self.embedding_dim}, pos_dim={self.pos_dim}, D={self.D}, "
-                f"tokenizer={self.tokenizer_name!r}, byte_source={self.byte_source!r}, "
-                f"length_norm={self.length_norm}, z_norm={self.z_norm}")
+        return (
+            f"{self.num_embeddings}, {self.embedding_dim}, pos_dim={self.pos_dim}, D={self.D}, "
+            f"tokenizer={self.tokenizer_name!r}, byte_source={self.byte_source!r}, "
+            f"length_norm={self.length_norm}, z_norm={self.z_norm}"
+        )
 
     # --- input checking and byte rows
 
@@ -328,8 +339,10 @@ class KroneckerEmbedding(nn.Module):
         if not isinstance(token_id, int) or not 0 <= token_id < self.num_embeddings:
             raise IndexError(f"token id {token_id!r}: expected an int in [0, {self.num_embeddings})")
         if token_id < self.n_tokenizer_vocab and not allow_real_token:
-            raise ValueError(f"token id {token_id} is a real token of {self.tokenizer_name!r}; free slots are "
-                             f"{self.n_tokenizer_vocab}..{self.num_embeddings - 1} (or pass allow_real_token=True)")
+            raise ValueError(
+                f"token id {token_id} is a real token of {self.tokenizer_name!r}; free slots are "
+                f"{self.n_tokenizer_vocab}..{self.num_embeddings - 1} (or pass allow_real_token=True)"
+            )
         row, n = encode_bytes(b, self.pos_dim)
         self.token_bytes[token_id] = row.to(self.token_bytes.device)
         self.token_lengths[token_id] = n
@@ -353,20 +366,20 @@ class KroneckerEmbedding(nn.Module):
     def all_embeddings(self, chunk=8192):
         """(V, d_model) embeddings of every id, e.g. for probes and norm-drift statistics."""
         ids = torch.arange(self.num_embeddings, device=self.weight.device)
-        return torch.cat([self(ids[i:i + chunk]) for i in range(0, self.num_embeddings, chunk)])
+        return torch.cat([self(ids[i : i + chunk]) for i in range(0, self.num_embeddings, chunk)])
 
     def non_trainable_bytes(self):
         """Bytes of buffers this layer keeps (byte table, lengths, positions, per-length coefficients)."""
         return sum(b.numel() * b.element_size() for b in self.buffers())
 
 
-
 # ----------------------------------------------------------------------------- references
+
 
 def codec_table(layer, chunk=8192):
     """(V, D) float32: every id's z-normed codec row, the table the paper's "cached" variant keeps."""
     ids = torch.arange(layer.num_embeddings, device=layer.token_bytes.device)
-    return torch.cat([layer.codec(ids[i:i + chunk]) for i in range(0, layer.num_embeddings, chunk)])
+    return torch.cat([layer.codec(ids[i : i + chunk]) for i in range(0, layer.num_embeddings, chunk)])
 
 
 def reference_forward(layer, ids, how="dynamic", table=None, byte_overrides=None):
@@ -388,11 +401,15 @@ def reference_forward(layer, ids, how="dynamic", table=None, byte_overrides=None
 if __name__ == "__main__":
     import argparse
     import json
+
     p = argparse.ArgumentParser(description="Coverage and collision statistics of a tokenizer's byte table.")
     p.add_argument("--tokenizer", default="gpt2")
     p.add_argument("--pos-dim", type=int, nargs="+", default=[16, 32])
     args = p.parse_args()
     for source in BYTE_SOURCES:
         for pd in args.pos_dim:
-            print(json.dumps({"tokenizer": args.tokenizer, "byte_source": source,
-                              **token_byte_table(args.tokenizer, pd, byte_source=source)[2]}))
+            print(
+                json.dumps(
+                    {"tokenizer": args.tokenizer, "byte_source": source, **token_byte_table(args.tokenizer, pd, byte_source=source)[2]}
+                )
+            )

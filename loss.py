@@ -15,6 +15,7 @@ Precision follows the plain path: the matmuls run in the dtype F.linear would us
 autocast), the softmax and the loss in fp32; dL/dW is summed over chunks in fp32 and handed back in
 W's own dtype (the plain path rounds the whole of it to bf16 once, under autocast).
 """
+
 import torch
 from torch.nn import functional as F
 
@@ -52,7 +53,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if want_grad else None
         w = weight.to(dtype)
         for start in range(0, h.size(0), chunk):
-            h_c, t_c = h[start:start + chunk].to(dtype), targets[start:start + chunk]
+            h_c, t_c = h[start : start + chunk].to(dtype), targets[start : start + chunk]
             z = F.linear(h_c, w).float()
             if bias is not None:
                 z += bias
@@ -68,7 +69,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
             g = logp.exp_().mul_(inv_n)
             g = g.scatter_add_(1, safe_t, (-inv_n).expand(safe_t.shape)).to(dtype)
             keep = valid.unsqueeze(1).to(dtype)  # ignored rows: zeroed on the (c, d) side, not the (c, V) one
-            grad_h[start:start + chunk] = (g @ w) * keep
+            grad_h[start : start + chunk] = (g @ w) * keep
             grad_w += (g.t() @ (h_c * keep)).float()
         if want_grad:
             ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))

@@ -11,6 +11,7 @@ Everything else is the nanoGPT GPT: pre-norm blocks, learned absolute positions,
 scaled-dot-product attention, init std 0.02 with residual projections scaled by 1/sqrt(2*n_layer).
 Checkpoints (what they hold, loading one back into a model) are checkpoint.py's alone.
 """
+
 import math
 from dataclasses import dataclass, fields
 from typing import Optional
@@ -51,7 +52,7 @@ class GPTConfig:
     # Controls (issue 16), not the paper's arms; each means something on some arms only:
     input_init_std: Optional[float] = None  # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
     kron_shuffle_seed: Optional[int] = None  # Kron arms: token -> bytes rows permuted among real tokens by this seed
-    kron_scale: float = 1.0         # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
+    kron_scale: float = 1.0  # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
     # Every arm (GPT.embed): x = input_scale * norm(input_layer(idx)), norm an RMSNorm without parameters
     # when input_norm (nanochat, modded-nanogpt), else nothing. input_scale 50 on a 0.02 table: the Kron
     # input's RMS, keeping the table's learning dynamics (input_init_std=1.0 is a nearly frozen random code).
@@ -85,7 +86,7 @@ def approx_param_count(cfg, body_only=False):
     """Parameters from the shape alone, nothing built: the blocks' 12 L d^2 and the positions, plus
     (unless body_only) a V x d table on each side, which a tied or a Kron arm does not have, so the
     total bounds every arm from above. Size checks run on it before anything is allocated."""
-    body = 12 * cfg.n_layer * cfg.n_embd ** 2 + cfg.block_size * cfg.n_embd
+    body = 12 * cfg.n_layer * cfg.n_embd**2 + cfg.block_size * cfg.n_embd
     return body if body_only else body + 2 * cfg.vocab_size * cfg.n_embd
 
 
@@ -148,13 +149,15 @@ class GPT(nn.Module):
         super().__init__()
         self.config = cfg
         wte, head = ARMS[cfg.embedding].build(cfg)
-        self.transformer = nn.ModuleDict(dict(
-            wte=wte,
-            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
-            drop=nn.Dropout(cfg.dropout),
-            h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
-            ln_f=LayerNorm(cfg.n_embd, cfg.bias),
-        ))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=wte,
+                wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
+                drop=nn.Dropout(cfg.dropout),
+                h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
+                ln_f=LayerNorm(cfg.n_embd, cfg.bias),
+            )
+        )
         self.lm_head = head
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
@@ -175,8 +178,10 @@ class GPT(nn.Module):
         generator of its own, seeded by `seed`: arms with the same seed then start from the same body
         (and the same head where they have an own V x d head), so a paired gap compares input layers,
         not initialisations. Without it the body depends on how much randomness the input layer took."""
+
         def generator(part):
             return torch.Generator().manual_seed(seed * 3 + part)
+
         body = generator(0)
         for name, p in [(n, p) for n, p in self.named_parameters() if not n.startswith(("transformer.wte.", "lm_head."))]:
             if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
@@ -211,8 +216,9 @@ class GPT(nn.Module):
         head, own = f"{c['output_head']:,}", c["output_head"]
         if self.lm_head.tied:
             head = self.lm_head.tied + (f" (+{own:,} own parameter{'s' if own > 1 else ''})" if own else "")
-        return (f"GPT[{cfg.embedding}] parameters: total {c['total']:,} | input side {c['input']:,} | "
-                f"output head {head} | body {c['body']:,}")
+        return (
+            f"GPT[{cfg.embedding}] parameters: total {c['total']:,} | input side {c['input']:,} | output head {head} | body {c['body']:,}"
+        )
 
     def flops_per_token(self):
         """Training FLOPs per token (fwd+bwd) as in PaLM / nanoGPT: 6*N_matmul + 12*L*H*Q*T, where
@@ -253,8 +259,10 @@ class GPT(nn.Module):
         inputs = {id(p) for p in self.transformer.wte.parameters()} if embedding_lr_mult != 1.0 else set()
         groups = []
         for ps, mult in (([p for p in params if id(p) not in inputs], 1.0), ([p for p in params if id(p) in inputs], embedding_lr_mult)):
-            groups += [{"params": [p for p in ps if p.dim() >= 2], "weight_decay": weight_decay / mult, "lr_mult": mult},
-                       {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0, "lr_mult": mult}]
+            groups += [
+                {"params": [p for p in ps if p.dim() >= 2], "weight_decay": weight_decay / mult, "lr_mult": mult},
+                {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0, "lr_mult": mult},
+            ]
         groups = groups[:2] + [g for g in groups[2:] if g["params"]]
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
 
@@ -310,11 +318,10 @@ class GPT(nn.Module):
     def all_embeddings(self, chunk=8192):
         """(V, d): embed() of every id (probes, drift statistics, export)."""
         ids = torch.arange(self.config.vocab_size, device=self.transformer.wpe.weight.device)
-        return torch.cat([self.embed(ids[i:i + chunk]) for i in range(0, len(ids), chunk)])
+        return torch.cat([self.embed(ids[i : i + chunk]) for i in range(0, len(ids), chunk)])
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
-                 byte_overrides=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None, byte_overrides=None):
         """Autoregressive sampling. temperature 0 is greedy; top_k keeps the k likeliest tokens, top_p
         the smallest set whose probability reaches p. Byte overrides stay at their prompt positions."""
         if temperature < 0:
@@ -325,7 +332,7 @@ class GPT(nn.Module):
         prompt_len = idx.size(1)
         overrides = {p % prompt_len: b for p, b in (byte_overrides or {}).items()}  # positions in the prompt, fixed
         for _ in range(max_new_tokens):
-            ctx = idx[:, -self.config.block_size:]
+            ctx = idx[:, -self.config.block_size :]
             shift = idx.size(1) - ctx.size(1)  # positions that slid out of the context window
             window = {p - shift: b for p, b in overrides.items() if p >= shift} or None
             logits, _ = self(ctx, byte_overrides=window)
@@ -350,4 +357,5 @@ class GPT(nn.Module):
 
     def n_real_tokens(self):
         from tokenizer import get_tokenizer
+
         return get_tokenizer(self.config.tokenizer).n_vocab

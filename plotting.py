@@ -1,4 +1,5 @@
 """Plotting shared by scripts and probes: headless pyplot, figure saving, validation-loss curves."""
+
 import numpy as np
 
 ARM_COLOURS = {"bpe_tied": "tab:blue", "kron": "tab:red", "bpe_untied": "tab:green", "kron_tied": "tab:purple"}
@@ -7,8 +8,10 @@ ARM_COLOURS = {"bpe_tied": "tab:blue", "kron": "tab:red", "bpe_untied": "tab:gre
 def pyplot():
     """matplotlib.pyplot on the headless Agg backend (imported lazily: only plotting code pays for it)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -26,7 +29,7 @@ def plot_val_curves(curves_by_arm, path, title="validation loss", ylabel="val lo
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for arm, curves in curves_by_arm.items():
         steps = np.asarray(curves[0][0])
-        values = np.stack([np.asarray(v)[:len(steps)] for _, v in curves])
+        values = np.stack([np.asarray(v)[: len(steps)] for _, v in curves])
         colour = ARM_COLOURS.get(arm)
         label = f"{arm} (n={len(curves)})" if len(curves) > 1 else arm
         ax.plot(steps, values.mean(0), color=colour, label=label, lw=1.8)
@@ -56,8 +59,15 @@ def plot_forest(labels, series, path, xlabel="gap (nats), 95 % CI"):
             y = len(labels) - 1 - row + dy
             if ci:
                 ax.plot(ci, [y, y], color=colour, lw=1.6)
-            ax.plot([mean], [y], "o", color=colour, mfc=colour if filled else "white", ms=6,
-                    label=name if row == next(i for i, p in enumerate(points) if p) else None)
+            ax.plot(
+                [mean],
+                [y],
+                "o",
+                color=colour,
+                mfc=colour if filled else "white",
+                ms=6,
+                label=name if row == next(i for i, p in enumerate(points) if p) else None,
+            )
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(labels)), labels[::-1])
     ax.set_xlabel(xlabel)

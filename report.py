@@ -3,6 +3,7 @@
 scripts/compare.py and scripts/param_table.py are these functions behind a command line;
 scripts/make_results.py calls them directly to build RESULTS.md.
 """
+
 import json
 import os
 
@@ -33,12 +34,14 @@ def write_comparison(folders, out, baseline="bpe_tied", contrasts=()):
 
 def comparison_markdown(res):
     b = res["baseline"]
-    lines = [f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
-             f"(positive: the arm reaches lower loss).\n",
-             "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap 95 % CI (paired t) | gap (%) "
-             "| steps to baseline's final loss (mean curves) | step ratio | step ratio per seed, mean [95 % CI] "
-             "| median step ms | tokens/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Baseline: `{b}` (final mean val loss {res['baseline_final_mean']:.4f}). Gap = baseline − arm, paired by seed "
+        f"(positive: the arm reaches lower loss).\n",
+        "| arm | seeds | final val loss (mean ± std) | perplexity | gap (nats) | gap 95 % CI (paired t) | gap (%) "
+        "| steps to baseline's final loss (mean curves) | step ratio | step ratio per seed, mean [95 % CI] "
+        "| median step ms | tokens/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for g, r in res["groups"].items():
         one = len(r["seeds"]) == 1  # a spread over one seed is not zero but unknown: no "± 0.0000"
         gap = f"{r['gap_nats_mean']:+.4f}" + ("" if one else f" ± {r['gap_nats_std']:.4f}") if "gap_nats_mean" in r else "—"
@@ -50,12 +53,19 @@ def comparison_markdown(res):
         ms = f"{r['median_step_ms']:.0f}" if r["median_step_ms"] else "—"
         tps = f"{r['median_tokens_per_s']:,.0f}" if r["median_tokens_per_s"] else "—"
         ci = f"[{r['gap_nats_ci95'][0]:+.4f}, {r['gap_nats_ci95'][1]:+.4f}]" if r.get("gap_nats_ci95") else "—"
-        lines.append(f"| {g} | {len(r['seeds'])} | {final} | {r['ppl_mean']:.2f} | "
-                     f"{gap} | {ci} | {pct} | {cross} | {ratio} | {per_seed} | {ms} | {tps} |")
+        lines.append(
+            f"| {g} | {len(r['seeds'])} | {final} | {r['ppl_mean']:.2f} | "
+            f"{gap} | {ci} | {pct} | {cross} | {ratio} | {per_seed} | {ms} | {tps} |"
+        )
     sources = next((sorted(r["final_val_by_source"]) for r in res["groups"].values() if "final_val_by_source" in r), None)
     if sources:
-        lines += ["", "Final validation loss per source (mean over seeds), and the paired gap to the baseline:", "",
-                  "| arm | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+        lines += [
+            "",
+            "Final validation loss per source (mean over seeds), and the paired gap to the baseline:",
+            "",
+            "| arm | " + " | ".join(sources) + " |",
+            "|---|" + "---|" * len(sources),
+        ]
         for g, r in res["groups"].items():
             cells = []
             for src in sources:
@@ -84,9 +94,10 @@ def seed_ratios(r):
 
 
 def contrasts_markdown(contrasts):
-    lines = ["| contrast | reference → other | seeds | gap (nats), mean ± std | 95 % CI (paired t) "
-             "| gap along training (step: gap) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| contrast | reference → other | seeds | gap (nats), mean ± std | 95 % CI (paired t) | gap along training (step: gap) |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, c in contrasts.items():
         if c is None:  # named below the table, not as a row of dashes
             continue
@@ -95,8 +106,10 @@ def contrasts_markdown(contrasts):
         last = t[-1]["step"]
         at = list({r["step"]: r for r in (min(t, key=lambda r: abs(r["step"] - q * last)) for q in (0.25, 0.5, 0.75, 1.0))}.values())
         spread = "" if len(c["seeds"]) == 1 else f" ± {c['gap_std']:.3f}"  # one seed: no spread, not a spread of 0
-        lines.append(f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f}{spread} | "
-                     f"{ci} | " + ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in at) + " |")
+        lines.append(
+            f"| {label} | `{c['ref']}` → `{c['other']}` | {len(c['seeds'])} | {c['gap_mean']:+.3f}{spread} | "
+            f"{ci} | " + ", ".join(f"{r['step']}: {r['gap_mean']:+.3f}" for r in at) + " |"
+        )
     missing = [label for label, c in contrasts.items() if c is None]
     if missing:
         lines += ["", "No paired runs here (a group not run, or no seed in common): " + "; ".join(missing) + "."]
@@ -143,17 +156,24 @@ def comparison_plots(res, data, out):
 
 
 def param_table_markdown(g, v):
-    md = ["GPT-2 124M (V 50,304, d 768, 12 layers, bias on), counted on model.py:\n",
-          "| arm | input side | output head | body | total |", "|---|---|---|---|---|"]
+    md = [
+        "GPT-2 124M (V 50,304, d 768, 12 layers, bias on), counted on model.py:\n",
+        "| arm | input side | output head | body | total |",
+        "|---|---|---|---|---|",
+    ]
     for r in g:
         head = "tied" if r["arm"] == "bpe_tied" else f"{r['output_head']:,}"
         md.append(f"| {r['arm']} | {r['input']:,} | {head} | {r['body']:,} | {r['total']:,} |")
-    md += ["\nInput side at pos_dim 32 (D 8,192) for larger vocabularies (body not counted):\n",
-           "| V | tokenizer | d | dense table | Kron projection | ratio | input saving | Kron byte buffer |",
-           "|---|---|---|---|---|---|---|---|"]
+    md += [
+        "\nInput side at pos_dim 32 (D 8,192) for larger vocabularies (body not counted):\n",
+        "| V | tokenizer | d | dense table | Kron projection | ratio | input saving | Kron byte buffer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in v:
-        md.append(f"| {r['vocab']:,} | {r['tokenizer']} | {r['d_model']:,} | {r['dense_table']:,} | {r['kron_projection']:,} | "
-                  f"{r['input_ratio']:.2f}× | {r['input_saving_pct']:.2f} % | {r['kron_non_trainable_bytes'] / 1e6:.2f} MB |")
+        md.append(
+            f"| {r['vocab']:,} | {r['tokenizer']} | {r['d_model']:,} | {r['dense_table']:,} | {r['kron_projection']:,} | "
+            f"{r['input_ratio']:.2f}× | {r['input_saving_pct']:.2f} % | {r['kron_non_trainable_bytes'] / 1e6:.2f} MB |"
+        )
     return "\n".join(md) + "\n"
 
 
@@ -174,8 +194,14 @@ def evidence_figure(rows, columns, path, conclude_at):
     study (filled: >= conclude_at seeds), so scales and horizons compare at a glance. rows: [(label,
     contrast label)]; columns: [(study name, its comparison with contrasts)]."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    series = [(name, [(c["gap_mean"], c["ci95"], len(c["seeds"]) >= conclude_at) if c else None
-                      for c in (cmp.get("contrasts", {}).get(contrast) for _, contrast in rows)])
-              for name, cmp in columns]
-    return plot_forest([label for label, _ in rows], series, path,
-                       xlabel="gap (nats) with its 95 % CI; > 0: the second group is better")
+    series = [
+        (
+            name,
+            [
+                (c["gap_mean"], c["ci95"], len(c["seeds"]) >= conclude_at) if c else None
+                for c in (cmp.get("contrasts", {}).get(contrast) for _, contrast in rows)
+            ],
+        )
+        for name, cmp in columns
+    ]
+    return plot_forest([label for label, _ in rows], series, path, xlabel="gap (nats) with its 95 % CI; > 0: the second group is better")

@@ -8,6 +8,7 @@ runs, so a second run on the same out_dir is refused instead of interleaving log
 Record kinds: {"kind": "train", "step", "loss", "lr", "grad_norm", "dt_ms", "tokens_per_s", "mfu", ...},
 {"kind": "eval", "step", "val_loss", <norm-drift fields>}, {"kind": "config", ...} once per start.
 """
+
 import json
 import os
 import socket
@@ -25,8 +26,10 @@ class RunFolderError(UserError, RuntimeError):
 def refuse_link(path):
     """Never write through a symbolic link: a link in a run folder could point at any file."""
     if os.path.islink(path):
-        raise RunFolderError(f"{path} is a symbolic link (to {os.readlink(path)!r}); refusing to write through it: "
-                             f"replace it with a plain file or choose another out_dir")
+        raise RunFolderError(
+            f"{path} is a symbolic link (to {os.readlink(path)!r}); refusing to write through it: "
+            f"replace it with a plain file or choose another out_dir"
+        )
 
 
 class MetricsLog:
@@ -71,10 +74,18 @@ class RunLogger:
     def start_wandb(self, config, run_id):
         """wandb's public API only; imported here, so machines without wandb never need it."""
         import wandb
+
         mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
-        self.wandb = wandb.init(project=config["wandb_project"], group=config["wandb_group"] or config["embedding"],
-                                name=config["wandb_run_name"] or f"{config['embedding']}-s{config['seed']}", config=config,
-                                dir=self.out_dir, mode=mode, id=run_id, resume="allow")
+        self.wandb = wandb.init(
+            project=config["wandb_project"],
+            group=config["wandb_group"] or config["embedding"],
+            name=config["wandb_run_name"] or f"{config['embedding']}-s{config['seed']}",
+            config=config,
+            dir=self.out_dir,
+            mode=mode,
+            id=run_id,
+            resume="allow",
+        )
         if mode == "offline":
             print(f"wandb: offline mode (no login found); upload later with `wandb sync {self.out_dir}/wandb/offline-run-*`")
         return run_id
@@ -90,17 +101,25 @@ class RunLogger:
             mfu = f" | mfu {100 * rec['mfu']:.1f}%" if rec.get("mfu") is not None else ""
             left_s = (self.max_iters - rec["step"] - 1) * rec["dt_ms"] / 1000 if self.max_iters else 0
             eta = f" | eta {_duration(left_s)}" if left_s > 0 else ""
-            print(f"step {rec['step']:>6}/{self.max_iters} | loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | "
-                  f"{rec['dt_ms']:.0f} ms | {rec['tokens_per_s']:,.0f} tok/s{mfu}{eta}", flush=True)
+            print(
+                f"step {rec['step']:>6}/{self.max_iters} | loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | "
+                f"{rec['dt_ms']:.0f} ms | {rec['tokens_per_s']:,.0f} tok/s{mfu}{eta}",
+                flush=True,
+            )
 
     def eval(self, step, val_loss, norms, by_source=None):
         """by_source: {source: val loss} when the validation set has several sources."""
         extra = {"val_loss_by_source": by_source} if by_source else {}
         self.metrics.write("eval", step=step, val_loss=val_loss, **norms, **extra)
         if self.wandb:
-            self.wandb.log({"val/loss": val_loss, **{f"val/loss_{k}": v for k, v in (by_source or {}).items()},
-                            **{(f"val/{k}" if k.startswith("hellaswag_") else f"norms/{k}"): v for k, v in norms.items()}},
-                           step=step)
+            self.wandb.log(
+                {
+                    "val/loss": val_loss,
+                    **{f"val/loss_{k}": v for k, v in (by_source or {}).items()},
+                    **{(f"val/{k}" if k.startswith("hellaswag_") else f"norms/{k}"): v for k, v in norms.items()},
+                },
+                step=step,
+            )
         drift = " | ".join(f"{k} {v:.4g}" for k, v in norms.items())
         sources = " | " + " ".join(f"{k} {v:.3f}" for k, v in by_source.items()) if by_source else ""
         print(f"eval step {step}: val loss {val_loss:.4f}{sources} | {drift}", flush=True)
@@ -170,9 +189,15 @@ def series_from_evals(evals):
     for Kron and the table's std for BPE arms, also given relative to its first evaluation."""
     key = "proj_std_sqrtD" if "proj_std_sqrtD" in evals[0] else "wte_std"
     base = evals[0][key]
-    return {"steps": [r["step"] for r in evals], "input_scale_rel": [r[key] / base for r in evals],
-            "input_scale_key": key, "input_scale": [r[key] for r in evals], "emb_rms": [r["emb_rms"] for r in evals],
-            "emb_row_norm": [r.get("emb_row_norm") for r in evals], "head_std": [r.get("head_std") for r in evals]}
+    return {
+        "steps": [r["step"] for r in evals],
+        "input_scale_rel": [r[key] / base for r in evals],
+        "input_scale_key": key,
+        "input_scale": [r[key] for r in evals],
+        "emb_rms": [r["emb_rms"] for r in evals],
+        "emb_row_norm": [r.get("emb_row_norm") for r in evals],
+        "head_std": [r.get("head_std") for r in evals],
+    }
 
 
 class RunLock:
@@ -196,8 +221,10 @@ class RunLock:
         except OSError:
             holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown process"
             os.close(fd)
-            raise RunInUseError(f"out_dir {os.path.dirname(self.path)!r} is in use by a live run ({holder}); "
-                                f"wait for it to finish, stop it, or choose another out_dir") from None
+            raise RunInUseError(
+                f"out_dir {os.path.dirname(self.path)!r} is in use by a live run ({holder}); "
+                f"wait for it to finish, stop it, or choose another out_dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         self.fd = fd
@@ -223,19 +250,25 @@ def summary(out_dir):
     """The figures a README quotes from a run's log: steps, final validation loss, median step time
     and tokens/s (over logged steps after the first, which includes warm-up), and the machine."""
     import statistics
+
     train = read_metrics(out_dir, "train")
     evals = read_metrics(out_dir, "eval")
     config = read_metrics(out_dir, "config")
     steady = train[1:] or train
-    return {"steps": len(train), "final_step": evals[-1]["step"] if evals else None,
-            "final_val_loss": evals[-1]["val_loss"] if evals else None,
-            "median_step_ms": statistics.median(r["dt_ms"] for r in steady) if steady else None,
-            "median_tokens_per_s": statistics.median(r["tokens_per_s"] for r in steady) if steady else None,
-            "device": config[0].get("device") if config else None, "world_size": config[0].get("world_size") if config else None}
+    return {
+        "steps": len(train),
+        "final_step": evals[-1]["step"] if evals else None,
+        "final_val_loss": evals[-1]["val_loss"] if evals else None,
+        "median_step_ms": statistics.median(r["dt_ms"] for r in steady) if steady else None,
+        "median_tokens_per_s": statistics.median(r["tokens_per_s"] for r in steady) if steady else None,
+        "device": config[0].get("device") if config else None,
+        "world_size": config[0].get("world_size") if config else None,
+    }
 
 
 def main(argv=None):
     import argparse
+
     p = argparse.ArgumentParser(description="Summarise a run's metrics.jsonl: steps, final val loss, median speed")
     p.add_argument("runs", nargs="+", help="train.py out_dirs or metrics.jsonl files")
     for run in p.parse_args(argv).runs:
@@ -244,4 +277,5 @@ def main(argv=None):
 
 if __name__ == "__main__":
     from errors import run_cli
+
     run_cli(main, also=(ValueError,))

@@ -5,6 +5,7 @@ train.py's Runtime; the benchmarks take the same precision settings from here (u
 autocast_for), so their timings measure the arithmetic training runs and their compiled graphs share
 inductor's cache with train.py's (its keys include the TF32 flags).
 """
+
 import os
 import sys
 from contextlib import nullcontext
@@ -43,9 +44,10 @@ def keep_freed_memory():
     if sys.platform.startswith("linux"):
         try:
             import ctypes
+
             libc = ctypes.CDLL("libc.so.6")
             libc.mallopt(-4, 0)  # M_MMAP_MAX: serve large allocations from the heap
-            libc.mallopt(-1, 2 ** 31 - 1)  # M_TRIM_THRESHOLD: do not give the heap back
+            libc.mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: do not give the heap back
         except OSError:
             pass
 
@@ -95,6 +97,7 @@ class Runtime:
         self.distributed = int(os.environ.get("RANK", -1)) != -1
         if self.distributed:
             import torch.distributed as dist
+
             if backend == "auto":
                 backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
             dist.init_process_group(backend=backend)
@@ -113,11 +116,11 @@ class Runtime:
             import warnings
 
             from torch.nn.parallel import DistributedDataParallel as DDP
+
             with warnings.catch_warnings():  # newer torch deprecates broadcast_buffers, but its replacement still
                 warnings.filterwarnings("ignore", message=".*broadcast_buffers")  # syncs at init, and gloo cannot
                 # broadcast the Kron layer's int16 byte buffers. They are deterministic: no sync is needed.
-                model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None,
-                            broadcast_buffers=False)
+                model = DDP(model, device_ids=[self.local_rank] if self.device_type == "cuda" else None, broadcast_buffers=False)
         return model
 
     def all_reduce(self, values, op="sum"):
@@ -125,6 +128,7 @@ class Runtime:
         if not self.data_parallel:
             return values
         import torch.distributed as dist
+
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
         return t.tolist()
@@ -138,6 +142,7 @@ class Runtime:
     def barrier(self):
         if self.distributed:
             import torch.distributed as dist
+
             dist.barrier()
 
     def close(self):
@@ -148,5 +153,6 @@ class Runtime:
             import gc
 
             import torch.distributed as dist
+
             gc.collect()
             dist.destroy_process_group()

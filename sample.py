@@ -10,6 +10,7 @@ appends one slot to the prompt that holds that word's UTF-8 bytes instead of a t
 input layer embeds any byte string, so a word the tokenizer would split (or never saw) enters as one
 position. Temperature 0 is greedy.
 """
+
 import argparse
 import os
 import sys
@@ -25,7 +26,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out_dir", default="out", help="a train.py out_dir (its ckpt.pt is sampled)")
     p.add_argument("--ckpt", default=None, help="a ckpt.pt path instead of <out_dir>/ckpt.pt")
-    p.add_argument("--start", default="\n", help='the prompt, or FILE:path to read it from a UTF-8 file')
+    p.add_argument("--start", default="\n", help="the prompt, or FILE:path to read it from a UTF-8 file")
     p.add_argument("--num_samples", type=int, default=3)
     p.add_argument("--max_new_tokens", type=int, default=200)
     p.add_argument("--temperature", type=float, default=0.8, help="0: greedy")
@@ -65,8 +66,9 @@ def prompt_ids(model, tok, text, byte_word):
     overrides = None
     if byte_word is not None:
         if not getattr(model.transformer.wte, "reads_bytes", False):
-            raise ValueError(f"--byte_word needs an arm whose input layer reads bytes (kron, kron_tied); "
-                             f"this checkpoint is {model.config.embedding!r}")
+            raise ValueError(
+                f"--byte_word needs an arm whose input layer reads bytes (kron, kron_tied); this checkpoint is {model.config.embedding!r}"
+            )
         ids = ids + [tok.eot_id]  # a placeholder id: the slot's embedding comes from the bytes
         overrides = {len(ids) - 1: byte_word.encode("utf-8")}
     if not ids:
@@ -88,9 +90,16 @@ def main(argv=None):
     gen = torch.Generator(device=args.device).manual_seed(args.seed)
     samples = []
     for _ in range(args.num_samples):
-        out = model.generate(ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k or None,
-                             top_p=args.top_p, generator=gen, byte_overrides=overrides)
-        text = tok.decode(out[0, ids.size(1):].tolist())
+        out = model.generate(
+            ids,
+            args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k or None,
+            top_p=args.top_p,
+            generator=gen,
+            byte_overrides=overrides,
+        )
+        text = tok.decode(out[0, ids.size(1) :].tolist())
         samples.append(text)
         print(read_prompt(args.start) + (args.byte_word or "") + text)
         print("---------------")

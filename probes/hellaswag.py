@@ -10,10 +10,12 @@ acc_norm: the lowest mean loss per token (llm.c's and build-nanogpt's headline n
 works (kron_tied included). The file is the official jsonl: one object a line with "ctx", "endings"
 (4 strings) and "label" (0-3); a line that is not is a one-line error naming it.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.hellaswag", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -33,6 +35,7 @@ DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def download(path):
     import urllib.request
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         with urllib.request.urlopen(URL, timeout=30) as r, open(path + ".part", "wb") as f:

@@ -16,10 +16,12 @@ single tokens (42 of 48 with the leading-space fallback), although the paper's n
 Probes split either way are skipped and listed under `skipped_probes`; `probe_forms` records the
 form used. Writes layered.json, layered.md and layered.png.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.layered", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -33,23 +35,114 @@ from plotting import pyplot, save_figure
 from probes.common import canonical, centred, cli, common_args, load_all, md_table, single_token_id, topk_neighbours, write_outputs
 
 FAMILIES = {
-    "run": (["run", "runs", "running", "runner", "ran", "rerun", "runners", "runaway"], "run",
-            {"outrun", "ran", "rerun", "run", "runaway", "runnable", "runner", "runners", "running", "runs", "runway"}),
-    "compute": (["compute", "computer", "computing", "computation", "computes", "computed", "computers", "computational"], "comput",
-                {"computability", "computation", "computational", "compute", "computed", "computer", "computers", "computes",
-                 "computing", "recompute", "uncomputable"}),
-    "nation": (["nation", "nations", "national", "nationally", "international", "nationality", "nationals", "transnational"], "nation",
-               {"international", "internationally", "multinational", "nation", "national", "nationalism", "nationalist",
-                "nationality", "nationally", "nationals", "nations", "transnational"}),
-    "code": (["code", "codes", "coded", "coding", "coder", "encoded", "decoded", "encoding"], "cod",
-             {"code", "codec", "codecs", "coded", "coder", "coders", "codes", "coding", "decode", "decoded", "decoder", "decodes",
-              "decoding", "encode", "encoded", "encoder", "encodes", "encoding", "recode", "recoded"}),
-    "act": (["act", "acts", "acted", "acting", "action", "actor", "active", "react"], "act",
-            {"act", "acted", "acting", "action", "actions", "activation", "active", "actively", "actor", "actors", "acts", "enact",
-             "exact", "interact", "react", "reaction", "reacts", "transact"}),
-    "build": (["build", "builds", "built", "builder", "building", "buildings", "rebuild", "prebuilt"], "build",
-              {"build", "builder", "builders", "building", "buildings", "builds", "buildup", "built", "prebuilt", "rebuild",
-               "rebuilt", "unbuilt"}),
+    "run": (
+        ["run", "runs", "running", "runner", "ran", "rerun", "runners", "runaway"],
+        "run",
+        {"outrun", "ran", "rerun", "run", "runaway", "runnable", "runner", "runners", "running", "runs", "runway"},
+    ),
+    "compute": (
+        ["compute", "computer", "computing", "computation", "computes", "computed", "computers", "computational"],
+        "comput",
+        {
+            "computability",
+            "computation",
+            "computational",
+            "compute",
+            "computed",
+            "computer",
+            "computers",
+            "computes",
+            "computing",
+            "recompute",
+            "uncomputable",
+        },
+    ),
+    "nation": (
+        ["nation", "nations", "national", "nationally", "international", "nationality", "nationals", "transnational"],
+        "nation",
+        {
+            "international",
+            "internationally",
+            "multinational",
+            "nation",
+            "national",
+            "nationalism",
+            "nationalist",
+            "nationality",
+            "nationally",
+            "nationals",
+            "nations",
+            "transnational",
+        },
+    ),
+    "code": (
+        ["code", "codes", "coded", "coding", "coder", "encoded", "decoded", "encoding"],
+        "cod",
+        {
+            "code",
+            "codec",
+            "codecs",
+            "coded",
+            "coder",
+            "coders",
+            "codes",
+            "coding",
+            "decode",
+            "decoded",
+            "decoder",
+            "decodes",
+            "decoding",
+            "encode",
+            "encoded",
+            "encoder",
+            "encodes",
+            "encoding",
+            "recode",
+            "recoded",
+        },
+    ),
+    "act": (
+        ["act", "acts", "acted", "acting", "action", "actor", "active", "react"],
+        "act",
+        {
+            "act",
+            "acted",
+            "acting",
+            "action",
+            "actions",
+            "activation",
+            "active",
+            "actively",
+            "actor",
+            "actors",
+            "acts",
+            "enact",
+            "exact",
+            "interact",
+            "react",
+            "reaction",
+            "reacts",
+            "transact",
+        },
+    ),
+    "build": (
+        ["build", "builds", "built", "builder", "building", "buildings", "rebuild", "prebuilt"],
+        "build",
+        {
+            "build",
+            "builder",
+            "builders",
+            "building",
+            "buildings",
+            "builds",
+            "buildup",
+            "built",
+            "prebuilt",
+            "rebuild",
+            "rebuilt",
+            "unbuilt",
+        },
+    ),
 }
 DEPTHS = ("E_raw", "E_post", "L0", "L1")
 K = 10
@@ -58,8 +151,11 @@ K = 10
 def scores(neighbour_strs, probe, root, family):
     canon = [canonical(s) for s in neighbour_strs]
     n = len(canon)
-    return {"L": sum(c != canonical(probe) for c in canon) / n, "M": sum(root in c for c in canon) / n,
-            "S": sum(c in family for c in canon) / n}
+    return {
+        "L": sum(c != canonical(probe) for c in canon) / n,
+        "M": sum(root in c for c in canon) / n,
+        "S": sum(c in family for c in canon) / n,
+    }
 
 
 @torch.no_grad()
@@ -86,8 +182,7 @@ def run(models, out_dir):
         reps = representations(m)
         present = [d for d in DEPTHS if d in reps]
         spaces = {d: centred(reps[d]) for d in present}
-        res = {"depths": present, "per_family": {}, "neighbours": {}, "skipped_probes": [], "centred_mean_norm": {},
-               "random_pair_cos": {}}
+        res = {"depths": present, "per_family": {}, "neighbours": {}, "skipped_probes": [], "centred_mean_norm": {}, "random_pair_cos": {}}
         g = torch.Generator().manual_seed(0)
         a, b = (torch.randint(0, m.tok.n_vocab, (2000,), generator=g) for _ in range(2))
         for d in present:
@@ -105,12 +200,15 @@ def run(models, out_dir):
                     res["skipped_probes"].append(p)
                     continue
                 for d in present:
-                    strs = [m.tok.token_bytes(j).decode("utf-8", errors="replace")
-                            for j in topk_neighbours(spaces[d], spaces[d][i], K, exclude=[i])[0]]
+                    strs = [
+                        m.tok.token_bytes(j).decode("utf-8", errors="replace")
+                        for j in topk_neighbours(spaces[d], spaces[d][i], K, exclude=[i])[0]
+                    ]
                     per_depth[d].append(scores(strs, p, root, family))
                     res["neighbours"].setdefault(p, {})[d] = strs
-            res["per_family"][fam] = {d: {key: sum(s[key] for s in v) / len(v) for key in "LMS"} if v else None
-                                      for d, v in per_depth.items()}
+            res["per_family"][fam] = {
+                d: {key: sum(s[key] for s in v) / len(v) for key in "LMS"} if v else None for d, v in per_depth.items()
+            }
         res["overall"] = {}
         for d in present:
             vals = [f[d] for f in res["per_family"].values() if f[d]]
@@ -138,8 +236,10 @@ def run(models, out_dir):
         if r["skipped_probes"]:
             md.append(f"\n{lab}: skipped multi-token probes {r['skipped_probes']}")
         if "run" in r["neighbours"]:
-            md.append(f"\n{lab} `run` neighbours: "
-                      + "; ".join(f"{d}: {', '.join(repr(s) for s in v[:6])}" for d, v in r["neighbours"]["run"].items()))
+            md.append(
+                f"\n{lab} `run` neighbours: "
+                + "; ".join(f"{d}: {', '.join(repr(s) for s in v[:6])}" for d, v in r["neighbours"]["run"].items())
+            )
     write_outputs(out_dir, "layered", result, "\n".join(md))
     plot(result, os.path.join(out_dir, "layered.png"))
     return result

@@ -7,10 +7,12 @@ against steps: the input layer's weight scale relative to its init (BPE: std of 
 step-0 value; Kron: std(W)*sqrt(D), which is 1 at init), the RMS of the embeddings each arm feeds
 the transformer, and the output head's std. Writes norm_drift.json, norm_drift.md, norm_drift.png.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.norm_drift", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -33,10 +35,37 @@ def series(run_dir):
 
 def run(runs, out_dir):
     data = {label: series(d) for label, d in runs}
-    rows = [[lab, s["arm"], s["input_scale_key"], s["input_scale"][0], s["input_scale"][-1], s["input_scale_rel"][-1],
-             s["emb_rms"][0], s["emb_rms"][-1], s["head_std"][-1]] for lab, s in data.items()]
-    md = ["# Norm drift\n", md_table(["run", "arm", "input-scale metric", "at step 0", "final", "final / initial",
-                                      "emb RMS step 0", "emb RMS final", "head std final"], rows)]
+    rows = [
+        [
+            lab,
+            s["arm"],
+            s["input_scale_key"],
+            s["input_scale"][0],
+            s["input_scale"][-1],
+            s["input_scale_rel"][-1],
+            s["emb_rms"][0],
+            s["emb_rms"][-1],
+            s["head_std"][-1],
+        ]
+        for lab, s in data.items()
+    ]
+    md = [
+        "# Norm drift\n",
+        md_table(
+            [
+                "run",
+                "arm",
+                "input-scale metric",
+                "at step 0",
+                "final",
+                "final / initial",
+                "emb RMS step 0",
+                "emb RMS final",
+                "head std final",
+            ],
+            rows,
+        ),
+    ]
     write_outputs(out_dir, "norm_drift", data, "\n".join(md))
     plot(data, os.path.join(out_dir, "norm_drift.png"))
     return data
@@ -59,8 +88,10 @@ def plot(data, path):
 
 
 def parse_runs(specs):
-    return [(label or os.path.basename(os.path.normpath(path)), path)
-            for label, path in parse_labelled(specs, "run folder", "a train.py out_dir", is_dir=True)]
+    return [
+        (label or os.path.basename(os.path.normpath(path)), path)
+        for label, path in parse_labelled(specs, "run folder", "a train.py out_dir", is_dir=True)
+    ]
 
 
 def main(argv=None):

@@ -13,10 +13,12 @@ Per (clean, typo) pair, at the last prompt position (definitions of the paper, n
 Aggregates overall and per category; per category the arm with the higher top-1 match rate wins
 (equal rates tie). Writes robustness.json, robustness.md and robustness.png.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.robustness", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -78,14 +80,14 @@ def make_typo(word, rng, kind=None):
     kind = kind or rng.choice(["swap", "drop", "double", "substitute"])
     i = rng.randrange(1, len(word) - 1)
     if kind == "swap":
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if kind == "drop":
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if kind == "double":
         return word[:i] + word[i] + word[i:]
     if kind == "substitute":
         options = neighbour_keys(word[i]) or ["e"]
-        return word[:i] + rng.choice(options) + word[i + 1:]
+        return word[:i] + rng.choice(options) + word[i + 1 :]
     raise ValueError(f"typo kind {kind!r}: expected swap, drop, double or substitute")
 
 
@@ -98,7 +100,7 @@ def read_utf8_lines(path, what):
     try:
         return data.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
-        raise ValueError(f"{what} {path!r} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+        raise ValueError(f"{what} {path!r} is not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r})") from None
 
 
 def generate_pairs(prompts, n, seed=0, category="generated"):
@@ -122,25 +124,34 @@ def generate_pairs(prompts, n, seed=0, category="generated"):
 def last_position(model, tok, text, device):
     ids = torch.tensor([tok.encode(text)], device=device)
     logits, _, hidden = model(ids, return_hidden=True)
-    return logits[0, -1, :tok.n_vocab].float(), hidden[-1][0, -1].float(), ids.shape[1]
+    return logits[0, -1, : tok.n_vocab].float(), hidden[-1][0, -1].float(), ids.shape[1]
 
 
 def pair_metrics(logits_clean, logits_typo, h_clean, h_typo):
     lp_c, lp_t = F.log_softmax(logits_clean, -1), F.log_softmax(logits_typo, -1)
     kl = torch.sum(lp_c.exp() * (lp_c - lp_t)).item()
     top = int(lp_c.argmax())
-    return {"kl": max(kl, 0.0), "cos_hidden": F.cosine_similarity(h_clean, h_typo, dim=0).item(),
-            "logprob_drop": (lp_c[top] - lp_t[top]).item(), "top1_match": top == int(lp_t.argmax()),
-            "top1_clean": top, "top1_typo": int(lp_t.argmax())}
+    return {
+        "kl": max(kl, 0.0),
+        "cos_hidden": F.cosine_similarity(h_clean, h_typo, dim=0).item(),
+        "logprob_drop": (lp_c[top] - lp_t[top]).item(),
+        "top1_match": top == int(lp_t.argmax()),
+        "top1_clean": top,
+        "top1_typo": int(lp_t.argmax()),
+    }
 
 
 def aggregate(records):
     n = len(records)
     kls = sorted(r["kl"] for r in records)
-    return {"n": n, "top1_match_rate": sum(r["top1_match"] for r in records) / n,
-            "mean_kl": sum(kls) / n, "median_kl": kls[n // 2] if n % 2 else (kls[n // 2 - 1] + kls[n // 2]) / 2,
-            "mean_cos_hidden": sum(r["cos_hidden"] for r in records) / n,
-            "mean_logprob_drop": sum(r["logprob_drop"] for r in records) / n}
+    return {
+        "n": n,
+        "top1_match_rate": sum(r["top1_match"] for r in records) / n,
+        "mean_kl": sum(kls) / n,
+        "median_kl": kls[n // 2] if n % 2 else (kls[n // 2 - 1] + kls[n // 2]) / 2,
+        "mean_cos_hidden": sum(r["cos_hidden"] for r in records) / n,
+        "mean_logprob_drop": sum(r["logprob_drop"] for r in records) / n,
+    }
 
 
 def unrelated_agreement(records):
@@ -164,8 +175,12 @@ def run(models, pairs, out_dir):
             rec["top1_clean_str"], rec["top1_typo_str"] = m.tok.decode([rec["top1_clean"]]), m.tok.decode([rec["top1_typo"]])
             recs.append(rec)
         overall = dict(aggregate(recs), unrelated_top1_agreement=unrelated_agreement(recs))
-        result["models"][m.label] = {"arm": m.arm, "checkpoint": m.path, "overall": overall,
-                                     "per_category": {c: aggregate([r for r in recs if r["category"] == c]) for c in categories}}
+        result["models"][m.label] = {
+            "arm": m.arm,
+            "checkpoint": m.path,
+            "overall": overall,
+            "per_category": {c: aggregate([r for r in recs if r["category"] == c]) for c in categories},
+        }
         result["per_pair"].append({"model": m.label, "records": recs})
     labels = [m.label for m in models]
     if len(labels) >= 2:
@@ -181,8 +196,7 @@ def run(models, pairs, out_dir):
         # a model wins or ties a category when its top-1 rate equals the best rate there
         result["wins_or_ties"] = {lab: sum(lab in ls for ls in leaders_by_cat.values()) for lab in labels}
         survival = {rec["model"]: [r["top1_match"] for r in rec["records"]] for rec in result["per_pair"]}
-        result["mcnemar_top1"] = {f"{a} vs {b}": mcnemar(survival[a], survival[b])
-                                  for i, a in enumerate(labels) for b in labels[i + 1:]}
+        result["mcnemar_top1"] = {f"{a} vs {b}": mcnemar(survival[a], survival[b]) for i, a in enumerate(labels) for b in labels[i + 1 :]}
     md = summary(result, labels, categories)
     write_outputs(out_dir, "robustness", result, md)
     plot(result, labels, categories, os.path.join(out_dir, "robustness.png"))
@@ -190,34 +204,53 @@ def run(models, pairs, out_dir):
 
 
 def summary(result, labels, categories):
-    rows = [[lab] + [result["models"][lab]["overall"].get(k) for k in
-                     ("top1_match_rate", "unrelated_top1_agreement", "mean_kl", "median_kl", "mean_cos_hidden",
-                      "mean_logprob_drop")] for lab in labels]
-    md = [f"# Spelling robustness ({result['n_pairs']} pairs)\n",
-          md_table(["model", "top-1 match", "baseline: unrelated prompts agree", "mean KL", "median KL", "mean hidden cos",
-                    "mean log-prob drop"], rows), ""]
+    rows = [
+        [lab]
+        + [
+            result["models"][lab]["overall"].get(k)
+            for k in ("top1_match_rate", "unrelated_top1_agreement", "mean_kl", "median_kl", "mean_cos_hidden", "mean_logprob_drop")
+        ]
+        for lab in labels
+    ]
+    md = [
+        f"# Spelling robustness ({result['n_pairs']} pairs)\n",
+        md_table(
+            ["model", "top-1 match", "baseline: unrelated prompts agree", "mean KL", "median KL", "mean hidden cos", "mean log-prob drop"],
+            rows,
+        ),
+        "",
+    ]
     if result.get("mcnemar_top1"):
-        md += ["Paired test of top-1 survival (exact McNemar, two-sided): " + "; ".join(
-            f"{k}: {v['only_first']} vs {v['only_second']} pairs kept by one only, p = {v['p_value']:.3g}"
-            for k, v in result["mcnemar_top1"].items()), ""]
+        md += [
+            "Paired test of top-1 survival (exact McNemar, two-sided): "
+            + "; ".join(
+                f"{k}: {v['only_first']} vs {v['only_second']} pairs kept by one only, p = {v['p_value']:.3g}"
+                for k, v in result["mcnemar_top1"].items()
+            ),
+            "",
+        ]
     crow = []
     for c in categories:
-        r = [c] + [f"{result['models'][lab]['per_category'][c]['top1_match_rate']:.2f} / "
-                   f"{result['models'][lab]['per_category'][c]['mean_kl']:.3f}" for lab in labels]
+        r = [c] + [
+            f"{result['models'][lab]['per_category'][c]['top1_match_rate']:.2f} / {result['models'][lab]['per_category'][c]['mean_kl']:.3f}"
+            for lab in labels
+        ]
         if "category_winner_top1" in result:
             r.append(result["category_winner_top1"][c])
         crow.append(r)
     header = ["category"] + [f"{lab} top-1 / KL" for lab in labels] + (["top-1 winner"] if "category_winner_top1" in result else [])
     md += ["## Per category", md_table(header, crow), ""]
     if "wins_or_ties" in result:
-        md.append("Wins or ties on top-1 per category: "
-                  + ", ".join(f"{k} {v}/{len(categories)}" for k, v in result["wins_or_ties"].items()))
+        md.append(
+            "Wins or ties on top-1 per category: " + ", ".join(f"{k} {v}/{len(categories)}" for k, v in result["wins_or_ties"].items())
+        )
     return "\n".join(md)
 
 
 def plot(result, labels, categories, path):
     plt = pyplot()
     import numpy as np
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(categories))
     w = 0.8 / len(labels)

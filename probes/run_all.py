@@ -7,10 +7,12 @@
 Writes each probe's JSON / markdown / PNG into --out and report.md, which strings the summaries
 together (norm drift reads the metrics.jsonl next to each checkpoint).
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.run_all", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -58,8 +60,10 @@ def main(argv=None):
     lines = ["# Probe report\n", "Checkpoints:\n"]
     for m in models:
         cfg = m.model.config
-        lines.append(f"- **{m.label}**: {m.path} — arm `{m.arm}`, step {m.ckpt.get('iter_num')}, "
-                     f"{cfg.n_layer} layers, d={cfg.n_embd}, best val loss {m.ckpt.get('best_val_loss', float('nan')):.4f}")
+        lines.append(
+            f"- **{m.label}**: {m.path} — arm `{m.arm}`, step {m.ckpt.get('iter_num')}, "
+            f"{cfg.n_layer} layers, d={cfg.n_embd}, best val loss {m.ckpt.get('best_val_loss', float('nan')):.4f}"
+        )
     for name in todo:
         with open(os.path.join(args.out, f"{name}.md")) as f:
             body = f.read().replace("\n# ", "\n### ").replace("\n## ", "\n#### ")

@@ -9,10 +9,12 @@ by the mean over its token positions. Spaces are not centred here (each word pai
 directly). The Kron arm's whole-string embedding (the word as one byte slot) is reported too.
 Writes tradeoff.json, tradeoff.md and tradeoff.png.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("probes.tradeoff", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -24,8 +26,18 @@ import torch.nn.functional as F
 from plotting import pyplot, save_figure
 from probes.common import cli, codec_string, common_args, load_all, md_table, write_outputs
 
-PAIRS = [("compute", "commute"), ("nation", "notion"), ("import", "important"), ("run", "rune"), ("form", "from"),
-         ("trail", "trial"), ("causal", "casual"), ("quiet", "quite"), ("desert", "dessert"), ("angel", "angle")]
+PAIRS = [
+    ("compute", "commute"),
+    ("nation", "notion"),
+    ("import", "important"),
+    ("run", "rune"),
+    ("form", "from"),
+    ("trail", "trial"),
+    ("causal", "casual"),
+    ("quiet", "quite"),
+    ("desert", "dessert"),
+    ("angel", "angle"),
+]
 CONTROLS = [("compute", "computer"), ("nation", "national"), ("run", "running")]  # byte-similar and related
 
 
@@ -55,8 +67,10 @@ def run(models, out_dir, pos_dim=16):
     for m in models:
         result["depth_labels"][m.label] = ["input"] + [f"after block {i}" for i in range(m.model.config.n_layer - 1)] + ["final (ln_f)"]
     labels = [m.label for m in models]
-    md = ["# Byte-locality trade-off: cosine of byte-similar pairs by depth\n",
-          "Columns per model: input embedding -> final layer (mean over each word's tokens).\n"]
+    md = [
+        "# Byte-locality trade-off: cosine of byte-similar pairs by depth\n",
+        "Columns per model: input embedding -> final layer (mean over each word's tokens).\n",
+    ]
     rows = []
     for pair, rec in result["pairs"].items():
         row = [pair, rec["kind"], rec["codec"]]
@@ -72,6 +86,7 @@ def run(models, out_dir, pos_dim=16):
 def plot(result, labels, path):
     plt = pyplot()
     import numpy as np
+
     fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 3.6), squeeze=False)
     for ax, lab in zip(axes[0], labels):
         for kind, colour in (("unrelated", "tab:red"), ("related", "tab:blue")):

@@ -10,10 +10,12 @@ as the studies run, and each variant's peak resident memory from a process of it
 results/bench_cpu/ (one JSON per cell, ceiling.json); the tables go to that folder's README.md and to
 the README's speed block.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.bench_cpu", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -41,8 +43,7 @@ README_BLOCK = ("<!-- bench_cpu: speed -->", "<!-- /bench_cpu -->")
 
 def cells(shapes):
     """(shape, dtype, keep_freed) of every measured cell: the allocator off only at the paired shape."""
-    return [(s, dt, keep) for s in shapes for dt in ("float32", "bfloat16")
-            for keep in ((True, False) if s == "paired" else (True,))]
+    return [(s, dt, keep) for s in shapes for dt in ("float32", "bfloat16") for keep in ((True, False) if s == "paired" else (True,))]
 
 
 def cell_path(shape, dtype, keep):
@@ -56,7 +57,7 @@ def matmul_ceiling(dtype, n=2048, repeats=5):
     a, b = (torch.randn(n, n).to(getattr(torch, dtype)) for _ in range(2))
     a @ b
     best = min(timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def timed(fn):
@@ -69,8 +70,9 @@ def measure(args):
     os.makedirs(OUT, exist_ok=True)
     ceiling = {dt: matmul_ceiling(dt) for dt in ("float32", "bfloat16")}
     with open(os.path.join(OUT, "ceiling.json"), "w") as f:
-        json.dump({"gflops_1_thread": ceiling, "cpu": cpu_name(), "torch": torch.__version__,
-                   "date": time.strftime("%Y-%m-%d")}, f, indent=1)
+        json.dump(
+            {"gflops_1_thread": ceiling, "cpu": cpu_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}, f, indent=1
+        )
     todo = cells(args.shapes)
     for i, (shape, dtype, keep) in enumerate(todo, 1):
         path = cell_path(shape, dtype, keep)
@@ -78,11 +80,42 @@ def measure(args):
             print(f"[{i}/{len(todo)}] {os.path.relpath(path, ROOT)} kept; --fresh remeasures it", flush=True)
             continue
         v, L, H, d = SHAPES[shape]
-        cmd = [sys.executable, "-m", "scripts.bench_train", "--vocab-size", str(v), "--n-layer", str(L), "--n-head", str(H),
-               "--n-embd", str(d), "--block-size", "256", "--batch-size", "16", "--threads", "1", "--dtype", dtype,
-               "--loss-chunks", "0", str(GPTConfig.loss_chunk), "--steps", str(args.steps), "--warmup", "1",
-               "--cpu-peak-rss", "--quiet", "--out", path] + (["--nanogpt", args.nanogpt] if args.nanogpt else []) + \
-              ([] if keep else ["--no-keep-freed-memory"])
+        cmd = (
+            [
+                sys.executable,
+                "-m",
+                "scripts.bench_train",
+                "--vocab-size",
+                str(v),
+                "--n-layer",
+                str(L),
+                "--n-head",
+                str(H),
+                "--n-embd",
+                str(d),
+                "--block-size",
+                "256",
+                "--batch-size",
+                "16",
+                "--threads",
+                "1",
+                "--dtype",
+                dtype,
+                "--loss-chunks",
+                "0",
+                str(GPTConfig.loss_chunk),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                "1",
+                "--cpu-peak-rss",
+                "--quiet",
+                "--out",
+                path,
+            ]
+            + (["--nanogpt", args.nanogpt] if args.nanogpt else [])
+            + ([] if keep else ["--no-keep-freed-memory"])
+        )
         print(f"[{i}/{len(todo)}] {shape} {dtype} allocator {'keep' if keep else 'default'} ...", flush=True)
         t = time.time()
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -104,13 +137,16 @@ def render():
     (and % of the matmul ceiling) and peak RSS, allocator on; then the allocator's effect."""
     ceil = read_json(os.path.join(OUT, "ceiling.json"))
     g = ceil["gflops_1_thread"]
-    lines = [f"Measured by `python -m scripts.bench_cpu` on {ceil['cpu']}, 1 thread, torch {ceil['torch']}, "
-             f"{ceil['date']}; batch 16 x 256 tokens, median step of the interleaved timed steps, peak RSS of "
-             f"each variant in its own process. `@0`: the plain output layer; `@{GPTConfig.loss_chunk}`: the "
-             f"chunked loss; `nanogpt`: nanoGPT's own GPT (its model.py) at the same shape, compared with bpe_tied@0. "
-             f"Matmul ceiling (2048^3, 1 thread): fp32 {g['float32']:.0f}, bf16 {g['bfloat16']:.0f} GFLOP/s.",
-             "", "| shape | dtype | variant | step ms | tokens/s | GFLOP/s (% of ceiling) | peak RSS GB | vs plain |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured by `python -m scripts.bench_cpu` on {ceil['cpu']}, 1 thread, torch {ceil['torch']}, "
+        f"{ceil['date']}; batch 16 x 256 tokens, median step of the interleaved timed steps, peak RSS of "
+        f"each variant in its own process. `@0`: the plain output layer; `@{GPTConfig.loss_chunk}`: the "
+        f"chunked loss; `nanogpt`: nanoGPT's own GPT (its model.py) at the same shape, compared with bpe_tied@0. "
+        f"Matmul ceiling (2048^3, 1 thread): fp32 {g['float32']:.0f}, bf16 {g['bfloat16']:.0f} GFLOP/s.",
+        "",
+        "| shape | dtype | variant | step ms | tokens/s | GFLOP/s (% of ceiling) | peak RSS GB | vs plain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for shape, dtype, keep in cells(SHAPES):
         path = cell_path(shape, dtype, keep)
         if not keep or not os.path.exists(path):
@@ -119,21 +155,33 @@ def render():
         v, L, _, d = SHAPES[shape]
         for name, r in res.items():
             plain = res.get("bpe_tied@0" if name == "nanogpt" else name.split("@")[0] + "@0")  # nanoGPT: the same model
-            ratio = f"{r['median_ms'] / plain['median_ms']:.2f}x time, {r['peak_mem_bytes'] / plain['peak_mem_bytes']:.2f}x memory" \
-                if plain and plain is not r else ""
+            ratio = (
+                f"{r['median_ms'] / plain['median_ms']:.2f}x time, {r['peak_mem_bytes'] / plain['peak_mem_bytes']:.2f}x memory"
+                if plain and plain is not r
+                else ""
+            )
             gf = r["model_flops_per_s"] / 1e9
-            lines.append(f"| V {v:,} {L}L d{d} | {dtype} | {name} | {r['median_ms']:.0f} | {r['tokens_per_s']:,.0f} | "
-                         f"{gf:.1f} ({100 * gf / g[dtype]:.0f}%) | {r['peak_mem_bytes'] / 2 ** 30:.2f} | {ratio} |")
-    lines += ["", "The allocator setting (`cpu_keep_freed_memory`) at the paired shape: step ms and peak RSS GB, on / off.",
-              "", "| dtype | variant | step ms on | step ms off | peak GB on | peak GB off |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| V {v:,} {L}L d{d} | {dtype} | {name} | {r['median_ms']:.0f} | {r['tokens_per_s']:,.0f} | "
+                f"{gf:.1f} ({100 * gf / g[dtype]:.0f}%) | {r['peak_mem_bytes'] / 2**30:.2f} | {ratio} |"
+            )
+    lines += [
+        "",
+        "The allocator setting (`cpu_keep_freed_memory`) at the paired shape: step ms and peak RSS GB, on / off.",
+        "",
+        "| dtype | variant | step ms on | step ms off | peak GB on | peak GB off |",
+        "|---|---|---|---|---|---|",
+    ]
     for dtype in ("float32", "bfloat16"):
         on, off = (cell_path("paired", dtype, k) for k in (True, False))
         if not (os.path.exists(on) and os.path.exists(off)):
             continue
         a, b = read_json(on)["results"], read_json(off)["results"]
         for name in a:
-            lines.append(f"| {dtype} | {name} | {a[name]['median_ms']:.0f} | {b[name]['median_ms']:.0f} | "
-                         f"{a[name]['peak_mem_bytes'] / 2 ** 30:.2f} | {b[name]['peak_mem_bytes'] / 2 ** 30:.2f} |")
+            lines.append(
+                f"| {dtype} | {name} | {a[name]['median_ms']:.0f} | {b[name]['median_ms']:.0f} | "
+                f"{a[name]['peak_mem_bytes'] / 2**30:.2f} | {b[name]['peak_mem_bytes'] / 2**30:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -156,8 +204,11 @@ def main(argv=None):
     p.add_argument("--fresh", action="store_true", help="remeasure cells already kept")
     p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--nanogpt", default=NANOGPT if os.path.isdir(NANOGPT) else None,
-                   help="a nanoGPT checkout to time beside ours (default: ../shared/anchors/nanoGPT when present)")
+    p.add_argument(
+        "--nanogpt",
+        default=NANOGPT if os.path.isdir(NANOGPT) else None,
+        help="a nanoGPT checkout to time beside ours (default: ../shared/anchors/nanoGPT when present)",
+    )
     args = p.parse_args(argv)
     if not args.render:
         measure(args)

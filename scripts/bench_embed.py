@@ -15,10 +15,12 @@ Shapes: gpt2 = (V 50304, pos_dim 16, d 768, 8192 tokens), the paper's 124M setti
         large = (V 131072, pos_dim 32, d 4096, 4096 tokens), the paper's 131K production vocabulary.
 The large shape needs ~14 GB of host memory (nn.Embedding + AdamW, and the 4.3 GB cached table).
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.bench_embed", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -38,9 +40,11 @@ from runtime import autocast_for, default_dtype, keep_freed_memory, resolve_devi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SHAPES = {"gpt2": dict(V=50304, pos_dim=16, d=768, tokens=8192, repeats=15, warmup=3),
-          "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1),
-          "tiny": dict(V=50304, pos_dim=16, d=32, tokens=256, repeats=2, warmup=1)}  # smoke tests only
+SHAPES = {
+    "gpt2": dict(V=50304, pos_dim=16, d=768, tokens=8192, repeats=15, warmup=3),
+    "large": dict(V=131072, pos_dim=32, d=4096, tokens=4096, repeats=5, warmup=1),
+    "tiny": dict(V=50304, pos_dim=16, d=32, tokens=256, repeats=2, warmup=1),
+}  # smoke tests only
 IMPLS = ("embedding", "fused", "cached", "dynamic")
 
 
@@ -98,8 +102,11 @@ def sync(device):
 def state_bytes(layer):
     trainable = sum(p.numel() * p.element_size() for p in layer.parameters())
     buffers = sum(b.numel() * b.element_size() for b in layer.buffers())
-    return {"trainable_params_bytes": trainable, "trainable_state_bytes": 4 * trainable,  # param+grad+2 moments
-            "non_trainable_bytes": buffers}
+    return {
+        "trainable_params_bytes": trainable,
+        "trainable_state_bytes": 4 * trainable,  # param+grad+2 moments
+        "non_trainable_bytes": buffers,
+    }
 
 
 def agreement(layers, ids, upstream):
@@ -128,8 +135,11 @@ def _agreement(layers, ref, ids, upstream):
         out[name] = (y.detach(), layer.weight.grad.clone())
         layer.weight.grad = None
     y0, g0 = out["cached"]
-    return {m: {"max_abs_output_diff": (y - y0).abs().max().item(),
-                "max_rel_grad_diff": ((g - g0).abs().max() / g0.abs().max()).item()} for m, (y, g) in out.items() if m != "cached"}
+    return {
+        m: {"max_abs_output_diff": (y - y0).abs().max().item(), "max_rel_grad_diff": ((g - g0).abs().max() / g0.abs().max()).item()}
+        for m, (y, g) in out.items()
+        if m != "cached"
+    }
 
 
 def bench_tied_head(name, s, device, autocast):
@@ -156,6 +166,7 @@ def bench_tied_head(name, s, device, autocast):
             E = kron.vocabulary()
         E.backward(g_vocab.to(E.dtype))
         kron.weight.grad = None
+
     times = {"nn.Linear head": [], "E(W) rebuild": []}
     for rep in range(s["warmup"] + s["repeats"]):
         for label, fn in (("nn.Linear head", linear_head), ("E(W) rebuild", rebuild)):
@@ -167,14 +178,20 @@ def bench_tied_head(name, s, device, autocast):
                 times[label].append(time.perf_counter() - t)
     res = {label: 1000 * statistics.median(ts) for label, ts in times.items()}
     res["ratio"] = res["E(W) rebuild"] / res["nn.Linear head"]
-    print(f"  tied head: E(W) rebuild {res['E(W) rebuild']:.1f} ms vs nn.Linear head {res['nn.Linear head']:.1f} ms "
-          f"(fwd+bwd, {s['tokens']:,} tokens): {res['ratio']:.2f}x", flush=True)
+    print(
+        f"  tied head: E(W) rebuild {res['E(W) rebuild']:.1f} ms vs nn.Linear head {res['nn.Linear head']:.1f} ms "
+        f"(fwd+bwd, {s['tokens']:,} tokens): {res['ratio']:.2f}x",
+        flush=True,
+    )
     return res
 
 
 def bench_shape(name, s, device, impls, autocast):
-    print(f"\n[{device}] shape {name}: V={s['V']:,} pos_dim={s['pos_dim']} D={256 * s['pos_dim']} d={s['d']} "
-          f"tokens={s['tokens']:,} ({s['warmup']} warm-up + {s['repeats']} timed repeats)", flush=True)
+    print(
+        f"\n[{device}] shape {name}: V={s['V']:,} pos_dim={s['pos_dim']} D={256 * s['pos_dim']} d={s['d']} "
+        f"tokens={s['tokens']:,} ({s['warmup']} warm-up + {s['repeats']} timed repeats)",
+        flush=True,
+    )
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 50257, (s["tokens"],), generator=g).to(device)  # real tokenizer ids
     upstream = (torch.randn(s["tokens"], s["d"], generator=g) * 1e-3).to(device)
@@ -201,10 +218,17 @@ def bench_shape(name, s, device, impls, autocast):
                     results[impl]["cuda_peak_bytes"] = torch.cuda.max_memory_allocated()
         for impl in group:
             q = statistics.quantiles(times[impl], n=4) if len(times[impl]) > 1 else [times[impl][0]] * 3
-            results[impl].update(median_ms=1000 * statistics.median(times[impl]), q1_ms=1000 * q[0], q3_ms=1000 * q[2],
-                                 fwd_bwd_median_ms=1000 * statistics.median(fwd_bwd[impl]), repeats=len(times[impl]))
-            print(f"  {impl:<10} {results[impl]['median_ms']:>10.2f} ms (forward+backward alone "
-                  f"{results[impl]['fwd_bwd_median_ms']:.2f} ms)", flush=True)
+            results[impl].update(
+                median_ms=1000 * statistics.median(times[impl]),
+                q1_ms=1000 * q[0],
+                q3_ms=1000 * q[2],
+                fwd_bwd_median_ms=1000 * statistics.median(fwd_bwd[impl]),
+                repeats=len(times[impl]),
+            )
+            print(
+                f"  {impl:<10} {results[impl]['median_ms']:>10.2f} ms (forward+backward alone {results[impl]['fwd_bwd_median_ms']:.2f} ms)",
+                flush=True,
+            )
         if name != "gpt2":
             for impl in group:
                 if impl != "cached":
@@ -231,8 +255,10 @@ def print_table(device, name, res):
     fused = res.get("fused", {}).get("median_ms")
     print(f"\n{device} | {name}")
     emb_fb = res.get("embedding", {}).get("fwd_bwd_median_ms")
-    print("| impl | fwd+bwd+AdamW ms (median [IQR]) | vs nn.Embedding | fwd+bwd ms | vs nn.Embedding | vs fused | trainable params | "
-          "trainable state MB | non-trainable MB | max out diff | max rel grad diff |")
+    print(
+        "| impl | fwd+bwd+AdamW ms (median [IQR]) | vs nn.Embedding | fwd+bwd ms | vs nn.Embedding | vs fused | trainable params | "
+        "trainable state MB | non-trainable MB | max out diff | max rel grad diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for impl, r in res.items():
         if impl == "tied_head":
@@ -243,13 +269,17 @@ def print_table(device, name, res):
         gdiff = f"{r['max_rel_grad_diff']:.1e}" if "max_rel_grad_diff" in r else ("ref" if impl == "cached" else "-")
         fb = r.get("fwd_bwd_median_ms")
         fb_s = f"{fb:.1f} | {fb / emb_fb:.2f}x" if fb and emb_fb else (f"{fb:.1f} | -" if fb else "- | -")
-        print(f"| {impl} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {vs_emb} | {fb_s} | {vs_fused} | "
-              f"{r['trainable_params_bytes'] // 4:,} | {r['trainable_state_bytes'] / 1e6:.1f} | "
-              f"{r['non_trainable_bytes'] / 1e6:.3f} | {diff} | {gdiff} |")
+        print(
+            f"| {impl} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {vs_emb} | {fb_s} | {vs_fused} | "
+            f"{r['trainable_params_bytes'] // 4:,} | {r['trainable_state_bytes'] / 1e6:.1f} | "
+            f"{r['non_trainable_bytes'] / 1e6:.3f} | {diff} | {gdiff} |"
+        )
     tied = res.get("tied_head")
     if tied:
-        print(f"\nkron_tied head, fwd+bwd: E(W) rebuild {tied['E(W) rebuild']:.1f} ms | nn.Linear(d, V) head "
-              f"{tied['nn.Linear head']:.1f} ms | ratio {tied['ratio']:.2f}x")
+        print(
+            f"\nkron_tied head, fwd+bwd: E(W) rebuild {tied['E(W) rebuild']:.1f} ms | nn.Linear(d, V) head "
+            f"{tied['nn.Linear head']:.1f} ms | ratio {tied['ratio']:.2f}x"
+        )
 
 
 def targets(all_results):
@@ -275,15 +305,25 @@ def targets(all_results):
         for shape, res in shapes.items():
             tied = res.get("tied_head")
             if tied:
-                lines.append((f"{device}/{shape}: kron_tied E(W) rebuild fwd+bwd <= nn.Linear head fwd+bwd",
-                              f"{tied['ratio']:.2f}x", tied["ratio"] <= 1.0))
+                lines.append(
+                    (
+                        f"{device}/{shape}: kron_tied E(W) rebuild fwd+bwd <= nn.Linear head fwd+bwd",
+                        f"{tied['ratio']:.2f}x",
+                        tied["ratio"] <= 1.0,
+                    )
+                )
             res = {k: v for k, v in res.items() if k != "tied_head"}
             if not res:  # --only-tied-head: no modes to compare
                 continue
             worst = max([r.get("max_abs_output_diff", 0) for r in res.values()] + [0])
             gworst = max([r.get("max_rel_grad_diff", 0) for r in res.values()] + [0])
-            lines.append((f"{device}/{shape}: modes agree to 1e-5 (output abs, gradient rel.)",
-                          f"{worst:.1e} / {gworst:.1e}", worst <= 1e-5 and gworst <= 1e-5))
+            lines.append(
+                (
+                    f"{device}/{shape}: modes agree to 1e-5 (output abs, gradient rel.)",
+                    f"{worst:.1e} / {gworst:.1e}",
+                    worst <= 1e-5 and gworst <= 1e-5,
+                )
+            )
     print("\ntargets")
     for what, value, ok in lines:
         print(f"  [{'met' if ok else 'MISSED'}] {what}: {value}")
@@ -299,11 +339,18 @@ def main(argv=None):
     p.add_argument("--no-tied-head", action="store_true", help="skip the kron_tied head comparison")
     p.add_argument("--only-tied-head", action="store_true", help="time only the kron_tied head comparison")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
-    p.add_argument("--keep-freed-memory", action="store_true",
-                   help="apply train.py's CPU allocator setting first (default: the allocator a plain script gets)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="autocast dtype of the timed forwards (auto: as train.py, bfloat16 on CUDA, float32 on CPU); "
-                        "the modes' agreement is always checked in float32")
+    p.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="apply train.py's CPU allocator setting first (default: the allocator a plain script gets)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="autocast dtype of the timed forwards (auto: as train.py, bfloat16 on CUDA, float32 on CPU); "
+        "the modes' agreement is always checked in float32",
+    )
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
     args = p.parse_args(argv)
     for flag, value in (("--repeats", args.repeats), ("--threads", args.threads)):
@@ -318,9 +365,15 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.keep_freed_memory:
         keep_freed_memory()
-    meta = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "cpu_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
-            "keep_freed_memory": args.keep_freed_memory, "cpu_count": os.cpu_count()}
+    meta = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "processor": platform.processor() or platform.machine(),
+        "keep_freed_memory": args.keep_freed_memory,
+        "cpu_count": os.cpu_count(),
+    }
     if torch.cuda.is_available():
         meta.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda)
     all_results = {}
@@ -343,8 +396,7 @@ def main(argv=None):
     checked = targets(all_results)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"meta": meta, "shapes": {k: SHAPES[k] for k in args.shapes}, "results": all_results,
-                   "targets": checked}, f, indent=1)
+        json.dump({"meta": meta, "shapes": {k: SHAPES[k] for k in args.shapes}, "results": all_results, "targets": checked}, f, indent=1)
     print(f"\nwrote {args.out}")
 
 

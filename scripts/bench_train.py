@@ -17,10 +17,12 @@ inside one step (counted with torch.cuda.set_sync_debug_mode; train.py reads the
 log steps, outside the step). Prints a table and writes
 JSON (default bench/train.json).
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.bench_train", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -55,21 +57,50 @@ def child_peak_rss(args, variant):
     on CPU, one process per variant is the only clean peak (os.wait4 gives that child's own rusage)."""
     import subprocess
     import tempfile
+
     arm, chunk = split_variant(variant, args.loss_chunks)
     which = ["--nanogpt", args.nanogpt, "--arms"] if arm == "nanogpt" else ["--arms", arm]
-    cmd = [sys.executable, "-m", "scripts.bench_train", *which, "--loss-chunks", str(chunk), "--steps", "2", "--warmup", "1",
-           "--n-layer", str(args.n_layer), "--n-head", str(args.n_head), "--n-embd", str(args.n_embd),
-           "--block-size", str(args.block_size), "--batch-size", str(args.batch_size), "--accum", str(args.accum),
-           "--device", "cpu", "--dtype", args.dtype, "--threads", str(args.threads or 0), "--quiet",
-           "--out", os.path.join(tempfile.mkdtemp(), "rss.json")] + \
-        ([] if args.keep_freed_memory else ["--no-keep-freed-memory"])
+    cmd = [
+        sys.executable,
+        "-m",
+        "scripts.bench_train",
+        *which,
+        "--loss-chunks",
+        str(chunk),
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--n-layer",
+        str(args.n_layer),
+        "--n-head",
+        str(args.n_head),
+        "--n-embd",
+        str(args.n_embd),
+        "--block-size",
+        str(args.block_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--accum",
+        str(args.accum),
+        "--device",
+        "cpu",
+        "--dtype",
+        args.dtype,
+        "--threads",
+        str(args.threads or 0),
+        "--quiet",
+        "--out",
+        os.path.join(tempfile.mkdtemp(), "rss.json"),
+    ] + ([] if args.keep_freed_memory else ["--no-keep-freed-memory"])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read().decode(errors="replace").strip().splitlines()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise RuntimeError(f"the peak-memory run of {variant} failed (exit {proc.returncode}): {' '.join(cmd)}: "
-                           f"{err[-1] if err else 'no message'}")
+        raise RuntimeError(
+            f"the peak-memory run of {variant} failed (exit {proc.returncode}): {' '.join(cmd)}: {err[-1] if err else 'no message'}"
+        )
     return usage.ru_maxrss * 1024  # kilobytes on Linux
 
 
@@ -78,6 +109,7 @@ def allow_recompiles(n_variants):
     (8 by default) Dynamo would silently run the next variant eagerly. Raise the limit to cover every
     variant and make hitting it an error instead of a fallback. Returns the limit set."""
     import torch._dynamo.config as dynamo_config
+
     limit = max(8, RECOMPILES_PER_VARIANT * n_variants)
     for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.7; either may exist
         if hasattr(dynamo_config, name):
@@ -102,12 +134,14 @@ def persistent_bytes(model, optimizer):
 def dynamo_counts():
     """(graph breaks, graphs) Dynamo has counted in this process so far."""
     from torch._dynamo.utils import counters
+
     return sum(counters["graph_break"].values()), counters["stats"]["unique_graphs"]
 
 
 def count_syncs(fn):
     """Host-device synchronisations fn() causes on CUDA (each one warns under sync debug mode)."""
     import warnings
+
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -126,8 +160,13 @@ def parse_args(argv):
     p.add_argument("--block-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--arms", nargs="*", default=list(EMBEDDINGS), choices=list(EMBEDDINGS))
-    p.add_argument("--loss-chunks", nargs="+", type=int, default=[GPTConfig.loss_chunk],
-                   help="loss_chunk values to time each arm at (0: the plain output layer)")
+    p.add_argument(
+        "--loss-chunks",
+        nargs="+",
+        type=int,
+        default=[GPTConfig.loss_chunk],
+        help="loss_chunk values to time each arm at (0: the plain output layer)",
+    )
     p.add_argument("--nanogpt", default=None, help="a nanoGPT checkout: also time its GPT (model.py) at this shape")
     p.add_argument("--vocab-size", type=int, default=50304)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
@@ -136,14 +175,25 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="autocast dtype (auto: as train.py, bfloat16 on CUDA, float32 on CPU)")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="autocast dtype (auto: as train.py, bfloat16 on CUDA, float32 on CPU)",
+    )
     p.add_argument("--cpu-peak-rss", action="store_true", help="on CPU, also measure each variant's peak memory in its own process")
-    p.add_argument("--no-keep-freed-memory", dest="keep_freed_memory", action="store_false",
-                   help="on CPU, leave glibc's default (big freed blocks go back to the OS): train.py's "
-                        "cpu_keep_freed_memory=False")
-    p.add_argument("--ceiling-tflops", type=float, default=None,
-                   help="a measured matmul ceiling (scripts/gpu_facts.py) to report MFU against, beside the datasheet peak")
+    p.add_argument(
+        "--no-keep-freed-memory",
+        dest="keep_freed_memory",
+        action="store_false",
+        help="on CPU, leave glibc's default (big freed blocks go back to the OS): train.py's cpu_keep_freed_memory=False",
+    )
+    p.add_argument(
+        "--ceiling-tflops",
+        type=float,
+        default=None,
+        help="a measured matmul ceiling (scripts/gpu_facts.py) to report MFU against, beside the datasheet peak",
+    )
     p.add_argument("--quiet", dest="verbose", action="store_false", help="no per-variant progress lines")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "train.json"))
     args = p.parse_args(argv)
@@ -163,19 +213,26 @@ def parse_args(argv):
 def variant_names(args):
     """Each arm at each loss_chunk ('kron@1024'; the arm's name alone when one loss_chunk is timed,
     as the GPU report reads), then 'nanogpt' when asked for."""
-    names = [f"{arm}@{chunk}" if len(args.loss_chunks) > 1 else arm for arm in dict.fromkeys(args.arms)
-             for chunk in args.loss_chunks]
+    names = [f"{arm}@{chunk}" if len(args.loss_chunks) > 1 else arm for arm in dict.fromkeys(args.arms) for chunk in args.loss_chunks]
     return names + (["nanogpt"] if args.nanogpt else [])
 
 
 def nanogpt_model(args):
     """nanoGPT's GPT from its own model.py (loaded from the folder the user named), at this shape."""
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("nanogpt_model", os.path.join(args.nanogpt, "model.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cfg = module.GPTConfig(block_size=args.block_size, vocab_size=args.vocab_size, n_layer=args.n_layer,
-                           n_head=args.n_head, n_embd=args.n_embd, dropout=0.0, bias=True)
+    cfg = module.GPTConfig(
+        block_size=args.block_size,
+        vocab_size=args.vocab_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        dropout=0.0,
+        bias=True,
+    )
     return module.GPT(cfg)
 
 
@@ -188,8 +245,17 @@ def build_steps(args, variants, autocast):
         if arm == "nanogpt":
             model = nanogpt_model(args).to(args.device)
         else:
-            model = GPT(GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
-                                  vocab_size=args.vocab_size, embedding=arm, loss_chunk=chunk)).to(args.device)
+            model = GPT(
+                GPTConfig(
+                    n_layer=args.n_layer,
+                    n_head=args.n_head,
+                    n_embd=args.n_embd,
+                    block_size=args.block_size,
+                    vocab_size=args.vocab_size,
+                    embedding=arm,
+                    loss_chunk=chunk,
+                )
+            ).to(args.device)
         opt = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), args.device)
         run = torch.compile(model) if args.compile else model
         setups[name] = (model, TrainStep(run, opt, args.accum, 1.0, autocast))
@@ -208,6 +274,7 @@ def time_steps(args, setups, peak):
 
     def fetch(i):
         return host[i][0].to(dev, non_blocking=True), host[i][1].to(dev, non_blocking=True)
+
     times, syncs, graphs = {n: [] for n in setups}, {}, {}
     for i in range(args.warmup + args.steps):
         for name, (model, step) in setups.items():
@@ -232,8 +299,7 @@ def time_steps(args, setups, peak):
                 after = dynamo_counts()
                 graphs[name] = {"graph_breaks": after[0] - before[0], "graphs": after[1] - before[1]}
             if i == 0 and args.verbose:
-                print(f"  {name}: first step {time.perf_counter() - t:.1f} s"
-                      f"{' (compile)' if args.compile else ''}", flush=True)
+                print(f"  {name}: first step {time.perf_counter() - t:.1f} s{' (compile)' if args.compile else ''}", flush=True)
     return times, syncs, graphs
 
 
@@ -254,11 +320,15 @@ def report(args, variants, setups, times, peak, syncs, graphs):
     first = variants[0]
     base = statistics.median(times[first])
     res = {}
-    print(f"\n{dev} | V={args.vocab_size}, d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
-          f"{args.steps} timed steps after {args.warmup} warm-up, torch {torch.__version__}")
+    print(
+        f"\n{dev} | V={args.vocab_size}, d={args.n_embd}, {args.n_layer} layers, block {args.block_size}, batch {args.batch_size}, "
+        f"{args.steps} timed steps after {args.warmup} warm-up, torch {torch.__version__}"
+    )
     ceiling = args.ceiling_tflops * 1e12 if args.ceiling_tflops else None
-    print(f"| arm | step ms (median [IQR]) | tokens/s | vs {first} | peak mem GB ({'GPU' if dev == 'cuda' else 'process RSS'}) "
-          f"| MFU | MFU vs measured matmul | syncs in a step | graph breaks |")
+    print(
+        f"| arm | step ms (median [IQR]) | tokens/s | vs {first} | peak mem GB ({'GPU' if dev == 'cuda' else 'process RSS'}) "
+        f"| MFU | MFU vs measured matmul | syncs in a step | graph breaks |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, ts in times.items():
         med = statistics.median(ts)
@@ -266,15 +336,26 @@ def report(args, variants, setups, times, peak, syncs, graphs):
         flops_per_s = flops_per_token(setups[name][0], args) * tokens / med
         mfu = flops_per_s / peak_flops if peak_flops else None
         mfu_ceiling = flops_per_s / ceiling if ceiling else None
-        res[name] = {"median_ms": 1000 * med, "q1_ms": 1000 * q[0], "q3_ms": 1000 * q[2], "tokens_per_s": tokens / med,
-                     "ratio_to_first": med / base, "peak_mem_bytes": peak.get(name), "mfu": mfu,
-                     "syncs_per_step": syncs.get(name), "mfu_vs_measured_matmul": mfu_ceiling,
-                     "model_flops_per_s": flops_per_s, **graphs.get(name, {}),
-                     "peak_mem_ratio_to_first": peak[name] / peak[first] if name in peak and first in peak else None}
-        mem = f"{peak[name] / 2 ** 30:.2f} ({res[name]['peak_mem_ratio_to_first']:.3f}x)" if name in peak else "-"
-        print(f"| {name} | {1000 * med:.0f} [{1000 * q[0]:.0f}, {1000 * q[2]:.0f}] | {tokens / med:,.0f} | {med / base:.3f}x | "
-              f"{mem} | {f'{100 * mfu:.1f}%' if mfu else '-'} | {f'{100 * mfu_ceiling:.1f}%' if mfu_ceiling else '-'} | "
-              f"{syncs.get(name, 'n/a (CPU)')} | {graphs.get(name, {}).get('graph_breaks', '-') if args.compile else '-'} |")
+        res[name] = {
+            "median_ms": 1000 * med,
+            "q1_ms": 1000 * q[0],
+            "q3_ms": 1000 * q[2],
+            "tokens_per_s": tokens / med,
+            "ratio_to_first": med / base,
+            "peak_mem_bytes": peak.get(name),
+            "mfu": mfu,
+            "syncs_per_step": syncs.get(name),
+            "mfu_vs_measured_matmul": mfu_ceiling,
+            "model_flops_per_s": flops_per_s,
+            **graphs.get(name, {}),
+            "peak_mem_ratio_to_first": peak[name] / peak[first] if name in peak and first in peak else None,
+        }
+        mem = f"{peak[name] / 2**30:.2f} ({res[name]['peak_mem_ratio_to_first']:.3f}x)" if name in peak else "-"
+        print(
+            f"| {name} | {1000 * med:.0f} [{1000 * q[0]:.0f}, {1000 * q[2]:.0f}] | {tokens / med:,.0f} | {med / base:.3f}x | "
+            f"{mem} | {f'{100 * mfu:.1f}%' if mfu else '-'} | {f'{100 * mfu_ceiling:.1f}%' if mfu_ceiling else '-'} | "
+            f"{syncs.get(name, 'n/a (CPU)')} | {graphs.get(name, {}).get('graph_breaks', '-') if args.compile else '-'} |"
+        )
     return res
 
 
@@ -300,9 +381,15 @@ def main(argv=None):
     times, syncs, graphs = time_steps(args, setups, peak)
     res = report(args, variants, setups, times, peak, syncs, graphs)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    meta = {"device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "args": vars(args), "dtype": dtype,
-            "dynamo_recompile_limit": recompile_limit, "peak_mem": "each variant alone (others' held memory subtracted)"}
+    meta = {
+        "device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "args": vars(args),
+        "dtype": dtype,
+        "dynamo_recompile_limit": recompile_limit,
+        "peak_mem": "each variant alone (others' held memory subtracted)",
+    }
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "results": res}, f, indent=1)
     print(f"wrote {args.out}")

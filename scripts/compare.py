@@ -17,10 +17,12 @@ Writes compare.json, compare.md, val_curves.png, gap.png and norm_drift.png into
 analysis.py; the tables and figures: report.py). The same
 runs can be compared in wandb when trained with wandb_log=True (runs grouped by arm).
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.compare", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -44,8 +46,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folders", nargs="+", help="folders holding run folders (<group>-s<seed>/metrics.jsonl)")
     p.add_argument("--baseline", default="bpe_tied")
-    p.add_argument("--contrast", action="append", default=[], metavar="LABEL=REF:OTHER",
-                   help="a paired gap between two groups, L_REF - L_OTHER (repeatable), e.g. 'untying=bpe_tied:bpe_untied'")
+    p.add_argument(
+        "--contrast",
+        action="append",
+        default=[],
+        metavar="LABEL=REF:OTHER",
+        help="a paired gap between two groups, L_REF - L_OTHER (repeatable), e.g. 'untying=bpe_tied:bpe_untied'",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     res, md = report.write_comparison(args.folders, args.out, args.baseline, [parse_contrast(s) for s in args.contrast])

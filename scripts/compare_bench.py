@@ -5,10 +5,12 @@
 Several files per side are rounds run alternately (before, after, before, after) on the same machine;
 each arm's figure is the mean of the rounds' medians, so slow drift of the machine hits both sides.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.compare_bench", run_name="__main__", alter_sys=True)
     raise SystemExit

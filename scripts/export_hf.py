@@ -15,10 +15,12 @@ merges.txt, byte-identical to GPT-2's; a tokenizer.json is copied as it is). Eve
               head has no bias): never sample past the tokenizer's vocabulary (transformers does not).
 The folder is written under a temporary name and renamed when complete; an existing --out is refused.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.export_hf", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -44,13 +46,30 @@ def hf_config(model):
     embeddings tied only where the head multiplies by exactly what the input embeds."""
     cfg = model.config
     from tokenizer import get_tokenizer
+
     eot = get_tokenizer(cfg.tokenizer).eot_id
-    return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": cfg.vocab_size,
-            "n_positions": cfg.block_size, "n_ctx": cfg.block_size, "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,
-            "n_head": cfg.n_head, "n_inner": 4 * cfg.n_embd, "activation_function": "gelu", "layer_norm_epsilon": 1e-5,
-            "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "initializer_range": 0.02,
-            "scale_attn_weights": True, "use_cache": True, "bos_token_id": eot, "eos_token_id": eot,
-            "tie_word_embeddings": model.head_is_input_embedding()}
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": cfg.vocab_size,
+        "n_positions": cfg.block_size,
+        "n_ctx": cfg.block_size,
+        "n_embd": cfg.n_embd,
+        "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head,
+        "n_inner": 4 * cfg.n_embd,
+        "activation_function": "gelu",
+        "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "use_cache": True,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "tie_word_embeddings": model.head_is_input_embedding(),
+    }
 
 
 @torch.no_grad()
@@ -60,8 +79,7 @@ def hf_state(model):
     our model has none."""
     sd = {k: v.float() for k, v in model.state_dict().items()}
     cfg = model.config
-    out = {"transformer.wte.weight": model.all_embeddings().float(),
-           "transformer.wpe.weight": sd["transformer.wpe.weight"]}
+    out = {"transformer.wte.weight": model.all_embeddings().float(), "transformer.wpe.weight": sd["transformer.wpe.weight"]}
     for i in range(cfg.n_layer):
         p = f"transformer.h.{i}."
         for ln in ("ln_1", "ln_2"):
@@ -87,8 +105,18 @@ def write_tokenizer(tokenizer_name, folder, block_size):
         shutil.copy(os.path.join(src, "encoder.json"), os.path.join(folder, "vocab.json"))
         shutil.copy(os.path.join(src, "vocab.bpe"), os.path.join(folder, "merges.txt"))
         with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
-            json.dump({"tokenizer_class": "GPT2Tokenizer", "model_max_length": block_size, "bos_token": "<|endoftext|>",
-                       "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "add_prefix_space": False}, f, indent=1)
+            json.dump(
+                {
+                    "tokenizer_class": "GPT2Tokenizer",
+                    "model_max_length": block_size,
+                    "bos_token": "<|endoftext|>",
+                    "eos_token": "<|endoftext|>",
+                    "unk_token": "<|endoftext|>",
+                    "add_prefix_space": False,
+                },
+                f,
+                indent=1,
+            )
         return "GPT-2 BPE (vocab.json, merges.txt)"
     if os.path.isfile(tokenizer_name) or os.path.isdir(tokenizer_name):
         src = os.path.join(tokenizer_name, "tokenizer.json") if os.path.isdir(tokenizer_name) else tokenizer_name
@@ -99,6 +127,7 @@ def write_tokenizer(tokenizer_name, folder, block_size):
 
 def export(ckpt_path, out):
     from safetensors.torch import save_file
+
     if os.path.exists(out):
         raise FileExistsError(f"--out {out!r} exists; choose a new folder (an export never overwrites one)")
     model, _ = load_model(ckpt_path)
@@ -113,8 +142,10 @@ def export(ckpt_path, out):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print(f"exported {ckpt_path} ({model.config.embedding}) to {out}: config.json, model.safetensors"
-          + (f", tokenizer: {tok}" if tok else f"; no tokenizer files for {model.config.tokenizer!r}"))
+    print(
+        f"exported {ckpt_path} ({model.config.embedding}) to {out}: config.json, model.safetensors"
+        + (f", tokenizer: {tok}" if tok else f"; no tokenizer files for {model.config.tokenizer!r}")
+    )
     return out
 
 

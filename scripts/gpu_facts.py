@@ -8,10 +8,12 @@ uses for MFU (model.peak_flops_of), and the TFLOP/s of back-to-back square matmu
 each; median of --repeats timed batches after warm-up): the practical ceiling that an MFU figure can
 be read against.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.gpu_facts", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -35,8 +37,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def nvidia_smi():
     """{name, driver_version, memory_total} from nvidia-smi, or {} where there is none."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     name, driver, memory = (v.strip() for v in out.splitlines()[0].split(","))
@@ -57,7 +64,7 @@ def matmul_tflops(n, device, dtype, repeats=5, per_batch=10):
         for _ in range(per_batch):
             a @ b
         sync()
-        rates.append(2 * n ** 3 * per_batch / (time.perf_counter() - t) / 1e12)
+        rates.append(2 * n**3 * per_batch / (time.perf_counter() - t) / 1e12)
     return statistics.median(rates)
 
 
@@ -72,9 +79,16 @@ def main(argv=None):
     cuda = torch.cuda.is_available()
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
     use_fast_matmul(device)
-    facts = {"device": device, "gpu": torch.cuda.get_device_name() if cuda else None, **nvidia_smi(),
-             "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-             "cpu_count": os.cpu_count(), "matmul": {"n": args.size, "dtype": str(dtype).removeprefix("torch.")}}
+    facts = {
+        "device": device,
+        "gpu": torch.cuda.get_device_name() if cuda else None,
+        **nvidia_smi(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "matmul": {"n": args.size, "dtype": str(dtype).removeprefix("torch.")},
+    }
     peak = peak_flops_of(facts["gpu"]) if cuda else None
     facts["datasheet_peak_tflops"] = peak / 1e12 if peak else None
     facts["matmul"]["tflops"] = matmul_tflops(args.size, device, dtype, args.repeats)

@@ -9,10 +9,12 @@ The archive is what scripts/gpu_check.sh leaves: logs/ with device.json, bench_t
 bench_embed_*.json, resume.json, stages.tsv and each stage's log. Only those names are taken (no
 paths from the archive are trusted). A CPU smoke archive is refused unless --allow-cpu (tests).
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.gpu_report", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -38,15 +40,19 @@ def open_archive(archive):
     try:
         return tarfile.open(archive)
     except tarfile.ReadError:  # tarfile's own message lists every compression it tried, one per line
-        raise ValueError(f"{archive!r} ({os.path.getsize(archive):,} bytes) is not a tar archive written by "
-                         f"scripts/gpu_check.sh or gpu_study.sh") from None
+        raise ValueError(
+            f"{archive!r} ({os.path.getsize(archive):,} bytes) is not a tar archive written by scripts/gpu_check.sh or gpu_study.sh"
+        ) from None
 
 
 def import_archive(archive, results=RESULTS, allow_cpu=False):
     """Extract the kept files of a gpu_check archive into results/<device slug>/; returns that folder."""
     with open_archive(archive) as tar:
-        members = {os.path.basename(m.name): m for m in tar.getmembers()
-                   if m.isfile() and m.name.startswith("logs/") and KEPT.match(os.path.basename(m.name))}
+        members = {
+            os.path.basename(m.name): m
+            for m in tar.getmembers()
+            if m.isfile() and m.name.startswith("logs/") and KEPT.match(os.path.basename(m.name))
+        }
         if "device.json" not in members:
             sys.exit(f"error: {archive} has no logs/device.json: not a scripts/gpu_check.sh archive")
         files = {name: tar.extractfile(m).read() for name, m in members.items()}
@@ -64,16 +70,19 @@ def import_archive(archive, results=RESULTS, allow_cpu=False):
 
 
 STUDY_RESULTS = os.path.join(ROOT, "results", "gpu_124m")
-STUDY_KEPT = re.compile(r"^logs/(?:(?:runs|probes)/[a-z_]+-s[0-9]+/(?:metrics\.jsonl|ckpt\.json|robustness\.json|robustness\.md)"
-                        r"|[a-z_0-9.-]+\.(?:log|tsv)|device\.json)$")
+STUDY_KEPT = re.compile(
+    r"^logs/(?:(?:runs|probes)/[a-z_]+-s[0-9]+/(?:metrics\.jsonl|ckpt\.json|robustness\.json|robustness\.md)"
+    r"|[a-z_0-9.-]+\.(?:log|tsv)|device\.json)$"
+)
 
 
 def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
     """Extract what scripts/gpu_study.sh kept (device facts, metric logs, sidecars, probe outputs, logs)
     into results/gpu_124m/, by names matched one by one; returns the number of files."""
     with open_archive(archive) as tar:
-        files = {m.name.removeprefix("logs/"): tar.extractfile(m).read() for m in tar.getmembers()
-                 if m.isfile() and STUDY_KEPT.match(m.name)}
+        files = {
+            m.name.removeprefix("logs/"): tar.extractfile(m).read() for m in tar.getmembers() if m.isfile() and STUDY_KEPT.match(m.name)
+        }
     if "device.json" not in files or not any(n.endswith("metrics.jsonl") for n in files):
         sys.exit(f"error: {archive} holds no device.json or no metric log: not a scripts/gpu_study.sh archive")
     device = parse_json(files["device.json"], f"{archive}: logs/device.json")
@@ -106,32 +115,43 @@ def nanogpt_ms(folder):
 def render_device(folder):
     """The markdown for one kept GPU check."""
     dev, train = _load(folder, "device.json"), _load(folder, "bench_train.json")
-    lines = [f"**{dev.get('gpu') or dev['device']}** (driver {dev.get('driver_version', '?')}, torch {dev['torch']}, "
-             f"CUDA {dev.get('cuda')}): {dev['matmul']['dtype']} {dev['matmul']['n']}³ matmul "
-             f"{dev['matmul']['tflops']:.3g} TFLOP/s measured"
-             + (f", {dev['datasheet_peak_tflops']:.0f} datasheet" if dev.get("datasheet_peak_tflops") else "") + "."]
+    lines = [
+        f"**{dev.get('gpu') or dev['device']}** (driver {dev.get('driver_version', '?')}, torch {dev['torch']}, "
+        f"CUDA {dev.get('cuda')}): {dev['matmul']['dtype']} {dev['matmul']['n']}³ matmul "
+        f"{dev['matmul']['tflops']:.3g} TFLOP/s measured"
+        + (f", {dev['datasheet_peak_tflops']:.0f} datasheet" if dev.get("datasheet_peak_tflops") else "")
+        + "."
+    ]
     targets = []
     if train:
         a = train["meta"]["args"]
-        lines += ["", f"Training step (`scripts/bench_train.py`, train.py's own step): {a['n_layer']} layers, d {a['n_embd']}, "
-                  f"block {a['block_size']}, micro-batch {a['batch_size']}, {train['meta']['dtype']}, "
-                  f"{'compiled' if a['compile'] else 'eager'}, median of {a['steps']} steps after {a['warmup']}.", "",
-                  "| arm | step ms [IQR] | tokens/s | vs bpe_tied | MFU (datasheet) | MFU (measured matmul) "
-                  "| peak GB | syncs/step | graph breaks |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Training step (`scripts/bench_train.py`, train.py's own step): {a['n_layer']} layers, d {a['n_embd']}, "
+            f"block {a['block_size']}, micro-batch {a['batch_size']}, {train['meta']['dtype']}, "
+            f"{'compiled' if a['compile'] else 'eager'}, median of {a['steps']} steps after {a['warmup']}.",
+            "",
+            "| arm | step ms [IQR] | tokens/s | vs bpe_tied | MFU (datasheet) | MFU (measured matmul) "
+            "| peak GB | syncs/step | graph breaks |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, r in train["results"].items():
+
             def pct(v):
                 return f"{100 * v:.1f} %" if v is not None else "-"
 
-            gb = f"{r['peak_mem_bytes'] / 2 ** 30:.1f}" if r.get("peak_mem_bytes") else "-"
-            lines.append(f"| {name} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {r['tokens_per_s']:,.0f} | "
-                         f"{r['ratio_to_first']:.3f}× | {pct(r.get('mfu'))} | {pct(r.get('mfu_vs_measured_matmul'))} | {gb} | "
-                         f"{_or_dash(r.get('syncs_per_step'))} | {_or_dash(r.get('graph_breaks'))} |")
+            gb = f"{r['peak_mem_bytes'] / 2**30:.1f}" if r.get("peak_mem_bytes") else "-"
+            lines.append(
+                f"| {name} | {r['median_ms']:.1f} [{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] | {r['tokens_per_s']:,.0f} | "
+                f"{r['ratio_to_first']:.3f}× | {pct(r.get('mfu'))} | {pct(r.get('mfu_vs_measured_matmul'))} | {gb} | "
+                f"{_or_dash(r.get('syncs_per_step'))} | {_or_dash(r.get('graph_breaks'))} |"
+            )
         res = train["results"]
         ms = {k: res[k]["median_ms"] for k in ARMS if k in res}
         if res.get("bpe_tied", {}).get("mfu") is not None:
-            targets.append(("bpe_tied MFU >= 40 % of the datasheet peak", f"{100 * res['bpe_tied']['mfu']:.1f} %",
-                            res["bpe_tied"]["mfu"] >= 0.40))
+            targets.append(
+                ("bpe_tied MFU >= 40 % of the datasheet peak", f"{100 * res['bpe_tied']['mfu']:.1f} %", res["bpe_tied"]["mfu"] >= 0.40)
+            )
         if {"kron", "bpe_untied"} <= set(ms):
             r = ms["kron"] / ms["bpe_untied"]
             targets.append(("kron step <= 1.01x bpe_untied's", f"{r:.3f}×", r <= 1.01))
@@ -147,9 +167,12 @@ def render_device(folder):
             targets.append(("<= 1 host-device sync per step (most of any arm)", str(max(syncs)), max(syncs) <= 1))
         nano = nanogpt_ms(folder)
         if nano and "bpe_tied" in ms:
-            lines += ["", f"nanoGPT's `bench.py` on the same shape and micro-batch (bias on, compiled, mean of 20 steps "
-                      f"after 10, a `loss.item()` each step, no clipping): {nano:.1f} ms; our bpe_tied median "
-                      f"{ms['bpe_tied']:.1f} ms ({ms['bpe_tied'] / nano:.3f}×)."]
+            lines += [
+                "",
+                f"nanoGPT's `bench.py` on the same shape and micro-batch (bias on, compiled, mean of 20 steps "
+                f"after 10, a `loss.item()` each step, no clipping): {nano:.1f} ms; our bpe_tied median "
+                f"{ms['bpe_tied']:.1f} ms ({ms['bpe_tied'] / nano:.3f}×).",
+            ]
             targets.append(("our bpe_tied step no slower than nanoGPT's", f"{ms['bpe_tied'] / nano:.3f}×", ms["bpe_tied"] <= nano))
     for shape in ("gpt2", "large"):
         emb = _load(folder, f"bench_embed_{shape}.json")
@@ -159,10 +182,15 @@ def render_device(folder):
             for sname, res in shapes.items():
                 impls = {k: v for k, v in res.items() if k != "tied_head"}
                 base = impls.get("embedding", {}).get("fwd_bwd_median_ms")
-                lines += ["", f"Input layer alone (`scripts/bench_embed.py`, {sname}: V {emb['shapes'][sname]['V']:,}, "
-                          f"d {emb['shapes'][sname]['d']}, {emb['shapes'][sname]['tokens']:,} tokens, "
-                          f"{emb['meta'].get('dtype', {}).get(device, '?')}):",
-                          "", "| layer | fwd+bwd ms | vs nn.Embedding | non-trainable MB |", "|---|---|---|---|"]
+                lines += [
+                    "",
+                    f"Input layer alone (`scripts/bench_embed.py`, {sname}: V {emb['shapes'][sname]['V']:,}, "
+                    f"d {emb['shapes'][sname]['d']}, {emb['shapes'][sname]['tokens']:,} tokens, "
+                    f"{emb['meta'].get('dtype', {}).get(device, '?')}):",
+                    "",
+                    "| layer | fwd+bwd ms | vs nn.Embedding | non-trainable MB |",
+                    "|---|---|---|---|",
+                ]
                 for impl, r in impls.items():
                     vs = f"{r['fwd_bwd_median_ms'] / base:.2f}×" if base else "-"
                     lines.append(f"| {impl} | {r['fwd_bwd_median_ms']:.2f} | {vs} | {r['non_trainable_bytes'] / 1e6:.3f} |")
@@ -171,13 +199,17 @@ def render_device(folder):
                     step_tokens = a["batch_size"] * a["block_size"] * a["accum"]
                     layer_ms = impls["fused"]["fwd_bwd_median_ms"] * step_tokens / emb["shapes"][sname]["tokens"]
                     share = layer_ms / train["results"]["kron"]["median_ms"]
-                    targets.append(("fused layer fwd+bwd <= 1 % of the kron step (scaled to the step's tokens)",
-                                    f"{100 * share:.2f} %", share <= 0.01))
+                    targets.append(
+                        ("fused layer fwd+bwd <= 1 % of the kron step (scaled to the step's tokens)", f"{100 * share:.2f} %", share <= 0.01)
+                    )
     resume = _load(folder, "resume.json")
     if resume:
-        lines += ["", f"torchrun (1 process, NCCL) trained kron_tied (2 layers, d 256) 3 steps; its checkpoint's validation "
-                  f"loss was {resume['val_loss_here']} on the GPU (float32, TF32 matmuls) and {resume['val_loss_cpu']} on the "
-                  f"CPU (float32), and it resumed on the CPU for a step: {'ok' if resume['ok'] else 'FAILED'}."]
+        lines += [
+            "",
+            f"torchrun (1 process, NCCL) trained kron_tied (2 layers, d 256) 3 steps; its checkpoint's validation "
+            f"loss was {resume['val_loss_here']} on the GPU (float32, TF32 matmuls) and {resume['val_loss_cpu']} on the "
+            f"CPU (float32), and it resumed on the CPU for a step: {'ok' if resume['ok'] else 'FAILED'}.",
+        ]
     if targets:
         lines += ["", "Targets (from the GPU issue; reported, never asserted):", ""]
         lines += [f"- [{'met' if ok else 'MISSED'}] {what}: {value}" for what, value, ok in targets]
@@ -188,11 +220,14 @@ def render(results=RESULTS):
     folders = sorted(os.path.join(results, d) for d in os.listdir(results)) if os.path.isdir(results) else []
     folders = [f for f in folders if os.path.isfile(os.path.join(f, "device.json"))]
     if not folders:
-        return ("No GPU measurement is kept yet: no GPU has been lent to the sessions that built this repo. "
-                "`bash scripts/gpu_check.sh` measures everything above in one call (about 6-7 minutes on one H200), "
-                "and `python -m scripts.gpu_report --archive ...` keeps its files in `results/gpu/` and writes this section.")
-    return "\n\n".join(f"Measured by `scripts/gpu_check.sh`, kept in `{os.path.relpath(f, ROOT)}/`:\n\n" + render_device(f)
-                       for f in folders)
+        return (
+            "No GPU measurement is kept yet: no GPU has been lent to the sessions that built this repo. "
+            "`bash scripts/gpu_check.sh` measures everything above in one call (about 6-7 minutes on one H200), "
+            "and `python -m scripts.gpu_report --archive ...` keeps its files in `results/gpu/` and writes this section."
+        )
+    return "\n\n".join(
+        f"Measured by `scripts/gpu_check.sh`, kept in `{os.path.relpath(f, ROOT)}/`:\n\n" + render_device(f) for f in folders
+    )
 
 
 def readme_with(section, text):

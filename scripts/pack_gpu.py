@@ -11,10 +11,12 @@ configurator.py, for the side-by-side step time only; never imported by this rep
 with sizes and hashes. scripts/gpu_check.sh and scripts/gpu_study.sh unpack it themselves; carry
 the folder with the code (`carry: ["gpu_pack"]`). Nothing is installed on the GPU machine.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.pack_gpu", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -67,7 +69,7 @@ def pack(data, out, nanogpt, max_mb):
         with open(src, "rb") as f, lzma.open(dst, "wb", preset=6) as g:
             shutil.copyfileobj(f, g, 1 << 22)
         manifest["data"][os.path.basename(src)] = {"tokens": n, "sha256": sha256(src)}
-        print(f"  {os.path.basename(src)}: {n:,} tokens -> {os.path.getsize(dst) / 2 ** 20:.1f} MB", flush=True)
+        print(f"  {os.path.basename(src)}: {n:,} tokens -> {os.path.getsize(dst) / 2**20:.1f} MB", flush=True)
     if os.path.isfile(os.path.join(data, TOKENIZER_RECORD)):  # which tokenizer made the shards travels with them
         shutil.copy(os.path.join(data, TOKENIZER_RECORD), os.path.join(out, "data", TOKENIZER_RECORD))
     if nanogpt:
@@ -77,13 +79,15 @@ def pack(data, out, nanogpt, max_mb):
             manifest["nanogpt"][name] = sha256(os.path.join(out, "nanogpt", name))
     with open(os.path.join(out, "MANIFEST.json"), "w") as f:
         json.dump(manifest, f, indent=1)
-    size_mb = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs) / 2 ** 20
+    size_mb = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs) / 2**20
     if size_mb > max_mb:
         shutil.rmtree(out)
         sys.exit(f"error: the pack takes {size_mb:.1f} MB, over --max-mb {max_mb} (removed); pack a smaller corpus")
     tokens = sum(v["tokens"] for v in manifest["data"].values())
-    print(f"packed {len(shards)} shards ({tokens:,} tokens), the GPT-2 BPE files"
-          f"{' and nanoGPT' if nanogpt else ''} into {out} ({size_mb:.1f} MB)")
+    print(
+        f"packed {len(shards)} shards ({tokens:,} tokens), the GPT-2 BPE files"
+        f"{' and nanoGPT' if nanogpt else ''} into {out} ({size_mb:.1f} MB)"
+    )
     return manifest
 
 
@@ -108,8 +112,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=os.path.join(ROOT, "data", "english"), help="a prepared shard folder")
     p.add_argument("--out", default=os.path.join(ROOT, "gpu_pack"))
-    p.add_argument("--nanogpt", default=DEFAULT_NANOGPT if os.path.isdir(DEFAULT_NANOGPT) else None,
-                   help="a nanoGPT checkout to take bench.py/model.py/configurator.py from (default: ../shared/anchors/nanoGPT)")
+    p.add_argument(
+        "--nanogpt",
+        default=DEFAULT_NANOGPT if os.path.isdir(DEFAULT_NANOGPT) else None,
+        help="a nanoGPT checkout to take bench.py/model.py/configurator.py from (default: ../shared/anchors/nanoGPT)",
+    )
     p.add_argument("--max-mb", type=float, default=48.0, help="refuse a pack larger than this (the tree travels too: 64 MiB in all)")
     p.add_argument("--unpack", metavar="DEST", help="decompress the pack at --out into DEST instead of packing")
     args = p.parse_args(argv)

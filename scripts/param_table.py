@@ -8,10 +8,12 @@ D 8,192) count the input side and head only, since their bodies depend on the re
 architecture: dense table V*d vs Kron projection D*d (ratio V/D, whatever d), head V*d in every
 untied arm. Writes param_table.json and param_table.md.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.param_table", run_name="__main__", alter_sys=True)
     raise SystemExit

@@ -12,10 +12,12 @@ script compared with the smallest seed gap; two seeds' curves cross somewhere, s
 can be near 0 at one step whatever the precision: both are reported.) Writes precision.json and
 precision.md.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.precision_check", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -48,23 +50,36 @@ def check(fp32, bf16, others):
     gaps = {s: b[s] - a[s] for s in steps}
     worst = max(abs(g) for g in gaps.values())
     noise = min(seed_gaps) if seed_gaps else None
-    return {"steps": steps, "fp32": [a[s] for s in steps], "bf16": [b[s] for s in steps], "gap": [gaps[s] for s in steps],
-            "max_abs_gap": worst, "min_seed_gap": noise, "median_seed_gap": statistics.median(seed_gaps) if seed_gaps else None,
-            "agrees": bool(seed_gaps) and worst < statistics.median(seed_gaps) / 10,
-            "step_ms": {"fp32": median_step_ms(fp32), "bf16": median_step_ms(bf16)},
-            "runs": {"fp32": fp32, "bf16": bf16, "other_seeds": others}}
+    return {
+        "steps": steps,
+        "fp32": [a[s] for s in steps],
+        "bf16": [b[s] for s in steps],
+        "gap": [gaps[s] for s in steps],
+        "max_abs_gap": worst,
+        "min_seed_gap": noise,
+        "median_seed_gap": statistics.median(seed_gaps) if seed_gaps else None,
+        "agrees": bool(seed_gaps) and worst < statistics.median(seed_gaps) / 10,
+        "step_ms": {"fp32": median_step_ms(fp32), "bf16": median_step_ms(bf16)},
+        "runs": {"fp32": fp32, "bf16": bf16, "other_seeds": others},
+    }
 
 
 def markdown(res):
     ms = res["step_ms"]
     lines = ["| step | fp32 | bf16 | bf16 − fp32 |", "|---|---|---|---|"]
     lines += [f"| {s} | {a:.4f} | {b:.4f} | {g:+.4f} |" for s, a, b, g in zip(res["steps"], res["fp32"], res["bf16"], res["gap"])]
-    lines += ["", f"Largest |bf16 − fp32| over the run: {res['max_abs_gap']:.4f} nats; fp32 seed-to-seed gaps at the same "
-              f"steps: smallest {res['min_seed_gap']:.4f}, median {res['median_seed_gap']:.4f}. Median step: fp32 "
-              f"{ms['fp32']:.0f} ms, bf16 {ms['bf16']:.0f} ms ({ms['fp32'] / ms['bf16']:.2f}× faster; the two runs did "
-              f"not share the machine's load, so read the speed-up as approximate). Verdict: "
-              + ("bf16 agrees with fp32: its largest gap is under a tenth of the median seed-to-seed gap." if res["agrees"]
-                 else "bf16 does NOT agree within a tenth of the median seed-to-seed gap.")]
+    lines += [
+        "",
+        f"Largest |bf16 − fp32| over the run: {res['max_abs_gap']:.4f} nats; fp32 seed-to-seed gaps at the same "
+        f"steps: smallest {res['min_seed_gap']:.4f}, median {res['median_seed_gap']:.4f}. Median step: fp32 "
+        f"{ms['fp32']:.0f} ms, bf16 {ms['bf16']:.0f} ms ({ms['fp32'] / ms['bf16']:.2f}× faster; the two runs did "
+        f"not share the machine's load, so read the speed-up as approximate). Verdict: "
+        + (
+            "bf16 agrees with fp32: its largest gap is under a tenth of the median seed-to-seed gap."
+            if res["agrees"]
+            else "bf16 does NOT agree within a tenth of the median seed-to-seed gap."
+        ),
+    ]
     return "\n".join(lines)
 
 

@@ -8,10 +8,12 @@ Prepares data/python_help if needed, trains each arm with train.py (a finished r
 out/quickstart/loss_curves.png and out/quickstart/summary.json. The model is tiny (2 layers,
 d=128) and the corpus small: this checks the pipeline, it says nothing about the method.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.quickstart", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -45,14 +47,25 @@ def main(argv=None):
     if not any(f.endswith(".bin") for f in os.listdir(os.path.join(ROOT, "data", "python_help"))):
         subprocess.run([sys.executable, "-m", "data.python_help.prepare"], cwd=ROOT, check=True)
     runs, seconds = {}, {}
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-               "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
     for arm in args.arms:
         out_dir = os.path.join(args.out_root, f"quickstart-{arm}-s{args.seed}")
         if args.fresh and os.path.isdir(out_dir):
             shutil.rmtree(out_dir)
-        cmd = [sys.executable, os.path.join(ROOT, "train.py"), args.config, f"--embedding={arm}",
-               f"--seed={args.seed}", f"--out_dir={out_dir}", "--init_from=auto"]
+        cmd = [
+            sys.executable,
+            os.path.join(ROOT, "train.py"),
+            args.config,
+            f"--embedding={arm}",
+            f"--seed={args.seed}",
+            f"--out_dir={out_dir}",
+            "--init_from=auto",
+        ]
         if args.max_iters:
             cmd += [f"--max_iters={args.max_iters}", f"--lr_decay_iters={args.max_iters}"]
         print(f"\n=== training {arm}: {' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd[1:])}", flush=True)
@@ -77,11 +90,24 @@ def main(argv=None):
     png = plot_val_curves(curves, os.path.join(out, "loss_curves.png"), title="quickstart: validation loss (CPU, pydoc corpus)")
     with open(os.path.join(out, "summary.json"), "w") as f:
         import torch
+
         machine["torch"] = torch.__version__
-        json.dump({"final_step": steps[-1], "final_val_loss": final, "curves": {a: by_step[a] for a in args.arms},
-                   "wall_seconds_per_arm": seconds, "machine": machine}, f, indent=1)
-    print("wall time per arm (training subprocess, includes start-up): "
-          + ", ".join(f"{a} {s:.0f} s" for a, s in seconds.items()) + " (a reused finished run takes seconds)")
+        json.dump(
+            {
+                "final_step": steps[-1],
+                "final_val_loss": final,
+                "curves": {a: by_step[a] for a in args.arms},
+                "wall_seconds_per_arm": seconds,
+                "machine": machine,
+            },
+            f,
+            indent=1,
+        )
+    print(
+        "wall time per arm (training subprocess, includes start-up): "
+        + ", ".join(f"{a} {s:.0f} s" for a, s in seconds.items())
+        + " (a reused finished run takes seconds)"
+    )
     print(f"wrote {os.path.relpath(png, ROOT)} and {os.path.relpath(os.path.join(out, 'summary.json'), ROOT)}")
 
 

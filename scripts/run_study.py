@@ -18,10 +18,12 @@ one after another, or --parallel N at a time (for several GPUs give each its own
 --launcher, or use torchrun for one run at a time). Grid keys that start with kron_ only vary
 the Kron arms (kron, kron_tied). Extra --key=value arguments after `--` go to every run.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.run_study", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -69,14 +71,16 @@ def plan(arms, seeds, grid, out_root):
                 if (name, seed) in seen:
                     continue
                 seen.add((name, seed))
-                runs.append({"name": name, "arm": arm, "seed": seed, "overrides": dict(combo),
-                             "out_dir": os.path.join(out_root, f"{name}-s{seed}")})
+                runs.append(
+                    {"name": name, "arm": arm, "seed": seed, "overrides": dict(combo), "out_dir": os.path.join(out_root, f"{name}-s{seed}")}
+                )
     return runs
 
 
 def planned_config(run, base, extra):
     """The config train.py would build for this run (the same loader, no import of train.py)."""
     from configurator import load_config
+
     return load_config(train_args(run, base, extra))
 
 
@@ -93,6 +97,7 @@ def kept_complete(run, keep_dir, want):
     """A run whose metric log, kept in git under keep_dir, reached max_iters with the planned config
     is finished: a new clone skips it although it has no checkpoint."""
     from runlog import read_metrics
+
     path = kept_log(run, keep_dir)
     if not keep_dir or not os.path.isfile(path):
         return False
@@ -109,6 +114,7 @@ def fingerprint_of(data_dir):
     """data_fingerprint reads every shard to count its tokens: once per folder per invocation (main()
     clears it), not once per planned run and again per run folder."""
     from data.shards import data_fingerprint
+
     return data_fingerprint(data_dir)
 
 
@@ -116,6 +122,7 @@ def check_same_data(path, configs, data_dir):
     """A kept log trained on other data than data_dir holds now (another corpus version) must not be
     mixed with new runs: refuse, naming both token counts."""
     from configurator import ConfigError
+
     data_dir = data_dir if os.path.isabs(data_dir) else os.path.join(ROOT, data_dir)  # train.py runs in ROOT
     if not configs or not os.path.isdir(data_dir):
         return
@@ -126,17 +133,22 @@ def check_same_data(path, configs, data_dir):
         return  # a folder train.py itself will refuse, with its own message
     kept_sha = (configs[-1].get("data") or {}).get("sha256")
     if kept_sha and kept_sha != now["sha256"]:
-        raise ConfigError(f"{path} was trained on data with fingerprint {kept_sha}, but {data_dir} now has {now['sha256']}: "
-                          f"another version of the data (README: 'Data provenance')")
+        raise ConfigError(
+            f"{path} was trained on data with fingerprint {kept_sha}, but {data_dir} now has {now['sha256']}: "
+            f"another version of the data (README: 'Data provenance')"
+        )
     if None not in kept and kept != (now["train_tokens"], now["val_tokens"]):
-        raise ConfigError(f"{path} was trained on {kept[0]:,} train / {kept[1]:,} val tokens, but {data_dir} now holds "
-                          f"{now['train_tokens']:,} / {now['val_tokens']:,}: another version of the data. Prepare the version "
-                          f"the kept logs used (README: 'Data provenance') or keep new logs elsewhere")
+        raise ConfigError(
+            f"{path} was trained on {kept[0]:,} train / {kept[1]:,} val tokens, but {data_dir} now holds "
+            f"{now['train_tokens']:,} / {now['val_tokens']:,}: another version of the data. Prepare the version "
+            f"the kept logs used (README: 'Data provenance') or keep new logs elsewhere"
+        )
 
 
 def keep(run, keep_dir):
     """Copy a finished run's metric log into keep_dir (meant to be committed)."""
     import shutil
+
     src = os.path.join(run["out_dir"], "metrics.jsonl")
     if keep_dir and os.path.isfile(src):
         os.makedirs(os.path.dirname(kept_log(run, keep_dir)), exist_ok=True)
@@ -147,6 +159,7 @@ def state(run, base, extra=(), keep_dir=None):
     """'finished', 'interrupted' (a checkpoint to resume or extend) or 'new'; raises ConfigError for a
     run folder whose recorded config conflicts with the planned one."""
     from configurator import ConfigError
+
     want = planned_config(run, base, extra)  # built once, for the kept log and the sidecar alike
     want["out_dir"] = want["out_dir"].format(**want)
     if keep_dir and kept_complete(run, keep_dir, want):
@@ -158,16 +171,21 @@ def state(run, base, extra=(), keep_dir=None):
     log = os.path.join(run["out_dir"], "metrics.jsonl")
     if os.path.isfile(log):
         from runlog import read_metrics
+
         check_same_data(log, read_metrics(log, "config"), want["data_dir"])
     fixed, changed = checkpoint.config_changes(meta.get("config", {}), want, ignore=SAME_BY_FINGERPRINT)
     extend = set(changed) <= {"max_iters", "lr_decay_iters"} and want["max_iters"] > meta.get("step", 0)
     if fixed or (changed and meta.get("finished") and not extend):
         detail = ", ".join(f"{k}: recorded {a!r}, planned {b!r}" for k, (a, b) in {**fixed, **changed}.items())
-        raise ConfigError(f"{run['out_dir']} holds a run with other settings ({detail}); it cannot be continued into "
-                          f"the planned one: move or delete that folder, or use another --out-root")
+        raise ConfigError(
+            f"{run['out_dir']} holds a run with other settings ({detail}); it cannot be continued into "
+            f"the planned one: move or delete that folder, or use another --out-root"
+        )
     if meta.get("finished") and meta.get("step", 0) >= want["max_iters"]:
         return "finished"
     return "interrupted"  # resumed by train.py, which prints every changed setting
+
+
 def train_args(run, base, extra):
     """train.py's arguments for a run: the base config, the run's settings, the extra overrides."""
     args = [base, f"--embedding={run['arm']}", f"--seed={run['seed']}", f"--out_dir={run['out_dir']}", "--init_from=auto"]
@@ -187,6 +205,7 @@ def registered_arms(argv):
     base = pre.parse_known_args(argv)[0].base
     if base and os.path.isfile(base):
         from configurator import ConfigError, load_config
+
         try:
             load_config([base])
         except ConfigError:
@@ -198,16 +217,20 @@ def parse_args(argv):
     """(args, extra train.py overrides, grid), every flag checked."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="base config file")
-    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"],
-                   choices=registered_arms(sys.argv[1:] if argv is None else argv))
+    p.add_argument(
+        "--arms", nargs="+", default=["bpe_tied", "kron", "bpe_untied"], choices=registered_arms(sys.argv[1:] if argv is None else argv)
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
     p.add_argument("--grid", nargs="*", action="extend", default=[], help="key=v1,v2 overrides to cross with arms and seeds")
     p.add_argument("--out-root", required=True)
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--launcher", default=None, help='e.g. "torchrun --standalone --nproc_per_node=8"')
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--keep-logs", default=None, help="copy each finished run's metrics.jsonl here (to commit), and "
-                                                     "skip runs whose log kept here is complete")
+    p.add_argument(
+        "--keep-logs",
+        default=None,
+        help="copy each finished run's metrics.jsonl here (to commit), and skip runs whose log kept here is complete",
+    )
     args, extra = p.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
     bad = [e for e in extra if not e.startswith("--") or "=" not in e]
@@ -228,6 +251,7 @@ def main(argv=None):
     fingerprint_of.cache_clear()  # one invocation's view of the data: a later call may see it re-prepared
     runs = plan(args.arms, args.seeds, grid, args.out_root)
     from configurator import ConfigError
+
     try:
         for r in runs:  # state() builds (so checks) every planned config before any run starts
             r["state"] = state(r, args.base, extra, args.keep_logs)
@@ -235,8 +259,10 @@ def main(argv=None):
                 keep(r, args.keep_logs)
     except (ConfigError, checkpoint.CheckpointError) as e:
         sys.exit(f"error: {e}")
-    print(f"{len(runs)} runs in {args.out_root}: " + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}"
-                                                              for s in ("finished", "interrupted", "new")))
+    print(
+        f"{len(runs)} runs in {args.out_root}: "
+        + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}" for s in ("finished", "interrupted", "new"))
+    )
     for r in runs:
         print(f"  {r['state']:<11} {r['name']}-s{r['seed']}")
     if args.dry_run:
@@ -246,8 +272,11 @@ def main(argv=None):
     with open(os.path.join(args.out_root, "study.json"), "w") as f:
         json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
     if failed:
-        sys.exit(f"{len(failed)} run(s) did not finish: " + ", ".join(f"{r['name']}-s{r['seed']}" for r in failed)
-                 + "; rerun the same command to resume them")
+        sys.exit(
+            f"{len(failed)} run(s) did not finish: "
+            + ", ".join(f"{r['name']}-s{r['seed']}" for r in failed)
+            + "; rerun the same command to resume them"
+        )
     return runs
 
 
@@ -261,8 +290,11 @@ def execute(todo, args, extra):
             os.makedirs(r["out_dir"], exist_ok=True)
             log = open(os.path.join(r["out_dir"], "train.log"), "a")
             cmd = command(r, args.base, args.launcher, extra)
-            print(f"[{time.strftime('%H:%M:%S')}] {'resume' if r['state'] == 'interrupted' else 'start'} "
-                  f"{r['name']}-s{r['seed']}: log in {log.name}", flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {'resume' if r['state'] == 'interrupted' else 'start'} "
+                f"{r['name']}-s{r['seed']}: log in {log.name}",
+                flush=True,
+            )
             running.append((r, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log, time.time()))
         time.sleep(0.5)
         for item in [i for i in running if i[1].poll() is not None]:
@@ -278,9 +310,12 @@ def execute(todo, args, extra):
                 keep(r, args.keep_logs)
             left = len(todo) + len(running)
             eta = sum(took) / len(took) * left / args.parallel  # from the measured run times
-            print(f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode}, "
-                  f"{took[-1] / 60:.1f} min) | {total - left} of {total} done, {left} left"
-                  + (f", about {eta / 60:.1f} min more" if left else ""), flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {r['state']} {r['name']}-s{r['seed']} (exit {proc.returncode}, "
+                f"{took[-1] / 60:.1f} min) | {total - left} of {total} done, {left} left"
+                + (f", about {eta / 60:.1f} min more" if left else ""),
+                flush=True,
+            )
             if r["state"] == "failed":
                 print(f"    {last_words(log.name)}", flush=True)
     return failed

@@ -8,10 +8,12 @@ suite had (tests moved between files keep their names; parametrisations that no 
 listed), (3) today's whole suite. Prints a table and writes JSON. Run it with nothing else on the
 machine: the figures are wall times.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../..")
     runpy.run_module("scripts.suite_time", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -32,16 +34,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def collect(cwd):
     """The node ids pytest collects in cwd."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], cwd=cwd,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], cwd=cwd, capture_output=True, text=True
+    ).stdout
     return [line.strip() for line in out.splitlines() if "::" in line]
 
 
 def timed_pytest(cwd, args, workers):
     """(wall seconds, pytest's summary line) of one pytest run."""
     t = time.time()
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", str(workers), "-p", "no:cacheprovider", *args], cwd=cwd,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", str(workers), "-p", "no:cacheprovider", *args], cwd=cwd, capture_output=True, text=True
+    )
     summary = next((line for line in reversed(r.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)), "?")
     if r.returncode:
         raise RuntimeError(f"pytest failed in {cwd}: {summary}")
@@ -65,9 +69,11 @@ def main(argv=None):
         gone = sorted(old_names - {i.split("::")[-1] for i in same})
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write("\n".join(same) + "\n")
-        rows = [("old suite at " + args.old, len(old_names), *timed_pytest(old_dir, [], args.workers)),
-                ("the same tests today", len(same), *timed_pytest(ROOT, ["@" + f.name], args.workers)),
-                ("the whole suite today", len(today), *timed_pytest(ROOT, [], args.workers))]
+        rows = [
+            ("old suite at " + args.old, len(old_names), *timed_pytest(old_dir, [], args.workers)),
+            ("the same tests today", len(same), *timed_pytest(ROOT, ["@" + f.name], args.workers)),
+            ("the whole suite today", len(today), *timed_pytest(ROOT, [], args.workers)),
+        ]
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", old_dir], cwd=ROOT)
     print("| suite | tests | wall s | pytest says |\n|---|---|---|---|")
@@ -75,8 +81,13 @@ def main(argv=None):
         print(f"| {name} | {n} | {wall:.1f} | {summary} |")
     if gone:
         print(f"old tests with no namesake today ({len(gone)}): {', '.join(gone)}")
-    result = {"old": args.old, "workers": args.workers, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "rows": [dict(zip(("suite", "tests", "wall_s", "summary"), r)) for r in rows], "old_names_gone": gone}
+    result = {
+        "old": args.old,
+        "workers": args.workers,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "rows": [dict(zip(("suite", "tests", "wall_s", "summary"), r)) for r in rows],
+        "old_names_gone": gone,
+    }
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 PY=${PYTHON:-python3}
 "$PY" -m ruff check .            # house rules (pyproject.toml): pyflakes, pycodestyle, import order
+"$PY" -m ruff format --check .   # and one layout (ruff format)
 set +e
 "$PY" -m pytest -q -n auto "$@"   # one worker per core (pytest-xdist)
 status=$?

@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: a small shard folder from the embedded corpus, tiny trained checkpoints, a
 finished tiny run, the repository's paths, a script runner, synthetic study logs and a small kron_tied model."""
+
 import json
 import os
 import subprocess
@@ -18,16 +19,32 @@ FIXTURE = os.path.join(ROOT, "tests", "fixtures", "fineweb_edu_sample.jsonl")
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
     from pydoc_data.topics import topics
+
     out = tmp_path_factory.mktemp("pydoc")
-    documents_to_shards([topics[k] for k in sorted(topics)], str(out), "pydoc", shard_tokens=10 ** 9,
-                        val_tokens=4096, num_proc=1)
+    documents_to_shards([topics[k] for k in sorted(topics)], str(out), "pydoc", shard_tokens=10**9, val_tokens=4096, num_proc=1)
     return str(out)
 
 
 def tiny_config(data_dir, out_dir, **kw):
-    cfg = dict(train.DEFAULTS, data_dir=data_dir, out_dir=str(out_dir), n_layer=1, n_head=2, n_embd=32,
-               block_size=32, batch_size=4, max_iters=12, eval_interval=4, eval_iters=2, log_interval=100,
-               learning_rate=3e-3, min_lr=3e-4, warmup_iters=2, lr_decay_iters=12, embedding="kron")
+    cfg = dict(
+        train.DEFAULTS,
+        data_dir=data_dir,
+        out_dir=str(out_dir),
+        n_layer=1,
+        n_head=2,
+        n_embd=32,
+        block_size=32,
+        batch_size=4,
+        max_iters=12,
+        eval_interval=4,
+        eval_iters=2,
+        log_interval=100,
+        learning_rate=3e-3,
+        min_lr=3e-4,
+        warmup_iters=2,
+        lr_decay_iters=12,
+        embedding="kron",
+    )
     cfg.update(kw)
     return cfg
 

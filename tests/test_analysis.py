@@ -1,5 +1,6 @@
 """analysis.py on synthetic logs and probe outputs with known answers: a study's scale read from the
 logs' config records, robustness over seeds paired per seed, contrasts added to a comparison."""
+
 import json
 
 import pytest
@@ -11,9 +12,17 @@ from tests.conftest import write_run
 def write_log(root, name, seed, curve, max_iters=20, n_layer=2, n_embd=16, batch_size=4, block_size=8, accum=2):
     d = root / f"{name}-s{seed}"
     d.mkdir(parents=True)
-    config = {"n_layer": n_layer, "n_embd": n_embd, "block_size": block_size, "batch_size": batch_size,
-              "gradient_accumulation_steps": accum, "max_iters": max_iters, "seed": seed, "embedding": name.split("-")[0],
-              "data_dir": "data/x"}
+    config = {
+        "n_layer": n_layer,
+        "n_embd": n_embd,
+        "block_size": block_size,
+        "batch_size": batch_size,
+        "gradient_accumulation_steps": accum,
+        "max_iters": max_iters,
+        "seed": seed,
+        "embedding": name.split("-")[0],
+        "data_dir": "data/x",
+    }
     with open(d / "metrics.jsonl", "w") as f:
         f.write(json.dumps({"kind": "config", "step": 0, "config": config, "n_train_tokens": 123_456, "dtype": "float32"}) + "\n")
         for step, v in curve:
@@ -39,11 +48,20 @@ def write_probe(root, seed, survival, kl, baseline=0.5, kl_offsets=(0.0, 0.01, 0
     (each pair's KL is the model's mean KL plus, for kron, kl_offsets[pair])."""
     d = root / f"s{seed}"
     d.mkdir(parents=True)
-    models = {m: {"overall": {"top1_match_rate": sum(s) / len(s), "mean_kl": kl[m], "unrelated_top1_agreement": baseline}}
-              for m, s in survival.items()}
-    per_pair = [{"model": m, "records": [{"top1_match": x, "clean": f"clean {i}", "typo": f"typo {i}",
-                                          "kl": kl[m] + (kl_offsets[i] if m == "kron" else 0.0)} for i, x in enumerate(s)]}
-                for m, s in survival.items()]
+    models = {
+        m: {"overall": {"top1_match_rate": sum(s) / len(s), "mean_kl": kl[m], "unrelated_top1_agreement": baseline}}
+        for m, s in survival.items()
+    }
+    per_pair = [
+        {
+            "model": m,
+            "records": [
+                {"top1_match": x, "clean": f"clean {i}", "typo": f"typo {i}", "kl": kl[m] + (kl_offsets[i] if m == "kron" else 0.0)}
+                for i, x in enumerate(s)
+            ],
+        }
+        for m, s in survival.items()
+    ]
     (d / "robustness.json").write_text(json.dumps({"models": models, "per_pair": per_pair}))
 
 
@@ -80,8 +98,9 @@ def test_contrasts_are_paired_gaps_on_shared_seeds(tmp_path):
         write_log(tmp_path, "kron", seed, [(0, 5.0), (20, 4.0 - gap)])
     write_log(tmp_path, "bpe_untied", 1, [(0, 5.0), (20, 3.5)])
     res, data = analysis.compare(analysis.find_runs([str(tmp_path)]), "bpe_tied")
-    c = analysis.add_contrasts(res, data, [("total", "bpe_tied", "kron"), ("untie", "bpe_tied", "bpe_untied"),
-                                           ("none", "bpe_tied", "missing")])
+    c = analysis.add_contrasts(
+        res, data, [("total", "bpe_tied", "kron"), ("untie", "bpe_tied", "bpe_untied"), ("none", "bpe_tied", "missing")]
+    )
     assert c["total"]["gap_mean"] == pytest.approx(0.2) and c["total"]["seeds"] == [1, 2, 3]
     assert c["untie"]["seeds"] == [1] and c["untie"]["ci95"] is None  # one seed: no interval
     assert c["none"] is None and res["contrasts"] is c
@@ -127,14 +146,22 @@ def test_seed_status_is_complete_only_when_every_group_has_its_planned_seeds():
 def test_input_drift_is_final_over_initial_of_each_quantity_averaged_over_seeds(tmp_path):
     """Each arm's own metric (wte_std for a table, proj_std_sqrtD for Kron) and the two quantities every arm
     shares (the produced embeddings' RMS and mean row norm), final / initial, then the mean over seeds."""
+
     def log(name, seed, evals):
         d = tmp_path / f"{name}-s{seed}"
         d.mkdir()
         (d / "metrics.jsonl").write_text("".join(json.dumps({"kind": "eval", "step": i, **e}) + "\n" for i, e in enumerate(evals)))
+
     log("bpe_tied", 1, [{"wte_std": 0.02, "emb_rms": 0.02, "emb_row_norm": 0.2}, {"wte_std": 0.06, "emb_rms": 0.06, "emb_row_norm": 0.5}])
     log("bpe_tied", 2, [{"wte_std": 0.02, "emb_rms": 0.02, "emb_row_norm": 0.2}, {"wte_std": 0.04, "emb_rms": 0.04, "emb_row_norm": 0.3}])
-    log("kron", 1, [{"proj_std_sqrtD": 1.0, "wte_std": 9.0, "emb_rms": 1.0, "emb_row_norm": 10.0},
-                    {"proj_std_sqrtD": 1.5, "wte_std": 1.0, "emb_rms": 4.0, "emb_row_norm": 30.0}])
+    log(
+        "kron",
+        1,
+        [
+            {"proj_std_sqrtD": 1.0, "wte_std": 9.0, "emb_rms": 1.0, "emb_row_norm": 10.0},
+            {"proj_std_sqrtD": 1.5, "wte_std": 1.0, "emb_rms": 4.0, "emb_row_norm": 30.0},
+        ],
+    )
     drift = analysis.input_drift(str(tmp_path))
     assert drift["bpe_tied"] == pytest.approx(("wte_std", 2.5, 2.5, 2.0, 2))
     assert drift["kron"] == pytest.approx(("proj_std_sqrtD", 1.5, 4.0, 3.0, 1))  # its own metric, not wte_std

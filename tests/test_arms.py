@@ -1,6 +1,7 @@
 """arms.py: arms are (input layer, head) compositions from a registry; a new arm is one class and one
 register() call, and trains through train.py, the probes and the study runner untouched; the study's
 controls do what they say and are refused where they mean nothing; kron_tied's Kronecker head."""
+
 import json
 import math
 import sys
@@ -28,8 +29,12 @@ def test_the_four_arms_are_compositions():
         kinds[name] = (type(m.transformer.wte).__name__, type(m.lm_head).__name__)
         if name == "bpe_tied":
             assert m.transformer.wte.weight is m.lm_head.weight
-    assert kinds == {"bpe_tied": ("TableInput", "LinearHead"), "kron": ("KronInput", "LinearHead"),
-                     "bpe_untied": ("TableInput", "LinearHead"), "kron_tied": ("KronInput", "KronTiedHead")}
+    assert kinds == {
+        "bpe_tied": ("TableInput", "LinearHead"),
+        "kron": ("KronInput", "LinearHead"),
+        "bpe_untied": ("TableInput", "LinearHead"),
+        "kron_tied": ("KronInput", "KronTiedHead"),
+    }
 
 
 @pytest.mark.slow
@@ -44,16 +49,36 @@ def test_a_registered_toy_arm_trains_probes_and_runs_in_a_study(data_dir, tmp_pa
     model, _ = checkpoint.load_model(str(tmp_path / "toy" / "ckpt.pt"))
     assert type(model.transformer.wte).__name__ == "TripledTable"
     from probes import robustness
+
     sys.argv = ["robustness.py", f"toy={tmp_path / 'toy' / 'ckpt.pt'}", "--out", str(tmp_path / "probe")]
     robustness.main()
     assert json.load(open(tmp_path / "probe" / "robustness.json"))["models"]["toy"]["arm"] == "toy_tripled"
     cfg = tmp_path / "toy_study.py"  # a study config registers its arm by importing the module
-    cfg.write_text("import tests.toy_arm\n" + "".join(
-        f"{k} = {v!r}\n" for k, v in tiny_config(data_dir, "unused", max_iters=4, lr_decay_iters=4).items()
-        if k not in ("out_dir", "embedding")))
+    cfg.write_text(
+        "import tests.toy_arm\n"
+        + "".join(
+            f"{k} = {v!r}\n"
+            for k, v in tiny_config(data_dir, "unused", max_iters=4, lr_decay_iters=4).items()
+            if k not in ("out_dir", "embedding")
+        )
+    )
     from scripts import run_study
-    runs = run_study.main(["--base", str(cfg), "--arms", "toy_tripled", "bpe_tied", "--seeds", "1",
-                           "--out-root", str(tmp_path / "study"), "--grid", "kron_pos_dim=8"])
+
+    runs = run_study.main(
+        [
+            "--base",
+            str(cfg),
+            "--arms",
+            "toy_tripled",
+            "bpe_tied",
+            "--seeds",
+            "1",
+            "--out-root",
+            str(tmp_path / "study"),
+            "--grid",
+            "kron_pos_dim=8",
+        ]
+    )
     assert {r["name"] for r in runs} == {"toy_tripled", "bpe_tied"}  # kron_* settings vary byte-reading arms only
     for name in ("toy_tripled", "bpe_tied"):
         assert checkpoint.read_meta(str(tmp_path / "study" / f"{name}-s1"))["finished"]
@@ -69,6 +94,7 @@ def test_a_control_belongs_to_the_arms_that_take_it():
 
 
 # --------------------------------------------------------------------------- the controls
+
 
 def small(**kw):
     torch.manual_seed(0)
@@ -91,12 +117,15 @@ def test_kron_scale_multiplies_the_input_embeddings():
     assert torch.allclose(b.embed(ids), 0.02 * a.embed(ids))
 
 
-@pytest.mark.parametrize("arm,setting,message", [
-    ("bpe_tied", "--input_init_std=1.0", "input_init_std=1.0 is the scale control of the untied BPE table"),
-    ("kron", "--input_init_std=1.0", "input_init_std=1.0 is the scale control"),
-    ("bpe_tied", "--kron_shuffle_seed=3", "kron_shuffle_seed=3 shuffles the Kronecker byte table"),
-    ("bpe_untied", "--kron_scale=0.02", "kron_scale=0.02 scales Kronecker embeddings"),
-])
+@pytest.mark.parametrize(
+    "arm,setting,message",
+    [
+        ("bpe_tied", "--input_init_std=1.0", "input_init_std=1.0 is the scale control of the untied BPE table"),
+        ("kron", "--input_init_std=1.0", "input_init_std=1.0 is the scale control"),
+        ("bpe_tied", "--kron_shuffle_seed=3", "kron_shuffle_seed=3 shuffles the Kronecker byte table"),
+        ("bpe_untied", "--kron_scale=0.02", "kron_scale=0.02 scales Kronecker embeddings"),
+    ],
+)
 def test_a_control_on_an_arm_where_it_means_nothing_is_refused(arm, setting, message):
     with pytest.raises(ConfigError, match=message):
         load_config([f"--embedding={arm}", setting])
@@ -151,6 +180,7 @@ def test_the_low_rank_table_matches_the_kron_projections_parameters_and_learns()
 
 # --------------------------------------------------------------------------- kron_tied
 
+
 def test_initial_loss_is_ln_v_and_padding_gets_no_probability():
     m = model()
     x, y = torch.randint(0, 50257, (4, 32)), torch.randint(0, 50257, (4, 32))
@@ -193,6 +223,7 @@ def test_real_tokens_without_bytes_are_refused():
         @staticmethod
         def has_bytes():
             return torch.tensor([True] * 7 + [False] + [True] * 2 + [False] * 6)
+
     with pytest.raises(ValueError, match="1 real tokens of 'toy' have no bytes"):
         arms.no_bytes_bias(Layer)
 

@@ -1,4 +1,5 @@
 """checkpoint.py: crafted and tampered checkpoints, the ckpt.json sidecar, atomic saves, old checkpoints."""
+
 import os
 import shutil
 import subprocess
@@ -34,19 +35,26 @@ def test_crafted_checkpoint_runs_no_code_anywhere(data_dir, tmp_path):
     out.mkdir()
     crafted_checkpoint(str(out / "ckpt.pt"), marker)
     assert not marker.exists()
-    for attempt in (lambda: checkpoint.load(str(out / "ckpt.pt")),
-                    lambda: checkpoint.load_model(str(out / "ckpt.pt")),
-                    lambda: train.train(tiny_config(data_dir, out, init_from="resume")),
-                    lambda: train.train(tiny_config(data_dir, out, init_from="auto")),
-                    lambda: train.train(tiny_config(data_dir, out, eval_only=True))):
+    for attempt in (
+        lambda: checkpoint.load(str(out / "ckpt.pt")),
+        lambda: checkpoint.load_model(str(out / "ckpt.pt")),
+        lambda: train.train(tiny_config(data_dir, out, init_from="resume")),
+        lambda: train.train(tiny_config(data_dir, out, init_from="auto")),
+        lambda: train.train(tiny_config(data_dir, out, eval_only=True)),
+    ):
         with pytest.raises(checkpoint.CheckpointError, match="refused to load.*--convert-trusted"):
             attempt()
         assert not marker.exists()
     # the probes' command line and the study runner's planning
-    probe = subprocess.run([sys.executable, "-m", "probes.robustness", str(out / "ckpt.pt"), "--out", str(tmp_path / "p")],
-                           cwd=ROOT, capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-m", "probes.robustness", str(out / "ckpt.pt"), "--out", str(tmp_path / "p")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert probe.returncode != 0 and "refused to load" in probe.stderr and not marker.exists()
     from scripts import run_study
+
     run = {"name": "kron", "arm": "kron", "seed": 1, "overrides": {}, "out_dir": str(out)}
     assert run_study.state(run, "config/kron_cpu.py") == "interrupted" and not marker.exists()  # no sidecar: not opened
 
@@ -78,10 +86,12 @@ def test_truncated_checkpoint_names_the_file(finished_run):
 
 def test_a_checkpoint_whose_model_args_are_absurd_is_refused_before_building(finished_run, tmp_path):
     ckpt = checkpoint.load(str(finished_run / "ckpt.pt"))
-    for args, message in ((dict(ckpt["model_args"], n_layer=10 ** 6), "blocks alone hold about"),
-                          (dict(ckpt["model_args"], vocab_size=10 ** 12), "vocab_size 1,000,000,000,000"),
-                          ("hello", "model_args = 'hello', expected a dict"),
-                          (dict(ckpt["model_args"], embedding="nope"), "model_args are not a valid model")):
+    for args, message in (
+        (dict(ckpt["model_args"], n_layer=10**6), "blocks alone hold about"),
+        (dict(ckpt["model_args"], vocab_size=10**12), "vocab_size 1,000,000,000,000"),
+        ("hello", "model_args = 'hello', expected a dict"),
+        (dict(ckpt["model_args"], embedding="nope"), "model_args are not a valid model"),
+    ):
         torch.save(dict(ckpt, model_args=args), tmp_path / "bad.pt")
         with pytest.raises(checkpoint.CheckpointError, match=message):
             checkpoint.load_model(str(tmp_path / "bad.pt"))
@@ -89,8 +99,10 @@ def test_a_checkpoint_whose_model_args_are_absurd_is_refused_before_building(fin
 
 def test_a_checkpoint_with_an_absurd_step_is_refused(finished_run, tmp_path):
     ckpt = checkpoint.load(str(finished_run / "ckpt.pt"))
-    for key, value, message in (("iter_num", 10 ** 30, "iter_num = '1000000000000000000000000000000'"),
-                                ("config", "hello", "config = 'hello', expected a dict")):
+    for key, value, message in (
+        ("iter_num", 10**30, "iter_num = '1000000000000000000000000000000'"),
+        ("config", "hello", "config = 'hello', expected a dict"),
+    ):
         torch.save(dict(ckpt, **{key: value}), tmp_path / "bad.pt")
         with pytest.raises(checkpoint.CheckpointError, match=message):
             checkpoint.load(str(tmp_path / "bad.pt"))
@@ -114,12 +126,14 @@ def test_checkpoint_loads_for_inference(data_dir, tmp_path):
 
 # --------------------------------------------------------------------------- saves
 
+
 def test_failed_save_of_any_kind_keeps_previous(finished_run, monkeypatch):
     before = (finished_run / "ckpt.pt").read_bytes()
 
     def broken(obj, f, *a, **kw):
         open(f, "wb").write(b"partial")
         raise RuntimeError("PytorchStreamWriter failed writing file data/3")
+
     monkeypatch.setattr(checkpoint.torch, "save", broken)
     with pytest.raises(checkpoint.CheckpointError, match="ckpt.pt failed.*RuntimeError.*previous ckpt.pt is intact"):
         checkpoint.save(str(finished_run), {"model": {}}, {})
@@ -151,10 +165,12 @@ def test_a_full_disk_is_named_as_such(tmp_path, monkeypatch):
     import shutil
 
     from errors import describe
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - 5 * 2 ** 20, 5 * 2 ** 20))
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 5 * 2**20, 5 * 2**20))
 
     def failing_save(state, path):
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 1234 vs 1200")
+
     monkeypatch.setattr(torch, "save", failing_save)
     full = r"unexpected pos.*no space left on device \(5 MB free\).*previous ckpt.pt is intact"
     with pytest.raises(checkpoint.CheckpointError, match=full):
@@ -196,9 +212,11 @@ def test_temp_files_of_a_killed_save_are_removed(data_dir, finished_run):
 
 # --------------------------------------------------------------------------- old checkpoints and other devices
 
+
 def test_convert_trusted_makes_an_old_checkpoint_safe(finished_run, tmp_path):
     ckpt = checkpoint.load(str(finished_run / "ckpt.pt"))
     import numpy as np
+
     ckpt["rng"]["numpy"] = np.random.get_state()  # format 1 kept numpy's RNG state
     ckpt.pop("format")
     old = tmp_path / "old.pt"
@@ -255,6 +273,7 @@ def test_restore_optimizer_keeps_this_devices_choices():
 
 def test_a_setting_a_record_predates_is_compared_as_its_default():
     from configurator import DEFAULTS
+
     old = {k: v for k, v in DEFAULTS.items() if k not in ("val_sample", "tied_logit_scale")}  # a record from before them
     assert checkpoint.config_changes(old, dict(DEFAULTS)) == ({}, {})
     fixed, changed = checkpoint.config_changes(old, dict(DEFAULTS, val_sample="random", tied_logit_scale=0.0))
@@ -264,6 +283,7 @@ def test_a_setting_a_record_predates_is_compared_as_its_default():
 def test_a_record_from_before_the_chunked_loss_ran_the_plain_path():
     """Kept study logs predate loss_chunk: they computed loss_chunk=0, which their configs now say."""
     from configurator import DEFAULTS
+
     old = {k: v for k, v in DEFAULTS.items() if k != "loss_chunk"}
     assert checkpoint.config_changes(old, dict(DEFAULTS, loss_chunk=0)) == ({}, {})
     assert checkpoint.config_changes(old, dict(DEFAULTS))[1] == {"loss_chunk": (0, DEFAULTS["loss_chunk"])}

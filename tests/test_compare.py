@@ -1,4 +1,5 @@
 """scripts/compare.py on synthetic logs with known answers: gaps, intervals, crossings, contrasts, sources."""
+
 import json
 import statistics
 
@@ -24,7 +25,7 @@ def test_compare_known_gap_spread_and_crossing(tmp_path):
     k = res["groups"]["kron"]
     assert res["baseline_final_mean"] == pytest.approx(4.0)
     assert k["gap_nats_mean"] == pytest.approx(0.05) and k["gap_nats_std"] == pytest.approx(0.01)
-    half = T975_DF2 * 0.01 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(3)
+    half = T975_DF2 * 0.01 / 3**0.5  # t_{0.975, 2} * sd / sqrt(3)
     assert k["gap_nats_ci95"] == pytest.approx([0.05 - half, 0.05 + half])
     assert k["gap_pct_mean"] == pytest.approx(100 * statistics.mean([0.06 / 4.01, 0.05 / 4.0, 0.04 / 3.99]))
     # kron's mean curve is 4.95 - s/100: it reaches 4.0 at step 95, between the evaluations at 90 and 100
@@ -43,8 +44,9 @@ def test_compare_reports_each_source_when_logs_have_them(tmp_path):
             d = tmp_path / f"{name}-s{seed}"
             d.mkdir()
             by = {"prose": v, "dict": v - 1}
-            (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "step": 10, "val_loss": v, "wte_std": 0.02,
-                                                         "emb_rms": 1.0, "val_loss_by_source": by}) + "\n")
+            (d / "metrics.jsonl").write_text(
+                json.dumps({"kind": "eval", "step": 10, "val_loss": v, "wte_std": 0.02, "emb_rms": 1.0, "val_loss_by_source": by}) + "\n"
+            )
     res = compare.main([str(tmp_path), "--out", str(tmp_path / "cmp")])
     k = res["groups"]["kron"]
     assert k["final_val_by_source"] == pytest.approx({"dict": 3.85, "prose": 4.85})
@@ -58,16 +60,29 @@ def test_contrast_is_paired_by_seed_with_a_t_interval(tmp_path):
         for name, v in (("bpe_untied", a), ("kron", b)):
             d = tmp_path / f"{name}-s{seed}"
             d.mkdir()
-            (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "step": 10, "val_loss": v, "wte_std": 0.02,
-                                                         "emb_rms": 1.0}) + "\n")
+            (d / "metrics.jsonl").write_text(
+                json.dumps({"kind": "eval", "step": 10, "val_loss": v, "wte_std": 0.02, "emb_rms": 1.0}) + "\n"
+            )
     (tmp_path / "kron-s4").mkdir()  # an unpaired seed is left out
-    (tmp_path / "kron-s4" / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "step": 10, "val_loss": 1.0, "wte_std": 0.02,
-                                                                    "emb_rms": 1.0}) + "\n")
-    res = compare.main([str(tmp_path), "--baseline", "kron", "--out", str(tmp_path / "cmp"),
-                        "--contrast", "codec=bpe_untied:kron", "--contrast", "none=kron_tied:kron"])
+    (tmp_path / "kron-s4" / "metrics.jsonl").write_text(
+        json.dumps({"kind": "eval", "step": 10, "val_loss": 1.0, "wte_std": 0.02, "emb_rms": 1.0}) + "\n"
+    )
+    res = compare.main(
+        [
+            str(tmp_path),
+            "--baseline",
+            "kron",
+            "--out",
+            str(tmp_path / "cmp"),
+            "--contrast",
+            "codec=bpe_untied:kron",
+            "--contrast",
+            "none=kron_tied:kron",
+        ]
+    )
     c = res["contrasts"]["codec"]
     assert c["seeds"] == [1, 2, 3] and c["gap_mean"] == pytest.approx(0.2)
-    half = T975_DF2 * 0.1 / 3 ** 0.5  # t_{0.975, 2} * sd / sqrt(n), gaps 0.2, 0.3, 0.1
+    half = T975_DF2 * 0.1 / 3**0.5  # t_{0.975, 2} * sd / sqrt(n), gaps 0.2, 0.3, 0.1
     assert c["ci95"] == pytest.approx([0.2 - half, 0.2 + half])
     assert res["contrasts"]["none"] is None
     with pytest.raises(ValueError, match="expected LABEL=REF:OTHER"):
@@ -80,8 +95,9 @@ def test_compare_leaves_out_a_run_that_stopped_short(tmp_path, capsys):
         write_run(tmp_path, "kron", seed, [(s, 4.9 - s / 100 + seed / 1000) for s in range(0, 101, 10)])
     partial = tmp_path / "kron-s3"
     partial.mkdir()
-    (partial / "metrics.jsonl").write_text("".join(json.dumps({"kind": "eval", "step": s, "val_loss": 9.0, "wte_std": 0.02,
-                                                               "emb_rms": 1.0}) + "\n" for s in (0, 6)))
+    (partial / "metrics.jsonl").write_text(
+        "".join(json.dumps({"kind": "eval", "step": s, "val_loss": 9.0, "wte_std": 0.02, "emb_rms": 1.0}) + "\n" for s in (0, 6))
+    )
     res = compare.main([str(tmp_path), "--out", str(tmp_path / "cmp")])
     assert res["groups"]["kron"]["seeds"] == [1, 2] and res["left_out_unfinished"] == {"kron-s3": 6}
     assert "left out kron-s3: its last evaluation is at step 6" in capsys.readouterr().out
@@ -98,8 +114,24 @@ def test_runs_on_different_data_are_never_mixed(tmp_path, data_dir):
         compare.main([str(tmp_path / "logs"), "--baseline", "kron", "--out", str(tmp_path / "cmp")])
     keep = tmp_path / "keep"
     (keep / "kron-s1").mkdir(parents=True)
-    (keep / "kron-s1" / "metrics.jsonl").write_text(json.dumps(
-        {"kind": "config", "step": 0, "config": {}, "n_train_tokens": 999, "n_val_tokens": 4096}) + "\n")
+    (keep / "kron-s1" / "metrics.jsonl").write_text(
+        json.dumps({"kind": "config", "step": 0, "config": {}, "n_train_tokens": 999, "n_val_tokens": 4096}) + "\n"
+    )
     with pytest.raises(SystemExit, match=r"was trained on 999 train / 4,096 val tokens, but .* now holds 134,920 / 4,096"):
-        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1", "--keep-logs", str(keep),
-                        "--out-root", str(tmp_path / "runs"), "--dry-run", "--", f"--data_dir={data_dir}"])
+        run_study.main(
+            [
+                "--base",
+                "config/kron_cpu.py",
+                "--arms",
+                "kron",
+                "--seeds",
+                "1",
+                "--keep-logs",
+                str(keep),
+                "--out-root",
+                str(tmp_path / "runs"),
+                "--dry-run",
+                "--",
+                f"--data_dir={data_dir}",
+            ]
+        )

@@ -1,4 +1,5 @@
 """configurator.py: unknown keys, types and ranges refused naming key and value, overrides, config files."""
+
 import glob
 import os
 import re
@@ -31,25 +32,40 @@ def test_configurator_errors(tmp_path):
     assert cfg["out_dir"] == "out/x" and cfg["wandb_run_name"] == "run-1"
 
 
-@pytest.mark.parametrize("key,value,expected", [
-    ("gradient_accumulation_steps", 0, "integer >= 1"), ("batch_size", 0, "integer >= 1"), ("batch_size", -1, "integer >= 1"),
-    ("eval_interval", 0, "integer >= 1"), ("max_iters", -5, "integer >= 0"), ("learning_rate", -1e-3, "number > 0"),
-    ("beta2", 1.0, r"\[0, 1\)"), ("dropout", 1.5, r"\[0, 1\)"), ("embedding", "kronn", "'bpe_tied', 'kron'"),
-    ("device", "gpu", "'cuda:N'"), ("seed", -1, "2\\*\\*63"), ("lr_decay_iters", 0, "None or an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("gradient_accumulation_steps", 0, "integer >= 1"),
+        ("batch_size", 0, "integer >= 1"),
+        ("batch_size", -1, "integer >= 1"),
+        ("eval_interval", 0, "integer >= 1"),
+        ("max_iters", -5, "integer >= 0"),
+        ("learning_rate", -1e-3, "number > 0"),
+        ("beta2", 1.0, r"\[0, 1\)"),
+        ("dropout", 1.5, r"\[0, 1\)"),
+        ("embedding", "kronn", "'bpe_tied', 'kron'"),
+        ("device", "gpu", "'cuda:N'"),
+        ("seed", -1, "2\\*\\*63"),
+        ("lr_decay_iters", 0, "None or an integer >= 1"),
+    ],
+)
 def test_settings_out_of_range_are_refused_with_key_and_value(key, value, expected):
     with pytest.raises(ConfigError, match=f"'{key}' = " + re.escape(repr(value)) + f": expected .*{expected}"):
         load_config([f"--{key}={value}"])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("--bias=None", "'bias' in --bias: got None, expected bool"),
-    ("--kron_shuffle_seed=True", "'kron_shuffle_seed' = True: expected None, an integer >= 0, or 'seed'"),
-    ("--learning_rate=1e999", "'learning_rate' = inf: expected a finite number > 0"),
-    ("--weight_decay=1e999", "'weight_decay' = inf: expected a finite number >= 0"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--bias=None", "'bias' in --bias: got None, expected bool"),
+        ("--kron_shuffle_seed=True", "'kron_shuffle_seed' = True: expected None, an integer >= 0, or 'seed'"),
+        ("--learning_rate=1e999", "'learning_rate' = inf: expected a finite number > 0"),
+        ("--weight_decay=1e999", "'weight_decay' = inf: expected a finite number >= 0"),
+    ],
+)
 def test_flags_that_used_to_pass_silently_are_refused(override, message):
     from configurator import load_config
+
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(["--embedding=kron", override])
 
@@ -73,6 +89,7 @@ def test_all_shipped_configs_load():
 @pytest.mark.parametrize("world", [1, 2, 4])
 def test_cpu_configs_divide_accumulation_among_1_2_or_4_processes(world):
     from configurator import load_config
+
     for name in glob.glob(os.path.join(ROOT, "config", "*_cpu.py")):
         if name.endswith("study_cpu.py"):  # keeps the published study's batches; one process a run
             continue
@@ -84,6 +101,7 @@ def test_124m_configs_leave_wandb_off_where_it_is_not_installed(monkeypatch, cap
     import importlib.util
 
     from configurator import load_config
+
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     monkeypatch.delenv("RANK", raising=False)

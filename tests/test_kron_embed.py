@@ -1,5 +1,6 @@
 """kron_embed.py: the Kronecker codec and layer: geometry, closed forms, agreement with the explicit
 constructions, byte tables, the full-vocabulary rebuild, shuffled bytes, bad input."""
+
 import math
 
 import numpy as np
@@ -34,16 +35,25 @@ def cos(u, v):
 
 # --------------------------------------------------------------------------- codec geometry
 
+
 def test_codec_has_unit_norm_before_z_norm():
     x = codec_of("a", "run", " the", "computation", "कककक")
     assert torch.allclose(x.norm(dim=1), torch.ones(5), atol=1e-6)
 
 
-@pytest.mark.parametrize("a,b,expected", [
-    ("compute", "commute", 6 / 7), ("nation", "notion", 5 / 6), ("mistake", "mistkae", 5 / 7),
-    ("separate", "seperate", 7 / 8), ("run", "RUN", 0.0), ("run", "runs", 3 / math.sqrt(12)),
-    ("nation", "station", 0.0), ("run", "run", 1.0),
-])
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [
+        ("compute", "commute", 6 / 7),
+        ("nation", "notion", 5 / 6),
+        ("mistake", "mistkae", 5 / 7),
+        ("separate", "seperate", 7 / 8),
+        ("run", "RUN", 0.0),
+        ("run", "runs", 3 / math.sqrt(12)),
+        ("nation", "station", 0.0),
+        ("run", "run", 1.0),
+    ],
+)
 def test_codec_cosines_follow_byte_overlap(a, b, expected):
     x = codec_of(a, b)
     assert cos(x[0], x[1]) == pytest.approx(expected, abs=1e-6)
@@ -84,6 +94,7 @@ def test_length_and_z_norm_are_switchable():
 
 # --------------------------------------------------------------------------- byte tables
 
+
 def test_utf8_truncation_never_splits_a_code_point():
     ka = "क".encode("utf-8") * 5
     assert utf8_truncate(ka, 4) == "क".encode("utf-8")
@@ -102,8 +113,8 @@ def test_gpt2_table_exact_vs_decode():
     assert table.shape == (50304, 16) and table.dtype == np.uint8 and lengths.dtype == np.int16
     assert (lengths[50257:] == 0).all()  # padded ids have no bytes
     the = tok.encode(" the")[0]
-    assert bytes(table[the, :lengths[the]]) == b" the"
-    assert bytes(table[50256, :lengths[50256]]) == b"<|endoftext|>"
+    assert bytes(table[the, : lengths[the]]) == b" the"
+    assert bytes(table[50256, : lengths[50256]]) == b"<|endoftext|>"
     partial = [i for i in range(tok.n_vocab) if tok.token_bytes(i) != tok.decoded_bytes(i)]
     assert len(partial) == 344
     assert stats["colliding_tokens"] == 44 and stats["truncated"] == 72 and stats["longest"] == 128
@@ -114,6 +125,7 @@ def test_gpt2_table_exact_vs_decode():
 
 # --------------------------------------------------------------------------- the layer
 
+
 @pytest.fixture(scope="module")
 def layers():
     """The layer (its fused closed form), and the same projection through the paper's explicit
@@ -121,10 +133,13 @@ def layers():
     torch.manual_seed(0)
     layer = KroneckerEmbedding(50304, 48, pos_dim=16)
     table = codec_table(layer)
-    return {"fused": layer,
-            "dynamic": lambda ids, **kw: reference_forward(layer, ids, "dynamic", **kw),
-            "cached": lambda ids, **kw: (reference_forward(layer, ids, "cached", table) if not kw
-                                         else reference_forward(layer, ids, "dynamic", **kw))}
+    return {
+        "fused": layer,
+        "dynamic": lambda ids, **kw: reference_forward(layer, ids, "dynamic", **kw),
+        "cached": lambda ids, **kw: (
+            reference_forward(layer, ids, "cached", table) if not kw else reference_forward(layer, ids, "dynamic", **kw)
+        ),
+    }
 
 
 def run_modes(layers, ids, **kw):
@@ -208,6 +223,7 @@ def test_byte_overrides(layers):
 
 # --------------------------------------------------------------------------- bad input
 
+
 def test_bad_input_is_a_clear_error(layers):
     layer = layers["fused"]
     with pytest.raises(TypeError, match="int64 or torch.int32 tensor, got torch.float32"):
@@ -242,6 +258,7 @@ def test_bad_input_is_a_clear_error(layers):
 
 def test_kron_ids_of_the_wrong_dtype(tmp_path):
     from kron_embed import KroneckerEmbedding
+
     layer = KroneckerEmbedding(50304, 8, pos_dim=4)
     for dtype in (torch.uint8, torch.int16):
         with pytest.raises(TypeError, match=f"int64 or torch.int32 tensor, got {dtype}"):
@@ -269,6 +286,7 @@ def test_sparse_codec_cosines_match_dense(z_norm):
 
 # --------------------------------------------------------------------------- the full vocabulary (kron_tied's head)
 
+
 @pytest.fixture(scope="module")
 def cached_layer():
     """A layer and its explicit (V, D) codec table (the paper's cached construction)."""
@@ -283,8 +301,7 @@ def test_vocabulary_equals_row_by_row_forward_of_every_id(cached_layer):
     with torch.no_grad():
         rebuilt = cached_layer.vocabulary()
         ids = torch.arange(50304)
-        rows = torch.cat([reference_forward(cached_layer, ids[i:i + 4096], "cached", cached_layer.table)
-                          for i in range(0, 50304, 4096)])
+        rows = torch.cat([reference_forward(cached_layer, ids[i : i + 4096], "cached", cached_layer.table) for i in range(0, 50304, 4096)])
     assert rebuilt.shape == (50304, 16)
     assert torch.allclose(rebuilt, rows, atol=1e-5)
     assert torch.all(rebuilt[50257:] == 0) and not cached_layer.has_bytes()[50257:].any()
@@ -305,12 +322,14 @@ def test_head_gradient_through_w_matches_cached_table_reference(cached_layer):
 
 def test_fused_layer_computes_its_length_tables_once(monkeypatch):
     import kron_embed
+
     kron = kron_embed.KroneckerEmbedding(50304, 8)
     ids = torch.tensor([[15496, 995, 0, 50256]])
     expected = kron_embed.reference_forward(kron, ids, "dynamic")
 
     def refuse(*a, **k):
         raise AssertionError("codec_stats recomputed in forward")
+
     monkeypatch.setattr(kron_embed, "codec_stats", refuse)
     torch.testing.assert_close(kron(ids), expected, atol=1e-5, rtol=1e-5)
     kron.vocabulary()
@@ -318,6 +337,7 @@ def test_fused_layer_computes_its_length_tables_once(monkeypatch):
 
 
 # --------------------------------------------------------------------------- shuffled bytes (a control of the study)
+
 
 def test_shuffled_bytes_keep_the_statistics_but_not_the_token():
     plain = KroneckerEmbedding(50304, 8, pos_dim=16)

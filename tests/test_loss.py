@@ -1,4 +1,5 @@
 """loss.py: the chunked output layer + cross-entropy equals the plain path, per head, in fp32 and bf16."""
+
 import pytest
 import torch
 
@@ -40,7 +41,7 @@ def test_chunked_loss_and_every_gradient_equal_the_plain_path(arm, autocast):
     chunked, g1 = loss_and_grads(m, idx, targets, 20, autocast)  # 48 tokens: chunks of 20, 20 and 8
     assert chunked == pytest.approx(plain, rel=1e-6)
     assert g0.keys() == g1.keys()
-    tol = 2 ** -8 if autocast else 1e-6
+    tol = 2**-8 if autocast else 1e-6
     worst = max(rel(g1[n], g0[n]) for n in g0)
     assert worst < tol, f"largest relative gradient difference {worst:.2e}"
 

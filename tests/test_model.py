@@ -1,4 +1,5 @@
 """model.py: the GPT around an arm: paired initialisation, generation, one compiled graph, MFU."""
+
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ def test_paired_initialisation_gives_every_arm_the_same_body_and_head():
             m.paired_init_(1337)
         body = {n: p.detach().clone() for n, p in m.named_parameters() if not n.startswith(("transformer.wte.", "lm_head."))}
         return body, m.lm_head.weight.detach().clone() if hasattr(m.lm_head, "weight") else None
+
     arms = ("kron", "bpe_untied", "bpe_lowrank", "bpe_tied", "kron_tied")
     paired = {a: body_and_head(a, True) for a in arms}
     unpaired = {a: body_and_head(a, False) for a in arms}
@@ -32,6 +34,7 @@ def test_every_arm_compiles_as_one_graph_on_cpu(arm):
     host-side id check), and the compiled loss and gradients equal eager's. aot_eager traces the same
     graphs as inductor without its C++ build, which keeps the suite fast."""
     from model import GPT, GPTConfig
+
     torch.manual_seed(0)
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, embedding=arm))
     x, y = torch.randint(0, 50257, (2, 16)), torch.randint(0, 50257, (2, 16))
@@ -58,6 +61,7 @@ def test_generation_top_k_1_is_greedy_and_padding_never_sampled(tiny_checkpoints
 
 def test_mfu_is_per_gpu_under_data_parallelism():
     from model import GPT, GPTConfig
+
     with torch.device("meta"):
         m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64))
     one = m.estimate_mfu(tokens_per_s=1e5, peak_flops=1e12, world_size=1)

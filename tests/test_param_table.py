@@ -1,4 +1,5 @@
 """scripts/param_table.py: the parameter counts of the paper."""
+
 from scripts import param_table
 
 

@@ -1,5 +1,6 @@
 """An arm defined in a user's own module, outside this repository, works in every tool: each tool
 runs in a subprocess with `--import <module>`, and without it refuses in one line naming the module."""
+
 import json
 import sys
 
@@ -44,8 +45,7 @@ def tool(home, *args, imports=True):
 def test_the_arm_resumes_samples_exports_and_is_probed(plugin, tmp_path):
     home, out = plugin
     ckpt = str(out / "ckpt.pt")
-    resumed = tool(home, "train.py", str(home / "cfg.py"), f"--out_dir={out}", "--init_from=resume", "--max_iters=8",
-                   "--lr_decay_iters=8")
+    resumed = tool(home, "train.py", str(home / "cfg.py"), f"--out_dir={out}", "--init_from=resume", "--max_iters=8", "--lr_decay_iters=8")
     assert resumed.returncode == 0 and "step" in resumed.stdout, resumed.stderr[-500:]
     sampled = tool(home, "sample.py", f"--ckpt={ckpt}", "--num_samples=1", "--max_new_tokens=5")
     assert sampled.returncode == 0, sampled.stderr[-500:]
@@ -59,8 +59,18 @@ def test_the_arm_resumes_samples_exports_and_is_probed(plugin, tmp_path):
 @pytest.mark.slow
 def test_the_arm_runs_in_a_study(plugin, tmp_path):
     home, _ = plugin
-    study = tool(home, "scripts.run_study", "--base", str(home / "cfg.py"), "--arms", "my_scaled", "--seeds", "1",
-                 "--out-root", str(tmp_path / "study"))
+    study = tool(
+        home,
+        "scripts.run_study",
+        "--base",
+        str(home / "cfg.py"),
+        "--arms",
+        "my_scaled",
+        "--seeds",
+        "1",
+        "--out-root",
+        str(tmp_path / "study"),
+    )
     assert study.returncode == 0, study.stderr[-500:]
     assert (tmp_path / "study" / "my_scaled-s1" / "ckpt.pt").exists()
 
@@ -71,8 +81,13 @@ def test_without_the_import_a_tool_names_the_module_in_one_line(plugin, tmp_path
     for args in (("sample.py", f"--ckpt={ckpt}"), ("scripts.export_hf", "--ckpt", ckpt, "--out", str(tmp_path / "x"))):
         refused = tool(home, *args, imports=False)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
-        assert refused.stderr.strip().splitlines()[-1].endswith(
-            "registered by the module 'my_scaled_arm': pass --import my_scaled_arm (run from the folder that holds it, "
-            "or put that folder on PYTHONPATH)")
+        assert (
+            refused.stderr.strip()
+            .splitlines()[-1]
+            .endswith(
+                "registered by the module 'my_scaled_arm': pass --import my_scaled_arm (run from the folder that holds it, "
+                "or put that folder on PYTHONPATH)"
+            )
+        )
     missing = tool(home, "sample.py", "--import", "no_such_module", f"--ckpt={out / 'ckpt.pt'}", imports=False)
     assert missing.returncode == 1 and "--import no_such_module: No module named 'no_such_module'" in missing.stderr

@@ -1,4 +1,5 @@
 """scripts/precision_check.py: a bf16 run's gap to fp32 against the seed noise."""
+
 import json
 
 import pytest
@@ -14,6 +15,7 @@ def test_precision_check_compares_the_gap_with_seed_noise(tmp_path):
         with open(d / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"kind": "config", "step": 0, "config": {"dtype": dtype}}) + "\n")
         return str(d)
+
     steps = range(0, 101, 50)
     fp32 = run("fp32", [(s, 5 - s / 100) for s in steps])
     other = run("other", [(s, 5 - s / 100 + 0.01) for s in steps])

@@ -1,4 +1,5 @@
 """Probes: metric functions on hand-made inputs, and every probe end to end on tiny checkpoints."""
+
 import json
 import math
 import os
@@ -14,6 +15,7 @@ from probes.common import canonical, load_all
 from tests.conftest import ROOT
 
 # --------------------------------------------------------------------------- metric functions
+
 
 def test_kl_and_pair_metrics_known_answers():
     logits = torch.tensor([1.0, 2.0, 0.5])
@@ -48,6 +50,7 @@ def test_layered_scores_known_list():
 
 def test_typographic_fraction_on_a_hand_made_space():
     from tokenizer import get_tokenizer
+
     tok = get_tokenizer("gpt2")
     words = ["run", " run", "Run", " Run", "runs", " running", " runner"]
     assert all(len(tok.encode(w)) == 1 for w in words)
@@ -100,6 +103,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 # --------------------------------------------------------------------------- end to end
 
+
 @pytest.mark.slow
 def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkeypatch):
     specs = [f"bpe={tiny_checkpoints['bpe_tied']}", f"kron={tiny_checkpoints['kron']}", f"kt={tiny_checkpoints['kron_tied']}"]
@@ -122,8 +126,11 @@ def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkey
     assert rob["n_pairs"] == 110 and set(rob["models"]) == {"bpe", "kron", "kt"}
     assert set(rob["category_winner_top1"]) == {p["category"] for p in robustness.load_pairs(robustness.DEFAULT_PAIRS)}
     for lab in ("bpe", "kron", "kt"):  # a model wins or ties exactly where its top-1 rate is the best
-        expect = sum(rob["models"][lab]["per_category"][c]["top1_match_rate"] ==
-                     max(m["per_category"][c]["top1_match_rate"] for m in rob["models"].values()) for c in rob["category_winner_top1"])
+        expect = sum(
+            rob["models"][lab]["per_category"][c]["top1_match_rate"]
+            == max(m["per_category"][c]["top1_match_rate"] for m in rob["models"].values())
+            for c in rob["category_winner_top1"]
+        )
         assert rob["wins_or_ties"][lab] == expect
 
     gen = json.load(open(tmp_path / "generation.json"))
@@ -159,11 +166,14 @@ def test_every_probe_runs_on_tiny_checkpoints(tiny_checkpoints, tmp_path, monkey
 def test_clustering_on_a_local_hf_model_dir(tmp_path):
     from safetensors.torch import save_file
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     hf = Tokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.decoder = decoders.ByteLevel()
-    corpus = ["the runner runs running run ran computer compute computing computation computes",
-              "magnet magnets magnetic magnetize magnetized nation station action rotation creation"] * 20
+    corpus = [
+        "the runner runs running run ran computer compute computing computation computes",
+        "magnet magnets magnetic magnetize magnetized nation station action rotation creation",
+    ] * 20
     hf.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     d = tmp_path / "toy-hf"
     d.mkdir()
@@ -177,7 +187,7 @@ def test_clustering_on_a_local_hf_model_dir(tmp_path):
 
 def test_mcnemar_and_unrelated_prompt_baseline_on_known_inputs():
     r = robustness.mcnemar([True] * 6 + [True, False], [False] * 6 + [True, False])
-    assert (r["only_first"], r["only_second"]) == (6, 0) and r["p_value"] == pytest.approx(2 / 2 ** 6)
+    assert (r["only_first"], r["only_second"]) == (6, 0) and r["p_value"] == pytest.approx(2 / 2**6)
     assert robustness.mcnemar([True, False], [True, False])["p_value"] == 1.0
     recs = [{"top1_clean": t} for t in (5, 5, 5, 9)]  # prompt i vs i+1: 5=5, 5=5, 5!=9, 9!=5
     assert robustness.unrelated_agreement(recs) == 0.5
@@ -194,6 +204,7 @@ def test_readme_probe_example_is_the_kept_output():
 
 def test_probe_inputs_that_are_not_what_they_claim(tmp_path, tiny_checkpoints):
     from probes import robustness
+
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"category": "a", "clean": "x y", "typo": "x z"}\n[1, 2]\n"text"\n')
     with pytest.raises(ValueError, match="line 2: a JSON list, expected an object.*\n.*line 3: a JSON str"):
@@ -204,9 +215,17 @@ def test_probe_inputs_that_are_not_what_they_claim(tmp_path, tiny_checkpoints):
     empty = tmp_path / "prompts.txt"
     empty.write_text("\n\n")
     ckpt = tiny_checkpoints["kron"]
-    r = subprocess.run([sys.executable, "-m", "probes.robustness", ckpt, "--generate", str(empty), "--out", str(tmp_path / "o")],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "probes.robustness", ckpt, "--generate", str(empty), "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "holds no prompts" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "probes.robustness", os.path.dirname(ckpt), "--out", str(tmp_path / "o")],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "probes.robustness", os.path.dirname(ckpt), "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "is a folder; expected a ckpt.pt" in r.stderr

@@ -1,4 +1,5 @@
 """scripts/run_study.py: planning, skipping finished runs, resuming interrupted ones, refusing bad grids and sidecars."""
+
 import json
 import os
 import shutil
@@ -14,26 +15,52 @@ from tests.conftest import tiny_config
 def test_plan_grid_only_varies_kron_keys():
     runs = run_study.plan(["bpe_tied", "kron"], [1, 2], run_study.parse_grid(["kron_pos_dim=16,32"]), "r")
     names = [(r["name"], r["seed"]) for r in runs]
-    assert names == [("bpe_tied", 1), ("kron-kron_pos_dim16", 1), ("kron-kron_pos_dim32", 1),
-                     ("bpe_tied", 2), ("kron-kron_pos_dim16", 2), ("kron-kron_pos_dim32", 2)]
+    assert names == [
+        ("bpe_tied", 1),
+        ("kron-kron_pos_dim16", 1),
+        ("kron-kron_pos_dim32", 1),
+        ("bpe_tied", 2),
+        ("kron-kron_pos_dim16", 2),
+        ("kron-kron_pos_dim32", 2),
+    ]
 
 
 @pytest.mark.slow
 def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
     base = tmp_path / "base.py"
     cfg = tiny_config(data_dir, "unused", max_iters=6, lr_decay_iters=6, eval_interval=3)
-    base.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in ("data_dir", "n_layer", "n_head", "n_embd", "block_size", "batch_size",
-                                                          "max_iters", "lr_decay_iters", "eval_interval", "eval_iters",
-                                                          "warmup_iters", "learning_rate", "min_lr")) + "\n")
+    base.write_text(
+        "\n".join(
+            f"{k} = {cfg[k]!r}"
+            for k in (
+                "data_dir",
+                "n_layer",
+                "n_head",
+                "n_embd",
+                "block_size",
+                "batch_size",
+                "max_iters",
+                "lr_decay_iters",
+                "eval_interval",
+                "eval_iters",
+                "warmup_iters",
+                "learning_rate",
+                "min_lr",
+            )
+        )
+        + "\n"
+    )
     root = tmp_path / "study"
     # a finished run, and an interrupted one (stopped after step 2, as SIGTERM would)
-    train.train(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6,
-                              eval_interval=3))
+    train.train(tiny_config(data_dir, root / "bpe_tied-s1", embedding="bpe_tied", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3))
     finished_mtime = os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt")
     with pytest.MonkeyPatch.context() as mp:  # step 1 is done: the loop stops before step 2, as SIGTERM would
         mp.setattr(train, "stop_requested", lambda run, stop: run.iter_num == 2)
-        train.train(tiny_config(data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6,
-                                eval_interval=3, log_interval=1))
+        train.train(
+            tiny_config(
+                data_dir, root / "kron-s1", embedding="kron", seed=1, max_iters=6, lr_decay_iters=6, eval_interval=3, log_interval=1
+            )
+        )
     assert json.load(open(root / "kron-s1" / "ckpt.json"))["step"] == 2
     args = ["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2", "--out-root", str(root)]
     states = {f"{r['name']}-s{r['seed']}": r["state"] for r in run_study.main(args + ["--dry-run"])}
@@ -43,11 +70,41 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
     assert all(r["state"] == "finished" for r in runs)
     assert sorted(os.listdir(kept)) == ["bpe_tied-s1", "bpe_tied-s2", "kron-s1", "kron-s2"]
     # a fresh clone has the kept logs but no checkpoints: the runner still skips those runs
-    fresh = run_study.main(["--base", str(base), "--arms", "bpe_tied", "kron", "--seeds", "1", "2",
-                            "--out-root", str(tmp_path / "elsewhere"), "--keep-logs", str(kept), "--dry-run"])
+    fresh = run_study.main(
+        [
+            "--base",
+            str(base),
+            "--arms",
+            "bpe_tied",
+            "kron",
+            "--seeds",
+            "1",
+            "2",
+            "--out-root",
+            str(tmp_path / "elsewhere"),
+            "--keep-logs",
+            str(kept),
+            "--dry-run",
+        ]
+    )
     assert all(r["state"] == "finished" for r in fresh)
-    changed = run_study.main(["--base", str(base), "--arms", "kron", "--seeds", "1", "--out-root", str(tmp_path / "elsewhere"),
-                              "--keep-logs", str(kept), "--dry-run", "--", "--learning_rate=0.01"])
+    changed = run_study.main(
+        [
+            "--base",
+            str(base),
+            "--arms",
+            "kron",
+            "--seeds",
+            "1",
+            "--out-root",
+            str(tmp_path / "elsewhere"),
+            "--keep-logs",
+            str(kept),
+            "--dry-run",
+            "--",
+            "--learning_rate=0.01",
+        ]
+    )
     assert changed[0]["state"] == "new"  # a kept log of other settings does not count as done
     assert os.path.getmtime(root / "bpe_tied-s1" / "ckpt.pt") == finished_mtime  # skipped, untouched
     steps = [json.loads(line)["step"] for line in open(root / "kron-s1" / "metrics.jsonl") if '"train"' in line]
@@ -57,10 +114,25 @@ def test_run_study_skips_finished_and_resumes_interrupted(data_dir, tmp_path):
 
 def test_study_runner_does_not_skip_a_run_whose_config_changed(data_dir, tmp_path):
     from scripts import run_study
+
     base = tmp_path / "base.py"
     cfg = tiny_config(data_dir, "unused", max_iters=4, lr_decay_iters=4, eval_interval=2)
-    keys = ("data_dir", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr_decay_iters",
-            "eval_interval", "eval_iters", "warmup_iters", "learning_rate", "min_lr", "log_interval")
+    keys = (
+        "data_dir",
+        "n_layer",
+        "n_head",
+        "n_embd",
+        "block_size",
+        "batch_size",
+        "max_iters",
+        "lr_decay_iters",
+        "eval_interval",
+        "eval_iters",
+        "warmup_iters",
+        "learning_rate",
+        "min_lr",
+        "log_interval",
+    )
     base.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in keys) + "\n")
     out = tmp_path / "study" / "kron-s1"
     train.train(dict(cfg, out_dir=str(out), seed=1))
@@ -73,25 +145,29 @@ def test_study_runner_does_not_skip_a_run_whose_config_changed(data_dir, tmp_pat
         run_study.state(run, str(base), ["--n_embd=64"])
 
 
-@pytest.mark.parametrize("meta, message", [
-    ("hello", "holds a str, expected a JSON object"),
-    ({"step": 4, "finished": True}, "has no 'config' entry"),
-    ({"step": 4, "finished": "no", "config": {}}, "finished = 'no', expected true or false"),
-    ({"step": 4, "finished": True, "config": "hello"}, "config = 'hello', expected a dict"),
-])
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ("hello", "holds a str, expected a JSON object"),
+        ({"step": 4, "finished": True}, "has no 'config' entry"),
+        ({"step": 4, "finished": "no", "config": {}}, "finished = 'no', expected true or false"),
+        ({"step": 4, "finished": True, "config": "hello"}, "config = 'hello', expected a dict"),
+    ],
+)
 def test_a_malformed_sidecar_stops_the_study_runner_naming_it(tmp_path, meta, message):
     from scripts import run_study
+
     run = tmp_path / "study" / "kron-s1337"
     run.mkdir(parents=True)
     (run / "ckpt.json").write_text(json.dumps(meta))
     with pytest.raises(SystemExit, match=message):
-        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1337",
-                        "--out-root", str(tmp_path / "study")])
+        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1337", "--out-root", str(tmp_path / "study")])
     assert os.listdir(run) == ["ckpt.json"] and json.loads((run / "ckpt.json").read_text()) == meta
 
 
 def test_study_runner_refuses_a_parallelism_below_one(tmp_path, capsys):
     from scripts import run_study
+
     for value in ("0", "-2"):
         with pytest.raises(SystemExit):
             run_study.main(["--base", "config/kron_cpu.py", "--parallel", value, "--out-root", str(tmp_path / "s")])
@@ -101,6 +177,7 @@ def test_study_runner_refuses_a_parallelism_below_one(tmp_path, capsys):
 
 def test_study_grid_without_values_is_refused(tmp_path, capsys):
     from scripts import run_study
+
     with pytest.raises(SystemExit):
         run_study.main(["--base", "config/kron_cpu.py", "--grid", "kron_pos_dim=,", "--out-root", str(tmp_path / "s")])
     assert "--grid 'kron_pos_dim=,': expected key=value1,value2 with at least one value" in capsys.readouterr().err
@@ -108,16 +185,15 @@ def test_study_grid_without_values_is_refused(tmp_path, capsys):
 
 def test_study_grid_with_an_unknown_arm_or_setting_or_misplaced_control_is_refused_before_any_run(tmp_path, capsys):
     from scripts import run_study
+
     root = tmp_path / "study"
     with pytest.raises(SystemExit):
         run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "bpe_shuffled", "--out-root", str(root)])
     assert "invalid choice: 'bpe_shuffled'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="unknown config key 'kron_shufle_seed'"):
-        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--grid", "kron_shufle_seed=1",
-                        "--out-root", str(root)])
+        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--grid", "kron_shufle_seed=1", "--out-root", str(root)])
     with pytest.raises(SystemExit, match="input_init_std=1.0 is the scale control"):
-        run_study.main(["--base", "config/kron_cpu.py", "--arms", "bpe_tied", "--grid", "input_init_std=1.0",
-                        "--out-root", str(root)])
+        run_study.main(["--base", "config/kron_cpu.py", "--arms", "bpe_tied", "--grid", "input_init_std=1.0", "--out-root", str(root)])
     assert not root.exists()  # nothing started
 
 
@@ -127,20 +203,51 @@ def test_a_kept_log_is_the_planned_run_whatever_its_data_folder_is_called(data_d
     import json
 
     from scripts import run_study
+
     renamed = tmp_path / "renamed_corpus"
     os.symlink(data_dir, renamed)
     base = tmp_path / "base.py"
     cfg = tiny_config(str(renamed), "unused", max_iters=2, lr_decay_iters=2, eval_interval=2)
-    base.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in ("data_dir", "n_layer", "n_head", "n_embd", "block_size",
-                                                          "batch_size", "max_iters", "lr_decay_iters", "eval_interval",
-                                                          "eval_iters", "warmup_iters", "learning_rate", "min_lr")) + "\n")
-    train.train(tiny_config(data_dir, tmp_path / "runs" / "kron-s1", embedding="kron", seed=1, max_iters=2, lr_decay_iters=2,
-                            eval_interval=2))
+    base.write_text(
+        "\n".join(
+            f"{k} = {cfg[k]!r}"
+            for k in (
+                "data_dir",
+                "n_layer",
+                "n_head",
+                "n_embd",
+                "block_size",
+                "batch_size",
+                "max_iters",
+                "lr_decay_iters",
+                "eval_interval",
+                "eval_iters",
+                "warmup_iters",
+                "learning_rate",
+                "min_lr",
+            )
+        )
+        + "\n"
+    )
+    train.train(
+        tiny_config(data_dir, tmp_path / "runs" / "kron-s1", embedding="kron", seed=1, max_iters=2, lr_decay_iters=2, eval_interval=2)
+    )
     kept = tmp_path / "kept" / "kron-s1"
     kept.mkdir(parents=True)
     shutil.copy(tmp_path / "runs" / "kron-s1" / "metrics.jsonl", kept / "metrics.jsonl")
-    args = ["--base", str(base), "--arms", "kron", "--seeds", "1", "--out-root", str(tmp_path / "new"),
-            "--keep-logs", str(tmp_path / "kept"), "--dry-run"]
+    args = [
+        "--base",
+        str(base),
+        "--arms",
+        "kron",
+        "--seeds",
+        "1",
+        "--out-root",
+        str(tmp_path / "new"),
+        "--keep-logs",
+        str(tmp_path / "kept"),
+        "--dry-run",
+    ]
     assert [r["state"] for r in run_study.main(args)] == ["finished"]
     lines = (kept / "metrics.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
@@ -153,6 +260,7 @@ def test_a_kept_log_is_the_planned_run_whatever_its_data_folder_is_called(data_d
 def test_several_grid_flags_all_count():
     """--grid a=1 --grid b=2 (the docstring's form) crosses both, as --grid a=1 b=2 does."""
     from scripts.run_study import parse_args
+
     for argv in (["--grid", "input_norm=True", "--grid", "input_scale=1,2"], ["--grid", "input_norm=True", "input_scale=1,2"]):
         _, _, grid = parse_args(["--base", "config/study_fair.py", "--out-root", "x", *argv])
         assert grid == [("input_norm", ["True"]), ("input_scale", ["1", "2"])]

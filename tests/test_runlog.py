@@ -1,4 +1,5 @@
 """runlog.py: the run folder's lock, its metrics log (never written through a link, an earlier one moved aside), wandb."""
+
 import glob
 import json
 import os
@@ -25,8 +26,10 @@ def test_second_run_on_a_live_out_dir_is_refused(data_dir, finished_run):
 
 
 def test_lock_held_by_another_process(tmp_path):
-    code = ("import sys, time; sys.path.insert(0, %r); from runlog import RunLock; RunLock(%r).acquire(); "
-            "print('locked', flush=True); time.sleep(30)") % (ROOT, str(tmp_path))
+    code = (
+        "import sys, time; sys.path.insert(0, %r); from runlog import RunLock; RunLock(%r).acquire(); "
+        "print('locked', flush=True); time.sleep(30)"
+    ) % (ROOT, str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "locked"
@@ -69,6 +72,7 @@ def test_wandb_offline_run_logs_loss_val_loss_and_norms_grouped_by_arm(data_dir,
     def init(**kw):
         seen.update(kw)
         return real_init(**kw)
+
     monkeypatch.setattr(wandb, "init", init)
     out = tmp_path / "run"
     t = train.train(tiny_config(data_dir, out, embedding="kron", max_iters=4, eval_interval=2, wandb_log=True))
@@ -80,6 +84,7 @@ def test_wandb_offline_run_logs_loss_val_loss_and_norms_grouped_by_arm(data_dir,
     for key in (b"train/loss", b"val/loss", b"norms/proj_std_sqrtD", b"norms/emb_rms", b"kron-s1337"):
         assert key in data, key
     # a resumed run continues the same wandb run
-    t2 = train.train(tiny_config(data_dir, out, embedding="kron", max_iters=6, eval_interval=2, lr_decay_iters=12,
-                                   wandb_log=True, init_from="resume"))
+    t2 = train.train(
+        tiny_config(data_dir, out, embedding="kron", max_iters=6, eval_interval=2, lr_decay_iters=12, wandb_log=True, init_from="resume")
+    )
     assert t2.wandb_id == t.wandb_id

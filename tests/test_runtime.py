@@ -1,5 +1,6 @@
 """runtime.py and the CUDA path, checked on a CPU: device resolution with torch.cuda mocked, and one
 process under torchrun without a DDP wrapper."""
+
 import os
 import re
 import socket
@@ -25,6 +26,7 @@ def fake_cuda(monkeypatch):
 
     def set_device(device):
         calls.append(device)
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "set_device", set_device)
@@ -37,13 +39,16 @@ def _index_of(device):
     return torch._utils._get_device_index(device, optional=False)  # what torch.cuda.set_device requires
 
 
-@pytest.mark.parametrize("setting, env, expected", [
-    ("cuda", {}, "cuda:0"),              # one GPU, plain process: the README's one-GPU command
-    ("auto", {}, "cuda:0"),
-    ("cuda:1", {}, "cuda:1"),
-    ("cuda", {"RANK": "3", "LOCAL_RANK": "3", "WORLD_SIZE": "4"}, "cuda:3"),  # torchrun: this process's GPU
-    ("cuda:2", {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}, "cuda:2"),
-])
+@pytest.mark.parametrize(
+    "setting, env, expected",
+    [
+        ("cuda", {}, "cuda:0"),  # one GPU, plain process: the README's one-GPU command
+        ("auto", {}, "cuda:0"),
+        ("cuda:1", {}, "cuda:1"),
+        ("cuda", {"RANK": "3", "LOCAL_RANK": "3", "WORLD_SIZE": "4"}, "cuda:3"),  # torchrun: this process's GPU
+        ("cuda:2", {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}, "cuda:2"),
+    ],
+)
 def test_cuda_device_always_has_an_index(fake_cuda, monkeypatch, setting, env, expected):
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(key, raising=False)
@@ -51,6 +56,7 @@ def test_cuda_device_always_has_an_index(fake_cuda, monkeypatch, setting, env, e
         monkeypatch.setenv(key, value)
     if env:  # a torchrun group of several processes, without one
         import torch.distributed as dist
+
         monkeypatch.setattr(dist, "init_process_group", lambda backend: None)
         monkeypatch.setattr(dist, "get_rank", lambda: int(env["RANK"]))
         monkeypatch.setattr(dist, "get_world_size", lambda: int(env["WORLD_SIZE"]))
@@ -79,6 +85,7 @@ def test_readme_one_gpu_command_reaches_an_indexed_cuda_device(fake_cuda, monkey
     def set_device(device):
         fake_cuda.append(device)
         raise _Stop
+
     monkeypatch.setattr(torch.cuda, "set_device", set_device)
     with pytest.raises(_Stop):
         train.main(argv)
@@ -87,11 +94,11 @@ def test_readme_one_gpu_command_reaches_an_indexed_cuda_device(fake_cuda, monkey
 
 def test_one_process_under_torchrun_has_no_ddp_wrapper(monkeypatch):
     import torch.distributed as dist
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(port)}.items():
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}.items():
         monkeypatch.setenv(key, value)
     rt = runtime.Runtime("cpu", "float32", backend="gloo")
     try:
@@ -108,11 +115,13 @@ def test_one_process_under_torchrun_has_no_ddp_wrapper(monkeypatch):
 def test_cpu_keep_freed_memory_decides_whether_a_freed_block_stays_resident(keep):
     """cpu_keep_freed_memory does what its name says: a freed 400 MB block stays in the process (True,
     the fast default) or goes back to the OS (False). Its own process: the setting is process-wide."""
-    code = ("import runtime, torch\n"
-            f"runtime.Runtime('cpu', 'float32', cpu_keep_freed_memory={keep})\n"
-            "import os\nrss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
-            "before = rss(); x = torch.ones(100_000_000); del x\n"
-            "print((rss() - before) / 1e6)")
+    code = (
+        "import runtime, torch\n"
+        f"runtime.Runtime('cpu', 'float32', cpu_keep_freed_memory={keep})\n"
+        "import os\nrss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "before = rss(); x = torch.ones(100_000_000); del x\n"
+        "print((rss() - before) / 1e6)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     kept_mb = float(out.stdout.split()[-1])
     assert (kept_mb > 300) if keep else (kept_mb < 50), kept_mb

@@ -1,4 +1,5 @@
 """sample.py: nanoGPT's flags on any arm, deterministic for a seed, one-line errors for bad input."""
+
 import os
 
 import pytest
@@ -26,6 +27,7 @@ def test_greedy_is_the_same_whatever_the_seed(tiny_checkpoints):
 
 def test_a_byte_word_enters_as_one_slot_on_kron_arms_only(tiny_checkpoints, capsys):
     import checkpoint
+
     model, _ = checkpoint.load_model(tiny_checkpoints["kron"])
     tok = sample.get_tokenizer(model.config.tokenizer)
     ids, overrides = sample.prompt_ids(model, tok, "The word", " kronekticus")

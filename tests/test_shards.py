@@ -1,5 +1,6 @@
 """data/shards.py: batches, shards written and resumed exactly, nanoGPT's raw uint16 train.bin / val.bin
 as they are, and a clear error for a missing, corrupt or foreign shard."""
+
 import glob
 import json
 import os
@@ -31,11 +32,14 @@ def test_a_nanogpt_data_folder_trains_as_is_and_sees_the_same_batches(data_dir, 
     assert la == lb and a.data.n_train_tokens > 0  # the same tokens in one file: the same windows, the same losses
 
 
-@pytest.mark.parametrize("content, message", [
-    ("llm.c", "starts with the llm.c shard header"),
-    ("odd", "not a whole number of uint16 tokens"),
-    ("uint32", "looks like uint32/int64 tokens"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("llm.c", "starts with the llm.c shard header"),
+        ("odd", "not a whole number of uint16 tokens"),
+        ("uint32", "looks like uint32/int64 tokens"),
+    ],
+)
 def test_the_wrong_thing_named_train_bin_is_a_clear_error(data_dir, tmp_path, content, message):
     folder = nanogpt_folder(data_dir, tmp_path / "d")
     path = os.path.join(folder, "train.bin")
@@ -104,18 +108,20 @@ def test_shards_from_another_tokenizer_are_refused_naming_both(data_dir, tmp_pat
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     from data.shards import ShardError
+
     hf = Tokenizer(models.BPE(unk_token="[UNK]"))
     hf.pre_tokenizer = pre_tokenizers.Whitespace()
-    hf.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 50,
-                           trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
+    hf.train_from_iterator(
+        ["the quick brown fox jumps over the lazy dog"] * 50, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"])
+    )
     hf.save(str(tmp_path / "tokenizer.json"))
     with pytest.raises(ShardError, match=r"tokenised with 'gpt2' \(50257 tokens\), but the model's tokenizer is .*tokenizer.json"):
-        train.train(tiny_config(data_dir, tmp_path / "run", tokenizer=str(tmp_path / "tokenizer.json"),
-                                  embedding="bpe_tied"))
+        train.train(tiny_config(data_dir, tmp_path / "run", tokenizer=str(tmp_path / "tokenizer.json"), embedding="bpe_tied"))
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 # --------------------------------------------------------------------------- writing shards, resumed after an interruption
+
 
 def fixture_docs():
     return [json.loads(line)["text"] for line in open(FIXTURE)]
@@ -152,6 +158,7 @@ def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
     state_dict), reads only what was not done, and writes the same shards byte for byte."""
     from data.fineweb_edu.prepare import load_documents
     from data.shards import Stream
+
     n_docs = sum(1 for _ in open(FIXTURE))
     read = []
 
@@ -170,6 +177,7 @@ def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
         counted = Counted(s.ds, s.column, s.describe)
         counted.stop_at = stop_at
         return counted
+
     with pytest.raises(KeyboardInterrupt):
         documents_to_shards(stream(stop_at=15), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
     state = json.load(open(tmp_path / "a" / "fw_progress.json"))
@@ -185,6 +193,7 @@ def test_a_stream_resumed_from_progress_without_a_position_skips_what_is_done(tm
     """Progress written without a stream position (by a plain iterable, or older code) is resumed by
     reading past the finished documents: the same shards as an uninterrupted run, nothing twice."""
     from data.fineweb_edu.prepare import load_documents
+
     docs = fixture_docs()
     with pytest.raises(KeyboardInterrupt):
         documents_to_shards(interrupted(docs), str(tmp_path / "a"), "fw", shard_tokens=1000, num_proc=1)
@@ -201,8 +210,9 @@ def test_a_random_validation_sample_is_fixed_spread_and_the_same_for_every_run(d
     assert all((x1 == x2).all() and (y1 == y2).all() for (x1, y1, _), (x2, y2, _) in zip(rand_a, rand_b))  # fixed
     assert not all((x1 == x2).all() for (x1, _, _), (x2, _, _) in zip(first, rand_a))  # not the first windows
     val = a.val[0]
-    starts = {int(np.flatnonzero(np.lib.stride_tricks.sliding_window_view(val, 32).__eq__(row).all(1))[0])
-              for x, _, _ in rand_a for row in x}
+    starts = {
+        int(np.flatnonzero(np.lib.stride_tricks.sliding_window_view(val, 32).__eq__(row).all(1))[0]) for x, _, _ in rand_a for row in x
+    }
     assert max(starts) > 12 * 32  # drawn from beyond the first 12 windows that "first" takes
     with pytest.raises(ValueError, match="sample='middle'"):
         a.val_batches(4, 3, "middle")

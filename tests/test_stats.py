@@ -1,4 +1,5 @@
 """stats.py: Holm's adjustment and the sign test on known answers."""
+
 import pytest
 
 from stats import holm, sign_test

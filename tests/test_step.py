@@ -1,4 +1,5 @@
 """step.py: micro-batches accumulate to the step one batch of their total size would take."""
+
 import pytest
 import torch
 
@@ -22,7 +23,8 @@ def test_three_micro_batches_take_the_step_of_one_batch_three_times_their_size(l
 
         def fetch(i, s):
             i = s * accum + i  # micro-batch i of step s; i == accum is the next step's first
-            return xs[i * size:(i + 1) * size], ys[i * size:(i + 1) * size]
+            return xs[i * size : (i + 1) * size], ys[i * size : (i + 1) * size]
+
         losses = [step(fetch(0, s), lambda i, s=s: fetch(i, s))[0].item() for s in range(2)]
         results.append((losses, [p.detach() - p0 for p, p0 in zip(m.parameters(), start)]))
     (l0, d0), (l1, d1) = results

@@ -1,5 +1,6 @@
 """train.py: each arm learns, resume is exact, DDP matches accumulation, stops and eval_only keep the run,
 and a bad start is refused with a clear error."""
+
 import json
 import os
 import signal
@@ -55,14 +56,30 @@ def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
 
 def run_script(args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
 def cli_args(cfg):
-    keys = ["data_dir", "out_dir", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters",
-            "eval_interval", "eval_iters", "log_interval", "learning_rate", "min_lr", "warmup_iters",
-            "lr_decay_iters", "embedding", "gradient_accumulation_steps", "init_from"]
+    keys = [
+        "data_dir",
+        "out_dir",
+        "n_layer",
+        "n_head",
+        "n_embd",
+        "block_size",
+        "batch_size",
+        "max_iters",
+        "eval_interval",
+        "eval_iters",
+        "log_interval",
+        "learning_rate",
+        "min_lr",
+        "warmup_iters",
+        "lr_decay_iters",
+        "embedding",
+        "gradient_accumulation_steps",
+        "init_from",
+    ]
     return [f"--{k}={cfg[k]}" for k in keys]
 
 
@@ -95,13 +112,24 @@ def test_ddp_matches_single_process_with_double_accumulation(data_dir, tmp_path,
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     cfg = tiny(data_dir, single, max_iters=4, eval_interval=2, gradient_accumulation_steps=4, embedding=arm)  # 2 per rank
     train.train(cfg)
-    proc = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
-                       *cli_args(dict(cfg, out_dir=str(ddp))), "--device=cpu", "--peak_flops=1e12"])
+    proc = run_script(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "train.py",
+            *cli_args(dict(cfg, out_dir=str(ddp))),
+            "--device=cpu",
+            "--peak_flops=1e12",
+        ]
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     a, b = losses(single), losses(ddp)
     # token accounting counts both ranks; MFU divides by both ranks' peak
     from model import GPT, GPTConfig
+
     with torch.device("meta"):
         flops = GPT(GPTConfig.from_dict(cfg)).flops_per_token()
     for rec in read_metrics(str(ddp), "train"):
@@ -131,8 +159,11 @@ def test_cpu_bf16_autocast_trains(data_dir, tmp_path):
 def test_train_py_applies_paired_initialisation(data_dir, tmp_path):
     import train
     from tests.conftest import tiny_config
-    models = {arm: train.train(tiny_config(data_dir, tmp_path / arm, embedding=arm, max_iters=0, paired_init=True)).model
-              for arm in ("kron", "bpe_untied")}
+
+    models = {
+        arm: train.train(tiny_config(data_dir, tmp_path / arm, embedding=arm, max_iters=0, paired_init=True)).model
+        for arm in ("kron", "bpe_untied")
+    }
     a, b = (dict(m.named_parameters()) for m in models.values())
     assert torch.equal(a["transformer.h.0.attn.c_attn.weight"], b["transformer.h.0.attn.c_attn.weight"])
     assert torch.equal(a["lm_head.weight"], b["lm_head.weight"])
@@ -165,6 +196,7 @@ def test_stop_flag_is_not_synchronised_every_step(data_dir, tmp_path, monkeypatc
     def counting(self, values, op="sum"):
         calls.append(op)
         return real(self, values, op)
+
     monkeypatch.setattr(runtime.Runtime, "all_reduce", counting)
     t = train.train(tiny_config(data_dir, tmp_path / "run", max_iters=12, log_interval=4))
     assert "max" not in calls  # the single process never all-reduced the stop flag
@@ -184,6 +216,7 @@ def test_a_checkpoint_written_on_a_stop_does_not_pair_an_old_val_loss_with_its_s
 
 
 # --------------------------------------------------------------------------- eval_only and resuming
+
 
 def test_eval_only_never_touches_a_run(data_dir, finished_run, capsys):
     log_before = metrics_lines(finished_run)
@@ -208,11 +241,9 @@ def test_eval_only_does_not_list_changed_settings(data_dir, finished_run, capsys
 
 def test_resume_names_changed_settings_and_refuses_fixed_ones(data_dir, finished_run, capsys):
     with pytest.raises(ConfigError, match="seed: checkpoint 1337 vs config 7"):
-        train.train(tiny_config(data_dir, finished_run, init_from="resume", seed=7, max_iters=4, eval_interval=2,
-                                  lr_decay_iters=4))
+        train.train(tiny_config(data_dir, finished_run, init_from="resume", seed=7, max_iters=4, eval_interval=2, lr_decay_iters=4))
     capsys.readouterr()
-    train.train(tiny_config(data_dir, finished_run, init_from="resume", max_iters=8, learning_rate=1e-3, eval_interval=2,
-                              lr_decay_iters=8))
+    train.train(tiny_config(data_dir, finished_run, init_from="resume", max_iters=8, learning_rate=1e-3, eval_interval=2, lr_decay_iters=8))
     out = capsys.readouterr().out
     assert "changed settings: learning_rate 0.003 -> 0.001, max_iters 4 -> 8, lr_decay_iters 4 -> 8" in out
     assert "learning-rate schedule changes: lr at step 4 was" in out
@@ -239,6 +270,7 @@ def test_checkpoint_from_another_arm_or_shape(data_dir, tmp_path):
 
 # --------------------------------------------------------------------------- clear errors
 
+
 def test_bare_train_py_refuses_with_the_list_of_configs():
     r = run([sys.executable, "train.py"], timeout=60)
     assert r.returncode == 1 and "config/kron_cpu.py" in r.stderr and "no config given" in r.stderr
@@ -247,8 +279,7 @@ def test_bare_train_py_refuses_with_the_list_of_configs():
 def test_gpu_sized_config_on_cpu_asks_for_device_cpu(tmp_path):
     if __import__("torch").cuda.is_available():
         pytest.skip("a GPU is present")
-    r = run([sys.executable, "train.py", "config/kron_124m.py", "--wandb_log=False", f"--out_dir={tmp_path / 'run'}"],
-            timeout=120)
+    r = run([sys.executable, "train.py", "config/kron_124m.py", "--wandb_log=False", f"--out_dir={tmp_path / 'run'}"], timeout=120)
     assert r.returncode == 1 and "GPU-sized" in r.stderr and "--device=cpu" in r.stderr
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
@@ -256,6 +287,7 @@ def test_gpu_sized_config_on_cpu_asks_for_device_cpu(tmp_path):
 def test_an_absurd_model_is_refused_before_anything_is_allocated(data_dir, tmp_path, monkeypatch):
     def no_build(*a, **k):
         raise AssertionError("a model was built")
+
     monkeypatch.setattr(train, "GPT", no_build)
     with pytest.raises(ConfigError, match=r"n_layer=100000.*needs about [\d,]+ GiB .*more than this machine's"):
         train.train(tiny_config(data_dir, tmp_path / "run", n_layer=100000, n_embd=128, n_head=2, device="cpu"))
@@ -293,8 +325,17 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path, monke
 def test_user_errors_end_in_one_line_and_debug_shows_the_traceback(data_dir, finished_run):
     import subprocess
     import sys
-    cmd = [sys.executable, "train.py", "config/kron_cpu.py", f"--data_dir={data_dir}", f"--out_dir={finished_run}",
-           "--init_from=resume", "--max_iters=8", "--eval_only=True"]
+
+    cmd = [
+        sys.executable,
+        "train.py",
+        "config/kron_cpu.py",
+        f"--data_dir={data_dir}",
+        f"--out_dir={finished_run}",
+        "--init_from=resume",
+        "--max_iters=8",
+        "--eval_only=True",
+    ]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, KRON_DEBUG="0")
     r = subprocess.run(cmd + ["--eval_only=False"], cwd=root, capture_output=True, text=True, env=env, timeout=120)

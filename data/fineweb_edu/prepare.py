@@ -13,10 +13,12 @@ An interrupted run resumes where its last completed shard ended (see data/shards
 Pre-tokenised shards in the same format (e.g. the hub's kjj0/finewebedu10B-gpt2) can be dropped into
 a folder as they are: train.py reads any *_val_*.bin / *_train_*.bin files with the 20240520 header.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../../..")
     runpy.run_module("data.fineweb_edu.prepare", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -31,8 +33,10 @@ from errors import UserError, run_cli
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-OFFLINE_HELP = ("offline, pass local parquet/jsonl files of the FineWeb-Edu schema with --data-files, or drop "
-                "llm.c-format GPT-2 shards (such as the hub's kjj0/finewebedu10B-gpt2) into data/fineweb_edu/ as they are")
+OFFLINE_HELP = (
+    "offline, pass local parquet/jsonl files of the FineWeb-Edu schema with --data-files, or drop "
+    "llm.c-format GPT-2 shards (such as the hub's kjj0/finewebedu10B-gpt2) into data/fineweb_edu/ as they are"
+)
 
 
 class PrepareError(UserError, RuntimeError):
@@ -42,6 +46,7 @@ class PrepareError(UserError, RuntimeError):
 def check_hub_reachable(host="huggingface.co", timeout=5.0):
     """Fail in seconds, with the alternatives, instead of after datasets' retries and a traceback."""
     import socket
+
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise PrepareError(f"HF_HUB_OFFLINE is set, so the hub cannot be streamed; {OFFLINE_HELP}")
     try:
@@ -54,8 +59,9 @@ def load_documents(dataset, config, data_files):
     try:
         from datasets import load_dataset  # only here: GPU machines may not have it
     except ImportError:
-        raise PrepareError("the `datasets` package is needed to read FineWeb-Edu (pip install datasets); "
-                           "llm.c-format shards need no preparation at all") from None
+        raise PrepareError(
+            "the `datasets` package is needed to read FineWeb-Edu (pip install datasets); llm.c-format shards need no preparation at all"
+        ) from None
     if data_files:
         kind = "json" if data_files[0].endswith((".json", ".jsonl", ".jsonl.gz", ".json.gz")) else "parquet"
         ds = load_dataset(kind, data_files=data_files, split="train", streaming=True)
@@ -85,8 +91,16 @@ def main(argv=None):
         else:
             check_hub_reachable()
         docs = load_documents(args.dataset, args.config, args.data_files)
-        return documents_to_shards(docs, args.out_dir, args.name, tokenizer=args.tokenizer, val_tokens=args.val_tokens,
-                                   shard_tokens=args.shard_tokens, num_proc=args.num_proc, max_tokens=args.max_tokens)
+        return documents_to_shards(
+            docs,
+            args.out_dir,
+            args.name,
+            tokenizer=args.tokenizer,
+            val_tokens=args.val_tokens,
+            shard_tokens=args.shard_tokens,
+            num_proc=args.num_proc,
+            max_tokens=args.max_tokens,
+        )
     except (PrepareError, ShardError) as e:
         sys.exit(f"error: {e}")
 

@@ -11,10 +11,12 @@ paper's scale uses FineWeb-Edu (data/fineweb_edu/prepare.py).
 Documents are the files in sorted path order, EOT before each; the first 262,144 tokens are the
 validation split. A machine without apt can pass --deb or --sources-dir with the same files.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../../..")
     runpy.run_module("data.python_docs.prepare", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -52,11 +54,15 @@ def main(argv=None):
         if not files:
             raise FileNotFoundError(f"no *.rst.txt files under {src!r}")
         texts = [open(f, encoding="utf-8", errors="replace").read() for f in files]
-        state = documents_to_shards(texts, args.out_dir, "pydocs", shard_tokens=10 ** 9, val_tokens=args.val_tokens,
-                                    num_proc=args.num_proc, total_docs=len(texts))
+        state = documents_to_shards(
+            texts, args.out_dir, "pydocs", shard_tokens=10**9, val_tokens=args.val_tokens, num_proc=args.num_proc, total_docs=len(texts)
+        )
     with open(os.path.join(args.out_dir, "corpus.json"), "w") as f:  # provenance: which package version, what came out
-        json.dump({"packages": {PACKAGE: version or "unknown (--sources-dir)"}, "documents": len(texts),
-                   "data": data_fingerprint(args.out_dir)}, f, indent=1)
+        json.dump(
+            {"packages": {PACKAGE: version or "unknown (--sources-dir)"}, "documents": len(texts), "data": data_fingerprint(args.out_dir)},
+            f,
+            indent=1,
+        )
     return state
 
 

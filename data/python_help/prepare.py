@@ -9,10 +9,12 @@ Python versions). License: Python Software Foundation License, like the rest of 
 Documents are the topics in sorted order, EOT before each; the first 16,384 tokens are validation.
 Small: for the quickstart and the tests, not for conclusions about the method.
 """
+
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
     import os
     import runpy
     import sys
+
     sys.path[0] = os.path.realpath(__file__ + "/../../..")
     runpy.run_module("data.python_help.prepare", run_name="__main__", alter_sys=True)
     raise SystemExit
@@ -27,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def documents():
     from pydoc_data.topics import topics
+
     return [topics[k] for k in sorted(topics)]
 
 
@@ -37,8 +40,16 @@ def main(argv=None):
     p.add_argument("--val-tokens", type=int, default=16_384)
     args = p.parse_args(argv)
     docs = documents()
-    return documents_to_shards(docs, args.out_dir, "pydoc", tokenizer=args.tokenizer, shard_tokens=10 ** 9,
-                               val_tokens=args.val_tokens, num_proc=1, total_docs=len(docs))
+    return documents_to_shards(
+        docs,
+        args.out_dir,
+        "pydoc",
+        tokenizer=args.tokenizer,
+        shard_tokens=10**9,
+        val_tokens=args.val_tokens,
+        num_proc=1,
+        total_docs=len(docs),
+    )
 
 
 if __name__ == "__main__":
