@@ -33,20 +33,50 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from checks import is_int, is_number, is_positive
 from kron_embed import KroneckerEmbedding
 
 # The tied Kron head's logit scale at init: E(W)'s entries have RMS ~1 where a BPE head's weights have
 # std 0.02, so s = 0.02 gives the same initial logit spread, hence initial loss ~ ln V, as the other arms.
 KRON_TIED_LOGIT_SCALE = 0.02
-# control: (its neutral value, what it does). A control set away from neutral on an arm that does not
-# take it is refused with this text.
+
+
+@dataclass(frozen=True)
+class Control:
+    """A setting that modifies some arms' layers for the study's "why": declared here once. GPTConfig
+    takes its field's default from `default` (the neutral value), configurator.validate its range
+    from `check`/`expected`, and check_controls its refusal on arms that do not take it from `what`."""
+
+    default: object
+    check: Callable  # value -> bool
+    expected: str
+    what: str  # completes "<name>=<value> ..." in the refusal
+
+
 CONTROLS = {
-    "input_init_std": (None, "is the scale control of the untied BPE table (a tied table is the head too)"),
-    "kron_shuffle_seed": (None, "shuffles the Kronecker byte table"),
-    "kron_scale": (1.0, "scales Kronecker embeddings"),
-    "lowrank_rank": (None, "is the rank of the factorised table of bpe_lowrank"),
-    "tied_logit_scale": (None, "is the initial logit scale of kron_tied's head"),
-    "hybrid_table_scale": (50.0, "multiplies the learned table of the hybrid arm"),
+    "input_init_std": Control(
+        None,
+        lambda v: v is None or is_positive(v),
+        "None or a finite number > 0",
+        "is the scale control of the untied BPE table (a tied table is the head too)",
+    ),
+    "kron_shuffle_seed": Control(
+        None,
+        lambda v: v is None or v == "seed" or (is_int(v) and v >= 0),
+        "None, an integer >= 0, or 'seed' (the run's own seed)",
+        "shuffles the Kronecker byte table",
+    ),
+    "kron_scale": Control(1.0, is_positive, "a finite number > 0", "scales Kronecker embeddings"),
+    "lowrank_rank": Control(
+        None, lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1", "is the rank of the factorised table of bpe_lowrank"
+    ),
+    "tied_logit_scale": Control(
+        None,
+        lambda v: v is None or (is_number(v) and 0 <= v < float("inf")),
+        "None or a finite number >= 0",
+        "is the initial logit scale of kron_tied's head",
+    ),
+    "hybrid_table_scale": Control(50.0, is_positive, "a finite number > 0", "multiplies the learned table of the hybrid arm"),
 }
 
 
@@ -280,11 +310,11 @@ def check_controls(cfg):
     if cfg.embedding not in ARMS:
         raise ValueError(f"embedding={cfg.embedding!r}: expected one of {tuple(ARMS)}")
     arm = ARMS[cfg.embedding]
-    for name, (neutral, what) in CONTROLS.items():
+    for name, control in CONTROLS.items():
         value = getattr(cfg, name)
-        if value != neutral and name not in arm.controls:
+        if value != control.default and name not in arm.controls:
             raise ValueError(
-                f"{name}={value} {what}; with embedding={cfg.embedding!r} it means nothing "
+                f"{name}={value} {control.what}; with embedding={cfg.embedding!r} it means nothing "
                 f"(this arm takes {', '.join(arm.controls) or 'no controls'})"
             )
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, fields
 import torch
 
 from arms import ARMS
+from checks import is_int, is_number
 from errors import UserError
 from model import GPT, GPTConfig, approx_param_count
 
@@ -204,24 +205,20 @@ def _write_json(path, obj):
         json.dump(obj, f, indent=1, allow_nan=True)
 
 
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v):
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+def _number_or_none(v):
+    return v is None or is_number(v)
 
 
 MAX_STEP = 2**40  # more optimizer steps than any run could take: a larger one is a damaged file
 # key: (check, what is expected), for the facts a checkpoint and its sidecar carry
 RUN_FACTS = {
-    "step": (lambda v: _is_int(v) and 0 <= v < MAX_STEP, f"an integer step in [0, {MAX_STEP})"),
-    "iter_num": (lambda v: _is_int(v) and 0 <= v < MAX_STEP, f"an integer step in [0, {MAX_STEP})"),
+    "step": (lambda v: is_int(v) and 0 <= v < MAX_STEP, f"an integer step in [0, {MAX_STEP})"),
+    "iter_num": (lambda v: is_int(v) and 0 <= v < MAX_STEP, f"an integer step in [0, {MAX_STEP})"),
     "finished": (lambda v: isinstance(v, bool), "true or false"),
     "config": (lambda v: isinstance(v, dict), "a dict of the run's settings"),
     "model_args": (lambda v: isinstance(v, dict), "a dict of model settings"),
-    "val_loss": (_is_number, "a number or null"),
-    "best_val_loss": (_is_number, "a number or null"),
+    "val_loss": (_number_or_none, "a number or null"),
+    "best_val_loss": (_number_or_none, "a number or null"),
 }
 
 

@@ -17,6 +17,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from arms import CONTROLS
+from checks import is_int, is_number, is_positive
 from data.shards import VAL_SAMPLES
 from errors import UserError
 from model import GPTConfig
@@ -93,14 +95,6 @@ class TrainConfig(GPTConfig):
 DEFAULTS = asdict(TrainConfig())  # the same settings as a dict: config files are read into one
 
 
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)  # True is an int to Python, never a count here
-
-
-def _num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _one_of(*values):
     """(check, what is expected) for a setting that takes one of `values` (each list has one source)."""
     words = [repr(v) for v in values]
@@ -125,10 +119,10 @@ RANGES = {
     **{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},
     "max_iters": (lambda v: v >= 0, "an integer >= 0"),
     "warmup_iters": (lambda v: v >= 0, "an integer >= 0"),
-    "lr_decay_iters": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
-    "ckpt_interval": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
-    "hellaswag_interval": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
-    "hellaswag_limit": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
+    "lr_decay_iters": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
+    "ckpt_interval": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
+    "hellaswag_interval": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
+    "hellaswag_limit": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
     "seed": (lambda v: 0 <= v < 2**63, "an integer in [0, 2**63)"),
     "learning_rate": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
     "min_lr": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
@@ -137,25 +131,17 @@ RANGES = {
     "beta2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "grad_clip": (lambda v: 0 <= v < float("inf"), "a finite number >= 0 (0 turns clipping off)"),
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "num_threads": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
-    "peak_flops": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
+    "num_threads": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
+    "peak_flops": (lambda v: v is None or (is_number(v) and 0 < v < float("inf")), "None or a finite number > 0"),
     "init_from": _one_of("scratch", "resume", "auto"),
     "dtype": _one_of("auto", *DTYPES),
     "backend": _one_of("auto", "nccl", "gloo"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
-    "input_init_std": (lambda v: v is None or (_num(v) and 0 < v < float("inf")), "None or a finite number > 0"),
-    "kron_shuffle_seed": (
-        lambda v: v is None or v == "seed" or (_int(v) and v >= 0),
-        "None, an integer >= 0, or 'seed' (the run's own seed)",
-    ),
-    "embedding_lr_mult": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
-    "hybrid_table_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
-    "kron_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
-    "input_scale": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
-    "lowrank_rank": (lambda v: v is None or (_int(v) and v >= 1), "None or an integer >= 1"),
-    "tied_logit_scale": (lambda v: v is None or (_num(v) and 0 <= v < float("inf")), "None or a finite number >= 0"),
+    "embedding_lr_mult": (is_positive, "a finite number > 0"),
+    "input_scale": (is_positive, "a finite number > 0"),
     "kron_byte_source": _one_of(*BYTE_SOURCES),
     "val_sample": _one_of(*VAL_SAMPLES),
+    **{name: (c.check, c.expected) for name, c in CONTROLS.items()},  # each control's own declaration
 }
 
 
@@ -198,12 +184,6 @@ def validate(cfg):
             good = False
         if not good:
             raise ConfigError(f"config key {key!r} = {value!r}: expected {expected}")
-    from arms import ARMS
-
-    if cfg["embedding"] not in ARMS:
-        raise ConfigError(
-            f"config key 'embedding' = {cfg['embedding']!r}: expected one of the registered arms {', '.join(map(repr, ARMS))}"
-        )
     if cfg["hellaswag_interval"] is not None and not cfg["hellaswag_path"]:
         raise ConfigError(
             f"config key 'hellaswag_interval' = {cfg['hellaswag_interval']}: needs hellaswag_path, the official "
@@ -211,9 +191,7 @@ def validate(cfg):
         )
     if cfg["min_lr"] > cfg["learning_rate"]:
         raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
-    if cfg["n_embd"] % cfg["n_head"]:
-        raise ConfigError(f"config key 'n_embd' = {cfg['n_embd']}: expected a multiple of n_head ({cfg['n_head']})")
-    try:  # the model's own checks: e.g. a control on an arm where it means nothing
+    try:  # the model's own checks: the arm exists, n_embd % n_head, a control on an arm where it means nothing
         GPTConfig.from_dict(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None

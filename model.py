@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 import arms
-from arms import ARMS
+from arms import ARMS, CONTROLS
 from loss import cross_entropy, linear_cross_entropy
 
 EMBEDDINGS = ARMS  # the registered arms' names (a live view: arms registered later appear too)
@@ -49,18 +49,29 @@ class GPTConfig:
     kron_byte_source: str = "exact"
     kron_length_norm: bool = True
     kron_z_norm: bool = True
-    # Controls (issue 16), not the paper's arms; each means something on some arms only:
-    input_init_std: Optional[float] = None  # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
-    kron_shuffle_seed: Optional[int] = None  # Kron arms: token -> bytes rows permuted among real tokens by this seed
-    kron_scale: float = 1.0  # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
+    # Controls (issue 16), not the paper's arms; each means something on some arms only, and each is
+    # declared once in arms.CONTROLS (default, range, what it does):
+    input_init_std: Optional[float] = CONTROLS[
+        "input_init_std"
+    ].default  # bpe_untied: init std of the input table (1.0: the Kron input's RMS)
+    kron_shuffle_seed: Optional[int] = CONTROLS[
+        "kron_shuffle_seed"
+    ].default  # Kron arms: token -> bytes rows permuted among real tokens by this seed
+    kron_scale: float = CONTROLS["kron_scale"].default  # Kron arms: input embeddings multiplied by this (0.02: a BPE table's RMS)
     # Every arm (GPT.embed): x = input_scale * norm(input_layer(idx)), norm an RMSNorm without parameters
     # when input_norm (nanochat, modded-nanogpt), else nothing. input_scale 50 on a 0.02 table: the Kron
     # input's RMS, keeping the table's learning dynamics (input_init_std=1.0 is a nearly frozen random code).
     input_scale: float = 1.0
     input_norm: bool = False
-    lowrank_rank: Optional[int] = None  # bpe_lowrank: the factorised table's rank (None: as many parameters as the Kron projection)
-    tied_logit_scale: Optional[float] = None  # kron_tied: the head's logit scale s at init (None: arms.KRON_TIED_LOGIT_SCALE)
-    hybrid_table_scale: float = 50.0  # hybrid: input = Kron code + this x a 0.02 table (50: both parts at RMS ~1)
+    lowrank_rank: Optional[int] = CONTROLS[
+        "lowrank_rank"
+    ].default  # bpe_lowrank: the factorised table's rank (None: as many parameters as the Kron projection)
+    tied_logit_scale: Optional[float] = CONTROLS[
+        "tied_logit_scale"
+    ].default  # kron_tied: the head's logit scale s at init (None: arms.KRON_TIED_LOGIT_SCALE)
+    hybrid_table_scale: float = CONTROLS[
+        "hybrid_table_scale"
+    ].default  # hybrid: input = Kron code + this x a 0.02 table (50: both parts at RMS ~1)
     # How the loss is computed, not what it is: tokens per chunk of the output layer + cross-entropy
     # (loss.py), 0 = the plain path with the (N, V) logits materialised. Equal within float rounding;
     # a study keeps one setting throughout (the kept studies used 0).

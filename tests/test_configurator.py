@@ -43,7 +43,6 @@ def test_configurator_errors(tmp_path):
         ("learning_rate", -1e-3, "number > 0"),
         ("beta2", 1.0, r"\[0, 1\)"),
         ("dropout", 1.5, r"\[0, 1\)"),
-        ("embedding", "kronn", "'bpe_tied', 'kron'"),
         ("device", "gpu", "'cuda:N'"),
         ("seed", -1, "2\\*\\*63"),
         ("lr_decay_iters", 0, "None or an integer >= 1"),
@@ -52,6 +51,14 @@ def test_configurator_errors(tmp_path):
 def test_settings_out_of_range_are_refused_with_key_and_value(key, value, expected):
     with pytest.raises(ConfigError, match=f"'{key}' = " + re.escape(repr(value)) + f": expected .*{expected}"):
         load_config([f"--{key}={value}"])
+
+
+def test_an_unknown_arm_and_a_bad_width_are_refused_by_the_model_config_alone():
+    """One owner for each check (GPTConfig), surfaced as a ConfigError naming the value."""
+    with pytest.raises(ConfigError, match="embedding='kronn': expected one of .*'bpe_tied', 'kron'"):
+        load_config(["--embedding=kronn"])
+    with pytest.raises(ConfigError, match="n_embd=100 must be divisible by n_head=3"):
+        load_config(["--n_embd=100", "--n_head=3"])
 
 
 @pytest.mark.parametrize(
