@@ -141,7 +141,7 @@ def load_model(path, device="cpu"):
     ckpt = load(path, map_location=device)
     model = GPT(config_of(path, ckpt))
     try:
-        model.load_state_dict(model_state(ckpt))
+        model.load_state_dict(model_state(ckpt, path))
     except RuntimeError as e:
         raise CheckpointError(
             f"{path}: its weights do not fit the model its model_args describe ({str(e).splitlines()[0][:200]})"
@@ -294,9 +294,18 @@ def load(path, map_location="cpu"):
     return _migrate(ckpt)
 
 
-def model_state(ckpt):
-    """The model's weights, without the key prefixes torch.compile ('_orig_mod.') and DDP ('module.') add."""
-    return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
+def model_state(ckpt, path="the checkpoint"):
+    """The model's weights, without the key prefixes torch.compile ('_orig_mod.') and DDP ('module.') add,
+    each checked before use: a float tensor with only finite values (a weight of another dtype would be
+    cast silently, a NaN one would sample garbage and export without a word)."""
+    state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
+    for name, t in state.items():
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise CheckpointError(f"{path}: weight {name} is {getattr(t, 'dtype', type(t).__name__)}, expected a float tensor")
+        if not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{path}: weight {name} holds {bad:,} non-finite values (NaN or inf) of {t.numel():,}")
+    return state
 
 
 def _migrate(ckpt):

@@ -464,7 +464,7 @@ def load_resume(run, path):
     c = run.c
     ckpt = checkpoint.load(path, map_location=run.rt.device)
     check_resume_config(run, path, ckpt.get("config") or {}, ckpt["iter_num"])
-    run.model.load_state_dict(checkpoint.model_state(ckpt))
+    run.model.load_state_dict(checkpoint.model_state(ckpt, path))
     run.iter_num, run.best_val, run.wandb_id = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("wandb_id")
     if c.eval_only:
         return

@@ -155,7 +155,23 @@ def read_nanogpt_bin(path, vocab_size=None):
         top = int(tokens.max())
         if top >= vocab_size:
             raise ShardError(f"{path!r} holds token id {top}, beyond the model's vocab_size {vocab_size}")
+    if len(head) >= 1024 and looks_like_text(head):
+        import warnings
+
+        warnings.warn(
+            f"{path}: its first {len(head):,} uint16 values read as ASCII text (both bytes printable), not as token "
+            f"ids: nanoGPT's .bin files hold tokenised text (np.uint16 ids); check how it was written",
+            stacklevel=2,
+        )
     return tokens
+
+
+def looks_like_text(values):
+    """Whether uint16 values are text bytes read two at a time: over 90 % of them with both bytes
+    printable ASCII or whitespace (English text and code: 98-100 %; GPT-2 and 8k-BPE token streams: 2-8 %)."""
+    lo, hi = values & 0xFF, values >> 8
+    printable = lambda b: ((b >= 32) & (b < 127)) | (b == 9) | (b == 10) | (b == 13)  # noqa: E731
+    return float(np.mean(printable(lo) & printable(hi))) > 0.9
 
 
 def read_tokens(path, vocab_size=None):
@@ -191,8 +207,14 @@ def shard_paths(data_dir, split):
             f"(e.g. python -m data.python_help.prepare or python -m data.fineweb_edu.prepare){hint}"
         )
     paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))
-    if not paths and os.path.isfile(os.path.join(data_dir, f"{split}.bin")):
-        paths = [os.path.join(data_dir, f"{split}.bin")]
+    nanogpt = os.path.join(data_dir, f"{split}.bin")
+    if paths and os.path.isfile(nanogpt):
+        raise ShardError(
+            f"{data_dir!r} holds both llm.c shards ({os.path.basename(paths[0])}, ...) and nanoGPT's {split}.bin: "
+            f"which one to train on is ambiguous; move one of them to another folder"
+        )
+    if not paths and os.path.isfile(nanogpt):
+        paths = [nanogpt]
     if not paths:
         raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: prepare the data first")
     return paths

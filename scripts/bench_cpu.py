@@ -122,6 +122,48 @@ def measure(args):
         print(f"    {time.time() - t:.0f} s -> {os.path.relpath(path, ROOT)}", flush=True)
 
 
+def train_peak(steps=20):
+    """Peak resident memory (VmHWM, from the child's own rusage) of train.py on the paired study's
+    config for `steps` steps with evaluations, plain vs chunked loss, allocator setting on (train.py's
+    default): what a study run needs, measured on the real loop rather than the benchmark's step."""
+    import tempfile
+
+    out = {}
+    for chunk in (0, GPTConfig.loss_chunk):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [
+                sys.executable,
+                "train.py",
+                "config/study_english_paired.py",
+                f"--loss_chunk={chunk}",
+                f"--max_iters={steps}",
+                "--eval_interval=10",
+                "--num_threads=1",
+                f"--out_dir={tmp}/run",
+                "--embedding=bpe_tied",
+            ]
+            t = time.time()
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            err = proc.stderr.read().decode(errors="replace")
+            _, status, usage = os.wait4(proc.pid, 0)
+            if os.waitstatus_to_exitcode(status):
+                raise SystemExit(f"error: {' '.join(cmd)} failed: {err.strip().splitlines()[-1:]}")
+            out[f"bpe_tied@{chunk}"] = {"peak_rss_bytes": usage.ru_maxrss * 1024, "wall_s": time.time() - t}
+            print(f"    train.py paired config, loss_chunk={chunk}: peak {usage.ru_maxrss / 2**20:.2f} GB", flush=True)
+    with open(os.path.join(OUT, "train_peak.json"), "w") as f:
+        json.dump(
+            {
+                "steps": steps,
+                "config": "config/study_english_paired.py",
+                "date": time.strftime("%Y-%m-%d"),
+                "cpu": cpu_name(),
+                "results": out,
+            },
+            f,
+            indent=1,
+        )
+
+
 def cpu_name():
     try:
         for line in open("/proc/cpuinfo"):
@@ -201,6 +243,7 @@ def write_rendered(text):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--render", action="store_true", help="only rebuild the tables from the kept JSON")
+    p.add_argument("--train-peak", action="store_true", help="only measure train.py's peak memory on the paired config")
     p.add_argument("--fresh", action="store_true", help="remeasure cells already kept")
     p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     p.add_argument("--steps", type=int, default=3)
@@ -210,8 +253,12 @@ def main(argv=None):
         help="a nanoGPT checkout to time beside ours (default: ../shared/anchors/nanoGPT when present)",
     )
     args = p.parse_args(argv)
+    if args.train_peak:
+        os.makedirs(OUT, exist_ok=True)
+        return train_peak()
     if not args.render:
         measure(args)
+        train_peak()
     write_rendered(render())
     print(f"wrote {os.path.relpath(OUT, ROOT)}/README.md and the README's speed block")
 

@@ -125,11 +125,39 @@ def write_tokenizer(tokenizer_name, folder, block_size):
     return None
 
 
+EXPORT_FILES = {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json", "tokenizer.json"}
+
+
+def remove_stale_exports(out):
+    """<out>.tmp<pid> folders an export killed mid-write left (its process is gone, and they hold
+    only what an export writes): removed, each named. Returns their paths."""
+    import glob
+    import re
+
+    stale = []
+    for tmp in glob.glob(glob.escape(out.rstrip(os.sep)) + ".tmp*"):
+        m = re.fullmatch(r".*\.tmp(\d+)", tmp)
+        if not m or not os.path.isdir(tmp) or os.path.islink(tmp) or set(os.listdir(tmp)) - EXPORT_FILES:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # that export is still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's live process
+        shutil.rmtree(tmp)
+        print(f"removed {tmp}, left by an export that was killed")
+        stale.append(tmp)
+    return stale
+
+
 def export(ckpt_path, out):
     from safetensors.torch import save_file
 
     if os.path.exists(out):
         raise FileExistsError(f"--out {out!r} exists; choose a new folder (an export never overwrites one)")
+    remove_stale_exports(out)
     model, _ = load_model(ckpt_path)
     tmp = f"{out.rstrip(os.sep)}.tmp{os.getpid()}"
     os.makedirs(tmp)

@@ -45,6 +45,24 @@ def open_archive(archive):
         ) from None
 
 
+MAX_MEMBER = 256 * 2**20  # bytes of one kept file (a GPU check's logs are a few MB)
+MAX_TOTAL = 1024 * 2**20  # bytes of all kept files together
+
+
+def read_members(archive, tar, members):
+    """{name: bytes} of the chosen members, each size (from its header) checked before it is read:
+    at most MAX_MEMBER each and MAX_TOTAL together, so a small archive cannot expand into memory."""
+    total = sum(m.size for m in members.values())
+    big = next((n for n, m in members.items() if m.size > MAX_MEMBER), None)
+    if big or total > MAX_TOTAL:
+        what = f"{big} holds {members[big].size:,} bytes" if big else f"its kept files hold {total:,} bytes"
+        raise ValueError(
+            f"{archive}: {what}, over the bound of {MAX_MEMBER // 2**20} MB a file and "
+            f"{MAX_TOTAL // 2**20} MB in all: not a GPU script's archive"
+        )
+    return {name: tar.extractfile(m).read() for name, m in members.items()}
+
+
 def import_archive(archive, results=RESULTS, allow_cpu=False):
     """Extract the kept files of a gpu_check archive into results/<device slug>/; returns that folder."""
     with open_archive(archive) as tar:
@@ -55,7 +73,7 @@ def import_archive(archive, results=RESULTS, allow_cpu=False):
         }
         if "device.json" not in members:
             sys.exit(f"error: {archive} has no logs/device.json: not a scripts/gpu_check.sh archive")
-        files = {name: tar.extractfile(m).read() for name, m in members.items()}
+        files = read_members(archive, tar, members)
     device = parse_json(files["device.json"], f"{archive}: logs/device.json")
     if device.get("device") != "cuda" and not allow_cpu:
         sys.exit(f"error: {archive} was measured on {device.get('device')!r}, not a GPU (a --smoke run?); not kept")
@@ -80,9 +98,8 @@ def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
     """Extract what scripts/gpu_study.sh kept (device facts, metric logs, sidecars, probe outputs, logs)
     into results/gpu_124m/, by names matched one by one; returns the number of files."""
     with open_archive(archive) as tar:
-        files = {
-            m.name.removeprefix("logs/"): tar.extractfile(m).read() for m in tar.getmembers() if m.isfile() and STUDY_KEPT.match(m.name)
-        }
+        chosen = {m.name.removeprefix("logs/"): m for m in tar.getmembers() if m.isfile() and STUDY_KEPT.match(m.name)}
+        files = read_members(archive, tar, chosen)
     if "device.json" not in files or not any(n.endswith("metrics.jsonl") for n in files):
         sys.exit(f"error: {archive} holds no device.json or no metric log: not a scripts/gpu_study.sh archive")
     device = parse_json(files["device.json"], f"{archive}: logs/device.json")

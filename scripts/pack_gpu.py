@@ -48,12 +48,36 @@ def sha256(path):
     return h.hexdigest()
 
 
+PACK_ENTRIES = {"MANIFEST.json", "gpt2", "data", "nanogpt"}
+
+
+def refuse_foreign(out):
+    """--out may replace an earlier pack, never anything else: a folder without MANIFEST.json, or with
+    anything a pack does not hold, is refused whole (a user's files are never deleted)."""
+    entries = set(os.listdir(out)) if os.path.isdir(out) and not os.path.islink(out) else None
+    if entries is None or "MANIFEST.json" not in entries or entries - PACK_ENTRIES:
+        extra = sorted(entries - PACK_ENTRIES)[:3] if entries else []
+        why = f"it holds {', '.join(extra)}" if extra else "it is not a pack this script wrote (no MANIFEST.json)"
+        raise SystemExit(f"error: --out {out} exists and {why}: choose a new folder, or remove it yourself")
+
+
+def safe_name(name, dest):
+    """A shard name from a manifest, as a plain file name inside dest: no folders, no '..', no link."""
+    if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", "..") or not name.endswith(".bin"):
+        raise SystemExit(f"error: the pack's MANIFEST.json names {name!r}: expected a shard file name (*.bin, no folders)")
+    dst = os.path.join(dest, name)
+    if os.path.islink(dst) or os.path.islink(dst + ".part"):
+        raise SystemExit(f"error: {dst} is a symbolic link: refusing to write through it")
+    return dst
+
+
 def pack(data, out, nanogpt, max_mb):
     shards = sorted(glob.glob(os.path.join(data, "*_train_*.bin")) + glob.glob(os.path.join(data, "*_val_*.bin")))
     if not shards:
         sys.exit(f"error: no shards in {data!r}: prepare it first (e.g. python -m data.english.prepare)")
     if os.path.exists(out):
-        shutil.rmtree(out)
+        refuse_foreign(out)
+        shutil.rmtree(out)  # a pack this script wrote, and nothing else in it
     for sub in ("gpt2", "data"):
         os.makedirs(os.path.join(out, sub))
     manifest = {"gpt2": {}, "data": {}, "nanogpt": {}, "source": os.path.relpath(os.path.abspath(data), ROOT)}
@@ -96,7 +120,7 @@ def unpack(pack_dir, dest):
     manifest = read_json(os.path.join(pack_dir, "MANIFEST.json"))
     os.makedirs(dest, exist_ok=True)
     for name, info in manifest["data"].items():
-        dst = os.path.join(dest, name)
+        dst = safe_name(name, dest)
         if not (os.path.isfile(dst) and sha256(dst) == info["sha256"]):
             with lzma.open(os.path.join(pack_dir, "data", name + ".xz"), "rb") as f, open(dst + ".part", "wb") as g:
                 shutil.copyfileobj(f, g, 1 << 22)
