@@ -75,7 +75,7 @@ class GPTConfig:
     # How the loss is computed, not what it is: tokens per chunk of the output layer + cross-entropy
     # (loss.py), 0 = the plain path with the (N, V) logits materialised. Equal within float rounding;
     # a study keeps one setting throughout (the kept studies used 0).
-    loss_chunk: int = 1024
+    loss_chunk: int = 512
 
     def __post_init__(self):
         if self.n_embd % self.n_head:

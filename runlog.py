@@ -107,14 +107,18 @@ class RunLogger:
                 flush=True,
             )
 
-    def eval(self, step, val_loss, norms, by_source=None):
-        """by_source: {source: val loss} when the validation set has several sources."""
+    def eval(self, step, val_loss, norms, by_source=None, bpb=None, bpb_by_source=None):
+        """by_source: {source: val loss} when the validation set has several sources; bpb: bits per
+        byte (and per source), comparable across tokenizers."""
         extra = {"val_loss_by_source": by_source} if by_source else {}
+        extra.update({"val_bpb": bpb} if bpb is not None else {})
+        extra.update({"val_bpb_by_source": bpb_by_source} if bpb_by_source else {})
         self.metrics.write("eval", step=step, val_loss=val_loss, **norms, **extra)
         if self.wandb:
             self.wandb.log(
                 {
                     "val/loss": val_loss,
+                    **({"val/bpb": bpb} if bpb is not None else {}),
                     **{f"val/loss_{k}": v for k, v in (by_source or {}).items()},
                     **{(f"val/{k}" if k.startswith("hellaswag_") else f"norms/{k}"): v for k, v in norms.items()},
                 },
@@ -122,14 +126,27 @@ class RunLogger:
             )
         drift = " | ".join(f"{k} {v:.4g}" for k, v in norms.items())
         sources = " | " + " ".join(f"{k} {v:.3f}" for k, v in by_source.items()) if by_source else ""
-        print(f"eval step {step}: val loss {val_loss:.4f}{sources} | {drift}", flush=True)
+        bits = f" | {bpb:.4f} bits/byte" if bpb is not None else ""
+        print(f"eval step {step}: val loss {val_loss:.4f}{bits}{sources} | {drift}", flush=True)
 
-    def final(self, step, dev, test, by_source):
+    def final(self, step, dev, test, by_source, dev_bpb=None, test_bpb=None, bpb_by_source=None):
         """The final evaluation on the whole validation split: the mean over sources of each half."""
-        self.metrics.write("final", step=step, dev_loss=dev, test_loss=test, by_source=by_source)
+        self.metrics.write(
+            "final",
+            step=step,
+            dev_loss=dev,
+            test_loss=test,
+            by_source=by_source,
+            dev_bpb=dev_bpb,
+            test_bpb=test_bpb,
+            bpb_by_source=bpb_by_source,
+        )
         if self.wandb:
-            self.wandb.log({"final/dev_loss": dev, "final/test_loss": test}, step=step)
-        print(f"final evaluation at step {step} (every validation window): dev {dev:.4f} | test {test:.4f}", flush=True)
+            self.wandb.log(
+                {"final/dev_loss": dev, "final/test_loss": test, "final/dev_bpb": dev_bpb, "final/test_bpb": test_bpb}, step=step
+            )
+        bpb = f" | bits per byte: dev {dev_bpb:.4f} | test {test_bpb:.4f}" if dev_bpb is not None else ""
+        print(f"final evaluation at step {step} (every validation window): dev {dev:.4f} | test {test:.4f}{bpb}", flush=True)
 
     def finish(self):
         if self.wandb:

@@ -20,6 +20,8 @@ import json
 import os
 import re
 
+import numpy as np
+
 from errors import UserError
 
 GPT2_FILES = {  # file name -> sha256 that tiktoken itself checks
@@ -248,6 +250,18 @@ def _offline_gpt2():
 
 
 @functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=8)
+def text_byte_counts(name, vocab_size):
+    """(vocab_size,) int64: how many bytes of text each id stands for, for bits per byte: its UTF-8
+    bytes, 0 for the end-of-text token (a separator, not text) and for ids past the tokenizer (padding).
+    bpb = sum of token losses in nats / (ln 2 * the bytes of those tokens)."""
+    tok = get_tokenizer(name)
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for i in range(min(vocab_size, tok.n_vocab)):
+        counts[i] = 0 if i == tok.eot_id else len(tok.token_bytes(i))
+    return counts
+
+
 def get_tokenizer(name="gpt2"):
     """A tiktoken encoding name, or a path to a Hugging Face tokenizer.json / its directory."""
     if not isinstance(name, str) or not name:

@@ -34,6 +34,7 @@ from model import GPT, GPTConfig, approx_param_count, peak_flops_of
 from runlog import RunLock, RunLogger
 from runtime import Runtime
 from step import TrainStep
+from tokenizer import text_byte_counts
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
 CPU_FLOPS = 1e11  # an optimistic CPU (fp32, a few cores), for that estimate only
@@ -228,38 +229,50 @@ def say(run, message):
 
 @torch.no_grad()
 def evaluate(run, batches=None):
-    """Mean validation loss per token over the fixed batches (or `batches`); with several sources
-    (one val shard each) also the loss per source, in run.val_by_source. One read-back for all of it.
-    Eager (the raw model): a compiled model would compile a second, inference graph for a few batches."""
+    """Mean validation loss per token over the fixed batches (or `batches`), and bits per byte (the
+    loss summed over tokens / (ln 2 * the UTF-8 bytes those tokens stand for): comparable across
+    tokenizers) in run.val_bpb; with several sources (one val shard each) both per source, in
+    run.val_by_source and run.val_bpb_by_source. One read-back for all of it. Eager (the raw model):
+    a compiled model would compile a second, inference graph for a few batches."""
     model, rt = run.model, run.rt
     batches = run.val if batches is None else batches
+    text_bytes = text_byte_counts(run.c.tokenizer, run.c.vocab_size)
     model.eval()
     sources = sorted({src for _, _, src in batches})
-    sums = torch.zeros(2 * len(sources), device=rt.device, dtype=torch.float64)  # [loss sum, tokens] per source
+    sums = torch.zeros(3 * len(sources), device=rt.device, dtype=torch.float64)  # [loss sum, tokens, bytes] per source
     for i, (x, y, src) in enumerate(batches):
         if i % rt.world != rt.rank:
             continue
         with rt.autocast:
             _, loss = model(rt.to_device(x), rt.to_device(y))
-        k = 2 * sources.index(src)
+        k = 3 * sources.index(src)
         sums[k] += loss.double() * y.size  # exact for the full batches of a power-of-two size the studies use
         sums[k + 1] += y.size
+        sums[k + 2] += int(text_bytes[y].sum())
     sums = rt.all_reduce(sums.tolist())
     model.train()
-    per = {src: sums[2 * k] / sums[2 * k + 1] for k, src in enumerate(sources) if sums[2 * k + 1]}
+    loss_sum, tokens, nbytes = sums[0::3], sums[1::3], sums[2::3]
+    per = {src: loss_sum[k] / tokens[k] for k, src in enumerate(sources) if tokens[k]}
+    bpb = {src: loss_sum[k] / (math.log(2) * nbytes[k]) for k, src in enumerate(sources) if nbytes[k]}
     run.val_by_source = per if len(per) > 1 else None
-    return sum(sums[0::2]) / sum(sums[1::2])
+    run.val_bpb_by_source = bpb if len(bpb) > 1 else None
+    run.val_bpb = sum(loss_sum) / (math.log(2) * sum(nbytes)) if sum(nbytes) else None
+    return sum(loss_sum) / sum(tokens)
 
 
 def final_evaluation(run):
     """final_eval: the whole validation split (data.shards' all_val_windows), per source and per half
-    (dev: to choose settings on; test: to report on), logged once as a "final" record."""
+    (dev: to choose settings on; test: to report on), logged once as a "final" record; a half's loss
+    (and bits per byte) is the mean over sources, each source weighing the same, as during training."""
     evaluate(run, run.data.val_batches(run.c.batch_size, None, "all"))
-    per_half = run.val_by_source
-    halves = {h: {s.split("/")[0]: v for s, v in per_half.items() if s.endswith("/" + h)} for h in ("dev", "test")}
-    rec = {h: sum(v.values()) / len(v) for h, v in halves.items()}  # each source weighs the same, as during training
+
+    def halves(per_source):
+        return {h: {s.split("/")[0]: v for s, v in per_source.items() if s.endswith("/" + h)} for h in ("dev", "test")}
+
+    loss, bpb = halves(run.val_by_source), halves(run.val_bpb_by_source or {})
+    mean = {h: sum(v.values()) / len(v) if v else None for h, v in {**{f"{h}_bpb": bpb[h] for h in bpb}, **loss}.items()}
     if run.log:
-        run.log.final(run.iter_num, rec["dev"], rec["test"], halves)
+        run.log.final(run.iter_num, mean["dev"], mean["test"], loss, mean["dev_bpb"], mean["test_bpb"], bpb)
 
 
 def evaluate_and_checkpoint(run, finished):
@@ -270,7 +283,7 @@ def evaluate_and_checkpoint(run, finished):
         stats = run.model.norm_stats()
         if run.hellaswag and (finished or run.iter_num % run.c.hellaswag_interval == 0):
             stats.update(score_hellaswag(run))
-        run.log.eval(run.iter_num, val_loss, stats, by_source=run.val_by_source)
+        run.log.eval(run.iter_num, val_loss, stats, by_source=run.val_by_source, bpb=run.val_bpb, bpb_by_source=run.val_bpb_by_source)
     if not math.isfinite(val_loss):
         raise FloatingPointError(f"validation loss is {val_loss} at step {run.iter_num}; not writing a checkpoint")
     run.best_val = min(run.best_val, val_loss)

@@ -6,7 +6,8 @@ allocator setting on and off, beside nanoGPT's GPT and a measured matmul ceiling
 
 Each (shape, dtype, allocator) cell is one scripts.bench_train run: its variants (each arm at
 loss_chunk 0 and at the default, and nanoGPT) interleaved step by step in one process, at 1 thread
-as the studies run, and each variant's peak resident memory from a process of its own. Kept in
+as the studies run, and each variant's peak resident memory from a process of its own. --jobs 2
+measures two cells at once (one per core): their ratios are interleaved within a cell either way. Kept in
 results/bench_cpu/ (one JSON per cell, ceiling.json); the tables go to that folder's README.md and to
 the README's speed block.
 """
@@ -74,6 +75,7 @@ def measure(args):
             {"gflops_1_thread": ceiling, "cpu": cpu_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}, f, indent=1
         )
     todo = cells(args.shapes)
+    running = []
     for i, (shape, dtype, keep) in enumerate(todo, 1):
         path = cell_path(shape, dtype, keep)
         if os.path.exists(path) and not args.fresh:
@@ -116,10 +118,25 @@ def measure(args):
             + (["--nanogpt", args.nanogpt] if args.nanogpt else [])
             + ([] if keep else ["--no-keep-freed-memory"])
         )
+        while len(running) >= args.jobs:  # --jobs cells at a time, each at 1 thread
+            running = wait_one(running)
         print(f"[{i}/{len(todo)}] {shape} {dtype} allocator {'keep' if keep else 'default'} ...", flush=True)
-        t = time.time()
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        print(f"    {time.time() - t:.0f} s -> {os.path.relpath(path, ROOT)}", flush=True)
+        running.append((subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL), path, time.time()))
+    while running:
+        running = wait_one(running)
+
+
+def wait_one(running):
+    """Wait for the first of the running cells to end; the others, still running."""
+    while True:
+        for item in running:
+            proc, path, t = item
+            if proc.poll() is not None:
+                if proc.returncode:
+                    raise SystemExit(f"error: the bench for {os.path.relpath(path, ROOT)} failed (exit {proc.returncode})")
+                print(f"    {time.time() - t:.0f} s -> {os.path.relpath(path, ROOT)}", flush=True)
+                return [r for r in running if r is not item]
+        time.sleep(2)
 
 
 def train_peak(steps=20):
@@ -247,6 +264,7 @@ def main(argv=None):
     p.add_argument("--fresh", action="store_true", help="remeasure cells already kept")
     p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--jobs", type=int, default=1, help="cells measured at a time (each at 1 thread; 2 uses both cores)")
     p.add_argument(
         "--nanogpt",
         default=NANOGPT if os.path.isdir(NANOGPT) else None,

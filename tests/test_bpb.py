@@ -1,0 +1,44 @@
+"""Bits per byte: the loss summed over tokens / (ln 2 * the UTF-8 bytes of those tokens)."""
+import math
+
+import numpy as np
+import pytest
+
+import train
+from data.shards import TokenData
+from runlog import read_metrics
+from tests.conftest import tiny
+from tokenizer import get_tokenizer, text_byte_counts
+
+TEXT = "Hello world, the naïve café — 3.14! Kronecker embeddings read a token's own bytes.\n" * 3
+
+
+@pytest.mark.parametrize("name,vocab", [("gpt2", 50304), ("data/english_bpe8k/tokenizer.json", 8192)])
+def test_a_texts_tokens_stand_for_exactly_its_utf8_bytes(name, vocab):
+    ids = get_tokenizer(name).encode(TEXT)
+    assert int(text_byte_counts(name, vocab)[ids].sum()) == len(TEXT.encode("utf-8"))
+
+
+def test_one_quality_in_bits_per_byte_is_two_losses_per_token():
+    """A model that pays 0.9 nats per byte of this text: the same bits per byte under both
+    tokenizers, a different loss per token (the 8k tokenizer cuts the text into more tokens)."""
+    per_token, per_byte = {}, {}
+    for name, vocab in (("gpt2", 50304), ("data/english_bpe8k/tokenizer.json", 8192)):
+        ids = get_tokenizer(name).encode(TEXT)
+        nbytes = int(text_byte_counts(name, vocab)[ids].sum())
+        loss_sum = 0.9 * nbytes
+        per_token[name], per_byte[name] = loss_sum / len(ids), loss_sum / (math.log(2) * nbytes)
+    assert per_byte["gpt2"] == pytest.approx(per_byte["data/english_bpe8k/tokenizer.json"]) == pytest.approx(0.9 / math.log(2))
+    assert per_token["gpt2"] > 1.2 * per_token["data/english_bpe8k/tokenizer.json"]
+
+
+def test_the_logged_bits_per_byte_are_the_hand_computed_ones(data_dir, tmp_path):
+    run = train.train(tiny(data_dir, tmp_path, embedding="kron", max_iters=4, eval_interval=4, lr_decay_iters=4))
+    last = read_metrics(str(tmp_path), "eval")[-1]
+    data = TokenData(data_dir, 32, 50304, "gpt2")
+    batches = data.val_batches(run.c.batch_size, run.c.eval_iters, run.c.val_sample)
+    counts = text_byte_counts("gpt2", 50304)
+    tokens = sum(y.size for _, y, _ in batches)
+    nbytes = sum(int(counts[y].sum()) for _, y, _ in batches)
+    assert last["val_bpb"] == pytest.approx(last["val_loss"] * tokens / (math.log(2) * nbytes), rel=1e-9)
+    assert 0 < np.mean([counts[y].mean() for _, y, _ in batches]) < 10  # a few bytes per GPT-2 token
