@@ -1,4 +1,5 @@
 """Bits per byte: the loss summed over tokens / (ln 2 * the UTF-8 bytes of those tokens)."""
+
 import math
 
 import numpy as np
