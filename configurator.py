@@ -41,7 +41,7 @@ class TrainConfig(GPTConfig):
     val_sample: str = "first"  # validation windows: 'first' of each val shard (the kept studies), or a fixed 'random' sample
     eval_only: bool = False
     final_eval: bool = False  # at the end, also every validation window, per source and dev/test half ("final" record)
-    init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present)
+    init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present) | 'hf:PATH' (GPT-2 weights)
     # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
     ckpt_interval: Optional[int] = None
     # HellaSwag during training (hellaswag.py): off unless an interval and the official jsonl are given
@@ -133,7 +133,10 @@ RANGES = {
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "num_threads": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
     "peak_flops": (lambda v: v is None or (is_number(v) and 0 < v < float("inf")), "None or a finite number > 0"),
-    "init_from": _one_of("scratch", "resume", "auto"),
+    "init_from": (
+        lambda v: v in ("scratch", "resume", "auto") or (v.startswith("hf:") and len(v) > 3),
+        "'scratch', 'resume', 'auto' or 'hf:PATH' (a Hugging Face GPT-2 folder)",
+    ),
     "dtype": _one_of("auto", *DTYPES),
     "backend": _one_of("auto", "nccl", "gloo"),
     "device": (lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:"), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),

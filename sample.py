@@ -4,6 +4,7 @@
     python sample.py --out_dir=... --start="The history of" --num_samples=3 --max_new_tokens=100
     python sample.py --out_dir=... --start=FILE:prompt.txt --temperature=0.8 --top_k=200 --seed=1
     python sample.py --out_dir=... --start="The word" --byte_word=" kronekticus"   # Kron arms only
+    python sample.py --init_from=hf:/models/gpt2 --start="The"          # a Hugging Face GPT-2 folder
 
 Any arm. The checkpoint is read as data (checkpoint.load_model: never unpickled code). --byte_word
 appends one slot to the prompt that holds that word's UTF-8 bytes instead of a token: the Kronecker
@@ -19,6 +20,7 @@ import torch
 
 from checkpoint import CheckpointError, load_model
 from errors import run_cli
+from hf_import import hf_path, load_hf
 from tokenizer import get_tokenizer
 
 
@@ -26,6 +28,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out_dir", default="out", help="a train.py out_dir (its ckpt.pt is sampled)")
     p.add_argument("--ckpt", default=None, help="a ckpt.pt path instead of <out_dir>/ckpt.pt")
+    p.add_argument("--init_from", default=None, help="hf:PATH: sample a Hugging Face GPT-2 folder's weights instead")
     p.add_argument("--start", default="\n", help="the prompt, or FILE:path to read it from a UTF-8 file")
     p.add_argument("--num_samples", type=int, default=3)
     p.add_argument("--max_new_tokens", type=int, default=200)
@@ -36,6 +39,8 @@ def parse_args(argv):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--byte_word", default=None, help="Kron arms: a word appended to the prompt as one byte-encoded slot")
     args = p.parse_args(argv)
+    if args.init_from is not None and not hf_path(args.init_from):
+        p.error(f"--init_from {args.init_from}: expected hf:PATH, a Hugging Face GPT-2 folder")
     for flag in ("num_samples", "max_new_tokens"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} {getattr(args, flag)}: expected an integer >= 1")
@@ -81,7 +86,10 @@ def prompt_ids(model, tok, text, byte_word):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        model, ckpt = load_model(args.ckpt or os.path.join(args.out_dir, "ckpt.pt"), device=args.device)
+        if hf_path(args.init_from):
+            model = load_hf(hf_path(args.init_from))[0].to(args.device)
+        else:
+            model, _ = load_model(args.ckpt or os.path.join(args.out_dir, "ckpt.pt"), device=args.device)
         tok = get_tokenizer(model.config.tokenizer)
         ids, overrides = prompt_ids(model, tok, read_prompt(args.start), args.byte_word)
     except (CheckpointError, ValueError) as e:

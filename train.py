@@ -30,6 +30,7 @@ import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import TokenData, data_fingerprint
 from errors import run_cli
+from hf_import import hf_path, load_hf, shape_settings
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
 from runlog import RunLock, RunLogger
 from runtime import Runtime
@@ -104,6 +105,8 @@ def resolve_config(c):
         c = replace(c, out_dir=c.out_dir.format(**c.to_dict()))
     except (KeyError, IndexError) as e:
         raise ConfigError(f"out_dir={c.out_dir!r} names an unknown setting {e}") from None
+    if hf_path(c.init_from):  # the shape, the arm and the tokenizer are the folder's (nanoGPT's init_from='gpt2')
+        c = replace(c, **shape_settings(hf_path(c.init_from)))
     if c.wandb_log and importlib.util.find_spec("wandb") is None:
         raise ConfigError("wandb_log=True but wandb is not installed: `pip install wandb`, or pass --wandb_log=False")
     return c
@@ -129,8 +132,11 @@ def setup(run):
         for name in checkpoint.remove_stale_temp_files(c.out_dir):
             print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
     torch.manual_seed(c.seed)
-    model = GPT(cfg)
-    if c.paired_init:
+    if hf_path(c.init_from):
+        model = load_hf(hf_path(c.init_from), dropout=c.dropout, loss_chunk=c.loss_chunk)[0].train()
+    else:
+        model = GPT(cfg)
+    if c.paired_init and not hf_path(c.init_from):
         model.paired_init_(c.seed)
     run.model = model.to(rt.device)
     run.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
@@ -417,7 +423,7 @@ def check_start(c):
         raise ConfigError(f"eval_only=True needs a checkpoint to evaluate, and {c.out_dir!r} has no {checkpoint.CKPT_NAME}")
     if c.init_from == "resume" and not has_ckpt:
         raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
-    if c.init_from == "scratch" and has_ckpt and not c.eval_only:
+    if c.init_from not in ("resume", "auto") and has_ckpt and not c.eval_only:
         raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
     return ckpt_path if has_ckpt and (c.eval_only or c.init_from in ("resume", "auto")) else None
 
