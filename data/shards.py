@@ -186,6 +186,16 @@ def read_tokens(path, vocab_size=None):
 RENAMED_CORPORA = {"pydoc": "python_help", "pydocs": "python_docs"}
 
 
+def prepare_command(data_dir):
+    """The command that prepares a data folder, for error messages: data/<name>/prepare.py when the
+    folder is one of this repository's corpora, else where to look."""
+    name = os.path.basename(os.path.normpath(data_dir))
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.isfile(os.path.join(here, name, "prepare.py")):
+        return f"python -m data.{name}.prepare"
+    return f"the command in the comments of the config that names {data_dir} (e.g. python -m data.english.prepare --out-dir {data_dir})"
+
+
 def shard_paths(data_dir, split):
     """Sorted shard files of a split ('train' or 'val') in data_dir: llm.c-format shards, or else
     nanoGPT's single <split>.bin."""
@@ -202,10 +212,7 @@ def shard_paths(data_dir, split):
             if old_name and os.path.isdir(os.path.join(parent, old_name))
             else ""
         )
-        raise FileNotFoundError(
-            f"data folder {data_dir!r} does not exist: prepare it first "
-            f"(e.g. python -m data.python_help.prepare or python -m data.fineweb_edu.prepare){hint}"
-        )
+        raise FileNotFoundError(f"data folder {data_dir!r} does not exist: prepare it first with {prepare_command(data_dir)}{hint}")
     paths = sorted(glob.glob(os.path.join(data_dir, f"*_{split}_*.bin")))
     nanogpt = os.path.join(data_dir, f"{split}.bin")
     if paths and os.path.isfile(nanogpt):
@@ -216,7 +223,9 @@ def shard_paths(data_dir, split):
     if not paths and os.path.isfile(nanogpt):
         paths = [nanogpt]
     if not paths:
-        raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: prepare the data first")
+        raise FileNotFoundError(
+            f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: prepare it first with {prepare_command(data_dir)}"
+        )
     return paths
 
 

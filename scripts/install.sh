@@ -6,8 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" 2>/dev/null; then
-    echo "install: torch 2.13.0 (CPU build) ..."
-    "$PY" -m pip install --progress-bar on "torch==2.13.0"
+    # pip's default build: from PyPI on Linux x86-64 that is the CUDA build (several GB). For the
+    # CPU-only build on a machine without a GPU: TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+        echo "install: torch 2.13.0 from $TORCH_INDEX_URL ..."
+        "$PY" -m pip install --progress-bar on "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
+    else
+        echo "install: torch 2.13.0, pip's default build for this machine (set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for the CPU-only one) ..."
+        "$PY" -m pip install --progress-bar on "torch==2.13.0"
+    fi
 fi
 echo "install: requirements.txt ..."
 "$PY" -m pip install --progress-bar on -r requirements.txt

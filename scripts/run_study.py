@@ -246,6 +246,16 @@ def parse_args(argv):
         p.error(str(e))
 
 
+def check_data(data_dirs):
+    """Every planned run's data is there (both splits) before anything runs, --dry-run included; a
+    missing folder names the command that prepares it."""
+    from data.shards import shard_paths
+
+    for d in sorted(data_dirs):
+        for split in ("train", "val"):
+            shard_paths(d, split)
+
+
 def main(argv=None):
     args, extra, grid = parse_args(argv)
     fingerprint_of.cache_clear()  # one invocation's view of the data: a later call may see it re-prepared
@@ -253,11 +263,12 @@ def main(argv=None):
     from configurator import ConfigError
 
     try:
+        check_data({planned_config(r, args.base, extra)["data_dir"] for r in runs})
         for r in runs:  # state() builds (so checks) every planned config before any run starts
             r["state"] = state(r, args.base, extra, args.keep_logs)
             if r["state"] == "finished":
                 keep(r, args.keep_logs)
-    except (ConfigError, checkpoint.CheckpointError) as e:
+    except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(
         f"{len(runs)} runs in {args.out_root}: "
@@ -275,7 +286,7 @@ def main(argv=None):
         sys.exit(
             f"{len(failed)} run(s) did not finish: "
             + ", ".join(f"{r['name']}-s{r['seed']}" for r in failed)
-            + "; rerun the same command to resume them"
+            + "; see each run's train.log for why, mend it, then rerun the same command to resume them"
         )
     return runs
 

@@ -154,14 +154,15 @@ def test_study_runner_does_not_skip_a_run_whose_config_changed(data_dir, tmp_pat
         ({"step": 4, "finished": True, "config": "hello"}, "config = 'hello', expected a dict"),
     ],
 )
-def test_a_malformed_sidecar_stops_the_study_runner_naming_it(tmp_path, meta, message):
+def test_a_malformed_sidecar_stops_the_study_runner_naming_it(data_dir, tmp_path, meta, message):
     from scripts import run_study
 
     run = tmp_path / "study" / "kron-s1337"
     run.mkdir(parents=True)
     (run / "ckpt.json").write_text(json.dumps(meta))
+    argv = ["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1337", "--out-root", str(tmp_path / "study")]
     with pytest.raises(SystemExit, match=message):
-        run_study.main(["--base", "config/kron_cpu.py", "--arms", "kron", "--seeds", "1337", "--out-root", str(tmp_path / "study")])
+        run_study.main(argv + ["--", f"--data_dir={data_dir}"])
     assert os.listdir(run) == ["ckpt.json"] and json.loads((run / "ckpt.json").read_text()) == meta
 
 
@@ -264,3 +265,13 @@ def test_several_grid_flags_all_count():
     for argv in (["--grid", "input_norm=True", "--grid", "input_scale=1,2"], ["--grid", "input_norm=True", "input_scale=1,2"]):
         _, _, grid = parse_args(["--base", "config/study_fair.py", "--out-root", "x", *argv])
         assert grid == [("input_norm", ["True"]), ("input_scale", ["1", "2"])]
+
+
+def test_missing_data_is_named_with_its_command_before_anything_runs_even_in_a_dry_run(tmp_path):
+    from scripts import run_study
+
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text(f"data_dir = {str(tmp_path / 'python_help')!r}\n")
+    with pytest.raises(SystemExit, match="does not exist: prepare it first with python -m data.python_help.prepare"):
+        run_study.main(["--base", str(cfg), "--arms", "kron", "--seeds", "1", "--out-root", str(tmp_path / "s"), "--dry-run"])
+    assert not (tmp_path / "s").exists()
