@@ -224,7 +224,8 @@ def shard_paths(data_dir, split):
         paths = [nanogpt]
     if not paths:
         raise FileNotFoundError(
-            f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: prepare it first with {prepare_command(data_dir)}"
+            f"no {split} shards (*_{split}_*.bin, or nanoGPT's {split}.bin) in {data_dir!r}: "
+            f"prepare it first with {prepare_command(data_dir)}"
         )
     return paths
 
