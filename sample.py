@@ -95,6 +95,12 @@ def main(argv=None):
     except (CheckpointError, ValueError) as e:
         sys.exit(f"error: {e}")
     ids = ids.to(args.device)
+    print(
+        f"sampling {args.num_samples} x {args.max_new_tokens} tokens from {model.config.embedding} "
+        f"({model.param_groups_by_role()['total'] / 1e6:.1f}M parameters) on {args.device} ...",
+        file=sys.stderr,
+        flush=True,
+    )
     gen = torch.Generator(device=args.device).manual_seed(args.seed)
     samples = []
     for _ in range(args.num_samples):

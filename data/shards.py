@@ -434,6 +434,11 @@ class _ShardWriter:
         )
         self.save()
         self.parts, self.filled = [], 0
+        print(
+            f"  {os.path.basename(self.out_dir)}: shard {self.state['shard']} ({split}) written, {self.state['tokens']:,} tokens "
+            f"from {docs_done:,} documents so far",
+            flush=True,
+        )
 
     def save(self):
         import json

@@ -24,6 +24,8 @@ import glob
 import math
 import os
 import shutil
+import sys
+import time
 
 import analysis
 import report
@@ -1337,6 +1339,18 @@ def results_md(
     return "\n".join(lines) + "\n", summary
 
 
+def progress_lines(total):
+    """step(what): one line per stage with its number and the seconds since the start, on stderr (a
+    rebuild takes a minute or more and would otherwise say nothing)."""
+    start, done = time.time(), [0]
+
+    def step(what):
+        done[0] += 1
+        print(f"make_results [{done[0]}/{total}, {time.time() - start:.0f} s]: {what} ...", file=sys.stderr, flush=True)
+
+    return step
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs-dir", default=os.path.join(ROOT, "runs", "study_cpu"))
@@ -1383,19 +1397,25 @@ def main(argv=None):
     logs = os.path.join(args.results_dir, "runs")
     if os.path.isdir(args.runs_dir):
         print(f"copied {copy_logs(args.runs_dir, logs)} metric logs into {logs}")
+    step = progress_lines(5)
+    step("the Python-docs study's comparison and figures")
     cmp_dir = os.path.join(args.results_dir, "compare")
     cmp, cmp_md = report.write_comparison([logs], cmp_dir)
     cmp.pop("figures")
     probes_dir = os.path.join(args.results_dir, "probes")
     params_dir = args.params_dir
+    step("the parameter table")
     params_md = report.write_param_table(params_dir)[2]
     with open(os.path.join(ROOT, "config", "study_cpu.py")) as f:
         config_text = f.read()
     scale = analysis.study_scale(analysis.find_runs([logs]))
+    step("the English study")
     english = load_study(args.english_dir, robustness_heading="### Spelling robustness on every seed")
+    step("the English study's long runs")
     english_long = english and load_study(
         args.english_long_dir, robustness_heading="### Spelling robustness of the long runs, on every seed"
     )
+    step("the paired and small-vocabulary studies, and the write-up")
     text, summary = results_md(
         cmp,
         cmp_md,
