@@ -17,6 +17,7 @@ it in the safe format (that one command unpickles IN with full trust, so only ru
 import json
 import os
 import pickle
+import re
 import sys
 import zipfile
 from dataclasses import asdict, fields
@@ -162,6 +163,8 @@ def config_of(path, ckpt):
     if not isinstance(args, dict):
         raise CheckpointError(f"{path}: model_args is {type(args).__name__}, expected a dict of model settings")
     arm, module = args.get("embedding"), ckpt.get("arm_module")
+    if isinstance(module, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module):
+        raise CheckpointError(f"{path}: arm_module = {module[:80]!r}, expected a Python module name")
     if isinstance(arm, str) and arm not in ARMS and isinstance(module, str) and module not in sys.modules:
         # never imported because a file says so: the user names the module
         raise CheckpointError(
@@ -169,9 +172,19 @@ def config_of(path, ckpt):
             f"module {module!r}: pass --import {module} (run from the folder that holds it, or put "
             f"that folder on PYTHONPATH)"
         )
+    from configurator import RANGES
+
+    for key, (ok, expected) in RANGES.items():  # the model's settings, in the ranges a config would be held to
+        if key in args and key in {f.name for f in fields(GPTConfig)}:
+            try:
+                good = ok(args[key])
+            except (TypeError, AttributeError):
+                good = False
+            if not good:
+                raise CheckpointError(f"{path}: model_args {key} = {str(args[key])[:80]!r}, expected {expected}")
     try:
         cfg = GPTConfig.from_dict(args)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: model_args are not a valid model ({e})") from None
     held = sum(v.numel() for v in ckpt["model"].values() if isinstance(v, torch.Tensor))
     sizes = ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")
@@ -357,7 +370,7 @@ def fixed_on_resume():
 
 
 # A setting whose default today is not what a run recorded before it existed did: loss_chunk came in
-# with the chunked loss (default 1024); every run before it computed the plain path, loss_chunk=0.
+# with the chunked loss (loss_chunk > 0 by default); every run before it computed the plain path, 0.
 BEFORE_IT_EXISTED = {"loss_chunk": 0}
 
 

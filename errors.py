@@ -48,7 +48,9 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 def raised_here(e):
     """Whether a `raise` statement in this repository's own code raised e (a message written for a user),
     not a library (numpy, json, the standard library) or a builtin called from here (int("x") in our
-    code): the traceback's last frame is one of our files and the line it stopped on is a `raise X`."""
+    code): the traceback's last frame is one of our files and the line it stopped on raises e's class
+    (`raise ValueError(...)`). A builtin failing inside such a line's arguments would pass as ours: rare
+    enough, and the message then still names the bad value."""
     tb = e.__traceback__
     while tb and tb.tb_next:
         tb = tb.tb_next
@@ -57,7 +59,7 @@ def raised_here(e):
     where = os.path.abspath(tb.tb_frame.f_code.co_filename)
     ours = where.startswith(ROOT + os.sep) and "site-packages" not in where
     line = linecache.getline(where, tb.tb_lineno).strip()
-    return ours and line.startswith("raise ") and line != "raise"
+    return ours and line.startswith(f"raise {type(e).__name__}(")
 
 
 def take_imports(argv):

@@ -78,7 +78,7 @@ def our_state(hf_state):
             continue
         if any(key.endswith(f"{c}.weight") for c in CONV1D):
             t = t.t()
-        out[key] = t.float().contiguous()
+        out[key] = t.contiguous()  # its dtype as stored: model_state refuses a non-float one
     return out
 
 
@@ -88,19 +88,21 @@ def shape_settings(folder):
     return {k: v for k, v in cfg.items() if k != "tie"} | {"embedding": "bpe_tied" if cfg["tie"] else "bpe_untied"}
 
 
-def load_hf(folder, **overrides):
-    """(GPT in eval mode, its GPTConfig) from a Hugging Face GPT-2 folder; overrides: other
-    GPTConfig settings that do not change the shape (dropout, loss_chunk)."""
-    cfg = read_config(folder)
-    state = model_state({"model": our_state(read_weights(folder))}, f"init_from=hf:{folder}")  # finite floats only
-    tied = cfg.pop("tie") or "lm_head.weight" not in state
-    config = GPTConfig(**cfg, embedding="bpe_tied" if tied else "bpe_untied", **overrides)
-    model = GPT(config)
-    if tied:  # one matrix for both ends: the input table's
+def load_hf_into(model, folder):
+    """Copy a Hugging Face GPT-2 folder's weights into `model` (built with shape_settings(folder)),
+    each checked (finite floats only); returns the model."""
+    state = model_state({"model": our_state(read_weights(folder))}, f"init_from=hf:{folder}")
+    if model.config.embedding == "bpe_tied":  # one matrix for both ends: the input table's
         state["lm_head.weight"] = state["transformer.wte.weight"]
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
             f"init_from=hf:{folder}: its weights do not fit a GPT-2 of its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    return model.eval(), config
+    return model
+
+
+def load_hf(folder, **overrides):
+    """(GPT in eval mode, its GPTConfig) from a Hugging Face GPT-2 folder alone (sampling, tests)."""
+    config = GPTConfig(**shape_settings(folder), **overrides)
+    return load_hf_into(GPT(config), folder).eval(), config

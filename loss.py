@@ -11,7 +11,9 @@ computes, for each chunk of rows,
 in the forward pass, so no (N, V) tensor ever exists and the backward pass only multiplies the stored
 gradients by the incoming scalar. Same FLOPs as the plain path (three N x V x d products).
 
-Precision follows the plain path: the matmuls run in the dtype F.linear would use (bf16 under
+Under float16 autocast the plain path is taken: its GradScaler scales the loss before the backward,
+while the chunked gradients are formed in the forward, unscaled, where float16 would underflow them.
+Precision otherwise follows the plain path: the matmuls run in the dtype F.linear would use (bf16 under
 autocast), the softmax and the loss in fp32; dL/dW is summed over chunks in fp32 and handed back in
 W's own dtype (the plain path rounds the whole of it to bf16 once, under autocast).
 """
@@ -31,21 +33,23 @@ def linear_cross_entropy(h, weight, bias, targets, chunk=0):
     chunk: tokens per chunk, 0 for the plain path (the (N, V) logits materialised)."""
     if chunk <= 0:
         return cross_entropy(F.linear(h, weight, bias), targets)
-    h, targets = h.reshape(-1, h.size(-1)), targets.reshape(-1)
     device = h.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype  # as F.linear would
+    if dtype == torch.float16:  # the gradients are formed in the forward, before a GradScaler's scale: they would underflow
+        return cross_entropy(F.linear(h, weight, bias), targets)
+    h, targets = h.reshape(-1, h.size(-1)), targets.reshape(-1)
+    want_grad = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)  # none during evaluation
     with torch.autocast(device, enabled=False):
-        return ChunkedLinearCrossEntropy.apply(h, weight, bias, targets, chunk, dtype)
+        return ChunkedLinearCrossEntropy.apply(h, weight, bias, targets, chunk, dtype, want_grad)
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
     """The loss and both gradients, chunk by chunk, in one pass (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, h, weight, bias, targets, chunk, dtype):
+    def forward(ctx, h, weight, bias, targets, chunk, dtype, want_grad):
         if bias is not None and bias.requires_grad:
             raise ValueError("linear_cross_entropy: a learned bias is not supported by the chunked path; use chunk=0")
-        want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         n_valid = (targets != -1).sum().clamp(min=1)
         inv_n = 1.0 / n_valid  # a device tensor: nothing is read back to the host
         loss = torch.zeros((), dtype=torch.float32, device=h.device)
@@ -78,4 +82,4 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):
         grad_h, grad_w = ctx.saved_tensors
-        return grad_h * grad_loss.to(grad_h.dtype), grad_w * grad_loss.to(grad_w.dtype), None, None, None, None
+        return grad_h * grad_loss.to(grad_h.dtype), grad_w * grad_loss.to(grad_w.dtype), None, None, None, None, None

@@ -89,6 +89,8 @@ class GPTConfig:
         names = {f.name for f in fields(cls)}
         args = {k: v for k, v in d.items() if k in names}
         if args.get("kron_shuffle_seed") == "seed":
+            if "seed" not in d:
+                raise ValueError("kron_shuffle_seed='seed' takes the run's seed, and these settings have none")
             args["kron_shuffle_seed"] = d["seed"]
         return cls(**args)
 

@@ -145,8 +145,15 @@ class RunLogger:
             self.wandb.log(
                 {"final/dev_loss": dev, "final/test_loss": test, "final/dev_bpb": dev_bpb, "final/test_bpb": test_bpb}, step=step
             )
-        bpb = f" | bits per byte: dev {dev_bpb:.4f} | test {test_bpb:.4f}" if dev_bpb is not None else ""
-        print(f"final evaluation at step {step} (every validation window): dev {dev:.4f} | test {test:.4f}{bpb}", flush=True)
+
+        def fmt(v):
+            return "-" if v is None else f"{v:.4f}"
+
+        print(
+            f"final evaluation at step {step} (every validation window): dev {fmt(dev)} | test {fmt(test)} | "
+            f"bits per byte: dev {fmt(dev_bpb)} | test {fmt(test_bpb)}",
+            flush=True,
+        )
 
     def finish(self):
         if self.wandb:

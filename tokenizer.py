@@ -250,7 +250,6 @@ def _offline_gpt2():
 
 
 @functools.lru_cache(maxsize=8)
-@functools.lru_cache(maxsize=8)
 def text_byte_counts(name, vocab_size):
     """(vocab_size,) int64: how many bytes of text each id stands for, for bits per byte: its UTF-8
     bytes, 0 for the end-of-text token (a separator, not text) and for ids past the tokenizer (padding).
@@ -262,6 +261,7 @@ def text_byte_counts(name, vocab_size):
     return counts
 
 
+@functools.lru_cache(maxsize=8)
 def get_tokenizer(name="gpt2"):
     """A tiktoken encoding name, or a path to a Hugging Face tokenizer.json / its directory."""
     if not isinstance(name, str) or not name:

@@ -30,7 +30,7 @@ import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
 from data.shards import TokenData, data_fingerprint
 from errors import run_cli
-from hf_import import hf_path, load_hf, shape_settings
+from hf_import import hf_path, load_hf_into, shape_settings
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
 from runlog import RunLock, RunLogger
 from runtime import Runtime
@@ -132,11 +132,10 @@ def setup(run):
         for name in checkpoint.remove_stale_temp_files(c.out_dir):
             print(f"removed {os.path.join(c.out_dir, name)}, left by a save that was killed")
     torch.manual_seed(c.seed)
-    if hf_path(c.init_from):
-        model = load_hf(hf_path(c.init_from), dropout=c.dropout, loss_chunk=c.loss_chunk)[0].train()
-    else:
-        model = GPT(cfg)
-    if c.paired_init and not hf_path(c.init_from):
+    model = GPT(cfg)  # every setting of the run applies, whatever the weights start from
+    if hf_path(c.init_from) and ckpt_path is None:
+        load_hf_into(model, hf_path(c.init_from))
+    elif c.paired_init:
         model.paired_init_(c.seed)
     run.model = model.to(rt.device)
     run.data = TokenData(c.data_dir, c.block_size, c.vocab_size, c.tokenizer)
@@ -235,13 +234,22 @@ def say(run, message):
 
 @torch.no_grad()
 def evaluate(run, batches=None):
-    """Mean validation loss per token over the fixed batches (or `batches`), and bits per byte (the
-    loss summed over tokens / (ln 2 * the UTF-8 bytes those tokens stand for): comparable across
-    tokenizers) in run.val_bpb; with several sources (one val shard each) both per source, in
-    run.val_by_source and run.val_bpb_by_source. One read-back for all of it. Eager (the raw model):
-    a compiled model would compile a second, inference graph for a few batches."""
+    """Mean validation loss per token over the fixed batches (or `batches`); bits per byte in
+    run.val_bpb; with several sources (one val shard each) both per source, in run.val_by_source and
+    run.val_bpb_by_source (None for one source)."""
+    loss, bpb, per_loss, per_bpb = losses_by_source(run, run.val if batches is None else batches)
+    run.val_by_source = per_loss if len(per_loss) > 1 else None
+    run.val_bpb_by_source = per_bpb if len(per_bpb) > 1 else None
+    run.val_bpb = bpb
+    return loss
+
+
+def losses_by_source(run, batches):
+    """(loss per token, bits per byte, {source: loss}, {source: bits per byte}) over the batches.
+    Bits per byte: the loss summed over tokens / (ln 2 * the UTF-8 bytes those tokens stand for),
+    comparable across tokenizers. One read-back for all of it. Eager (the raw model): a compiled
+    model would compile a second, inference graph for a few batches."""
     model, rt = run.model, run.rt
-    batches = run.val if batches is None else batches
     text_bytes = text_byte_counts(run.c.tokenizer, run.c.vocab_size)
     model.eval()
     sources = sorted({src for _, _, src in batches})
@@ -258,25 +266,23 @@ def evaluate(run, batches=None):
     sums = rt.all_reduce(sums.tolist())
     model.train()
     loss_sum, tokens, nbytes = sums[0::3], sums[1::3], sums[2::3]
-    per = {src: loss_sum[k] / tokens[k] for k, src in enumerate(sources) if tokens[k]}
-    bpb = {src: loss_sum[k] / (math.log(2) * nbytes[k]) for k, src in enumerate(sources) if nbytes[k]}
-    run.val_by_source = per if len(per) > 1 else None
-    run.val_bpb_by_source = bpb if len(bpb) > 1 else None
-    run.val_bpb = sum(loss_sum) / (math.log(2) * sum(nbytes)) if sum(nbytes) else None
-    return sum(loss_sum) / sum(tokens)
+    per_loss = {src: loss_sum[k] / tokens[k] for k, src in enumerate(sources) if tokens[k]}
+    per_bpb = {src: loss_sum[k] / (math.log(2) * nbytes[k]) for k, src in enumerate(sources) if nbytes[k]}
+    bpb = sum(loss_sum) / (math.log(2) * sum(nbytes)) if sum(nbytes) else None
+    return sum(loss_sum) / sum(tokens), bpb, per_loss, per_bpb
 
 
 def final_evaluation(run):
     """final_eval: the whole validation split (data.shards' all_val_windows), per source and per half
-    (dev: to choose settings on; test: to report on), logged once as a "final" record; a half's loss
-    (and bits per byte) is the mean over sources, each source weighing the same, as during training."""
-    evaluate(run, run.data.val_batches(run.c.batch_size, None, "all"))
-
-    def halves(per_source):
-        return {h: {s.split("/")[0]: v for s, v in per_source.items() if s.endswith("/" + h)} for h in ("dev", "test")}
-
-    loss, bpb = halves(run.val_by_source), halves(run.val_bpb_by_source or {})
-    mean = {h: sum(v.values()) / len(v) if v else None for h, v in {**{f"{h}_bpb": bpb[h] for h in bpb}, **loss}.items()}
+    (dev: to choose settings on; test: to report on), logged once as a "final" record. A half's loss
+    and bits per byte are means over its sources, each source weighing the same, as during training."""
+    _, _, per_loss, per_bpb = losses_by_source(run, run.data.val_batches(run.c.batch_size, None, "all"))
+    loss, bpb, mean = {}, {}, {}
+    for half in ("dev", "test"):
+        loss[half] = {s.split("/")[0]: v for s, v in per_loss.items() if s.endswith("/" + half)}
+        bpb[half] = {s.split("/")[0]: v for s, v in per_bpb.items() if s.endswith("/" + half)}
+        mean[half] = sum(loss[half].values()) / len(loss[half]) if loss[half] else None
+        mean[half + "_bpb"] = sum(bpb[half].values()) / len(bpb[half]) if bpb[half] else None
     if run.log:
         run.log.final(run.iter_num, mean["dev"], mean["test"], loss, mean["dev_bpb"], mean["test_bpb"], bpb)
 
@@ -423,9 +429,10 @@ def check_start(c):
         raise ConfigError(f"eval_only=True needs a checkpoint to evaluate, and {c.out_dir!r} has no {checkpoint.CKPT_NAME}")
     if c.init_from == "resume" and not has_ckpt:
         raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
-    if c.init_from not in ("resume", "auto") and has_ckpt and not c.eval_only:
+    if c.init_from == "scratch" and has_ckpt and not c.eval_only:
         raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
-    return ckpt_path if has_ckpt and (c.eval_only or c.init_from in ("resume", "auto")) else None
+    resumes = c.eval_only or c.init_from in ("resume", "auto") or hf_path(c.init_from)  # hf: a run started from it goes on
+    return ckpt_path if has_ckpt and resumes else None
 
 
 def refuse_oversized(cfg, rt):

@@ -39,6 +39,7 @@ OUT = os.path.join(ROOT, "results", "bench_cpu")
 NANOGPT = os.path.join(os.path.dirname(ROOT), "shared", "anchors", "nanoGPT")
 # name: (vocab, layers, heads, width): the paired study, the small-vocabulary study, a forecast size
 SHAPES = {"paired": (50304, 4, 4, 128), "small_vocab": (8192, 6, 6, 192), "v50k_d256": (50304, 4, 4, 256)}
+TOKENIZERS = {"small_vocab": "data/english_bpe8k/tokenizer.json"}  # the others: GPT-2's
 README_BLOCK = ("<!-- bench_cpu: speed -->", "<!-- /bench_cpu -->")
 
 
@@ -89,6 +90,8 @@ def measure(args):
                 "scripts.bench_train",
                 "--vocab-size",
                 str(v),
+                "--tokenizer",
+                TOKENIZERS.get(shape, "gpt2"),
                 "--n-layer",
                 str(L),
                 "--n-head",

@@ -71,6 +71,10 @@ def child_peak_rss(args, variant):
         "2",
         "--warmup",
         "1",
+        "--vocab-size",
+        str(args.vocab_size),
+        "--tokenizer",
+        args.tokenizer,
         "--n-layer",
         str(args.n_layer),
         "--n-head",
@@ -169,6 +173,7 @@ def parse_args(argv):
     )
     p.add_argument("--nanogpt", default=None, help="a nanoGPT checkout: also time its GPT (model.py) at this shape")
     p.add_argument("--vocab-size", type=int, default=50304)
+    p.add_argument("--tokenizer", default="gpt2", help="the tokenizer the Kron arms read bytes from (a tiktoken name or tokenizer.json)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument("--accum", type=int, default=1, help="micro-batches per step (train.py's gradient accumulation)")
     p.add_argument("--steps", type=int, default=12)
@@ -247,6 +252,7 @@ def build_steps(args, variants, autocast):
         else:
             model = GPT(
                 GPTConfig(
+                    tokenizer=args.tokenizer,
                     n_layer=args.n_layer,
                     n_head=args.n_head,
                     n_embd=args.n_embd,

@@ -53,12 +53,20 @@ PACK_ENTRIES = {"MANIFEST.json", "gpt2", "data", "nanogpt"}
 
 def refuse_foreign(out):
     """--out may replace an earlier pack, never anything else: a folder without MANIFEST.json, or with
-    anything a pack does not hold, is refused whole (a user's files are never deleted)."""
+    any file its manifest does not list, is refused whole (a user's files are never deleted)."""
     entries = set(os.listdir(out)) if os.path.isdir(out) and not os.path.islink(out) else None
-    if entries is None or "MANIFEST.json" not in entries or entries - PACK_ENTRIES:
-        extra = sorted(entries - PACK_ENTRIES)[:3] if entries else []
-        why = f"it holds {', '.join(extra)}" if extra else "it is not a pack this script wrote (no MANIFEST.json)"
-        raise SystemExit(f"error: --out {out} exists and {why}: choose a new folder, or remove it yourself")
+    if entries is None or "MANIFEST.json" not in entries:
+        raise SystemExit(
+            f"error: --out {out} exists and is not a pack this script wrote (no MANIFEST.json): choose a new folder, or remove it yourself"
+        )
+    manifest = read_json(os.path.join(out, "MANIFEST.json"))
+    allowed = {"MANIFEST.json"} | {f"gpt2/{n}" for n in GPT2_FILES} | {f"nanogpt/{n}" for n in NANOGPT_FILES}
+    allowed |= {f"data/{n}.xz" for n in (manifest.get("data") or {})} | {f"data/{TOKENIZER_RECORD}"}
+    held = {os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs}
+    extra = sorted(held - allowed)
+    if extra or entries - PACK_ENTRIES:
+        names = ", ".join((extra or sorted(entries - PACK_ENTRIES))[:3])
+        raise SystemExit(f"error: --out {out} exists and holds {names}, which no pack writes: choose a new folder, or remove it yourself")
 
 
 def safe_name(name, dest):
@@ -69,6 +77,20 @@ def safe_name(name, dest):
     if os.path.islink(dst) or os.path.islink(dst + ".part"):
         raise SystemExit(f"error: {dst} is a symbolic link: refusing to write through it")
     return dst
+
+
+def decompress_bounded(src, dst, limit):
+    """Decompress an .xz file, stopping with an error past `limit` bytes (its manifest's token count:
+    a small archive cannot fill the disk)."""
+    written = 0
+    with lzma.open(src, "rb") as f, open(dst, "wb") as g:
+        while block := f.read(1 << 22):
+            written += len(block)
+            if written > limit:
+                g.close()
+                os.remove(dst)
+                raise SystemExit(f"error: {src} expands past the {limit:,} bytes its manifest's token count allows")
+            g.write(block)
 
 
 def pack(data, out, nanogpt, max_mb):
@@ -122,8 +144,7 @@ def unpack(pack_dir, dest):
     for name, info in manifest["data"].items():
         dst = safe_name(name, dest)
         if not (os.path.isfile(dst) and sha256(dst) == info["sha256"]):
-            with lzma.open(os.path.join(pack_dir, "data", name + ".xz"), "rb") as f, open(dst + ".part", "wb") as g:
-                shutil.copyfileobj(f, g, 1 << 22)
+            decompress_bounded(os.path.join(pack_dir, "data", name + ".xz"), dst + ".part", 1024 + 2 * int(info["tokens"]))
             if sha256(dst + ".part") != info["sha256"]:
                 sys.exit(f"error: {name} from {pack_dir} does not match its sha256 in MANIFEST.json")
             os.replace(dst + ".part", dst)

@@ -248,12 +248,22 @@ def parse_args(argv):
 
 def check_data(data_dirs):
     """Every planned run's data is there (both splits) before anything runs, --dry-run included; a
-    missing folder names the command that prepares it."""
+    missing folder names the command that prepares it. Relative folders are the runs' own: from the
+    repository root, where train.py runs."""
     from data.shards import shard_paths
 
     for d in sorted(data_dirs):
         for split in ("train", "val"):
-            shard_paths(d, split)
+            shard_paths(os.path.join(ROOT, d), split)
+
+
+def child_env():
+    """The runs' environment: this one, with the folder this command was started in on PYTHONPATH
+    when it --import-ed a module from there (the runs start in the repository root)."""
+    env = dict(os.environ)
+    if IMPORTED:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def main(argv=None):
@@ -306,7 +316,8 @@ def execute(todo, args, extra):
                 f"{r['name']}-s{r['seed']}: log in {log.name}",
                 flush=True,
             )
-            running.append((r, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log, time.time()))
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=child_env())
+            running.append((r, proc, log, time.time()))
         time.sleep(0.5)
         for item in [i for i in running if i[1].poll() is not None]:
             r, proc, log, started = item

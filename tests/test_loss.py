@@ -69,3 +69,25 @@ def test_a_twenty_step_run_is_the_same_curve_chunked_or_not(data_dir, tmp_path):
         curves[chunk] = [r["loss"] for r in read_metrics(str(out), "train")]
     assert len(curves[0]) == 20
     assert curves[24] == pytest.approx(curves[0], rel=1e-5)  # 20 AdamW steps amplify 1e-7 differences
+
+
+def test_evaluation_takes_no_gradient_work(monkeypatch):
+    """Under no_grad the chunked path computes the loss alone: no V x d gradient buffer is made (and
+    none of the two gradient products), though its inputs require gradients."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(64, 16, generator=g).requires_grad_()
+    w = torch.randn(1000, 16, generator=g).requires_grad_()
+    t = torch.randint(0, 1000, (64,), generator=g)
+    shapes, real = [], torch.zeros
+
+    def zeros(*args, **kw):
+        shapes.append(tuple(args[0]) if args and isinstance(args[0], (tuple, torch.Size)) else args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(torch, "zeros", zeros)
+    with torch.no_grad():
+        value = linear_cross_entropy(h, w, None, t, 16)
+    assert (1000, 16) not in shapes
+    linear_cross_entropy(h, w, None, t, 16)
+    assert (1000, 16) in shapes  # with gradients on, the buffer is made: the check above can fail
+    assert value.item() == pytest.approx(linear_cross_entropy(h, w, None, t, 0).item(), rel=1e-6)

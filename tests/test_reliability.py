@@ -25,9 +25,29 @@ def test_pack_out_never_deletes_a_folder_it_did_not_write(tmp_path):
         refuse_foreign(str(mine))
     (mine / "thesis.tex").write_text("years of work")
     (mine / "MANIFEST.json").write_text("{}")
-    with pytest.raises(SystemExit, match="it holds thesis.tex"):
+    with pytest.raises(SystemExit, match="holds thesis.tex, which no pack writes"):
         refuse_foreign(str(mine))
-    assert (mine / "thesis.tex").read_text() == "years of work"
+    (mine / "thesis.tex").unlink()
+    (mine / "data").mkdir()
+    (mine / "data" / "notes.txt").write_text("mine too")  # inside a folder a pack has: still refused
+    with pytest.raises(SystemExit, match="holds data/notes.txt"):
+        refuse_foreign(str(mine))
+    assert (mine / "data" / "notes.txt").read_text() == "mine too"
+
+
+def test_unpack_stops_a_shard_that_expands_past_its_token_count(tmp_path):
+    import lzma
+
+    from scripts.pack_gpu import decompress_bounded
+
+    src = tmp_path / "x.bin.xz"
+    with lzma.open(src, "wb") as f:
+        f.write(b"\0" * 10_000)
+    with pytest.raises(SystemExit, match="expands past the 5,000 bytes"):
+        decompress_bounded(str(src), str(tmp_path / "x.bin"), 5000)
+    assert not (tmp_path / "x.bin").exists()
+    decompress_bounded(str(src), str(tmp_path / "x.bin"), 10_000)
+    assert (tmp_path / "x.bin").stat().st_size == 10_000
 
 
 @pytest.mark.parametrize("name", ["../evil.bin", "/tmp/evil.bin", "sub/evil.bin", "..", "evil.sh"])
