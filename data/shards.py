@@ -463,6 +463,28 @@ def _remaining(texts, state):
     return ((t, None, None) for t in itertools.islice(iter(texts), skip, None))  # a plain iterable: read past what is done
 
 
+def remove_half_written(out_dir, name):
+    """<name>_*.bin.tmp<pid> files whose process is gone: shards a killed preparation was writing
+    (write_shard renames only complete ones). Returns the paths removed."""
+    import re
+
+    stale = []
+    for path in glob.glob(os.path.join(glob.escape(out_dir), f"{glob.escape(name)}_*.bin.tmp*")):
+        m = re.fullmatch(r".*\.bin\.tmp(\d+)", path)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # still being written
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        os.remove(path)
+        stale.append(path)
+    return stale
+
+
 def documents_to_shards(
     texts, out_dir, name, tokenizer="gpt2", shard_tokens=100_000_000, val_tokens=None, num_proc=None, total_docs=None, max_tokens=None
 ):
@@ -484,6 +506,8 @@ def documents_to_shards(
     if state["done"]:
         print(f"{out_dir}: already prepared ({state['shard']} shards, {state['tokens']:,} tokens)")
         return state
+    for stale in remove_half_written(out_dir, name):
+        print(f"removed {stale}, a shard a killed preparation left half written")
     writer = _ShardWriter(out_dir, name, state, progress_path, shard_tokens, shard_tokens if val_tokens is None else val_tokens)
     items = _remaining(texts, state)
     positions = collections.deque()  # (before, after) of each document handed to the workers, in order

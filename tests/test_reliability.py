@@ -131,3 +131,35 @@ def test_an_export_killed_mid_write_is_cleaned_up_by_the_next(tmp_path):
     (foreign / "notes.txt").write_text("not an export's")
     assert remove_stale_exports(str(out)) == [str(dead)]
     assert live.exists() and foreign.exists() and not dead.exists()
+
+
+def test_a_preparation_killed_in_the_middle_of_a_shard_reruns_to_the_same_shards(tmp_path, monkeypatch):
+    """A kill while a shard is being written leaves <shard>.tmp<pid> half full and the progress at
+    the shard before; the rerun removes the half-written file and ends byte-identical to a clean run."""
+    from pydoc_data.topics import topics
+
+    import data.shards as shards
+
+    docs = [topics[k] for k in sorted(topics)][:40]
+    kw = dict(shard_tokens=20_000, val_tokens=5_000, num_proc=1)
+    shards.documents_to_shards(docs, str(tmp_path / "clean"), "t", **kw)
+    real, calls = shards.write_shard, []
+
+    def killed_on_the_third(path, tokens):
+        calls.append(path)
+        if len(calls) == 3:  # half of it on disk under the temp name, then the process "dies"
+            with open(f"{path}.tmp999999999", "wb") as f:
+                f.write(b"\0" * 100)
+            raise KeyboardInterrupt
+        real(path, tokens)
+
+    monkeypatch.setattr(shards, "write_shard", killed_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        shards.documents_to_shards(docs, str(tmp_path / "killed"), "t", **kw)
+    monkeypatch.setattr(shards, "write_shard", real)
+    shards.documents_to_shards(docs, str(tmp_path / "killed"), "t", **kw)
+    clean = sorted(p.name for p in (tmp_path / "clean").glob("t_*.bin"))
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir() if "tmp" in p.name) == []
+    assert clean == sorted(p.name for p in (tmp_path / "killed").glob("t_*.bin")) and len(clean) >= 4
+    for name in clean:
+        assert (tmp_path / "clean" / name).read_bytes() == (tmp_path / "killed" / name).read_bytes()
