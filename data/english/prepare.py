@@ -255,7 +255,7 @@ def choose_tokenizer(args, train_docs):
     return path
 
 
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out-dir", default=HERE)
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
@@ -280,9 +280,14 @@ def main(argv=None):
         from tokenizer import get_tokenizer
 
         get_tokenizer(args.tokenizer)  # an unknown or unreadable tokenizer fails before anything is fetched
+    return args
+
+
+def gather(sources, val_percent):
+    """(training documents, {source: held-out documents}, {source: counts}, {source: why it failed}):
+    every source fetched, deduplicated across sources, and split."""
     seen, train_docs, val_docs, report, failed = set(), [], {}, {}, {}
-    os.makedirs(args.out_dir, exist_ok=True)
-    for name in args.sources:
+    for name in sources:
         fetch, licence = SOURCES[name]
         with tempfile.TemporaryDirectory() as work:
             try:
@@ -297,7 +302,7 @@ def main(argv=None):
             if d.strip() and h not in seen:
                 seen.add(h)
                 unique.append(d)
-        train, val_docs[name] = split(unique, args.val_percent)
+        train, val_docs[name] = split(unique, val_percent)
         train_docs += train
         report[name] = {
             "licence": licence,
@@ -309,6 +314,13 @@ def main(argv=None):
         print(
             f"{name}: {len(unique):,} documents ({len(docs) - len(unique)} duplicates dropped), {len(val_docs[name])} held out", flush=True
         )
+    return train_docs, val_docs, report, failed
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    train_docs, val_docs, report, failed = gather(args.sources, args.val_percent)
     if not report:
         sys.exit("error: no source could be prepared: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     tokenizer = choose_tokenizer(args, train_docs)
