@@ -177,43 +177,50 @@ def representations(m, chunk=2048):
 
 
 def run(models, out_dir):
-    result = {"k": K, "models": {}}
-    for m in models:
-        reps = representations(m)
-        present = [d for d in DEPTHS if d in reps]
-        spaces = {d: centred(reps[d]) for d in present}
-        res = {"depths": present, "per_family": {}, "neighbours": {}, "skipped_probes": [], "centred_mean_norm": {}, "random_pair_cos": {}}
-        g = torch.Generator().manual_seed(0)
-        a, b = (torch.randint(0, m.tok.n_vocab, (2000,), generator=g) for _ in range(2))
-        for d in present:
-            res["centred_mean_norm"][d] = spaces[d].norm(dim=1).mean().item()
-            res["random_pair_cos"][d] = F.cosine_similarity(spaces[d][a], spaces[d][b], dim=1).mean().item()
-        for fam, (probes, root, family) in tqdm(FAMILIES.items(), desc=f"layered {m.label}", disable=None):
-            per_depth = {d: [] for d in present}
-            for p in probes:
-                i = single_token_id(m.tok, p)
-                if i is None:
-                    i = single_token_id(m.tok, " " + p)
-                    if i is not None:
-                        res.setdefault("probe_forms", {})[p] = " " + p
-                if i is None:
-                    res["skipped_probes"].append(p)
-                    continue
-                for d in present:
-                    strs = [
-                        m.tok.token_bytes(j).decode("utf-8", errors="replace")
-                        for j in topk_neighbours(spaces[d], spaces[d][i], K, exclude=[i])[0]
-                    ]
-                    per_depth[d].append(scores(strs, p, root, family))
-                    res["neighbours"].setdefault(p, {})[d] = strs
-            res["per_family"][fam] = {
-                d: {key: sum(s[key] for s in v) / len(v) for key in "LMS"} if v else None for d, v in per_depth.items()
-            }
-        res["overall"] = {}
-        for d in present:
-            vals = [f[d] for f in res["per_family"].values() if f[d]]
-            res["overall"][d] = {key: sum(v[key] for v in vals) / len(vals) for key in "LMS"} if vals else None
-        result["models"][m.label] = {"arm": m.arm, "checkpoint": m.path, **res}
+    result = {"k": K, "models": {m.label: {"arm": m.arm, "checkpoint": m.path, **measure(m)} for m in models}}
+    write_outputs(out_dir, "layered", result, summary_md(result))
+    plot(result, os.path.join(out_dir, "layered.png"))
+    return result
+
+
+def measure(m):
+    """One model's neighbour scores per family and depth, and its spaces' norms."""
+    reps = representations(m)
+    present = [d for d in DEPTHS if d in reps]
+    spaces = {d: centred(reps[d]) for d in present}
+    res = {"depths": present, "per_family": {}, "neighbours": {}, "skipped_probes": [], "centred_mean_norm": {}, "random_pair_cos": {}}
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randint(0, m.tok.n_vocab, (2000,), generator=g) for _ in range(2))
+    for d in present:
+        res["centred_mean_norm"][d] = spaces[d].norm(dim=1).mean().item()
+        res["random_pair_cos"][d] = F.cosine_similarity(spaces[d][a], spaces[d][b], dim=1).mean().item()
+    for fam, (probes, root, family) in tqdm(FAMILIES.items(), desc=f"layered {m.label}", disable=None):
+        per_depth = {d: [] for d in present}
+        for p in probes:
+            i = single_token_id(m.tok, p)
+            if i is None:
+                i = single_token_id(m.tok, " " + p)
+                if i is not None:
+                    res.setdefault("probe_forms", {})[p] = " " + p
+            if i is None:
+                res["skipped_probes"].append(p)
+                continue
+            for d in present:
+                strs = [
+                    m.tok.token_bytes(j).decode("utf-8", errors="replace")
+                    for j in topk_neighbours(spaces[d], spaces[d][i], K, exclude=[i])[0]
+                ]
+                per_depth[d].append(scores(strs, p, root, family))
+                res["neighbours"].setdefault(p, {})[d] = strs
+        res["per_family"][fam] = {d: {key: sum(s[key] for s in v) / len(v) for key in "LMS"} if v else None for d, v in per_depth.items()}
+    res["overall"] = {}
+    for d in present:
+        vals = [f[d] for f in res["per_family"].values() if f[d]]
+        res["overall"][d] = {key: sum(v[key] for v in vals) / len(vals) for key in "LMS"} if vals else None
+    return res
+
+
+def summary_md(result):
     md = ["# Layered neighbour probe (top-10, mean-centred spaces)\n"]
     rows = []
     for lab, r in result["models"].items():
@@ -240,9 +247,7 @@ def run(models, out_dir):
                 f"\n{lab} `run` neighbours: "
                 + "; ".join(f"{d}: {', '.join(repr(s) for s in v[:6])}" for d, v in r["neighbours"]["run"].items())
             )
-    write_outputs(out_dir, "layered", result, "\n".join(md))
-    plot(result, os.path.join(out_dir, "layered.png"))
-    return result
+    return "\n".join(md)
 
 
 def plot(result, path):
