@@ -92,7 +92,7 @@ def load_hf_into(model, folder):
     """Copy a Hugging Face GPT-2 folder's weights into `model` (built with shape_settings(folder)),
     each checked (finite floats only); returns the model."""
     state = model_state({"model": our_state(read_weights(folder))}, f"init_from=hf:{folder}")
-    if model.config.embedding == "bpe_tied":  # one matrix for both ends: the input table's
+    if model.lm_head.tied:  # one matrix for both ends: the input table's
         state["lm_head.weight"] = state["transformer.wte.weight"]
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -162,7 +162,7 @@ def param_table_markdown(g, v):
         "|---|---|---|---|---|",
     ]
     for r in g:
-        head = "tied" if r["arm"] == "bpe_tied" else f"{r['output_head']:,}"
+        head = "tied" if r["output_head"] == 0 else f"{r['output_head']:,}"
         md.append(f"| {r['arm']} | {r['input']:,} | {head} | {r['body']:,} | {r['total']:,} |")
     md += [
         "\nInput side at pos_dim 32 (D 8,192) for larger vocabularies (body not counted):\n",
