@@ -247,6 +247,46 @@ def render():
     return "\n".join(lines) + "\n"
 
 
+def render_summary():
+    """The README's short version: per shape and dtype, over every arm, the chunked loss against the
+    plain one (time and peak memory, lowest to highest), and nanoGPT's GPT against bpe_tied@0."""
+    ceil = read_json(os.path.join(OUT, "ceiling.json"))
+    lines = [
+        f"{ceil['cpu']}, 1 thread, torch {ceil['torch']}, {ceil['date']}, two cells measured at a time (one per core); "
+        f"batch 16 x 256 tokens; every arm (`results/bench_cpu/README.md` has each one, the matmul ceiling and the "
+        f"allocator setting; `python -m scripts.bench_cpu` measures them again, `--render` rebuilds the tables).",
+        "",
+        "| shape | dtype | plain step (ms) | chunked / plain time | peak GB, plain | peak GB, chunked | nanoGPT / bpe_tied@0 time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for shape, dtype, keep in cells(SHAPES):
+        path = cell_path(shape, dtype, keep)
+        if not keep or not os.path.exists(path):
+            continue
+        res = read_json(path)["results"]
+        arms = sorted({n.split("@")[0] for n in res if "@" in n})
+        plain = [res[f"{a}@0"] for a in arms]
+        chunked = [res[f"{a}@{GPTConfig.loss_chunk}"] for a in arms]
+        ratio = sorted(c["median_ms"] / p["median_ms"] for c, p in zip(chunked, plain))
+        v, L, _, d = SHAPES[shape]
+
+        def span(values, fmt):
+            return f"{fmt.format(min(values))}-{fmt.format(max(values))}"
+
+        nano = f"{res['nanogpt']['median_ms'] / res['bpe_tied@0']['median_ms']:.2f}x" if "nanogpt" in res else "-"
+        lines.append(
+            f"| V {v:,} {L}L d{d} | {dtype} | {span([p['median_ms'] for p in plain], '{:.0f}')} | {span(ratio, '{:.2f}')}x | "
+            f"{span([p['peak_mem_bytes'] / 2**30 for p in plain], '{:.1f}')} | "
+            f"{span([c['peak_mem_bytes'] / 2**30 for c in chunked], '{:.1f}')} | {nano} |"
+        )
+    peak_path = os.path.join(OUT, "train_peak.json")
+    if os.path.exists(peak_path):
+        tp = read_json(peak_path)
+        got = ", ".join(f"`loss_chunk={k.split('@')[1]}` {v['peak_rss_bytes'] / 2**30:.2f} GB" for k, v in tp["results"].items())
+        lines += ["", f"train.py itself on `{tp['config']}` ({tp['steps']} steps with evaluations, bpe_tied), peak resident memory: {got}."]
+    return "\n".join(lines) + "\n"
+
+
 def write_rendered(text):
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write("# CPU speed and memory\n\n" + text)
@@ -257,7 +297,7 @@ def write_rendered(text):
         raise SystemExit(f"error: README.md has no {start} ... {end} block to write the speed table into")
     head, rest = body.split(start, 1)
     with open(readme, "w") as f:
-        f.write(head + start + "\n" + text + end + rest.split(end, 1)[1])
+        f.write(head + start + "\n" + render_summary() + end + rest.split(end, 1)[1])
 
 
 def main(argv=None):

@@ -1,8 +1,11 @@
 """scripts/bench_train.py and bench_embed.py: training's precision, --steps 1, Dynamo's limit, refused flags."""
 
 import json
+import os
 
 import pytest
+
+from tests.conftest import ROOT
 
 
 def test_benchmarks_use_trainings_precision_and_steps_1_works(tmp_path, monkeypatch):
@@ -151,3 +154,14 @@ def test_each_variant_is_timed_at_its_own_loss_chunk():
     assert [split_variant(n, args.loss_chunks) for n in variant_names(args)] == [("kron", 0), ("kron", 512)]
     alone = parse_args(["--arms", "kron", "--loss-chunks", "512", "--device", "cpu"])
     assert [split_variant(n, alone.loss_chunks) for n in variant_names(alone)] == [("kron", 512)]
+
+
+def test_the_speed_tables_are_rendered_from_the_kept_json():
+    """The README's speed block and results/bench_cpu/README.md are what scripts.bench_cpu renders
+    from the kept JSON: no number in them is typed by hand."""
+    from scripts.bench_cpu import OUT, README_BLOCK, render, render_summary
+
+    start, end = README_BLOCK
+    body = open(os.path.join(ROOT, "README.md")).read()
+    assert body.split(start, 1)[1].split(end, 1)[0] == "\n" + render_summary()
+    assert open(os.path.join(OUT, "README.md")).read() == "# CPU speed and memory\n\n" + render()
