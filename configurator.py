@@ -19,10 +19,10 @@ from typing import Optional
 
 from arms import CONTROLS
 from checks import is_int, is_number, is_positive
-from data.shards import VAL_SAMPLES
 from errors import UserError
 from model import GPTConfig
 from runtime import DTYPES
+from shards import VAL_SAMPLES
 from tokenizer import BYTE_SOURCES
 
 

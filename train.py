@@ -28,12 +28,12 @@ import torch
 
 import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
-from data.shards import TokenData, data_fingerprint
 from errors import run_cli
 from hf_import import hf_path, load_hf_into, shape_settings
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
 from runlog import RunLock, RunLogger
 from runtime import Runtime
+from shards import TokenData, data_fingerprint
 from step import TrainStep
 from tokenizer import text_byte_counts
 
@@ -273,7 +273,7 @@ def losses_by_source(run, batches):
 
 
 def final_evaluation(run):
-    """final_eval: the whole validation split (data.shards' all_val_windows), per source and per half
+    """final_eval: the whole validation split (shards' all_val_windows), per source and per half
     (dev: to choose settings on; test: to report on), logged once as a "final" record. A half's loss
     and bits per byte are means over its sources, each source weighing the same, as during training."""
     _, _, per_loss, per_bpb = losses_by_source(run, run.data.val_batches(run.c.batch_size, None, "all"))

@@ -29,9 +29,9 @@ import os
 import shutil
 import sys
 
-from data.shards import TOKENIZER_RECORD, read_shard
 from errors import run_cli
 from runlog import read_json
+from shards import TOKENIZER_RECORD, read_shard
 from tokenizer import GPT2_FILES, offline_gpt2_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -113,7 +113,7 @@ def kept_complete(run, keep_dir, want):
 def fingerprint_of(data_dir):
     """data_fingerprint reads every shard to count its tokens: once per folder per invocation (main()
     clears it), not once per planned run and again per run folder."""
-    from data.shards import data_fingerprint
+    from shards import data_fingerprint
 
     return data_fingerprint(data_dir)
 
@@ -250,7 +250,7 @@ def check_data(data_dirs):
     """Every planned run's data is there (both splits) before anything runs, --dry-run included; a
     missing folder names the command that prepares it. Relative folders are the runs' own: from the
     repository root, where train.py runs."""
-    from data.shards import shard_paths
+    from shards import shard_paths
 
     for d in sorted(data_dirs):
         for split in ("train", "val"):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import train
-from data.shards import documents_to_shards
 from model import GPT, GPTConfig
+from shards import documents_to_shards
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "fineweb_edu_sample.jsonl")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import train
-from data.shards import TokenData
 from runlog import read_metrics
+from shards import TokenData
 from tests.conftest import tiny
 from tokenizer import get_tokenizer, text_byte_counts
 

@@ -107,7 +107,7 @@ def test_the_hybrid_input_is_the_code_plus_the_scaled_table():
 
 
 def test_the_final_evaluation_reads_every_validation_window_once_in_two_halves(data_dir, tmp_path):
-    from data.shards import TokenData
+    from shards import TokenData
 
     data = TokenData(data_dir, 32, 50304, "gpt2")
     windows = data.val_batches(4, None, "all")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data.english import prepare
-from data.shards import read_shard
+from shards import read_shard
 from tests.conftest import FIXTURE, run
 from tokenizer import get_tokenizer
 
@@ -54,7 +54,7 @@ def test_prepare_small_local_corpus_warns_and_writes_a_train_shard(tmp_path):
     assert r.returncode == 0, r.stderr
     assert re.search(r"warning: the documents hold only [\d,]+ tokens, fewer than val_tokens=100,000,000", r.stderr)
     assert glob.glob(str(tmp_path / "*_train_*.bin")) and glob.glob(str(tmp_path / "*_val_*.bin"))
-    from data.shards import TokenData
+    from shards import TokenData
 
     assert TokenData(str(tmp_path), 32, 50304).n_train_tokens > 9 * TokenData(str(tmp_path), 32, 50304).n_val_tokens
 

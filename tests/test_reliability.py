@@ -100,7 +100,7 @@ def test_weights_are_checked_before_any_tool_uses_them(tiny_checkpoints, tmp_pat
 
 
 def test_a_nanogpt_bin_of_text_is_named_and_a_folder_of_both_formats_refused(tmp_path):
-    from data.shards import ShardError, read_nanogpt_bin, shard_paths
+    from shards import ShardError, read_nanogpt_bin, shard_paths
 
     text = (b"The quick brown fox jumps over the lazy dog.\n" * 200)[:8000]
     (tmp_path / "train.bin").write_bytes(text)
@@ -138,7 +138,7 @@ def test_a_preparation_killed_in_the_middle_of_a_shard_reruns_to_the_same_shards
     the shard before; the rerun removes the half-written file and ends byte-identical to a clean run."""
     from pydoc_data.topics import topics
 
-    import data.shards as shards
+    import shards
 
     docs = [topics[k] for k in sorted(topics)][:40]
     kw = dict(shard_tokens=20_000, val_tokens=5_000, num_proc=1)

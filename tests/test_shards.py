@@ -1,4 +1,4 @@
-"""data/shards.py: batches, shards written and resumed exactly, nanoGPT's raw uint16 train.bin / val.bin
+"""shards.py: batches, shards written and resumed exactly, nanoGPT's raw uint16 train.bin / val.bin
 as they are, and a clear error for a missing, corrupt or foreign shard."""
 
 import glob
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import train
-from data.shards import ShardError, TokenData, documents_to_shards, read_shard, shard_paths, write_shard
 from runlog import read_metrics
+from shards import ShardError, TokenData, documents_to_shards, read_shard, shard_paths, write_shard
 from tests.conftest import FIXTURE, tiny, tiny_config
 
 
@@ -107,7 +107,7 @@ def test_shards_from_another_tokenizer_are_refused_naming_both(data_dir, tmp_pat
     300-token tokenizer.json must not train on them."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    from data.shards import ShardError
+    from shards import ShardError
 
     hf = Tokenizer(models.BPE(unk_token="[UNK]"))
     hf.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -157,7 +157,7 @@ def test_prepare_from_a_stream_resumes_its_position_without_rereading(tmp_path):
     """FineWeb-Edu preparation killed mid-way resumes from the saved stream position (datasets'
     state_dict), reads only what was not done, and writes the same shards byte for byte."""
     from data.fineweb_edu.prepare import load_documents
-    from data.shards import Stream
+    from shards import Stream
 
     n_docs = sum(1 for _ in open(FIXTURE))
     read = []

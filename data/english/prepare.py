@@ -51,8 +51,8 @@ import zipfile
 import numpy as np
 
 from data import fetch
-from data.shards import data_fingerprint, record_tokenizer, write_shard
 from errors import run_cli
+from shards import data_fingerprint, record_tokenizer, write_shard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FETCHED = {}  # package -> the version fetched (Debian's are not pinned: the archive moves), for corpus.json
@@ -207,7 +207,7 @@ def split(docs, val_percent=1):
 def encode(docs, num_proc, tokenizer="gpt2"):
     from multiprocessing import Pool
 
-    from data.shards import _encode_document
+    from shards import _encode_document
 
     jobs = [(tokenizer, d) for d in docs]
     if num_proc > 1:

@@ -8,7 +8,7 @@ Reads HuggingFaceFW/fineweb-edu through `datasets` (streaming, so no full downlo
 first), or local parquet/jsonl files of the same schema with --data-files (the same code path; only
 the `text` column is used). Tokenises with tiktoken GPT-2 in parallel processes, EOT before each
 document, into shards of 100M uint16 tokens in the llm.c format; the first shard is validation.
-An interrupted run resumes where its last completed shard ended (see data/shards.py).
+An interrupted run resumes where its last completed shard ended (see shards.py).
 
 Pre-tokenised shards in the same format (e.g. the hub's kjj0/finewebedu10B-gpt2) can be dropped into
 a folder as they are: train.py reads any *_val_*.bin / *_train_*.bin files with the 20240520 header.
@@ -27,8 +27,8 @@ import glob
 import os
 import sys
 
-from data.shards import ShardError, Stream, documents_to_shards
 from errors import UserError, run_cli
+from shards import ShardError, Stream, documents_to_shards
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

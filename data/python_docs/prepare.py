@@ -27,8 +27,8 @@ import os
 import tempfile
 
 from data import fetch
-from data.shards import data_fingerprint, documents_to_shards
 from errors import run_cli
+from shards import data_fingerprint, documents_to_shards
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE = fetch.PYTHON_DOCS

@@ -21,8 +21,8 @@ if not __package__:  # run as a file: run as the module named below, its clone's
 import argparse
 import os
 
-from data.shards import documents_to_shards
 from errors import run_cli
+from shards import documents_to_shards
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -190,7 +190,7 @@ def prepare_command(data_dir):
     """The command that prepares a data folder, for error messages: data/<name>/prepare.py when the
     folder is one of this repository's corpora, else where to look."""
     name = os.path.basename(os.path.normpath(data_dir))
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
     if os.path.isfile(os.path.join(here, name, "prepare.py")):
         return f"python -m data.{name}.prepare"
     return f"the command in the comments of the config that names {data_dir} (e.g. python -m data.english.prepare --out-dir {data_dir})"
