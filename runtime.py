@@ -10,6 +10,7 @@ import os
 import sys
 from contextlib import nullcontext
 
+import numpy as np
 import torch
 
 from errors import UserError
@@ -50,6 +51,29 @@ def keep_freed_memory():
             libc.mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: do not give the heap back
         except OSError:
             pass
+
+
+def machine_facts():
+    """What a run's numbers may depend on beyond its settings: the CPU model and the instruction set
+    torch's CPU kernels chose, the thread count and library versions. Losses are identical where all
+    of these are (tests/test_train.py); matmul kernels differ by instruction set, so elsewhere they
+    may differ in the last digits."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
 
 
 def use_fast_matmul(device_type):

@@ -32,7 +32,7 @@ from errors import run_cli
 from hf_import import hf_path, load_hf_into, shape_settings
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
 from runlog import RunLock, RunLogger
-from runtime import Runtime
+from runtime import Runtime, machine_facts
 from shards import TokenData, data_fingerprint
 from step import TrainStep
 from tokenizer import text_byte_counts
@@ -165,6 +165,7 @@ def setup(run):
             n_train_tokens=run.data.n_train_tokens,
             n_val_tokens=run.data.n_val_tokens,
             data=data_fingerprint(c.data_dir, {"train_tokens": run.data.n_train_tokens, "val_tokens": run.data.n_val_tokens}),
+            machine=machine_facts(),
         )
     run.peak_flops = c.peak_flops or gpu_peak_flops(rt)
     run.step = TrainStep(rt.wrap(run.model, c.compile), run.optimizer, run.accum, c.grad_clip, rt.autocast, rt.scaler, ddp=rt.data_parallel)

@@ -343,3 +343,23 @@ def test_user_errors_end_in_one_line_and_debug_shows_the_traceback(data_dir, fin
     assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:") and "is another run (block_size" in lines[0]
     r = subprocess.run(cmd + ["--eval_only=False", "--debug"], cwd=root, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 1 and "Traceback" in r.stderr and "ConfigError" in r.stderr
+
+
+def test_the_same_run_twice_is_identical_even_beside_a_cpu_bound_process(data_dir, tmp_path):
+    """What reproduces exactly: the same settings on the same CPU, thread count and libraries give the
+    same losses to the last digit, whatever else the machine is doing; the log records those facts."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        curves = []
+        for name in ("alone", "busy"):
+            if name == "alone":
+                busy.send_signal(signal.SIGSTOP)
+            else:
+                busy.send_signal(signal.SIGCONT)
+            train.train(tiny(data_dir, tmp_path / name, embedding="bpe_tied", max_iters=6, eval_interval=3, lr_decay_iters=6))
+            curves.append([r["loss"] for r in read_metrics(str(tmp_path / name), "train")])
+    finally:
+        busy.kill()
+    assert curves[0] == curves[1] and len(curves[0]) == 6
+    facts = read_metrics(str(tmp_path / "busy"), "config")[0]["machine"]
+    assert facts["cpu"] and facts["cpu_capability"] and facts["torch"] == torch.__version__
