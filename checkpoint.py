@@ -172,16 +172,12 @@ def config_of(path, ckpt):
             f"module {module!r}: pass --import {module} (run from the folder that holds it, or put "
             f"that folder on PYTHONPATH)"
         )
-    from configurator import RANGES
+    from configurator import out_of_range
 
-    for key, (ok, expected) in RANGES.items():  # the model's settings, in the ranges a config would be held to
-        if key in args and key in {f.name for f in fields(GPTConfig)}:
-            try:
-                good = ok(args[key])
-            except (TypeError, AttributeError):
-                good = False
-            if not good:
-                raise CheckpointError(f"{path}: model_args {key} = {str(args[key])[:80]!r}, expected {expected}")
+    model_fields = {f.name for f in fields(GPTConfig)}  # the model's settings, held to a config's ranges
+    bad = out_of_range({k: v for k, v in args.items() if k in model_fields})
+    if bad:
+        raise CheckpointError(f"{path}: model_args {bad[0]} = {str(bad[1])[:80]!r}, expected {bad[2]}")
     try:
         cfg = GPTConfig.from_dict(args)
     except (TypeError, ValueError, KeyError) as e:

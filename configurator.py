@@ -175,18 +175,25 @@ def _check_type(key, value, defaults, where):
     )
 
 
-def validate(cfg):
-    """Every setting in its range, and the few that depend on each other; returns cfg."""
+def out_of_range(settings):
+    """(key, value, what is expected) of the first setting in `settings` outside its RANGES entry, or None."""
     for key, (ok, expected) in RANGES.items():
-        if key not in cfg:
+        if key not in settings:
             continue
-        value = cfg[key]
         try:
-            good = ok(value)
+            good = ok(settings[key])
         except (TypeError, AttributeError):  # None or a wrong type where a number or string belongs
             good = False
         if not good:
-            raise ConfigError(f"config key {key!r} = {value!r}: expected {expected}")
+            return key, settings[key], expected
+    return None
+
+
+def validate(cfg):
+    """Every setting in its range, and the few that depend on each other; returns cfg."""
+    bad = out_of_range(cfg)
+    if bad:
+        raise ConfigError(f"config key {bad[0]!r} = {bad[1]!r}: expected {bad[2]}")
     if cfg["hellaswag_interval"] is not None and not cfg["hellaswag_path"]:
         raise ConfigError(
             f"config key 'hellaswag_interval' = {cfg['hellaswag_interval']}: needs hellaswag_path, the official "

@@ -194,6 +194,14 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+def kept_cells():
+    """(shape, dtype, results) of every cell measured with the allocator setting on and kept."""
+    for shape, dtype, keep in cells(SHAPES):
+        path = cell_path(shape, dtype, keep)
+        if keep and os.path.exists(path):
+            yield shape, dtype, read_json(path)["results"]
+
+
 def render():
     """Markdown of the kept cells: per shape and dtype, each variant's step time, tokens/s, GFLOP/s
     (and % of the matmul ceiling) and peak RSS, allocator on; then the allocator's effect."""
@@ -209,11 +217,7 @@ def render():
         "| shape | dtype | variant | step ms | tokens/s | GFLOP/s (% of ceiling) | peak RSS GB | vs plain |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for shape, dtype, keep in cells(SHAPES):
-        path = cell_path(shape, dtype, keep)
-        if not keep or not os.path.exists(path):
-            continue
-        res = read_json(path)["results"]
+    for shape, dtype, res in kept_cells():
         v, L, _, d = SHAPES[shape]
         for name, r in res.items():
             plain = res.get("bpe_tied@0" if name == "nanogpt" else name.split("@")[0] + "@0")  # nanoGPT: the same model
@@ -259,11 +263,7 @@ def render_summary():
         "| shape | dtype | plain step (ms) | chunked / plain time | peak GB, plain | peak GB, chunked | nanoGPT / bpe_tied@0 time |",
         "|---|---|---|---|---|---|---|",
     ]
-    for shape, dtype, keep in cells(SHAPES):
-        path = cell_path(shape, dtype, keep)
-        if not keep or not os.path.exists(path):
-            continue
-        res = read_json(path)["results"]
+    for shape, dtype, res in kept_cells():
         arms = sorted({n.split("@")[0] for n in res if "@" in n})
         plain = [res[f"{a}@0"] for a in arms]
         chunked = [res[f"{a}@{GPTConfig.loss_chunk}"] for a in arms]
