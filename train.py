@@ -245,6 +245,7 @@ def evaluate(run, batches=None):
     return loss
 
 
+@torch.no_grad()  # final_evaluation calls it too: a graph kept over every window took 19 GB
 def losses_by_source(run, batches):
     """(loss per token, bits per byte, {source: loss}, {source: bits per byte}) over the batches.
     Bits per byte: the loss summed over tokens / (ln 2 * the UTF-8 bytes those tokens stand for),

@@ -43,3 +43,31 @@ def test_the_logged_bits_per_byte_are_the_hand_computed_ones(data_dir, tmp_path)
     nbytes = sum(int(counts[y].sum()) for _, y, _ in batches)
     assert last["val_bpb"] == pytest.approx(last["val_loss"] * tokens / (math.log(2) * nbytes), rel=1e-9)
     assert 0 < np.mean([counts[y].mean() for _, y, _ in batches]) < 10  # a few bytes per GPT-2 token
+
+
+def test_validation_keeps_no_autograd_graph_whatever_calls_it():
+    """losses_by_source runs under no_grad for every caller: final_evaluation called it with gradients
+    on, and a graph kept over every validation window of a study run reached 19 GB (killed by the OOM
+    killer). Same numbers either way (the graph changes memory, not values)."""
+    import contextlib
+    import types
+
+    import torch
+
+    modes = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x, y):
+            modes.append(torch.is_grad_enabled())
+            return None, self.w * 2.0
+
+    rt = types.SimpleNamespace(device="cpu", world=1, rank=0, autocast=contextlib.nullcontext(), to_device=torch.from_numpy)
+    rt.all_reduce = list
+    run = types.SimpleNamespace(model=Probe(), rt=rt, c=types.SimpleNamespace(tokenizer="gpt2", vocab_size=50304))
+    batches = [(np.zeros((2, 4), np.int64), np.full((2, 4), 15496, np.int64), "src")]  # "Hello": 5 bytes a token
+    loss, bpb, _, _ = train.losses_by_source(run, batches)
+    assert modes == [False] and loss == 2.0 and bpb == pytest.approx(2.0 / (5 * np.log(2)))
