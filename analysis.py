@@ -26,7 +26,7 @@ import statistics
 import numpy as np
 
 from runlog import read_json, read_metrics, series_from_evals
-from stats import holm, mcnemar, mean_std, sign_test, t_interval95
+from stats import holm, mcnemar, mean_std, sign_test, t_interval95, t_test_p
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 
@@ -328,7 +328,7 @@ def gpt2_rows(pos_dims=(16, 32)):
     from model import GPT, GPTConfig
 
     rows = []
-    for arm in ("bpe_tied", "bpe_untied", "kron", "kron_tied"):
+    for arm in ("bpe_tied", "bpe_untied", "kron", "kron_tied", "bpe_lowrank", "hybrid"):
         for pd in pos_dims if arm == "kron" else (16,) if arm == "kron_tied" else (None,):
             cfg = GPTConfig(embedding=arm, kron_pos_dim=pd or 16)
             with torch.device("meta"):  # counts need shapes only: no memory, no init
@@ -486,3 +486,18 @@ def per_prompt(ref, other, seeds, value):
         "lower_per_seed": [sum(b[p] < a[p] for p in prompts) for a, b in per_seed],
         "higher_per_seed": [sum(b[p] > a[p] for p in prompts) for a, b in per_seed],
     }
+
+
+def table_verdicts(cells, conclude_at):
+    """The question × study table as one family: each cell (a contrast dict, or None) gets the paired
+    t-test's p over its seeds' gaps, Holm's p over every cell with conclude_at seeds or more, and a
+    verdict: '+' (the gap is positive after Holm: the second group better), '-', '?' (not resolved
+    after Holm), or 'open' (fewer seeds: never a finding). Returns {key: cell with p, p_holm, verdict}."""
+    out = {k: dict(c, p=t_test_p(c["per_seed"].values())) for k, c in cells.items() if c}
+    family = [k for k, c in out.items() if len(c["seeds"]) >= conclude_at]
+    for k, p in zip(family, holm([out[k]["p"] for k in family])):
+        out[k]["p_holm"] = p
+    for c in out.values():
+        p = c.get("p_holm")
+        c["verdict"] = "open" if p is None else "?" if p >= 0.05 else "+" if c["gap_mean"] > 0 else "-"
+    return out

@@ -5,7 +5,9 @@ scripts/make_results.py calls them directly to build RESULTS.md.
 """
 
 import json
+import math
 import os
+import re
 
 import numpy as np
 
@@ -205,3 +207,120 @@ def evidence_figure(rows, columns, path, conclude_at):
         for name, cmp in columns
     ]
     return plot_forest([label for label, _ in rows], series, path, xlabel="gap (nats) with its 95 % CI; > 0: the second group is better")
+
+
+# ---- filling a hand-written document: words by a person, numbers from the data ----
+
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}|]+?)\s*(?:\|\s*([^{}]+?)\s*)?\}\}")
+
+
+class Value:
+    """A number as a document quotes it: its text, and what a placeholder may check against it: `value`
+    (a plain number, for `>x` / `<x`) or `verdict` ('+', '-' or '?', a gap's sign once resolved)."""
+
+    def __init__(self, text, value=None, verdict=None):
+        self.text, self.value, self.verdict = text, value, verdict
+
+
+def check(key, v, claim):
+    """None when the data still says what the sentence claims, else why not. Claims: '+' / '-' (the
+    gap is resolved in that direction), '?' (it is not resolved), '>x' / '<x' (the number's side of x)."""
+    if claim in ("+", "-", "?"):
+        ok = v.verdict == claim
+        said = {"+": "a resolved positive gap", "-": "a resolved negative gap", "?": "no resolved gap"}[claim]
+        return None if ok else f"{{{{{key}|{claim}}}}} claims {said}, the data says {v.text} ({v.verdict})"
+    if claim[:1] in "<>" and v.value is not None:
+        bound = float(claim[1:])
+        ok = v.value > bound if claim[0] == ">" else v.value < bound
+        return None if ok else f"{{{{{key}|{claim}}}}}: the data says {v.value:.4g}"
+    return f"{{{{{key}|{claim}}}}}: unknown claim (expected +, -, ?, >x or <x)"
+
+
+def fill(template, values, where="template"):
+    """The template with every {{key}} or {{key|claim}} replaced by values[key].text; refused, naming
+    each, when a key is unknown or a claim no longer holds (so a finding cannot outlive its data)."""
+    problems = []
+
+    def one(m):
+        key, claim = m.group(1), m.group(2)
+        if key not in values:
+            problems.append(f"{{{{{key}}}}}: no such value")
+            return m.group(0)
+        v = values[key]
+        v = v if isinstance(v, Value) else Value(str(v))
+        if claim and (why := check(key, v, claim)):
+            problems.append(why)
+        return v.text
+
+    out = PLACEHOLDER.sub(one, template)
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return out
+
+
+def hand_typed_numbers(template):
+    """Decimal numbers written into the template's prose outside placeholders (e.g. '0.083'), which no
+    test would ever check against data; the paper's own figures are quoted from a {{paper.*}} value."""
+    prose = PLACEHOLDER.sub("", re.sub(r"`[^`]*`", "", template))
+    return re.findall(r"(?<![\w.])[+\-−]?\d+\.\d+", prose)
+
+
+# ---- per-study detail tables (each study's README) ----
+
+
+def drift_markdown(drift):
+    """analysis.input_drift as a table: each group's own scale metric and the produced embeddings' RMS
+    and row norm, final / initial, mean over seeds."""
+    lines = [
+        "| group | seeds | its layer's metric | metric final / initial | embeddings' RMS final / initial "
+        "| embeddings' mean row norm final / initial |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g, (k, r, e, n, seeds) in drift.items():
+        lines.append(f"| {g} | {seeds} | {k} | {r:.3f} | {e:.3f} | {'—' if math.isnan(n) else f'{n:.3f}'} |")
+    return "\n".join(lines)
+
+
+def fmt_p(p):
+    """Two significant digits below 0.01, three above (so 0.0502 never reads as 0.05)."""
+    return "—" if p is None else f"{p:.2g}" if p < 0.01 else f"{p:.3g}"
+
+
+def robustness_markdown(r):
+    """analysis.robustness_over_seeds as two tables: per group, top-1 survival and mean KL with 95 %
+    t-intervals over seeds beside the unrelated-prompt baseline; per contrast, the per-seed difference
+    and the per-prompt sign tests (Holm over the table's tests)."""
+    from stats import mean_std, t_interval95
+
+    def ci(iv):
+        return f"[{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "—"
+
+    lines = [
+        f"`probes/robustness.py` on each seed's final checkpoints ({' or '.join(map(str, r['pairs']))} typo pairs; "
+        f"seeds {', '.join(map(str, r['seeds']))}). Survival: the clean prompt's top-1 token is also the typo "
+        "prompt's; baseline: how often two unrelated prompts share their top-1.",
+        "",
+        "| group | seeds | top-1 survival [95 % CI] | baseline | mean KL [95 % CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for label, g in r["groups"].items():
+        surv, kl, base = g["top1_match_rate"], g["mean_kl"], g["unrelated_top1_agreement"]
+        lines.append(
+            f"| {label} | {len(g['seeds'])} | {mean_std(surv)[0]:.3f} {ci(t_interval95(surv))} | "
+            f"{mean_std(base)[0]:.3f} | {mean_std(kl)[0]:.4f} {ci(t_interval95(kl))} |"
+        )
+    lines += [
+        "",
+        "| contrast (other − reference) | seeds | survival per seed [95 % CI] | prompts kept more by other / by "
+        "reference, sign p (Holm) | mean KL per seed [95 % CI] | KL per prompt: median, lower / higher, sign p (Holm) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, c in r["contrasts"].items():
+        sv, k = c["survival_prompts"], c["kl_prompts"]
+        lines.append(
+            f"| {name} (`{c['other']}` − `{c['ref']}`) | {len(c['seeds'])} | {c['survival'][0]:+.3f} {ci(c['survival'][1])} | "
+            f"{sv['higher']} / {sv['lower']}, p = {fmt_p(sv['p_sign'])} ({fmt_p(sv['p_holm'])}) | "
+            f"{c['kl'][0]:+.4f} {ci(c['kl'][1])} | {k['median']:+.4f}, {k['lower']} / {k['higher']} of {k['prompts']}, "
+            f"p = {fmt_p(k['p_sign'])} ({fmt_p(k['p_holm'])}) |"
+        )
+    return "\n".join(lines)

@@ -19,6 +19,19 @@ def t_interval95(xs):
     return [m - half, m + half]
 
 
+def t_test_p(xs):
+    """Two-sided p of the one-sample t-test that the mean of paired differences is 0:
+    t = mean / (sd / sqrt(n)), n - 1 degrees of freedom; None with fewer than 2 pairs, 0 when every
+    difference is the same nonzero value."""
+    xs = list(xs)
+    if len(xs) < 2:
+        return None
+    m, sd = statistics.mean(xs), statistics.stdev(xs)
+    if sd == 0:
+        return 1.0 if m == 0 else 0.0
+    return float(2 * _scipy.t.sf(abs(m) / (sd / math.sqrt(len(xs))), len(xs) - 1))
+
+
 def mean_std(xs):
     """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
     xs = list(xs)

@@ -24,6 +24,7 @@ import re
 import sys
 import tarfile
 
+from analysis import load_gpu_study
 from errors import run_cli
 from runlog import parse_json, read_json
 
@@ -252,6 +253,111 @@ def readme_with(section, text):
         sys.exit(f"error: README.md lacks the {START} ... {END} markers")
     head, rest = text.split(START, 1)
     return head + START + "\n" + section + "\n" + END + rest.split(END, 1)[1]
+
+
+GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
+
+
+def study_markdown(gpu_dir):
+    """RESULTS.md's "124M on one GPU" (scripts/make_results.py): the finished arms' final losses and gaps, the gap along the run,
+    steps to bpe_tied's final loss and robustness, labelled with its one seed and its token count; an
+    arm that did not finish is named, never compared."""
+    runs = load_gpu_study(gpu_dir)
+    lines = []
+    main = {arm: runs.get(f"{arm}-s1337") for arm in GPU_ARMS}
+    done = {arm: r for arm, r in main.items() if r and r["finished"]}
+    unfinished = [
+        f"{arm} (stopped at step {r['evals'][-1]['step'] if r['evals'] else 0} of {r['config'].get('config', {}).get('max_iters', '?')})"
+        for arm, r in main.items()
+        if r and not r["finished"]
+    ]
+    if "bpe_tied" not in done or len(done) < 2:
+        if runs:
+            lines += [
+                f"Incomplete: finished {', '.join(done) or 'none'}; not finished: "
+                f"{', '.join(unfinished + [a for a in GPU_ARMS if not main[a]]) or 'none'}. No comparison is drawn.",
+                "",
+            ]
+        return lines + [
+            "Not run to the end yet: no GPU has been lent to the sessions that built this repo.\n\n`bash scripts/gpu_study.sh` "
+            "(one H200, about 8-9 minutes, estimated) trains bpe_tied, kron and bpe_untied at GPT-2 124M on the "
+            "same batches for 30.1M tokens each (`config/gpu_study_124m.py`); `python -m scripts.gpu_report "
+            "--study-archive ...` keeps its logs in `results/gpu_124m/`, and `python -m scripts.make_results` "
+            "writes this section from them.",
+            "",
+        ]
+    cfg = done["bpe_tied"]["config"]
+    c, p = cfg["config"], cfg["params"]
+    step_tokens = c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"]
+    final = {arm: r["evals"][-1] for arm, r in done.items()}
+    steps, tokens = c["max_iters"], c["max_iters"] * step_tokens
+    device = read_json(os.path.join(gpu_dir, "device.json")) if os.path.isfile(os.path.join(gpu_dir, "device.json")) else {}
+    loss = {arm: f["val_loss"] for arm, f in final.items()}
+    pairs = {
+        "kron − bpe_tied": ("kron", "bpe_tied"),
+        "bpe_untied − bpe_tied": ("bpe_untied", "bpe_tied"),
+        "kron − bpe_untied": ("kron", "bpe_untied"),
+    }
+    gap = {k: (loss[a] - loss[b], 100 * (loss[a] - loss[b]) / loss[b]) for k, (a, b) in pairs.items() if a in loss and b in loss}
+    lines += [
+        f"**Scale, stated plainly: one seed (1337), no interval.** A GPT of {p['total'] / 1e6:.1f}M parameters as bpe_tied "
+        f"({c['n_layer']} layers, d {c['n_embd']}, block {c['block_size']}), {steps} steps of {step_tokens:,} tokens = "
+        f"{tokens / 1e6:.1f}M tokens per arm, {tokens / cfg['n_train_tokens']:.2f} epochs of the English corpus "
+        f"({cfg['n_train_tokens'] / 1e6:.2f}M training tokens), the same batches for every arm, on "
+        f"{device.get('gpu') or cfg.get('device')} in {cfg.get('dtype')}. The paper: 2.5B FineWeb-Edu tokens × 3 seeds.",
+        "",
+    ]
+    if unfinished or len(done) < len(GPU_ARMS):
+        lines += [f"Not finished, so left out: {', '.join(unfinished + [a for a in GPU_ARMS if not main[a]])}.", ""]
+    lines += [
+        f"What it adds to the CPU answer (a model whose input table is {100 * p['input'] / p['total']:.0f} % of bpe_tied's "
+        "parameters, where the CPU studies' is ~90 %): "
+        + "; ".join(f"{k} {d:+.3f} nats ({pc:+.2f} %)" for k, (d, pc) in gap.items())
+        + " (the paper: kron − bpe_tied −0.083 ± 0.007 nats, −2.5 ± 0.2 %).",
+        "",
+        "| arm | final val loss | vs bpe_tied (nats) | first eval step at or below bpe_tied's final loss | typo top-1 kept | mean KL |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm, r in done.items():
+        reach = next((e["step"] for e in r["evals"] if e["val_loss"] <= loss["bpe_tied"]), None)
+        rob = r["robustness"] or {}
+        lines.append(
+            f"| {arm} | {loss[arm]:.4f} | {loss[arm] - loss['bpe_tied']:+.4f} | {reach if reach is not None else 'not reached'} | "
+            + (f"{100 * rob['top1_match_rate']:.1f} % | {rob['mean_kl']:.3f} |" if rob else "- | - |")
+        )
+    arms = list(done)
+    lines += [
+        "",
+        f"Evaluations every {c['eval_interval']} steps, so the step column has that resolution.",
+        "",
+        "The gap along the run (validation loss):",
+        "",
+        "| step | " + " | ".join(arms) + " | " + " | ".join(f"{a} − bpe_tied" for a in arms[1:]) + " |",
+        "|---" * (2 * len(arms)) + "|",
+    ]
+    by_step = {arm: {e["step"]: e["val_loss"] for e in r["evals"]} for arm, r in done.items()}
+    for step in sorted(set.intersection(*(set(v) for v in by_step.values()))):
+        v = {arm: by_step[arm][step] for arm in arms}
+        lines.append(
+            f"| {step} | "
+            + " | ".join(f"{v[a]:.4f}" for a in arms)
+            + " | "
+            + " | ".join(f"{v[a] - v['bpe_tied']:+.4f}" for a in arms[1:])
+            + " |"
+        )
+    sources = sorted(final["bpe_tied"].get("val_loss_by_source") or {})
+    if sources:
+        lines += ["", "Final validation loss per source:", "", "| source | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
+        lines += [f"| {s} | " + " | ".join(f"{final[a]['val_loss_by_source'][s]:.4f}" for a in arms) + " |" for s in sources]
+    extra = {n: r for n, r in runs.items() if n.endswith("-s1338") and r["finished"]}
+    if extra:
+        lines += [
+            "",
+            "Seed 1338 (ran because device time remained): "
+            + "; ".join(f"{n} {r['evals'][-1]['val_loss']:.4f} at step {r['evals'][-1]['step']}" for n, r in extra.items())
+            + ".",
+        ]
+    return lines + [""]
 
 
 def main(argv=None):

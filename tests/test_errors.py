@@ -53,8 +53,8 @@ def test_tools_refuse_bad_inputs_in_one_line_and_write_nothing(tmp_path, capsys)
         (compare.main, [missing, "--out", str(tmp_path / "cmp")], "is not a folder of runs", tmp_path / "cmp"),
         (
             make_results.main,
-            ["--runs-dir", missing, "--results-dir", missing, "--out", str(tmp_path / "R.md")],
-            "is not a folder of runs",
+            ["--results", missing, "--out", str(tmp_path / "R.md")],
+            "no RESULTS.template.md there",
             tmp_path / "R.md",
         ),
         (prepare.main, ["--out-dir", str(a_file)], "a_file': file exists", None),

@@ -87,7 +87,7 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
     on each, one archive), then kept by gpu_report.py and written up by make_results' section."""
     import tarfile
 
-    from scripts import make_results
+    from scripts import gpu_report
 
     out = tmp_path / "gs"
     r = run(
@@ -102,7 +102,7 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
     assert "kron-s1338 skipped" in r.stdout  # no time left in a budget of 0 s
     with tarfile.open(out / "gpu_study.tar.gz") as tar:
         names = tar.getnames()
-    for arm in make_results.GPU_ARMS:
+    for arm in gpu_report.GPU_ARMS:
         assert f"logs/runs/{arm}-s1337/metrics.jsonl" in names and f"logs/probes/{arm}-s1337/robustness.json" in names
     assert not any(n.endswith(".pt") for n in names)
     kept = tmp_path / "gpu_124m"
@@ -120,7 +120,7 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    text = "\n".join(make_results.gpu_study_section(str(kept)))
+    text = "\n".join(gpu_report.study_markdown(str(kept)))
     assert "one seed (1337), no interval" in text and "| kron | " in text and "kron − bpe_untied" in text
     # an arm the device call cut short: its partial log is kept, named, and never compared
     log = kept / "runs" / "kron-s1337" / "metrics.jsonl"
@@ -129,6 +129,6 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
     log.write_text("".join(json.dumps(r) + "\n" for r in records[:last_eval]))
     meta = json.load(open(kept / "runs" / "kron-s1337" / "ckpt.json"))
     (kept / "runs" / "kron-s1337" / "ckpt.json").write_text(json.dumps(dict(meta, finished=False)))
-    text = "\n".join(make_results.gpu_study_section(str(kept)))
+    text = "\n".join(gpu_report.study_markdown(str(kept)))
     assert "Not finished, so left out: kron (stopped at step 2 of 4)" in text and "| kron | " not in text
     assert re.search(r"bpe_untied − bpe_tied [+-]\d", text) and not re.search(r"kron − bpe_tied [+-]\d", text)

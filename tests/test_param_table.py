@@ -12,3 +12,16 @@ def test_param_table_matches_paper_counts(tmp_path):
     row = next(r for r in v if r["vocab"] == 131072 and r["d_model"] == 4096)
     assert row["dense_table"] == 536_870_912 and row["kron_projection"] == 33_554_432 and row["input_ratio"] == 16
     assert row["kron_non_trainable_bytes"] == 4_456_448
+
+
+def test_the_readme_arms_table_quotes_the_counted_totals():
+    """Every arm's total in the README's arms table is the one counted on the model (param_table)."""
+    import os
+    import re
+
+    import analysis
+
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    quoted = dict(re.findall(r"^\| `(\w+)` \|.*\| ([\d,]+) \|$", readme, re.M))
+    counted = {r["arm"].split(" ")[0]: r["total"] for r in analysis.gpt2_rows(pos_dims=(16,))}
+    assert quoted and {arm: int(v.replace(",", "")) for arm, v in quoted.items()} == counted
