@@ -11,6 +11,14 @@ to succeed (`ok`) is clear when it exits 0 and its check holds. Cases that need 
 full filesystem) run inside `unshare -m`; where that is not allowed they are skipped, saying so.
 """
 
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
+    import os
+    import runpy
+    import sys
+
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.reliability_cases", run_name="__main__", alter_sys=True)
+    raise SystemExit
 import argparse
 import json
 import os
@@ -19,6 +27,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+
+from errors import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -637,6 +647,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from errors import run_cli
-
     run_cli(main)
