@@ -34,6 +34,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from checks import is_int, is_number, is_positive
+from errors import UserError
 from kron_embed import KroneckerEmbedding
 
 # The tied Kron head's logit scale at init: E(W)'s entries have RMS ~1 where a BPE head's weights have
@@ -252,6 +253,10 @@ class KronTiedHead(nn.Module):
         return {"logit_scale": self.logit_scale.item()}
 
 
+class ArmSettingError(UserError, ValueError):
+    """A setting an arm cannot be built with (found while building it, as a ConfigError is at load time)."""
+
+
 def no_bytes_bias(kron):
     """0 for ids with bytes, -inf for the others, so a tied head never predicts padding. Real tokens
     without bytes, or sharing their bytes (hence their logit) with another, are an error or a loud
@@ -260,9 +265,10 @@ def no_bytes_bias(kron):
     n_real = kron.n_tokenizer_vocab
     missing = int((~has[:n_real]).sum())
     if missing:
-        raise ValueError(
-            f"kron_tied: {missing} real tokens of {kron.tokenizer_name!r} have no bytes and could never be "
-            f"predicted by a head tied to the byte codec; use embedding='kron' for this tokenizer"
+        raise ArmSettingError(
+            f"embedding='kron_tied' with kron_pos_dim={kron.pos_dim}: {missing} real tokens of {kron.tokenizer_name!r} have no "
+            f"bytes and could never be predicted by a head tied to the byte codec; raise kron_pos_dim (4 holds any "
+            f"UTF-8 character) or use embedding='kron' for this tokenizer"
         )
     colliding = kron.byte_stats.get("colliding_tokens", 0)
     if colliding > n_real / 1000:  # GPT-2 at pos_dim 16: 44 of 50,257, the truncated long tokens

@@ -141,15 +141,35 @@ def load_model(path, device="cpu"):
     inference needs the weights only (it is twice the model)."""
     ckpt = load(path, map_location=device)
     model = GPT(config_of(path, ckpt))
-    try:
-        model.load_state_dict(model_state(ckpt, path))
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"{path}: its weights do not fit the model its model_args describe ({str(e).splitlines()[0][:200]})"
-        ) from None
+    load_weights(model, ckpt, path)
     ckpt.pop("optimizer", None)
     ckpt.pop("model", None)
     return model.to(device).eval(), ckpt
+
+
+def load_weights(model, ckpt, path):
+    """The checkpoint's weights (checked: model_state) into model; a missing, extra or misshapen one is
+    one CheckpointError naming the file and the first such weight."""
+    state = model_state(ckpt, path)  # its own CheckpointError (a RuntimeError too) is not re-wrapped below
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise CheckpointError(f"{path}: its weights do not fit the model its model_args describe ({detail[:240]})") from None
+
+
+def restore_training_state(optimizer, ckpt, path, device_type):
+    """A resume's optimizer and RNG states, each checked first: a checkpoint without them, or with an
+    optimizer state for other parameters, is one CheckpointError naming the file and the entry."""
+    check_facts(path, ckpt, ("optimizer", "rng"))
+    try:
+        restore_optimizer(optimizer, ckpt["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its 'optimizer' state does not fit this model's parameters ({str(e)[:200]})") from None
+    try:
+        restore_rng(ckpt, device_type)
+    except (TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its 'rng' state is not a torch RNG state ({str(e)[:200]})") from None
 
 
 MAX_VOCAB = 2**22  # larger than any tokenizer this repo reads (a Kron arm keeps a V x pos_dim byte table)
@@ -228,6 +248,8 @@ RUN_FACTS = {
     "model_args": (lambda v: isinstance(v, dict), "a dict of model settings"),
     "val_loss": (_number_or_none, "a number or null"),
     "best_val_loss": (_number_or_none, "a number or null"),
+    "optimizer": (lambda v: isinstance(v, dict), "the optimizer's state (a dict), which a resume restores"),
+    "rng": (lambda v: isinstance(v, dict) and isinstance(v.get("torch"), torch.Tensor), "the RNG states (a dict with 'torch')"),
 }
 
 
@@ -253,6 +275,8 @@ def read_meta(out_dir):
             meta = json.load(f)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not readable JSON ({e}); delete it to let the run rewrite it") from e
+    except RecursionError:
+        raise CheckpointError(f"{path} is not readable JSON (nested too deep); delete it to let the run rewrite it") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} holds a {type(meta).__name__}, expected a JSON object; delete it to let the run rewrite it")
     return check_facts(path, meta, ("step", "finished", "config"))
@@ -407,7 +431,12 @@ def config_changes(theirs, ours, ignore=("init_from", "eval_only")):
 
 def convert_trusted(src, dst):
     """Rewrite a checkpoint you trust in the safe format: drops numpy RNG state and pickled objects."""
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)  # the user vouches for src
+    if not os.path.isfile(src):
+        raise CheckpointError(f"--convert-trusted: checkpoint {src!r} does not exist (expected a ckpt.pt file you trust)")
+    try:
+        ckpt = torch.load(src, map_location="cpu", weights_only=False)  # the user vouches for src
+    except Exception as e:  # torch's reader fails in many ways on a damaged archive
+        raise CheckpointError(f"{src!r} is truncated or not a torch checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise CheckpointError(f"{src!r} is not a train.py checkpoint")
     rng = ckpt.get("rng") or {}
@@ -419,7 +448,7 @@ def convert_trusted(src, dst):
     return dst
 
 
-if __name__ == "__main__":
+def main(argv=None):
     import argparse
 
     p = argparse.ArgumentParser(description="Checkpoint tools")
@@ -429,10 +458,13 @@ if __name__ == "__main__":
         metavar=("IN", "OUT"),
         help="rewrite a checkpoint YOU TRUST (it is fully unpickled) in the safe format",
     )
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if not a.convert_trusted:
         p.error("nothing to do: pass --convert-trusted IN OUT")
-    try:
-        print(f"wrote {convert_trusted(*a.convert_trusted)}")
-    except CheckpointError as e:
-        sys.exit(str(e))
+    print(f"wrote {convert_trusted(*a.convert_trusted)}")
+
+
+if __name__ == "__main__":
+    from errors import run_cli
+
+    run_cli(main)  # a CheckpointError or a file error: one line (--debug: the traceback)

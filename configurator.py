@@ -113,10 +113,12 @@ _AT_LEAST_1 = (
     "n_head",
     "n_embd",
     "vocab_size",
-    "kron_pos_dim",
 )
+MAX_THREADS = 4096  # more CPU threads than any machine has: a larger count is a typo (torch overflows past 2**63)
+MAX_POS_DIM = 1024  # bytes a Kron arm keeps per token: GPT-2's longest token has 128, and the byte table is V x this
 RANGES = {
     **{k: (lambda v: v >= 1, "an integer >= 1") for k in _AT_LEAST_1},
+    "kron_pos_dim": (lambda v: 1 <= v <= MAX_POS_DIM, f"an integer in [1, {MAX_POS_DIM}]"),
     "max_iters": (lambda v: v >= 0, "an integer >= 0"),
     "warmup_iters": (lambda v: v >= 0, "an integer >= 0"),
     "lr_decay_iters": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
@@ -131,7 +133,7 @@ RANGES = {
     "beta2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "grad_clip": (lambda v: 0 <= v < float("inf"), "a finite number >= 0 (0 turns clipping off)"),
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "num_threads": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
+    "num_threads": (lambda v: v is None or (is_int(v) and 1 <= v <= MAX_THREADS), f"None or an integer in [1, {MAX_THREADS}]"),
     "peak_flops": (lambda v: v is None or (is_number(v) and 0 < v < float("inf")), "None or a finite number > 0"),
     "init_from": (
         lambda v: v in ("scratch", "resume", "auto") or (v.startswith("hf:") and len(v) > 3),
@@ -217,22 +219,36 @@ def _imported_names(source, filename):
     return names
 
 
-def _run_config_file(path, namespace, helpers):
+def _run_config_file(path, namespace, helpers, chain=()):
     """Execute one config file into namespace; include("base.py") inside it runs that file (next to
-    it) first, in the same namespace, so a per-arm config states only how it differs from its base."""
-    with open(path) as f:
-        source = f.read()
+    it) first, in the same namespace, so a per-arm config states only how it differs from its base.
+    `chain`: the files including this one, so an include cycle is named instead of recursing."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 Python config file ({e.reason} at byte {e.start})") from None
+    try:
+        code = compile(source, path, "exec")
+    except SyntaxError as e:  # one line: file:line: what Python says, and the line itself
+        text = (e.text or "").strip()
+        raise ConfigError(f"{path}:{e.lineno}: syntax error in the config file: {e.msg}" + (f" ({text[:80]!r})" if text else "")) from None
     helpers |= _imported_names(source, path)
+    chain = chain + (os.path.abspath(path),)
 
     def include(name):
         base = os.path.join(os.path.dirname(os.path.abspath(path)), name)
         if not os.path.isfile(base):
             raise ConfigError(f"{path}: include({name!r}) names no file ({base})")
-        _run_config_file(base, namespace, helpers)
+        if os.path.abspath(base) in chain:
+            cycle = " -> ".join(os.path.basename(p) for p in chain + (os.path.abspath(base),))
+            what = "includes itself" if len(chain) == 1 else "is part of an include cycle"
+            raise ConfigError(f"{path}: include({name!r}) {what} ({cycle}): a config may include only files that do not include it")
+        _run_config_file(base, namespace, helpers, chain)
         namespace["include"] = include  # the base's own include() resolved names next to the base
 
     namespace["include"] = include
-    exec(compile(source, path, "exec"), namespace)
+    exec(code, namespace)
 
 
 def load_config(argv, defaults=None):

@@ -33,6 +33,13 @@ def user_errors():
     return (UserError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
+def names_a_file(e):
+    """An OSError that names its path (a read-only or full filesystem, a permission, a missing folder):
+    the user can act on it, whatever layer noticed it. One without a path (a broken pipe, a socket) is
+    not known to be the user's, and keeps its traceback."""
+    return isinstance(e, OSError) and bool(e.filename) and bool(e.strerror)
+
+
 def describe(e):
     """One line for a user error; a full disk says so whatever layer noticed it."""
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
@@ -88,7 +95,8 @@ def take_imports(argv):
 
 def run_cli(main, argv=None, also=()):
     """Run an entry point's main(argv); user errors end in one line (exit 1) unless debugging, and so do
-    the exception classes in `also` (ValueError: the tools' own checks raise it) when this repository's
+    an OSError naming its path (read-only filesystem, permission, full disk: names_a_file) and the
+    exception classes in `also` (ValueError: the tools' own checks raise it) when this repository's
     code raised them; raised inside a library they are a bug and keep their traceback."""
     argv = take_imports(sys.argv[1:] if argv is None else argv)
     sys.argv = [sys.argv[0]] + argv
@@ -101,6 +109,6 @@ def run_cli(main, argv=None, also=()):
     except user_errors() + tuple(also) + (OSError,) as e:
         if not isinstance(e, user_errors() + (OSError,)) and not raised_here(e):
             raise
-        if debug or (isinstance(e, OSError) and not isinstance(e, user_errors()) and e.errno != errno.ENOSPC):
+        if debug or (isinstance(e, OSError) and not isinstance(e, user_errors()) and e.errno != errno.ENOSPC and not names_a_file(e)):
             raise
         sys.exit(f"error: {describe(e)}")

@@ -7,30 +7,27 @@ loss; acc_norm: the lowest mean loss per token. The file is the official jsonl: 
 "ctx", "endings" (4 strings) and "label" (0-3).
 """
 
-import json
-
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from runlog import json_line
 
 
 def read_examples(path, limit=None):
     """[(ctx, [4 endings], label)] from the official jsonl; every malformed line is named."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:  # decoded a line at a time, so a line that is not UTF-8 is named
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
-            try:
-                ex = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+            ex = json_line(raw, f"{path}:{n}")
             if not isinstance(ex, dict) or not isinstance(ex.get("ctx"), str):
                 raise ValueError(f"{path}:{n}: expected an object with a string 'ctx'")
             endings, label = ex.get("endings"), ex.get("label")
             if not isinstance(endings, list) or len(endings) != 4 or not all(isinstance(e, str) for e in endings):
                 raise ValueError(f"{path}:{n}: 'endings' must be a list of 4 strings, got {str(endings)[:80]}")
-            if isinstance(label, str) and label.isdigit():
+            if isinstance(label, str) and label in ("0", "1", "2", "3"):  # not isdigit(): '²' is a digit to it
                 label = int(label)
             if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < 4:
                 raise ValueError(f"{path}:{n}: 'label' = {label!r}, expected 0, 1, 2 or 3")

@@ -56,15 +56,40 @@ def read_config(folder):
     }
 
 
+def safetensors_error(path, e):
+    """The CheckpointError for a .safetensors file its reader refused (a damaged or foreign file)."""
+    return CheckpointError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:200]})")
+
+
+def read_bin(path):
+    """A pytorch_model.bin as data only (weights_only: never unpickled); anything else is one
+    CheckpointError naming the file."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: it holds Python objects beyond tensors, and unpickling those can run code; "
+            f"only plain weights are read (use a model.safetensors of the model instead)"
+        ) from None
+    except Exception as e:  # torch's reader fails in many ways on a damaged or foreign file
+        raise CheckpointError(f"{path}: not a readable torch weights file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
 def read_weights(folder):
     """{name: tensor} from model.safetensors, or pytorch_model.bin read as data only."""
     st, pt = os.path.join(folder, "model.safetensors"), os.path.join(folder, "pytorch_model.bin")
     if os.path.isfile(st):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(st)
+        try:
+            return load_file(st)
+        except SafetensorError as e:
+            raise safetensors_error(st, e) from None
     if os.path.isfile(pt):
-        return torch.load(pt, map_location="cpu", weights_only=True)
+        return read_bin(pt)
     raise CheckpointError(f"init_from=hf:{folder}: no model.safetensors or pytorch_model.bin there")
 
 

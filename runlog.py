@@ -23,6 +23,11 @@ class RunFolderError(UserError, RuntimeError):
     """A run folder this code will not write into as it is (a link where a file belongs, ...)."""
 
 
+class DamagedFileError(UserError, ValueError):
+    """A JSON or JSONL file that cannot be read as one (cut short, not UTF-8, nested too deep, foreign);
+    the message names the file, and the line where there is one."""
+
+
 def refuse_link(path):
     """Never write through a symbolic link: a link in a run folder could point at any file."""
     if os.path.islink(path):
@@ -41,7 +46,7 @@ class MetricsLog:
         self.path = os.path.join(out_dir, METRICS_FILE)
         refuse_link(self.path)
         if keep_until_step is not None and os.path.exists(self.path):
-            kept = [r for r in read_metrics(out_dir) if _keep(r, keep_until_step)]
+            kept = [r for r in read_metrics(out_dir, drop_torn_tail=True) if _keep(r, keep_until_step)]
             tmp = self.path + ".tmp"
             with open(tmp, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
@@ -181,7 +186,21 @@ def parse_json(data, where):
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{where}: not a JSON file this repository wrote ({e})") from None
+        raise DamagedFileError(f"{where}: not a JSON file this repository wrote ({e})") from None
+    except RecursionError:  # nested deeper than the parser's stack: no file this repository writes
+        raise DamagedFileError(f"{where}: not a JSON file this repository wrote (nested too deep to read)") from None
+
+
+def json_line(raw, where):
+    """One line of a JSONL file (bytes) as a value; ValueError naming `where` (path:line) if it is not one."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DamagedFileError(f"{where}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
+    except json.JSONDecodeError as e:
+        raise DamagedFileError(f"{where}: not a JSON line ({e})") from None
+    except RecursionError:
+        raise DamagedFileError(f"{where}: not a JSON line (nested too deep to read)") from None
 
 
 def read_json(path):
@@ -190,21 +209,23 @@ def read_json(path):
         return parse_json(f.read(), path)
 
 
-def read_metrics(out_dir, kind=None):
-    """All records of a run (optionally of one kind), in order. Accepts the run folder or the file."""
+def read_metrics(out_dir, kind=None, drop_torn_tail=False):
+    """All records of a run (optionally of one kind), in order. Accepts the run folder or the file. A
+    line that is not JSON is refused naming path:line; with drop_torn_tail (a resume), an unreadable
+    LAST line, what a run killed in the middle of a write leaves, is dropped with a warning instead."""
     path = out_dir if out_dir.endswith(".jsonl") else os.path.join(out_dir, METRICS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no metrics log at {path!r}: is this a train.py out_dir?")
+    with open(path, "rb") as f:
+        lines = [(n, raw.strip()) for n, raw in enumerate(f, 1) if raw.strip()]
     records = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not a JSON line ({e})") from e
+    for i, (n, raw) in enumerate(lines):
+        try:
+            records.append(json_line(raw, f"{path}:{n}"))
+        except ValueError as e:
+            if not (drop_torn_tail and i == len(lines) - 1):
+                raise
+            print(f"warning: {e}; dropped it, the torn end of a write that was killed ({len(raw)} bytes)")
     return [r for r in records if kind is None or r.get("kind") == kind]
 
 

@@ -22,6 +22,21 @@ class DeviceError(UserError, ValueError):
     """A device setting this machine cannot honour; the message names it."""
 
 
+DEVICE_FORMS = "'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
+def device_arg(text):
+    """argparse `type=` of every tool's --device: a device string of a kind this repository runs on,
+    checked before anything is loaded (torch would otherwise fail deep inside a checkpoint's reader
+    and blame the file). Whether this machine has it is resolve_device's and the loaders' to say."""
+    import argparse
+    import re
+
+    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: expected {DEVICE_FORMS}")
+    return text
+
+
 def resolve_device(device, local_rank=0, distributed=False, cuda_available=None):
     """The concrete device string for a `device` setting: "cpu", "mps", or "cuda:N" (always with an
     index: torch.cuda.set_device("cuda") raises). "auto" is CUDA when there is one; under torchrun a

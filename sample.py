@@ -21,6 +21,7 @@ import torch
 from checkpoint import CheckpointError, load_model
 from errors import run_cli
 from hf_import import hf_path, load_hf
+from runtime import device_arg
 from tokenizer import get_tokenizer
 
 
@@ -36,7 +37,7 @@ def parse_args(argv):
     p.add_argument("--top_k", type=int, default=200, help="keep the k likeliest tokens (0: all)")
     p.add_argument("--top_p", type=float, default=None, help="nucleus sampling: the smallest set whose probability reaches p")
     p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--byte_word", default=None, help="Kron arms: a word appended to the prompt as one byte-encoded slot")
     args = p.parse_args(argv)
     if args.init_from is not None and not hf_path(args.init_from):
@@ -44,6 +45,8 @@ def parse_args(argv):
     for flag in ("num_samples", "max_new_tokens"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} {getattr(args, flag)}: expected an integer >= 1")
+    if not 0 <= args.seed < 2**63:  # torch's generator takes a signed 64-bit seed
+        p.error(f"--seed {args.seed}: expected an integer in [0, 2**63)")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         p.error(f"--top_p {args.top_p}: expected a number in (0, 1]")
     if args.top_k < 0 or not 0 <= args.temperature < float("inf"):

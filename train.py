@@ -28,7 +28,7 @@ import torch
 
 import checkpoint
 from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
-from errors import run_cli
+from errors import UserError, run_cli
 from hf_import import hf_path, load_hf_into, shape_settings
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
 from runlog import RunLock, RunLogger
@@ -39,6 +39,10 @@ from tokenizer import text_byte_counts
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
 CPU_FLOPS = 1e11  # an optimistic CPU (fp32, a few cores), for that estimate only
+
+
+class DivergedError(UserError, FloatingPointError):
+    """A loss that is NaN or inf: the run stops without writing a checkpoint; the message says where."""
 
 
 def get_lr(it, c):
@@ -299,7 +303,7 @@ def evaluate_and_checkpoint(run, finished):
             stats.update(score_hellaswag(run))
         run.log.eval(run.iter_num, val_loss, stats, by_source=run.val_by_source, bpb=run.val_bpb, bpb_by_source=run.val_bpb_by_source)
     if not math.isfinite(val_loss):
-        raise FloatingPointError(f"validation loss is {val_loss} at step {run.iter_num}; not writing a checkpoint")
+        raise DivergedError(f"validation loss is {val_loss} at step {run.iter_num}; not writing a checkpoint")
     run.best_val = min(run.best_val, val_loss)
     run.last_val, run.last_val_step = val_loss, run.iter_num
     every = run.c.ckpt_interval
@@ -345,7 +349,7 @@ def flush_log(run):
     dt, run.t_last = (now - run.t_last) / len(steps), now
     for step, (loss, grad_norm), lr in zip(steps, values, lrs):
         if not math.isfinite(loss):
-            raise FloatingPointError(
+            raise DivergedError(
                 f"training loss is {loss} at step {step}; stopping. The last good checkpoint "
                 f"({checkpoint.paths(run.c.out_dir)[0]}) is left as it was."
             )
@@ -492,12 +496,11 @@ def load_resume(run, path):
     c = run.c
     ckpt = checkpoint.load(path, map_location=run.rt.device)
     check_resume_config(run, path, ckpt.get("config") or {}, ckpt["iter_num"])
-    run.model.load_state_dict(checkpoint.model_state(ckpt, path))
+    checkpoint.load_weights(run.model, ckpt, path)
     run.iter_num, run.best_val, run.wandb_id = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("wandb_id")
     if c.eval_only:
         return
-    checkpoint.restore_optimizer(run.optimizer, ckpt["optimizer"])
-    checkpoint.restore_rng(ckpt, run.rt.device_type)
+    checkpoint.restore_training_state(run.optimizer, ckpt, path, run.rt.device_type)
     if ckpt.get("finished") and run.iter_num >= c.max_iters:
         run.finished_before = True
         if run.rt.master and checkpoint.ensure_meta(c.out_dir, ckpt):

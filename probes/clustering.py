@@ -35,9 +35,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from hf_import import read_bin, safetensors_error
 from kron_embed import codec_cosines, encode_bytes, kron_codec, token_byte_table
 from plotting import pyplot, save_figure
 from probes.common import canonical, cli, codec_string, load_all, md_table, parse_labelled, topk_neighbours, write_outputs
+from runtime import device_arg
 from tokenizer import get_tokenizer
 
 FAMILIES = {
@@ -142,16 +144,19 @@ def load_hf_embeddings(path):
     names = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight", "tok_embeddings.weight", "embeddings.weight")
     files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
     if files:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         for f in files:
-            with safe_open(f, framework="pt") as st:
-                for suffix in names:
-                    key = next((k for k in st.keys() if k.endswith(suffix)), None)
-                    if key:
-                        return st.get_tensor(key).float()
+            try:
+                with safe_open(f, framework="pt") as st:
+                    for suffix in names:
+                        key = next((k for k in st.keys() if k.endswith(suffix)), None)
+                        if key:
+                            return st.get_tensor(key).float()
+            except SafetensorError as e:
+                raise safetensors_error(f, e) from None
     for f in sorted(glob.glob(os.path.join(path, "pytorch_model*.bin"))):
-        state = torch.load(f, map_location="cpu", weights_only=True)
+        state = read_bin(f)  # weights only: a pickle is refused, never run
         for suffix in names:
             key = next((k for k in state if k.endswith(suffix)), None)
             if key:
@@ -311,7 +316,7 @@ def main(argv=None):
     p.add_argument("--hf", nargs="*", default=[], help="local Hugging Face model dirs, optionally label=dir")
     p.add_argument("--codec-pos-dim", type=int, default=32)
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     args = p.parse_args(argv)
     if not args.checkpoints and not args.hf:
         p.error("give at least one checkpoint or --hf model directory")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from checkpoint import load_model
 from kron_embed import encode_bytes, kron_codec
+from runtime import device_arg
 from tokenizer import get_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -130,7 +131,7 @@ def common_args(description):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("checkpoints", nargs="+", help="ckpt.pt files, optionally labelled: kron=out/run/ckpt.pt")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     return p
 
 

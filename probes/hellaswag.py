@@ -27,6 +27,7 @@ import sys
 from checkpoint import CheckpointError, load_model
 from hellaswag import evaluate, read_examples
 from probes.common import cli
+from runtime import device_arg
 from tokenizer import get_tokenizer
 
 URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -51,7 +52,7 @@ def main(argv=None):
     p.add_argument("--data", default=DEFAULT, help="the official hellaswag_val.jsonl (or a file of that schema)")
     p.add_argument("--download", action="store_true", help=f"fetch the official val set to --data first ({URL})")
     p.add_argument("--limit", type=int, default=None, help="only the first N examples")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     p.add_argument("--out", default=None, help="a folder for hellaswag.json")
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:

@@ -271,6 +271,8 @@ def main(argv=None):
     p.add_argument("--generate", help="a text file of clean prompts, one a line: build pairs with the typo generator")
     p.add_argument("--n", type=int, default=200, help="pairs to generate with --generate")
     args = p.parse_args(argv)
+    if args.n < 1:
+        p.error(f"--n {args.n}: expected an integer >= 1 (pairs to generate)")
     if args.generate:
         prompts = [line.strip() for line in read_utf8_lines(args.generate, "prompts file") if line.strip()]
         if not prompts:

@@ -22,6 +22,7 @@ import time
 
 from probes import clustering, generation, layered, norm_drift, robustness, tradeoff
 from probes.common import cli, load_all, parse_checkpoints
+from runtime import device_arg
 
 PROBES = ("robustness", "generation", "clustering", "layered", "norm_drift", "tradeoff")
 
@@ -30,7 +31,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", help="ckpt.pt files, optionally labelled: kron=out/run/ckpt.pt")
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     p.add_argument("--hf", nargs="*", default=[], help="local Hugging Face model dirs for the clustering probe")
     p.add_argument("--pairs", default=robustness.DEFAULT_PAIRS, help="robustness pairs (JSONL)")
     p.add_argument("--skip", nargs="*", default=[], choices=PROBES)

@@ -36,7 +36,7 @@ import torch
 
 from errors import run_cli
 from kron_embed import KroneckerEmbedding, codec_table, reference_forward
-from runtime import autocast_for, default_dtype, keep_freed_memory, resolve_device, use_fast_matmul
+from runtime import autocast_for, default_dtype, device_arg, keep_freed_memory, resolve_device, use_fast_matmul
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -332,7 +332,7 @@ def targets(all_results):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="nn.Embedding vs KroneckerEmbedding: time, memory, agreement")
-    p.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda if present)")
+    p.add_argument("--devices", nargs="+", type=device_arg, default=None, help="cpu and/or cuda (default: cpu, plus cuda if present)")
     p.add_argument("--shapes", nargs="+", default=["gpt2", "large"], choices=list(SHAPES))
     p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     p.add_argument("--repeats", type=int, default=None, help="override the timed repeats of every shape")

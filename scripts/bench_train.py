@@ -38,7 +38,7 @@ import torch
 
 from errors import run_cli
 from model import EMBEDDINGS, GPT, GPTConfig, peak_flops_of
-from runtime import autocast_for, default_dtype, keep_freed_memory, resolve_device, use_fast_matmul
+from runtime import autocast_for, default_dtype, device_arg, keep_freed_memory, resolve_device, use_fast_matmul
 from step import TrainStep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -178,7 +178,7 @@ def parse_args(argv):
     p.add_argument("--accum", type=int, default=1, help="micro-batches per step (train.py's gradient accumulation)")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true")
     p.add_argument(
         "--dtype",

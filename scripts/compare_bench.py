@@ -17,8 +17,20 @@ if not __package__:  # run as a file: run as the module named below, its clone's
 import argparse
 import statistics
 
+from checks import is_number
 from errors import run_cli
 from runlog import read_json
+
+
+def is_bench(d):
+    """Whether a JSON value has the shape of a benchmark file: {"meta": {"args": {...}}, "results": {arm: {"median_ms": n}}}."""
+    meta, results = (d.get("meta"), d.get("results")) if isinstance(d, dict) else (None, None)
+    return (
+        isinstance(meta, dict)
+        and isinstance(meta.get("args"), dict)
+        and isinstance(results, dict)
+        and all(isinstance(r, dict) and is_number(r.get("median_ms")) for r in results.values())
+    )
 
 
 def arm_medians(paths, vary=()):
@@ -26,6 +38,11 @@ def arm_medians(paths, vary=()):
     out, shape = {}, None
     for path in paths:
         d = read_json(path)
+        if not is_bench(d):
+            raise ValueError(
+                f"{path} is not a benchmark JSON of scripts.bench_train (expected an object with "
+                f"meta.args and results: {{arm: {{median_ms: ...}}}})"
+            )
         args = {k: v for k, v in d["meta"]["args"].items() if k not in ("out", "cpu_peak_rss", *vary)}
         if shape is not None and args != shape:
             raise SystemExit(f"error: {path} timed another shape than the first file: {args} vs {shape}")

@@ -25,6 +25,7 @@ if not __package__:  # run as a file: run as the module named below, its clone's
     runpy.run_module("scripts.export_hf", run_name="__main__", alter_sys=True)
     raise SystemExit
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ import sys
 import torch
 
 from checkpoint import CheckpointError, load_model
-from errors import run_cli
+from errors import UserError, run_cli
 from tokenizer import offline_gpt2_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -152,23 +153,54 @@ def remove_stale_exports(out):
     return stale
 
 
-def export(ckpt_path, out):
-    from safetensors.torch import save_file
+class ExportError(UserError):
+    """An --out an export cannot write (a link, a read-only or full filesystem); the message names --out."""
 
+
+def check_out(out):
+    """Refuse an --out that could not take the export before the model is built: an existing path, a
+    symbolic link (dangling or not: an export never writes through one), a folder that cannot be written."""
+    if os.path.islink(out):
+        raise ExportError(
+            f"--out {out!r} is a symbolic link (to {os.readlink(out)!r}); an export writes a new folder, never through a link"
+        )
     if os.path.exists(out):
         raise FileExistsError(f"--out {out!r} exists; choose a new folder (an export never overwrites one)")
+    parent = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK):
+        raise ExportError(f"--out {out!r}: its folder {parent!r} cannot be written (a read-only filesystem or no permission)")
+
+
+def write_failed(out, e):
+    """The ExportError for a write into the temp folder that failed: it names --out (the temp folder is gone)."""
+    code = e.errno if isinstance(e, OSError) else errno.ENOSPC if "os error 28" in str(e) else None
+    if code is None:
+        return None
+    if code == errno.ENOSPC:
+        return ExportError(f"--out {out!r}: no space left on device while writing the export (nothing kept): free some space and run again")
+    return ExportError(f"--out {out!r}: {os.strerror(code).lower()} while writing the export (nothing kept)")
+
+
+def export(ckpt_path, out):
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    check_out(out)
     remove_stale_exports(out)
     model, _ = load_model(ckpt_path)
     tmp = f"{out.rstrip(os.sep)}.tmp{os.getpid()}"
-    os.makedirs(tmp)
     try:
+        os.makedirs(tmp)
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(hf_config(model), f, indent=1)
         save_file(hf_state(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         tok = write_tokenizer(model.config.tokenizer, tmp, model.config.block_size)
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        failed = write_failed(out, e) if isinstance(e, (OSError, SafetensorError)) else None
+        if failed:
+            raise failed from None
         raise
     print(
         f"exported {ckpt_path} ({model.config.embedding}) to {out}: config.json, model.safetensors"
@@ -184,7 +216,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         return export(args.ckpt, args.out)
-    except (CheckpointError, FileExistsError) as e:
+    except (CheckpointError, FileExistsError, ExportError) as e:
         sys.exit(f"error: {e}")
 
 

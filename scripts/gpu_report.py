@@ -19,12 +19,16 @@ if not __package__:  # run as a file: run as the module named below, its clone's
     runpy.run_module("scripts.gpu_report", run_name="__main__", alter_sys=True)
     raise SystemExit
 import argparse
+import gzip
+import lzma
 import os
 import re
 import sys
 import tarfile
+import zlib
 
 from analysis import load_gpu_study
+from checks import is_int, is_number
 from errors import run_cli
 from runlog import parse_json, read_json
 
@@ -64,18 +68,54 @@ def read_members(archive, tar, members):
     return {name: tar.extractfile(m).read() for name, m in members.items()}
 
 
+READ_ERRORS = (EOFError, tarfile.TarError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)  # what a cut or damaged archive raises
+
+
+def damaged(archive, e):
+    """The message refusing an archive whose compressed stream or tar blocks break off while read."""
+    return f"{archive!r} is truncated or damaged ({type(e).__name__}: {str(e)[:160]}): copy the archive again"
+
+
+# device.json: what render_device reads of it (scripts/gpu_facts.py writes them all), key: (check, expected)
+DEVICE_FACTS = {
+    "device": (lambda v: isinstance(v, str), "a string"),
+    "torch": (lambda v: isinstance(v, str), "torch's version string"),
+    "matmul": (
+        lambda v: isinstance(v, dict) and is_number(v.get("tflops")) and is_int(v.get("n")) and isinstance(v.get("dtype"), str),
+        "an object with n, dtype and tflops",
+    ),
+}
+
+
+def device_facts(data, where):
+    """A device.json's facts, checked before anything is kept: an object with the keys gpu_facts.py
+    writes and render_device reads, each of its type; otherwise one line naming the member and key."""
+    device = parse_json(data, where)
+    if not isinstance(device, dict):
+        raise ValueError(f"{where} holds a JSON {type(device).__name__}, expected the object scripts/gpu_facts.py writes")
+    for key, (ok, expected) in DEVICE_FACTS.items():
+        if key not in device:
+            raise ValueError(f"{where} has no {key!r} entry (expected {expected}): not written by scripts/gpu_facts.py")
+        if not ok(device[key]):
+            raise ValueError(f"{where}: {key} = {str(device[key])[:80]!r}, expected {expected}")
+    return device
+
+
 def import_archive(archive, results=RESULTS, allow_cpu=False):
     """Extract the kept files of a gpu_check archive into results/<device slug>/; returns that folder."""
-    with open_archive(archive) as tar:
-        members = {
-            os.path.basename(m.name): m
-            for m in tar.getmembers()
-            if m.isfile() and m.name.startswith("logs/") and KEPT.match(os.path.basename(m.name))
-        }
-        if "device.json" not in members:
-            sys.exit(f"error: {archive} has no logs/device.json: not a scripts/gpu_check.sh archive")
-        files = read_members(archive, tar, members)
-    device = parse_json(files["device.json"], f"{archive}: logs/device.json")
+    try:
+        with open_archive(archive) as tar:
+            members = {
+                os.path.basename(m.name): m
+                for m in tar.getmembers()
+                if m.isfile() and m.name.startswith("logs/") and KEPT.match(os.path.basename(m.name))
+            }
+            if "device.json" not in members:
+                sys.exit(f"error: {archive} has no logs/device.json: not a scripts/gpu_check.sh archive")
+            files = read_members(archive, tar, members)
+    except READ_ERRORS as e:
+        raise ValueError(damaged(archive, e)) from None
+    device = device_facts(files["device.json"], f"{archive}: logs/device.json")
     if device.get("device") != "cuda" and not allow_cpu:
         sys.exit(f"error: {archive} was measured on {device.get('device')!r}, not a GPU (a --smoke run?); not kept")
     slug = re.sub(r"[^a-z0-9]+", "-", (device.get("gpu") or device.get("device") or "unknown").lower()).strip("-")
@@ -98,12 +138,19 @@ STUDY_KEPT = re.compile(
 def import_study_archive(archive, results=STUDY_RESULTS, allow_cpu=False):
     """Extract what scripts/gpu_study.sh kept (device facts, metric logs, sidecars, probe outputs, logs)
     into results/gpu_124m/, by names matched one by one; returns the number of files."""
-    with open_archive(archive) as tar:
-        chosen = {m.name.removeprefix("logs/"): m for m in tar.getmembers() if m.isfile() and STUDY_KEPT.match(m.name)}
-        files = read_members(archive, tar, chosen)
+    try:
+        with open_archive(archive) as tar:
+            chosen = {m.name.removeprefix("logs/"): m for m in tar.getmembers() if m.isfile() and STUDY_KEPT.match(m.name)}
+            files = read_members(archive, tar, chosen)
+    except READ_ERRORS as e:
+        raise ValueError(damaged(archive, e)) from None
     if "device.json" not in files or not any(n.endswith("metrics.jsonl") for n in files):
         sys.exit(f"error: {archive} holds no device.json or no metric log: not a scripts/gpu_study.sh archive")
     device = parse_json(files["device.json"], f"{archive}: logs/device.json")
+    if not isinstance(device, dict):
+        raise ValueError(
+            f"{archive}: logs/device.json holds a JSON {type(device).__name__}, expected the object scripts/gpu_facts.py writes"
+        )
     if device.get("device") != "cuda" and not allow_cpu:
         sys.exit(f"error: {archive} was measured on {device.get('device')!r}, not a GPU (a --smoke run?); not kept")
     for name, data in files.items():

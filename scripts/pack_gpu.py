@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 
+from checks import is_int
 from errors import run_cli
 from runlog import read_json
 from shards import TOKENIZER_RECORD, read_shard
@@ -60,8 +61,9 @@ def refuse_foreign(out):
             f"error: --out {out} exists and is not a pack this script wrote (no MANIFEST.json): choose a new folder, or remove it yourself"
         )
     manifest = read_json(os.path.join(out, "MANIFEST.json"))
+    shards = manifest.get("data") if isinstance(manifest, dict) else None  # an odd manifest allows no shard
     allowed = {"MANIFEST.json"} | {f"gpt2/{n}" for n in GPT2_FILES} | {f"nanogpt/{n}" for n in NANOGPT_FILES}
-    allowed |= {f"data/{n}.xz" for n in (manifest.get("data") or {})} | {f"data/{TOKENIZER_RECORD}"}
+    allowed |= {f"data/{n}.xz" for n in (shards if isinstance(shards, dict) else {})} | {f"data/{TOKENIZER_RECORD}"}
     held = {os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs}
     extra = sorted(held - allowed)
     if extra or entries - PACK_ENTRIES:
@@ -83,14 +85,37 @@ def decompress_bounded(src, dst, limit):
     """Decompress an .xz file, stopping with an error past `limit` bytes (its manifest's token count:
     a small archive cannot fill the disk)."""
     written = 0
-    with lzma.open(src, "rb") as f, open(dst, "wb") as g:
-        while block := f.read(1 << 22):
-            written += len(block)
-            if written > limit:
-                g.close()
-                os.remove(dst)
-                raise SystemExit(f"error: {src} expands past the {limit:,} bytes its manifest's token count allows")
-            g.write(block)
+    try:
+        with lzma.open(src, "rb") as f, open(dst, "wb") as g:
+            while block := f.read(1 << 22):
+                written += len(block)
+                if written > limit:
+                    raise SystemExit(f"error: {src} expands past the {limit:,} bytes its manifest's token count allows")
+                g.write(block)
+    except (lzma.LZMAError, EOFError) as e:
+        _remove(dst)
+        raise SystemExit(f"error: {src} is not a whole .xz file ({e}): copy the pack again") from None
+    except BaseException:  # the bound, a full disk, an interrupt: no partial file is left behind
+        _remove(dst)
+        raise
+
+
+def _remove(path):
+    if os.path.lexists(path):
+        os.remove(path)
+
+
+def read_manifest(pack_dir):
+    """A pack's MANIFEST.json, checked: an object whose 'data' maps shard names to {tokens, sha256}."""
+    path = os.path.join(pack_dir, "MANIFEST.json")
+    manifest = read_json(path)
+    data = manifest.get("data") if isinstance(manifest, dict) else None
+    if not isinstance(data, dict):
+        raise SystemExit(f"error: {path} is not a pack's manifest: expected a JSON object with a 'data' object of shards")
+    for name, info in data.items():
+        if not (isinstance(info, dict) and is_int(info.get("tokens")) and info["tokens"] >= 0 and isinstance(info.get("sha256"), str)):
+            raise SystemExit(f"error: {path}: data[{name!r}] = {str(info)[:80]}, expected {{tokens: an integer >= 0, sha256: a string}}")
+    return manifest
 
 
 def pack(data, out, nanogpt, max_mb):
@@ -139,7 +164,7 @@ def pack(data, out, nanogpt, max_mb):
 
 def unpack(pack_dir, dest):
     """Decompress the pack's shards into dest, checking each against MANIFEST.json's sha256."""
-    manifest = read_json(os.path.join(pack_dir, "MANIFEST.json"))
+    manifest = read_manifest(pack_dir)
     os.makedirs(dest, exist_ok=True)
     for name, info in manifest["data"].items():
         dst = safe_name(name, dest)

@@ -172,7 +172,7 @@ def state(run, base, extra=(), keep_dir=None):
     if os.path.isfile(log):
         from runlog import read_metrics
 
-        check_same_data(log, read_metrics(log, "config"), want["data_dir"])
+        check_same_data(log, read_metrics(log, "config", drop_torn_tail=True), want["data_dir"])  # train.py drops a torn end
     fixed, changed = checkpoint.config_changes(meta.get("config", {}), want, ignore=SAME_BY_FINGERPRINT)
     extend = set(changed) <= {"max_iters", "lr_decay_iters"} and want["max_iters"] > meta.get("step", 0)
     if fixed or (changed and meta.get("finished") and not extend):
