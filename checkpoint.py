@@ -37,8 +37,12 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be written or read as it is; the message names the file."""
 
 
-def paths(out_dir):
-    return os.path.join(out_dir, CKPT_NAME), os.path.join(out_dir, META_NAME)
+def paths(out_dir, kept_step=None):
+    """(checkpoint, sidecar) of a run folder: ckpt.pt and ckpt.json, or with kept_step=N the
+    checkpoint kept at step N (keep_ckpt_steps), ckpt_stepN.pt and ckpt_stepN.json."""
+    if kept_step is None:
+        return os.path.join(out_dir, CKPT_NAME), os.path.join(out_dir, META_NAME)
+    return os.path.join(out_dir, f"ckpt_step{kept_step}.pt"), os.path.join(out_dir, f"ckpt_step{kept_step}.json")
 
 
 def _atomic_write(path, write):
@@ -71,10 +75,13 @@ def _disk_note(path):
     return f"; no space left on device ({free / 2**20:.0f} MB free)" if free < 256 * 2**20 else ""
 
 
-def save_run(out_dir, model, optimizer, config, step, best_val, val_loss, finished, wandb_id, device_type):
+def save_run(
+    out_dir, model, optimizer, config, step, best_val, val_loss, finished, wandb_id, device_type, branched_from=None, kept_step=None
+):
     """What a checkpoint holds, in one place: the model's weights and shape (model_args), the
     optimizer, the run's config, the step, the best and last validation loss, whether it finished,
-    its wandb id and the RNG states; ckpt.json repeats the run facts for tools that never open it."""
+    its wandb id, the RNG states and, for a branch, where it branched from; ckpt.json repeats the run
+    facts for tools that never open it. kept_step=N writes the kept pair ckpt_stepN.pt/.json instead."""
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -86,8 +93,9 @@ def save_run(out_dir, model, optimizer, config, step, best_val, val_loss, finish
         "finished": finished,
         "wandb_id": wandb_id,
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None},
+        "branched_from": branched_from,
     }
-    save(out_dir, state, _meta_of(state, val_loss))
+    save(out_dir, state, _meta_of(state, val_loss), kept_step)
 
 
 def _meta_of(state, val_loss):
@@ -121,7 +129,7 @@ def remove_stale_temp_files(out_dir):
     held, when no other process can be writing them. Returns the names removed."""
     import re
 
-    stale = [f for f in os.listdir(out_dir) if re.fullmatch(rf"({re.escape(CKPT_NAME)}|{re.escape(META_NAME)})\.tmp\d+", f)]
+    stale = [f for f in os.listdir(out_dir) if re.fullmatch(r"ckpt(_step\d+)?\.(pt|json)\.tmp\d+", f)]
     for f in stale:
         os.remove(os.path.join(out_dir, f))
     return stale
@@ -216,17 +224,18 @@ def config_of(path, ckpt):
     return cfg
 
 
-def save(out_dir, state, meta):
-    """state: tensors and plain values (torch.save); meta: JSON-able run facts for ckpt.json."""
-    ckpt_path, meta_path = paths(out_dir)
+def save(out_dir, state, meta, kept_step=None):
+    """state: tensors and plain values (torch.save); meta: JSON-able run facts for ckpt.json (or, with
+    kept_step, the kept checkpoint's ckpt_stepN.pt and .json)."""
+    ckpt_path, meta_path = paths(out_dir, kept_step)
     state = dict(state, format=FORMAT)
     _atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
-    save_meta(out_dir, meta)
+    save_meta(out_dir, meta, kept_step)
 
 
-def save_meta(out_dir, meta):
+def save_meta(out_dir, meta, kept_step=None):
     """Write ckpt.json alone (also to give a checkpoint from before the sidecar its sidecar)."""
-    _atomic_write(paths(out_dir)[1], lambda tmp: _write_json(tmp, dict(meta, format=FORMAT)))
+    _atomic_write(paths(out_dir, kept_step)[1], lambda tmp: _write_json(tmp, dict(meta, format=FORMAT)))
 
 
 def _write_json(path, obj):
@@ -265,9 +274,10 @@ def check_facts(path, obj, required):
     return obj
 
 
-def read_meta(out_dir):
-    """The ckpt.json sidecar of a run folder as a checked dict, or None when the run has none."""
-    path = paths(out_dir)[1]
+def read_meta(out_dir, kept_step=None):
+    """The ckpt.json sidecar of a run folder (or of its checkpoint kept at kept_step) as a checked
+    dict, or None when there is none."""
+    path = paths(out_dir, kept_step)[1]
     if not os.path.isfile(path):
         return None
     try:
@@ -404,6 +414,7 @@ NOT_RESULTS = (
     "hellaswag_interval",
     "hellaswag_path",
     "hellaswag_limit",
+    "keep_ckpt_steps",
     "wandb_log",
     "wandb_project",
     "wandb_run_name",

@@ -44,6 +44,8 @@ class TrainConfig(GPTConfig):
     init_from: str = "scratch"  # 'scratch' | 'resume' (needs <out_dir>/ckpt.pt) | 'auto' (resume if present) | 'hf:PATH' (GPT-2 weights)
     # write ckpt.pt at evaluations on multiples of this (None: every one); always at the end and on a stop
     ckpt_interval: Optional[int] = None
+    # also keep <out_dir>/ckpt_step{N}.pt at these steps (branch points: init_from='branch:PATH' cools down from one)
+    keep_ckpt_steps: Optional[list] = None
     # HellaSwag during training (hellaswag.py): off unless an interval and the official jsonl are given
     hellaswag_interval: Optional[int] = None  # at evaluations on multiples of this step (and the last)
     hellaswag_path: Optional[str] = None
@@ -57,7 +59,9 @@ class TrainConfig(GPTConfig):
     data_dir: str = "data/python_help"
     batch_size: int = 12  # sequences of block_size tokens (a GPTConfig field) per micro-batch
     gradient_accumulation_steps: int = 1
-    # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters
+    # optimiser: AdamW, linear warmup then cosine decay to min_lr at lr_decay_iters, or warmup-stable-decay
+    lr_schedule: str = "cosine"  # 'cosine' or 'wsd': constant after warmup, linear decay to min_lr over the last cooldown_frac of max_iters
+    cooldown_frac: float = 0.2  # wsd only: the cool-down's share of max_iters, round(cooldown_frac * max_iters) steps (wsd_cooldown)
     learning_rate: float = 6e-4
     max_iters: int = 4768
     weight_decay: float = 0.1
@@ -101,6 +105,8 @@ def _one_of(*values):
     return (lambda v: v in values, ", ".join(words[:-1]) + " or " + words[-1])
 
 
+LR_SCHEDULES = ("cosine", "wsd")
+
 # key: (check, what is expected). Checked once, when a config is loaded (and by train.train for dicts).
 _AT_LEAST_1 = (
     "batch_size",
@@ -123,6 +129,12 @@ RANGES = {
     "warmup_iters": (lambda v: v >= 0, "an integer >= 0"),
     "lr_decay_iters": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
     "ckpt_interval": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
+    "keep_ckpt_steps": (
+        lambda v: v is None or (isinstance(v, (list, tuple)) and all(is_int(s) and s >= 1 for s in v)),
+        "None or a list of integers >= 1",
+    ),
+    "lr_schedule": _one_of(*LR_SCHEDULES),
+    "cooldown_frac": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "hellaswag_interval": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
     "hellaswag_limit": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
     "seed": (lambda v: 0 <= v < 2**63, "an integer in [0, 2**63)"),
@@ -136,8 +148,8 @@ RANGES = {
     "num_threads": (lambda v: v is None or (is_int(v) and 1 <= v <= MAX_THREADS), f"None or an integer in [1, {MAX_THREADS}]"),
     "peak_flops": (lambda v: v is None or (is_number(v) and 0 < v < float("inf")), "None or a finite number > 0"),
     "init_from": (
-        lambda v: v in ("scratch", "resume", "auto") or (v.startswith("hf:") and len(v) > 3),
-        "'scratch', 'resume', 'auto' or 'hf:PATH' (a Hugging Face GPT-2 folder)",
+        lambda v: v in ("scratch", "resume", "auto") or (v.startswith(("hf:", "branch:")) and len(v.split(":", 1)[1]) > 0),
+        "'scratch', 'resume', 'auto', 'hf:PATH' (a Hugging Face GPT-2 folder) or 'branch:PATH' (a kept ckpt_step{N}.pt)",
     ),
     "dtype": _one_of("auto", *DTYPES),
     "backend": _one_of("auto", "nccl", "gloo"),
@@ -201,6 +213,8 @@ def validate(cfg):
             f"config key 'hellaswag_interval' = {cfg['hellaswag_interval']}: needs hellaswag_path, the official "
             f"hellaswag_val.jsonl (python -m probes.hellaswag --download fetches it)"
         )
+    if cfg["lr_schedule"] == "wsd":
+        check_wsd(cfg)
     if cfg["min_lr"] > cfg["learning_rate"]:
         raise ConfigError(f"config key 'min_lr' = {cfg['min_lr']!r}: expected <= learning_rate ({cfg['learning_rate']!r})")
     try:  # the model's own checks: the arm exists, n_embd % n_head, a control on an arm where it means nothing
@@ -208,6 +222,26 @@ def validate(cfg):
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return cfg
+
+
+def wsd_cooldown(max_iters, cooldown_frac):
+    """The wsd cool-down's length in steps: round(cooldown_frac * max_iters) (Python's rounding)."""
+    return round(cooldown_frac * max_iters)
+
+
+def check_wsd(cfg):
+    """A wsd schedule's settings agree: lr_decay_iters (cosine's) unset, the cool-down after warmup."""
+    if cfg["lr_decay_iters"] is not None:
+        raise ConfigError(
+            f"config key 'lr_decay_iters' = {cfg['lr_decay_iters']!r}: cosine's setting; lr_schedule='wsd' decays over "
+            f"the last cooldown_frac of max_iters (set lr_decay_iters=None)"
+        )
+    start = cfg["max_iters"] - wsd_cooldown(cfg["max_iters"], cfg["cooldown_frac"])
+    if cfg["max_iters"] and start < cfg["warmup_iters"]:
+        raise ConfigError(
+            f"config key 'cooldown_frac' = {cfg['cooldown_frac']!r}: the cool-down would start at step {start}, "
+            f"inside the warmup (warmup_iters={cfg['warmup_iters']}, max_iters={cfg['max_iters']})"
+        )
 
 
 def _imported_names(source, filename):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 import checkpoint
-from configurator import DEFAULTS, ConfigError, TrainConfig, load_config  # noqa: F401 (DEFAULTS: re-exported)
+from configurator import DEFAULTS, ConfigError, TrainConfig, load_config, wsd_cooldown  # noqa: F401 (DEFAULTS: re-exported)
 from errors import UserError, run_cli
 from hf_import import hf_path, load_hf_into, shape_settings
 from model import GPT, GPTConfig, approx_param_count, peak_flops_of
@@ -46,11 +46,27 @@ class DivergedError(UserError, FloatingPointError):
 
 
 def get_lr(it, c):
-    """Linear warmup to learning_rate over warmup_iters, cosine decay to min_lr at lr_decay_iters."""
+    """The learning rate of step `it`. Both schedules warm up linearly, lr = learning_rate * (it + 1) /
+    (warmup_iters + 1) for it < warmup_iters; then
+      cosine: lr = min_lr + (learning_rate - min_lr) * (1 + cos(pi * (it - W) / (L - W))) / 2 until
+              L = lr_decay_iters (or max_iters), min_lr after;
+      wsd (warmup-stable-decay): lr = learning_rate until S = max_iters - K, then
+              lr = min_lr + (learning_rate - min_lr) * (max_iters - it) / K, reaching min_lr at max_iters,
+              with K = round(cooldown_frac * max_iters) (configurator.wsd_cooldown).
+    Why a fraction, not a number of steps: the cool-down's share of the run is what the WSD literature
+    holds fixed across budgets (Hägele et al. 2024: 20 % matches cosine), so one config serves every
+    budget with only max_iters changed, and each budget's branch point S is read off its own max_iters.
+    A wsd run's lr before S depends on neither max_iters nor K, so a run to any longer budget passes
+    through the same states up to S: one stable run gives every shorter budget's branch point."""
     if not c.decay_lr:
         return c.learning_rate
     if it < c.warmup_iters:
         return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
+    if c.lr_schedule == "wsd":
+        cooldown = wsd_cooldown(c.max_iters, c.cooldown_frac)
+        if it < c.max_iters - cooldown:
+            return c.learning_rate
+        return c.min_lr + (c.learning_rate - c.min_lr) * (c.max_iters - it) / cooldown if it < c.max_iters else c.min_lr
     decay_iters = c.lr_decay_iters or c.max_iters
     if it >= decay_iters:
         return c.min_lr
@@ -79,6 +95,7 @@ class Run:
     val_by_source: dict = None
     wandb_id: str = None
     finished_before: bool = False
+    branched_from: dict = None  # init_from='branch:PATH': {"path", "step", "max_iters"} of the kept checkpoint
     created_out_dir: bool = False
     peak_flops: float = None
     pending: list = field(default_factory=list)  # (step, loss, grad_norm, lr), device tensors until a log step
@@ -150,6 +167,8 @@ def setup(run):
     resume = ckpt_path is not None
     if resume:
         load_resume(run, ckpt_path)
+    elif branch_path(c.init_from):
+        load_branch(run, branch_path(c.init_from))
     if rt.master:
         print(run.model.describe())
         print(
@@ -168,8 +187,10 @@ def setup(run):
             resumed=resume,
             n_train_tokens=run.data.n_train_tokens,
             n_val_tokens=run.data.n_val_tokens,
-            data=data_fingerprint(c.data_dir, {"train_tokens": run.data.n_train_tokens, "val_tokens": run.data.n_val_tokens}),
+            data=data_fingerprint_of(run),
             machine=machine_facts(),
+            scale=scale_record(run),
+            **({"branched_from": run.branched_from} if run.branched_from else {}),
         )
     run.peak_flops = c.peak_flops or gpu_peak_flops(rt)
     run.step = TrainStep(rt.wrap(run.model, c.compile), run.optimizer, run.accum, c.grad_clip, rt.autocast, rt.scaler, ddp=rt.data_parallel)
@@ -209,6 +230,10 @@ def train(c):
                     if last:
                         break
                     run.t_last = time.time()  # step times exclude evaluation
+                if run.iter_num in (c.keep_ckpt_steps or ()):  # a branch point (after the step's evaluation, if any)
+                    flush_log(run)
+                    save(run, kept_step=run.iter_num)
+                    run.t_last = time.time()
                 if stop_requested(run, stop):
                     flush_log(run)
                     save(run)
@@ -301,6 +326,7 @@ def evaluate_and_checkpoint(run, finished):
         stats = run.model.norm_stats()
         if run.hellaswag and (finished or run.iter_num % run.c.hellaswag_interval == 0):
             stats.update(score_hellaswag(run))
+        stats["tokens"] = run.iter_num * run.tokens_per_step  # seen before this evaluation
         run.log.eval(run.iter_num, val_loss, stats, by_source=run.val_by_source, bpb=run.val_bpb, bpb_by_source=run.val_bpb_by_source)
     if not math.isfinite(val_loss):
         raise DivergedError(f"validation loss is {val_loss} at step {run.iter_num}; not writing a checkpoint")
@@ -311,7 +337,8 @@ def evaluate_and_checkpoint(run, finished):
         save(run, finished=finished)
 
 
-def save(run, finished=False):
+def save(run, finished=False, kept_step=None):
+    """ckpt.pt (or, with kept_step, the kept ckpt_step{N}.pt beside it) from rank 0."""
     if run.rt.master:
         checkpoint.save_run(
             run.c.out_dir,
@@ -324,6 +351,8 @@ def save(run, finished=False):
             wandb_id=run.wandb_id,
             val_loss=run.last_val if run.last_val_step == run.iter_num else None,  # measured here, or none
             device_type=run.rt.device_type,
+            branched_from=run.branched_from,
+            kept_step=kept_step,
         )
 
 
@@ -437,7 +466,8 @@ def check_start(c):
         raise ConfigError(f"init_from='resume' but there is no checkpoint at {ckpt_path}")
     if c.init_from == "scratch" and has_ckpt and not c.eval_only:
         raise ConfigError(f"{ckpt_path} exists; use --init_from=resume to continue it, or another out_dir")
-    resumes = c.eval_only or c.init_from in ("resume", "auto") or hf_path(c.init_from)  # hf: a run started from it goes on
+    # hf: and branch: a run started from one goes on from its own checkpoint once it has one
+    resumes = c.eval_only or c.init_from in ("resume", "auto") or hf_path(c.init_from) or branch_path(c.init_from)
     return ckpt_path if has_ckpt and resumes else None
 
 
@@ -498,6 +528,7 @@ def load_resume(run, path):
     check_resume_config(run, path, ckpt.get("config") or {}, ckpt["iter_num"])
     checkpoint.load_weights(run.model, ckpt, path)
     run.iter_num, run.best_val, run.wandb_id = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("wandb_id")
+    run.branched_from = ckpt.get("branched_from")
     if c.eval_only:
         return
     checkpoint.restore_training_state(run.optimizer, ckpt, path, run.rt.device_type)
@@ -524,11 +555,96 @@ def check_resume_config(run, path, theirs, step):
         )
     if changed and run.rt.master and not ours.eval_only:  # eval_only writes nothing: changes do not matter
         print("resume with changed settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
-        schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr")
+        schedule = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "decay_lr", "lr_schedule", "cooldown_frac")
         before = get_lr(step, replace(ours, **{k: v for k, v in theirs.items() if k in schedule}))
         after = get_lr(step, ours)
         if any(k in changed for k in schedule) and before != after:
             print(f"  the learning-rate schedule changes: lr at step {step} was {before:.3g}, now {after:.3g}")
+
+
+def branch_path(init_from):
+    """The kept checkpoint of init_from='branch:PATH', or None."""
+    return init_from[len("branch:") :] if init_from.startswith("branch:") else None
+
+
+# What a branch may set otherwise than the run it branches from: how the run ends (max_iters, and the
+# cool-down's length and floor, which the stable part never reads) and how it is evaluated or reported.
+BRANCH_MAY_CHANGE = checkpoint.NOT_RESULTS + ("max_iters", "min_lr", "cooldown_frac", "eval_interval", "eval_iters", "final_eval")
+
+
+def load_branch(run, path):
+    """init_from='branch:PATH': continue a wsd run's kept checkpoint (weights, optimizer, RNG, and the
+    step, which is the data position: batches are a function of (seed, step)) in a new folder, with
+    this run's max_iters, so that it runs the cool-down. The result equals a from-scratch wsd run to
+    max_iters step for step (tests/test_forecast.py holds it to that), hence the refusals in check_branch."""
+    ckpt = checkpoint.load(path, map_location=run.rt.device)
+    theirs, step = ckpt.get("config") or {}, ckpt["iter_num"]
+    check_branch(run, path, theirs, step)
+    run.model.load_state_dict(checkpoint.model_state(ckpt, path))
+    checkpoint.restore_optimizer(run.optimizer, ckpt["optimizer"])
+    checkpoint.restore_rng(ckpt, run.rt.device_type)
+    run.iter_num, run.best_val = step, ckpt["best_val_loss"]
+    run.branched_from = {"path": os.path.abspath(path), "step": step}
+    run.branched_from.update({k: theirs.get(k) for k in ("max_iters", "out_dir")})
+    say(run, f"branched from {path} at step {step}: cool-down to step {run.c.max_iters}")
+
+
+def check_branch(run, path, theirs, step):
+    """Refuse a branch that would not be the from-scratch run it stands for: another schedule, model,
+    seed or data up to the branch point, a checkpoint from the source's own cool-down, or a branch
+    point after this run's cool-down start S = max_iters - round(cooldown_frac * max_iters)."""
+    c = run.c
+    where = f"init_from={c.init_from!r}"
+    if c.lr_schedule != "wsd":
+        raise ConfigError(f"{where}: a branch cools down a wsd run, but lr_schedule={c.lr_schedule!r}; set lr_schedule='wsd'")
+    fixed, changed = checkpoint.config_changes(theirs, c.to_dict(), ignore=BRANCH_MAY_CHANGE)
+    differ = {**fixed, **changed}
+    if differ:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in differ.items())
+        raise ConfigError(f"{where}: {path} is from another run ({detail}); a branch changes only max_iters, min_lr and cooldown_frac")
+    source_start = theirs["max_iters"] - wsd_cooldown(theirs["max_iters"], theirs["cooldown_frac"])
+    if step > source_start:
+        raise ConfigError(
+            f"{where}: {path} is at step {step}, inside its own run's cool-down (from step {source_start}): not a stable-phase state"
+        )
+    start = c.max_iters - wsd_cooldown(c.max_iters, c.cooldown_frac)
+    if step > start:
+        raise ConfigError(
+            f"{where}: the branch point, step {step}, is after this run's cool-down start, step {start} "
+            f"(max_iters={c.max_iters}, cooldown_frac={c.cooldown_frac}): branch from a checkpoint at step {start} or before"
+        )
+    theirs_data = source_data(path)
+    if theirs_data and theirs_data != data_fingerprint_of(run)["sha256"]:
+        raise ConfigError(f"{where}: {path} was trained on data with fingerprint {theirs_data}, but {c.data_dir} now has another")
+
+
+def source_data(path):
+    """The data fingerprint the kept checkpoint's own run logged beside it, or None."""
+    from runlog import read_metrics
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        configs = read_metrics(folder, "config")
+    except FileNotFoundError:
+        return None
+    return (configs[-1].get("data") or {}).get("sha256") if configs else None
+
+
+def data_fingerprint_of(run):
+    """The run's data fingerprint (shards.data_fingerprint), with the token counts already read."""
+    counts = {"train_tokens": run.data.n_train_tokens, "val_tokens": run.data.n_val_tokens}
+    return data_fingerprint(run.c.data_dir, counts)
+
+
+def scale_record(run):
+    """What a scaling fit reads off a run: non-embedding parameters (the body less the position table,
+    as Kaplan et al. and Hoffmann et al. count N), tokens per step and the tokens the run trains on."""
+    body = run.model.param_groups_by_role()["body"]
+    return {
+        "non_embedding_params": body - run.model.transformer.wpe.weight.numel(),
+        "tokens_per_step": run.tokens_per_step,
+        "tokens": run.c.max_iters * run.tokens_per_step,
+    }
 
 
 def remove_if_nothing_written(run):

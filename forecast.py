@@ -1,0 +1,263 @@
+"""The scaling forecast (issue 42): fit L(N, D) = E + A / N^alpha + B / D^beta per arm to a grid of
+finished runs (scripts/run_forecast.py) and forecast the gap between two arms at a larger (N, D).
+
+    python forecast.py results/forecast/runs --ref bpe_tied --other kron --out results/forecast/forecast.json
+
+Definitions (numbers only, no prose; analysis.py's conventions):
+  * a cell is one (arm, size, budget); its points are its runs, one per seed: N = non-embedding
+    parameters and D = training tokens, both from the run's log ("scale"), L = its final validation loss;
+  * the fit, as Hoffmann et al. 2022: with E = e^e, A = e^a, B = e^b, minimise over (e, a, b, alpha, beta)
+    sum_i Huber_delta(LSE(a - alpha ln N_i, b - beta ln D_i, e) - ln L_i), delta = 1e-3, with L-BFGS-B
+    from each start of a small grid, keeping the best; per arm, or with alpha and beta shared by the arms;
+  * gap = L_ref(N*, D*) - L_other(N*, D*), positive when `other` is forecast to reach lower loss;
+  * the interval: 2.5 and 97.5 percentiles of the gap over bootstrap replicates, each one a functional
+    form (per-arm or shared exponents, with or without the smallest size; equal shares) fitted to the
+    runs with seeds resampled within each (size, budget) cell (the same draw for every arm that has the
+    same seeds there: the arms are paired by seed); p_other_better = the share of replicates with gap > 0;
+  * held-out: the main form fitted without the largest size, its forecast of that size's cells (mean over
+    seeds) against what they measured.
+"""
+
+import argparse
+import itertools
+import json
+import math
+import os
+import re
+
+import numpy as np
+from scipy.optimize import minimize
+
+from runlog import read_metrics
+
+NAME = re.compile(r"^(?P<arm>.+)-L(?P<n_layer>\d+)d(?P<n_embd>\d+)h(?P<n_head>\d+)-i(?P<steps>\d+)-s(?P<seed>\d+)$")
+HUBER_DELTA = 1e-3
+# starts: e, a, b, alpha, beta (a small version of Hoffmann et al.'s grid)
+START_GRID = list(itertools.product((0.0, 1.0), (0.0, 5.0, 10.0), (0.0, 5.0, 10.0), (0.1, 0.3, 0.6), (0.1, 0.3, 0.6)))
+BOUNDS = [(-10.0, 50.0)] * 3 + [(0.0, 3.0)] * 2
+TARGET = (85e6, 2.5e9)  # GPT-2 124M's non-embedding parameters, and the tokens the plan forecasts at
+
+
+def load_points(folders):
+    """[{arm, size, seed, n, d, loss, path}] for every finished run folder directly under `folders`
+    named as scripts/run_forecast.py names them (the scratch/ checks are not); unfinished runs are
+    left out with a line saying so."""
+    points = []
+    for folder in folders:
+        for name in sorted(os.listdir(folder)):
+            m, path = NAME.match(name), os.path.join(folder, name)
+            if not m or not os.path.isfile(os.path.join(path, "metrics.jsonl")):
+                continue
+            config, evals = read_metrics(path, "config"), read_metrics(path, "eval")
+            scale = config[-1].get("scale") if config else None
+            if not scale or not evals or evals[-1]["step"] < config[-1]["config"]["max_iters"]:
+                print(f"left out {path}: unfinished, or logged before runs recorded their scale")
+                continue
+            size = (int(m["n_layer"]), int(m["n_embd"]), int(m["n_head"]))
+            n, d = scale["non_embedding_params"], scale["tokens"]
+            points.append(
+                {"arm": m["arm"], "size": size, "seed": int(m["seed"]), "n": n, "d": d, "loss": evals[-1]["val_loss"], "path": path}
+            )
+    if not points:
+        raise FileNotFoundError(f"no finished forecast runs (<arm>-L<l>d<d>h<h>-i<steps>-s<seed>) in {folders}")
+    return points
+
+
+def predict(theta, n, d):
+    """L(N, D) = E + A / N^alpha + B / D^beta for theta = (e, a, b, alpha, beta)."""
+    e, a, b, alpha, beta = theta
+    return np.exp(e) + np.exp(a - alpha * np.log(n)) + np.exp(b - beta * np.log(d))
+
+
+def huber_loss(theta, log_n, log_d, log_l):
+    """sum Huber(LSE(a - alpha ln N, b - beta ln D, e) - ln L) and its gradient in theta."""
+    e, a, b, alpha, beta = theta
+    terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
+    top = terms.max(0)
+    w = np.exp(terms - top)
+    lse = top + np.log(w.sum(0))
+    w /= w.sum(0)
+    r = lse - log_l
+    value = np.where(np.abs(r) <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (np.abs(r) - 0.5 * HUBER_DELTA)).sum()
+    g = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
+    grad = np.array([(g * w[2]).sum(), (g * w[0]).sum(), (g * w[1]).sum(), -(g * w[0] * log_n).sum(), -(g * w[1] * log_d).sum()])
+    return value, grad
+
+
+def fit(points, arms, shared=False, starts=None):
+    """{arm: theta} minimising the summed Huber loss, from each start (a list of {arm: theta}; the
+    START_GRID by default), keeping the best. shared: one alpha and beta for all arms (a joint fit)."""
+    data = {arm: [np.log([p[k] for p in points if p["arm"] == arm]) for k in ("n", "d", "loss")] for arm in arms}
+    if starts is None:
+        starts = [{arm: np.array(s) for arm in arms} for s in START_GRID]
+    if not shared:  # independent fits: each arm keeps its own best start
+        return {arm: _best([s[arm] for s in starts], lambda x, a=arm: huber_loss(x, *data[a]), BOUNDS) for arm in arms}
+
+    def joint(x):  # x = (alpha, beta, then e, a, b per arm)
+        value, grad = 0.0, np.zeros_like(x)
+        for i, arm in enumerate(arms):
+            v, g = huber_loss(np.concatenate([x[2 + 3 * i : 5 + 3 * i], x[:2]]), *data[arm])
+            value += v
+            grad[:2] += g[3:]
+            grad[2 + 3 * i : 5 + 3 * i] = g[:3]
+        return value, grad
+
+    flat = [np.concatenate([s[arms[0]][3:]] + [s[arm][:3] for arm in arms]) for s in starts]
+    x = _best(flat, joint, BOUNDS[3:] + BOUNDS[:3] * len(arms))
+    return {arm: np.concatenate([x[2 + 3 * i : 5 + 3 * i], x[:2]]) for i, arm in enumerate(arms)}
+
+
+def _best(starts, objective, bounds):
+    best = None
+    for x0 in starts:
+        res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+        if best is None or res.fun < best.fun:
+            best = res
+    return best.x
+
+
+def cells(points):
+    """{(size, steps-or-tokens D): {arm: {seed: point}}}: the grid's cells, arms side by side."""
+    out = {}
+    for p in points:
+        out.setdefault((p["size"], p["d"]), {}).setdefault(p["arm"], {})[p["seed"]] = p
+    return out
+
+
+def resample(points, rng):
+    """The points with seeds drawn with replacement within each (size, budget) cell, the same draw for
+    the arms that have the same seeds there (paired), an own draw for an arm whose seeds differ."""
+    out = []
+    for by_arm in cells(points).values():
+        draws = {}
+        for arm, by_seed in sorted(by_arm.items()):
+            seeds = tuple(sorted(by_seed))
+            if seeds not in draws:
+                draws[seeds] = rng.choice(len(seeds), size=len(seeds), replace=True)
+            out += [by_seed[seeds[i]] for i in draws[seeds]]
+    return out
+
+
+def forms(points):
+    """{name: (shared exponents, points)}: per-arm and shared exponents, each on every size and, when at
+    least three sizes would remain, without the smallest."""
+    sizes = sorted({p["n"] for p in points})
+    subsets = {"all sizes": points}
+    if len(sizes) >= 4:
+        subsets["without the smallest size"] = [p for p in points if p["n"] != sizes[0]]
+    return {
+        f"{kind}, {label}": (kind == "shared exponents", pts)
+        for label, pts in subsets.items()
+        for kind in ("per-arm exponents", "shared exponents")
+    }
+
+
+def params_of(theta):
+    e, a, b, alpha, beta = (float(v) for v in theta)
+    return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": alpha, "beta": beta}
+
+
+def gap_at(thetas, ref, other, n, d):
+    return float(predict(thetas[ref], n, d) - predict(thetas[other], n, d))
+
+
+def held_out(points, arms, shared=False):
+    """The form fitted without the largest size, against that size's cells (mean loss over seeds):
+    per cell the forecast error (forecast - measured, nats), and its mean and largest absolute value."""
+    largest = max(p["n"] for p in points)
+    thetas = fit([p for p in points if p["n"] != largest], arms, shared)
+    rows = []
+    for (size, d), by_arm in sorted(cells([p for p in points if p["n"] == largest]).items()):
+        for arm, by_seed in sorted(by_arm.items()):
+            measured = float(np.mean([p["loss"] for p in by_seed.values()]))
+            rows.append(
+                {
+                    "arm": arm,
+                    "size": list(size),
+                    "N": largest,
+                    "D": d,
+                    "measured": measured,
+                    "error": float(predict(thetas[arm], largest, d)) - measured,
+                }
+            )
+    errors = [abs(r["error"]) for r in rows]
+    return {"N": largest, "cells": rows, "mean_abs_error": float(np.mean(errors)), "max_abs_error": float(max(errors))}
+
+
+def forecast(points, ref, other, target=TARGET, replicates=400, seed=0, shared=False):
+    """The forecast.json dict: gap = L_ref - L_other at target = (N*, D*) from the main form (per-arm
+    exponents unless shared), its bootstrap interval and p_other_better over seeds and forms, the
+    parameters per arm, every form's own gap, the cells used, and the held-out check."""
+    arms = [ref, other]
+    found = sorted({p["arm"] for p in points})
+    missing = [a for a in arms if a not in found]
+    if missing:
+        raise ValueError(f"arm {missing[0]!r} has no finished runs; arms found: {found}")
+    points = [p for p in points if p["arm"] in arms]
+    n, d = target
+    fits = {name: (sh, pts, fit(pts, arms, sh)) for name, (sh, pts) in forms(points).items()}
+    main = "shared exponents, all sizes" if shared else "per-arm exponents, all sizes"
+    rng, gaps = np.random.default_rng(seed), []
+    names = list(fits)
+    for r in range(replicates):
+        sh, pts, thetas = fits[names[r % len(names)]]
+        boot = fit(resample(pts, rng), arms, sh, starts=[thetas])
+        gaps.append(gap_at(boot, ref, other, n, d))
+    return {
+        "ref": ref,
+        "other": other,
+        "target": {"N": n, "D": d},
+        "gap": gap_at(fits[main][2], ref, other, n, d),
+        "interval95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))],
+        "p_other_better": float(np.mean(np.array(gaps) > 0)),
+        "form": main,
+        "params": {arm: params_of(t) for arm, t in fits[main][2].items()},
+        "forms": {
+            name: {"gap": gap_at(t, ref, other, n, d), "params": {a: params_of(x) for a, x in t.items()}}
+            for name, (_, _, t) in fits.items()
+        },
+        "bootstrap": {"replicates": replicates, "seed": seed, "forms": names},
+        "cells": [
+            {
+                "arm": arm,
+                "size": list(size),
+                "N": by_seed[next(iter(by_seed))]["n"],
+                "D": dd,
+                "seeds": sorted(by_seed),
+                "mean_loss": float(np.mean([p["loss"] for p in by_seed.values()])),
+            }
+            for (size, dd), by_arm in sorted(cells(points).items())
+            for arm, by_seed in sorted(by_arm.items())
+        ],
+        "held_out": held_out(points, arms, shared),
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", help="folders holding the forecast grid's run folders (or their kept logs)")
+    p.add_argument("--ref", required=True, help="the reference arm (as run_forecast names it, e.g. bpe_tied)")
+    p.add_argument("--other", required=True, help="the arm compared with it (e.g. kron-input_scale50)")
+    p.add_argument("--n", type=float, default=TARGET[0], help="non-embedding parameters to forecast at")
+    p.add_argument("--d", type=float, default=TARGET[1], help="training tokens to forecast at")
+    p.add_argument("--replicates", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed")
+    p.add_argument("--shared", action="store_true", help="the main form shares alpha and beta across the arms")
+    p.add_argument("--out", default=None, help="write the result here as JSON (else print it)")
+    a = p.parse_args(argv)
+    if a.replicates < 1 or not (a.n > 0 and a.d > 0):
+        p.error(f"--replicates {a.replicates}, --n {a.n}, --d {a.d}: expected an integer >= 1 and numbers > 0")
+    out = forecast(load_points(a.runs), a.ref, a.other, (a.n, a.d), a.replicates, a.seed, a.shared)
+    text = json.dumps(out, indent=1)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return out
+
+
+if __name__ == "__main__":
+    from errors import run_cli
+
+    run_cli(main, also=(ValueError,))

@@ -1,0 +1,292 @@
+"""Run the grid a scaling forecast fits (forecast.py): model sizes x arms x seeds x token budgets, on
+warmup-stable-decay schedules, with one stable run per (size, arm, seed) and a cool-down branch per
+smaller budget.
+
+    python -m scripts.run_forecast --base config/study_cpu.py --sizes 2x64x2 4x128x4 \
+        --arms bpe_tied kron kron:input_scale=50 --seeds 1337 1338 --budgets 1e6 2e6 4e6 \
+        --out-root runs/forecast --keep-logs results/forecast/runs
+    python -m scripts.run_forecast ... --list       # the plan: steps, branch points, cost; nothing read or run
+    python -m scripts.run_forecast ... --dry-run    # the plan with each run's state (finished, interrupted, new)
+    python -m scripts.run_forecast ... --from-scratch-check 2e6   # also a from-scratch wsd run of that budget
+
+Budgets are training tokens, rounded to whole steps of the base config's batch_size * block_size *
+gradient_accumulation_steps tokens. Every run is lr_schedule='wsd' (set here, with lr_decay_iters=None)
+with the base config's cooldown_frac, so budget T steps cools down over K = round(cooldown_frac * T)
+steps from S = T - K. For each (size, arm, seed) the largest budget's run is the stable run: trained
+from scratch to the largest T, it keeps ckpt_step{S}.pt at each smaller budget's S (keep_ckpt_steps);
+each smaller budget is then a branch (init_from='branch:...') that runs only its K cool-down steps,
+which train.py makes identical to a from-scratch run of that budget. Cost per (size, arm, seed):
+T_max + sum of the smaller budgets' K steps.
+
+Runs go in <out-root>/<arm>[-<key><value>...]-L<n_layer>d<n_embd>h<n_head>-i<steps>-s<seed> (the
+--from-scratch-check runs in <out-root>/scratch/); stable runs first, then the branches. Whether a run
+is done, resumed or refused is scripts/run_study.py's rule (its state()), so rerunning the same command
+skips finished runs and resumes interrupted ones. Extra --key=value arguments after `--` go to every run
+(not the settings this runner sets per run).
+"""
+
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
+    import os
+    import runpy
+    import sys
+
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.run_forecast", run_name="__main__", alter_sys=True)
+    raise SystemExit
+import argparse
+import json
+import os
+import sys
+
+import checkpoint
+from arms import ARMS
+from errors import run_cli
+from scripts import run_study
+
+# Settings this runner sets per run: an extra override of one would make the plan a lie.
+SET_HERE = ("n_layer", "n_embd", "n_head", "max_iters", "lr_schedule", "lr_decay_iters", "keep_ckpt_steps", "init_from", "out_dir")
+SET_HERE += ("seed", "embedding")
+
+
+def parse_size(spec):
+    """'4x128x4' -> (n_layer, n_embd, n_head)."""
+    parts = spec.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--sizes {spec!r}: expected n_layer x n_embd x n_head as positive integers, e.g. 4x128x4")
+    return tuple(int(p) for p in parts)
+
+
+def parse_arm(spec):
+    """'kron:input_scale=50,kron_pos_dim=16' -> (label 'kron-input_scale50-kron_pos_dim16', 'kron', overrides)."""
+    arm, _, rest = spec.partition(":")
+    if arm not in ARMS:
+        raise ValueError(f"--arms {spec!r}: unknown arm {arm!r}; arms are {', '.join(ARMS)}")
+    overrides = {}
+    for item in [i for i in rest.split(",") if i]:
+        key, eq, value = item.partition("=")
+        if not key or not eq or not value or key in SET_HERE:
+            raise ValueError(f"--arms {spec!r}: expected ARM[:key=value,...] with settings other than {', '.join(SET_HERE)}")
+        overrides[key] = value
+    return arm + "".join(f"-{k}{v}" for k, v in overrides.items()), arm, overrides
+
+
+def parse_budget(text):
+    """'2.5e8' -> 2.5e8 training tokens."""
+    try:
+        tokens = float(text)
+    except ValueError:
+        tokens = -1
+    if not tokens > 0 or tokens == float("inf"):
+        raise ValueError(f"--budgets {text!r}: expected a number of training tokens > 0, e.g. 2.5e8")
+    return tokens
+
+
+def base_facts(base, extra):
+    """(tokens per step, cooldown_frac) of the base config with the extra overrides."""
+    from configurator import load_config
+
+    c = load_config([base, "--lr_schedule=wsd", "--lr_decay_iters=None"] + list(extra))
+    return c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"], c["cooldown_frac"]
+
+
+def budget_steps(budgets, tokens_per_step):
+    """Each budget's steps, round(tokens / tokens_per_step), distinct and >= 1, ascending."""
+    steps = sorted({round(b / tokens_per_step) for b in budgets})
+    if len(steps) != len(budgets) or steps[0] < 1:
+        raise ValueError(
+            f"--budgets {budgets}: at {tokens_per_step:,} tokens a step these are {[round(b / tokens_per_step) for b in budgets]} "
+            f"steps; expected distinct budgets of at least one step"
+        )
+    return steps
+
+
+def branch_step(steps, cooldown_frac):
+    """S = T - round(cooldown_frac * T): where budget T's cool-down starts (configurator.wsd_cooldown)."""
+    from configurator import wsd_cooldown
+
+    return steps - wsd_cooldown(steps, cooldown_frac)
+
+
+def plan(sizes, arms, seeds, steps, cooldown_frac, out_root, scratch_steps=None):
+    """The runs, as run_study's dicts (name, arm, seed, overrides, out_dir) with role ('stable',
+    'branch' or 'scratch'), steps, branch_step (S, or None) and cost (the steps it trains): per
+    (size, arm, seed) the stable run to max(steps) keeping each smaller budget's S, each smaller
+    budget's branch from it, and with scratch_steps a from-scratch run of that many steps."""
+    longest = max(steps)
+    points = {t: branch_step(t, cooldown_frac) for t in steps if t < longest}
+    if any(s < 1 for s in points.values()):
+        raise ValueError(f"budgets of {sorted(points)} steps: a cool-down of round({cooldown_frac} * T) steps leaves no stable step")
+    runs = []
+    for size in sizes:
+        for seed in seeds:  # seed-major within a size, as run_study: a partial grid is balanced across arms
+            for label, arm, arm_overrides in arms:
+                cell = (label, arm, arm_overrides, size, seed)
+                stable = make_run(cell, out_root, "stable", longest, {"keep_ckpt_steps": sorted(set(points.values()))} if points else {})
+                runs.append(stable)
+                for t, s in points.items():
+                    kept = os.path.abspath(checkpoint.paths(stable["out_dir"], kept_step=s)[0])
+                    runs.append(make_run(cell, out_root, "branch", t, {"init_from": f"branch:{kept}"}, s))
+                if scratch_steps:
+                    runs.append(make_run(cell, os.path.join(out_root, "scratch"), "scratch", scratch_steps, {}))
+    return runs
+
+
+def make_run(cell, folder, role, steps, overrides, branch_point=None):
+    """One planned run of (label, arm, arm overrides, size, seed): every run is wsd, of its own steps."""
+    label, arm, arm_overrides, size, seed = cell
+    name = f"{label}-L{size[0]}d{size[1]}h{size[2]}-i{steps}"
+    settings = {"n_layer": size[0], "n_embd": size[1], "n_head": size[2], "lr_schedule": "wsd", "lr_decay_iters": None}
+    return {
+        "name": name,
+        "arm": arm,
+        "seed": seed,
+        "overrides": {**settings, **arm_overrides, "max_iters": steps, **overrides},
+        "out_dir": os.path.join(folder, f"{name}-s{seed}"),
+        "role": role,
+        "label": label,
+        "size": size,
+        "steps": steps,
+        "branch_step": branch_point,
+        "cost": steps - (branch_point or 0),
+    }
+
+
+def source_of(run):
+    """A branch's kept checkpoint (the path after 'branch:')."""
+    return run["overrides"]["init_from"].split(":", 1)[1]
+
+
+def states(runs, base, extra, keep_dir):
+    """Each run's run_study.state; a branch whose kept checkpoint is missing although its stable run
+    finished is refused (that run's keep_ckpt_steps did not hold the step: a budget added later)."""
+    from configurator import ConfigError
+
+    stable = {}
+    for r in runs:
+        r["state"] = run_study.state(r, base, extra, keep_for(r, keep_dir))
+        if r["role"] == "stable":
+            stable[r["out_dir"]] = r
+    for r in runs:
+        if r["role"] == "branch" and r["state"] == "new" and not os.path.isfile(source_of(r)):
+            source = stable[os.path.dirname(source_of(r))]
+            if source["state"] == "finished":
+                raise ConfigError(
+                    f"{r['name']}-s{r['seed']} branches from {source_of(r)}, which the finished stable run "
+                    f"{source['out_dir']} did not keep: rerun the grid with the budgets it was run with, or move that run aside"
+                )
+    return runs
+
+
+def keep_for(run, keep_dir):
+    """Where a run's log is kept: the scratch checks in their own subfolder (their names repeat the branches')."""
+    return os.path.join(keep_dir, "scratch") if keep_dir and run["role"] == "scratch" else keep_dir
+
+
+def describe(runs, tokens_per_step):
+    """One line per run, then the cost per (size, arm, seed) and in all, in steps and tokens."""
+    lines = []
+    for r in runs:
+        what = f"branch from step {r['branch_step']}" if r["role"] == "branch" else r["role"]
+        state = f"{r['state']:<11} " if "state" in r else ""
+        lines.append(
+            f"  {state}{r['name']}-s{r['seed']}: {r['steps']} steps = {r['steps'] * tokens_per_step:.3g} tokens, "
+            f"{what}, trains {r['cost']} steps"
+        )
+    total = sum(r["cost"] for r in runs)
+    groups = len({(r["label"], r["size"], r["seed"]) for r in runs})
+    lines.append(
+        f"{len(runs)} runs for {groups} (size, arm, seed): {total:,} steps ({total * tokens_per_step:.3g} tokens) in all, "
+        f"{total / max(groups, 1):,.0f} steps each"
+    )
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--base", required=True, help="base config file (its cooldown_frac sets every cool-down)")
+    p.add_argument("--sizes", nargs="+", required=True, help="n_layer x n_embd x n_head, e.g. 4x128x4 6x192x6")
+    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron"], help="ARM or ARM:key=value,... e.g. kron:input_scale=50")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
+    p.add_argument("--budgets", nargs="+", required=True, help="training tokens per budget, e.g. 1e6 2e6 4e6")
+    p.add_argument("--out-root", required=True)
+    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--launcher", default=None, help='e.g. "torchrun --standalone --nproc_per_node=8"')
+    p.add_argument("--keep-logs", default=None, help="copy each finished run's metrics.jsonl here; skip runs whose kept log is complete")
+    p.add_argument("--from-scratch-check", default=None, help="also a from-scratch wsd run of this budget (a branched one of --budgets)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their states; run nothing")
+    p.add_argument("--list", action="store_true", help="list the plan (steps, branch points, cost) without reading any run")
+    args, extra = p.parse_known_args(argv)
+    extra = [e for e in extra if e != "--"]
+    bad = [e for e in extra if not e.startswith("--") or "=" not in e or e[2:].split("=")[0] in SET_HERE]
+    if bad:
+        p.error(f"unrecognised arguments {bad}: extra train.py overrides are --key=value, of settings other than {', '.join(SET_HERE)}")
+    if not os.path.isfile(args.base):
+        p.error(f"base config {args.base!r} not found")
+    if args.parallel < 1:
+        p.error(f"--parallel {args.parallel}: expected an integer >= 1 (runs at a time)")
+    return args, extra
+
+
+def main(argv=None):
+    args, extra = parse_args(argv)
+    sizes = [parse_size(s) for s in args.sizes]
+    arms = [parse_arm(a) for a in args.arms]
+    tokens_per_step, cooldown_frac = base_facts(args.base, extra)
+    steps = budget_steps([parse_budget(b) for b in args.budgets], tokens_per_step)
+    scratch = None
+    if args.from_scratch_check:
+        scratch = round(parse_budget(args.from_scratch_check) / tokens_per_step)
+        if scratch not in steps[:-1]:
+            raise ValueError(
+                f"--from-scratch-check {args.from_scratch_check}: {scratch} steps is not one of the branched budgets ({steps[:-1]} steps)"
+            )
+    runs = plan(sizes, arms, sorted(set(args.seeds)), steps, cooldown_frac, args.out_root, scratch)
+    if args.list:
+        print(describe(runs, tokens_per_step))
+        return runs
+    from configurator import ConfigError
+
+    run_study.fingerprint_of.cache_clear()
+    try:
+        run_study.check_data({run_study.planned_config(r, args.base, extra)["data_dir"] for r in runs})
+        states(runs, args.base, extra, args.keep_logs)
+        for r in runs:
+            if r["state"] == "finished":
+                run_study.keep(r, keep_for(r, args.keep_logs))
+    except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    print(f"in {args.out_root}:\n" + describe(runs, tokens_per_step))
+    if args.dry_run:
+        return runs
+    os.makedirs(args.out_root, exist_ok=True)
+    failed = execute(runs, args, extra)
+    with open(os.path.join(args.out_root, "forecast_runs.json"), "w") as f:
+        json.dump({"base": args.base, "extra": extra, "tokens_per_step": tokens_per_step, "runs": runs}, f, indent=1)
+    if failed:
+        sys.exit(
+            f"{len(failed)} run(s) did not finish: "
+            + ", ".join(f"{r['name']}-s{r['seed']} ({r['state']})" for r in failed)
+            + "; see each run's train.log for why, mend it, then rerun the same command to resume them"
+        )
+    return runs
+
+
+def execute(runs, args, extra):
+    """Stable and scratch runs first, then the branches whose kept checkpoint exists (one whose stable
+    run failed is 'blocked'), each phase through run_study.execute. Returns the runs that did not finish."""
+    failed = []
+    for phase in ("stable", "scratch", "branch"):
+        todo = [r for r in runs if r["role"] == phase and r["state"] != "finished"]
+        if phase == "branch":
+            blocked = [r for r in todo if r["state"] == "new" and not os.path.isfile(source_of(r))]
+            for r in blocked:
+                r["state"] = "blocked"
+            failed += blocked
+            todo = [r for r in todo if r not in blocked]
+        phase_args = argparse.Namespace(**{**vars(args), "keep_logs": keep_for({"role": phase}, args.keep_logs)})
+        failed += run_study.execute(todo, phase_args, extra) if todo else []
+    return failed
+
+
+if __name__ == "__main__":
+    run_cli(main, also=(ValueError,))  # a user's mistake: one line (--debug: the traceback)

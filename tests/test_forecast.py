@@ -1,0 +1,105 @@
+"""forecast.py on synthetic grids drawn from a known surface L = E + A/N^alpha + B/D^beta with noise:
+the fit recovers the surface, the held-out forecast of the largest size is close, the gap's interval
+covers the true gap, and contains zero when the arms do not differ. Run folders are read as
+scripts/run_forecast.py names them."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import forecast
+
+TRUE = (math.log(1.8), math.log(400.0), math.log(410.0), 0.34, 0.28)  # Hoffmann et al.'s surface, E raised
+SIZES = [1e6, 3e6, 1e7, 3e7, 1e8]
+BUDGETS = [1e8, 3e8, 1e9, 3e9]
+
+
+def synthetic(log_e_shift, noise=0.003, seed=0):
+    """Points of two arms 'ref' and 'other' (other's E is e^shift times ref's), 3 seeds per cell,
+    multiplicative log-normal noise."""
+    rng, points = np.random.default_rng(seed), []
+    for arm, shift in (("ref", 0.0), ("other", log_e_shift)):
+        theta = (TRUE[0] + shift,) + TRUE[1:]
+        for i, n in enumerate(SIZES):
+            for d in BUDGETS:
+                for s in (1, 2, 3):
+                    loss = float(forecast.predict(theta, n, d)) * math.exp(rng.normal(0, noise))
+                    points.append({"arm": arm, "size": (i + 1, 64, 2), "seed": s, "n": n, "d": d, "loss": loss, "path": ""})
+    return points
+
+
+def test_the_fit_recovers_the_surface_and_forecasts_the_held_out_size():
+    points = synthetic(0.0)
+    thetas = forecast.fit(points, ["ref", "other"])
+    for theta in thetas.values():
+        p = forecast.params_of(theta)
+        assert p["alpha"] == pytest.approx(0.34, abs=0.03) and p["beta"] == pytest.approx(0.28, abs=0.03)
+        assert p["E"] == pytest.approx(1.8, rel=0.1)
+        for n, d in [(3e7, 1e9), forecast.TARGET]:
+            assert forecast.predict(theta, n, d) == pytest.approx(forecast.predict(TRUE, n, d), rel=0.01)
+    shared = forecast.fit(points, ["ref", "other"], shared=True)
+    assert shared["ref"][3:].tolist() == shared["other"][3:].tolist()
+    assert forecast.params_of(shared["ref"])["alpha"] == pytest.approx(0.34, abs=0.03)
+    held = forecast.held_out(points, ["ref", "other"])
+    assert held["N"] == 1e8 and len(held["cells"]) == 2 * len(BUDGETS)
+    assert held["mean_abs_error"] < 0.03 and held["max_abs_error"] < 0.06  # nats, on losses of 3.4 to 5
+
+
+def test_the_interval_covers_the_true_gap():
+    out = forecast.forecast(synthetic(-0.02), "ref", "other", replicates=40)
+    true_gap = 1.8 * (1 - math.exp(-0.02))  # E_ref - E_other: the other terms are the same
+    assert out["gap"] == pytest.approx(true_gap, abs=0.01)
+    lo, hi = out["interval95"]
+    assert lo < true_gap < hi and lo > 0 and out["p_other_better"] == 1.0
+    assert set(out["forms"]) == {
+        "per-arm exponents, all sizes",
+        "shared exponents, all sizes",
+        "per-arm exponents, without the smallest size",
+        "shared exponents, without the smallest size",
+    }
+    assert len(out["cells"]) == 2 * len(SIZES) * len(BUDGETS) and out["cells"][0]["seeds"] == [1, 2, 3]
+
+
+def test_no_true_gap_gives_an_interval_containing_zero():
+    out = forecast.forecast(synthetic(0.0, seed=1), "ref", "other", replicates=40)
+    lo, hi = out["interval95"]
+    assert lo < 0 < hi and 0 < out["p_other_better"] < 1
+
+
+def test_resampling_keeps_the_arms_paired_by_seed():
+    points = synthetic(0.0)
+    boot = forecast.resample(points, np.random.default_rng(3))
+    for by_arm in forecast.cells(boot).values():
+        assert sorted(by_arm["ref"]) == sorted(by_arm["other"])  # the same seeds drawn for both arms
+    assert len(boot) == len(points)
+
+
+def write_runs(root, points):
+    for p in points:
+        steps = int(p["d"] / 1000)
+        folder = root / f"{p['arm']}-L{p['size'][0]}d{p['size'][1]}h{p['size'][2]}-i{steps}-s{p['seed']}"
+        folder.mkdir()
+        scale = {"non_embedding_params": p["n"], "tokens_per_step": 1000, "tokens": p["d"]}
+        records = [
+            {"kind": "config", "config": {"max_iters": steps}, "scale": scale},
+            {"kind": "eval", "step": steps, "val_loss": p["loss"], "tokens": p["d"]},
+        ]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_the_command_reads_the_grid_runs_and_writes_forecast_json(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "forecast.json"
+    runs.mkdir()
+    write_runs(runs, synthetic(-0.02))
+    unfinished = runs / "other-L1d64h2-i77-s9"
+    unfinished.mkdir()
+    (unfinished / "metrics.jsonl").write_text(json.dumps({"kind": "config", "config": {"max_iters": 77}, "scale": {}}) + "\n")
+    (runs / "scratch").mkdir()  # the from-scratch checks live there and are not grid cells
+    forecast.main([str(runs), "--ref", "ref", "--other", "other", "--replicates", "8", "--out", str(out)])
+    got = json.loads(out.read_text())
+    assert got["target"] == {"N": 85e6, "D": 2.5e9} and got["gap"] > 0 and got["bootstrap"]["replicates"] == 8
+    assert "left out" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="arm 'kron' has no finished runs; arms found: \\['other', 'ref'\\]"):
+        forecast.main([str(runs), "--ref", "ref", "--other", "kron"])

@@ -1,0 +1,94 @@
+"""scripts/run_forecast.py: the plan (budgets to steps, branch points, cost), and a tiny grid run end
+to end: stable run, branch, from-scratch check, kept logs, a rerun that skips everything."""
+
+import json
+import os
+
+import pytest
+
+from runlog import read_metrics
+from scripts import run_forecast
+from tests.conftest import tiny_config
+
+KEYS = ("data_dir", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "eval_iters", "warmup_iters", "learning_rate", "min_lr")
+
+
+def write_base(data_dir, path, **kw):
+    cfg = {**tiny_config(data_dir, "unused"), "eval_interval": 3, "cooldown_frac": 0.25, "dropout": 0.1, **kw}
+    path.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in KEYS + ("eval_interval", "cooldown_frac", "dropout")) + "\n")
+    return str(path)
+
+
+def test_plan_lists_stable_runs_branches_and_their_cost(data_dir, tmp_path, capsys):
+    base = write_base(data_dir, tmp_path / "base.py")  # 4 x 32 = 128 tokens a step
+    argv = ["--base", base, "--sizes", "1x32x2", "2x64x2", "--arms", "kron", "bpe_tied:input_scale=2", "--seeds", "1", "2"]
+    runs = run_forecast.main(argv + ["--budgets", "1024", "2048", "1500", "--out-root", str(tmp_path / "f"), "--list"])
+    assert len(runs) == 2 * 2 * 2 * 3
+    first = [r for r in runs if r["size"] == (1, 32, 2) and r["seed"] == 1 and r["label"] == "kron"]
+    assert [(r["role"], r["steps"], r["branch_step"], r["cost"]) for r in first] == [
+        ("stable", 16, None, 16),
+        ("branch", 8, 6, 2),  # round(0.25 * 8) = 2 cool-down steps from 6
+        ("branch", 12, 9, 3),  # 1500 tokens: round(11.7) = 12 steps
+    ]
+    assert first[0]["overrides"]["keep_ckpt_steps"] == [6, 9] and first[0]["overrides"]["lr_schedule"] == "wsd"
+    assert first[1]["overrides"]["init_from"] == f"branch:{tmp_path / 'f' / 'kron-L1d32h2-i16-s1' / 'ckpt_step6.pt'}"
+    assert {r["name"] for r in runs if r["label"] != "kron"} >= {"bpe_tied-input_scale2-L2d64h2-i8"}
+    out = capsys.readouterr().out
+    assert "kron-L1d32h2-i8-s1: 8 steps = 1.02e+03 tokens, branch from step 6, trains 2 steps" in out
+    assert "24 runs for 8 (size, arm, seed): 168 steps (2.15e+04 tokens) in all, 21 steps each" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sizes", "4x128"], "--sizes '4x128': expected n_layer x n_embd x n_head"),
+        (["--arms", "kronn"], "unknown arm 'kronn'"),
+        (["--arms", "kron:max_iters=5"], "expected ARM\\[:key=value,...\\] with settings other than"),
+        (["--budgets", "1024", "1050"], "these are \\[8, 8\\] steps; expected distinct budgets"),
+        (["--budgets", "-5"], "--budgets '-5': expected a number of training tokens > 0"),
+        (["--from-scratch-check", "2048"], "16 steps is not one of the branched budgets \\(\\[8\\] steps\\)"),
+    ],
+)
+def test_bad_grids_are_refused_naming_the_value(data_dir, tmp_path, argv, message):
+    base = write_base(data_dir, tmp_path / "base.py")
+    defaults = {"--sizes": ["1x32x2"], "--budgets": ["1024", "2048"]}
+    for flag, values in defaults.items():
+        if flag not in argv:
+            argv = argv + [flag, *values]
+    with pytest.raises(ValueError, match=message):
+        run_forecast.main(["--base", base, "--out-root", str(tmp_path / "f"), "--list"] + argv)
+
+
+def test_an_extra_override_of_a_planned_setting_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_forecast.main(["--base", "config/study_cpu.py", "--sizes", "1x32", "--budgets", "1e4", "--out-root", "x", "--max_iters=3"])
+    assert "extra train.py overrides are --key=value, of settings other than" in capsys.readouterr().err
+
+
+def losses(out_dir):
+    return {r["step"]: r["loss"] for r in read_metrics(str(out_dir), "train")}
+
+
+@pytest.mark.slow
+def test_a_tiny_grid_runs_resumably_and_its_branch_matches_the_scratch_run(data_dir, tmp_path):
+    base = write_base(data_dir, tmp_path / "base.py")
+    root, kept = tmp_path / "f", tmp_path / "kept"
+    argv = ["--base", base, "--sizes", "1x32x2", "--arms", "kron", "--seeds", "1", "--budgets", "1024", "1536"]
+    argv += ["--out-root", str(root), "--keep-logs", str(kept), "--from-scratch-check", "1024"]
+    planned = run_forecast.main(argv + ["--dry-run"])
+    assert [(r["role"], r["state"]) for r in planned] == [("stable", "new"), ("branch", "new"), ("scratch", "new")]
+    runs = run_forecast.main(argv)
+    assert [r["state"] for r in runs] == ["finished"] * 3
+    stable, branch, scratch = (r["out_dir"] for r in runs)
+    assert os.path.isfile(os.path.join(stable, "ckpt_step6.pt"))  # 8 steps: round(0.25 * 8) = 2 from step 6
+    assert sorted(losses(branch)) == [6, 7]
+    assert [losses(branch)[s] for s in (6, 7)] == [losses(scratch)[s] for s in (6, 7)]
+    config = read_metrics(branch, "config")[-1]
+    assert config["scale"]["tokens"] == 1024 and config["branched_from"]["step"] == 6
+    assert sorted(os.listdir(kept)) == ["kron-L1d32h2-i12-s1", "kron-L1d32h2-i8-s1", "scratch"]
+    assert os.listdir(kept / "scratch") == ["kron-L1d32h2-i8-s1"]
+    mtimes = [os.path.getmtime(os.path.join(r["out_dir"], "ckpt.pt")) for r in runs]
+    again = run_forecast.main(argv)
+    assert [r["state"] for r in again] == ["finished"] * 3
+    assert [os.path.getmtime(os.path.join(r["out_dir"], "ckpt.pt")) for r in runs] == mtimes
+    assert [r["role"] for r in json.load(open(root / "forecast_runs.json"))["runs"]] == ["stable", "branch", "scratch"]
