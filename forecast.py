@@ -5,7 +5,8 @@ finished runs (scripts/run_forecast.py) and forecast the gap between two arms at
 
 Definitions (numbers only, no prose; analysis.py's conventions):
   * a cell is one (arm, size, budget); its points are its runs, one per seed: N = non-embedding
-    parameters and D = training tokens, both from the run's log ("scale"), L = its final validation loss;
+    parameters and D = training tokens, both from the run's log ("scale"), L = its final evaluation's
+    test-half loss (every validation window of the test half, the mean over sources: final_eval);
   * the fit, as Hoffmann et al. 2022: with E = e^e, A = e^a, B = e^b, minimise over (e, a, b, alpha, beta)
     sum_i Huber_delta(LSE(a - alpha ln N_i, b - beta ln D_i, e) - ln L_i), delta = 1e-3, with L-BFGS-B
     from each start of a small grid, keeping the best; per arm, or with alpha and beta shared by the arms;
@@ -48,15 +49,15 @@ def load_points(folders):
             m, path = NAME.match(name), os.path.join(folder, name)
             if not m or not os.path.isfile(os.path.join(path, "metrics.jsonl")):
                 continue
-            config, evals = read_metrics(path, "config"), read_metrics(path, "eval")
+            config, final = read_metrics(path, "config"), read_metrics(path, "final")
             scale = config[-1].get("scale") if config else None
-            if not scale or not evals or evals[-1]["step"] < config[-1]["config"]["max_iters"]:
-                print(f"left out {path}: unfinished, or logged before runs recorded their scale")
+            if not scale or not final or final[-1]["step"] < config[-1]["config"]["max_iters"]:
+                print(f"left out {path}: unfinished, without a final evaluation, or logged before runs recorded their scale")
                 continue
             size = (int(m["n_layer"]), int(m["n_embd"]), int(m["n_head"]))
             n, d = scale["non_embedding_params"], scale["tokens"]
             points.append(
-                {"arm": m["arm"], "size": size, "seed": int(m["seed"]), "n": n, "d": d, "loss": evals[-1]["val_loss"], "path": path}
+                {"arm": m["arm"], "size": size, "seed": int(m["seed"]), "n": n, "d": d, "loss": final[-1]["test_loss"], "path": path}
             )
     if not points:
         raise FileNotFoundError(f"no finished forecast runs (<arm>-L<l>d<d>h<h>-i<steps>-s<seed>) in {folders}")
