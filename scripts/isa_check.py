@@ -44,6 +44,7 @@ from errors import run_cli
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "results", "isa_check")
 CONFIG = os.path.join(ROOT, "config", "quickstart.py")
+KEPT = os.path.join(ROOT, "results", "quickstart_cpu", "summary.json")  # the README's quickstart table
 ARMS_CHECKED = ("bpe_tied", "kron")
 SAFETY = 2.0  # the tolerance: the largest difference measured, times this, rounded up
 PATHS = {  # name -> environment; "default" is what this machine picks by itself
@@ -108,6 +109,26 @@ def tolerance_from(differences, safety=SAFETY):
     x = max(worst * safety, 1e-6)
     e = math.floor(math.log10(x))
     return round(math.ceil(x / 10**e - 1e-9) * 10**e, -e + 1 if e < 0 else 0)
+
+
+def summarise(curves, kept_path=KEPT):
+    """The differences from the default path, the tolerance, and (not part of it) the default path at 1
+    thread against the kept quickstart table (results/quickstart_cpu, made at the machine's default
+    thread count): what a thread count alone changes."""
+    diffs = loss_differences(curves)
+    out = {
+        "loss_differences": diffs,
+        "max_difference": max((d["max_abs"] for arms in diffs.values() for d in arms.values()), default=0.0),
+        "safety": SAFETY,
+        "tolerance": tolerance_from(diffs),
+    }
+    if os.path.isfile(kept_path):
+        with open(kept_path) as f:
+            kept = json.load(f)
+        threads = (kept.get("machine") or {}).get("threads", kept.get("machine", {}).get("cores"))
+        both = {"default": curves["default"], f"kept table ({threads} threads)": {a: kept["curves"][a] for a in ARMS_CHECKED}}
+        out["threads_vs_kept"] = loss_differences(both)
+    return out
 
 
 # ----------------------------------------------------------------------------- per-op comparison
@@ -344,20 +365,34 @@ def render(result):
                 )
         lines.append("")
     if "loss_differences" in result:
+
+        def cell(d):
+            return f"{d['max_abs']:.2g} (step {d['step']})" if d["max_abs"] else "0 (identical)"
+
         lines += [
             f"## Validation loss: largest |difference| from the default path ({result['max_iters']} steps, every evaluation)",
             "",
-            "| path | " + " | ".join(ARMS_CHECKED) + " |",
-            "|---|" + "---:|" * len(ARMS_CHECKED),
+            "| path | environment | " + " | ".join(ARMS_CHECKED) + " |",
+            "|---|---|" + "---:|" * len(ARMS_CHECKED),
         ]
         for path, arms in result["loss_differences"].items():
-            cells = [f"{arms[a]['max_abs']:.2g} (step {arms[a]['step']})" if arms[a]["max_abs"] else "0 (identical)" for a in ARMS_CHECKED]
-            lines.append(f"| {path} | " + " | ".join(cells) + " |")
+            env = " ".join(f"{k}={v}" for k, v in result["paths"][path].items())
+            lines.append(f"| {path} | {env} | " + " | ".join(cell(arms[a]) for a in ARMS_CHECKED) + " |")
+        untrained = [q for q in result["paths"] if q not in result["curves"]]
         lines += [
             "",
             f"Tolerance for 'the same within kernel-path noise': {result['tolerance']:g} nats "
-            f"(largest difference {result['max_difference']:.2g} x {result['safety']:g}, rounded up).",
+            f"(largest difference {result['max_difference']:.2g} x {result['safety']:g}, rounded up to one digit).",
         ]
+        if untrained:
+            lines += ["", "Not trained: " + ", ".join(untrained) + " (their ops are in the table above)."]
+        for other, arms in result.get("threads_vs_kept", {}).items():
+            lines += [
+                "",
+                f"Not part of the tolerance: the default path at 1 thread against the README's {other}: "
+                + ", ".join(f"{a} {cell(arms[a])}" for a in ARMS_CHECKED)
+                + ".",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -402,17 +437,10 @@ def main(argv=None):
         for path in paths:
             curves[path] = {arm: train_arm(path, arm, args.max_iters, args.work, args.reuse) for arm in ARMS_CHECKED}
             print(f"train: {path}: " + ", ".join(f"{a} {c[max(c, key=int)]:.6f}" for a, c in curves[path].items()), flush=True)
-        diffs = loss_differences(curves)
-        worst = max((d["max_abs"] for arms in diffs.values() for d in arms.values()), default=0.0)
-        result.update(
-            max_iters=args.max_iters,
-            curves=curves,
-            loss_differences=diffs,
-            max_difference=worst,
-            safety=SAFETY,
-            tolerance=tolerance_from(diffs),
-        )
-        save(result)
+        result.update(max_iters=args.max_iters, curves=curves)
+    if "curves" in result:
+        result.update(summarise(result["curves"]))
+    save(result)
     write_rendered(result)
 
 
