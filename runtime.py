@@ -71,8 +71,8 @@ def keep_freed_memory():
 def machine_facts():
     """What a run's numbers may depend on beyond its settings: the CPU model and the instruction set
     torch's CPU kernels chose, the thread count and library versions. Losses are identical where all
-    of these are (tests/test_train.py); matmul kernels differ by instruction set, so elsewhere they
-    may differ in the last digits."""
+    of these are (tests/test_train.py); elsewhere kernels differ by path (attention, log-softmax, MKL's
+    matmuls, GELU: scripts/isa_check.py), and so may the last digits."""
     import platform
 
     cpu = platform.processor() or platform.machine()

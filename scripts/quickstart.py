@@ -5,8 +5,12 @@
 
 Prepares data/python_help if needed, trains each arm with train.py (a finished run is reused unless
 --fresh), prints the validation losses per evaluation step side by side, and writes
-out/quickstart/loss_curves.png and out/quickstart/summary.json. The model is tiny (2 layers,
-d=128) and the corpus small: this checks the pipeline, it says nothing about the method.
+out/quickstart/loss_curves.png and out/quickstart/summary.json (with the machine facts the runs
+logged), then says in one line how the table compares with the README's kept one
+(results/quickstart_cpu/summary.json): an exact match, within the kernel-path tolerance measured by
+scripts/isa_check.py, or outside it (and how this machine differs from the kept table's); it only
+reports, it never fails the run. The model is tiny (2 layers, d=128) and the corpus small: this
+checks the pipeline, it says nothing about the method.
 """
 
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
@@ -32,6 +36,44 @@ from plotting import plot_val_curves
 from runlog import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEPT = os.path.join(ROOT, "results", "quickstart_cpu", "summary.json")
+ISA_CHECK = os.path.join(ROOT, "results", "isa_check", "isa_check.json")
+FACTS = ("cpu", "cpu_capability", "threads", "torch", "numpy")  # what the comparison names when it differs
+
+
+def compare_with_kept(curves, kept, tolerance=None, machine=None):
+    """One line: how this run's validation losses compare with the kept table's.
+    curves: {arm: {step: loss}} of this run; kept: the kept summary.json ("curves", "machine");
+    tolerance: the kernel-path tolerance in nats (None: only exact or not); machine: this run's facts."""
+    diffs = []  # (|difference|, arm, step) over the arms and steps both tables have
+    for arm, curve in curves.items():
+        kept_curve = kept.get("curves", {}).get(arm, {})
+        diffs += [(abs(loss - kept_curve[str(step)]), arm, int(step)) for step, loss in curve.items() if str(step) in kept_curve]
+    if not diffs:
+        return "kept table: nothing to compare (no arm and step in common)"
+    worst, arm, step = max(diffs, key=lambda d: (d[0], -d[2]))
+    if worst == 0:
+        return f"kept table: exact match ({len(diffs)} losses, every digit)"
+    where = f"largest difference {worst:.2g} ({arm}, step {step})"
+    if tolerance is not None and worst <= tolerance:
+        return f"kept table: within the kernel-path tolerance {tolerance:g} nats: {where}"
+    bound = f"outside the kernel-path tolerance {tolerance:g} nats" if tolerance is not None else "not an exact match"
+    theirs = kept.get("machine") or {}
+    if "cpu_capability" not in theirs:  # written before summary.json kept runtime.machine_facts()
+        return f"kept table: {bound}: {where}; the kept table records no machine facts to compare"
+    made_on = ", ".join(f"{k} {theirs[k]}" for k in FACTS if k in theirs)
+    differ = [f"{k} {machine[k]} here" for k in FACTS if machine and k in theirs and k in machine and machine[k] != theirs[k]]
+    here = "; this machine differs in " + ", ".join(differ) if differ else "; this machine records the same facts"
+    return f"kept table: {bound}: {where}; the kept table came from {made_on}{here}"
+
+
+def kernel_path_tolerance(path=ISA_CHECK):
+    """The tolerance scripts/isa_check.py measured, or None where it has not been kept."""
+    try:
+        with open(path) as f:
+            return json.load(f).get("tolerance")
+    except FileNotFoundError:
+        return None
 
 
 def main(argv=None):
@@ -46,9 +88,8 @@ def main(argv=None):
 
     if not any(f.endswith(".bin") for f in os.listdir(os.path.join(ROOT, "data", "python_help"))):
         subprocess.run([sys.executable, "-m", "data.python_help.prepare"], cwd=ROOT, check=True)
-    runs, seconds = {}, {}
+    runs, seconds, facts = {}, {}, {}
     machine = {
-        "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -73,6 +114,7 @@ def main(argv=None):
         subprocess.run(cmd, check=True, cwd=ROOT)
         seconds[arm] = round(time.time() - t0, 1)
         runs[arm] = read_metrics(out_dir, "eval")
+        facts = next((r["machine"] for r in read_metrics(out_dir, "config") if "machine" in r), facts)
 
     steps = sorted(set.intersection(*(set(r["step"] for r in recs) for recs in runs.values())))
     by_step = {arm: {r["step"]: r["val_loss"] for r in recs} for arm, recs in runs.items()}
@@ -88,10 +130,8 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     curves = {arm: [([r["step"] for r in recs], [r["val_loss"] for r in recs])] for arm, recs in runs.items()}
     png = plot_val_curves(curves, os.path.join(out, "loss_curves.png"), title="quickstart: validation loss (CPU, pydoc corpus)")
+    machine = {**facts, **machine}  # what the training runs logged (runtime.machine_facts), then the rest
     with open(os.path.join(out, "summary.json"), "w") as f:
-        import torch
-
-        machine["torch"] = torch.__version__
         json.dump(
             {
                 "final_step": steps[-1],
@@ -109,6 +149,13 @@ def main(argv=None):
         + " (a reused finished run takes seconds)"
     )
     print(f"wrote {os.path.relpath(png, ROOT)} and {os.path.relpath(os.path.join(out, 'summary.json'), ROOT)}")
+    defaults = args.config == p.get_default("config") and args.max_iters is None and args.seed == p.get_default("seed")
+    if not defaults:
+        print("kept table: not compared (it is for the default config, seed and steps)")
+    elif os.path.isfile(KEPT):
+        with open(KEPT) as f:
+            kept = json.load(f)
+        print(compare_with_kept({a: by_step[a] for a in args.arms}, kept, kernel_path_tolerance(), machine))
 
 
 if __name__ == "__main__":
