@@ -63,7 +63,29 @@ def load_run(path):
         "data": data_identity(configs),
         "path": path,
         "max_iters": (configs[-1].get("config") or {}).get("max_iters") if configs else None,
+        "bpb": final_bpb(path, evals[-1]),
     }
+
+
+def bits_per_byte(loss_by_source, counts):
+    """bpb = sum_s loss_s * tokens_s / (ln 2 * sum_s bytes_s): nats per token summed over the windows'
+    tokens, over the UTF-8 bytes those tokens stand for; comparable across tokenizers."""
+    if set(loss_by_source) != set(counts):
+        raise ValueError(f"sources differ: losses for {sorted(loss_by_source)}, byte counts for {sorted(counts)}")
+    nats = sum(loss_by_source[s] * c["tokens"] for s, c in counts.items())
+    return nats / (math.log(2) * sum(c["bytes"] for c in counts.values()))
+
+
+def final_bpb(path, last_eval):
+    """A run's bits per byte at its last evaluation: as logged (val_bpb), or for logs older than that,
+    from its per-source losses and its study's val_bytes.json (scripts/val_bytes.py, beside runs/);
+    None when neither is there."""
+    if last_eval.get("val_bpb") is not None:
+        return last_eval["val_bpb"]
+    counts = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "val_bytes.json")
+    if not last_eval.get("val_loss_by_source") or not os.path.isfile(counts):
+        return None
+    return bits_per_byte(last_eval["val_loss_by_source"], read_json(counts)["sources"])
 
 
 def data_identity(configs):
@@ -159,6 +181,9 @@ def compare(groups, baseline):
             "ppl_mean": math.exp(m),
             "ppl_per_seed": {k: math.exp(v) for k, v in finals.items()},
         }
+        bpb = [r["bpb"] for r in runs.values()]
+        if all(b is not None for b in bpb):
+            rec["final_bpb_mean"], rec["final_bpb_std"] = mean_std(bpb)
         c = contrast(data, baseline, g) if g != baseline else None
         if c:
             shared = c["seeds"]

@@ -44,6 +44,9 @@ def comparison_markdown(res):
         "| median step ms | tokens/s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if any("final_bpb_mean" in r for r in res["groups"].values()):  # bits per byte: comparable across tokenizers
+        lines[1] = lines[1].replace("| perplexity |", "| perplexity | bits per byte |")
+        lines[2] += "---|"
     for g, r in res["groups"].items():
         one = len(r["seeds"]) == 1  # a spread over one seed is not zero but unknown: no "± 0.0000"
         gap = f"{r['gap_nats_mean']:+.4f}" + ("" if one else f" ± {r['gap_nats_std']:.4f}") if "gap_nats_mean" in r else "—"
@@ -55,8 +58,9 @@ def comparison_markdown(res):
         ms = f"{r['median_step_ms']:.0f}" if r["median_step_ms"] else "—"
         tps = f"{r['median_tokens_per_s']:,.0f}" if r["median_tokens_per_s"] else "—"
         ci = f"[{r['gap_nats_ci95'][0]:+.4f}, {r['gap_nats_ci95'][1]:+.4f}]" if r.get("gap_nats_ci95") else "—"
+        bpb = "" if "bits per byte" not in lines[1] else f" {r['final_bpb_mean']:.4f} |" if "final_bpb_mean" in r else " — |"
         lines.append(
-            f"| {g} | {len(r['seeds'])} | {final} | {r['ppl_mean']:.2f} | "
+            f"| {g} | {len(r['seeds'])} | {final} | {r['ppl_mean']:.2f} |{bpb} "
             f"{gap} | {ci} | {pct} | {cross} | {ratio} | {per_seed} | {ms} | {tps} |"
         )
     sources = next((sorted(r["final_val_by_source"]) for r in res["groups"].values() if "final_val_by_source" in r), None)

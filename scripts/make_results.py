@@ -27,6 +27,7 @@ import analysis
 import report
 from errors import run_cli
 from report import Value
+from runlog import read_json
 from scripts.gpu_report import study_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -126,11 +127,17 @@ def table_keys():
     return [s.key for s in STUDIES if s.in_table]
 
 
-def values_of(loaded, cells):
+def values_of(loaded, cells, results):
     """Every number a document may quote, by name: {{study.question}} (gap [95 % CI]), .p (Holm),
     .seeds, {{study.scale}}, {{study.drift.group}} (the produced embeddings' RMS, final / initial),
     {{study.loss.group}} and {{paper.*}}."""
     v = {f"paper.{k}": Value(t) for k, t in PAPER.items()}
+    for s in STUDIES:  # the validation windows' bytes per token (scripts/val_bytes.py), where counted
+        counted = os.path.join(results, s.folder, "val_bytes.json")
+        if loaded.get(s.key) and os.path.isfile(counted):
+            c = read_json(counted)["sources"].values()
+            ratio = sum(x["bytes"] for x in c) / sum(x["tokens"] for x in c)
+            v[f"{s.key}.bytes_per_token"] = Value(f"{ratio:.2f}", ratio)
     for (study, q), c in cells.items():
         v[f"{study}.{q}"] = Value(gap_text(c), c["gap_mean"], c["verdict"])
         v[f"{study}.{q}.seeds"] = Value(str(len(c["seeds"])), len(c["seeds"]))
@@ -140,6 +147,13 @@ def values_of(loaded, cells):
             v[f"{key}.scale"] = Value(scale_text(d["scale"]))
             v.update({f"{key}.drift.{g}": Value(f"{e:.2f}×", e) for g, (_, _, e, _, _) in d["drift"].items()})
             v.update({f"{key}.loss.{g}": Value(f"{r['final_val_mean']:.3f}", r["final_val_mean"]) for g, r in d["cmp"]["groups"].items()})
+            v.update(
+                {
+                    f"{key}.bpb.{g}": Value(f"{r['final_bpb_mean']:.3f}", r["final_bpb_mean"])
+                    for g, r in d["cmp"]["groups"].items()
+                    if "final_bpb_mean" in r
+                }
+            )
         v.update(step_values(key, d["cmp"]))
         v.update(typo_values(key, d["robustness"]))
     return v
@@ -194,6 +208,20 @@ def opening_table(cells):
         if any(row):
             shown = [f"{gap_text(c)}, {len(c['seeds'])} seeds: {verdict_text(q, c)}" if c else "—" for c in row]
             lines.append(f"| {question} ({ref} − {other}) | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
+def bpb_table(loaded):
+    """Each arm's final bits per byte (mean over seeds) in every study that has its byte counts: the one
+    unit in which studies with different tokenizers compare."""
+    studies = [s for s in STUDIES if s.in_table and loaded.get(s.key)]
+    groups = {s.key: loaded[s.key]["cmp"]["groups"] for s in studies}
+    names = [g for g in dict.fromkeys(g for gs in groups.values() for g in gs) if all(g in gs for gs in groups.values())]
+    lines = ["| group | " + " | ".join(f"{s.title} (V {loaded[s.key]['scale']['vocab_size']:,})" for s in studies) + " |"]
+    lines.append("|---|" + "---|" * len(studies))
+    for g in names:
+        cells = [groups[s.key][g].get("final_bpb_mean") for s in studies]
+        lines.append(f"| {g} | " + " | ".join("—" if b is None else f"{b:.3f}" for b in cells) + " |")
     return "\n".join(lines)
 
 
@@ -276,14 +304,18 @@ def main(argv=None):
         loaded[s.key] = load(s, args.results)
     step("the documents")
     cells = cells_of(loaded)
-    values = values_of(loaded, cells)
+    values = values_of(loaded, cells, args.results)
     kept = [(s, s.key) for s in STUDIES if s.in_table and loaded[s.key]]
     figure = os.path.join(args.results, "evidence.png")
     rows = [(f"{QUESTIONS[q][0]} ({QUESTIONS[q][1]} − {QUESTIONS[q][2]})", q) for q in SHARED]
     report.evidence_figure(
         rows, [(s.title, {"contrasts": {q: cells.get((k, q)) for q in SHARED}}) for s, k in kept], figure, CONCLUDE_SEEDS
     )
-    tables = {"table.opening": opening_table(cells), "section.gpu": "\n".join(study_markdown(os.path.join(args.results, "gpu_124m")))}
+    tables = {
+        "table.opening": opening_table(cells),
+        "table.bpb": bpb_table(loaded),
+        "section.gpu": "\n".join(study_markdown(os.path.join(args.results, "gpu_124m"))),
+    }
     for s in STUDIES:
         if loaded[s.key]:
             tables[f"table.{s.key}.setup"] = setup_table(loaded[s.key])

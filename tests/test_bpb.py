@@ -71,3 +71,24 @@ def test_validation_keeps_no_autograd_graph_whatever_calls_it():
     batches = [(np.zeros((2, 4), np.int64), np.full((2, 4), 15496, np.int64), "src")]  # "Hello": 5 bytes a token
     loss, bpb, _, _ = train.losses_by_source(run, batches)
     assert modes == [False] and loss == 2.0 and bpb == pytest.approx(2.0 / (5 * np.log(2)))
+
+
+def test_a_kept_logs_bits_per_byte_come_from_its_per_source_losses_and_the_counted_bytes(tmp_path):
+    """Logs older than val_bpb: bpb = sum_s loss_s * tokens_s / (ln 2 * sum_s bytes_s), with the byte
+    counts of the study's validation windows (scripts/val_bytes.py writes them beside runs/); a log that
+    has val_bpb is read as it is."""
+    import json
+
+    import analysis
+
+    counts = {"a": {"tokens": 10, "bytes": 40}, "b": {"tokens": 10, "bytes": 20}}
+    assert analysis.bits_per_byte({"a": 2.0, "b": 1.0}, counts) == pytest.approx(30 / (math.log(2) * 60))
+    with pytest.raises(ValueError, match=r"sources differ: losses for \['a'\], byte counts for \['a', 'b'\]"):
+        analysis.bits_per_byte({"a": 2.0}, counts)
+    run = tmp_path / "study" / "runs" / "kron-s1"
+    run.mkdir(parents=True)
+    old = {"kind": "eval", "step": 5, "val_loss": 1.5, "val_loss_by_source": {"a": 2.0, "b": 1.0}}
+    assert analysis.final_bpb(str(run), old) is None  # no counts kept: no bits per byte
+    (tmp_path / "study" / "val_bytes.json").write_text(json.dumps({"sources": counts}))
+    assert analysis.final_bpb(str(run), old) == pytest.approx(30 / (math.log(2) * 60))
+    assert analysis.final_bpb(str(run), dict(old, val_bpb=0.7)) == 0.7
