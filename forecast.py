@@ -162,9 +162,11 @@ def gap_at(thetas, ref, other, n, d):
     return float(predict(thetas[ref], n, d) - predict(thetas[other], n, d))
 
 
-def held_out(points, arms, shared=False):
+def held_out(points, arms, shared=False, pair=None):
     """The form fitted without the largest size, against that size's cells (mean loss over seeds):
-    per cell the forecast error (forecast - measured, nats), and its mean and largest absolute value."""
+    per cell the forecast error (forecast - measured, nats), and its mean and largest absolute value;
+    with pair = (ref, other), also the error of the forecast gap ref - other at each budget and its mean
+    absolute value (the plan's decision rule reads that one)."""
     largest = max(p["n"] for p in points)
     thetas = fit([p for p in points if p["n"] != largest], arms, shared)
     rows = []
@@ -182,28 +184,37 @@ def held_out(points, arms, shared=False):
                 }
             )
     errors = [abs(r["error"]) for r in rows]
-    return {"N": largest, "cells": rows, "mean_abs_error": float(np.mean(errors)), "max_abs_error": float(max(errors))}
+    out = {"N": largest, "cells": rows, "mean_abs_error": float(np.mean(errors)), "max_abs_error": float(max(errors))}
+    if pair:
+        by = {(r["arm"], r["D"]): r["error"] for r in rows}
+        gaps = {d: by[pair[0], d] - by[pair[1], d] for (arm, d) in by if arm == pair[0] and (pair[1], d) in by}
+        out["gap_errors"] = {str(d): e for d, e in sorted(gaps.items())}
+        out["gap_mean_abs_error"] = float(np.mean([abs(e) for e in gaps.values()])) if gaps else None
+    return out
 
 
-def forecast(points, ref, other, target=TARGET, replicates=400, seed=0, shared=False):
+def forecast(points, ref, other, target=TARGET, replicates=400, seed=0, shared=False, also=()):
     """The forecast.json dict: gap = L_ref - L_other at target = (N*, D*) from the main form (per-arm
     exponents unless shared), its bootstrap interval and p_other_better over seeds and forms, the
-    parameters per arm, every form's own gap, the cells used, and the held-out check."""
-    arms = [ref, other]
+    parameters per arm, every form's own gap, the cells used, and the held-out check. Every arm in the
+    points is fitted (shared exponents are shared by all of them); `also`: more (N, D) targets, each with
+    its gap, interval and probability from the same replicates."""
     found = sorted({p["arm"] for p in points})
-    missing = [a for a in arms if a not in found]
+    missing = [a for a in (ref, other) if a not in found]
     if missing:
         raise ValueError(f"arm {missing[0]!r} has no finished runs; arms found: {found}")
-    points = [p for p in points if p["arm"] in arms]
+    arms = found
     n, d = target
     fits = {name: (sh, pts, fit(pts, arms, sh)) for name, (sh, pts) in forms(points).items()}
     main = "shared exponents, all sizes" if shared else "per-arm exponents, all sizes"
-    rng, gaps = np.random.default_rng(seed), []
+    rng, gaps, more = np.random.default_rng(seed), [], [[] for _ in also]
     names = list(fits)
     for r in range(replicates):
         sh, pts, thetas = fits[names[r % len(names)]]
         boot = fit(resample(pts, rng), arms, sh, starts=[thetas])
         gaps.append(gap_at(boot, ref, other, n, d))
+        for k, (n2, d2) in enumerate(also):
+            more[k].append(gap_at(boot, ref, other, n2, d2))
     return {
         "ref": ref,
         "other": other,
@@ -230,7 +241,16 @@ def forecast(points, ref, other, target=TARGET, replicates=400, seed=0, shared=F
             for (size, dd), by_arm in sorted(cells(points).items())
             for arm, by_seed in sorted(by_arm.items())
         ],
-        "held_out": held_out(points, arms, shared),
+        "held_out": held_out(points, arms, shared, pair=(ref, other)),
+        "also": [
+            {
+                "target": {"N": n2, "D": d2},
+                "gap": gap_at(fits[main][2], ref, other, n2, d2),
+                "interval95": [float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5))],
+                "p_other_better": float(np.mean(np.array(g) > 0)),
+            }
+            for (n2, d2), g in zip(also, more)
+        ],
     }
 
 
@@ -243,12 +263,13 @@ def main(argv=None):
     p.add_argument("--d", type=float, default=TARGET[1], help="training tokens to forecast at")
     p.add_argument("--replicates", type=int, default=400)
     p.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed")
-    p.add_argument("--shared", action="store_true", help="the main form shares alpha and beta across the arms")
+    p.add_argument("--per-arm", action="store_true", help="the main form fits alpha and beta per arm (default: shared, as the plan says)")
+    p.add_argument("--also", nargs=2, type=float, action="append", default=[], metavar=("N", "D"), help="another target (repeatable)")
     p.add_argument("--out", default=None, help="write the result here as JSON (else print it)")
     a = p.parse_args(argv)
     if a.replicates < 1 or not (a.n > 0 and a.d > 0):
         p.error(f"--replicates {a.replicates}, --n {a.n}, --d {a.d}: expected an integer >= 1 and numbers > 0")
-    out = forecast(load_points(a.runs), a.ref, a.other, (a.n, a.d), a.replicates, a.seed, a.shared)
+    out = forecast(load_points(a.runs), a.ref, a.other, (a.n, a.d), a.replicates, a.seed, not a.per_arm, [tuple(t) for t in a.also])
     text = json.dumps(out, indent=1)
     if a.out:
         with open(a.out, "w") as f:

@@ -98,9 +98,13 @@ def test_the_command_reads_the_grid_runs_and_writes_forecast_json(tmp_path, caps
     unfinished.mkdir()
     (unfinished / "metrics.jsonl").write_text(json.dumps({"kind": "config", "config": {"max_iters": 77}, "scale": {}}) + "\n")
     (runs / "scratch").mkdir()  # the from-scratch checks live there and are not grid cells
-    forecast.main([str(runs), "--ref", "ref", "--other", "other", "--replicates", "8", "--out", str(out)])
+    forecast.main([str(runs), "--ref", "ref", "--other", "other", "--replicates", "8", "--also", "85e6", "30.1e6", "--out", str(out)])
     got = json.loads(out.read_text())
     assert got["target"] == {"N": 85e6, "D": 2.5e9} and got["gap"] > 0 and got["bootstrap"]["replicates"] == 8
+    assert got["form"] == "shared exponents, all sizes"  # the plan's main form is the command's default
+    assert got["also"][0]["target"] == {"N": 85e6, "D": 30.1e6} and len(got["also"][0]["interval95"]) == 2
+    held = got["held_out"]
+    assert held["gap_mean_abs_error"] == pytest.approx(sum(abs(e) for e in held["gap_errors"].values()) / len(held["gap_errors"]))
     assert "left out" in capsys.readouterr().out
     with pytest.raises(ValueError, match="arm 'kron' has no finished runs; arms found: \\['other', 'ref'\\]"):
         forecast.main([str(runs), "--ref", "ref", "--other", "kron"])
