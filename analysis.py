@@ -526,3 +526,71 @@ def table_verdicts(cells, conclude_at):
         p = c.get("p_holm")
         c["verdict"] = "open" if p is None else "?" if p >= 0.05 else "+" if c["gap_mean"] > 0 else "-"
     return out
+
+
+# ---- the fair-comparison study (results/study_fair/PLAN.md): choosing each arm's setting ----
+
+FAIR_OWN_RMS = {"bpe_tied": 0.02, "bpe_untied": 0.02, "bpe_lowrank": 0.02, "kron": 1.0, "kron_shuffled": 1.0, "hybrid": 2**0.5}
+
+
+def fair_runs(logs):
+    """[{arm, norm, R, lr, seed, dev}] for every kept run under logs: the arm as the plan names it
+    (kron with kron_shuffle_seed set is kron_shuffled), R = input_scale x the arm's own initial RMS
+    (1 with the norm on), dev = the final record's dev-half loss, infinite for a run that diverged
+    (no final record: amendment 1)."""
+    out = []
+    for name in sorted(os.listdir(logs)):
+        path = os.path.join(logs, name)
+        configs = read_metrics(path, "config")
+        if not configs:
+            continue
+        c, final = configs[-1]["config"], read_metrics(path, "final")
+        arm = "kron_shuffled" if c["embedding"] == "kron" and c.get("kron_shuffle_seed") is not None else c["embedding"]
+        own = 1.0 if c.get("input_norm") else FAIR_OWN_RMS[arm]
+        dev = final[-1]["dev_loss"] if final else math.inf
+        out.append(
+            {
+                "arm": arm,
+                "norm": bool(c.get("input_norm")),
+                "R": round(c["input_scale"] * own, 4),
+                "lr": c["learning_rate"],
+                "seed": c["seed"],
+                "dev": dev,
+            }
+        )
+    return out
+
+
+def fair_choice(runs, seeds=(1337, 1338)):
+    """Per arm, each setting (norm, R, lr) with its dev loss averaged over `seeds`, and the chosen one
+    (the lowest mean; the plan has no tie rule). An arm with a setting that lacks a seed is not chosen
+    yet ('incomplete'): choosing on part of the seeds would be a look, not the plan's rule."""
+    table = {}
+    for r in runs:
+        table.setdefault(r["arm"], {}).setdefault((r["norm"], r["R"], r["lr"]), {})[r["seed"]] = r["dev"]
+    out = {}
+    for arm, settings in sorted(table.items()):
+        means = {s: statistics.mean(d[k] for k in seeds) if all(k in d for k in seeds) else None for s, d in settings.items()}
+        complete = all(m is not None for m in means.values())
+        out[arm] = {"settings": means, "chosen": min(means, key=means.get) if complete else None}
+    return out
+
+
+def fair_extension(chosen, tried, axis):
+    """The plan's edge rule: the next setting to run when the chosen one sits at the edge of what was
+    tried along `axis` ('R' within its norm setting: x or / 3.6; 'lr': x or / 2), else None. At most two
+    extensions beyond the plan's grid in either direction (R grid: {0.02, 0.2771, 1} off, {0.2771, 1} on;
+    lr grid: {1e-3, 2e-3, 4e-3})."""
+    norm, R, lr = chosen
+    if axis == "R":
+        values, grid, step, at = sorted({s[1] for s in tried if s[0] == norm}), ((0.2771, 1.0) if norm else (0.02, 0.2771, 1.0)), 3.6, R
+    else:
+        values, grid, step, at = sorted({s[2] for s in tried if s[:2] == (norm, R)}), (1e-3, 2e-3, 4e-3), 2.0, lr
+    beyond_low, beyond_high = sum(v < min(grid) for v in values), sum(v > max(grid) for v in values)
+    if at == values[-1] and beyond_high < 2:
+        nxt = round(at * step, 6)
+    elif at == values[0] and beyond_low < 2:
+        nxt = round(at / step, 6)
+    else:
+        return None
+    return (norm, nxt, lr) if axis == "R" else (norm, R, nxt)

@@ -1,0 +1,74 @@
+"""The fair study's choosing step (results/study_fair/PLAN.md, phases 1 and 2): each arm's settings with
+their dev loss over seeds 1337 and 1338, the chosen one, and the edge extension the plan asks for.
+
+    python -m scripts.fair_choose --axis R      # after phase 1: input norm x input RMS, at lr 2e-3
+    python -m scripts.fair_choose --axis lr     # after phase 2: learning rate at the chosen (norm, R)
+
+Run it once a phase is complete: an arm with a setting that lacks a seed is reported as incomplete and
+is not chosen. Each extension is printed as the runner command that makes it. The test half is never
+read here (analysis.fair_runs reads only the dev half).
+"""
+
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
+    import os
+    import runpy
+    import sys
+
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.fair_choose", run_name="__main__", alter_sys=True)
+    raise SystemExit
+import argparse
+import os
+
+import analysis
+from errors import run_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command(arm, setting, seed):
+    """The run_study command for one (arm, setting, seed), as phase1.sh writes them."""
+    norm, R, lr = setting
+    own = 1.0 if norm else analysis.FAIR_OWN_RMS[arm]
+    grid = ["--grid kron_shuffle_seed=seed"] if arm == "kron_shuffled" else []
+    grid += ["--grid input_norm=True"] if norm else []
+    grid += [f"--grid input_scale={R / own:.4g}"]
+    grid += [] if lr == 2e-3 else [f"--grid learning_rate={lr:g}", f"--grid min_lr={lr / 10:g}"]  # in the run's name
+    return " ".join(
+        ["python -m scripts.run_study --base config/study_fair.py --out-root runs/study_fair --keep-logs results/study_fair/runs"]
+        + [f"--arms {'kron' if arm == 'kron_shuffled' else arm} --seeds {seed}"]
+        + grid
+        + ["--", "--num_threads=1"]
+    )
+
+
+def report(choice, axis):
+    lines = []
+    for arm, c in choice.items():
+        lines.append(f"{arm}:")
+        for (norm, R, lr), m in sorted(c["settings"].items()):
+            mark = "  <- chosen" if (norm, R, lr) == c["chosen"] else ""
+            lines.append(f"  norm {'on ' if norm else 'off'} R {R:<7g} lr {lr:<7g} dev {'incomplete' if m is None else f'{m:.4f}'}{mark}")
+        if c["chosen"] is None:
+            lines.append("  not chosen: a setting lacks a seed")
+            continue
+        nxt = analysis.fair_extension(c["chosen"], list(c["settings"]), axis)
+        if nxt:
+            lines += [f"  edge: run {command(arm, nxt, seed)}" for seed in (1337, 1338)]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--axis", choices=("R", "lr"), required=True, help="R after phase 1, lr after phase 2")
+    p.add_argument("--logs", default=os.path.join(ROOT, "results", "study_fair", "runs"))
+    args = p.parse_args(argv)
+    if not os.path.isdir(args.logs):
+        raise ValueError(f"--logs {args.logs!r}: not a folder of kept run logs")
+    text = report(analysis.fair_choice(analysis.fair_runs(args.logs)), args.axis)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    run_cli(main, also=(ValueError,))

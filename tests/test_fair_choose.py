@@ -1,0 +1,61 @@
+"""scripts/fair_choose.py and analysis.fair_*: the fair study's choosing rule, on synthetic kept logs."""
+
+import json
+import math
+
+import analysis
+from scripts import fair_choose
+
+
+def write_run(root, name, embedding, input_scale, seed, dev, norm=False, lr=2e-3, shuffle=None):
+    folder = root / name
+    folder.mkdir()
+    config = {"embedding": embedding, "input_scale": input_scale, "input_norm": norm, "learning_rate": lr, "seed": seed}
+    records = [{"kind": "config", "config": dict(config, kron_shuffle_seed=shuffle)}]
+    if dev is not None:  # None: the run diverged and wrote no final record
+        records.append({"kind": "final", "step": 500, "dev_loss": dev, "test_loss": dev + 5.0})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_each_arm_takes_its_lowest_dev_mean_and_an_edge_asks_for_the_next_point(tmp_path):
+    # bpe_tied: best at R = 1 with the norm off (the grid's top edge): extend to R 3.6, i.e. input_scale 180
+    for m, dev in ((1, 6.0), (13.86, 5.8), (50, 5.7)):
+        for seed in (1337, 1338):
+            write_run(tmp_path, f"bpe_tied-input_scale{m}-s{seed}", "bpe_tied", m, seed, dev + (seed - 1337) * 0.01)
+    for m in (0.2771, 1):
+        for seed in (1337, 1338):
+            write_run(tmp_path, f"bpe_tied-input_normTrue-input_scale{m}-s{seed}", "bpe_tied", m, seed, 5.9, norm=True)
+    # shuffled kron: interior best; one diverged run makes its setting infinitely bad, not chosen
+    for m, dev in ((0.02, 6.1), (0.2771, 5.5), (1, None)):
+        for seed in (1337, 1338):
+            write_run(tmp_path, f"kron-kron_shuffle_seedseed-input_scale{m}-s{seed}", "kron", m, seed, dev, shuffle="seed")
+    # hybrid: a setting with one seed only: incomplete, not chosen
+    write_run(tmp_path, "hybrid-input_scale0.7071-s1337", "hybrid", 0.7071, 1337, 5.0)
+
+    runs = analysis.fair_runs(str(tmp_path))
+    assert not any("test" in r for r in runs)  # the test half is never read for choosing
+    choice = analysis.fair_choice(runs)
+    assert choice["bpe_tied"]["chosen"] == (False, 1.0, 2e-3)
+    assert choice["bpe_tied"]["settings"][(False, 1.0, 2e-3)] == 5.705
+    assert choice["kron_shuffled"]["chosen"] == (False, 0.2771, 2e-3)
+    assert math.isinf(choice["kron_shuffled"]["settings"][(False, 1.0, 2e-3)])
+    assert choice["hybrid"]["chosen"] is None
+    text = fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])
+    assert "--arms bpe_tied --seeds 1338 --grid input_scale=180 -- --num_threads=1" in text
+    assert "hybrid:" in text and "not chosen: a setting lacks a seed" in text
+    assert "edge: run" not in text.split("kron_shuffled:")[1]  # an interior best needs no extension
+
+
+def test_extensions_stop_after_two_beyond_the_grid_and_the_learning_rate_has_its_own_edges():
+    tried = [(False, r, 2e-3) for r in (0.02, 0.2771, 1.0, 3.6, 12.96)]
+    assert analysis.fair_extension((False, 12.96, 2e-3), tried, "R") is None  # two beyond the top already
+    assert analysis.fair_extension((False, 0.02, 2e-3), tried, "R") == (False, round(0.02 / 3.6, 6), 2e-3)
+    assert analysis.fair_extension((True, 0.2771, 2e-3), [(True, 0.2771, 2e-3), (True, 1.0, 2e-3)], "R") == (
+        True,
+        round(0.2771 / 3.6, 6),
+        2e-3,
+    )
+    lrs = [(False, 1.0, lr) for lr in (1e-3, 2e-3, 4e-3)]
+    assert analysis.fair_extension((False, 1.0, 4e-3), lrs, "lr") == (False, 1.0, 8e-3)
+    assert analysis.fair_extension((False, 1.0, 2e-3), lrs, "lr") is None
+    assert "--grid learning_rate=0.008 --grid min_lr=0.0008" in fair_choose.command("bpe_untied", (False, 1.0, 8e-3), 1337)
