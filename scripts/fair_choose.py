@@ -42,6 +42,23 @@ def command(arm, setting, seed):
     )
 
 
+def next_phase(choice, axis):
+    """When every arm is chosen and none needs an edge run: the next phase's runs, as commands. After R
+    (phase 1): lr 1e-3 and 4e-3 at each arm's (norm, R), seeds 1337-1338 (phase 2). After lr (phase 2):
+    each arm's chosen setting on seeds 2001-2005 (phase 3 at S; its L runs use config/study_fair_v50k.py
+    with the same multipliers, the sqrt(d) point rescaled as the plan says)."""
+    if any(c["chosen"] is None or analysis.fair_extension(c["chosen"], list(c["settings"]), axis) for c in choice.values()):
+        return []
+    if axis == "R":
+        return [
+            command(arm, (c["chosen"][0], c["chosen"][1], lr), seed)
+            for arm, c in choice.items()
+            for lr in (1e-3, 4e-3)
+            for seed in (1337, 1338)
+        ]
+    return [command(arm, c["chosen"], seed) for arm, c in choice.items() for seed in range(2001, 2006)]
+
+
 def report(choice, axis):
     lines = []
     for arm, c in choice.items():
@@ -55,6 +72,9 @@ def report(choice, axis):
         nxt = analysis.fair_extension(c["chosen"], list(c["settings"]), axis)
         if nxt:
             lines += [f"  edge: run {command(arm, nxt, seed)}" for seed in (1337, 1338)]
+    runs = next_phase(choice, axis)
+    if runs:
+        lines += [f"next phase ({len(runs)} runs):"] + [f"  {r}" for r in runs]
     return "\n".join(lines)
 
 

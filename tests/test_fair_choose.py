@@ -59,3 +59,14 @@ def test_extensions_stop_after_two_beyond_the_grid_and_the_learning_rate_has_its
     assert analysis.fair_extension((False, 1.0, 4e-3), lrs, "lr") == (False, 1.0, 8e-3)
     assert analysis.fair_extension((False, 1.0, 2e-3), lrs, "lr") is None
     assert "--grid learning_rate=0.008 --grid min_lr=0.0008" in fair_choose.command("bpe_untied", (False, 1.0, 8e-3), 1337)
+
+
+def test_the_next_phase_is_printed_only_when_every_arm_is_chosen_without_an_edge_run(tmp_path):
+    for m, dev in ((1, 6.0), (13.86, 5.5), (50, 5.7)):  # interior best: input_scale 13.86 (R 0.2772)
+        for seed in (1337, 1338):
+            write_run(tmp_path, f"bpe_untied-input_scale{m}-s{seed}", "bpe_untied", m, seed, dev)
+    text = fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])
+    assert "next phase (4 runs):" in text
+    assert "--arms bpe_untied --seeds 1338 --grid input_scale=13.86 --grid learning_rate=0.004 --grid min_lr=0.0004" in text
+    write_run(tmp_path, "bpe_tied-input_scale50-s1337", "bpe_tied", 50, 1337, 5.0)  # an arm not yet complete
+    assert "next phase" not in fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])
