@@ -288,34 +288,6 @@ def input_drift(logs):
     return {g: (v[0][0],) + tuple(statistics.mean(r[i] for r in v) for i in (1, 2, 3)) + (len(v),) for g, v in out.items()}
 
 
-def step0_losses(logs, group):
-    """The first evaluation's validation loss of every run of one group kept under logs."""
-    return [read_metrics(path, "eval")[0]["val_loss"] for path in find_runs([logs]).get(group, {}).values()]
-
-
-def excludes_zero(interval):
-    return bool(interval) and (interval[0] > 0 or interval[1] < 0)
-
-
-def seed_status(cmp, planned):
-    """'complete' when every group has its planned seeds, else 'partial: 3 to 5 of 5 seeds per group so far'."""
-    counts = [len(r["seeds"]) for r in cmp["groups"].values()]
-    if min(counts, default=0) >= planned:
-        return "complete"
-    low, high = min(counts, default=0), max(counts, default=0)
-    return f"partial: {low if low == high else f'{low} to {high}'} of {planned} seeds per group so far"
-
-
-def untying_share(total, untie):
-    """Untying's gap as a % of kron's total, on the seeds both contrasts have: (percent, those seeds,
-    whether they are all of untying's), or None when kron's mean gain there is not positive."""
-    seeds = [k for k in (untie or {}).get("per_seed", {}) if k in (total or {}).get("per_seed", {})]
-    on_same = sum(total["per_seed"][k] for k in seeds) / len(seeds) if seeds else 0
-    if on_same <= 0:
-        return None
-    return 100 * untie["gap_mean"] / on_same, len(seeds), len(seeds) == len(untie["per_seed"])
-
-
 def load_gpu_study(gpu_dir):
     """{run name: {"evals", "config", "robustness", "finished"}} of the kept 124M GPU runs
     (results/gpu_124m), or {}. A run is finished when its ckpt.json says so and its last evaluation is

@@ -75,7 +75,8 @@ def prompt_ids(model, tok, text, byte_word):
     if byte_word is not None:
         if not getattr(model.transformer.wte, "reads_bytes", False):
             raise ValueError(
-                f"--byte_word needs an arm whose input layer reads bytes (kron, kron_tied); this checkpoint is {model.config.embedding!r}"
+                "--byte_word needs an arm whose input layer reads bytes (kron, kron_tied, hybrid); "
+                f"this checkpoint is {model.config.embedding!r}"
             )
         ids = ids + [tok.eot_id]  # a placeholder id: the slot's embedding comes from the bytes
         overrides = {len(ids) - 1: byte_word.encode("utf-8")}

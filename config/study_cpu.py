@@ -1,4 +1,4 @@
-# The CPU-scale study (RESULTS.md): a 4-layer d=128 GPT on the Python 3.11 documentation
+# The Python-docs study (results/study_cpu/README.md, a pipeline check): a 4-layer d=128 GPT on the Python 3.11 documentation
 # (data/python_docs, ~3.3M train tokens), 120 steps of 4,096 tokens (~0.49M tokens, ~0.15 epochs) per run.
 # Run every arm x seed with: python -m scripts.run_study --base config/study_cpu.py --out-root runs/study_cpu
 # Small-scale CPU runs: compare with the paper only with the scale stated.

@@ -1,4 +1,4 @@
-"""Keep a GPU check's results and render the README's "On a GPU" section from the kept files.
+"""Keep a GPU check's results and render the README's GPU section from the kept files.
 
     python -m scripts.gpu_report --archive gpu_check.tar.gz   # -> results/gpu/<device>/, then the README section
     python -m scripts.gpu_report                              # re-render the README section from results/gpu/

@@ -4,7 +4,7 @@
 
 The words are written by hand in results/RESULTS.template.md and results/summary.template.md; every
 number in them is a {{placeholder}} filled here (report.fill), and a placeholder may state what its
-sentence claims ({{paired.total|-}}: a resolved negative gap), so rendering fails when the data stop
+sentence claims ({{paired.beyond_untying|-}}: a resolved negative gap), so rendering fails when the data stop
 saying it. Numbers are computed in analysis.py, tables and figures drawn by report.py; this file only
 says which study is where and which numbers a document may quote. Probe outputs are read as kept.
 """
@@ -81,10 +81,10 @@ def load(study, results):
     if not os.path.isdir(runs) or not os.listdir(runs):
         return None
     specs = [(q, *QUESTIONS[q][1:]) for q in study.questions]
-    cmp, md = report.write_comparison([runs], os.path.join(results, study.folder, "compare"), contrasts=specs)
+    cmp, _ = report.write_comparison([runs], os.path.join(results, study.folder, "compare"), contrasts=specs)
     return {
         "cmp": cmp,
-        "md": md,
+        "md": report.comparison_markdown(cmp),  # the contrasts are the study README's own table
         "scale": analysis.study_scale(analysis.find_runs([runs])),
         "drift": analysis.input_drift(runs),
         "robustness": analysis.robustness_over_seeds(os.path.join(results, study.folder, "probes"), ROBUSTNESS),
@@ -154,8 +154,9 @@ def values_of(loaded, cells, results):
                     if "final_bpb_mean" in r
                 }
             )
-        v.update(step_values(key, d["cmp"]))
-        v.update(typo_values(key, d["robustness"]))
+            v.update(step_values(key, d["cmp"]))
+            v.update(typo_values(key, d["robustness"]))
+            v.update({f"{key}.own.{g}": Value(f"{r:.2f}×", r) for g, (_, r, _, _, _) in d["drift"].items()})
     return v
 
 

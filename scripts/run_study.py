@@ -16,7 +16,7 @@ naming the setting, so no run's files are overwritten. Rerunning the same comman
 interruption finishes the study. Runs go
 one after another, or --parallel N at a time (for several GPUs give each its own device through
 --launcher, or use torchrun for one run at a time). Grid keys that start with kron_ only vary
-the Kron arms (kron, kron_tied). Extra --key=value arguments after `--` go to every run.
+the arms that read bytes (kron, kron_tied, hybrid). Extra --key=value arguments after `--` go to every run.
 """
 
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m

@@ -136,13 +136,6 @@ def test_step_ratios_per_seed_pair_each_run_with_its_own_seeds_baseline(tmp_path
     assert u["step_ratio_per_seed"][1] is None and u["step_ratio_seed_mean"] is None and u["step_ratio_ci95"] is None
 
 
-def test_seed_status_is_complete_only_when_every_group_has_its_planned_seeds():
-    cmp = {"groups": {"kron": {"seeds": [1, 2, 3, 4, 5]}, "bpe_tied": {"seeds": [1, 2, 3, 4, 5]}, "kron-x": {"seeds": [1]}}}
-    assert analysis.seed_status(cmp, 5) == "partial: 1 to 5 of 5 seeds per group so far"
-    cmp["groups"]["kron-x"]["seeds"] = [1, 2, 3, 4]
-    assert analysis.seed_status(cmp, 4) == "complete" and analysis.seed_status(cmp, 6) == "partial: 4 to 5 of 6 seeds per group so far"
-
-
 def test_input_drift_is_final_over_initial_of_each_quantity_averaged_over_seeds(tmp_path):
     """Each arm's own metric (wte_std for a table, proj_std_sqrtD for Kron) and the two quantities every arm
     shares (the produced embeddings' RMS and mean row norm), final / initial, then the mean over seeds."""

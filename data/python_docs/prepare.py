@@ -5,7 +5,7 @@
 Source: Debian's `python3.11-doc` package (fetched with `apt-get download`, no root needed, then
 unpacked with `dpkg-deb -x`): the reStructuredText sources of the tutorial, HOWTOs, FAQ, language
 and library reference under usr/share/doc/python3.11/html/_sources/ (*.rst.txt). License: PSF
-License (the Python documentation). Used for the CPU-scale study (RESULTS.md); a study at the
+License (the Python documentation). Used for the Python-docs study (results/study_cpu/README.md); a study at the
 paper's scale uses FineWeb-Edu (data/fineweb_edu/prepare.py).
 
 Documents are the files in sorted path order, EOT before each; the first 262,144 tokens are the
