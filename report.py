@@ -262,6 +262,16 @@ def fill(template, values, where="template"):
     return out
 
 
+def replace_marked(text, start, end, body, where):
+    """text with what lies between its one `start` marker and the `end` after it replaced by body (the
+    README blocks that scripts render: results, speed, GPU); the rest, written by hand, is kept. Refused,
+    naming `where`, unless the text holds exactly one such pair, in order."""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{where}: expected one '{start}' ... '{end}' block")
+    head, rest = text.split(start)
+    return head + start + "\n" + body.strip() + "\n" + end + rest.split(end, 1)[1]
+
+
 def hand_typed_numbers(template):
     """Decimal numbers written into the template's prose outside placeholders (e.g. '0.083'), which no
     test would ever check against data; the paper's own figures are quoted from a {{paper.*}} value."""

@@ -23,16 +23,17 @@ if not __package__:  # run as a file: run as the module named below, its clone's
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
 import torch
 
+import report
 from errors import run_cli
 from model import GPTConfig
 from runlog import read_json
+from runtime import machine_facts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "results", "bench_cpu")
@@ -73,7 +74,9 @@ def measure(args):
     ceiling = {dt: matmul_ceiling(dt) for dt in ("float32", "bfloat16")}
     with open(os.path.join(OUT, "ceiling.json"), "w") as f:
         json.dump(
-            {"gflops_1_thread": ceiling, "cpu": cpu_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}, f, indent=1
+            {"gflops_1_thread": ceiling, "cpu": machine_facts()["cpu"], "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")},
+            f,
+            indent=1,
         )
     todo = cells(args.shapes)
     running = []
@@ -176,22 +179,12 @@ def train_peak(steps=20):
                 "steps": steps,
                 "config": "config/study_english_paired.py",
                 "date": time.strftime("%Y-%m-%d"),
-                "cpu": cpu_name(),
+                "cpu": machine_facts()["cpu"],
                 "results": out,
             },
             f,
             indent=1,
         )
-
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def kept_cells():
@@ -291,13 +284,9 @@ def write_rendered(text):
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write("# CPU speed and memory\n\n" + text)
     readme = os.path.join(ROOT, "README.md")
-    body = open(readme).read()
-    start, end = README_BLOCK
-    if start not in body or end not in body:
-        raise SystemExit(f"error: README.md has no {start} ... {end} block to write the speed table into")
-    head, rest = body.split(start, 1)
+    text = report.replace_marked(open(readme).read(), *README_BLOCK, render_summary(), "README.md")
     with open(readme, "w") as f:
-        f.write(head + start + "\n" + render_summary() + end + rest.split(end, 1)[1])
+        f.write(text)
 
 
 def main(argv=None):
@@ -325,4 +314,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, also=(ValueError,))  # a README without its speed block: one line

@@ -27,6 +27,7 @@ import sys
 import tarfile
 import zlib
 
+import report
 from analysis import load_gpu_study
 from checks import is_int, is_number
 from errors import run_cli
@@ -296,10 +297,7 @@ def render(results=RESULTS):
 
 
 def readme_with(section, text):
-    if START not in text or END not in text:
-        sys.exit(f"error: README.md lacks the {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    return head + START + "\n" + section + "\n" + END + rest.split(END, 1)[1]
+    return report.replace_marked(text, START, END, section, "README.md")
 
 
 GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")

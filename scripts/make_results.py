@@ -263,14 +263,10 @@ def study_detail(study, d, cells):
 def replace_block(path, name, body):
     """Rewrite the text between `<!-- make_results: name -->` and `<!-- /make_results -->` in path (the
     rest is written by hand and kept); refused unless the file holds exactly one such block."""
-    start, end = BLOCK[0].format(name), BLOCK[1]
     with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ValueError(f"{path}: expected one '{start}' ... '{end}' block")
-    head, rest = text.split(start)
+        text = report.replace_marked(f.read(), BLOCK[0].format(name), BLOCK[1], body, path)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(head + start + "\n" + body.strip() + "\n" + end + rest.split(end, 1)[1])
+        f.write(text)
 
 
 def render(template_path, values, tables):
