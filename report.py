@@ -262,6 +262,46 @@ def fill(template, values, where="template"):
     return out
 
 
+def step_values(study, cmp):
+    """{{study.steps.group}}: how many times fewer steps the group needs to reach bpe_tied's final loss,
+    mean over seeds [95 % CI] (the paper's "≈1.43× fewer steps"); 'not reached' when a seed never does."""
+    out = {}
+    for g, r in cmp["groups"].items():
+        m, ci = r.get("step_ratio_seed_mean"), r.get("step_ratio_ci95")
+        if g != cmp["baseline"]:
+            text = f"{m:.2f}× [{ci[0]:.2f}, {ci[1]:.2f}]" if m and ci else "not reached by every seed"
+            out[f"{study}.steps.{g}"] = Value(text, m)
+    return out
+
+
+def typo_values(study, r):
+    """{{study.typo.q.kl}} / {{study.typo.q.top1}}: the typo probe's per-prompt sign tests (prompts where
+    the other group's KL is lower / where it keeps the top-1 more often), claims '-' / '+' meaning the
+    other group moves less / keeps more, resolved after Holm; {{study.typo.q.kl_mean}}: the mean KL
+    difference over seeds with its 95 % CI and as a % of the reference's mean KL."""
+    out = {}
+    for q, c in (r or {}).get("contrasts", {}).items():
+        k, t = c["kl_prompts"], c["survival_prompts"]
+
+        def verdict(test, up, down):
+            return "?" if test["p_holm"] is None or test["p_holm"] >= 0.05 else "+" if up > down else "-"
+
+        out[f"{study}.typo.{q}.kl"] = Value(
+            f"lower on {k['lower']} and higher on {k['higher']} of {k['prompts']} prompts, Holm p {fmt_p(k['p_holm'])}",
+            verdict=verdict(k, k["higher"], k["lower"]),
+        )
+        out[f"{study}.typo.{q}.top1"] = Value(
+            f"kept more often on {t['higher']} prompts and less often on {t['lower']}, Holm p {fmt_p(t['p_holm'])}",
+            verdict=verdict(t, t["higher"], t["lower"]),
+        )
+        (m, ci), ref = c["kl"], c["kl_ref"]
+        out[f"{study}.typo.{q}.kl_mean"] = Value(
+            f"{m:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}] ({100 * m / ref:+.0f} %)",
+            verdict="?" if ci[0] <= 0 <= ci[1] else "+" if m > 0 else "-",
+        )
+    return out
+
+
 def replace_marked(text, start, end, body, where):
     """text with what lies between its one `start` marker and the `end` after it replaced by body (the
     README blocks that scripts render: results, speed, GPU); the rest, written by hand, is kept. Refused,
