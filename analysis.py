@@ -566,3 +566,46 @@ def fair_extension(chosen, tried, axis):
     else:
         return None
     return (norm, nxt, lr) if axis == "R" else (norm, R, nxt)
+
+
+def fair_test(a, b):
+    """One phase-3 test (PLAN.md, "Testing"): a and b map seed -> the run's final record. Per seed
+    d_s = test loss(B) - test loss(A) (positive: A better) over the seeds both finished: its mean, 95 %
+    t-interval and two-sided p; per source, the mean over those seeds of B - A, then their mean with a
+    95 % t-interval over sources (sources as a random factor)."""
+    seeds = sorted(set(a) & set(b))
+    d = [b[s]["test_loss"] - a[s]["test_loss"] for s in seeds]
+    sources = sorted(a[seeds[0]]["by_source"]["test"]) if seeds else []
+    per_source = [statistics.mean(b[s]["by_source"]["test"][src] - a[s]["by_source"]["test"][src] for s in seeds) for src in sources]
+    return {
+        "seeds": seeds,
+        "mean": statistics.mean(d) if d else None,
+        "ci95": t_interval95(d),
+        "p": t_test_p(d),
+        "sources": dict(zip(sources, per_source)),
+        "source_ci95": t_interval95(per_source),
+    }
+
+
+def fair_verdicts(tests, margin=0.01):
+    """Holm over the tests' per-seed p-values (one family: PLAN.md's six), then each verdict in the
+    order amendment 1 fixes: 'A better' (Holm p < 0.05 and both intervals above 0), 'B better' (both
+    below), 'equivalent' (neither, and the per-seed interval within [-margin, +margin]), else
+    'unresolved'. tests: {name: fair_test(...)}; returns the same dicts with p_holm and verdict."""
+    names = list(tests)
+    adjusted = holm([tests[n]["p"] for n in names])
+    out = {}
+    for n, p in zip(names, adjusted):
+        t = dict(tests[n], p_holm=p)
+        ci, sci = t["ci95"], t["source_ci95"]
+        significant = p is not None and p < 0.05 and ci and sci
+        if significant and ci[0] > 0 and sci[0] > 0:
+            t["verdict"] = "A better"
+        elif significant and ci[1] < 0 and sci[1] < 0:
+            t["verdict"] = "B better"
+        elif ci and -margin <= ci[0] and ci[1] <= margin:
+            t["verdict"] = "equivalent"
+        else:
+            t["verdict"] = "unresolved"
+        out[n] = t
+    return out

@@ -1,7 +1,9 @@
-"""scripts/fair_choose.py and analysis.fair_*: the fair study's choosing rule, on synthetic kept logs."""
+"""scripts/fair_choose.py and analysis.fair_*: the fair study's choosing rule and its phase-3 tests, on synthetic data."""
 
 import json
 import math
+
+import pytest
 
 import analysis
 from scripts import fair_choose
@@ -70,3 +72,30 @@ def test_the_next_phase_is_printed_only_when_every_arm_is_chosen_without_an_edge
     assert "--arms bpe_untied --seeds 1338 --grid input_scale=13.86 --grid learning_rate=0.004 --grid min_lr=0.0004" in text
     write_run(tmp_path, "bpe_tied-input_scale50-s1337", "bpe_tied", 50, 1337, 5.0)  # an arm not yet complete
     assert "next phase" not in fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])
+
+
+def test_phase_three_tests_and_verdicts_follow_the_plan():
+    """Per-seed gaps on the test half, sources as a random factor, Holm over the family, and the
+    verdict order of amendment 1 (a side first, then equivalence, else unresolved)."""
+    from stats import holm
+
+    def final(loss, shift=0.0):
+        return {"test_loss": loss, "by_source": {"test": {"s1": loss - 0.1 + shift, "s2": loss + 0.1 - shift, "s3": loss}}}
+
+    kron = {s: final(5.00 + 0.001 * k) for k, s in enumerate(range(2001, 2006))}
+    table = {s: final(5.10 + 0.002 * k) for k, s in enumerate(range(2001, 2006))}
+    same = {s: final(5.00 + 0.001 * k + (0.002 if k % 2 else -0.002)) for k, s in enumerate(range(2001, 2006))}
+    mixed = {s: final(5.00 + 0.001 * k + (0.08 if k % 2 else -0.06)) for k, s in enumerate(range(2001, 2006))}
+    tests = {
+        "Q1": analysis.fair_test(kron, table),
+        "Q2": analysis.fair_test(table, kron),
+        "Q3": analysis.fair_test(kron, same),
+        "Q4": analysis.fair_test(kron, mixed),
+    }
+    assert tests["Q1"]["mean"] == pytest.approx(0.102) and tests["Q1"]["seeds"] == list(range(2001, 2006))
+    assert tests["Q1"]["sources"]["s1"] == pytest.approx(0.102)
+    v = analysis.fair_verdicts(tests)
+    assert [v[q]["p_holm"] for q in tests] == holm([tests[q]["p"] for q in tests])
+    assert [v[q]["verdict"] for q in tests] == ["A better", "B better", "equivalent", "unresolved"]
+    del table[2003]  # a diverged run: the question is answered on the seeds both finished
+    assert analysis.fair_test(kron, table)["seeds"] == [2001, 2002, 2004, 2005]
