@@ -37,7 +37,8 @@ def find_runs(folders):
     for folder in folders:
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"{folder!r} is not a folder of runs")
-        for dirpath, _, files in os.walk(folder):
+        for dirpath, dirnames, files in os.walk(folder):
+            dirnames.sort()  # the listing order is the filesystem's: sort, so tables read the same everywhere
             if "metrics.jsonl" not in files:
                 continue
             m = SEED_SUFFIX.match(os.path.basename(os.path.normpath(dirpath)))
@@ -46,7 +47,7 @@ def find_runs(folders):
             groups.setdefault(m.group(1), {})[int(m.group(2))] = dirpath
     if not groups:
         raise FileNotFoundError(f"no runs (folders with metrics.jsonl) under {folders}")
-    return groups
+    return {g: dict(sorted(seeds.items())) for g, seeds in sorted(groups.items())}
 
 
 def load_run(path):
