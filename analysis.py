@@ -27,6 +27,7 @@ import numpy as np
 
 from runlog import read_json, read_metrics, series_from_evals
 from stats import holm, mcnemar, mean_std, sign_test, t_interval95, t_test_p
+from tokenizer import bits_per_byte as tokenizer_bpb
 
 SEED_SUFFIX = re.compile(r"^(.*)-s(\d+)$")
 
@@ -74,7 +75,7 @@ def bits_per_byte(loss_by_source, counts):
     if set(loss_by_source) != set(counts):
         raise ValueError(f"sources differ: losses for {sorted(loss_by_source)}, byte counts for {sorted(counts)}")
     nats = sum(loss_by_source[s] * c["tokens"] for s, c in counts.items())
-    return nats / (math.log(2) * sum(c["bytes"] for c in counts.values()))
+    return tokenizer_bpb(nats, sum(c["bytes"] for c in counts.values()))
 
 
 def final_bpb(path, last_eval):

@@ -17,6 +17,7 @@ import abc
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 
@@ -247,6 +248,12 @@ def _offline_gpt2():
     return tiktoken.Encoding(
         name="gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257
     )
+
+
+def bits_per_byte(nats, nbytes):
+    """bpb = nats / (ln 2 * bytes): a loss summed over tokens, over the UTF-8 bytes those tokens stand
+    for (text_byte_counts); comparable across tokenizers, where nats per token are not."""
+    return nats / (math.log(2) * nbytes)
 
 
 @functools.lru_cache(maxsize=8)

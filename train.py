@@ -35,7 +35,7 @@ from runlog import RunLock, RunLogger
 from runtime import Runtime, machine_facts
 from shards import TokenData, data_fingerprint
 from step import TrainStep
-from tokenizer import text_byte_counts
+from tokenizer import bits_per_byte, text_byte_counts
 
 CPU_STEP_LIMIT_S = 60  # a config whose estimated CPU step is longer is called GPU-sized
 CPU_FLOPS = 1e11  # an optimistic CPU (fp32, a few cores), for that estimate only
@@ -298,8 +298,8 @@ def losses_by_source(run, batches):
     model.train()
     loss_sum, tokens, nbytes = sums[0::3], sums[1::3], sums[2::3]
     per_loss = {src: loss_sum[k] / tokens[k] for k, src in enumerate(sources) if tokens[k]}
-    per_bpb = {src: loss_sum[k] / (math.log(2) * nbytes[k]) for k, src in enumerate(sources) if nbytes[k]}
-    bpb = sum(loss_sum) / (math.log(2) * sum(nbytes)) if sum(nbytes) else None
+    per_bpb = {src: bits_per_byte(loss_sum[k], nbytes[k]) for k, src in enumerate(sources) if nbytes[k]}
+    bpb = bits_per_byte(sum(loss_sum), sum(nbytes)) if sum(nbytes) else None
     return sum(loss_sum) / sum(tokens), bpb, per_loss, per_bpb
 
 
