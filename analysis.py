@@ -17,6 +17,7 @@ and the README:
     contrast); McNemar on pooled (seed, pair) outcomes for reference only.
 """
 
+import functools
 import glob
 import math
 import os
@@ -87,7 +88,13 @@ def final_bpb(path, last_eval):
     counts = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "val_bytes.json")
     if not last_eval.get("val_loss_by_source") or not os.path.isfile(counts):
         return None
-    return bits_per_byte(last_eval["val_loss_by_source"], read_json(counts)["sources"])
+    return bits_per_byte(last_eval["val_loss_by_source"], study_byte_counts(counts))
+
+
+@functools.lru_cache(maxsize=16)
+def study_byte_counts(path):
+    """A study's val_bytes.json sources, read once per process (every run of the study asks for it)."""
+    return read_json(path)["sources"]
 
 
 def data_identity(configs):

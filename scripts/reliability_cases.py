@@ -20,6 +20,7 @@ if not __package__:  # run as a file: run as the module named below, its clone's
     runpy.run_module("scripts.reliability_cases", run_name="__main__", alter_sys=True)
     raise SystemExit
 import argparse
+import io
 import json
 import os
 import shutil
@@ -399,13 +400,12 @@ def write(path, data):
 
 
 def tar_gz(path, members):
+    """A .tar.gz at path holding {name: bytes}."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tarfile.open(path, "w:gz") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            import io
-
             tar.addfile(info, io.BytesIO(data))
 
 
@@ -505,8 +505,6 @@ def build(work):
         info = tarfile.TarInfo("logs/device.json")
         payload = json.dumps({"device": "cpu", "gpu": None}).encode()
         info.size = len(payload)
-        import io
-
         tar.addfile(info, io.BytesIO(payload))
     os.remove(sparse)
 

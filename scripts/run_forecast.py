@@ -263,11 +263,7 @@ def main(argv=None):
     with open(os.path.join(args.out_root, "forecast_runs.json"), "w") as f:
         json.dump({"base": args.base, "extra": extra, "tokens_per_step": tokens_per_step, "runs": runs}, f, indent=1)
     if failed:
-        sys.exit(
-            f"{len(failed)} run(s) did not finish: "
-            + ", ".join(f"{r['name']}-s{r['seed']} ({r['state']})" for r in failed)
-            + "; see each run's train.log for why, mend it, then rerun the same command to resume them"
-        )
+        sys.exit(run_study.did_not_finish(failed, with_state=True))
     return runs
 
 

@@ -293,12 +293,17 @@ def main(argv=None):
     with open(os.path.join(args.out_root, "study.json"), "w") as f:
         json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
     if failed:
-        sys.exit(
-            f"{len(failed)} run(s) did not finish: "
-            + ", ".join(f"{r['name']}-s{r['seed']}" for r in failed)
-            + "; see each run's train.log for why, mend it, then rerun the same command to resume them"
-        )
+        sys.exit(did_not_finish(failed))
     return runs
+
+
+def did_not_finish(failed, with_state=False):
+    """The one line a runner ends with when runs failed (run_study, run_forecast): which, and what to do."""
+    names = [f"{r['name']}-s{r['seed']}" + (f" ({r['state']})" if with_state else "") for r in failed]
+    return (
+        f"{len(failed)} run(s) did not finish: " + ", ".join(names) + "; see each run's train.log for why, mend it, "
+        "then rerun the same command to resume them"
+    )
 
 
 def execute(todo, args, extra):

@@ -26,7 +26,8 @@ import os
 
 from errors import run_cli
 from runlog import read_metrics
-from shards import TokenData, data_fingerprint
+from scripts.run_study import check_same_data
+from shards import TokenData
 from tokenizer import text_byte_counts
 
 
@@ -37,19 +38,10 @@ def first_config(study):
     return read_metrics(os.path.dirname(logs[0]), "config")[0]
 
 
-def check_data(record, data_dir):
-    """The prepared data must be what the runs trained on: the logged fingerprint, else the counts."""
-    logged = record.get("data") or {"train_tokens": record.get("n_train_tokens"), "val_tokens": record.get("n_val_tokens")}
-    here = data_fingerprint(data_dir)
-    keys = [k for k in ("sha256", "train_tokens", "val_tokens") if logged.get(k) is not None]
-    if not keys or any(logged[k] != here[k] for k in keys):
-        raise ValueError(f"{data_dir!r} is not the data the kept runs logged ({logged}; here {here}): prepare that version first")
-
-
 def count(study):
     record = first_config(study)
     c = record["config"]
-    check_data(record, c["data_dir"])
+    check_same_data(study, [record], c["data_dir"])  # the data must be the version the runs logged
     tokenizer = c.get("tokenizer") or "gpt2"  # logs older than the setting: GPT-2 BPE
     nbytes = text_byte_counts(tokenizer, c["vocab_size"])
     data = TokenData(c["data_dir"], c["block_size"], c["vocab_size"], tokenizer)

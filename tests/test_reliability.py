@@ -2,11 +2,9 @@
 archive cannot expand into memory, weights are checked before use, data that is not what it claims is
 named, and a killed export leaves nothing behind for good."""
 
-import io
 import json
 import os
 import re
-import tarfile
 import warnings
 
 import numpy as np
@@ -15,6 +13,7 @@ import torch
 
 import checkpoint
 from checkpoint import CheckpointError
+from scripts.reliability_cases import tar_gz
 
 
 def test_pack_out_never_deletes_a_folder_it_did_not_write(tmp_path):
@@ -78,11 +77,7 @@ def test_an_archive_member_is_bounded_before_it_is_read(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gpu_report, "MAX_MEMBER", 1000)
     path = tmp_path / "a.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, size in (("logs/device.json", 10), ("logs/bench_train.log", 5000)):
-            info = tarfile.TarInfo(name)
-            info.size = size
-            tar.addfile(info, io.BytesIO(b"x" * size))
+    tar_gz(str(path), {"logs/device.json": b"x" * 10, "logs/bench_train.log": b"x" * 5000})
     with pytest.raises(ValueError, match="bench_train.log holds 5,000 bytes, over the bound"):
         gpu_report.import_archive(str(path), results=str(tmp_path / "r"))
 
@@ -373,14 +368,6 @@ def test_compare_bench_says_a_file_is_not_a_benchmark(tmp_path):
     assert f"{tmp_path / 'x.json'} is not a benchmark JSON of scripts.bench_train" in message
 
 
-def _tar_gz(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 def test_gpu_report_names_an_odd_device_json_or_a_truncated_archive_and_keeps_nothing(tmp_path):
     from scripts import gpu_report
 
@@ -394,10 +381,10 @@ def test_gpu_report_names_an_odd_device_json_or_a_truncated_archive_and_keeps_no
         ),
     ]
     for i, (device, expected) in enumerate(cases):
-        _tar_gz(tmp_path / f"{i}.tar.gz", {"logs/device.json": device})
+        tar_gz(tmp_path / f"{i}.tar.gz", {"logs/device.json": device})
         with pytest.raises(ValueError, match=expected):
             gpu_report.import_archive(str(tmp_path / f"{i}.tar.gz"), results=str(res), allow_cpu=True)
-    _tar_gz(tmp_path / "whole.tar.gz", {"logs/device.json": b"{}", "logs/stage.log": os.urandom(20_000)})
+    tar_gz(tmp_path / "whole.tar.gz", {"logs/device.json": b"{}", "logs/stage.log": os.urandom(20_000)})
     (tmp_path / "cut.tar.gz").write_bytes((tmp_path / "whole.tar.gz").read_bytes()[:4000])
     with pytest.raises(ValueError, match="cut.tar.gz' is truncated or damaged"):
         gpu_report.import_archive(str(tmp_path / "cut.tar.gz"), results=str(res), allow_cpu=True)
