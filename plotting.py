@@ -74,3 +74,31 @@ def plot_forest(labels, series, path, xlabel="gap (nats), 95 % CI"):
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), fontsize=8, frameon=False)
     return save_figure(fig, path)
+
+
+def plot_scaling(panels, targets, path):
+    """Loss against training tokens, one panel per arm: each model size's measured cells (mean over seeds)
+    as markers and its fitted curve as a line, extended to the forecast targets, with the targets' own
+    size as a dashed curve and each target as a star. panels: [(arm, [(size label, N, [(D, loss)])],
+    predict(N, D array) -> losses)]; targets: [(label, N, D)]."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), sharey=True, squeeze=False)
+    d_all = [d for _, sizes, _ in panels for _, _, cells in sizes for d, _ in cells] + [t[2] for t in targets]
+    ds = np.geomspace(min(d_all) / 1.3, max(d_all) * 1.3, 200)
+    colours = pyplot().get_cmap("viridis")
+    for ax, (arm, sizes, predict) in zip(axes[0], panels):
+        for k, (label, n, cells) in enumerate(sizes):
+            colour = colours(k / max(len(sizes), 2))
+            ax.plot(ds, predict(n, ds), color=colour, lw=1.2)
+            ax.scatter([d for d, _ in cells], [loss for _, loss in cells], color=colour, s=18, label=label, zorder=3)
+        for label, n, d in targets:
+            ax.plot(ds, predict(n, ds), color="black", lw=1, ls="--")
+            ax.scatter([d], predict(n, np.array([d])), marker="*", s=120, color="black", zorder=4)
+            ax.annotate(label, (d, float(predict(n, np.array([d]))[0])), textcoords="offset points", xytext=(-10, 8), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_title(arm, fontsize=10)
+        ax.set_xlabel("training tokens D")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("final test loss (nats/token)")
+    axes[0][0].legend(fontsize=8, title="size", title_fontsize=8)
+    return save_figure(fig, path)

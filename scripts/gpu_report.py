@@ -303,10 +303,11 @@ def readme_with(section, text):
 GPU_ARMS = ("bpe_tied", "kron", "bpe_untied")
 
 
-def study_markdown(gpu_dir):
+def study_markdown(gpu_dir, forecast=None):
     """RESULTS.md's "124M on one GPU" (scripts/make_results.py): the finished arms' final losses and gaps, the gap along the run,
     steps to bpe_tied's final loss and robustness, labelled with its one seed and its token count; an
-    arm that did not finish is named, never compared."""
+    arm that did not finish is named, never compared. forecast: forecast.json's F1 entry, whose F3 target
+    is set beside the measured gap."""
     runs = load_gpu_study(gpu_dir)
     lines = []
     main = {arm: runs.get(f"{arm}-s1337") for arm in GPU_ARMS}
@@ -360,6 +361,16 @@ def study_markdown(gpu_dir):
         + "; ".join(f"{k} {d:+.3f} nats ({pc:+.2f} %)" for k, (d, pc) in gap.items())
         + " (the paper: kron − bpe_tied −0.083 ± 0.007 nats, −2.5 ± 0.2 %).",
         "",
+    ]
+    if forecast and "kron" in loss:  # F3: the CPU grid's forecast at this run's N and D (results/forecast/PLAN.md)
+        f3 = forecast["also"][0]
+        lines += [
+            f"Against the CPU forecast made before this run (F3, 85M parameters, {f3['target']['D'] / 1e6:.1f}M tokens): "
+            f"bpe_tied − kron forecast {f3['gap']:+.3f} [{f3['interval95'][0]:+.3f}, {f3['interval95'][1]:+.3f}], measured "
+            f"{loss['bpe_tied'] - loss['kron']:+.3f} (one seed; its sampled validation loss, where the forecast's is the test half).",
+            "",
+        ]
+    lines += [
         "| arm | final val loss | vs bpe_tied (nats) | first eval step at or below bpe_tied's final loss | typo top-1 kept | mean KL |",
         "|---|---|---|---|---|---|",
     ]

@@ -28,6 +28,7 @@ import report
 from errors import run_cli
 from report import Value
 from runlog import read_json
+from scripts import forecast_report
 from scripts.gpu_report import study_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -254,7 +255,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not os.path.isfile(os.path.join(args.results, "RESULTS.template.md")):
         raise ValueError(f"--results {args.results!r}: no RESULTS.template.md there (expected the repository's results/ folder)")
-    step = progress(len(STUDIES) + 1)
+    step = progress(len(STUDIES) + 2)
     loaded = {}
     for s in STUDIES:
         step(f"the {s.title} study ({s.folder})")
@@ -268,10 +269,13 @@ def main(argv=None):
     report.evidence_figure(
         rows, [(s.title, {"contrasts": {q: cells.get((k, q)) for q in SHARED}}) for s, k in kept], figure, CONCLUDE_SEEDS
     )
+    step("the forecast study (fitted once its grid is complete)")
+    fc = forecast_report.build(args.results)
     tables = {
         "table.opening": opening_table(cells),
         "table.bpb": bpb_table(loaded),
-        "section.gpu": "\n".join(study_markdown(os.path.join(args.results, "gpu_124m"))),
+        "section.forecast": forecast_report.section_markdown(fc),
+        "section.gpu": "\n".join(study_markdown(os.path.join(args.results, "gpu_124m"), fc and fc["F1"])),
     }
     for s in STUDIES:
         if loaded[s.key]:

@@ -8,6 +8,7 @@ smaller budget.
     python -m scripts.run_forecast ... --list       # the plan: steps, branch points, cost; nothing read or run
     python -m scripts.run_forecast ... --dry-run    # the plan with each run's state (finished, interrupted, new)
     python -m scripts.run_forecast ... --from-scratch-check 2e6   # also a from-scratch wsd run of that budget
+    python -m scripts.run_forecast --grid results/forecast/grid.json --out-root runs/forecast   # the grid from a file
 
 Budgets are training tokens, rounded to whole steps of the base config's batch_size * block_size *
 gradient_accumulation_steps tokens. Every run is lr_schedule='wsd' (set here, with lr_decay_iters=None)
@@ -41,6 +42,7 @@ import sys
 import checkpoint
 from arms import ARMS
 from errors import run_cli
+from runlog import read_json
 from scripts import run_study
 
 # Settings this runner sets per run: an extra override of one would make the plan a lie.
@@ -201,13 +203,43 @@ def describe(runs, tokens_per_step):
     return "\n".join(lines)
 
 
+DEFAULTS = {"arms": ["bpe_tied", "kron"], "seeds": [1337, 1338, 1339]}  # when neither a flag nor --grid gives them
+GRID_KEYS = {"base": str, "sizes": list, "arms": list, "seeds": list, "budgets": list}
+
+
+def read_grid(path):
+    """A grid file: JSON with some of base, sizes, arms, seeds, budgets (as on the command line), so that
+    the runner and scripts/make_results.py read one declaration of a study's grid."""
+    grid = read_json(path)
+    if not isinstance(grid, dict):
+        raise ValueError(f"--grid {path}: a JSON {type(grid).__name__}; expected an object with some of {', '.join(GRID_KEYS)}")
+    for key, value in grid.items():
+        if key not in GRID_KEYS:
+            raise ValueError(f"--grid {path}: unknown setting {key!r}; expected some of {', '.join(GRID_KEYS)}")
+        if not isinstance(value, GRID_KEYS[key]):
+            raise ValueError(f"--grid {path}: {key} {value!r}: expected a JSON {'string' if key == 'base' else 'list'}")
+    if not all(isinstance(s, int) for s in grid.get("seeds", [])):
+        raise ValueError(f"--grid {path}: seeds {grid['seeds']}: expected integers")
+    return {k: [str(x) for x in v] if k in ("sizes", "arms", "budgets") else v for k, v in grid.items()}
+
+
+def grid_runs(path, out_root=""):
+    """The runs a grid file plans (plan()'s dicts, the from-scratch check aside), without reading any run."""
+    g = {**DEFAULTS, **read_grid(path)}
+    tokens_per_step, cooldown_frac = base_facts(g["base"], [])
+    steps = budget_steps([parse_budget(b) for b in g["budgets"]], tokens_per_step)
+    sizes, arms = [parse_size(s) for s in g["sizes"]], [parse_arm(a) for a in g["arms"]]
+    return plan(sizes, arms, sorted(set(g["seeds"])), steps, cooldown_frac, out_root)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--base", required=True, help="base config file (its cooldown_frac sets every cool-down)")
-    p.add_argument("--sizes", nargs="+", required=True, help="n_layer x n_embd x n_head, e.g. 4x128x4 6x192x6")
-    p.add_argument("--arms", nargs="+", default=["bpe_tied", "kron"], help="ARM or ARM:key=value,... e.g. kron:input_scale=50")
-    p.add_argument("--seeds", nargs="+", type=int, default=[1337, 1338, 1339])
-    p.add_argument("--budgets", nargs="+", required=True, help="training tokens per budget, e.g. 1e6 2e6 4e6")
+    p.add_argument("--grid", default=None, help="a JSON file giving any of base, sizes, arms, seeds, budgets (flags given here win)")
+    p.add_argument("--base", help="base config file (its cooldown_frac sets every cool-down)")
+    p.add_argument("--sizes", nargs="+", help="n_layer x n_embd x n_head, e.g. 4x128x4 6x192x6")
+    p.add_argument("--arms", nargs="+", help="ARM or ARM:key=value,... e.g. kron:input_scale=50 (default: bpe_tied kron)")
+    p.add_argument("--seeds", nargs="+", type=int, help="default: 1337 1338 1339")
+    p.add_argument("--budgets", nargs="+", help="training tokens per budget, e.g. 1e6 2e6 4e6")
     p.add_argument("--out-root", required=True)
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--launcher", default=None, help='e.g. "torchrun --standalone --nproc_per_node=8"')
@@ -217,6 +249,12 @@ def parse_args(argv):
     p.add_argument("--list", action="store_true", help="list the plan (steps, branch points, cost) without reading any run")
     args, extra = p.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
+    for key, value in {**DEFAULTS, **(read_grid(args.grid) if args.grid else {})}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    missing = [f"--{k}" for k in ("base", "sizes", "budgets") if getattr(args, k) is None]
+    if missing:
+        p.error(f"{', '.join(missing)} required (on the command line or in --grid)")
     bad = [e for e in extra if not e.startswith("--") or "=" not in e or e[2:].split("=")[0] in SET_HERE]
     if bad:
         p.error(f"unrecognised arguments {bad}: extra train.py overrides are --key=value, of settings other than {', '.join(SET_HERE)}")

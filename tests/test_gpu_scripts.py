@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from runlog import read_metrics
 from tests.conftest import run
 
 
@@ -122,6 +123,12 @@ def test_gpu_study_smoke_trains_probes_and_reports_on_cpu(data_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     text = "\n".join(gpu_report.study_markdown(str(kept)))
     assert "one seed (1337), no interval" in text and "| kron | " in text and "kron − bpe_untied" in text
+    assert "CPU forecast" not in text  # no forecast kept: nothing set beside the measured gap
+    f3 = {"also": [{"target": {"N": 85e6, "D": 30.1e6}, "gap": 0.05, "interval95": [0.01, 0.09]}]}
+    line = next(ln for ln in gpu_report.study_markdown(str(kept), f3) if "CPU forecast" in ln)
+    final = {r: read_metrics(str(kept / "runs" / f"{r}-s1337"), "eval")[-1]["val_loss"] for r in ("bpe_tied", "kron")}
+    measured = final["bpe_tied"] - final["kron"]
+    assert "30.1M tokens): bpe_tied − kron forecast +0.050 [+0.010, +0.090], measured" in line and f"measured {measured:+.3f}" in line
     # an arm the device call cut short: its partial log is kept, named, and never compared
     log = kept / "runs" / "kron-s1337" / "metrics.jsonl"
     records = [json.loads(ln) for ln in open(log)]

@@ -59,6 +59,26 @@ def test_bad_grids_are_refused_naming_the_value(data_dir, tmp_path, argv, messag
         run_forecast.main(["--base", base, "--out-root", str(tmp_path / "f"), "--list"] + argv)
 
 
+def test_a_grid_file_plans_what_its_flags_would_and_flags_override_it(data_dir, tmp_path):
+    base = write_base(data_dir, tmp_path / "base.py")
+    grid = {"base": base, "sizes": ["1x32x2"], "arms": ["kron", "bpe_tied"], "seeds": [1, 2], "budgets": ["1024", "2048"]}
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    flags = ["--base", base, "--sizes", "1x32x2", "--arms", "kron", "bpe_tied", "--seeds", "1", "2", "--budgets", "1024", "2048"]
+    out = ["--out-root", str(tmp_path / "f"), "--list"]
+    by_file = run_forecast.main(["--grid", str(tmp_path / "grid.json")] + out)
+    assert by_file == run_forecast.main(flags + out) == run_forecast.grid_runs(str(tmp_path / "grid.json"), str(tmp_path / "f"))
+    assert len(run_forecast.main(["--grid", str(tmp_path / "grid.json"), "--seeds", "7"] + out)) == 2 * 2
+    for bad, message in [({"size": []}, "unknown setting 'size'"), ({"sizes": "1x32x2"}, "sizes '1x32x2': expected a JSON list")]:
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=message):
+            run_forecast.main(["--grid", str(tmp_path / "bad.json")] + out)
+
+
+def test_the_forecast_studys_grid_file_is_its_plans_grid():
+    runs = run_forecast.grid_runs("results/forecast/grid.json")  # PLAN.md: 96 runs, 27,552 steps
+    assert len(runs) == 96 and sum(r["cost"] for r in runs) == 27_552
+
+
 def test_an_extra_override_of_a_planned_setting_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_forecast.main(["--base", "config/study_cpu.py", "--sizes", "1x32", "--budgets", "1e4", "--out-root", "x", "--max_iters=3"])

@@ -7,9 +7,8 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 LANES=${LANES:-2}
 K=results/forecast
-"$PY" -m scripts.run_forecast --base config/forecast.py --sizes 2x64x2 3x96x3 4x128x4 6x192x6 \
-    --arms bpe_tied kron bpe_untied:input_scale=50 --seeds 1337 1338 --budgets 5e5 1e6 2e6 4e6 \
-    --out-root runs/forecast --keep-logs "$K/runs" --parallel "$LANES" -- --num_threads=1
+# the grid (sizes, arms, seeds, budgets) is declared once, in grid.json: make_results reads it too
+"$PY" -m scripts.run_forecast --grid "$K/grid.json" --out-root runs/forecast --keep-logs "$K/runs" --parallel "$LANES" -- --num_threads=1
 # check 1: a branch's cool-down against the same WSD schedule run from scratch (bpe_tied, 4L d128, 2M tokens)
 "$PY" -m scripts.run_forecast --base config/forecast.py --sizes 4x128x4 --arms bpe_tied --seeds 1337 1338 \
     --budgets 5e5 1e6 2e6 4e6 --from-scratch-check 2e6 --out-root runs/forecast --keep-logs "$K/runs" \

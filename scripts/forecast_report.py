@@ -1,0 +1,204 @@
+"""The forecast study's results (results/forecast/PLAN.md) for scripts/make_results.py.
+
+While the grid runs, RESULTS.md names the study without a count of kept runs (the plan's amendment 1).
+Once every run that results/forecast/grid.json plans has a finished kept log, this fits the plan's
+forecast once (forecast.py, shared exponents, 400 replicates), writes results/forecast/forecast.json
+and forecast.png, and renders RESULTS.md's section with the plan's decision rules applied:
+
+  F1  L_bpe_tied - L_kron at N = 85M, D = 2.5B         (rule 1 reads F1's held-out gap error)
+  F2  L_(x50 table) - L_kron at the same point
+  F3  both gaps at N = 85M, D = 30.1M (what scripts/gpu_study.sh measures)
+  C1  a branch's final loss against the same schedule run from scratch (results/forecast/runs/scratch/)
+  C2  WSD against cosine at one budget (results/forecast/cosine/)
+"""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+import forecast
+from plotting import plot_scaling
+from runlog import read_json, read_metrics
+from scripts.run_forecast import grid_runs
+
+QUESTIONS = {"F1": ("bpe_tied", "kron"), "F2": ("bpe_untied-input_scale50", "kron")}
+F3 = (85e6, 30.1e6)  # GPT-2 124M's non-embedding parameters; the GPU study's 920 steps x 32,768 tokens
+REPLICATES = 400
+HELD_OUT_LIMIT = 0.02  # nats: rule 1, F1's mean absolute held-out gap error
+CHECK_RUN = "bpe_tied-L4d128h4-i488"  # C1 and C2: the arm, size and budget the plan names
+COSINE_RUN = "bpe_tied-lr_schedulecosine-max_iters488"
+
+
+def folder(results):
+    return os.path.join(results, "forecast")
+
+
+def missing_runs(results):
+    """The grid runs (by folder name) without a finished kept log in results/forecast/runs."""
+    runs = os.path.join(folder(results), "runs")
+    finished = set()
+    if os.path.isdir(runs):
+        finished = {name for name in os.listdir(runs) if final_loss(os.path.join(runs, name)) is not None}
+    planned = [f"{r['name']}-s{r['seed']}" for r in grid_runs(os.path.join(folder(results), "grid.json"))]
+    return [name for name in planned if name not in finished]
+
+
+def final_loss(run_dir):
+    """A kept run's final test-half loss, or None when it has no final record at its max_iters."""
+    if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
+        return None
+    config, final = read_metrics(run_dir, "config"), read_metrics(run_dir, "final")
+    done = config and final and final[-1]["step"] == config[-1]["config"]["max_iters"]
+    return final[-1]["test_loss"] if done else None
+
+
+def build(results, replicates=REPLICATES):
+    """forecast.json's dict once the grid is complete (written there with the figure), else None. The
+    fit is computed once: a kept forecast.json whose inputs (every point and the replicate count) are
+    the same is reused, so the committed forecast does not move with a machine's floating point."""
+    if missing_runs(results):
+        return None
+    here = folder(results)
+    points = forecast.load_points([os.path.join(here, "runs")])
+    inputs = inputs_digest(points, replicates)
+    kept = os.path.join(here, "forecast.json")
+    out = read_json(kept) if os.path.isfile(kept) else {}
+    if out.get("inputs_sha256") != inputs:
+        out = {
+            q: forecast.forecast(points, ref, other, replicates=replicates, shared=True, also=[F3]) for q, (ref, other) in QUESTIONS.items()
+        }
+        out["inputs_sha256"] = inputs
+    out["checks"] = checks(here)
+    with open(os.path.join(here, "forecast.json"), "w") as f:
+        f.write(json.dumps(out, indent=1) + "\n")
+    figure(points, out["F1"], os.path.join(here, "forecast.png"))
+    return out
+
+
+def inputs_digest(points, replicates):
+    """sha256 of what the fit reads: each run's name, N, D and loss, and the bootstrap's size."""
+    rows = sorted((os.path.basename(p["path"]), p["n"], p["d"], p["loss"]) for p in points)
+    return hashlib.sha256(json.dumps([rows, replicates]).encode()).hexdigest()
+
+
+def checks(here):
+    """C1: per seed, branch - scratch final loss, beside the branch cell's seed spread; C2: per seed,
+    cosine - WSD. A check whose runs are not kept is None."""
+    runs = os.path.join(here, "runs")
+    seeds = sorted(int(n.rsplit("-s", 1)[1]) for n in os.listdir(runs) if n.startswith(CHECK_RUN + "-s"))
+    branch = {s: final_loss(os.path.join(runs, f"{CHECK_RUN}-s{s}")) for s in seeds}
+
+    def against(other_dir, name):
+        other = {s: final_loss(os.path.join(other_dir, f"{name}-s{s}")) for s in seeds}
+        if any(v is None for v in other.values()):
+            return None
+        return {str(s): other[s] - branch[s] for s in seeds}
+
+    c1 = against(os.path.join(runs, "scratch"), CHECK_RUN)
+    c2 = against(os.path.join(here, "cosine"), COSINE_RUN)
+    spread = max(branch.values()) - min(branch.values())
+    return {
+        "C1": None if c1 is None else {"scratch_minus_branch": c1, "seed_spread": spread},
+        "C2": None if c2 is None else {"cosine_minus_wsd": c2, "mean": float(np.mean(list(c2.values())))},
+    }
+
+
+def figure(points, fc, path):
+    """Loss against tokens per arm and size with the main form's curves, extended to F1's and F3's targets."""
+    panels = []
+    for arm, theta in fc["params"].items():
+        t = (np.log(theta["E"]), np.log(theta["A"]), np.log(theta["B"]), theta["alpha"], theta["beta"])
+        sizes = []
+        for n in sorted({p["n"] for p in points if p["arm"] == arm}):
+            mine = [p for p in points if p["arm"] == arm and p["n"] == n]
+            by_d = {d: np.mean([p["loss"] for p in mine if p["d"] == d]) for d in sorted({p["d"] for p in mine})}
+            label = "L{}d{}".format(*mine[0]["size"][:2])
+            sizes.append((f"{label} ({n / 1e6:.2g}M)", n, sorted(by_d.items())))
+        panels.append((arm, sizes, lambda n, d, t=t: forecast.predict(t, n, d)))
+    targets = [("F1", fc["target"]["N"], fc["target"]["D"]), ("F3", *F3)]
+    return plot_scaling(panels, targets, path)
+
+
+def verdict(fc, held_out_error):
+    """The plan's rules: 'unsupported' (rule 1), 'no sign' (the interval contains 0) or 'stated'."""
+    if held_out_error is None or held_out_error > HELD_OUT_LIMIT:
+        return "unsupported"
+    lo, hi = fc["interval95"]
+    return "no sign" if lo <= 0 <= hi else "stated"
+
+
+def gap_cell(gap, interval, p):
+    return f"{gap:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}], P {p:.2f}"
+
+
+def section_markdown(out):
+    """RESULTS.md's forecast section: one sentence first, then the table, the held-out check, the checks."""
+    if out is None:
+        return (
+            "Not computed yet: `results/forecast/forecast.json`, its figure and this section are built once every run "
+            "of the grid (`results/forecast/grid.json`, run by `bash results/forecast/run.sh`) is kept."
+        )
+    f1 = out["F1"]
+    error = f1["held_out"]["gap_mean_abs_error"]
+    largest = max(c["N"] for c in f1["cells"])
+    longest = max(c["D"] for c in f1["cells"])
+    ratio = f"{f1['target']['N'] / largest:.0f}× in N and {f1['target']['D'] / longest:.0f}× in D beyond the largest cell"
+    lines = [first_sentence(f1, verdict(f1, error), error, ratio), ""]
+    lines += ["| question | gap at 85M, 2.5B tokens [95 %], P(kron better) | at 85M, 30.1M tokens (F3) | verdict |", "|---|---|---|---|"]
+    for q, fc in ((q, out[q]) for q in QUESTIONS):
+        f3 = fc["also"][0]
+        lines.append(
+            f"| {q}: {fc['ref']} − {fc['other']} | {gap_cell(fc['gap'], fc['interval95'], fc['p_other_better'])} | "
+            f"{gap_cell(f3['gap'], f3['interval95'], f3['p_other_better'])} | {verdict(fc, error)} |"
+        )
+    held = f1["held_out"]
+    lines += [
+        "",
+        f"Held-out size (N = {held['N'] / 1e6:.2f}M, fitted without it): mean absolute loss error "
+        f"{held['mean_abs_error']:.3f} nats (largest {held['max_abs_error']:.3f}); F1's gap error {error:.3f} nats "
+        f"(rule 1's limit {HELD_OUT_LIMIT}); F2's {out['F2']['held_out']['gap_mean_abs_error']:.3f}.",
+        f"Fit: {f1['form']}, {len(f1['cells'])} cells from {sum(len(c['seeds']) for c in f1['cells'])} runs, "
+        f"{f1['bootstrap']['replicates']} bootstrap replicates over seeds and {len(f1['bootstrap']['forms'])} forms; "
+        + "; ".join(f"{arm}: E {p['E']:.3f}, α {p['alpha']:.3f}, β {p['beta']:.3f}" for arm, p in f1["params"].items())
+        + ".",
+        "",
+        checks_text(out["checks"]),
+        "",
+        "![loss against tokens, per arm and size, with the fitted curves](results/forecast/forecast.png)",
+    ]
+    return "\n".join(lines)
+
+
+def first_sentence(f1, rule, error, ratio):
+    gap = gap_cell(f1["gap"], f1["interval95"], f1["p_other_better"])
+    if rule == "unsupported":
+        return (
+            f"**The 124M forecast is unsupported:** fitted without the largest size, the fit misses that size's "
+            f"bpe_tied − kron gaps by {error:.3f} nats on average, over the plan's limit of {HELD_OUT_LIMIT} "
+            f"(its forecast would be {gap})."
+        )
+    if rule == "no sign":
+        return f"**No sign forecast at 124M:** bpe_tied − kron at 85M parameters and 2.5B tokens is {gap}; the interval contains 0."
+    side = "kron" if f1["gap"] > 0 else "bpe_tied"
+    return f"**Forecast: {side} ahead at 124M**, bpe_tied − kron = {gap}, an extrapolation {ratio}."
+
+
+def checks_text(c):
+    c1, c2 = c["C1"], c["C2"]
+    one = (
+        "C1 (branch vs scratch) not kept."
+        if c1 is None
+        else "C1, a branch against the same schedule from scratch (bpe_tied, L4 d128, 2M tokens): scratch − branch "
+        + ", ".join(f"seed {s}: {v:+.2e}" for s, v in c1["scratch_minus_branch"].items())
+        + f" nats, beside a seed spread of {c1['seed_spread']:.3f}."
+    )
+    two = (
+        "C2 (WSD vs cosine) not kept."
+        if c2 is None
+        else f"C2, cosine − WSD at the same budget: {c2['mean']:+.3f} nats (mean over seeds; "
+        + ", ".join(f"seed {s}: {v:+.3f}" for s, v in c2["cosine_minus_wsd"].items())
+        + ")."
+    )
+    return f"{one} {two}"
