@@ -511,7 +511,15 @@ def table_verdicts(cells, conclude_at):
 
 # ---- the fair-comparison study (results/study_fair/PLAN.md): choosing each arm's setting ----
 
-FAIR_OWN_RMS = {"bpe_tied": 0.02, "bpe_untied": 0.02, "bpe_lowrank": 0.02, "kron": 1.0, "kron_shuffled": 1.0, "hybrid": 2**0.5}
+
+def fair_own_rms(arm):
+    """The initial RMS that the plan's multiplier scales (arms.register's init_rms; kron_shuffled is kron)."""
+    from arms import ARMS
+
+    own = ARMS["kron" if arm == "kron_shuffled" else arm].init_rms
+    if own is None:
+        raise ValueError(f"arm {arm!r} declares no init_rms (arms.register(..., init_rms=...)): R = input_scale x init_rms needs it")
+    return own
 
 
 def fair_runs(logs):
@@ -527,7 +535,7 @@ def fair_runs(logs):
             continue
         c, final = configs[-1]["config"], read_metrics(path, "final")
         arm = "kron_shuffled" if c["embedding"] == "kron" and c.get("kron_shuffle_seed") is not None else c["embedding"]
-        own = 1.0 if c.get("input_norm") else FAIR_OWN_RMS[arm]
+        own = 1.0 if c.get("input_norm") else fair_own_rms(arm)
         dev = final[-1]["dev_loss"] if final else math.inf
         out.append(
             {

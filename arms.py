@@ -293,21 +293,24 @@ class Arm:
     controls: tuple = ()
     doc: str = ""
     reads_bytes: bool = False  # its input layer is built from token bytes: the kron_* settings apply to it
+    init_rms: float = None  # its input layer's output RMS at init, default settings: what input_scale multiplies
     module: str = __name__  # the module that registered it: what `--import` must name to load its checkpoints
 
 
 ARMS = {}
 
 
-def register(name, build, controls=(), doc="", reads_bytes=False):
-    """Add an arm: build(cfg) -> (input layer, head); controls: the CONTROLS it gives meaning to.
+def register(name, build, controls=(), doc="", reads_bytes=False, init_rms=None):
+    """Add an arm: build(cfg) -> (input layer, head); controls: the CONTROLS it gives meaning to;
+    init_rms: the RMS of its input layer's output at initialisation (tests/test_arms.py measures it),
+    so that a study can set what enters the first block, R = input_scale x init_rms, for every arm.
     An arm defined outside this file is registered by importing its module: from a config file
     (`import my_arm`), or with `--import my_arm` on any tool's command line (errors.run_cli). Its
     checkpoints record that module's name, and a tool that meets one without the arm names it."""
     unknown = [c for c in controls if c not in CONTROLS]
     if unknown:
         raise ValueError(f"arm {name!r}: unknown controls {unknown}; known: {sorted(CONTROLS)}")
-    ARMS[name] = Arm(name, build, tuple(controls), doc, reads_bytes, build.__module__)
+    ARMS[name] = Arm(name, build, tuple(controls), doc, reads_bytes, init_rms, build.__module__)
     return ARMS[name]
 
 
@@ -355,25 +358,28 @@ def _kron_tied(cfg):
     return kron, KronTiedHead(kron, cfg.tied_logit_scale)
 
 
-register("bpe_tied", _bpe_tied, doc="nn.Embedding shared with the output head (the paper's baseline)")
+register("bpe_tied", _bpe_tied, doc="nn.Embedding shared with the output head (the paper's baseline)", init_rms=0.02)
 register(
     "kron",
     lambda cfg: (kron_input(cfg), LinearHead(cfg.n_embd, cfg.vocab_size)),
     controls=("kron_shuffle_seed", "kron_scale"),
     doc="KroneckerEmbedding + its own head (the paper's arm)",
     reads_bytes=True,
+    init_rms=1.0,
 )
 register(
     "bpe_untied",
     lambda cfg: (TableInput(cfg.vocab_size, cfg.n_embd, cfg.input_init_std), LinearHead(cfg.n_embd, cfg.vocab_size)),
     controls=("input_init_std",),
     doc="nn.Embedding with its own head: separates 'Kronecker' from 'untied head'",
+    init_rms=0.02,
 )
 register(
     "bpe_lowrank",
     lambda cfg: (LowRankInput(cfg.vocab_size, cfg.n_embd, cfg.lowrank_rank or matched_rank(cfg)), LinearHead(cfg.n_embd, cfg.vocab_size)),
     controls=("lowrank_rank",),
     doc="a factorised V x r x d table with the Kron projection's parameter count, untied head",
+    init_rms=0.02,
 )
 register(
     "kron_tied",
@@ -381,6 +387,7 @@ register(
     controls=("kron_shuffle_seed", "kron_scale", "tied_logit_scale"),
     doc="KroneckerEmbedding, and the head tied to it: logits = s h E(W)^T (not in the paper)",
     reads_bytes=True,
+    init_rms=1.0,
 )
 register(
     "hybrid",
@@ -391,4 +398,5 @@ register(
     controls=("kron_shuffle_seed", "hybrid_table_scale"),
     doc="a learned table (x50) plus the Kronecker code, untied head: does the byte prior add to a table?",
     reads_bytes=True,
+    init_rms=2**0.5,  # the code and the x50 table, each at RMS 1, summed
 )

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def command(arm, setting, seed):
     """The run_study command for one (arm, setting, seed), as phase1.sh writes them."""
     norm, R, lr = setting
-    own = 1.0 if norm else analysis.FAIR_OWN_RMS[arm]
+    own = 1.0 if norm else analysis.fair_own_rms(arm)
     grid = ["--grid kron_shuffle_seed=seed"] if arm == "kron_shuffled" else []
     grid += ["--grid input_norm=True"] if norm else []
     grid += [f"--grid input_scale={R / own:.4g}"]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import train
+from arms import ARMS as ARM_SPECS
 from model import GPT, GPTConfig
 from runlog import read_metrics
 from tests.conftest import tiny
@@ -23,6 +24,14 @@ def rms(m):
 @pytest.mark.parametrize("arm", ARMS)
 def test_input_scale_multiplies_what_enters_the_first_block_on_every_arm(arm):
     assert rms(build(arm, input_scale=7.0)) == pytest.approx(7.0 * rms(build(arm)), rel=1e-5)
+
+
+@pytest.mark.parametrize("arm", ["bpe_tied", "bpe_untied", "bpe_lowrank", "kron", "kron_tied", "hybrid"])
+def test_each_arms_declared_initial_rms_is_what_its_input_layer_produces(arm):
+    """arms.register's init_rms is what the fair study's R = input_scale x init_rms assumes (analysis.fair_own_rms)."""
+    torch.manual_seed(0)  # at a study's width: the low-rank table's RMS is noisy at a tiny rank
+    m = GPT(GPTConfig(n_layer=1, n_head=4, n_embd=128, block_size=16, embedding=arm))
+    assert rms(m) == pytest.approx(ARM_SPECS[arm].init_rms, rel=0.05)
 
 
 @pytest.mark.parametrize("arm", ARMS)
