@@ -545,6 +545,7 @@ def fair_runs(logs):
                 "lr": c["learning_rate"],
                 "seed": c["seed"],
                 "dev": dev,
+                "name": name,
             }
         )
     return out
@@ -563,6 +564,17 @@ def fair_choice(runs, seeds=(1337, 1338)):
         complete = all(m is not None for m in means.values())
         out[arm] = {"settings": means, "chosen": min(means, key=means.get) if complete else None}
     return out
+
+
+FAIR_TABLES = ("bpe_tied", "bpe_untied", "bpe_lowrank")
+
+
+def fair_best_table(choice):
+    """Amendment 1: the learned table (of FAIR_TABLES) whose chosen setting has the lowest dev mean over
+    seeds 1337 and 1338; None while one of them is not chosen."""
+    if any(choice.get(t, {}).get("chosen") is None for t in FAIR_TABLES):
+        return None
+    return min(FAIR_TABLES, key=lambda t: choice[t]["settings"][choice[t]["chosen"]])
 
 
 def fair_extension(chosen, tried, axis):
@@ -626,3 +638,44 @@ def fair_verdicts(tests, margin=0.01):
             t["verdict"] = "unresolved"
         out[n] = t
     return out
+
+
+# ---- the fair study's Q4 (amendment 2): typo robustness at matched validation loss ----
+
+Q4_TOLERANCE = 0.02  # nats: a pair counts when its two logged validation losses differ by at most this
+Q4_MIN_PAIRS = 5  # fewer counted pairs in all: the question is not asked
+
+
+def q4_matches(a_losses, table_losses, tolerance=None):
+    """For one seed, each checkpoint of arm A ({step: its evaluation's val_loss}) with the table's
+    checkpoint whose loss is closest (the earlier step on a tie): [(step_a, step_table, |difference|,
+    counted)], counted when the difference is at most `tolerance` (Q4_TOLERANCE by default)."""
+    tolerance = Q4_TOLERANCE if tolerance is None else tolerance
+    out = []
+    for step_a, loss_a in sorted(a_losses.items()):
+        step_t = min(sorted(table_losses), key=lambda s: abs(table_losses[s] - loss_a))
+        diff = abs(table_losses[step_t] - loss_a)
+        out.append((step_a, step_t, diff, diff <= tolerance))
+    return out
+
+
+def q4_test(pairs, label):
+    """pairs: [(A's probe records, the table's probe records)] of every counted checkpoint pair (all
+    seeds). Per prompt, A - table in top-1 survival and in KL(clean || typo), averaged over the pairs
+    (per_prompt with the pairs as its units); an exact sign test for each, Holm over the two; the verdict
+    as amendment 2 fixes it for `label` (kron or kron_shuffled)."""
+    if len(pairs) < Q4_MIN_PAIRS:  # read at call time: a test may lower it
+        return {"pairs": len(pairs), "verdict": f"not asked (fewer than {Q4_MIN_PAIRS} counted pairs)"}
+    table = {i: (None, None, t) for i, (_, t) in enumerate(pairs)}
+    arm = {i: (None, None, a) for i, (a, _) in enumerate(pairs)}
+    survival = per_prompt(table, arm, list(table), lambda r: float(r["top1_match"]))
+    kl = per_prompt(table, arm, list(table), lambda r: r["kl"])
+    survival["p_holm"], kl["p_holm"] = holm([survival["p_sign"], kl["p_sign"]])
+    significant = all(p is not None and p < 0.05 for p in (survival["p_holm"], kl["p_holm"]))  # None: every prompt tied
+    if significant and survival["higher"] > survival["lower"] and kl["lower"] > kl["higher"]:
+        verdict = f"{label} more robust at matched loss"
+    elif significant and survival["lower"] > survival["higher"] and kl["higher"] > kl["lower"]:
+        verdict = "table more robust at matched loss"
+    else:
+        verdict = "not resolved"
+    return {"pairs": len(pairs), "survival": survival, "kl": kl, "verdict": verdict}

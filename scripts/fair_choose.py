@@ -26,27 +26,42 @@ from errors import run_cli
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def command(arm, setting, seed):
-    """The run_study command for one (arm, setting, seed), as phase1.sh writes them."""
+PHASE3_SEEDS = range(2001, 2006)
+KEEP_CKPTS = "--keep_ckpt_steps=[100,200,300,400]"  # amendment 2: Q4's checkpoints, in phase 3 at S
+
+
+SCALES = {  # base config, runner folder, kept logs (PLAN.md, "Scales")
+    "S": ("config/study_fair.py", "runs/study_fair", "results/study_fair/runs"),
+    "L": ("config/study_fair_v50k.py", "runs/study_fair_v50k", "results/study_fair/runs_v50k"),
+}
+SQRT_D = {"S": 0.2771, "L": 0.2263}  # R = 0.02 sqrt(d) at d = 192 and 128: the point carried as sqrt(d)
+
+
+def command(arm, setting, seed, extra=(), scale="S"):
+    """The run_study command for one (arm, setting, seed) at a scale, as phase1.sh writes them; setting
+    is the S setting (at L its sqrt(d) point becomes L's); extra: more train.py overrides for every
+    run, after --num_threads=1 (not in the run's name)."""
     norm, R, lr = setting
+    R = SQRT_D[scale] if abs(R - SQRT_D["S"]) < 1e-3 else R  # a table's 13.86 x 0.02 logs as 0.2772
     own = 1.0 if norm else analysis.fair_own_rms(arm)
     grid = ["--grid kron_shuffle_seed=seed"] if arm == "kron_shuffled" else []
     grid += ["--grid input_norm=True"] if norm else []
     grid += [f"--grid input_scale={R / own:.4g}"]
     grid += [] if lr == 2e-3 else [f"--grid learning_rate={lr:g}", f"--grid min_lr={lr / 10:g}"]  # in the run's name
+    base, out_root, logs = SCALES[scale]
     return " ".join(
-        ["python -m scripts.run_study --base config/study_fair.py --out-root runs/study_fair --keep-logs results/study_fair/runs"]
+        [f"python -m scripts.run_study --base {base} --out-root {out_root} --keep-logs {logs}"]
         + [f"--arms {'kron' if arm == 'kron_shuffled' else arm} --seeds {seed}"]
         + grid
-        + ["--", "--num_threads=1"]
+        + ["--", "--num_threads=1", *extra]
     )
 
 
 def next_phase(choice, axis):
     """When every arm is chosen and none needs an edge run: the next phase's runs, as commands. After R
     (phase 1): lr 1e-3 and 4e-3 at each arm's (norm, R), seeds 1337-1338 (phase 2). After lr (phase 2):
-    each arm's chosen setting on seeds 2001-2005 (phase 3 at S; its L runs use config/study_fair_v50k.py
-    with the same multipliers, the sqrt(d) point rescaled as the plan says)."""
+    each arm's chosen setting on seeds 2001-2005, at S (kron, kron_shuffled and the best table keeping
+    Q4's checkpoints: amendment 2) and at L (the sqrt(d) point rescaled, as the plan says)."""
     if any(c["chosen"] is None or analysis.fair_extension(c["chosen"], list(c["settings"]), axis) for c in choice.values()):
         return []
     if axis == "R":
@@ -56,7 +71,9 @@ def next_phase(choice, axis):
             for lr in (1e-3, 4e-3)
             for seed in (1337, 1338)
         ]
-    return [command(arm, c["chosen"], seed) for arm, c in choice.items() for seed in range(2001, 2006)]
+    probed = ("kron", "kron_shuffled", analysis.fair_best_table(choice))
+    at_s = [command(arm, c["chosen"], seed, [KEEP_CKPTS] if arm in probed else []) for arm, c in choice.items() for seed in PHASE3_SEEDS]
+    return at_s + [command(arm, c["chosen"], seed, scale="L") for arm, c in choice.items() for seed in PHASE3_SEEDS]
 
 
 def report(choice, axis):

@@ -99,3 +99,27 @@ def test_phase_three_tests_and_verdicts_follow_the_plan():
     assert [v[q]["verdict"] for q in tests] == ["A better", "B better", "equivalent", "unresolved"]
     del table[2003]  # a diverged run: the question is answered on the seeds both finished
     assert analysis.fair_test(kron, table)["seeds"] == [2001, 2002, 2004, 2005]
+
+
+def test_phase_three_keeps_q4s_checkpoints_for_three_arms_and_carries_the_sqrt_d_point_to_l(tmp_path):
+    """After the lr phase: 5 seeds per arm at S (kron, shuffled kron and the best table keeping the
+    checkpoints amendment 2 needs) and at L, where R = 0.02 sqrt(192) becomes 0.02 sqrt(128)."""
+    arms = {"bpe_tied": (1, 5.9), "bpe_untied": (13.86, 5.5), "bpe_lowrank": (1, 5.8), "kron": (0.2771, 5.6), "hybrid": (0.7071, 5.7)}
+    for arm, (m, dev) in arms.items():
+        for lr, extra in ((1e-3, 0.1), (2e-3, 0.0), (4e-3, 0.2)):
+            for seed in (1337, 1338):
+                write_run(tmp_path, f"{arm}-{m}-{lr}-s{seed}", arm, m, seed, dev + extra, lr=lr)
+    for lr, extra in ((1e-3, 0.1), (2e-3, 0.0), (4e-3, 0.2)):
+        for seed in (1337, 1338):
+            write_run(tmp_path, f"kron-shuffled-{lr}-s{seed}", "kron", 1, seed, 6.0 + extra, lr=lr, shuffle="seed")
+    choice = analysis.fair_choice(analysis.fair_runs(str(tmp_path)))
+    assert analysis.fair_best_table(choice) == "bpe_untied"
+    runs = fair_choose.next_phase(choice, "lr")
+    s_runs, l_runs = runs[:30], runs[30:]
+    assert len(runs) == 60 and all("config/study_fair.py" in r for r in s_runs) and all("study_fair_v50k.py" in r for r in l_runs)
+    keeping = [r for r in runs if fair_choose.KEEP_CKPTS in r]
+    arm_of = {r.split("--arms ")[1].split(" ")[0] + (" shuffled" if "kron_shuffle_seed" in r else "") for r in keeping}
+    assert arm_of == {"kron", "kron shuffled", "bpe_untied"} and len(keeping) == 15
+    assert "--arms kron --seeds 2001 --grid input_scale=0.2771" in "".join(s_runs)
+    assert "--keep-logs results/study_fair/runs_v50k --arms kron --seeds 2001 --grid input_scale=0.2263" in "".join(l_runs)
+    assert "--arms bpe_untied --seeds 2003 --grid input_scale=11.31" in "".join(l_runs)  # 0.2263 / 0.02

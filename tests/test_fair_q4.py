@@ -1,0 +1,89 @@
+"""scripts/fair_q4.py and analysis.q4_*: the fair study's Q4 (amendment 2), typo robustness at matched
+validation loss: the matching rule, the per-prompt sign tests with Holm and the verdict, and the script
+end to end on tiny trained runs (kept checkpoints, probes, a rerun that probes nothing again)."""
+
+import json
+import shutil
+
+import pytest
+
+import analysis
+import train
+from scripts import fair_q4
+from tests.conftest import tiny_config
+from tests.test_fair_choose import write_run
+
+
+def test_each_checkpoint_meets_the_tables_closest_and_counts_within_the_tolerance():
+    a = {100: 5.00, 200: 4.50, 300: 3.00}
+    table = {100: 5.01, 200: 4.70, 300: 4.49, 400: 4.40}
+    got = analysis.q4_matches(a, table)
+    assert [(sa, st, counted) for sa, st, _, counted in got] == [(100, 100, True), (200, 300, True), (300, 400, False)]
+    assert got[2][2] == pytest.approx(1.40)
+
+
+def records(values):
+    """Probe records of 20 prompts: (top1_match, kl) per prompt."""
+    return [{"clean": f"p{i}", "typo": f"q{i}", "top1_match": m, "kl": kl} for i, (m, kl) in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    "arm_values, verdict",
+    [
+        ([(True, 0.1)] * 20, "kron more robust at matched loss"),  # survives where the table does not, and moves less
+        ([(False, 0.9)] * 20, "table more robust at matched loss"),
+        ([(True, 0.9)] * 20, "not resolved"),  # survives more, but moves more: the two metrics disagree
+        ([(True, 0.1), (False, 0.9)] * 10, "not resolved"),  # survival ties on every prompt: no sign test
+    ],
+)
+def test_the_verdict_needs_both_metrics_on_one_side_after_holm(arm_values, verdict):
+    table = records([(i % 2 == 0, 0.5) for i in range(20)])
+    pairs = [(records(arm_values), table)] * 6
+    out = analysis.q4_test(pairs, "kron")
+    assert out["verdict"] == verdict and out["pairs"] == 6
+    assert out["survival"]["prompts"] == 20 and out["kl"]["p_holm"] >= out["kl"]["p_sign"]
+    assert analysis.q4_test(pairs[:4], "kron")["verdict"] == "not asked (fewer than 5 counted pairs)"
+
+
+@pytest.mark.slow
+def test_the_script_matches_probes_and_keeps_each_pair_once(data_dir, tmp_path, monkeypatch):
+    logs, runs, out = tmp_path / "logs", tmp_path / "runs", tmp_path / "q4"
+    logs.mkdir()
+    lr = tiny_config(data_dir, "x")["learning_rate"]
+    # phases 1-2 (synthetic): bpe_untied at x50 is the best table; kron and shuffled kron chosen at input_scale 1
+    for seed in (1337, 1338):
+        for arm, scale, dev in (("bpe_tied", 1, 6.0), ("bpe_untied", 50, 5.0), ("bpe_lowrank", 1, 6.1), ("kron", 1, 5.2)):
+            write_run(logs, f"{arm}-s{seed}", arm, scale, seed, dev, lr=lr)
+        write_run(logs, f"kron-shuffled-s{seed}", "kron", 1, seed, 5.3, lr=lr, shuffle="seed")
+    # phase 3 (real, one seed): each arm at its chosen setting, keeping checkpoints at its evaluations
+    for name, kw in (
+        ("kron-s2001", dict(embedding="kron")),
+        ("kron-kron_shuffle_seedseed-s2001", dict(embedding="kron", kron_shuffle_seed="seed")),
+        ("bpe_untied-input_scale50-s2001", dict(embedding="bpe_untied", input_scale=50.0)),
+    ):
+        train.train(tiny_config(data_dir, runs / name, seed=2001, keep_ckpt_steps=[4, 8], **kw))
+        (logs / name).mkdir()
+        shutil.copy(runs / name / "metrics.jsonl", logs / name / "metrics.jsonl")
+    argv = ["--logs", str(logs), "--runs", str(runs), "--out", str(out)]
+    monkeypatch.setattr(analysis, "Q4_TOLERANCE", 100.0)  # tiny runs' losses differ: count every pair here
+    monkeypatch.setattr(analysis, "Q4_MIN_PAIRS", 2)
+    result = fair_q4.main(argv)
+    assert result["table"] == "bpe_untied"
+    kron = result["arms"]["kron"]
+    assert [m["step"] for m in kron["matches"]] == [4, 8, 12] and kron["pairs"] == 3
+    verdicts = ("kron more robust at matched loss", "table more robust at matched loss", "not resolved")
+    assert kron["survival"]["prompts"] == 110 and kron["verdict"] in verdicts
+    kept = sorted(p.parent.name for p in (out / "kron").glob("*/robustness.json"))
+    assert kept == sorted(f"s2001-a{m['step']}-t{m['table_step']}" for m in kron["matches"])
+    assert json.loads((out / "q4.json").read_text())["arms"]["kron_shuffled"]["pairs"] == 3
+
+    def no_probe(*a):
+        raise AssertionError("a kept pair was probed again")
+
+    monkeypatch.setattr(fair_q4, "probe", no_probe)
+    assert fair_q4.main(argv)["arms"]["kron"]["survival"] == kron["survival"]
+    shutil.rmtree(runs / "kron-s2001")
+    for f in (runs / "bpe_untied-input_scale50-s2001").glob("ckpt_step*"):
+        f.unlink()
+    with pytest.raises(FileNotFoundError, match="no kept checkpoints or no ckpt.pt; Q4 needs phase-3 runs made with --keep_ckpt_steps"):
+        fair_q4.main(argv)
