@@ -26,6 +26,10 @@ plan() {
             run kron $seed --grid kron_shuffle_seed=seed --grid input_norm=True --grid input_scale=$m
         done
     done
+    for seed in 1337 1338; do  # amendment 3: kron_tied at the same 5 points, after the plan's 60
+        for m in 0.02 0.2771 1; do run kron_tied $seed --grid input_scale=$m; done
+        for m in 0.2771 1; do run kron_tied $seed --grid input_norm=True --grid input_scale=$m; done
+    done
 }
 if [ "${1:-}" = "--list" ]; then plan; exit 0; fi
 plan | xargs -P "$LANES" -I{} bash -c "{}"
