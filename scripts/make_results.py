@@ -28,7 +28,7 @@ import report
 from errors import run_cli
 from report import Value
 from runlog import read_json
-from scripts import forecast_report
+from scripts import fair_report, forecast_report
 from scripts.gpu_report import study_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -275,6 +275,7 @@ def main(argv=None):
         "table.opening": opening_table(cells),
         "table.bpb": bpb_table(loaded),
         "section.forecast": forecast_report.section_markdown(fc),
+        "section.fair": fair_report.section_markdown(fair_report.answers(args.results)),
         "section.gpu": "\n".join(study_markdown(os.path.join(args.results, "gpu_124m"), fc and fc["F1"])),
     }
     for s in STUDIES:

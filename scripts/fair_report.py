@@ -1,0 +1,132 @@
+"""The fair study's answers (results/study_fair/PLAN.md) for scripts/make_results.py.
+
+Until phase 3 is complete (every arm at its chosen setting on seeds 2001-2005, at S in
+results/study_fair/runs and at L in results/study_fair/runs_v50k), RESULTS.md says the study is in
+progress and nothing else. Then: Q1-Q3 at both scales (the plan's six tests, one Holm family), Q5
+(amendment 3, its own family of two), each arm's setting and loss, and Q4 when q4.json is kept.
+"""
+
+import os
+
+import analysis
+from report import fmt_p
+from runlog import read_json, read_metrics
+from scripts.fair_choose import PHASE3_SEEDS, SQRT_D
+
+ARMS = ("bpe_tied", "bpe_untied", "bpe_lowrank", "kron", "kron_shuffled", "hybrid", "kron_tied")
+BEST = "the best table"
+PRIMARY = {  # question: (A, B, in words); positive differences: A better
+    "Q1": ("kron", BEST, "does kron beat the best learned table?"),
+    "Q2": ("kron", "kron_shuffled", "is there a byte effect beyond scale and step size?"),
+    "Q3": ("hybrid", BEST, "does the byte code add to a learned table?"),
+}
+SECONDARY = {"Q5": ("kron_tied", "kron", "does tying kron's head to its codec help, each at its best?")}
+SCALES = {"S": "runs", "L": "runs_v50k"}  # folders of results/study_fair
+
+
+def chosen_settings(logs):
+    """{arm: (norm, R, lr)} chosen from phases 1 and 2 (seeds 1337-1338), and the best table; None
+    while an arm of ARMS is not chosen."""
+    choice = analysis.fair_choice([r for r in analysis.fair_runs(logs) if r["seed"] not in PHASE3_SEEDS])
+    if any(choice.get(a, {}).get("chosen") is None for a in ARMS):
+        return None
+    return {a: choice[a]["chosen"] for a in ARMS}, analysis.fair_best_table(choice)
+
+
+def at_scale(setting, scale):
+    """A chosen S setting as run at `scale`: the sqrt(d) point moves to that scale's."""
+    norm, R, lr = setting
+    return (norm, SQRT_D[scale] if abs(R - SQRT_D["S"]) < 1e-3 else R, lr)
+
+
+def phase3(logs, chosen, scale):
+    """{arm: {seed: final record, or None when the run diverged}} of the phase-3 runs at each arm's
+    chosen setting; None while a seed of an arm has no kept run."""
+    out = {a: {} for a in ARMS}
+    for r in analysis.fair_runs(logs):
+        target = at_scale(chosen[r["arm"]], scale) if r["arm"] in chosen else None
+        if r["seed"] in PHASE3_SEEDS and target and r["norm"] == target[0] and abs(r["R"] - target[1]) < 1e-3 and r["lr"] == target[2]:
+            final = read_metrics(os.path.join(logs, r["name"]), "final")
+            out[r["arm"]][r["seed"]] = final[-1] if final else None
+    return out if all(len(by_seed) == len(PHASE3_SEEDS) for by_seed in out.values()) else None
+
+
+def answers(results):
+    """The tests, verdicts and settings once phase 3 is complete at both scales, else None."""
+    here = os.path.join(results, "study_fair")
+    if not os.path.isdir(os.path.join(here, "runs")):
+        return None
+    picked = chosen_settings(os.path.join(here, "runs"))
+    if picked is None:
+        return None
+    chosen, best = picked
+    runs = {}
+    for scale, folder in SCALES.items():
+        logs = os.path.join(here, folder)
+        runs[scale] = phase3(logs, chosen, scale) if os.path.isdir(logs) else None
+        if runs[scale] is None:
+            return None
+    finished = {s: {a: {k: f for k, f in by.items() if f} for a, by in r.items()} for s, r in runs.items()}
+
+    def family(questions):
+        tests = {}
+        for q, (a, b, _) in questions.items():
+            for scale in SCALES:
+                b_arm = best if b == BEST else b
+                tests[f"{q} {scale}"] = analysis.fair_test(finished[scale][a], finished[scale][b_arm])
+        return analysis.fair_verdicts(tests)
+
+    q4 = os.path.join(here, "q4", "q4.json")
+    return {
+        "chosen": chosen,
+        "best": best,
+        "primary": family(PRIMARY),
+        "secondary": family(SECONDARY),
+        "diverged": sorted(f"{a} s{k} at {s}" for s, r in runs.items() for a, by in r.items() for k, f in by.items() if f is None),
+        "loss": {s: {a: sum(f["test_loss"] for f in by.values()) / len(by) for a, by in r.items() if by} for s, r in finished.items()},
+        "q4": read_json(q4) if os.path.isfile(q4) else None,
+    }
+
+
+def interval(ci):
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "—"
+
+
+def test_rows(questions, tests, best):
+    rows = []
+    for key, t in tests.items():
+        q, scale = key.split()
+        a, b, words = questions[q]
+        b = f"{best} ({BEST})" if b == BEST else b
+        rows.append(
+            f"| {q}: {words} | {scale} | {a} vs {b} | {len(t['seeds'])} | {t['mean']:+.3f} {interval(t['ci95'])} | "
+            f"{interval(t['source_ci95'])} | {fmt_p(t['p'])} | {fmt_p(t['p_holm'])} | {t['verdict']} |"
+        )
+    return rows
+
+
+def section_markdown(ans):
+    """RESULTS.md's opening for the fair study: the answers table, or one line while it runs."""
+    if ans is None:
+        return (
+            "In progress: each arm is being tuned by the same search before its five fresh seeds; the questions, "
+            "tests and decision rules were fixed before the first run ([plan](results/study_fair/PLAN.md)). "
+            "No answer is given until phase 3 is complete at both scales."
+        )
+    head = [
+        "| question | scale | A vs B | seeds | mean B − A [95 % CI over seeds] | [95 % CI over sources] | p | Holm p | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines = ["Positive: A reaches the lower test loss. Holm over the six primary tests; Q5 is its own family of two.", ""]
+    lines += head + test_rows(PRIMARY, ans["primary"], ans["best"]) + test_rows(SECONDARY, ans["secondary"], ans["best"])
+    lines += ["", "| arm | chosen: input norm, R, lr | test loss S | test loss L |", "|---|---|---|---|"]
+    for arm, (norm, R, lr) in ans["chosen"].items():
+        s, l_ = ans["loss"]["S"].get(arm), ans["loss"]["L"].get(arm)
+        lines.append(f"| {arm} | {'on' if norm else 'off'}, {R:g}, {lr:g} | {s:.3f} | {l_:.3f} |")
+    if ans["diverged"]:
+        lines += ["", f"Diverged (left out of their questions, n stated per row): {', '.join(ans['diverged'])}."]
+    if ans["q4"]:
+        q4 = ans["q4"]
+        lines += ["", f"Q4, typo robustness at matched loss (against {q4['table']}): "]
+        lines[-1] += "; ".join(f"{arm}: {r['verdict']} ({r['pairs']} counted pairs)" for arm, r in q4["arms"].items()) + "."
+    return "\n".join(lines)
