@@ -25,12 +25,9 @@ SCALES = {"S": "runs", "L": "runs_v50k"}  # folders of results/study_fair
 
 
 def chosen_settings(logs):
-    """{arm: (norm, R, lr)} chosen from phases 1 and 2 (seeds 1337-1338), and the best table; None
-    while an arm of ARMS is not chosen."""
+    """analysis.fair_choice over phases 1 and 2 (seeds 1337-1338); None while an arm of ARMS is not chosen."""
     choice = analysis.fair_choice([r for r in analysis.fair_runs(logs) if r["seed"] not in PHASE3_SEEDS])
-    if any(choice.get(a, {}).get("chosen") is None for a in ARMS):
-        return None
-    return {a: choice[a]["chosen"] for a in ARMS}, analysis.fair_best_table(choice)
+    return None if any(choice.get(a, {}).get("chosen") is None for a in ARMS) else choice
 
 
 def at_scale(setting, scale):
@@ -40,14 +37,14 @@ def at_scale(setting, scale):
 
 
 def phase3(logs, chosen, scale):
-    """{arm: {seed: final record, or None when the run diverged}} of the phase-3 runs at each arm's
-    chosen setting; None while a seed of an arm has no kept run."""
+    """{arm: {seed: (run name, final record or None when the run diverged)}} of the phase-3 runs at each
+    arm's chosen setting; None while a seed of an arm has no kept run."""
     out = {a: {} for a in ARMS}
     for r in analysis.fair_runs(logs):
         target = at_scale(chosen[r["arm"]], scale) if r["arm"] in chosen else None
         if r["seed"] in PHASE3_SEEDS and target and r["norm"] == target[0] and abs(r["R"] - target[1]) < 1e-3 and r["lr"] == target[2]:
             final = read_metrics(os.path.join(logs, r["name"]), "final")
-            out[r["arm"]][r["seed"]] = final[-1] if final else None
+            out[r["arm"]][r["seed"]] = (r["name"], final[-1] if final else None)
     return out if all(len(by_seed) == len(PHASE3_SEEDS) for by_seed in out.values()) else None
 
 
@@ -56,17 +53,17 @@ def answers(results):
     here = os.path.join(results, "study_fair")
     if not os.path.isdir(os.path.join(here, "runs")):
         return None
-    picked = chosen_settings(os.path.join(here, "runs"))
-    if picked is None:
+    choice = chosen_settings(os.path.join(here, "runs"))
+    if choice is None:
         return None
-    chosen, best = picked
+    chosen, best = {a: choice[a]["chosen"] for a in ARMS}, analysis.fair_best_table(choice)
     runs = {}
     for scale, folder in SCALES.items():
         logs = os.path.join(here, folder)
         runs[scale] = phase3(logs, chosen, scale) if os.path.isdir(logs) else None
         if runs[scale] is None:
             return None
-    finished = {s: {a: {k: f for k, f in by.items() if f} for a, by in r.items()} for s, r in runs.items()}
+    finished = {s: {a: {k: f for k, (_, f) in by.items() if f} for a, by in r.items()} for s, r in runs.items()}
 
     def family(questions):
         tests = {}
@@ -82,10 +79,32 @@ def answers(results):
         "best": best,
         "primary": family(PRIMARY),
         "secondary": family(SECONDARY),
-        "diverged": sorted(f"{a} s{k} at {s}" for s, r in runs.items() for a, by in r.items() for k, f in by.items() if f is None),
+        "diverged": sorted(f"{a} s{k} at {s}" for s, r in runs.items() for a, by in r.items() for k, (_, f) in by.items() if f is None),
         "loss": {s: {a: sum(f["test_loss"] for f in by.values()) / len(by) for a, by in r.items() if by} for s, r in finished.items()},
         "q4": read_json(q4) if os.path.isfile(q4) else None,
+        "default": {a: default_dev(a, choice[a]["settings"]) for a in ARMS},
+        "dev": {a: choice[a]["settings"][chosen[a]] for a in ARMS},
+        "runs_s": {a: [os.path.join(here, "runs", name) for name, f in by.values() if f] for a, by in runs["S"].items()},
     }
+
+
+def default_dev(arm, settings):
+    """The dev mean at the kept studies' setting (R = the arm's own initial RMS, norm off, lr 2e-3), from
+    phase 1; None for an arm that had no such point in the grid (the hybrid, new here)."""
+    own = round(analysis.fair_own_rms(arm), 4)
+    return next((m for (norm, R, lr), m in settings.items() if not norm and abs(R - own) < 1e-3 and lr == 2e-3), None)
+
+
+def clipped_share(run_dir, clip=1.0):
+    """The share of a run's steps whose logged gradient norm (before clipping) exceeds `clip`."""
+    norms = [r["grad_norm"] for r in read_metrics(run_dir, "train")]
+    return sum(n > clip for n in norms) / len(norms)
+
+
+def input_drift(run_dir):
+    """emb_rms (what enters the first block) at the last evaluation over the first."""
+    evals = [e["emb_rms"] for e in read_metrics(run_dir, "eval") if "emb_rms" in e]
+    return evals[-1] / evals[0]
 
 
 def interval(ci):
@@ -119,10 +138,21 @@ def section_markdown(ans):
     ]
     lines = ["Positive: A reaches the lower test loss. Holm over the six primary tests; Q5 is its own family of two.", ""]
     lines += head + test_rows(PRIMARY, ans["primary"], ans["best"]) + test_rows(SECONDARY, ans["secondary"], ans["best"])
-    lines += ["", "| arm | chosen: input norm, R, lr | test loss S | test loss L |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| arm | chosen: input norm, R, lr | test loss S | test loss L | dev at the kept studies' setting → chosen (S, phases 1-2) "
+        "| steps clipped (S) | emb_rms final / initial (S) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for arm, (norm, R, lr) in ans["chosen"].items():
-        s, l_ = ans["loss"]["S"].get(arm), ans["loss"]["L"].get(arm)
-        lines.append(f"| {arm} | {'on' if norm else 'off'}, {R:g}, {lr:g} | {s:.3f} | {l_:.3f} |")
+        s, l_, runs = ans["loss"]["S"].get(arm), ans["loss"]["L"].get(arm), ans["runs_s"][arm]
+        default = "—" if ans["default"][arm] is None else f"{ans['default'][arm]:.3f}"
+        clipped = sum(clipped_share(r) for r in runs) / len(runs)
+        drift = sum(input_drift(r) for r in runs) / len(runs)
+        lines.append(
+            f"| {arm} | {'on' if norm else 'off'}, {R:g}, {lr:g} | {s:.3f} | {l_:.3f} | {default} → {ans['dev'][arm]:.3f} "
+            f"| {100 * clipped:.0f} % | {drift:.2f}× |"
+        )
     if ans["diverged"]:
         lines += ["", f"Diverged (left out of their questions, n stated per row): {', '.join(ans['diverged'])}."]
     if ans["q4"]:
