@@ -133,6 +133,10 @@ def values_of(loaded, cells, results):
     .seeds, {{study.scale}}, {{study.drift.group}} (the produced embeddings' RMS, final / initial),
     {{study.loss.group}} and {{paper.*}}."""
     v = {f"paper.{k}": Value(t) for k, t in PAPER.items()}
+    bf16 = read_json(os.path.join(results, "bf16_check", "precision.json"))  # the check behind two studies' bf16
+    v.update({f"bf16.{k}": Value(f"{bf16[k]:.4f}", bf16[k]) for k in ("max_abs_gap", "min_seed_gap", "median_seed_gap")})
+    ratio = bf16["max_abs_gap"] / bf16["min_seed_gap"]
+    v["bf16.max_over_min"] = Value(f"{ratio:.2f}×", ratio)
     for s in STUDIES:  # the validation windows' bytes per token (scripts/val_bytes.py), where counted
         counted = os.path.join(results, s.folder, "val_bytes.json")
         if loaded.get(s.key) and os.path.isfile(counted):
