@@ -302,7 +302,7 @@ ARMS = {}
 
 def register(name, build, controls=(), doc="", reads_bytes=False, init_rms=None):
     """Add an arm: build(cfg) -> (input layer, head); controls: the CONTROLS it gives meaning to;
-    init_rms: the RMS of its input layer's output at initialisation (tests/test_arms.py measures it),
+    init_rms: the RMS of its input layer's output at initialisation (tests/test_controls.py measures it),
     so that a study can set what enters the first block, R = input_scale x init_rms, for every arm.
     An arm defined outside this file is registered by importing its module: from a config file
     (`import my_arm`), or with `--import my_arm` on any tool's command line (errors.run_cli). Its

@@ -160,6 +160,11 @@ class RunLogger:
             flush=True,
         )
 
+    def diverged(self, step, reason):
+        """The run's last record when its loss stopped being finite: a study runner keeps such a log as
+        a settled outcome (an infinite loss, PLAN.md's rule), not as a run to retry."""
+        self.metrics.write("diverged", step=step, reason=reason)
+
     def finish(self):
         if self.wandb:
             self.wandb.finish()
@@ -174,9 +179,9 @@ def _wandb_logged_in():
 
 
 def _keep(record, step):
-    if record.get("kind") == "train":
-        return record["step"] < step
-    if record.get("kind") == "eval":  # an evaluation at the resume step itself is recomputed
+    """On resume from `step`: train and eval records from before it (an evaluation at the resume step
+    itself is recomputed); a diverged record only from before it (a resumed run may not diverge)."""
+    if record.get("kind") in ("train", "eval", "diverged"):
         return record["step"] < step
     return True
 

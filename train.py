@@ -318,6 +318,13 @@ def final_evaluation(run):
         run.log.final(run.iter_num, mean["dev"], mean["test"], loss, mean["dev_bpb"], mean["test_bpb"], bpb)
 
 
+def diverged(run, step, message):
+    """Log the divergence as the run's last record (the master process), then stop with DivergedError."""
+    if run.log:
+        run.log.diverged(step, message)
+    raise DivergedError(message)
+
+
 def evaluate_and_checkpoint(run, finished):
     if finished and run.c.final_eval:
         final_evaluation(run)
@@ -329,7 +336,7 @@ def evaluate_and_checkpoint(run, finished):
         stats["tokens"] = run.iter_num * run.tokens_per_step  # seen before this evaluation
         run.log.eval(run.iter_num, val_loss, stats, by_source=run.val_by_source, bpb=run.val_bpb, bpb_by_source=run.val_bpb_by_source)
     if not math.isfinite(val_loss):
-        raise DivergedError(f"validation loss is {val_loss} at step {run.iter_num}; not writing a checkpoint")
+        diverged(run, run.iter_num, f"validation loss is {val_loss} at step {run.iter_num}; not writing a checkpoint")
     run.best_val = min(run.best_val, val_loss)
     run.last_val, run.last_val_step = val_loss, run.iter_num
     every = run.c.ckpt_interval
@@ -378,9 +385,11 @@ def flush_log(run):
     dt, run.t_last = (now - run.t_last) / len(steps), now
     for step, (loss, grad_norm), lr in zip(steps, values, lrs):
         if not math.isfinite(loss):
-            raise DivergedError(
+            diverged(
+                run,
+                step,
                 f"training loss is {loss} at step {step}; stopping. The last good checkpoint "
-                f"({checkpoint.paths(run.c.out_dir)[0]}) is left as it was."
+                f"({checkpoint.paths(run.c.out_dir)[0]}) is left as it was.",
             )
         if run.log:
             run.log.train(step_record(run, step, loss, lr, grad_norm, dt))

@@ -13,6 +13,7 @@ and forecast.png, and renders RESULTS.md's section with the plan's decision rule
 """
 
 import hashlib
+import inspect
 import json
 import os
 
@@ -20,14 +21,16 @@ import numpy as np
 
 import forecast
 from plotting import plot_scaling
-from runlog import read_json, read_metrics
+from runlog import read_json
 from scripts.run_forecast import grid_runs
+from scripts.run_study import diverged_at
 
-QUESTIONS = {"F1": ("bpe_tied", "kron"), "F2": ("bpe_untied-input_scale50", "kron")}
-F3 = (85e6, 30.1e6)  # GPT-2 124M's non-embedding parameters; the GPU study's 920 steps x 32,768 tokens
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUESTIONS = {"F1": ("bpe_tied", "kron"), "F2": ("bpe_untied-input_scale50", "kron")}  # F2: grid.json's x50 table
+GPU_STUDY = "config/gpu_study_124m.py"  # F3's tokens: what scripts/gpu_study.sh trains each arm on
 REPLICATES = 400
-HELD_OUT_LIMIT = 0.02  # nats: rule 1, F1's mean absolute held-out gap error
-CHECK_RUN = "bpe_tied-L4d128h4-i488"  # C1 and C2: the arm, size and budget the plan names
+HELD_OUT_LIMIT = 0.02  # nats: rule 1, F1's mean absolute held-out gap error, read for every 124M forecast
+CHECK_RUN = "bpe_tied-L4d128h4-i488"  # C1 and C2 (run.sh's checks): the arm, size and budget the plan names
 COSINE_RUN = "bpe_tied-lr_schedulecosine-max_iters488"
 
 
@@ -35,73 +38,114 @@ def folder(results):
     return os.path.join(results, "forecast")
 
 
+def f3_target():
+    """(N, D) of F3: the forecast's N (GPT-2 124M) and the tokens the GPU study trains, from its config."""
+    from configurator import load_config
+
+    c = load_config([os.path.join(ROOT, GPU_STUDY)])
+    return forecast.TARGET[0], float(c["max_iters"] * c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"])
+
+
+def grid_status(results):
+    """(planned run names, the diverged ones, the skipped ones, the missing ones) of the grid: a run is
+    settled when its kept log is finished or ends diverged, or when it is a branch whose stable run
+    diverged before its branch point (it never starts); missing = neither."""
+    runs_dir = os.path.join(folder(results), "runs")
+    planned = grid_runs(os.path.join(folder(results), "grid.json"), root=ROOT)
+    kept = {f"{r['name']}-s{r['seed']}": os.path.join(runs_dir, f"{r['name']}-s{r['seed']}", "metrics.jsonl") for r in planned}
+    diverged = {n: diverged_at(path) for n, path in kept.items() if diverged_at(path) is not None}
+    stable_of = {(r["label"], r["size"], r["seed"]): f"{r['name']}-s{r['seed']}" for r in planned if r["role"] == "stable"}
+    skipped = []
+    for r in planned:
+        stable = stable_of[r["label"], r["size"], r["seed"]]
+        if r["role"] == "branch" and stable in diverged and diverged[stable] < r["branch_step"]:
+            skipped.append(f"{r['name']}-s{r['seed']}")
+    finished = {n for n, path in kept.items() if forecast.run_point(os.path.dirname(path)) is not None}
+    missing = [n for n in kept if n not in finished and n not in diverged and n not in skipped]
+    return list(kept), sorted(diverged), skipped, missing
+
+
 def missing_runs(results):
-    """The grid runs (by folder name) without a finished kept log in results/forecast/runs."""
-    runs = os.path.join(folder(results), "runs")
-    finished = set()
-    if os.path.isdir(runs):
-        finished = {name for name in os.listdir(runs) if final_loss(os.path.join(runs, name)) is not None}
-    planned = [f"{r['name']}-s{r['seed']}" for r in grid_runs(os.path.join(folder(results), "grid.json"))]
-    return [name for name in planned if name not in finished]
-
-
-def final_loss(run_dir):
-    """A kept run's final test-half loss, or None when it has no final record at its max_iters."""
-    if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
-        return None
-    config, final = read_metrics(run_dir, "config"), read_metrics(run_dir, "final")
-    done = config and final and final[-1]["step"] == config[-1]["config"]["max_iters"]
-    return final[-1]["test_loss"] if done else None
+    """The grid runs (by folder name) not settled yet (grid_status)."""
+    return grid_status(results)[3]
 
 
 def build(results, replicates=REPLICATES):
-    """forecast.json's dict once the grid is complete (written there with the figure), else None. The
-    fit is computed once: a kept forecast.json whose inputs (every point and the replicate count) are
-    the same is reused, so the committed forecast does not move with a machine's floating point."""
-    if missing_runs(results):
+    """forecast.json's dict once every grid run is settled (written there with the figure), else None.
+    The fit is computed once: a kept forecast.json whose inputs (every point, and every setting of the
+    fit: fit_settings) are the same is reused, so the committed forecast does not move with a
+    machine's floating point; any change of either refits."""
+    planned, diverged, skipped, missing = grid_status(results)
+    if missing:
         return None
     here = folder(results)
-    points = forecast.load_points([os.path.join(here, "runs")])
+    points = forecast.load_points([os.path.join(here, "runs")], names=set(planned))
     inputs = inputs_digest(points, replicates)
     kept = os.path.join(here, "forecast.json")
     out = read_json(kept) if os.path.isfile(kept) else {}
     if out.get("inputs_sha256") != inputs:
+        f3 = f3_target()
         out = {
-            q: forecast.forecast(points, ref, other, replicates=replicates, shared=True, also=[F3]) for q, (ref, other) in QUESTIONS.items()
+            q: forecast.forecast(points, ref, other, replicates=replicates, shared=True, also=[f3]) for q, (ref, other) in QUESTIONS.items()
         }
         out["inputs_sha256"] = inputs
     out["checks"] = checks(here)
-    with open(os.path.join(here, "forecast.json"), "w") as f:
+    out["diverged"], out["skipped"] = diverged, skipped
+    out["dropped_cells"] = dropped_cells(planned, points)
+    with open(kept, "w") as f:
         f.write(json.dumps(out, indent=1) + "\n")
     figure(points, out["F1"], os.path.join(here, "forecast.png"))
     return out
 
 
+def dropped_cells(planned, points):
+    """The grid's cells (arm, size, steps) with no finished seed: out of the fit, named (the plan)."""
+    have = {os.path.basename(p["path"]).rsplit("-s", 1)[0] for p in points}
+    return sorted({n.rsplit("-s", 1)[0] for n in planned} - have)
+
+
 def inputs_digest(points, replicates):
-    """sha256 of what the fit reads: each run's name, N, D and loss, and the bootstrap's size."""
+    """sha256 of what the fit reads: each run's name, N, D and loss, and every setting of the fit."""
     rows = sorted((os.path.basename(p["path"]), p["n"], p["d"], p["loss"]) for p in points)
-    return hashlib.sha256(json.dumps([rows, replicates]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([rows, fit_settings(replicates)]).encode()).hexdigest()
+
+
+def fit_settings(replicates):
+    """What else decides the forecast: the questions, targets, replicates, and forecast.py's own code
+    (its start grid, Huber delta, forms and bootstrap), so an edit to any of them refits."""
+    return [
+        QUESTIONS,
+        list(forecast.TARGET),
+        list(f3_target()),
+        replicates,
+        hashlib.sha256(inspect.getsource(forecast).encode()).hexdigest(),
+    ]
 
 
 def checks(here):
-    """C1: per seed, branch - scratch final loss, beside the branch cell's seed spread; C2: per seed,
-    cosine - WSD. A check whose runs are not kept is None."""
+    """C1: per seed, scratch - branch final loss, beside the branch cell's seed spread; C2: per seed,
+    cosine - WSD. A check whose runs are not all finished and kept is None."""
     runs = os.path.join(here, "runs")
+
+    def losses(folder, name):
+        points = {s: forecast.run_point(os.path.join(folder, f"{name}-s{s}")) for s in seeds}
+        return None if any(p is None for p in points.values()) else {s: p["loss"] for s, p in points.items()}
+
     seeds = sorted(int(n.rsplit("-s", 1)[1]) for n in os.listdir(runs) if n.startswith(CHECK_RUN + "-s"))
-    branch = {s: final_loss(os.path.join(runs, f"{CHECK_RUN}-s{s}")) for s in seeds}
-
-    def against(other_dir, name):
-        other = {s: final_loss(os.path.join(other_dir, f"{name}-s{s}")) for s in seeds}
-        if any(v is None for v in other.values()):
-            return None
-        return {str(s): other[s] - branch[s] for s in seeds}
-
-    c1 = against(os.path.join(runs, "scratch"), CHECK_RUN)
-    c2 = against(os.path.join(here, "cosine"), COSINE_RUN)
-    spread = max(branch.values()) - min(branch.values())
+    branch = losses(runs, CHECK_RUN)
+    if not seeds or branch is None:
+        return {"C1": None, "C2": None}
+    c1, c2 = losses(os.path.join(runs, "scratch"), CHECK_RUN), losses(os.path.join(here, "cosine"), COSINE_RUN)
     return {
-        "C1": None if c1 is None else {"scratch_minus_branch": c1, "seed_spread": spread},
-        "C2": None if c2 is None else {"cosine_minus_wsd": c2, "mean": float(np.mean(list(c2.values())))},
+        "C1": None
+        if c1 is None
+        else {
+            "scratch_minus_branch": {str(s): c1[s] - branch[s] for s in seeds},
+            "seed_spread": max(branch.values()) - min(branch.values()),
+        },
+        "C2": None
+        if c2 is None
+        else {"cosine_minus_wsd": {str(s): c2[s] - branch[s] for s in seeds}, "mean": float(np.mean([c2[s] - branch[s] for s in seeds]))},
     }
 
 
@@ -117,7 +161,7 @@ def figure(points, fc, path):
             label = "L{}d{}".format(*mine[0]["size"][:2])
             sizes.append((f"{label} ({n / 1e6:.2g}M)", n, sorted(by_d.items())))
         panels.append((arm, sizes, lambda n, d, t=t: forecast.predict(t, n, d)))
-    targets = [("F1", fc["target"]["N"], fc["target"]["D"]), ("F3", *F3)]
+    targets = [("F1", fc["target"]["N"], fc["target"]["D"]), ("F3", fc["also"][0]["target"]["N"], fc["also"][0]["target"]["D"])]
     return plot_scaling(panels, targets, path)
 
 
@@ -145,26 +189,33 @@ def section_markdown(out):
     largest = max(c["N"] for c in f1["cells"])
     longest = max(c["D"] for c in f1["cells"])
     ratio = f"{f1['target']['N'] / largest:.0f}× in N and {f1['target']['D'] / longest:.0f}× in D beyond the largest cell"
+    t1, t3 = f1["target"], f1["also"][0]["target"]
     lines = [first_sentence(f1, verdict(f1, error), error, ratio), ""]
-    lines += ["| question | gap at 85M, 2.5B tokens [95 %], P(kron better) | at 85M, 30.1M tokens (F3) | verdict |", "|---|---|---|---|"]
+    lines += [
+        f"| question | gap at N {t1['N'] / 1e6:.0f}M, D {t1['D'] / 1e9:.1f}B [95 %], P(other better) | verdict "
+        f"| F3: at D {t3['D'] / 1e6:.1f}M | verdict |",
+        "|---|---|---|---|---|",
+    ]
     for q, fc in ((q, out[q]) for q in QUESTIONS):
         f3 = fc["also"][0]
         lines.append(
-            f"| {q}: {fc['ref']} − {fc['other']} | {gap_cell(fc['gap'], fc['interval95'], fc['p_other_better'])} | "
-            f"{gap_cell(f3['gap'], f3['interval95'], f3['p_other_better'])} | {verdict(fc, error)} |"
+            f"| {q}: {fc['ref']} − {fc['other']} | {gap_cell(fc['gap'], fc['interval95'], fc['p_other_better'])} | {verdict(fc, error)} "
+            f"| {gap_cell(f3['gap'], f3['interval95'], f3['p_other_better'])} | {verdict(f3, error)} |"
         )
     held = f1["held_out"]
     lines += [
         "",
         f"Held-out size (N = {held['N'] / 1e6:.2f}M, fitted without it): mean absolute loss error "
         f"{held['mean_abs_error']:.3f} nats (largest {held['max_abs_error']:.3f}); F1's gap error {error:.3f} nats "
-        f"(rule 1's limit {HELD_OUT_LIMIT}); F2's {out['F2']['held_out']['gap_mean_abs_error']:.3f}.",
+        f"(rule 1's limit {HELD_OUT_LIMIT}, read for every forecast here, as the plan says); F2's own "
+        f"{out['F2']['held_out']['gap_mean_abs_error']:.3f}.",
         f"Fit: {f1['form']}, {len(f1['cells'])} cells from {sum(len(c['seeds']) for c in f1['cells'])} runs, "
         f"{f1['bootstrap']['replicates']} bootstrap replicates over seeds and {len(f1['bootstrap']['forms'])} forms; "
         + "; ".join(f"{arm}: E {p['E']:.3f}, α {p['alpha']:.3f}, β {p['beta']:.3f}" for arm, p in f1["params"].items())
         + ".",
         "",
         checks_text(out["checks"]),
+        *missing_text(out),
         "",
         "![loss against tokens, per arm and size, with the fitted curves](results/forecast/forecast.png)",
     ]
@@ -202,3 +253,15 @@ def checks_text(c):
         + ")."
     )
     return f"{one} {two}"
+
+
+def missing_text(out):
+    """The plan's rule for missing runs: diverged runs named, cells with no finished seed named as dropped."""
+    lines = []
+    if out.get("diverged"):
+        lines.append(f"Diverged (a cell keeps its other seed): {', '.join(out['diverged'])}.")
+    if out.get("skipped"):
+        lines.append(f"Not run (their stable run diverged before their branch point): {', '.join(out['skipped'])}.")
+    if out.get("dropped_cells"):
+        lines.append(f"Dropped from the fit (no finished seed): {', '.join(out['dropped_cells'])}.")
+    return ["", *lines] if lines else []

@@ -365,7 +365,7 @@ def study_markdown(gpu_dir, forecast=None):
     if forecast and "kron" in loss:  # F3: the CPU grid's forecast at this run's N and D (results/forecast/PLAN.md)
         f3 = forecast["also"][0]
         lines += [
-            f"Against the CPU forecast made before this run (F3, 85M parameters, {f3['target']['D'] / 1e6:.1f}M tokens): "
+            f"Against the CPU forecast (F3 of results/forecast/PLAN.md, 85M parameters, {f3['target']['D'] / 1e6:.1f}M tokens): "
             f"bpe_tied − kron forecast {f3['gap']:+.3f} [{f3['interval95'][0]:+.3f}, {f3['interval95'][1]:+.3f}], measured "
             f"{loss['bpe_tied'] - loss['kron']:+.3f} (one seed; its sampled validation loss, where the forecast's is the test half).",
             "",

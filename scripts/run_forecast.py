@@ -160,7 +160,8 @@ def source_of(run):
 
 def states(runs, base, extra, keep_dir):
     """Each run's run_study.state; a branch whose kept checkpoint is missing although its stable run
-    finished is refused (that run's keep_ckpt_steps did not hold the step: a budget added later)."""
+    finished is refused (that run's keep_ckpt_steps did not hold the step: a budget added later), and
+    'skipped' when its stable run diverged before that step."""
     from configurator import ConfigError
 
     stable = {}
@@ -171,7 +172,9 @@ def states(runs, base, extra, keep_dir):
     for r in runs:
         if r["role"] == "branch" and r["state"] == "new" and not os.path.isfile(source_of(r)):
             source = stable[os.path.dirname(source_of(r))]
-            if source["state"] == "finished":
+            if source["state"] == "diverged":  # before this branch's step: it has no start, and none will come
+                r["state"] = "skipped"
+            elif source["state"] == "finished":
                 raise ConfigError(
                     f"{r['name']}-s{r['seed']} branches from {source_of(r)}, which the finished stable run "
                     f"{source['out_dir']} did not keep: rerun the grid with the budgets it was run with, or move that run aside"
@@ -223,10 +226,12 @@ def read_grid(path):
     return {k: [str(x) for x in v] if k in ("sizes", "arms", "budgets") else v for k, v in grid.items()}
 
 
-def grid_runs(path, out_root=""):
-    """The runs a grid file plans (plan()'s dicts, the from-scratch check aside), without reading any run."""
+def grid_runs(path, out_root="", root=None):
+    """The runs a grid file plans (plan()'s dicts, the from-scratch check aside), without reading any
+    run; a relative base config is found under `root` when given (the repository), else here."""
     g = {**DEFAULTS, **read_grid(path)}
-    tokens_per_step, cooldown_frac = base_facts(g["base"], [])
+    base = os.path.join(root, g["base"]) if root and not os.path.isabs(g["base"]) else g["base"]
+    tokens_per_step, cooldown_frac = base_facts(base, [])
     steps = budget_steps([parse_budget(b) for b in g["budgets"]], tokens_per_step)
     sizes, arms = [parse_size(s) for s in g["sizes"]], [parse_arm(a) for a in g["arms"]]
     return plan(sizes, arms, sorted(set(g["seeds"])), steps, cooldown_frac, out_root)
@@ -289,7 +294,7 @@ def main(argv=None):
         run_study.check_data({run_study.planned_config(r, args.base, extra)["data_dir"] for r in runs})
         states(runs, args.base, extra, args.keep_logs)
         for r in runs:
-            if r["state"] == "finished":
+            if r["state"] in run_study.SETTLED:
                 run_study.keep(r, keep_for(r, args.keep_logs))
     except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
@@ -307,15 +312,17 @@ def main(argv=None):
 
 def execute(runs, args, extra):
     """Stable and scratch runs first, then the branches whose kept checkpoint exists (one whose stable
-    run failed is 'blocked'), each phase through run_study.execute. Returns the runs that did not finish."""
+    run failed is 'blocked'; diverged before the branch point, 'skipped'), each phase through
+    run_study.execute. Returns the runs that did not finish."""
     failed = []
     for phase in ("stable", "scratch", "branch"):
-        todo = [r for r in runs if r["role"] == phase and r["state"] != "finished"]
+        todo = [r for r in runs if r["role"] == phase and r["state"] not in run_study.SETTLED + ("skipped",)]
         if phase == "branch":
             blocked = [r for r in todo if r["state"] == "new" and not os.path.isfile(source_of(r))]
-            for r in blocked:
-                r["state"] = "blocked"
-            failed += blocked
+            for r in blocked:  # its stable run diverged before the branch point (settled), or failed
+                stable_log = os.path.join(os.path.dirname(source_of(r)), "metrics.jsonl")
+                r["state"] = "skipped" if run_study.diverged_at(stable_log) is not None else "blocked"
+            failed += [r for r in blocked if r["state"] == "blocked"]
             todo = [r for r in todo if r not in blocked]
         phase_args = argparse.Namespace(**{**vars(args), "keep_logs": keep_for({"role": phase}, args.keep_logs)})
         failed += run_study.execute(todo, phase_args, extra) if todo else []

@@ -155,15 +155,33 @@ def keep(run, keep_dir):
         shutil.copy(src, kept_log(run, keep_dir))
 
 
+SETTLED = ("finished", "diverged")  # a rerun skips these: a diverged run is an outcome (an infinite loss), not a failure
+
+
+def diverged_at(log_path):
+    """The step of a run's diverged record (train.py writes it last when the loss stops being finite), or None."""
+    from runlog import read_metrics
+
+    if not os.path.isfile(log_path):
+        return None
+    last = read_metrics(log_path, drop_torn_tail=True)[-1:]
+    return last[0]["step"] if last and last[0].get("kind") == "diverged" else None
+
+
 def state(run, base, extra=(), keep_dir=None):
-    """'finished', 'interrupted' (a checkpoint to resume or extend) or 'new'; raises ConfigError for a
-    run folder whose recorded config conflicts with the planned one."""
+    """'finished', 'diverged' (its log, kept or in its folder, ends with a diverged record),
+    'interrupted' (a checkpoint to resume or extend) or 'new'; raises ConfigError for a run folder
+    whose recorded config conflicts with the planned one."""
     from configurator import ConfigError
 
     want = planned_config(run, base, extra)  # built once, for the kept log and the sidecar alike
     want["out_dir"] = want["out_dir"].format(**want)
     if keep_dir and kept_complete(run, keep_dir, want):
         return "finished"
+    if diverged_at(kept_log(run, keep_dir) if keep_dir else "") is not None:
+        return "diverged"
+    if diverged_at(os.path.join(run["out_dir"], "metrics.jsonl")) is not None:
+        return "diverged"
     meta = checkpoint.read_meta(run["out_dir"])
     if meta is None:
         has_ckpt = os.path.exists(checkpoint.paths(run["out_dir"])[0])
@@ -276,20 +294,20 @@ def main(argv=None):
         check_data({planned_config(r, args.base, extra)["data_dir"] for r in runs})
         for r in runs:  # state() builds (so checks) every planned config before any run starts
             r["state"] = state(r, args.base, extra, args.keep_logs)
-            if r["state"] == "finished":
+            if r["state"] in SETTLED:
                 keep(r, args.keep_logs)
     except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(
         f"{len(runs)} runs in {args.out_root}: "
-        + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}" for s in ("finished", "interrupted", "new"))
+        + ", ".join(f"{s} {sum(r['state'] == s for r in runs)}" for s in ("finished", "diverged", "interrupted", "new"))
     )
     for r in runs:
         print(f"  {r['state']:<11} {r['name']}-s{r['seed']}")
     if args.dry_run:
         return runs
     os.makedirs(args.out_root, exist_ok=True)
-    failed = execute([r for r in runs if r["state"] != "finished"], args, extra)
+    failed = execute([r for r in runs if r["state"] not in SETTLED], args, extra)
     with open(os.path.join(args.out_root, "study.json"), "w") as f:
         json.dump({"base": args.base, "runs": runs, "extra": extra}, f, indent=1)
     if failed:
@@ -307,8 +325,8 @@ def did_not_finish(failed, with_state=False):
 
 
 def execute(todo, args, extra):
-    """Run `todo`, args.parallel at a time, each train.py logging to <out_dir>/train.log; finished runs'
-    logs are kept (--keep-logs). Returns the runs that did not finish."""
+    """Run `todo`, args.parallel at a time, each train.py logging to <out_dir>/train.log; finished and
+    diverged runs' logs are kept (--keep-logs). Returns the runs that did not finish (nor diverge)."""
     running, failed, took, total = [], [], [], len(todo)
     while todo or running:
         while todo and len(running) < args.parallel:
@@ -331,10 +349,12 @@ def execute(todo, args, extra):
             log.close()
             done = (checkpoint.read_meta(r["out_dir"]) or {}).get("finished", False) and proc.returncode == 0
             r["state"] = "finished" if done else ("failed" if proc.returncode else "interrupted")
-            if r["state"] != "finished":
-                failed.append(r)
-            else:
+            if r["state"] == "failed" and diverged_at(os.path.join(r["out_dir"], "metrics.jsonl")) is not None:
+                r["state"] = "diverged"
+            if r["state"] in SETTLED:
                 keep(r, args.keep_logs)
+            else:
+                failed.append(r)
             left = len(todo) + len(running)
             eta = sum(took) / len(took) * left / args.parallel  # from the measured run times
             print(
@@ -343,7 +363,7 @@ def execute(todo, args, extra):
                 + (f", about {eta / 60:.1f} min more" if left else ""),
                 flush=True,
             )
-            if r["state"] == "failed":
+            if r["state"] in ("failed", "diverged"):
                 print(f"    {last_words(log.name)}", flush=True)
     return failed
 

@@ -275,3 +275,22 @@ def test_missing_data_is_named_with_its_command_before_anything_runs_even_in_a_d
     with pytest.raises(SystemExit, match="does not exist: prepare it first with python -m data.python_help.prepare"):
         run_study.main(["--base", str(cfg), "--arms", "kron", "--seeds", "1", "--out-root", str(tmp_path / "s"), "--dry-run"])
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_kept_as_an_outcome_and_not_retried(data_dir, tmp_path, capsys):
+    """A run whose loss stops being finite ends its log with a diverged record; the runner keeps that
+    log (PLAN.md counts it as an infinite loss), does not count it as failed, and skips it on rerun."""
+    from runlog import read_metrics
+
+    cfg = tiny_config(data_dir, "unused", max_iters=4, eval_interval=2, grad_clip=0.0, learning_rate=1e30, min_lr=0.0)
+    base = tmp_path / "base.py"
+    keys = ("data_dir", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "eval_interval", "eval_iters")
+    base.write_text("\n".join(f"{k} = {cfg[k]!r}" for k in keys + ("grad_clip", "learning_rate", "min_lr", "warmup_iters")) + "\n")
+    argv = ["--base", str(base), "--arms", "bpe_tied", "--seeds", "1", "--out-root", str(tmp_path / "s")]
+    argv += ["--keep-logs", str(tmp_path / "kept")]
+    runs = run_study.main(argv)  # no SystemExit: a divergence is not a failure to mend
+    assert runs[0]["state"] == "diverged"
+    kept = read_metrics(str(tmp_path / "kept" / "bpe_tied-s1"))
+    assert kept[-1]["kind"] == "diverged" and "loss is nan" in kept[-1]["reason"] and not [r for r in kept if r["kind"] == "final"]
+    assert run_study.main(argv)[0]["state"] == "diverged" and "diverged 1" in capsys.readouterr().out
