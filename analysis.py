@@ -541,7 +541,7 @@ def fair_runs(logs):
             {
                 "arm": arm,
                 "norm": bool(c.get("input_norm")),
-                "R": round(c["input_scale"] * own, 4),
+                "R": round(c["input_scale"] * own, 6),  # 6 places: a multiplier re-derived from R is the one run
                 "lr": c["learning_rate"],
                 "seed": c["seed"],
                 "dev": dev,
@@ -549,6 +549,22 @@ def fair_runs(logs):
             }
         )
     return out
+
+
+FAIR_SQRT_D = {"S": round(0.02 * 192**0.5, 4), "L": round(0.02 * 128**0.5, 4)}  # R = 0.02 sqrt(d): 0.2771 at S, 0.2263 at L
+
+
+def fair_setting_at(setting, scale):
+    """A chosen S setting (norm, R, lr) as the plan runs it at `scale`: the sqrt(d) point becomes that
+    scale's (a table's 13.86 x 0.02 logs as R 0.2772, the hybrid's 0.196 x sqrt 2 as 0.277186), the rest
+    carried over as they are."""
+    norm, R, lr = setting
+    return (norm, FAIR_SQRT_D[scale] if scale != "S" and abs(R - FAIR_SQRT_D["S"]) < 1e-3 else R, lr)
+
+
+def fair_same_setting(a, b):
+    """Two (norm, R, lr) settings are one: R within 1e-3 relative (its multiplier is printed to 4 digits)."""
+    return a[0] == b[0] and a[2] == b[2] and abs(a[1] - b[1]) <= 1e-3 * max(abs(a[1]), abs(b[1]))
 
 
 def fair_choice(runs, seeds=(1337, 1338)):
@@ -622,7 +638,7 @@ def fair_verdicts(tests, margin=0.01):
     below), 'equivalent' (neither, and the per-seed interval within [-margin, +margin]), else
     'unresolved'. tests: {name: fair_test(...)}; returns the same dicts with p_holm and verdict."""
     names = list(tests)
-    adjusted = holm([tests[n]["p"] for n in names])
+    adjusted = holm([1.0 if tests[n]["p"] is None else tests[n]["p"] for n in names])  # untestable (< 2 seeds): p 1, the family stays whole
     out = {}
     for n, p in zip(names, adjusted):
         t = dict(tests[n], p_holm=p)

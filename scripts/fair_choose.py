@@ -34,19 +34,23 @@ SCALES = {  # base config, runner folder, kept logs (PLAN.md, "Scales")
     "S": ("config/study_fair.py", "runs/study_fair", "results/study_fair/runs"),
     "L": ("config/study_fair_v50k.py", "runs/study_fair_v50k", "results/study_fair/runs_v50k"),
 }
-SQRT_D = {"S": 0.2771, "L": 0.2263}  # R = 0.02 sqrt(d) at d = 192 and 128: the point carried as sqrt(d)
+
+
+def input_scale(arm, setting, scale="S"):
+    """The multiplier a run of this (norm, R, lr) S setting gets at `scale`: R / the arm's own initial
+    RMS (1 with the norm on), to 4 significant digits as the phase scripts write them."""
+    norm, R, _ = analysis.fair_setting_at(setting, scale)
+    return float(f"{R / (1.0 if norm else analysis.fair_own_rms(arm)):.4g}")
 
 
 def command(arm, setting, seed, extra=(), scale="S"):
     """The run_study command for one (arm, setting, seed) at a scale, as phase1.sh writes them; setting
     is the S setting (at L its sqrt(d) point becomes L's); extra: more train.py overrides for every
     run, after --num_threads=1 (not in the run's name)."""
-    norm, R, lr = setting
-    R = SQRT_D[scale] if abs(R - SQRT_D["S"]) < 1e-3 else R  # a table's 13.86 x 0.02 logs as 0.2772
-    own = 1.0 if norm else analysis.fair_own_rms(arm)
+    norm, _, lr = setting
     grid = ["--grid kron_shuffle_seed=seed"] if arm == "kron_shuffled" else []
     grid += ["--grid input_norm=True"] if norm else []
-    grid += [f"--grid input_scale={R / own:.4g}"]
+    grid += [f"--grid input_scale={input_scale(arm, setting, scale):g}"]
     grid += [] if lr == 2e-3 else [f"--grid learning_rate={lr:g}", f"--grid min_lr={lr / 10:g}"]  # in the run's name
     base, out_root, logs = SCALES[scale]
     return " ".join(

@@ -43,7 +43,11 @@ def phase3_runs(logs):
     if best is None:
         raise ValueError(f"{logs}: the best table is not chosen yet (phases 1 and 2 incomplete); Q4 runs after phase 3")
     chosen = {arm: c["chosen"] for arm, c in choice.items()}
-    found = {(r["arm"], r["seed"]): r for r in runs if r["seed"] in PHASE3_SEEDS and (r["norm"], r["R"], r["lr"]) == chosen.get(r["arm"])}
+    found = {
+        (r["arm"], r["seed"]): r
+        for r in runs
+        if r["seed"] in PHASE3_SEEDS and r["arm"] in chosen and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), chosen[r["arm"]])
+    }
     return found, best
 
 

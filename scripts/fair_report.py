@@ -11,7 +11,8 @@ import os
 import analysis
 from report import fmt_p
 from runlog import read_json, read_metrics
-from scripts.fair_choose import PHASE3_SEEDS, SQRT_D
+from scripts.fair_choose import PHASE3_SEEDS
+from scripts.fair_choose import SCALES as RUNS
 
 ARMS = ("bpe_tied", "bpe_untied", "bpe_lowrank", "kron", "kron_shuffled", "hybrid", "kron_tied")
 BEST = "the best table"
@@ -21,7 +22,7 @@ PRIMARY = {  # question: (A, B, in words); positive differences: A better
     "Q3": ("hybrid", BEST, "does the byte code add to a learned table?"),
 }
 SECONDARY = {"Q5": ("kron_tied", "kron", "does tying kron's head to its codec help, each at its best?")}
-SCALES = {"S": "runs", "L": "runs_v50k"}  # folders of results/study_fair
+SCALES = {scale: os.path.basename(logs) for scale, (_, _, logs) in RUNS.items()}  # kept logs, in results/study_fair
 
 
 def chosen_settings(logs):
@@ -30,19 +31,13 @@ def chosen_settings(logs):
     return None if any(choice.get(a, {}).get("chosen") is None for a in ARMS) else choice
 
 
-def at_scale(setting, scale):
-    """A chosen S setting as run at `scale`: the sqrt(d) point moves to that scale's."""
-    norm, R, lr = setting
-    return (norm, SQRT_D[scale] if abs(R - SQRT_D["S"]) < 1e-3 else R, lr)
-
-
 def phase3(logs, chosen, scale):
     """{arm: {seed: (run name, final record or None when the run diverged)}} of the phase-3 runs at each
     arm's chosen setting; None while a seed of an arm has no kept run."""
     out = {a: {} for a in ARMS}
     for r in analysis.fair_runs(logs):
-        target = at_scale(chosen[r["arm"]], scale) if r["arm"] in chosen else None
-        if r["seed"] in PHASE3_SEEDS and target and r["norm"] == target[0] and abs(r["R"] - target[1]) < 1e-3 and r["lr"] == target[2]:
+        target = analysis.fair_setting_at(chosen[r["arm"]], scale) if r["arm"] in chosen else None
+        if r["seed"] in PHASE3_SEEDS and target and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), target):
             final = read_metrics(os.path.join(logs, r["name"]), "final")
             out[r["arm"]][r["seed"]] = (r["name"], final[-1] if final else None)
     return out if all(len(by_seed) == len(PHASE3_SEEDS) for by_seed in out.values()) else None
@@ -84,6 +79,7 @@ def answers(results):
         "q4": read_json(q4) if os.path.isfile(q4) else None,
         "default": {a: default_dev(a, choice[a]["settings"]) for a in ARMS},
         "dev": {a: choice[a]["settings"][chosen[a]] for a in ARMS},
+        "settings": {a: choice[a]["settings"] for a in ARMS},
         "runs_s": {a: [os.path.join(here, "runs", name) for name, f in by.values() if f] for a, by in runs["S"].items()},
     }
 
@@ -95,10 +91,11 @@ def default_dev(arm, settings):
     return next((m for (norm, R, lr), m in settings.items() if not norm and abs(R - own) < 1e-3 and lr == 2e-3), None)
 
 
-def clipped_share(run_dir, clip=1.0):
-    """The share of a run's steps whose logged gradient norm (before clipping) exceeds `clip`."""
+def clipped_share(run_dir):
+    """The share of a run's steps whose logged gradient norm (before clipping) exceeds its grad_clip."""
+    clip = read_metrics(run_dir, "config")[-1]["config"]["grad_clip"]
     norms = [r["grad_norm"] for r in read_metrics(run_dir, "train")]
-    return sum(n > clip for n in norms) / len(norms)
+    return sum(n > clip for n in norms) / len(norms) if clip else 0.0
 
 
 def input_drift(run_dir):
@@ -111,6 +108,14 @@ def interval(ci):
     return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "—"
 
 
+def number(x, fmt=".3f"):
+    return "—" if x is None else format(x, fmt)
+
+
+def mean_of(values):
+    return sum(values) / len(values) if values else None
+
+
 def test_rows(questions, tests, best):
     rows = []
     for key, t in tests.items():
@@ -118,7 +123,7 @@ def test_rows(questions, tests, best):
         a, b, words = questions[q]
         b = f"{best} ({BEST})" if b == BEST else b
         rows.append(
-            f"| {q}: {words} | {scale} | {a} vs {b} | {len(t['seeds'])} | {t['mean']:+.3f} {interval(t['ci95'])} | "
+            f"| {q}: {words} | {scale} | {a} vs {b} | {len(t['seeds'])} | {number(t['mean'], '+.3f')} {interval(t['ci95'])} | "
             f"{interval(t['source_ci95'])} | {fmt_p(t['p'])} | {fmt_p(t['p_holm'])} | {t['verdict']} |"
         )
     return rows
@@ -145,14 +150,21 @@ def section_markdown(ans):
         "|---|---|---|---|---|---|---|",
     ]
     for arm, (norm, R, lr) in ans["chosen"].items():
-        s, l_, runs = ans["loss"]["S"].get(arm), ans["loss"]["L"].get(arm), ans["runs_s"][arm]
-        default = "—" if ans["default"][arm] is None else f"{ans['default'][arm]:.3f}"
-        clipped = sum(clipped_share(r) for r in runs) / len(runs)
-        drift = sum(input_drift(r) for r in runs) / len(runs)
+        runs = ans["runs_s"][arm]  # finished phase-3 runs at S (an arm whose every run diverged has none)
+        clipped = mean_of([100 * clipped_share(r) for r in runs])
+        drift = mean_of([input_drift(r) for r in runs])
+        loss_s, loss_l = number(ans["loss"]["S"].get(arm)), number(ans["loss"]["L"].get(arm))
         lines.append(
-            f"| {arm} | {'on' if norm else 'off'}, {R:g}, {lr:g} | {s:.3f} | {l_:.3f} | {default} → {ans['dev'][arm]:.3f} "
-            f"| {100 * clipped:.0f} % | {drift:.2f}× |"
+            f"| {arm} | {'on' if norm else 'off'}, {R:g}, {lr:g} | {loss_s} | {loss_l} | {number(ans['default'][arm])} → "
+            f"{number(ans['dev'][arm])} | {number(clipped, '.0f')} % | {number(drift, '.2f')}× |"
         )
+    lines += ["", "<details><summary>Every setting tried in phases 1 and 2 (dev loss, mean of seeds 1337 and 1338)</summary>", ""]
+    lines += ["| arm | input norm, R, lr | dev |", "|---|---|---|"]
+    for arm, settings in ans["settings"].items():
+        for (norm, R, lr), dev in sorted(settings.items()):
+            mark = " (chosen)" if (norm, R, lr) == ans["chosen"][arm] else ""
+            lines.append(f"| {arm} | {'on' if norm else 'off'}, {R:g}, {lr:g} | {number(dev, '.4f')}{mark} |")
+    lines += ["", "</details>"]
     if ans["diverged"]:
         lines += ["", f"Diverged (left out of their questions, n stated per row): {', '.join(ans['diverged'])}."]
     if ans["q4"]:

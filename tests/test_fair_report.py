@@ -3,10 +3,12 @@ at both scales, then follow PLAN.md: Q1-Q3 at S and L in one Holm family, Q5 in 
 point carried to L, a diverged run named and left out. Synthetic kept logs."""
 
 import json
+import shutil
 
 import pytest
 
-from scripts import fair_report
+import analysis
+from scripts import fair_choose, fair_report
 
 SOURCES = [f"src{i}" for i in range(8)]
 # arm: (embedding, input_scale at S, shuffled, phase-1/2 dev, phase-3 test loss)
@@ -21,12 +23,13 @@ ARMS = {
 }
 
 
-def write(root, name, arm, seed, dev=None, test=None, scale_at_l=False, m=None):
+def write(root, name, arm, seed, dev=None, test=None, scale="S", m=None):
+    """A kept log; at L the multiplier is the one fair_choose's phase-3 command gives (the sqrt(d) point moved)."""
     embedding, chosen_m, shuffled, _, _ = ARMS[arm]
     m = chosen_m if m is None else m
-    if scale_at_l and abs(m * (0.02 if embedding.startswith("bpe") else 1) - 0.2771) < 1e-3:
-        m = m * 0.2263 / 0.2771  # the sqrt(d) point at d = 128
-    config = {"embedding": embedding, "input_scale": m, "input_norm": False, "learning_rate": 2e-3, "seed": seed}
+    R = round(m * analysis.fair_own_rms(arm), 6)
+    m = fair_choose.input_scale(arm, (False, R, 2e-3), scale)
+    config = {"embedding": embedding, "input_scale": m, "input_norm": False, "learning_rate": 2e-3, "seed": seed, "grad_clip": 1.0}
     config["kron_shuffle_seed"] = "seed" if shuffled else None
     grad_norm = [10.0, 0.5, 0.5, 0.5] if arm == "kron_tied" else [0.5] * 4  # steps above the clip at 1.0: 25 % and none
     records = [{"kind": "config", "config": config}] + [{"kind": "train", "step": i, "grad_norm": g} for i, g in enumerate(grad_norm)]
@@ -52,7 +55,7 @@ def results(tmp_path):
         for k, seed in enumerate(range(2001, 2006)):
             noise = 0.002 * (k - 2)
             write(s, arm, arm, seed, test=test + noise)
-            write(l_, arm, arm, seed, test=test + 0.5 + noise, scale_at_l=True)
+            write(l_, arm, arm, seed, test=test + 0.5 + noise, scale="L")
     return tmp_path
 
 
@@ -87,3 +90,26 @@ def test_a_diverged_run_is_named_and_its_question_uses_the_seeds_both_finished(r
     ans = fair_report.answers(str(results))
     assert ans["diverged"] == ["kron s2003 at S"] and ans["primary"]["Q1 S"]["seeds"] == [2001, 2002, 2004, 2005]
     assert "Diverged (left out of their questions, n stated per row): kron s2003 at S." in fair_report.section_markdown(ans)
+
+
+def test_an_arm_whose_runs_all_diverged_at_one_scale_is_shown_and_its_tests_stay_in_the_family(results):
+    logs = results / "study_fair" / "runs_v50k"
+    for seed in range(2001, 2006):
+        shutil.rmtree(logs / f"hybrid-s{seed}")
+        write(logs, "hybrid", "hybrid", seed, test=None, scale="L")
+    ans = fair_report.answers(str(results))
+    q3 = ans["primary"]["Q3 L"]
+    assert q3["seeds"] == [] and q3["verdict"] == "unresolved" and q3["p_holm"] == 1.0
+    smallest = min((t for t in ans["primary"].values() if t["p"] is not None), key=lambda t: t["p"])
+    assert smallest["p_holm"] == pytest.approx(min(1.0, 6 * smallest["p"]))  # the untestable cell still counts: m = 6
+    text = fair_report.section_markdown(ans)
+    assert "| Q3: does the byte code add to a learned table? | L | hybrid vs bpe_untied (the best table) | 0 | — — |" in text
+    assert "| hybrid | off, 0.99999, 0.002 | 5.520 | — |" in text  # R = 0.7071 x sqrt 2
+
+
+def test_the_sqrt_d_point_keeps_each_arms_own_multiplier_at_s_and_moves_at_l():
+    hybrid = (False, round(0.196 * 2**0.5, 6), 2e-3)  # as fair_runs logs phase 1's hybrid at input_scale 0.196
+    assert fair_choose.input_scale("hybrid", hybrid) == 0.196 and fair_choose.input_scale("bpe_untied", (False, 0.2772, 2e-3)) == 13.86
+    assert fair_choose.input_scale("hybrid", hybrid, "L") == 0.16 and fair_choose.input_scale("kron", (False, 0.2771, 2e-3), "L") == 0.2263
+    edge = (False, round(0.02 / 3.6, 6), 2e-3)  # an edge run below the grid keeps its multiplier through phases 2 and 3
+    assert fair_choose.input_scale("bpe_tied", edge) == 0.2778 and fair_choose.input_scale("bpe_tied", edge, "L") == 0.2778
