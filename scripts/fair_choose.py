@@ -3,6 +3,7 @@ their dev loss over seeds 1337 and 1338, the chosen one, and the edge extension 
 
     python -m scripts.fair_choose --axis R      # after phase 1: input norm x input RMS, at lr 2e-3
     python -m scripts.fair_choose --axis lr     # after phase 2: learning rate at the chosen (norm, R)
+    python -m scripts.fair_choose --axis R --commands   # only the runs to make now (results/study_fair/continue.sh)
 
 Run it once a phase is complete: an arm with a setting that lacks a seed is reported as incomplete and
 is not chosen. Each extension is printed as the runner command that makes it. The test half is never
@@ -80,6 +81,16 @@ def next_phase(choice, axis):
     return at_s + [command(arm, c["chosen"], seed, scale="L") for arm, c in choice.items() for seed in PHASE3_SEEDS]
 
 
+def to_run(choice, axis):
+    """The commands to run now: every edge run the choice asks for, or when none, the next phase's runs;
+    [] while an arm is not chosen (a setting lacks a seed: a run did not finish)."""
+    if any(c["chosen"] is None for c in choice.values()):
+        return []
+    edges = [(arm, analysis.fair_extension(c["chosen"], list(c["settings"]), axis)) for arm, c in choice.items()]
+    edges = [command(arm, nxt, seed) for arm, nxt in edges if nxt for seed in (1337, 1338)]
+    return edges or next_phase(choice, axis)
+
+
 def report(choice, axis):
     lines = []
     for arm, c in choice.items():
@@ -103,10 +114,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--axis", choices=("R", "lr"), required=True, help="R after phase 1, lr after phase 2")
     p.add_argument("--logs", default=os.path.join(ROOT, "results", "study_fair", "runs"))
+    p.add_argument("--commands", action="store_true", help="print only the commands to run now, one a line (continue.sh)")
     args = p.parse_args(argv)
     if not os.path.isdir(args.logs):
         raise ValueError(f"--logs {args.logs!r}: not a folder of kept run logs")
-    text = report(analysis.fair_choice(analysis.fair_runs(args.logs)), args.axis)
+    runs = analysis.fair_runs(args.logs)
+    if args.axis == "R":  # phase 1 and its edge runs are at lr 2e-3; phase 2's runs must not move R's choice
+        runs = [r for r in runs if r["lr"] == 2e-3]
+    choice = analysis.fair_choice([r for r in runs if r["seed"] not in PHASE3_SEEDS])
+    text = "\n".join(to_run(choice, args.axis)) if args.commands else report(choice, args.axis)
     print(text)
     return text
 

@@ -123,3 +123,28 @@ def test_phase_three_keeps_q4s_checkpoints_for_three_arms_and_carries_the_sqrt_d
     assert "--arms kron --seeds 2001 --grid input_scale=0.2771" in "".join(s_runs)
     assert "--keep-logs results/study_fair/runs_v50k --arms kron --seeds 2001 --grid input_scale=0.2263" in "".join(l_runs)
     assert "--arms bpe_untied --seeds 2003 --grid input_scale=11.31" in "".join(l_runs)  # 0.2263 / 0.02
+
+
+def test_commands_ask_for_edges_first_then_the_next_phase_and_phase_two_does_not_move_r(tmp_path):
+    """--commands (continue.sh's loop): the edge runs while any arm needs one, else the next phase; the
+    R axis reads only lr 2e-3 runs, so phase 2's runs cannot reopen it."""
+    for m, dev in ((1, 6.0), (13.86, 5.8), (50, 5.7)):  # bpe_tied: best at the top edge
+        for seed in (1337, 1338):
+            write_run(tmp_path, f"bpe_tied-input_scale{m}-s{seed}", "bpe_tied", m, seed, dev)
+    for m, dev in ((0.02, 6.1), (0.2771, 5.5), (1, 5.9)):  # kron: interior
+        for seed in (1337, 1338):
+            write_run(tmp_path, f"kron-input_scale{m}-s{seed}", "kron", m, seed, dev)
+    argv = ["--axis", "R", "--logs", str(tmp_path), "--commands"]
+    assert fair_choose.main(argv).splitlines() == [
+        fair_choose.command("bpe_tied", (False, 3.6, 2e-3), seed) for seed in (1337, 1338)
+    ]  # the edge only: kron's phase 2 waits
+    for seed in (1337, 1338):
+        write_run(tmp_path, f"bpe_tied-input_scale180-s{seed}", "bpe_tied", 180, seed, 5.75)  # the edge: worse, R 1 stays
+    phase2 = fair_choose.main(argv).splitlines()
+    assert len(phase2) == 8 and all("learning_rate=0.001" in c or "learning_rate=0.004" in c for c in phase2)
+    for seed in (1337, 1338):  # phase 2: bpe_tied at lr 4e-3 much better; the R axis must not see it
+        write_run(tmp_path, f"bpe_tied-input_scale50-lr4-s{seed}", "bpe_tied", 50, seed, 5.0, lr=4e-3)
+    assert fair_choose.main(argv).splitlines() == phase2
+    (tmp_path / "kron-input_scale1-s1338" / "metrics.jsonl").unlink()  # a setting lacking a seed: nothing to run
+    (tmp_path / "kron-input_scale1-s1338").rmdir()
+    assert fair_choose.main(argv) == ""

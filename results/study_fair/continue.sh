@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole fair study (PLAN.md) from wherever it stands, resumable: the data if missing, phase 1
+# (phase1.sh), then for each axis (R, then lr) the runs the choosing step asks for (edge runs, then the
+# next phase) until it asks for nothing new, then Q4's probe. Every choice is scripts/fair_choose.py's,
+# by the plan's rule; nothing here decides. Rerun after an interruption: finished runs are skipped,
+# interrupted ones resume. LANES=2 runs two at a time (1 thread each); PYTHON picks the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python3}
+LANES=${LANES:-2}
+[ -d data/english_bpe8k_val3 ] || "$PY" -m data.english.prepare --out-dir data/english_bpe8k_val3 --val-percent 3 \
+    --tokenizer data/english_bpe8k/tokenizer.json
+[ -d data/english_val3 ] || "$PY" -m data.english.prepare --out-dir data/english_val3 --val-percent 3
+PYTHON="$PY" LANES="$LANES" bash results/study_fair/phase1.sh
+for axis in R lr; do
+    asked=""
+    while true; do
+        now=$("$PY" -m scripts.fair_choose --axis "$axis" --commands)
+        if [ -z "$now" ]; then
+            echo "fair_choose --axis $axis asks for nothing: an arm is not chosen (a run did not finish); its report:" >&2
+            "$PY" -m scripts.fair_choose --axis "$axis" >&2
+            exit 1
+        fi
+        [ "$now" = "$asked" ] && break  # what it asks for is done: this axis is settled
+        echo "[$(date +%H:%M:%S)] fair_choose --axis $axis asks for $(echo "$now" | wc -l) runs"
+        echo "$now" | sed "s|^python |$PY |" | xargs -P "$LANES" -I{} bash -c "{}"
+        asked=$now
+    done
+done
+"$PY" -m scripts.fair_q4 --runs runs/study_fair
+echo "the study is complete: python -m scripts.make_results writes its answers into RESULTS.md"
