@@ -537,6 +537,7 @@ def fair_runs(logs):
         arm = "kron_shuffled" if c["embedding"] == "kron" and c.get("kron_shuffle_seed") is not None else c["embedding"]
         own = 1.0 if c.get("input_norm") else fair_own_rms(arm)
         dev = final[-1]["dev_loss"] if final else math.inf
+        dev = dev if math.isfinite(dev) else math.inf  # a NaN would make the choosing min arbitrary
         out.append(
             {
                 "arm": arm,
@@ -570,7 +571,8 @@ def fair_same_setting(a, b):
 def fair_choice(runs, seeds=(1337, 1338)):
     """Per arm, each setting (norm, R, lr) with its dev loss averaged over `seeds`, and the chosen one
     (the lowest mean; the plan has no tie rule). An arm with a setting that lacks a seed is not chosen
-    yet ('incomplete'): choosing on part of the seeds would be a look, not the plan's rule."""
+    yet ('incomplete'; `missing` names the seeds): choosing on part of the seeds would be a look, not
+    the plan's rule."""
     table = {}
     for r in runs:
         table.setdefault(r["arm"], {}).setdefault((r["norm"], r["R"], r["lr"]), {})[r["seed"]] = r["dev"]
@@ -578,7 +580,8 @@ def fair_choice(runs, seeds=(1337, 1338)):
     for arm, settings in sorted(table.items()):
         means = {s: statistics.mean(d[k] for k in seeds) if all(k in d for k in seeds) else None for s, d in settings.items()}
         complete = all(m is not None for m in means.values())
-        out[arm] = {"settings": means, "chosen": min(means, key=means.get) if complete else None}
+        missing = {s: [k for k in seeds if k not in d] for s, d in settings.items() if means[s] is None}
+        out[arm] = {"settings": means, "chosen": min(means, key=means.get) if complete else None, "missing": missing}
     return out
 
 
@@ -603,7 +606,9 @@ def fair_extension(chosen, tried, axis):
         values, grid, step, at = sorted({s[1] for s in tried if s[0] == norm}), ((0.2771, 1.0) if norm else (0.02, 0.2771, 1.0)), 3.6, R
     else:
         values, grid, step, at = sorted({s[2] for s in tried if s[:2] == (norm, R)}), (1e-3, 2e-3, 4e-3), 2.0, lr
-    beyond_low, beyond_high = sum(v < min(grid) for v in values), sum(v > max(grid) for v in values)
+    # beyond the grid by more than the 4-digit multiplier's rounding (the hybrid's R 0.02 reads back as 0.019997)
+    beyond_low = sum(v < min(grid) * (1 - 1e-3) for v in values)
+    beyond_high = sum(v > max(grid) * (1 + 1e-3) for v in values)
     if at == values[-1] and beyond_high < 2:
         nxt = round(at * step, 6)
     elif at == values[0] and beyond_low < 2:

@@ -48,9 +48,12 @@ def run_point(path):
     non-embedding parameters and tokens), else None."""
     if not os.path.isfile(os.path.join(path, "metrics.jsonl")):
         return None
-    config, final = read_metrics(path, "config"), read_metrics(path, "final")
+    records = read_metrics(path)
+    config, final = [r for r in records if r["kind"] == "config"], [r for r in records if r["kind"] == "final"]
     scale = config[-1].get("scale") if config else None
-    if not scale or not final or final[-1]["step"] < config[-1]["config"]["max_iters"]:
+    if not scale or not final or final[-1]["step"] < config[-1]["config"]["max_iters"] or records[-1]["kind"] == "diverged":
+        return None
+    if not math.isfinite(final[-1]["test_loss"]):
         return None
     return {"n": scale["non_embedding_params"], "d": scale["tokens"], "loss": final[-1]["test_loss"]}
 

@@ -314,6 +314,8 @@ def final_evaluation(run):
         bpb[half] = {s.split("/")[0]: v for s, v in per_bpb.items() if s.endswith("/" + half)}
         mean[half] = sum(loss[half].values()) / len(loss[half]) if loss[half] else None
         mean[half + "_bpb"] = sum(bpb[half].values()) / len(bpb[half]) if bpb[half] else None
+    if any(m is not None and not math.isfinite(m) for m in (mean["dev"], mean["test"])):  # the last update broke the weights
+        diverged(run, run.iter_num, f"final evaluation loss is dev {mean['dev']}, test {mean['test']} at step {run.iter_num}")
     if run.log:
         run.log.final(run.iter_num, mean["dev"], mean["test"], loss, mean["dev_bpb"], mean["test_bpb"], bpb)
 

@@ -20,6 +20,7 @@ if not __package__:  # run as a file: run as the module named below, its clone's
     raise SystemExit
 import argparse
 import os
+import shlex
 
 import analysis
 from errors import run_cli
@@ -44,7 +45,7 @@ def input_scale(arm, setting, scale="S"):
     return float(f"{R / (1.0 if norm else analysis.fair_own_rms(arm)):.4g}")
 
 
-def command(arm, setting, seed, extra=(), scale="S"):
+def command(arm, setting, seed, extra=(), scale="S", python="python"):
     """The run_study command for one (arm, setting, seed) at a scale, as phase1.sh writes them; setting
     is the S setting (at L its sqrt(d) point becomes L's); extra: more train.py overrides for every
     run, after --num_threads=1 (not in the run's name)."""
@@ -55,14 +56,14 @@ def command(arm, setting, seed, extra=(), scale="S"):
     grid += [] if lr == 2e-3 else [f"--grid learning_rate={lr:g}", f"--grid min_lr={lr / 10:g}"]  # in the run's name
     base, out_root, logs = SCALES[scale]
     return " ".join(
-        [f"python -m scripts.run_study --base {base} --out-root {out_root} --keep-logs {logs}"]
+        [f"{shlex.quote(python)} -m scripts.run_study --base {base} --out-root {out_root} --keep-logs {logs}"]
         + [f"--arms {'kron' if arm == 'kron_shuffled' else arm} --seeds {seed}"]
         + grid
-        + ["--", "--num_threads=1", *extra]
+        + ["--", "--num_threads=1", *(shlex.quote(e) for e in extra)]  # [100,...] is a shell glob unquoted
     )
 
 
-def next_phase(choice, axis):
+def next_phase(choice, axis, python="python"):
     """When every arm is chosen and none needs an edge run: the next phase's runs, as commands. After R
     (phase 1): lr 1e-3 and 4e-3 at each arm's (norm, R), seeds 1337-1338 (phase 2). After lr (phase 2):
     each arm's chosen setting on seeds 2001-2005, at S (kron, kron_shuffled and the best table keeping
@@ -71,24 +72,31 @@ def next_phase(choice, axis):
         return []
     if axis == "R":
         return [
-            command(arm, (c["chosen"][0], c["chosen"][1], lr), seed)
+            command(arm, (c["chosen"][0], c["chosen"][1], lr), seed, python=python)
             for arm, c in choice.items()
             for lr in (1e-3, 4e-3)
             for seed in (1337, 1338)
         ]
     probed = ("kron", "kron_shuffled", analysis.fair_best_table(choice))
-    at_s = [command(arm, c["chosen"], seed, [KEEP_CKPTS] if arm in probed else []) for arm, c in choice.items() for seed in PHASE3_SEEDS]
-    return at_s + [command(arm, c["chosen"], seed, scale="L") for arm, c in choice.items() for seed in PHASE3_SEEDS]
+    at_s = [
+        command(arm, c["chosen"], seed, [KEEP_CKPTS] if arm in probed else [], python=python)
+        for arm, c in choice.items()
+        for seed in PHASE3_SEEDS
+    ]
+    return at_s + [command(arm, c["chosen"], seed, scale="L", python=python) for arm, c in choice.items() for seed in PHASE3_SEEDS]
 
 
-def to_run(choice, axis):
-    """The commands to run now: every edge run the choice asks for, or when none, the next phase's runs;
-    [] while an arm is not chosen (a setting lacks a seed: a run did not finish)."""
-    if any(c["chosen"] is None for c in choice.values()):
-        return []
+def to_run(choice, axis, python="python"):
+    """The commands to run now: the missing seeds of any setting that lacks one (a run interrupted or
+    failed: rerunning resumes it), else every edge run the choice asks for, else the next phase's runs."""
+    missing = [
+        command(arm, setting, seed, python=python) for arm, c in choice.items() for setting, seeds in c["missing"].items() for seed in seeds
+    ]
+    if missing:
+        return missing
     edges = [(arm, analysis.fair_extension(c["chosen"], list(c["settings"]), axis)) for arm, c in choice.items()]
-    edges = [command(arm, nxt, seed) for arm, nxt in edges if nxt for seed in (1337, 1338)]
-    return edges or next_phase(choice, axis)
+    edges = [command(arm, nxt, seed, python=python) for arm, nxt in edges if nxt for seed in (1337, 1338)]
+    return edges or next_phase(choice, axis, python)
 
 
 def report(choice, axis):
@@ -115,6 +123,7 @@ def main(argv=None):
     p.add_argument("--axis", choices=("R", "lr"), required=True, help="R after phase 1, lr after phase 2")
     p.add_argument("--logs", default=os.path.join(ROOT, "results", "study_fair", "runs"))
     p.add_argument("--commands", action="store_true", help="print only the commands to run now, one a line (continue.sh)")
+    p.add_argument("--python", default="python", help="the interpreter the printed commands call")
     args = p.parse_args(argv)
     if not os.path.isdir(args.logs):
         raise ValueError(f"--logs {args.logs!r}: not a folder of kept run logs")
@@ -122,7 +131,7 @@ def main(argv=None):
     if args.axis == "R":  # phase 1 and its edge runs are at lr 2e-3; phase 2's runs must not move R's choice
         runs = [r for r in runs if r["lr"] == 2e-3]
     choice = analysis.fair_choice([r for r in runs if r["seed"] not in PHASE3_SEEDS])
-    text = "\n".join(to_run(choice, args.axis)) if args.commands else report(choice, args.axis)
+    text = "\n".join(to_run(choice, args.axis, args.python)) if args.commands else report(choice, args.axis)
     print(text)
     return text
 

@@ -172,14 +172,21 @@ def states(runs, base, extra, keep_dir):
     for r in runs:
         if r["role"] == "branch" and r["state"] == "new" and not os.path.isfile(source_of(r)):
             source = stable[os.path.dirname(source_of(r))]
-            if source["state"] == "diverged":  # before this branch's step: it has no start, and none will come
-                r["state"] = "skipped"
-            elif source["state"] == "finished":
+            if source["state"] == "diverged" and diverged_step(source, keep_dir) < r["branch_step"]:
+                r["state"] = "skipped"  # its stable run diverged before this branch's start: none will come
+            elif source["state"] in run_study.SETTLED:
                 raise ConfigError(
-                    f"{r['name']}-s{r['seed']} branches from {source_of(r)}, which the finished stable run "
+                    f"{r['name']}-s{r['seed']} branches from {source_of(r)}, which the {source['state']} stable run "
                     f"{source['out_dir']} did not keep: rerun the grid with the budgets it was run with, or move that run aside"
                 )
     return runs
+
+
+def diverged_step(run, keep_dir):
+    """The step at which a diverged run's log (kept, else in its folder) says it diverged."""
+    kept = run_study.kept_log(run, keep_for(run, keep_dir)) if keep_dir else ""
+    found = run_study.diverged_at(kept)
+    return found if found is not None else run_study.diverged_at(os.path.join(run["out_dir"], "metrics.jsonl"))
 
 
 def keep_for(run, keep_dir):
@@ -320,8 +327,8 @@ def execute(runs, args, extra):
         if phase == "branch":
             blocked = [r for r in todo if r["state"] == "new" and not os.path.isfile(source_of(r))]
             for r in blocked:  # its stable run diverged before the branch point (settled), or failed
-                stable_log = os.path.join(os.path.dirname(source_of(r)), "metrics.jsonl")
-                r["state"] = "skipped" if run_study.diverged_at(stable_log) is not None else "blocked"
+                step = run_study.diverged_at(os.path.join(os.path.dirname(source_of(r)), "metrics.jsonl"))
+                r["state"] = "skipped" if step is not None and step < r["branch_step"] else "blocked"
             failed += [r for r in blocked if r["state"] == "blocked"]
             todo = [r for r in todo if r not in blocked]
         phase_args = argparse.Namespace(**{**vars(args), "keep_logs": keep_for({"role": phase}, args.keep_logs)})

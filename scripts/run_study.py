@@ -93,20 +93,25 @@ def kept_log(run, keep_dir):
 SAME_BY_FINGERPRINT = checkpoint.NOT_RESULTS + ("data_dir",)
 
 
-def kept_complete(run, keep_dir, want):
-    """A run whose metric log, kept in git under keep_dir, reached max_iters with the planned config
-    is finished: a new clone skips it although it has no checkpoint."""
+def kept_state(run, keep_dir, want):
+    """'finished' when the run's metric log, kept in git under keep_dir, reached max_iters with the
+    planned config (a new clone skips it although it has no checkpoint), 'diverged' when that log ends
+    diverged with the planned config, else None."""
     from runlog import read_metrics
 
-    path = kept_log(run, keep_dir)
-    if not keep_dir or not os.path.isfile(path):
-        return False
+    path = kept_log(run, keep_dir) if keep_dir else None
+    if not path or not os.path.isfile(path):
+        return None
     configs, evals = read_metrics(path, "config"), read_metrics(path, "eval")
     check_same_data(path, configs, want["data_dir"])
-    if not configs or not evals or evals[-1]["step"] < want["max_iters"]:
-        return False
+    if not configs:
+        return None
     fixed, changed = checkpoint.config_changes(configs[-1]["config"], want, ignore=SAME_BY_FINGERPRINT)
-    return not fixed and not changed
+    if fixed or changed:
+        return None
+    if diverged_at(path) is not None:
+        return "diverged"
+    return "finished" if evals and evals[-1]["step"] >= want["max_iters"] else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -146,11 +151,14 @@ def check_same_data(path, configs, data_dir):
 
 
 def keep(run, keep_dir):
-    """Copy a finished run's metric log into keep_dir (meant to be committed)."""
+    """Copy a settled run's metric log into keep_dir (meant to be committed): only a log that is itself
+    settled (its run finished, or it ends diverged), so a partial log in a run folder never replaces a
+    kept one."""
     import shutil
 
     src = os.path.join(run["out_dir"], "metrics.jsonl")
-    if keep_dir and os.path.isfile(src):
+    settled = (checkpoint.read_meta(run["out_dir"]) or {}).get("finished") or diverged_at(src) is not None
+    if keep_dir and os.path.isfile(src) and settled:
         os.makedirs(os.path.dirname(kept_log(run, keep_dir)), exist_ok=True)
         shutil.copy(src, kept_log(run, keep_dir))
 
@@ -176,10 +184,9 @@ def state(run, base, extra=(), keep_dir=None):
 
     want = planned_config(run, base, extra)  # built once, for the kept log and the sidecar alike
     want["out_dir"] = want["out_dir"].format(**want)
-    if keep_dir and kept_complete(run, keep_dir, want):
-        return "finished"
-    if diverged_at(kept_log(run, keep_dir) if keep_dir else "") is not None:
-        return "diverged"
+    kept = kept_state(run, keep_dir, want)
+    if kept:
+        return kept
     if diverged_at(os.path.join(run["out_dir"], "metrics.jsonl")) is not None:
         return "diverged"
     meta = checkpoint.read_meta(run["out_dir"])

@@ -57,6 +57,10 @@ def test_extensions_stop_after_two_beyond_the_grid_and_the_learning_rate_has_its
         round(0.2771 / 3.6, 6),
         2e-3,
     )
+    hybrid = [(False, r, 2e-3) for r in (0.019997, 0.277186, 0.99999)]  # the hybrid's grid as its multipliers log it
+    assert analysis.fair_extension((False, 0.019997, 2e-3), hybrid, "R") == (False, round(0.019997 / 3.6, 6), 2e-3)
+    twice = hybrid + [(False, 0.005555, 2e-3)]
+    assert analysis.fair_extension((False, 0.005555, 2e-3), twice, "R") == (False, round(0.005555 / 3.6, 6), 2e-3)  # its second
     lrs = [(False, 1.0, lr) for lr in (1e-3, 2e-3, 4e-3)]
     assert analysis.fair_extension((False, 1.0, 4e-3), lrs, "lr") == (False, 1.0, 8e-3)
     assert analysis.fair_extension((False, 1.0, 2e-3), lrs, "lr") is None
@@ -145,6 +149,8 @@ def test_commands_ask_for_edges_first_then_the_next_phase_and_phase_two_does_not
     for seed in (1337, 1338):  # phase 2: bpe_tied at lr 4e-3 much better; the R axis must not see it
         write_run(tmp_path, f"bpe_tied-input_scale50-lr4-s{seed}", "bpe_tied", 50, seed, 5.0, lr=4e-3)
     assert fair_choose.main(argv).splitlines() == phase2
-    (tmp_path / "kron-input_scale1-s1338" / "metrics.jsonl").unlink()  # a setting lacking a seed: nothing to run
+    (tmp_path / "kron-input_scale1-s1338" / "metrics.jsonl").unlink()  # a setting lacking a seed: that seed, first
     (tmp_path / "kron-input_scale1-s1338").rmdir()
-    assert fair_choose.main(argv) == ""
+    assert fair_choose.main(argv).splitlines() == [fair_choose.command("kron", (False, 1.0, 2e-3), 1338)]
+    quoted = fair_choose.main(["--logs", str(tmp_path), "--axis", "lr", "--commands", "--python", "/my venv/python"])
+    assert quoted.startswith("'/my venv/python' -m scripts.run_study")

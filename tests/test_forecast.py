@@ -108,3 +108,21 @@ def test_the_command_reads_the_grid_runs_and_writes_forecast_json(tmp_path, caps
     assert "left out" in capsys.readouterr().out
     with pytest.raises(ValueError, match="arm 'kron' has no finished runs; arms found: \\['other', 'ref'\\]"):
         forecast.main([str(runs), "--ref", "ref", "--other", "kron"])
+
+
+def test_a_run_whose_log_ends_diverged_or_whose_final_loss_is_not_finite_is_no_point(tmp_path):
+    scale = {"non_embedding_params": 1e6, "tokens_per_step": 1000, "tokens": 1e6}
+    config = {"kind": "config", "config": {"max_iters": 1000}, "scale": scale}
+    for name, tail in [
+        ("ok", []),
+        ("diverged", [{"kind": "diverged", "step": 1000, "reason": "final evaluation loss is nan"}]),
+    ]:
+        (tmp_path / name).mkdir()
+        final = {"kind": "final", "step": 1000, "dev_loss": 4.0, "test_loss": 4.0}
+        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [config, final, *tail]))
+    assert forecast.run_point(str(tmp_path / "ok")) == {"n": 1e6, "d": 1e6, "loss": 4.0}
+    assert forecast.run_point(str(tmp_path / "diverged")) is None
+    (tmp_path / "nan").mkdir()
+    nan = {"kind": "final", "step": 1000, "dev_loss": float("nan"), "test_loss": float("nan")}
+    (tmp_path / "nan" / "metrics.jsonl").write_text(json.dumps(config) + "\n" + json.dumps(nan) + "\n")
+    assert forecast.run_point(str(tmp_path / "nan")) is None

@@ -112,3 +112,18 @@ def test_a_tiny_grid_runs_resumably_and_its_branch_matches_the_scratch_run(data_
     assert [r["state"] for r in again] == ["finished"] * 3
     assert [os.path.getmtime(os.path.join(r["out_dir"], "ckpt.pt")) for r in runs] == mtimes
     assert [r["role"] for r in json.load(open(root / "forecast_runs.json"))["runs"]] == ["stable", "branch", "scratch"]
+
+
+@pytest.mark.slow
+def test_a_stable_run_that_diverges_settles_its_branches_as_skipped(data_dir, tmp_path, capsys):
+    """A stable run whose loss stops being finite before a branch point is kept as diverged, and the
+    branch is skipped, not blocked: the grid ends without a failure, and a rerun runs nothing."""
+    base = write_base(data_dir, tmp_path / "base.py", learning_rate=1e30, min_lr=0.0)
+    argv = ["--base", base, "--sizes", "1x32x2", "--arms", "bpe_tied", "--seeds", "1", "--budgets", "1024", "2048"]
+    argv += ["--out-root", str(tmp_path / "f"), "--keep-logs", str(tmp_path / "kept")]
+    runs = run_forecast.main(argv)  # no SystemExit
+    assert [(r["role"], r["state"]) for r in runs] == [("stable", "diverged"), ("branch", "skipped")]
+    assert read_metrics(str(tmp_path / "kept" / "bpe_tied-L1d32h2-i16-s1"))[-1]["kind"] == "diverged"
+    capsys.readouterr()
+    again = run_forecast.main(argv)
+    assert [r["state"] for r in again] == ["diverged", "skipped"] and "] start " not in capsys.readouterr().out

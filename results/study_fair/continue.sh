@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole fair study (PLAN.md) from wherever it stands, resumable: the data if missing, phase 1
-# (phase1.sh), then for each axis (R, then lr) the runs the choosing step asks for (edge runs, then the
-# next phase) until it asks for nothing new, then Q4's probe. Every choice is scripts/fair_choose.py's,
-# by the plan's rule; nothing here decides. Rerun after an interruption: finished runs are skipped,
+# (phase1.sh), then for each axis (R, then lr) the runs the choosing step asks for (a setting's missing
+# seeds, then edge runs, then the next phase) until it asks for nothing new, then Q4's probe. Every
+# choice is scripts/fair_choose.py's, by the plan's rule; nothing here decides. Rerun after an interruption: finished runs are skipped,
 # interrupted ones resume. LANES=2 runs two at a time (1 thread each); PYTHON picks the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,15 +15,15 @@ PYTHON="$PY" LANES="$LANES" bash results/study_fair/phase1.sh
 for axis in R lr; do
     asked=""
     while true; do
-        now=$("$PY" -m scripts.fair_choose --axis "$axis" --commands)
+        now=$("$PY" -m scripts.fair_choose --axis "$axis" --commands --python "$PY")
         if [ -z "$now" ]; then
-            echo "fair_choose --axis $axis asks for nothing: an arm is not chosen (a run did not finish); its report:" >&2
+            echo "fair_choose --axis $axis asks for nothing (no kept runs?); its report:" >&2
             "$PY" -m scripts.fair_choose --axis "$axis" >&2
             exit 1
         fi
         [ "$now" = "$asked" ] && break  # what it asks for is done: this axis is settled
         echo "[$(date +%H:%M:%S)] fair_choose --axis $axis asks for $(echo "$now" | wc -l) runs"
-        echo "$now" | sed "s|^python |$PY |" | xargs -P "$LANES" -I{} bash -c "{}"
+        echo "$now" | xargs -P "$LANES" -d '\n' -I{} bash -fc "{}"  # -f: no globbing; each line is already quoted
         asked=$now
     done
 done
