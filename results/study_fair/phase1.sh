@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 LANES=${LANES:-2}
 run() {  # arm, seed, then --grid arguments
     local arm=$1 seed=$2; shift 2
-    echo "$PY -m scripts.run_study --base config/study_fair.py --out-root runs/study_fair --keep-logs results/study_fair/runs" \
+    echo "$(printf '%q' "$PY") -m scripts.run_study --base config/study_fair.py --out-root runs/study_fair --keep-logs results/study_fair/runs" \
          "--arms $arm --seeds $seed $* -- --num_threads=1"
 }
 plan() {
@@ -32,4 +32,4 @@ plan() {
     done
 }
 if [ "${1:-}" = "--list" ]; then plan; exit 0; fi
-plan | xargs -P "$LANES" -I{} bash -c "{}"
+plan | xargs -P "$LANES" -d '\n' -I{} bash -fc "{}"  # one command a line, already quoted; -f: no globbing
