@@ -132,11 +132,7 @@ def test_rows(questions, tests, best):
 def section_markdown(ans):
     """RESULTS.md's opening for the fair study: the answers table, or one line while it runs."""
     if ans is None:
-        return (
-            "In progress: each arm is being tuned by the same search before its five fresh seeds; the questions, "
-            "tests and decision rules were fixed before the first run ([plan](results/study_fair/PLAN.md)). "
-            "No answer is given until phase 3 is complete at both scales."
-        )
+        return "In progress: no answer is given until phase 3 is complete at both scales."
     head = [
         "| question | scale | A vs B | seeds | mean B − A [95 % CI over seeds] | [95 % CI over sources] | p | Holm p | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
