@@ -1,4 +1,4 @@
-# The quickstart (scripts/quickstart.py): a 2-layer d=128 GPT trained for ~2 minutes per arm on CPU
+# The quickstart (scripts/quickstart.py): a 2-layer d=128 GPT trained for about 1.5 minutes per arm on 2 CPU cores
 # on the embedded pydoc corpus. The quickstart sets `embedding` per arm. A smoke test of the whole
 # pipeline, far too small to say anything about the method.
 out_dir = "out/quickstart-{embedding}-s{seed}"

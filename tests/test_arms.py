@@ -257,3 +257,12 @@ def test_the_tied_logit_scale_control_sets_the_kron_tied_heads_start_and_then_le
     assert abs(m.lm_head.logit_scale.item()) > 1e-3
     with pytest.raises(ValueError, match="tied_logit_scale=0.0 is the initial logit scale of kron_tied's head"):
         GPTConfig(embedding="kron", tied_logit_scale=0.0)
+
+
+def test_the_toy_arm_declares_the_initial_rms_it_produces():
+    from arms import ARMS
+    from model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(n_layer=1, n_head=4, n_embd=128, block_size=16, embedding="toy_tripled"))
+    assert m.norm_stats()["emb_rms"] == pytest.approx(ARMS["toy_tripled"].init_rms, rel=0.05)

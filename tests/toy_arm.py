@@ -14,4 +14,5 @@ arms.register(
     "toy_tripled",
     lambda cfg: (TripledTable(cfg.vocab_size, cfg.n_embd), arms.LinearHead(cfg.n_embd, cfg.vocab_size)),
     doc="a learned table x 3, untied head (test only)",
+    init_rms=0.06,  # 3 x the table's 0.02
 )

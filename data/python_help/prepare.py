@@ -1,7 +1,7 @@
 """The embedded default corpus: Python's own language-reference topics, no download needed.
 
 Source: the `pydoc_data.topics` module that ships with every CPython (the text `help()` shows for
-keywords and topics, ~0.47 MB, about 110k GPT-2 tokens; the exact text varies a little between
+keywords and topics, ~0.47 MB, about 139k GPT-2 tokens; the exact text varies a little between
 Python versions). License: Python Software Foundation License, like the rest of CPython.
 
     python -m data.python_help.prepare            # writes data/python_help/pydoc_{val,train}_*.bin
