@@ -93,8 +93,9 @@ def default_dev(arm, settings):
 
 def clipped_share(run_dir):
     """The share of a run's steps whose logged gradient norm (before clipping) exceeds its grad_clip."""
-    clip = read_metrics(run_dir, "config")[-1]["config"]["grad_clip"]
-    norms = [r["grad_norm"] for r in read_metrics(run_dir, "train")]
+    records = read_metrics(run_dir)
+    clip = [r for r in records if r["kind"] == "config"][-1]["config"]["grad_clip"]
+    norms = [r["grad_norm"] for r in records if r["kind"] == "train"]
     return sum(n > clip for n in norms) / len(norms) if clip else 0.0
 
 

@@ -53,7 +53,8 @@ def grid_status(results):
     runs_dir = os.path.join(folder(results), "runs")
     planned = grid_runs(os.path.join(folder(results), "grid.json"), root=ROOT)
     kept = {f"{r['name']}-s{r['seed']}": os.path.join(runs_dir, f"{r['name']}-s{r['seed']}", "metrics.jsonl") for r in planned}
-    diverged = {n: diverged_at(path) for n, path in kept.items() if diverged_at(path) is not None}
+    steps = {n: diverged_at(path) for n, path in kept.items()}  # each kept log read once
+    diverged = {n: step for n, step in steps.items() if step is not None}
     stable_of = {(r["label"], r["size"], r["seed"]): f"{r['name']}-s{r['seed']}" for r in planned if r["role"] == "stable"}
     skipped = []
     for r in planned:

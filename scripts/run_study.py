@@ -102,14 +102,15 @@ def kept_state(run, keep_dir, want):
     path = kept_log(run, keep_dir) if keep_dir else None
     if not path or not os.path.isfile(path):
         return None
-    configs, evals = read_metrics(path, "config"), read_metrics(path, "eval")
+    records = read_metrics(path)  # once: config, evals and the last record all come from it
+    configs, evals = [r for r in records if r["kind"] == "config"], [r for r in records if r["kind"] == "eval"]
     check_same_data(path, configs, want["data_dir"])
     if not configs:
         return None
     fixed, changed = checkpoint.config_changes(configs[-1]["config"], want, ignore=SAME_BY_FINGERPRINT)
     if fixed or changed:
         return None
-    if diverged_at(path) is not None:
+    if records[-1]["kind"] == "diverged":
         return "diverged"
     return "finished" if evals and evals[-1]["step"] >= want["max_iters"] else None
 
