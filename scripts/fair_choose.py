@@ -4,6 +4,7 @@ their dev loss over seeds 1337 and 1338, the chosen one, and the edge extension 
     python -m scripts.fair_choose --axis R      # after phase 1: input norm x input RMS, at lr 2e-3
     python -m scripts.fair_choose --axis lr     # after phase 2: learning rate at the chosen (norm, R)
     python -m scripts.fair_choose --axis R --commands   # only the runs to make now (results/study_fair/continue.sh)
+    python -m scripts.fair_choose --axis lr --forecast-arm  # the best table as the forecast grid's third arm
 
 Run it once a phase is complete: an arm with a setting that lacks a seed is reported as incomplete and
 is not chosen. Each extension is printed as the runner command that makes it. The test half is never
@@ -63,12 +64,31 @@ def command(arm, setting, seed, extra=(), scale="S", python="python"):
     )
 
 
+def settled(choice, axis):
+    """Every arm chosen along `axis`, and none asks for an edge run."""
+    return all(c["chosen"] is not None and not analysis.fair_extension(c["chosen"], list(c["settings"]), axis) for c in choice.values())
+
+
+def forecast_arm(choice):
+    """The forecast study's third arm (its PLAN.md, amendment 3): the best learned table at its chosen
+    setting, as a run_forecast --arms spec. R is asked for as an RMS (input_rms), so that each model size
+    gets its own multiplier: the sqrt(d) point as sqrt_d, any other R as the number."""
+    if not settled(choice, "lr") or analysis.fair_best_table(choice) is None:
+        raise ValueError("the fair study has not chosen every arm's learning rate yet (--axis lr): no best table to name")
+    table = analysis.fair_best_table(choice)
+    norm, R, lr = choice[table]["chosen"]
+    rms = "sqrt_d" if abs(R - analysis.FAIR_SQRT_D["S"]) < 1e-3 else f"{R:g}"
+    items = (["input_norm=True"] if norm else []) + [f"input_rms={rms}"]
+    items += [] if lr == 2e-3 else [f"learning_rate={lr:g}", f"min_lr={lr / 10:g}"]
+    return f"{table}:{','.join(items)}"
+
+
 def next_phase(choice, axis, python="python"):
     """When every arm is chosen and none needs an edge run: the next phase's runs, as commands. After R
     (phase 1): lr 1e-3 and 4e-3 at each arm's (norm, R), seeds 1337-1338 (phase 2). After lr (phase 2):
     each arm's chosen setting on seeds 2001-2005, at S (kron, kron_shuffled and the best table keeping
     Q4's checkpoints: amendment 2) and at L (the sqrt(d) point rescaled, as the plan says)."""
-    if any(c["chosen"] is None or analysis.fair_extension(c["chosen"], list(c["settings"]), axis) for c in choice.values()):
+    if not settled(choice, axis):
         return []
     if axis == "R":
         return [
@@ -124,14 +144,20 @@ def main(argv=None):
     p.add_argument("--logs", default=os.path.join(ROOT, "results", "study_fair", "runs"))
     p.add_argument("--commands", action="store_true", help="print only the commands to run now, one a line (continue.sh)")
     p.add_argument("--python", default="python", help="the interpreter the printed commands call")
+    p.add_argument("--forecast-arm", action="store_true", help="with --axis lr: print only the forecast grid's third arm")
     args = p.parse_args(argv)
+    if args.forecast_arm and args.axis != "lr":
+        p.error("--forecast-arm reads the learning-rate choice: give --axis lr")
     if not os.path.isdir(args.logs):
         raise ValueError(f"--logs {args.logs!r}: not a folder of kept run logs")
     runs = analysis.fair_runs(args.logs)
     if args.axis == "R":  # phase 1 and its edge runs are at lr 2e-3; phase 2's runs must not move R's choice
         runs = [r for r in runs if r["lr"] == 2e-3]
     choice = analysis.fair_choice([r for r in runs if r["seed"] not in PHASE3_SEEDS])
-    text = "\n".join(to_run(choice, args.axis, args.python)) if args.commands else report(choice, args.axis)
+    if args.forecast_arm:
+        text = forecast_arm(choice)
+    else:
+        text = "\n".join(to_run(choice, args.axis, args.python)) if args.commands else report(choice, args.axis)
     print(text)
     return text
 

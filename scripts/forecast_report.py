@@ -6,7 +6,7 @@ forecast once (forecast.py, shared exponents, 400 replicates), writes results/fo
 and forecast.png, and renders RESULTS.md's section with the plan's decision rules applied:
 
   F1  L_bpe_tied - L_kron at N = 85M, D = 2.5B         (rule 1 reads F1's held-out gap error)
-  F2  L_(x50 table) - L_kron at the same point
+  F2  L_(the grid's third arm, the best learned table) - L_kron at the same point
   F3  both gaps at N = 85M, D = 30.1M (what scripts/gpu_study.sh measures)
   C1  a branch's final loss against the same schedule run from scratch (results/forecast/runs/scratch/)
   C2  WSD against cosine at one budget (results/forecast/cosine/)
@@ -22,11 +22,10 @@ import numpy as np
 import forecast
 from plotting import plot_scaling
 from runlog import read_json
-from scripts.run_forecast import grid_runs
+from scripts.run_forecast import grid_runs, parse_arm, read_grid
 from scripts.run_study import diverged_at
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUESTIONS = {"F1": ("bpe_tied", "kron"), "F2": ("bpe_untied-input_scale50", "kron")}  # F2: grid.json's x50 table
 GPU_STUDY = "config/gpu_study_124m.py"  # F3's tokens: what scripts/gpu_study.sh trains each arm on
 REPLICATES = 400
 HELD_OUT_LIMIT = 0.02  # nats: rule 1, F1's mean absolute held-out gap error, read for every 124M forecast
@@ -44,6 +43,16 @@ def f3_target():
 
     c = load_config([os.path.join(ROOT, GPU_STUDY)])
     return forecast.TARGET[0], float(c["max_iters"] * c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"])
+
+
+def questions(here):
+    """{F1: (bpe_tied, kron), F2: (grid.json's third arm, kron)}, by run label: F2's table is whichever
+    the grid declares (the x50 table, or the fair study's best: the plan's amendment 3)."""
+    labels = [parse_arm(a)[0] for a in read_grid(os.path.join(here, "grid.json"))["arms"]]
+    third = [label for label in labels if label not in ("bpe_tied", "kron")]
+    if sorted(labels) != sorted(["bpe_tied", "kron", *third]) or len(third) != 1:
+        raise ValueError(f"{here}/grid.json arms {labels}: expected bpe_tied, kron and one learned table (F2's)")
+    return {"F1": ("bpe_tied", "kron"), "F2": (third[0], "kron")}
 
 
 def grid_status(results):
@@ -81,14 +90,13 @@ def build(results, replicates=REPLICATES):
         return None
     here = folder(results)
     points = forecast.load_points([os.path.join(here, "runs")], names=set(planned))
-    inputs = inputs_digest(points, replicates)
+    qs = questions(here)
+    inputs = inputs_digest(points, replicates, qs)
     kept = os.path.join(here, "forecast.json")
     out = read_json(kept) if os.path.isfile(kept) else {}
     if out.get("inputs_sha256") != inputs:
         f3 = f3_target()
-        out = {
-            q: forecast.forecast(points, ref, other, replicates=replicates, shared=True, also=[f3]) for q, (ref, other) in QUESTIONS.items()
-        }
+        out = {q: forecast.forecast(points, ref, other, replicates=replicates, shared=True, also=[f3]) for q, (ref, other) in qs.items()}
         out["inputs_sha256"] = inputs
     out["checks"] = checks(here)
     out["diverged"], out["skipped"] = diverged, skipped
@@ -105,17 +113,17 @@ def dropped_cells(planned, points):
     return sorted({n.rsplit("-s", 1)[0] for n in planned} - have)
 
 
-def inputs_digest(points, replicates):
+def inputs_digest(points, replicates, qs):
     """sha256 of what the fit reads: each run's name, N, D and loss, and every setting of the fit."""
     rows = sorted((os.path.basename(p["path"]), p["n"], p["d"], p["loss"]) for p in points)
-    return hashlib.sha256(json.dumps([rows, fit_settings(replicates)]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([rows, fit_settings(replicates, qs)]).encode()).hexdigest()
 
 
-def fit_settings(replicates):
+def fit_settings(replicates, qs):
     """What else decides the forecast: the questions, targets, replicates, and forecast.py's own code
     (its start grid, Huber delta, forms and bootstrap), so an edit to any of them refits."""
     return [
-        QUESTIONS,
+        qs,
         list(forecast.TARGET),
         list(f3_target()),
         replicates,
@@ -197,7 +205,7 @@ def section_markdown(out):
         f"| F3: at D {t3['D'] / 1e6:.1f}M | verdict |",
         "|---|---|---|---|---|",
     ]
-    for q, fc in ((q, out[q]) for q in QUESTIONS):
+    for q, fc in ((q, out[q]) for q in ("F1", "F2")):
         f3 = fc["also"][0]
         lines.append(
             f"| {q}: {fc['ref']} − {fc['other']} | {gap_cell(fc['gap'], fc['interval95'], fc['p_other_better'])} | {verdict(fc, error)} "

@@ -59,7 +59,9 @@ def parse_size(spec):
 
 
 def parse_arm(spec):
-    """'kron:input_scale=50,kron_pos_dim=16' -> (label 'kron-input_scale50-kron_pos_dim16', 'kron', overrides)."""
+    """'kron:input_scale=50,kron_pos_dim=16' -> (label 'kron-input_scale50-kron_pos_dim16', 'kron', overrides).
+    input_rms=R (a number, or sqrt_d for 0.02 sqrt(n_embd)) asks for the RMS entering the first block
+    rather than a multiplier: each size gets input_scale = R / the arm's own initial RMS (make_run)."""
     arm, _, rest = spec.partition(":")
     if arm not in ARMS:
         raise ValueError(f"--arms {spec!r}: unknown arm {arm!r}; arms are {', '.join(ARMS)}")
@@ -69,7 +71,40 @@ def parse_arm(spec):
         if not key or not eq or not value or key in SET_HERE:
             raise ValueError(f"--arms {spec!r}: expected ARM[:key=value,...] with settings other than {', '.join(SET_HERE)}")
         overrides[key] = value
+    if "input_rms" in overrides:
+        input_rms(spec, overrides, 1)  # refuses a bad value now, not at the first run of that size
     return arm + "".join(f"-{k}{v}" for k, v in overrides.items()), arm, overrides
+
+
+def input_rms(spec, overrides, n_embd):
+    """The R an arm's input_rms asks for at width n_embd: a number > 0, or sqrt_d = 0.02 sqrt(n_embd)
+    (the sqrt(d) multiplier of a 0.02 table, as the Transformer paper and Gemma scale theirs)."""
+    if "input_scale" in overrides:
+        raise ValueError(f"--arms {spec!r}: give input_rms or input_scale, not both (input_rms sets the multiplier per size)")
+    text = overrides["input_rms"]
+    if text == "sqrt_d":
+        return 0.02 * n_embd**0.5
+    try:
+        R = float(text)
+    except ValueError:
+        R = -1.0
+    if not 0 < R < float("inf"):
+        raise ValueError(f"--arms {spec!r}: input_rms {text!r}: expected a number > 0 or sqrt_d (0.02 sqrt(n_embd))")
+    return R
+
+
+def per_size(arm, arm_overrides, size):
+    """The arm's train.py overrides at this size: input_rms R becomes input_scale = R / own RMS (1 with
+    input_norm on, else the arm's declared init_rms), to 4 significant digits as the fair study writes it."""
+    if "input_rms" not in arm_overrides:
+        return dict(arm_overrides)
+    out = {k: v for k, v in arm_overrides.items() if k != "input_rms"}
+    R = input_rms(arm, arm_overrides, size[1])
+    own = 1.0 if out.get("input_norm") == "True" else ARMS[arm].init_rms  # train.py reads the value as Python
+    if own is None:
+        raise ValueError(f"--arms {arm}: input_rms needs the arm's init_rms (arms.register(..., init_rms=...)), which it does not declare")
+    out["input_scale"] = f"{R / own:.4g}"
+    return out
 
 
 def parse_budget(text):
@@ -142,7 +177,7 @@ def make_run(cell, folder, role, steps, overrides, branch_point=None):
         "name": name,
         "arm": arm,
         "seed": seed,
-        "overrides": {**settings, **arm_overrides, "max_iters": steps, **overrides},
+        "overrides": {**settings, **per_size(arm, arm_overrides, size), "max_iters": steps, **overrides},
         "out_dir": os.path.join(folder, f"{name}-s{seed}"),
         "role": role,
         "label": label,

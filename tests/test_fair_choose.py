@@ -154,3 +154,30 @@ def test_commands_ask_for_edges_first_then_the_next_phase_and_phase_two_does_not
     assert fair_choose.main(argv).splitlines() == [fair_choose.command("kron", (False, 1.0, 2e-3), 1338)]
     quoted = fair_choose.main(["--logs", str(tmp_path), "--axis", "lr", "--commands", "--python", "/my venv/python"])
     assert quoted.startswith("'/my venv/python' -m scripts.run_study")
+
+
+def test_the_forecast_arm_is_the_best_table_at_its_setting_once_the_lr_axis_is_settled(tmp_path):
+    """--forecast-arm (the forecast plan's amendment 3): the best table's chosen (norm, R, lr) as a
+    run_forecast spec, the sqrt(d) point as input_rms=sqrt_d so each size gets its own multiplier;
+    refused while an arm still lacks a learning-rate choice."""
+    tables = {"bpe_tied": (1, 5.9, 2e-3), "bpe_untied": (13.86, 5.5, 4e-3), "bpe_lowrank": (1, 5.8, 2e-3)}
+    argv = ["--axis", "lr", "--logs", str(tmp_path), "--forecast-arm"]
+    for arm, (m, dev, best) in tables.items():
+        for lr in (1e-3, 2e-3, 4e-3):
+            for seed in (1337, 1338):
+                write_run(tmp_path, f"{arm}-{m}-{lr}-s{seed}", arm, m, seed, dev if lr == best else dev + 0.1, lr=lr)
+        if arm == "bpe_tied":  # one arm is not chosen yet: nothing to name
+            with pytest.raises(ValueError, match="has not chosen every arm's learning rate"):
+                fair_choose.main(argv)
+    # bpe_untied's best lr sits at the grid's top edge: an edge run (8e-3, worse) settles it there
+    for seed in (1337, 1338):
+        write_run(tmp_path, f"bpe_untied-13.86-0.008-s{seed}", "bpe_untied", 13.86, seed, 5.6, lr=8e-3)
+    assert fair_choose.main(argv) == "bpe_untied:input_rms=sqrt_d,learning_rate=0.004,min_lr=0.0004"
+
+    def interior(norm, R, dev):  # chosen at lr 2e-3 between 1e-3 and 4e-3: no edge run
+        return {"chosen": (norm, R, 2e-3), "settings": {(norm, R, lr): dev + (lr != 2e-3) for lr in (1e-3, 2e-3, 4e-3)}}
+
+    choice = {"bpe_tied": interior(True, 1.0, 5.0), "bpe_untied": interior(False, 0.02, 6.0), "bpe_lowrank": interior(False, 0.02, 6.0)}
+    assert fair_choose.forecast_arm(choice) == "bpe_tied:input_norm=True,input_rms=1"
+    with pytest.raises(SystemExit):  # --forecast-arm reads the lr axis only
+        fair_choose.main(["--axis", "R", "--logs", str(tmp_path), "--forecast-arm"])

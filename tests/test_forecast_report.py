@@ -131,3 +131,19 @@ def test_a_diverged_run_settles_its_cell_its_branches_and_is_named(results, monk
     text = forecast_report.section_markdown(out)
     assert "Diverged (a cell keeps its other seed): kron-L2d64h2-i977-s1337, kron-L2d64h2-i977-s1338." in text
     assert "Dropped from the fit (no finished seed): kron-L2d64h2-i244, kron-L2d64h2-i488, kron-L2d64h2-i977." in text
+
+
+def test_f2_is_whichever_learned_table_the_grid_declares(tmp_path):
+    """F2's table is read from grid.json (the ×50 table now; the fair study's best once the plan's
+    amendment 3 writes it there); a grid without exactly bpe_tied, kron and one table is refused."""
+    grid = json.load(open(GRID))
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    assert forecast_report.questions(str(tmp_path)) == {"F1": ("bpe_tied", "kron"), "F2": ("bpe_untied-input_scale50", "kron")}
+    grid["arms"][2] = "bpe_tied:input_norm=True,input_rms=sqrt_d,learning_rate=0.004,min_lr=0.0004"
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    f2 = forecast_report.questions(str(tmp_path))["F2"]
+    assert f2 == ("bpe_tied-input_normTrue-input_rmssqrt_d-learning_rate0.004-min_lr0.0004", "kron")
+    grid["arms"] = ["bpe_tied", "kron"]
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    with pytest.raises(ValueError, match="expected bpe_tied, kron and one learned table"):
+        forecast_report.questions(str(tmp_path))

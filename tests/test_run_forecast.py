@@ -47,6 +47,8 @@ def test_plan_lists_stable_runs_branches_and_their_cost(data_dir, tmp_path, caps
         (["--budgets", "1024", "1050"], "these are \\[8, 8\\] steps; expected distinct budgets"),
         (["--budgets", "-5"], "--budgets '-5': expected a number of training tokens > 0"),
         (["--from-scratch-check", "2048"], "16 steps is not one of the branched budgets \\(\\[8\\] steps\\)"),
+        (["--arms", "bpe_tied:input_rms=big"], "input_rms 'big': expected a number > 0 or sqrt_d"),
+        (["--arms", "bpe_tied:input_rms=1,input_scale=50"], "give input_rms or input_scale, not both"),
     ],
 )
 def test_bad_grids_are_refused_naming_the_value(data_dir, tmp_path, argv, message):
@@ -72,6 +74,25 @@ def test_a_grid_file_plans_what_its_flags_would_and_flags_override_it(data_dir, 
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=message):
             run_forecast.main(["--grid", str(tmp_path / "bad.json")] + out)
+
+
+def test_input_rms_gives_each_size_its_own_multiplier(data_dir, tmp_path):
+    """An arm asked for by the RMS it feeds the first block: sqrt_d is 0.02 sqrt(d) (x8 at d 64, x13.86
+    at d 192 on a 0.02 table), a number is divided by the arm's own initial RMS (1 with the norm on)."""
+    base = write_base(data_dir, tmp_path / "base.py")
+    arms = ["bpe_untied:input_rms=sqrt_d", "bpe_tied:input_norm=True,input_rms=2", "kron:input_rms=0.5"]
+    argv = ["--base", base, "--sizes", "1x64x2", "1x192x2", "--arms", *arms, "--seeds", "1", "--budgets", "1024", "2048"]
+    runs = run_forecast.main(argv + ["--out-root", str(tmp_path / "f"), "--list"])
+    scale = {(r["label"], r["size"][1]): r["overrides"]["input_scale"] for r in runs}
+    assert scale == {
+        ("bpe_untied-input_rmssqrt_d", 64): "8",
+        ("bpe_untied-input_rmssqrt_d", 192): "13.86",
+        ("bpe_tied-input_normTrue-input_rms2", 64): "2",
+        ("bpe_tied-input_normTrue-input_rms2", 192): "2",
+        ("kron-input_rms0.5", 64): "0.5",  # kron's code is z-normalised: its own RMS is 1
+        ("kron-input_rms0.5", 192): "0.5",
+    }
+    assert not any("input_rms" in r["overrides"] for r in runs)  # train.py gets only the multiplier
 
 
 def test_the_forecast_studys_grid_file_is_its_plans_grid():
