@@ -25,3 +25,18 @@ def test_the_readme_arms_table_quotes_the_counted_totals():
     quoted = dict(re.findall(r"^\| `(\w+)` \|.*\| ([\d,]+) \|$", readme, re.M))
     counted = {r["arm"].split(" ")[0]: r["total"] for r in analysis.gpt2_rows(pos_dims=(16,))}
     assert quoted and {arm: int(v.replace(",", "")) for arm, v in quoted.items()} == counted
+
+
+def test_the_readme_quotes_bpe_lowranks_matched_ranks():
+    """The README's "r = 10 at d = 128, 62 at d = 768" is arms.matched_rank at V 50,304."""
+    import os
+    import re
+
+    from arms import matched_rank
+    from model import GPTConfig
+
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    row = next(line for line in readme.splitlines() if line.startswith("| `bpe_lowrank` |"))
+    quoted = re.search(r"r = (\d+) at d = (\d+), (\d+) at d = (\d+)", row).groups()
+    for r, d in ((quoted[0], quoted[1]), (quoted[2], quoted[3])):
+        assert matched_rank(GPTConfig(embedding="bpe_lowrank", vocab_size=50304, n_embd=int(d), n_head=4)) == int(r)
