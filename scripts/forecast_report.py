@@ -22,15 +22,13 @@ import numpy as np
 import forecast
 from plotting import plot_scaling
 from runlog import read_json
-from scripts.run_forecast import grid_runs, parse_arm, read_grid
+from scripts.run_forecast import check_plan, grid_runs, parse_arm, read_grid
 from scripts.run_study import diverged_at
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GPU_STUDY = "config/gpu_study_124m.py"  # F3's tokens: what scripts/gpu_study.sh trains each arm on
 REPLICATES = 400
 HELD_OUT_LIMIT = 0.02  # nats: rule 1, F1's mean absolute held-out gap error, read for every 124M forecast
-CHECK_RUN = "bpe_tied-L4d128h4-i488"  # C1 and C2 (run.sh's checks): the arm, size and budget the plan names
-COSINE_RUN = "bpe_tied-lr_schedulecosine-max_iters488"
 
 
 def folder(results):
@@ -135,16 +133,17 @@ def checks(here):
     """C1: per seed, scratch - branch final loss, beside the branch cell's seed spread; C2: per seed,
     cosine - WSD. A check whose runs are not all finished and kept is None."""
     runs = os.path.join(here, "runs")
+    cp = check_plan(os.path.join(here, "grid.json"), root=ROOT)  # the checks cell, declared once
 
     def losses(folder, name):
         points = {s: forecast.run_point(os.path.join(folder, f"{name}-s{s}")) for s in seeds}
         return None if any(p is None for p in points.values()) else {s: p["loss"] for s, p in points.items()}
 
-    seeds = sorted(int(n.rsplit("-s", 1)[1]) for n in os.listdir(runs) if n.startswith(CHECK_RUN + "-s"))
-    branch = losses(runs, CHECK_RUN)
+    seeds = sorted(int(n.rsplit("-s", 1)[1]) for n in os.listdir(runs) if n.startswith(cp["c1_name"] + "-s"))
+    branch = losses(runs, cp["c1_name"])
     if not seeds or branch is None:
         return {"C1": None, "C2": None}
-    c1, c2 = losses(os.path.join(runs, "scratch"), CHECK_RUN), losses(os.path.join(here, "cosine"), COSINE_RUN)
+    c1, c2 = losses(os.path.join(runs, "scratch"), cp["c1_name"]), losses(os.path.join(here, "cosine"), cp["c2_name"])
     return {
         "C1": None
         if c1 is None

@@ -249,7 +249,8 @@ def describe(runs, tokens_per_step):
 
 
 DEFAULTS = {"arms": ["bpe_tied", "kron"], "seeds": [1337, 1338, 1339]}  # when neither a flag nor --grid gives them
-GRID_KEYS = {"base": str, "sizes": list, "arms": list, "seeds": list, "budgets": list}
+GRID_KEYS = {"base": str, "sizes": list, "arms": list, "seeds": list, "budgets": list, "checks": dict}
+CHECK_KEYS = ("arm", "size", "budget")  # the plan's checks C1 and C2: one (arm, size) at one branched budget
 
 
 def read_grid(path):
@@ -265,7 +266,41 @@ def read_grid(path):
             raise ValueError(f"--grid {path}: {key} {value!r}: expected a JSON {'string' if key == 'base' else 'list'}")
     if not all(isinstance(s, int) for s in grid.get("seeds", [])):
         raise ValueError(f"--grid {path}: seeds {grid['seeds']}: expected integers")
+    if "checks" in grid and sorted(grid["checks"]) != sorted(CHECK_KEYS):
+        raise ValueError(f"--grid {path}: checks {grid['checks']}: expected an object with {', '.join(CHECK_KEYS)}")
     return {k: [str(x) for x in v] if k in ("sizes", "arms", "budgets") else v for k, v in grid.items()}
+
+
+def check_plan(path, root=None):
+    """The plan's checks from a grid file: C1 (a branch against the same schedule from scratch) and C2
+    (cosine at the same budget), both at grid.json's checks cell. Returns its arm, size, steps, the
+    run name C1's branch and scratch runs share, and C2's run_study group name and overrides (the
+    size as extra settings, so the name stays the arm's)."""
+    g = {**DEFAULTS, **read_grid(path)}
+    if "checks" not in g:
+        raise ValueError(f"--grid {path}: no checks ({', '.join(CHECK_KEYS)}) declared")
+    c = g["checks"]
+    if c["arm"] not in g["arms"] or c["size"] not in g["sizes"] or c["budget"] not in g["budgets"]:
+        raise ValueError(f"--grid {path}: checks {c}: expected an arm, size and budget of the grid")
+    base = os.path.join(root, g["base"]) if root and not os.path.isabs(g["base"]) else g["base"]
+    tokens_per_step, _ = base_facts(base, [])
+    steps = round(parse_budget(c["budget"]) / tokens_per_step)
+    if steps == max(budget_steps([parse_budget(b) for b in g["budgets"]], tokens_per_step)):
+        raise ValueError(f"--grid {path}: checks budget {c['budget']}: the largest budget has no branch to check")
+    label, arm, overrides = parse_arm(c["arm"])
+    size = parse_size(c["size"])
+    c2_grid = {**per_size(arm, overrides, size), "lr_schedule": "cosine", "max_iters": steps}
+    return {
+        "arm": arm,
+        "arm_overrides": overrides,
+        "size": size,
+        "steps": steps,
+        "budget": c["budget"],
+        "c1_name": f"{label}-L{size[0]}d{size[1]}h{size[2]}-i{steps}",
+        "c2_name": arm + "".join(f"-{k}{v}" for k, v in c2_grid.items()),  # run_study's group name
+        "c2_grid": c2_grid,
+        "c2_extra": [f"--n_layer={size[0]}", f"--n_embd={size[1]}", f"--n_head={size[2]}"],
+    }
 
 
 def grid_runs(path, out_root="", root=None):
@@ -292,12 +327,17 @@ def parse_args(argv):
     p.add_argument("--launcher", default=None, help='e.g. "torchrun --standalone --nproc_per_node=8"')
     p.add_argument("--keep-logs", default=None, help="copy each finished run's metrics.jsonl here; skip runs whose kept log is complete")
     p.add_argument("--from-scratch-check", default=None, help="also a from-scratch wsd run of this budget (a branched one of --budgets)")
+    p.add_argument(
+        "--check",
+        choices=("scratch", "cosine"),
+        help="with --grid: run a check at its checks cell: scratch (C1: the cell with --from-scratch-check) or cosine (C2, via run_study)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the runs and their states; run nothing")
     p.add_argument("--list", action="store_true", help="list the plan (steps, branch points, cost) without reading any run")
     args, extra = p.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
     for key, value in {**DEFAULTS, **(read_grid(args.grid) if args.grid else {})}.items():
-        if getattr(args, key) is None:
+        if key != "checks" and getattr(args, key) is None:  # the checks cell is read by --check alone
             setattr(args, key, value)
     missing = [f"--{k}" for k in ("base", "sizes", "budgets") if getattr(args, k) is None]
     if missing:
@@ -314,6 +354,13 @@ def parse_args(argv):
 
 def main(argv=None):
     args, extra = parse_args(argv)
+    if args.check:
+        if not args.grid:
+            raise ValueError("--check reads the checks cell of a grid file: give --grid")
+        cp = check_plan(args.grid)
+        if args.check == "cosine":
+            return cosine_check(cp, args, extra)
+        args.sizes, args.arms, args.from_scratch_check = [args_size(cp["size"])], [arm_spec(cp)], cp["budget"]
     sizes = [parse_size(s) for s in args.sizes]
     arms = [parse_arm(a) for a in args.arms]
     tokens_per_step, cooldown_frac = base_facts(args.base, extra)
@@ -350,6 +397,25 @@ def main(argv=None):
     if failed:
         sys.exit(run_study.did_not_finish(failed, with_state=True))
     return runs
+
+
+def args_size(size):
+    return "x".join(str(n) for n in size)
+
+
+def arm_spec(cp):
+    return cp["arm"] + (":" + ",".join(f"{k}={v}" for k, v in cp["arm_overrides"].items()) if cp["arm_overrides"] else "")
+
+
+def cosine_check(cp, args, extra):
+    """C2: the checks cell with the cosine schedule of the other studies, at the same budget, through
+    run_study (its runs are not WSD, so not this runner's)."""
+    argv = ["--base", args.base, "--arms", cp["arm"], "--seeds", *[str(s) for s in sorted(set(args.seeds))], "--out-root", args.out_root]
+    argv += ["--keep-logs", args.keep_logs] if args.keep_logs else []
+    argv += [f"--grid={k}={v}" for k, v in cp["c2_grid"].items()] + ["--parallel", str(args.parallel)]
+    argv += ["--launcher", args.launcher] if args.launcher else []
+    argv += ["--dry-run"] if args.dry_run or args.list else []
+    return run_study.main(argv + ["--", *cp["c2_extra"], *extra])
 
 
 def execute(runs, args, extra):

@@ -95,6 +95,31 @@ def test_input_rms_gives_each_size_its_own_multiplier(data_dir, tmp_path):
     assert not any("input_rms" in r["overrides"] for r in runs)  # train.py gets only the multiplier
 
 
+def test_the_checks_run_at_the_grids_checks_cell(data_dir, tmp_path, capsys):
+    """--check scratch plans the checks cell with its from-scratch run (C1), --check cosine the same
+    arm, size and budget on the cosine schedule through run_study (C2); both read the cell from the
+    grid file alone, and a cell outside the grid is refused."""
+    base = write_base(data_dir, tmp_path / "base.py")
+    grid = {"base": base, "sizes": ["1x32x2", "1x64x2"], "arms": ["bpe_tied", "kron"], "seeds": [1, 2], "budgets": ["1024", "2048"]}
+    grid["checks"] = {"arm": "kron", "size": "1x64x2", "budget": "1024"}
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    out = ["--out-root", str(tmp_path / "f")]
+    c1 = run_forecast.main(["--grid", str(tmp_path / "grid.json"), "--check", "scratch", "--list"] + out)
+    flags = ["--base", base, "--sizes", "1x64x2", "--arms", "kron", "--seeds", "1", "2", "--budgets", "1024", "2048"]
+    assert c1 == run_forecast.main(flags + ["--from-scratch-check", "1024", "--list"] + out)
+    assert [r["name"] for r in c1 if r["role"] == "scratch"] == ["kron-L1d64h2-i8"] * 2
+    c2 = run_forecast.main(["--grid", str(tmp_path / "grid.json"), "--check", "cosine", "--dry-run"] + out)
+    assert [(r["name"], r["seed"]) for r in c2] == [("kron-lr_schedulecosine-max_iters8", 1), ("kron-lr_schedulecosine-max_iters8", 2)]
+    plan = run_forecast.check_plan(str(tmp_path / "grid.json"))
+    assert (plan["c1_name"], plan["c2_name"]) == ("kron-L1d64h2-i8", "kron-lr_schedulecosine-max_iters8")
+    assert plan["c2_extra"] == ["--n_layer=1", "--n_embd=64", "--n_head=2"]  # the size, outside the group name
+    bad = [({"size": "2x64x2"}, "expected an arm, size and budget of the grid"), ({"budget": "2048"}, "largest budget has no branch")]
+    for cell, message in bad:
+        (tmp_path / "bad.json").write_text(json.dumps({**grid, "checks": {**grid["checks"], **cell}}))
+        with pytest.raises(ValueError, match=message):
+            run_forecast.check_plan(str(tmp_path / "bad.json"))
+
+
 def test_the_forecast_studys_grid_file_is_its_plans_grid():
     runs = run_forecast.grid_runs("results/forecast/grid.json")  # PLAN.md: 96 runs, 27,552 steps
     assert len(runs) == 96 and sum(r["cost"] for r in runs) == 27_552

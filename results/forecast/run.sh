@@ -9,10 +9,9 @@ LANES=${LANES:-2}
 K=results/forecast
 # the grid (sizes, arms, seeds, budgets) is declared once, in grid.json: make_results reads it too
 "$PY" -m scripts.run_forecast --grid "$K/grid.json" --out-root runs/forecast --keep-logs "$K/runs" --parallel "$LANES" -- --num_threads=1
-# check 1: a branch's cool-down against the same WSD schedule run from scratch (bpe_tied, 4L d128, 2M tokens)
-"$PY" -m scripts.run_forecast --base config/forecast.py --sizes 4x128x4 --arms bpe_tied --seeds 1337 1338 \
-    --budgets 5e5 1e6 2e6 4e6 --from-scratch-check 2e6 --out-root runs/forecast --keep-logs "$K/runs" \
+# the checks, at grid.json's checks cell: C1 a branch's cool-down against the same
+# WSD schedule run from scratch; C2 the cosine schedule the other studies use, at the same budget
+"$PY" -m scripts.run_forecast --grid "$K/grid.json" --check scratch --out-root runs/forecast --keep-logs "$K/runs" \
     --parallel "$LANES" -- --num_threads=1
-# check 2: the cosine schedule the other studies use, at the same budget (488 steps), same arm and size
-"$PY" -m scripts.run_study --base config/forecast.py --arms bpe_tied --seeds 1337 1338 --out-root runs/forecast_cosine \
-    --keep-logs "$K/cosine" --grid lr_schedule=cosine --grid max_iters=488 --parallel "$LANES" -- --num_threads=1
+"$PY" -m scripts.run_forecast --grid "$K/grid.json" --check cosine --out-root runs/forecast_cosine --keep-logs "$K/cosine" \
+    --parallel "$LANES" -- --num_threads=1
