@@ -555,12 +555,17 @@ def fair_runs(logs):
 FAIR_SQRT_D = {"S": round(0.02 * 192**0.5, 4), "L": round(0.02 * 128**0.5, 4)}  # R = 0.02 sqrt(d): 0.2771 at S, 0.2263 at L
 
 
+def fair_is_sqrt_d(R):
+    """Whether R is the plan's sqrt(d) point at S (0.02 sqrt(192) = 0.2771; a table's 13.86 x 0.02 logs as 0.2772)."""
+    return abs(R - FAIR_SQRT_D["S"]) < 1e-3
+
+
 def fair_setting_at(setting, scale):
     """A chosen S setting (norm, R, lr) as the plan runs it at `scale`: the sqrt(d) point becomes that
     scale's (a table's 13.86 x 0.02 logs as R 0.2772, the hybrid's 0.196 x sqrt 2 as 0.277186), the rest
     carried over as they are."""
     norm, R, lr = setting
-    return (norm, FAIR_SQRT_D[scale] if scale != "S" and abs(R - FAIR_SQRT_D["S"]) < 1e-3 else R, lr)
+    return (norm, FAIR_SQRT_D[scale] if scale != "S" and fair_is_sqrt_d(R) else R, lr)
 
 
 def fair_same_setting(a, b):

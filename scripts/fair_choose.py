@@ -77,7 +77,7 @@ def forecast_arm(choice):
         raise ValueError("the fair study has not chosen every arm's learning rate yet (--axis lr): no best table to name")
     table = analysis.fair_best_table(choice)
     norm, R, lr = choice[table]["chosen"]
-    rms = "sqrt_d" if abs(R - analysis.FAIR_SQRT_D["S"]) < 1e-3 else f"{R:g}"
+    rms = "sqrt_d" if analysis.fair_is_sqrt_d(R) else f"{R:g}"
     items = (["input_norm=True"] if norm else []) + [f"input_rms={rms}"]
     items += [] if lr == 2e-3 else [f"learning_rate={lr:g}", f"min_lr={lr / 10:g}"]
     return f"{table}:{','.join(items)}"
@@ -138,22 +138,27 @@ def report(choice, axis):
     return "\n".join(lines)
 
 
+def choice_from(logs, axis):
+    """analysis.fair_choice along `axis` from the kept logs of phases 1-2 (phase 3's seeds never choose;
+    the R axis reads only lr 2e-3 runs, so phase 2's runs cannot move R's choice)."""
+    if not os.path.isdir(logs):
+        raise ValueError(f"--logs {logs!r}: not a folder of kept run logs")
+    runs = [r for r in analysis.fair_runs(logs) if r["seed"] not in PHASE3_SEEDS]
+    return analysis.fair_choice([r for r in runs if r["lr"] == 2e-3] if axis == "R" else runs)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--axis", choices=("R", "lr"), required=True, help="R after phase 1, lr after phase 2")
     p.add_argument("--logs", default=os.path.join(ROOT, "results", "study_fair", "runs"))
-    p.add_argument("--commands", action="store_true", help="print only the commands to run now, one a line (continue.sh)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--commands", action="store_true", help="print only the commands to run now, one a line (continue.sh)")
+    what.add_argument("--forecast-arm", action="store_true", help="with --axis lr: print only the forecast grid's third arm")
     p.add_argument("--python", default="python", help="the interpreter the printed commands call")
-    p.add_argument("--forecast-arm", action="store_true", help="with --axis lr: print only the forecast grid's third arm")
     args = p.parse_args(argv)
     if args.forecast_arm and args.axis != "lr":
         p.error("--forecast-arm reads the learning-rate choice: give --axis lr")
-    if not os.path.isdir(args.logs):
-        raise ValueError(f"--logs {args.logs!r}: not a folder of kept run logs")
-    runs = analysis.fair_runs(args.logs)
-    if args.axis == "R":  # phase 1 and its edge runs are at lr 2e-3; phase 2's runs must not move R's choice
-        runs = [r for r in runs if r["lr"] == 2e-3]
-    choice = analysis.fair_choice([r for r in runs if r["seed"] not in PHASE3_SEEDS])
+    choice = choice_from(args.logs, args.axis)
     if args.forecast_arm:
         text = forecast_arm(choice)
     else:

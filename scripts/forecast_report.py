@@ -22,6 +22,7 @@ import numpy as np
 import forecast
 from plotting import plot_scaling
 from runlog import read_json
+from scripts import fair_choose
 from scripts.run_forecast import check_plan, grid_runs, parse_arm, read_grid
 from scripts.run_study import diverged_at
 
@@ -51,6 +52,50 @@ def questions(here):
     if sorted(labels) != sorted(["bpe_tied", "kron", *third]) or len(third) != 1:
         raise ValueError(f"{here}/grid.json arms {labels}: expected bpe_tied, kron and one learned table (F2's)")
     return {"F1": ("bpe_tied", "kron"), "F2": (third[0], "kron")}
+
+
+X50 = "bpe_untied:input_scale=50"  # the plan's third arm until its amendment 3 names the fair study's best table
+TIED_AT_ITS_OWN = "bpe_tied:input_rms=0.02"  # the fair study's best table when it is bpe_tied as it stands (amendment 4)
+
+
+def third_arm(results):
+    """(the grid's declared third arm, the one the plan's amendments 3-4 ask for, why): the fair study's
+    best table at its chosen setting (fair_choose --forecast-arm) once every arm's learning rate is
+    chosen; the x50 table while it is not, or when that best table is bpe_tied as it stands (F1's arm)."""
+    declared = [a for a in read_grid(os.path.join(folder(results), "grid.json"))["arms"] if a not in ("bpe_tied", "kron")][0]
+    logs = os.path.join(results, "study_fair", "runs")
+    try:
+        best = fair_choose.forecast_arm(fair_choose.choice_from(logs, "lr"))
+    except ValueError:
+        return declared, X50, "the fair study had not chosen every arm's learning rate"
+    if best == TIED_AT_ITS_OWN:
+        return declared, X50, "the fair study's best table is bpe_tied as it stands, already F1's arm"
+    return declared, best, "the fair study's best table at its chosen setting"
+
+
+def third_arm_record(results):
+    """F2's table and why, as RESULTS.md says it. run.sh's guard made the declared arm the wanted one at
+    the grid's start; a x50 table that differs from what is wanted now was declared before the fair study
+    had chosen (its choice does not move once made: phase 3's seeds never choose)."""
+    declared, wanted, why = third_arm(results)
+    if declared != wanted:
+        why = "the fair study had not chosen every arm's learning rate" if declared == X50 else f"the fair study now names {wanted}"
+    return {"arm": declared, "why": why, "exploratory": declared != X50}
+
+
+def before_first_run(results):
+    """run.sh's guard (amendment 3): before the grid's first run, grid.json's third arm must be the one
+    the amendments ask for; once a run is kept, the grid's arms stand. Returns what it found, in words."""
+    kept = os.path.join(folder(results), "runs")
+    if os.path.isdir(kept) and os.listdir(kept):
+        return f"{len(os.listdir(kept))} runs kept in {kept}: the grid's arms stand"
+    declared, wanted, why = third_arm(results)
+    if declared != wanted:
+        raise ValueError(
+            f"grid.json's third arm is {declared!r}, but {why} asks for {wanted!r} (results/forecast/PLAN.md, amendments 3-4): "
+            "write it into grid.json and commit that before the first run"
+        )
+    return f"third arm {declared}: {why}"
 
 
 def grid_status(results):
@@ -97,6 +142,7 @@ def build(results, replicates=REPLICATES):
         out = {q: forecast.forecast(points, ref, other, replicates=replicates, shared=True, also=[f3]) for q, (ref, other) in qs.items()}
         out["inputs_sha256"] = inputs
     out["checks"] = checks(here)
+    out["third_arm"] = third_arm_record(results)
     out["diverged"], out["skipped"] = diverged, skipped
     out["dropped_cells"] = dropped_cells(planned, points)
     with open(kept, "w") as f:
@@ -206,6 +252,7 @@ def section_markdown(out):
     ]
     for q, fc in ((q, out[q]) for q in ("F1", "F2")):
         f3 = fc["also"][0]
+        q = f"{q} (exploratory)" if q == "F2" and out.get("third_arm", {}).get("exploratory") else q
         lines.append(
             f"| {q}: {fc['ref']} − {fc['other']} | {gap_cell(fc['gap'], fc['interval95'], fc['p_other_better'])} | {verdict(fc, error)} "
             f"| {gap_cell(f3['gap'], f3['interval95'], f3['p_other_better'])} | {verdict(f3, error)} |"
@@ -222,6 +269,7 @@ def section_markdown(out):
         + "; ".join(f"{arm}: E {p['E']:.3f}, α {p['alpha']:.3f}, β {p['beta']:.3f}" for arm, p in f1["params"].items())
         + ".",
         "",
+        third_arm_text(out.get("third_arm")),
         checks_text(out["checks"]),
         *missing_text(out),
         "",
@@ -263,6 +311,14 @@ def checks_text(c):
     return f"{one} {two}"
 
 
+def third_arm_text(t):
+    """Which table F2 compares with kron, and why (the plan's amendments 3-4)."""
+    if t is None:
+        return ""
+    tail = " F2 is exploratory: an amendment set its arm." if t["exploratory"] else ""
+    return f"F2's table is {t['arm']} ({t['why']} when the grid started; results/forecast/PLAN.md, amendments 3-4).{tail}"
+
+
 def missing_text(out):
     """The plan's rule for missing runs: diverged runs named, cells with no finished seed named as dropped."""
     lines = []
@@ -273,3 +329,17 @@ def missing_text(out):
     if out.get("dropped_cells"):
         lines.append(f"Dropped from the fit (no finished seed): {', '.join(out['dropped_cells'])}.")
     return ["", *lines] if lines else []
+
+
+if __name__ == "__main__":  # results/forecast/run.sh's guard before the grid's first run
+    import argparse
+
+    from errors import run_cli
+
+    def main(argv=None):
+        p = argparse.ArgumentParser(description="the forecast grid's third arm, checked before its first run (PLAN.md amendment 3)")
+        p.add_argument("--before-first-run", action="store_true", required=True)
+        p.add_argument("--results", default=os.path.join(ROOT, "results"))
+        print(before_first_run(p.parse_args(argv).results))
+
+    run_cli(main, also=(ValueError,))

@@ -19,6 +19,12 @@ each smaller budget is then a branch (init_from='branch:...') that runs only its
 which train.py makes identical to a from-scratch run of that budget. Cost per (size, arm, seed):
 T_max + sum of the smaller budgets' K steps.
 
+An arm may ask for the RMS it feeds the first block instead of a multiplier: bpe_untied:input_rms=R
+(or input_rms=sqrt_d, 0.02 sqrt(n_embd)) runs each size at input_scale = R / the arm's own initial RMS.
+With --grid, --check scratch runs the grid file's checks cell with --from-scratch-check at its budget
+(C1 of results/forecast/PLAN.md) and --check cosine the same cell on the cosine schedule through
+scripts/run_study.py (C2: the one kind of run here that is not WSD).
+
 Runs go in <out-root>/<arm>[-<key><value>...]-L<n_layer>d<n_embd>h<n_head>-i<steps>-s<seed> (the
 --from-scratch-check runs in <out-root>/scratch/); stable runs first, then the branches. Whether a run
 is done, resumed or refused is scripts/run_study.py's rule (its state()), so rerunning the same command
@@ -91,6 +97,21 @@ def input_rms(spec, overrides, n_embd):
     if not 0 < R < float("inf"):
         raise ValueError(f"--arms {spec!r}: input_rms {text!r}: expected a number > 0 or sqrt_d (0.02 sqrt(n_embd))")
     return R
+
+
+def check_input_rms(arms, base, extra):
+    """input_rms sets input_scale from the arm's own input_norm (per_size), so neither may come from the
+    base config or the extra overrides, where per_size cannot see it."""
+    if not any("input_rms" in overrides for _, _, overrides in arms):
+        return
+    from configurator import load_config
+
+    c = load_config([base] + list(extra))
+    if c["input_norm"] or c["input_scale"] != 1.0:
+        raise ValueError(
+            f"an arm asks for input_rms, but {base} or the extra overrides set input_norm={c['input_norm']}, "
+            f"input_scale={c['input_scale']}: give input_norm in the arm (ARM:input_norm=True,input_rms=R); input_rms sets input_scale"
+        )
 
 
 def per_size(arm, arm_overrides, size):
@@ -254,24 +275,25 @@ CHECK_KEYS = ("arm", "size", "budget")  # the plan's checks C1 and C2: one (arm,
 
 
 def read_grid(path):
-    """A grid file: JSON with some of base, sizes, arms, seeds, budgets (as on the command line), so that
-    the runner and scripts/make_results.py read one declaration of a study's grid."""
+    """A grid file: JSON with some of base, sizes, arms, seeds, budgets (as on the command line), and
+    optionally checks (the cell --check runs at: arm, size, budget), so that the runner and
+    scripts/make_results.py read one declaration of a study's grid."""
     grid = read_json(path)
     if not isinstance(grid, dict):
         raise ValueError(f"--grid {path}: a JSON {type(grid).__name__}; expected an object with some of {', '.join(GRID_KEYS)}")
     for key, value in grid.items():
         if key not in GRID_KEYS:
             raise ValueError(f"--grid {path}: unknown setting {key!r}; expected some of {', '.join(GRID_KEYS)}")
-        if not isinstance(value, GRID_KEYS[key]):
+        if not isinstance(value, GRID_KEYS[key]) and key != "checks":  # checks: its own message below
             raise ValueError(f"--grid {path}: {key} {value!r}: expected a JSON {'string' if key == 'base' else 'list'}")
     if not all(isinstance(s, int) for s in grid.get("seeds", [])):
         raise ValueError(f"--grid {path}: seeds {grid['seeds']}: expected integers")
-    if "checks" in grid and sorted(grid["checks"]) != sorted(CHECK_KEYS):
+    if "checks" in grid and (not isinstance(grid["checks"], dict) or sorted(grid["checks"]) != sorted(CHECK_KEYS)):
         raise ValueError(f"--grid {path}: checks {grid['checks']}: expected an object with {', '.join(CHECK_KEYS)}")
     return {k: [str(x) for x in v] if k in ("sizes", "arms", "budgets") else v for k, v in grid.items()}
 
 
-def check_plan(path, root=None):
+def check_plan(path, root=None, extra=()):
     """The plan's checks from a grid file: C1 (a branch against the same schedule from scratch) and C2
     (cosine at the same budget), both at grid.json's checks cell. Returns its arm, size, steps, the
     run name C1's branch and scratch runs share, and C2's run_study group name and overrides (the
@@ -283,7 +305,7 @@ def check_plan(path, root=None):
     if c["arm"] not in g["arms"] or c["size"] not in g["sizes"] or c["budget"] not in g["budgets"]:
         raise ValueError(f"--grid {path}: checks {c}: expected an arm, size and budget of the grid")
     base = os.path.join(root, g["base"]) if root and not os.path.isabs(g["base"]) else g["base"]
-    tokens_per_step, _ = base_facts(base, [])
+    tokens_per_step, _ = base_facts(base, extra)
     steps = round(parse_budget(c["budget"]) / tokens_per_step)
     if steps == max(budget_steps([parse_budget(b) for b in g["budgets"]], tokens_per_step)):
         raise ValueError(f"--grid {path}: checks budget {c['budget']}: the largest budget has no branch to check")
@@ -297,7 +319,7 @@ def check_plan(path, root=None):
         "steps": steps,
         "budget": c["budget"],
         "c1_name": f"{label}-L{size[0]}d{size[1]}h{size[2]}-i{steps}",
-        "c2_name": arm + "".join(f"-{k}{v}" for k, v in c2_grid.items()),  # run_study's group name
+        "c2_name": run_study.plan([arm], [0], [(k, [v]) for k, v in c2_grid.items()], "")[0]["name"],  # as run_study names it
         "c2_grid": c2_grid,
         "c2_extra": [f"--n_layer={size[0]}", f"--n_embd={size[1]}", f"--n_head={size[2]}"],
     }
@@ -311,12 +333,13 @@ def grid_runs(path, out_root="", root=None):
     tokens_per_step, cooldown_frac = base_facts(base, [])
     steps = budget_steps([parse_budget(b) for b in g["budgets"]], tokens_per_step)
     sizes, arms = [parse_size(s) for s in g["sizes"]], [parse_arm(a) for a in g["arms"]]
+    check_input_rms(arms, base, [])
     return plan(sizes, arms, sorted(set(g["seeds"])), steps, cooldown_frac, out_root)
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--grid", default=None, help="a JSON file giving any of base, sizes, arms, seeds, budgets (flags given here win)")
+    p.add_argument("--grid", default=None, help="a JSON file of base, sizes, arms, seeds, budgets (flags win) and checks (--check)")
     p.add_argument("--base", help="base config file (its cooldown_frac sets every cool-down)")
     p.add_argument("--sizes", nargs="+", help="n_layer x n_embd x n_head, e.g. 4x128x4 6x192x6")
     p.add_argument("--arms", nargs="+", help="ARM or ARM:key=value,... e.g. kron:input_scale=50 (default: bpe_tied kron)")
@@ -336,6 +359,7 @@ def parse_args(argv):
     p.add_argument("--list", action="store_true", help="list the plan (steps, branch points, cost) without reading any run")
     args, extra = p.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
+    args.given = {k for k, v in vars(args).items() if v is not None}  # on the command line, before the grid file fills the rest
     for key, value in {**DEFAULTS, **(read_grid(args.grid) if args.grid else {})}.items():
         if key != "checks" and getattr(args, key) is None:  # the checks cell is read by --check alone
             setattr(args, key, value)
@@ -357,12 +381,16 @@ def main(argv=None):
     if args.check:
         if not args.grid:
             raise ValueError("--check reads the checks cell of a grid file: give --grid")
-        cp = check_plan(args.grid)
+        given = [f"--{k.replace('_', '-')}" for k in ("sizes", "arms", "from_scratch_check") if k in args.given]
+        if given:
+            raise ValueError(f"--check runs at the grid file's checks cell: {', '.join(given)} would be ignored; leave them out")
+        cp = check_plan(args.grid, extra=extra)
         if args.check == "cosine":
             return cosine_check(cp, args, extra)
         args.sizes, args.arms, args.from_scratch_check = [args_size(cp["size"])], [arm_spec(cp)], cp["budget"]
     sizes = [parse_size(s) for s in args.sizes]
     arms = [parse_arm(a) for a in args.arms]
+    check_input_rms(arms, args.base, extra)
     tokens_per_step, cooldown_frac = base_facts(args.base, extra)
     steps = budget_steps([parse_budget(b) for b in args.budgets], tokens_per_step)
     scratch = None

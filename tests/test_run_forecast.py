@@ -93,6 +93,9 @@ def test_input_rms_gives_each_size_its_own_multiplier(data_dir, tmp_path):
         ("kron-input_rms0.5", 192): "0.5",
     }
     assert not any("input_rms" in r["overrides"] for r in runs)  # train.py gets only the multiplier
+    for elsewhere in ("--input_norm=True", "--input_scale=2"):  # per_size cannot see these: refused
+        with pytest.raises(ValueError, match="give input_norm in the arm"):
+            run_forecast.main(argv + ["--out-root", str(tmp_path / "f"), "--list", "--", elsewhere])
 
 
 def test_the_checks_run_at_the_grids_checks_cell(data_dir, tmp_path, capsys):
@@ -118,6 +121,11 @@ def test_the_checks_run_at_the_grids_checks_cell(data_dir, tmp_path, capsys):
         (tmp_path / "bad.json").write_text(json.dumps({**grid, "checks": {**grid["checks"], **cell}}))
         with pytest.raises(ValueError, match=message):
             run_forecast.check_plan(str(tmp_path / "bad.json"))
+    (tmp_path / "bad.json").write_text(json.dumps({**grid, "checks": ["kron"]}))
+    with pytest.raises(ValueError, match="checks \\['kron'\\]: expected an object with arm, size, budget"):
+        run_forecast.check_plan(str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="--check runs at the grid file's checks cell: --sizes would be ignored"):
+        run_forecast.main(["--grid", str(tmp_path / "grid.json"), "--check", "scratch", "--sizes", "1x32x2", "--list"] + out)
 
 
 def test_the_forecast_studys_grid_file_is_its_plans_grid():

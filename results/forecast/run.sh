@@ -7,6 +7,8 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 LANES=${LANES:-2}
 K=results/forecast
+# before the first run: grid.json's third arm is the one the plan's amendments 3-4 ask for (else it stops and says what)
+"$PY" -m scripts.forecast_report --before-first-run
 # the grid (sizes, arms, seeds, budgets) is declared once, in grid.json: make_results reads it too
 "$PY" -m scripts.run_forecast --grid "$K/grid.json" --out-root runs/forecast --keep-logs "$K/runs" --parallel "$LANES" -- --num_threads=1
 # the checks, at grid.json's checks cell: C1 a branch's cool-down against the same
