@@ -12,6 +12,15 @@ and forecast.png, and renders RESULTS.md's section with the plan's decision rule
   C2  WSD against cosine at one budget (results/forecast/cosine/)
 """
 
+if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
+    import os
+    import runpy
+    import sys
+
+    sys.path[0] = os.path.realpath(__file__ + "/../..")
+    runpy.run_module("scripts.forecast_report", run_name="__main__", alter_sys=True)
+    raise SystemExit
+import argparse
 import hashlib
 import inspect
 import json
@@ -20,6 +29,7 @@ import os
 import numpy as np
 
 import forecast
+from errors import run_cli
 from plotting import plot_scaling
 from runlog import read_json
 from scripts import fair_choose
@@ -331,15 +341,15 @@ def missing_text(out):
     return ["", *lines] if lines else []
 
 
-if __name__ == "__main__":  # results/forecast/run.sh's guard before the grid's first run
-    import argparse
+def main(argv=None):
+    """results/forecast/run.sh's guard before the grid's first run (before_first_run)."""
+    p = argparse.ArgumentParser(description="the forecast grid's third arm, checked before its first run (PLAN.md amendment 3)")
+    p.add_argument("--before-first-run", action="store_true", required=True, help="the one thing this command does")
+    p.add_argument("--results", default=os.path.join(ROOT, "results"))
+    found = before_first_run(p.parse_args(argv).results)
+    print(found)
+    return found
 
-    from errors import run_cli
 
-    def main(argv=None):
-        p = argparse.ArgumentParser(description="the forecast grid's third arm, checked before its first run (PLAN.md amendment 3)")
-        p.add_argument("--before-first-run", action="store_true", required=True)
-        p.add_argument("--results", default=os.path.join(ROOT, "results"))
-        print(before_first_run(p.parse_args(argv).results))
-
+if __name__ == "__main__":
     run_cli(main, also=(ValueError,))

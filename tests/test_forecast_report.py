@@ -167,7 +167,7 @@ def test_before_the_first_run_the_third_arm_must_be_the_fair_studys_best_table(t
             for seed in (1337, 1338):
                 write_run(logs, f"{arm}-{lr}-s{seed}", arm, m, seed, dev + (lr != 2e-3) * 0.1, lr=lr)
     with pytest.raises(ValueError, match="asks for 'bpe_untied:input_rms=sqrt_d'.*write it into grid.json and commit"):
-        forecast_report.before_first_run(str(tmp_path))
+        forecast_report.main(["--before-first-run", "--results", str(tmp_path)])  # what run.sh calls
     record = forecast_report.third_arm_record(str(tmp_path))  # a grid started before the fair study chose
     assert record == {
         "arm": "bpe_untied:input_scale=50",
