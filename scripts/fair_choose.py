@@ -69,12 +69,16 @@ def settled(choice, axis):
     return all(c["chosen"] is not None and not analysis.fair_extension(c["chosen"], list(c["settings"]), axis) for c in choice.values())
 
 
+class NotSettled(ValueError):
+    """The fair study has not chosen every arm's learning rate: no best table to name yet."""
+
+
 def forecast_arm(choice):
     """The forecast study's third arm (its PLAN.md, amendment 3): the best learned table at its chosen
     setting, as a run_forecast --arms spec. R is asked for as an RMS (input_rms), so that each model size
     gets its own multiplier: the sqrt(d) point as sqrt_d, any other R as the number."""
     if not settled(choice, "lr") or analysis.fair_best_table(choice) is None:
-        raise ValueError("the fair study has not chosen every arm's learning rate yet (--axis lr): no best table to name")
+        raise NotSettled("the fair study has not chosen every arm's learning rate yet (--axis lr): no best table to name")
     table = analysis.fair_best_table(choice)
     norm, R, lr = choice[table]["chosen"]
     rms = "sqrt_d" if analysis.fair_is_sqrt_d(R) else f"{R:g}"

@@ -359,7 +359,7 @@ def parse_args(argv):
     p.add_argument("--list", action="store_true", help="list the plan (steps, branch points, cost) without reading any run")
     args, extra = p.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
-    args.given = {k for k, v in vars(args).items() if v is not None}  # on the command line, before the grid file fills the rest
+    args.given = {k for k, v in vars(args).items() if v != p.get_default(k)}  # on the command line, before the grid fills the rest
     for key, value in {**DEFAULTS, **(read_grid(args.grid) if args.grid else {})}.items():
         if key != "checks" and getattr(args, key) is None:  # the checks cell is read by --check alone
             setattr(args, key, value)
@@ -381,7 +381,7 @@ def main(argv=None):
     if args.check:
         if not args.grid:
             raise ValueError("--check reads the checks cell of a grid file: give --grid")
-        given = [f"--{k.replace('_', '-')}" for k in ("sizes", "arms", "from_scratch_check") if k in args.given]
+        given = [f"--{k.replace('_', '-')}" for k in ("base", "sizes", "arms", "budgets", "from_scratch_check") if k in args.given]
         if given:
             raise ValueError(f"--check runs at the grid file's checks cell: {', '.join(given)} would be ignored; leave them out")
         cp = check_plan(args.grid, extra=extra)
@@ -438,6 +438,7 @@ def arm_spec(cp):
 def cosine_check(cp, args, extra):
     """C2: the checks cell with the cosine schedule of the other studies, at the same budget, through
     run_study (its runs are not WSD, so not this runner's)."""
+    check_input_rms([parse_arm(arm_spec(cp))], args.base, extra)
     argv = ["--base", args.base, "--arms", cp["arm"], "--seeds", *[str(s) for s in sorted(set(args.seeds))], "--out-root", args.out_root]
     argv += ["--keep-logs", args.keep_logs] if args.keep_logs else []
     argv += [f"--grid={k}={v}" for k, v in cp["c2_grid"].items()] + ["--parallel", str(args.parallel)]

@@ -36,8 +36,10 @@ def write_log(folder, run, loss, n, extra_config=None):
 
 @pytest.fixture
 def results(tmp_path):
-    """A results/ folder holding the real grid.json and a synthetic kept log for every grid run."""
+    """A results/ folder holding the real grid.json, a synthetic kept log for every grid run, and the
+    fair study's (empty) log folder: it has chosen nothing, so F2's table is the x50 one."""
     (tmp_path / "forecast").mkdir()
+    (tmp_path / "study_fair" / "runs").mkdir(parents=True)
     shutil.copy(GRID, tmp_path / "forecast" / "grid.json")
     rng = np.random.default_rng(0)
     for run in grid_runs(GRID):
@@ -149,54 +151,73 @@ def test_f2_is_whichever_learned_table_the_grid_declares(tmp_path):
         forecast_report.questions(str(tmp_path))
 
 
-def test_before_the_first_run_the_third_arm_must_be_the_fair_studys_best_table(tmp_path):
-    """run.sh's guard (amendments 3-4): the x50 table while the fair study has not chosen, or when its
-    best table is bpe_tied as it stands; otherwise that table at its setting, which must be in grid.json
-    before the first run; once a run is kept the arms stand. RESULTS.md's F2 then says which and why."""
+def write_fair_tables(logs, best):
+    """Phase-2 logs of the three tables, each best at lr 2e-3 (an interior choice: settled): {arm: (multiplier, dev)}."""
     from tests.test_fair_choose import write_run
 
-    (tmp_path / "forecast").mkdir()
-    grid = json.load(open(GRID))
-    (tmp_path / "forecast" / "grid.json").write_text(json.dumps(grid))
-    logs = tmp_path / "study_fair" / "runs"
-    logs.mkdir(parents=True)
-    assert forecast_report.before_first_run(str(tmp_path)).endswith("the fair study had not chosen every arm's learning rate")
-    best = {"bpe_tied": (1, 5.9), "bpe_untied": (13.86, 5.5), "bpe_lowrank": (1, 5.8)}  # bpe_untied at the sqrt(d) point
+    logs.mkdir(parents=True, exist_ok=True)
     for arm, (m, dev) in best.items():
         for lr in (1e-3, 2e-3, 4e-3):
             for seed in (1337, 1338):
                 write_run(logs, f"{arm}-{lr}-s{seed}", arm, m, seed, dev + (lr != 2e-3) * 0.1, lr=lr)
+
+
+def test_before_the_first_run_the_third_arm_must_be_the_fair_studys_best_table(tmp_path):
+    """run.sh's guard (amendments 3-4): the x50 table while the fair study has not chosen; otherwise its
+    best table at its setting, which must be in grid.json before the first grid run; once one is kept
+    the arms stand (a stray file or the scratch checks do not count). Missing fair-study logs stop it.
+    RESULTS.md's F2 then says which table and why."""
+    (tmp_path / "forecast").mkdir()
+    grid = json.load(open(GRID))
+    (tmp_path / "forecast" / "grid.json").write_text(json.dumps(grid))
+    with pytest.raises(ValueError, match="not a folder of kept run logs"):  # fails closed, not "not chosen"
+        forecast_report.before_first_run(str(tmp_path))
+    logs = tmp_path / "study_fair" / "runs"
+    logs.mkdir(parents=True)
+    assert forecast_report.before_first_run(str(tmp_path)).endswith("the fair study has not chosen every arm's learning rate")
+    write_fair_tables(logs, {"bpe_tied": (1, 5.9), "bpe_untied": (13.86, 5.5), "bpe_lowrank": (1, 5.8)})  # bpe_untied at sqrt(d)
+    (tmp_path / "forecast" / "runs" / "scratch" / "bpe_tied-L4d128h4-i488-s1337").mkdir(parents=True)
+    (tmp_path / "forecast" / "runs" / ".gitkeep").write_text("")
     with pytest.raises(ValueError, match="asks for 'bpe_untied:input_rms=sqrt_d'.*write it into grid.json and commit"):
         forecast_report.main(["--before-first-run", "--results", str(tmp_path)])  # what run.sh calls
-    record = forecast_report.third_arm_record(str(tmp_path))  # a grid started before the fair study chose
+    record = forecast_report.third_arm_record(str(tmp_path))  # as if the grid had started before the fair study chose
     assert record == {
         "arm": "bpe_untied:input_scale=50",
-        "why": "the fair study had not chosen every arm's learning rate",
+        "why": "the fair study had not chosen every arm's learning rate when the grid started",
         "exploratory": False,
     }
+    assert forecast_report.third_arm_text(record) == (
+        "F2's table is bpe_untied:input_scale=50: the fair study had not chosen every arm's learning rate when the grid "
+        "started (results/forecast/PLAN.md, amendments 3-4)."
+    )
     grid["arms"][2] = "bpe_untied:input_rms=sqrt_d"
     (tmp_path / "forecast" / "grid.json").write_text(json.dumps(grid))
-    assert forecast_report.before_first_run(str(tmp_path)).startswith("third arm bpe_untied:input_rms=sqrt_d")
+    assert (
+        forecast_report.before_first_run(str(tmp_path))
+        == "third arm bpe_untied:input_rms=sqrt_d: the fair study's best table at its chosen setting"
+    )
     record = forecast_report.third_arm_record(str(tmp_path))
-    assert record["exploratory"] and "F2 is exploratory" in forecast_report.third_arm_text(record)
-    (tmp_path / "forecast" / "runs" / "bpe_tied-L2d64h2-i977-s1337").mkdir(parents=True)
-    assert forecast_report.before_first_run(str(tmp_path)).endswith("the grid's arms stand")
+    assert forecast_report.third_arm_text(record) == (
+        "F2's table is bpe_untied:input_rms=sqrt_d: the fair study's best table at its chosen setting "
+        "(results/forecast/PLAN.md, amendments 3-4). F2 is exploratory: an amendment set its arm."
+    )
+    grid["arms"][2] = "bpe_lowrank:input_rms=1"  # not what the amendments ask for: said so, and exploratory
+    (tmp_path / "forecast" / "grid.json").write_text(json.dumps(grid))
+    record = forecast_report.third_arm_record(str(tmp_path))
+    assert record["exploratory"] and record["why"].endswith("not what the plan's amendments ask for, bpe_untied:input_rms=sqrt_d")
+    write_log(tmp_path / "forecast" / "runs" / "bpe_tied-L2d64h2-i977-s1337", {"steps": 977}, 5.0, 1.0)
+    assert forecast_report.before_first_run(str(tmp_path)) == "1 grid runs kept: the grid's arms stand"
 
 
 def test_the_best_table_as_bpe_tied_stands_keeps_the_x50_table(tmp_path):
     """Amendment 4: bpe_tied at its own setting (norm off, R 0.02, lr 2e-3) is F1's arm already."""
-    from tests.test_fair_choose import write_run
-
     (tmp_path / "forecast").mkdir()
     shutil.copy(GRID, tmp_path / "forecast" / "grid.json")
-    logs = tmp_path / "study_fair" / "runs"
-    logs.mkdir(parents=True)
-    for arm, (m, dev) in {"bpe_tied": (1, 5.0), "bpe_untied": (1, 5.5), "bpe_lowrank": (1, 5.8)}.items():
-        for lr in (1e-3, 2e-3, 4e-3):
-            for seed in (1337, 1338):
-                write_run(logs, f"{arm}-{lr}-s{seed}", arm, m, seed, dev + (lr != 2e-3) * 0.1, lr=lr)
-    assert forecast_report.third_arm(str(tmp_path))[1:] == (
-        "bpe_untied:input_scale=50",
-        "the fair study's best table is bpe_tied as it stands, already F1's arm",
-    )
+    write_fair_tables(tmp_path / "study_fair" / "runs", {"bpe_tied": (1, 5.0), "bpe_untied": (1, 5.5), "bpe_lowrank": (1, 5.8)})
     assert forecast_report.before_first_run(str(tmp_path)).startswith("third arm bpe_untied:input_scale=50")
+    record = forecast_report.third_arm_record(str(tmp_path))
+    assert record == {
+        "arm": "bpe_untied:input_scale=50",
+        "why": "the fair study's best table is bpe_tied as it stands, already F1's arm",
+        "exploratory": False,
+    }

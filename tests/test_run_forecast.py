@@ -124,8 +124,9 @@ def test_the_checks_run_at_the_grids_checks_cell(data_dir, tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps({**grid, "checks": ["kron"]}))
     with pytest.raises(ValueError, match="checks \\['kron'\\]: expected an object with arm, size, budget"):
         run_forecast.check_plan(str(tmp_path / "bad.json"))
-    with pytest.raises(ValueError, match="--check runs at the grid file's checks cell: --sizes would be ignored"):
-        run_forecast.main(["--grid", str(tmp_path / "grid.json"), "--check", "scratch", "--sizes", "1x32x2", "--list"] + out)
+    for flag, value in (("--sizes", "1x32x2"), ("--budgets", "4096"), ("--base", base)):
+        with pytest.raises(ValueError, match=f"--check runs at the grid file's checks cell: {flag} would be ignored"):
+            run_forecast.main(["--grid", str(tmp_path / "grid.json"), "--check", "cosine", flag, value, "--list"] + out)
 
 
 def test_the_forecast_studys_grid_file_is_its_plans_grid():
