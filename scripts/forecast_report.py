@@ -54,14 +54,20 @@ def f3_target():
     return forecast.TARGET[0], float(c["max_iters"] * c["batch_size"] * c["block_size"] * c["gradient_accumulation_steps"])
 
 
-def questions(here):
-    """{F1: (bpe_tied, kron), F2: (grid.json's third arm, kron)}, by run label: F2's table is whichever
-    the grid declares (the x50 table, or the fair study's best: the plan's amendment 3)."""
-    labels = [parse_arm(a)[0] for a in read_grid(os.path.join(here, "grid.json"))["arms"]]
-    third = [label for label in labels if label not in ("bpe_tied", "kron")]
-    if sorted(labels) != sorted(["bpe_tied", "kron", *third]) or len(third) != 1:
+def declared_third_arm(here):
+    """grid.json's third arm as written there (F2's table: the x50 table, or the fair study's best by the
+    plan's amendment 3); the grid must hold bpe_tied, kron and exactly one other arm."""
+    specs = read_grid(os.path.join(here, "grid.json"))["arms"]
+    labels = [parse_arm(a)[0] for a in specs]
+    third = [a for a, label in zip(specs, labels) if label not in ("bpe_tied", "kron")]
+    if len(third) != 1 or sorted(label for label in labels if label in ("bpe_tied", "kron")) != ["bpe_tied", "kron"]:
         raise ValueError(f"{here}/grid.json arms {labels}: expected bpe_tied, kron and one learned table (F2's)")
-    return {"F1": ("bpe_tied", "kron"), "F2": (third[0], "kron")}
+    return third[0]
+
+
+def questions(here):
+    """{F1: (bpe_tied, kron), F2: (grid.json's third arm, kron)}, by run label."""
+    return {"F1": ("bpe_tied", "kron"), "F2": (parse_arm(declared_third_arm(here))[0], "kron")}
 
 
 X50 = "bpe_untied:input_scale=50"  # the plan's third arm until its amendment 3 names the fair study's best table
@@ -73,8 +79,7 @@ def third_arm(results):
     best table at its chosen setting (fair_choose --forecast-arm) once every arm's learning rate is
     chosen; the x50 table while it is not, or when that best table is bpe_tied as it stands (F1's arm).
     Missing or unreadable fair-study logs are an error, not "not chosen": the guard fails closed."""
-    questions(folder(results))  # the grid has bpe_tied, kron and one table, or a one-line error
-    declared = [a for a in read_grid(os.path.join(folder(results), "grid.json"))["arms"] if a not in ("bpe_tied", "kron")][0]
+    declared = declared_third_arm(folder(results))
     try:
         best = fair_choose.forecast_arm(fair_choose.choice_from(os.path.join(results, "study_fair", "runs"), "lr"))
     except fair_choose.NotSettled:
@@ -97,11 +102,16 @@ def third_arm_record(results):
     return {"arm": declared, "why": why, "exploratory": declared != X50}
 
 
+def planned_logs(results):
+    """(the grid's planned runs, {run name: where its kept log goes}), from grid.json."""
+    runs_dir = os.path.join(folder(results), "runs")
+    planned = grid_runs(os.path.join(folder(results), "grid.json"), root=ROOT)
+    return planned, {f"{r['name']}-s{r['seed']}": os.path.join(runs_dir, f"{r['name']}-s{r['seed']}", "metrics.jsonl") for r in planned}
+
+
 def kept_grid_runs(results):
     """The grid runs with a kept log (the scratch checks and stray files aside)."""
-    runs = os.path.join(folder(results), "runs")
-    planned = grid_runs(os.path.join(folder(results), "grid.json"), root=ROOT)
-    return [n for n in (f"{r['name']}-s{r['seed']}" for r in planned) if os.path.isfile(os.path.join(runs, n, "metrics.jsonl"))]
+    return [n for n, path in planned_logs(results)[1].items() if os.path.isfile(path)]
 
 
 def before_first_run(results):
@@ -123,9 +133,7 @@ def grid_status(results):
     """(planned run names, the diverged ones, the skipped ones, the missing ones) of the grid: a run is
     settled when its kept log is finished or ends diverged, or when it is a branch whose stable run
     diverged before its branch point (it never starts); missing = neither."""
-    runs_dir = os.path.join(folder(results), "runs")
-    planned = grid_runs(os.path.join(folder(results), "grid.json"), root=ROOT)
-    kept = {f"{r['name']}-s{r['seed']}": os.path.join(runs_dir, f"{r['name']}-s{r['seed']}", "metrics.jsonl") for r in planned}
+    planned, kept = planned_logs(results)
     steps = {n: diverged_at(path) for n, path in kept.items()}  # each kept log read once
     diverged = {n: step for n, step in steps.items() if step is not None}
     stable_of = {(r["label"], r["size"], r["seed"]): f"{r['name']}-s{r['seed']}" for r in planned if r["role"] == "stable"}

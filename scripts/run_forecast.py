@@ -295,8 +295,8 @@ def read_grid(path):
 
 def check_plan(path, root=None, extra=()):
     """The plan's checks from a grid file: C1 (a branch against the same schedule from scratch) and C2
-    (cosine at the same budget), both at grid.json's checks cell. Returns its arm, size, steps, the
-    run name C1's branch and scratch runs share, and C2's run_study group name and overrides (the
+    (cosine at the same budget), both at grid.json's checks cell. Returns its arm (and the grid's own
+    text for it and the size), size, steps, the run name C1's branch and scratch runs share, and C2's run_study group name and overrides (the
     size as extra settings, so the name stays the arm's)."""
     g = {**DEFAULTS, **read_grid(path)}
     if "checks" not in g:
@@ -314,7 +314,8 @@ def check_plan(path, root=None, extra=()):
     c2_grid = {**per_size(arm, overrides, size), "lr_schedule": "cosine", "max_iters": steps}
     return {
         "arm": arm,
-        "arm_overrides": overrides,
+        "spec": c["arm"],  # the grid file's own text for the arm and size, as --arms and --sizes take them
+        "size_spec": c["size"],
         "size": size,
         "steps": steps,
         "budget": c["budget"],
@@ -387,7 +388,7 @@ def main(argv=None):
         cp = check_plan(args.grid, extra=extra)
         if args.check == "cosine":
             return cosine_check(cp, args, extra)
-        args.sizes, args.arms, args.from_scratch_check = [args_size(cp["size"])], [arm_spec(cp)], cp["budget"]
+        args.sizes, args.arms, args.from_scratch_check = [cp["size_spec"]], [cp["spec"]], cp["budget"]
     sizes = [parse_size(s) for s in args.sizes]
     arms = [parse_arm(a) for a in args.arms]
     check_input_rms(arms, args.base, extra)
@@ -427,18 +428,10 @@ def main(argv=None):
     return runs
 
 
-def args_size(size):
-    return "x".join(str(n) for n in size)
-
-
-def arm_spec(cp):
-    return cp["arm"] + (":" + ",".join(f"{k}={v}" for k, v in cp["arm_overrides"].items()) if cp["arm_overrides"] else "")
-
-
 def cosine_check(cp, args, extra):
     """C2: the checks cell with the cosine schedule of the other studies, at the same budget, through
     run_study (its runs are not WSD, so not this runner's)."""
-    check_input_rms([parse_arm(arm_spec(cp))], args.base, extra)
+    check_input_rms([parse_arm(cp["spec"])], args.base, extra)
     argv = ["--base", args.base, "--arms", cp["arm"], "--seeds", *[str(s) for s in sorted(set(args.seeds))], "--out-root", args.out_root]
     argv += ["--keep-logs", args.keep_logs] if args.keep_logs else []
     argv += [f"--grid={k}={v}" for k, v in cp["c2_grid"].items()] + ["--parallel", str(args.parallel)]

@@ -110,7 +110,7 @@ def kept_state(run, keep_dir, want):
     fixed, changed = checkpoint.config_changes(configs[-1]["config"], want, ignore=SAME_BY_FINGERPRINT)
     if fixed or changed:
         return None
-    if records[-1]["kind"] == "diverged":
+    if diverged_step(records) is not None:
         return "diverged"
     return "finished" if evals and evals[-1]["step"] >= want["max_iters"] else None
 
@@ -171,10 +171,12 @@ def diverged_at(log_path):
     """The step of a run's diverged record (train.py writes it last when the loss stops being finite), or None."""
     from runlog import read_metrics
 
-    if not os.path.isfile(log_path):
-        return None
-    last = read_metrics(log_path, drop_torn_tail=True)[-1:]
-    return last[0]["step"] if last and last[0].get("kind") == "diverged" else None
+    return diverged_step(read_metrics(log_path, drop_torn_tail=True)) if os.path.isfile(log_path) else None
+
+
+def diverged_step(records):
+    """diverged_at for records already read."""
+    return records[-1]["step"] if records and records[-1].get("kind") == "diverged" else None
 
 
 def state(run, base, extra=(), keep_dir=None):
