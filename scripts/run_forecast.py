@@ -296,8 +296,8 @@ def read_grid(path):
 def check_plan(path, root=None, extra=()):
     """The plan's checks from a grid file: C1 (a branch against the same schedule from scratch) and C2
     (cosine at the same budget), both at grid.json's checks cell. Returns its arm (and the grid's own
-    text for it and the size), size, steps, the run name C1's branch and scratch runs share, and C2's run_study group name and overrides (the
-    size as extra settings, so the name stays the arm's)."""
+    text for it and the size), size, steps, the run name C1's branch and scratch runs share, and C2's
+    run_study group name and overrides (the size as extra settings, so the name stays the arm's)."""
     g = {**DEFAULTS, **read_grid(path)}
     if "checks" not in g:
         raise ValueError(f"--grid {path}: no checks ({', '.join(CHECK_KEYS)}) declared")
