@@ -536,6 +536,8 @@ def fair_runs(logs):
         c, final = configs[-1]["config"], read_metrics(path, "final")
         arm = "kron_shuffled" if c["embedding"] == "kron" and c.get("kron_shuffle_seed") is not None else c["embedding"]
         own = 1.0 if c.get("input_norm") else fair_own_rms(arm)
+        if not math.isclose(c["min_lr"], c["learning_rate"] / 10, rel_tol=1e-6):
+            raise ValueError(f"{path}: min_lr {c['min_lr']:g} is not learning_rate / 10 = {c['learning_rate'] / 10:g} (amendment 1)")
         dev = final[-1]["dev_loss"] if final else math.inf
         dev = dev if math.isfinite(dev) else math.inf  # a NaN would make the choosing min arbitrary
         out.append(
@@ -573,24 +575,33 @@ def fair_same_setting(a, b):
     return a[0] == b[0] and a[2] == b[2] and abs(a[1] - b[1]) <= 1e-3 * max(abs(a[1]), abs(b[1]))
 
 
-def fair_choice(runs, seeds=(1337, 1338)):
+def fair_choice(runs, seeds=(1337, 1338), planned=None):
     """Per arm, each setting (norm, R, lr) with its dev loss averaged over `seeds`, and the chosen one
     (the lowest mean; the plan has no tie rule). An arm with a setting that lacks a seed is not chosen
     yet ('incomplete'; `missing` names the seeds): choosing on part of the seeds would be a look, not
-    the plan's rule."""
+    the plan's rule. planned ({arm: [settings]}): what the plan runs, so a setting (or an arm) with no
+    log at all is missing too, not invisible. An arm whose every setting diverged (all infinite) has
+    nothing to choose: not chosen, `diverged` true."""
     table = {}
     for r in runs:
         table.setdefault(r["arm"], {}).setdefault((r["norm"], r["R"], r["lr"]), {})[r["seed"]] = r["dev"]
+    for arm, settings in (planned or {}).items():
+        for s in settings:
+            if not any(fair_same_setting(s, logged) for logged in table.get(arm, {})):
+                table.setdefault(arm, {})[s] = {}
     out = {}
     for arm, settings in sorted(table.items()):
         means = {s: statistics.mean(d[k] for k in seeds) if all(k in d for k in seeds) else None for s, d in settings.items()}
         complete = all(m is not None for m in means.values())
         missing = {s: [k for k in seeds if k not in d] for s, d in settings.items() if means[s] is None}
-        out[arm] = {"settings": means, "chosen": min(means, key=means.get) if complete else None, "missing": missing}
+        best = min(means, key=means.get) if complete else None
+        diverged = best is not None and math.isinf(means[best])
+        out[arm] = {"settings": means, "chosen": None if diverged else best, "missing": missing, "diverged": diverged}
     return out
 
 
 FAIR_TABLES = ("bpe_tied", "bpe_untied", "bpe_lowrank")
+FAIR_ARMS = FAIR_TABLES + ("kron", "kron_shuffled", "hybrid", "kron_tied")  # the plan's six, then amendment 3's kron_tied
 
 
 def fair_best_table(choice):

@@ -336,8 +336,14 @@ def drift_markdown(drift):
 
 
 def fmt_p(p):
-    """Two significant digits below 0.01, three above (so 0.0502 never reads as 0.05)."""
-    return "—" if p is None else f"{p:.2g}" if p < 0.01 else f"{p:.3g}"
+    """Two significant digits below 0.01, three above (so 0.0502 never reads as 0.05), and as many more
+    as it takes for the printed value to fall on p's side of 0.05 (0.04996 reads 0.04996, not 0.05)."""
+    if p is None:
+        return "—"
+    digits = 2 if p < 0.01 else 3
+    while (float(f"{p:.{digits}g}") < 0.05) != (p < 0.05):
+        digits += 1
+    return f"{p:.{digits}g}"
 
 
 def robustness_markdown(r):

@@ -5,9 +5,10 @@ their dev loss over seeds 1337 and 1338, the chosen one, and the edge extension 
     python -m scripts.fair_choose --axis lr     # after phase 2: learning rate at the chosen (norm, R)
     python -m scripts.fair_choose --axis R --commands   # only the runs to make now (results/study_fair/continue.sh)
     python -m scripts.fair_choose --axis lr --forecast-arm  # the best table as the forecast grid's third arm
+    python -m scripts.fair_choose --axis R --settled    # fails, saying why, while an arm is not chosen
 
-Run it once a phase is complete: an arm with a setting that lacks a seed is reported as incomplete and
-is not chosen. Each extension is printed as the runner command that makes it. The test half is never
+Run it once a phase is complete: an arm with a planned setting that lacks a seed (kept log) is reported
+as incomplete and is not chosen. Each extension is printed as the runner command that makes it. The test half is never
 read here (analysis.fair_runs reads only the dev half).
 """
 
@@ -29,6 +30,9 @@ from errors import run_cli
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+SQRT_D = 0.02 * 192**0.5  # R = 0.02 sqrt(d) at S, unrounded: the hybrid's multiplier is 0.196, as phase1.sh runs it
+PHASE1_POINTS = ((False, 0.02), (False, SQRT_D), (False, 1.0), (True, SQRT_D), (True, 1.0))  # (input norm, R) at lr 2e-3
+PHASE2_LRS = (1e-3, 2e-3, 4e-3)  # at each arm's chosen (norm, R); 2e-3 is phase 1's
 PHASE3_SEEDS = range(2001, 2006)
 KEEP_CKPTS = "--keep_ckpt_steps=[100,200,300,400]"  # amendment 2: Q4's checkpoints, in phase 3 at S
 
@@ -64,9 +68,21 @@ def command(arm, setting, seed, extra=(), scale="S", python="python"):
     )
 
 
+def unsettled(choice, axis):
+    """{arm: why} for each arm not yet chosen along `axis` for good: a setting lacks a seed, every
+    setting diverged, or its choice sits at an edge and asks for the next point."""
+    why = {}
+    for arm, c in choice.items():
+        if c["chosen"] is None:
+            why[arm] = "every setting diverged" if c["diverged"] else "a setting lacks a seed"
+        elif analysis.fair_extension(c["chosen"], list(c["settings"]), axis):
+            why[arm] = "its choice asks for an edge run"
+    return why
+
+
 def settled(choice, axis):
     """Every arm chosen along `axis`, and none asks for an edge run."""
-    return all(c["chosen"] is not None and not analysis.fair_extension(c["chosen"], list(c["settings"]), axis) for c in choice.values())
+    return not unsettled(choice, axis)
 
 
 class NotSettled(ValueError):
@@ -118,7 +134,7 @@ def to_run(choice, axis, python="python"):
     ]
     if missing:
         return missing
-    edges = [(arm, analysis.fair_extension(c["chosen"], list(c["settings"]), axis)) for arm, c in choice.items()]
+    edges = [(arm, analysis.fair_extension(c["chosen"], list(c["settings"]), axis)) for arm, c in choice.items() if c["chosen"]]
     edges = [command(arm, nxt, seed, python=python) for arm, nxt in edges if nxt for seed in (1337, 1338)]
     return edges or next_phase(choice, axis, python)
 
@@ -131,7 +147,7 @@ def report(choice, axis):
             mark = "  <- chosen" if (norm, R, lr) == c["chosen"] else ""
             lines.append(f"  norm {'on ' if norm else 'off'} R {R:<7g} lr {lr:<7g} dev {'incomplete' if m is None else f'{m:.4f}'}{mark}")
         if c["chosen"] is None:
-            lines.append("  not chosen: a setting lacks a seed")
+            lines.append(f"  not chosen: {unsettled(choice, axis)[arm]}")
             continue
         nxt = analysis.fair_extension(c["chosen"], list(c["settings"]), axis)
         if nxt:
@@ -143,12 +159,25 @@ def report(choice, axis):
 
 
 def choice_from(logs, axis):
-    """analysis.fair_choice along `axis` from the kept logs of phases 1-2 (phase 3's seeds never choose;
-    the R axis reads only lr 2e-3 runs, so phase 2's runs cannot move R's choice)."""
+    """analysis.fair_choice along `axis` from the kept logs of phases 1-2, with every run the plan makes
+    there counted as missing until it is kept (phase 1: every arm at PHASE1_POINTS; phase 2: each arm's
+    chosen (norm, R) at PHASE2_LRS). Phase 3's seeds never choose; the R axis reads only lr 2e-3 runs, so
+    phase 2's runs cannot move R's choice; the lr axis is refused (NotSettled) until R is settled."""
     if not os.path.isdir(logs):
         raise ValueError(f"--logs {logs!r}: not a folder of kept run logs")
     runs = [r for r in analysis.fair_runs(logs) if r["seed"] not in PHASE3_SEEDS]
-    return analysis.fair_choice([r for r in runs if r["lr"] == 2e-3] if axis == "R" else runs)
+    phase1 = {arm: [(norm, R, 2e-3) for norm, R in PHASE1_POINTS] for arm in analysis.FAIR_ARMS}
+    by_r = analysis.fair_choice([r for r in runs if r["lr"] == 2e-3], planned=phase1)
+    if axis == "R":
+        return by_r
+    if not settled(by_r, "R"):
+        raise NotSettled(f"the input axis is not settled (--axis R: {describe(unsettled(by_r, 'R'))}): no learning rate is chosen yet")
+    phase2 = {arm: [(*c["chosen"][:2], lr) for lr in PHASE2_LRS] for arm, c in by_r.items()}
+    return analysis.fair_choice(runs, planned=phase2)
+
+
+def describe(why):
+    return "; ".join(f"{arm}: {reason}" for arm, reason in why.items())
 
 
 def main(argv=None):
@@ -158,12 +187,17 @@ def main(argv=None):
     what = p.add_mutually_exclusive_group()
     what.add_argument("--commands", action="store_true", help="print only the commands to run now, one a line (continue.sh)")
     what.add_argument("--forecast-arm", action="store_true", help="with --axis lr: print only the forecast grid's third arm")
+    what.add_argument("--settled", action="store_true", help="fail, saying why, unless every arm is chosen along --axis (continue.sh)")
     p.add_argument("--python", default="python", help="the interpreter the printed commands call")
     args = p.parse_args(argv)
     if args.forecast_arm and args.axis != "lr":
         p.error("--forecast-arm reads the learning-rate choice: give --axis lr")
     choice = choice_from(args.logs, args.axis)
-    if args.forecast_arm:
+    if args.settled:
+        if not settled(choice, args.axis):
+            raise NotSettled(f"--axis {args.axis} is not settled: {describe(unsettled(choice, args.axis))}")
+        text = f"--axis {args.axis} is settled"
+    elif args.forecast_arm:
         text = forecast_arm(choice)
     else:
         text = "\n".join(to_run(choice, args.axis, args.python)) if args.commands else report(choice, args.axis)

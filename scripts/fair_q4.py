@@ -29,26 +29,27 @@ import analysis
 import checkpoint
 from errors import run_cli
 from runlog import read_json, read_metrics
-from scripts.fair_choose import KEEP_CKPTS, PHASE3_SEEDS
+from scripts.fair_choose import KEEP_CKPTS, PHASE3_SEEDS, choice_from, settled
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = ("kron", "kron_shuffled")  # each against the best table
 
 
 def phase3_runs(logs):
-    """{(arm, seed): run} of the phase-3 runs (seeds 2001-2005) at each arm's chosen setting, and the best table."""
-    runs = analysis.fair_runs(logs)
-    choice = analysis.fair_choice([r for r in runs if r["seed"] not in PHASE3_SEEDS])
+    """{(arm, seed): run} of the finished phase-3 runs (seeds 2001-2005) at each arm's chosen setting,
+    the best table, and the names of those that diverged (left out, as amendment 1 says)."""
+    choice = choice_from(logs, "lr")  # NotSettled (a ValueError) while the R axis is open
+    if not settled(choice, "lr"):
+        raise ValueError(f"{logs}: the learning rates are not chosen yet (phases 1 and 2 incomplete); Q4 runs after phase 3")
     best = analysis.fair_best_table(choice)
-    if best is None:
-        raise ValueError(f"{logs}: the best table is not chosen yet (phases 1 and 2 incomplete); Q4 runs after phase 3")
     chosen = {arm: c["chosen"] for arm, c in choice.items()}
-    found = {
-        (r["arm"], r["seed"]): r
-        for r in runs
+    found = [
+        r
+        for r in analysis.fair_runs(logs)
         if r["seed"] in PHASE3_SEEDS and r["arm"] in chosen and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), chosen[r["arm"]])
-    }
-    return found, best
+    ]
+    diverged = sorted(r["name"] for r in found if r["dev"] == float("inf"))
+    return {(r["arm"], r["seed"]): r for r in found if r["name"] not in diverged}, best, diverged
 
 
 def checkpoints(logs, runs_root, run):
@@ -102,14 +103,16 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "results", "study_fair", "q4"))
     p.add_argument("--dry-run", action="store_true", help="print the matching; probe nothing")
     args = p.parse_args(argv)
-    found, best = phase3_runs(args.logs)
-    result = {"table": best, "tolerance": analysis.Q4_TOLERANCE, "arms": {}}
+    found, best, diverged = phase3_runs(args.logs)
+    result = {"table": best, "tolerance": analysis.Q4_TOLERANCE, "diverged": diverged, "arms": {}}
+    for name in diverged:
+        print(f"{name} diverged: left out")
     for arm in ARMS:
         matches, pairs = [], []
         for seed in PHASE3_SEEDS:
             absent = [x for x in (arm, best) if (x, seed) not in found]
             if absent:
-                print(f"{arm} s{seed}: no phase-3 run of {absent[0]} at its chosen setting; left out")
+                print(f"{arm} s{seed}: no finished phase-3 run of {absent[0]} at its chosen setting; left out")
                 continue
             m, pr = one_seed(arm, best, seed, args, found)
             matches, pairs = matches + m, pairs + pr

@@ -11,10 +11,9 @@ import os
 import analysis
 from report import fmt_p
 from runlog import read_json, read_metrics
-from scripts.fair_choose import PHASE3_SEEDS
+from scripts.fair_choose import PHASE3_SEEDS, NotSettled, choice_from, settled
 from scripts.fair_choose import SCALES as RUNS
 
-ARMS = ("bpe_tied", "bpe_untied", "bpe_lowrank", "kron", "kron_shuffled", "hybrid", "kron_tied")
 BEST = "the best table"
 PRIMARY = {  # question: (A, B, in words); positive differences: A better
     "Q1": ("kron", BEST, "does kron beat the best learned table?"),
@@ -26,15 +25,19 @@ SCALES = {scale: os.path.basename(logs) for scale, (_, _, logs) in RUNS.items()}
 
 
 def chosen_settings(logs):
-    """analysis.fair_choice over phases 1 and 2 (seeds 1337-1338); None while an arm of ARMS is not chosen."""
-    choice = analysis.fair_choice([r for r in analysis.fair_runs(logs) if r["seed"] not in PHASE3_SEEDS])
-    return None if any(choice.get(a, {}).get("chosen") is None for a in ARMS) else choice
+    """The choosing step's learning-rate choice (phases 1 and 2, seeds 1337-1338, edges included); None
+    until it is settled for every arm (phase-3 runs at a choice an edge run could still move are not read)."""
+    try:
+        choice = choice_from(logs, "lr")
+    except NotSettled:
+        return None
+    return choice if settled(choice, "lr") else None
 
 
 def phase3(logs, chosen, scale):
     """{arm: {seed: (run name, final record or None when the run diverged)}} of the phase-3 runs at each
     arm's chosen setting; None while a seed of an arm has no kept run."""
-    out = {a: {} for a in ARMS}
+    out = {a: {} for a in analysis.FAIR_ARMS}
     for r in analysis.fair_runs(logs):
         target = analysis.fair_setting_at(chosen[r["arm"]], scale) if r["arm"] in chosen else None
         if r["seed"] in PHASE3_SEEDS and target and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), target):
@@ -51,7 +54,7 @@ def answers(results):
     choice = chosen_settings(os.path.join(here, "runs"))
     if choice is None:
         return None
-    chosen, best = {a: choice[a]["chosen"] for a in ARMS}, analysis.fair_best_table(choice)
+    chosen, best = {a: choice[a]["chosen"] for a in analysis.FAIR_ARMS}, analysis.fair_best_table(choice)
     runs = {}
     for scale, folder in SCALES.items():
         logs = os.path.join(here, folder)
@@ -74,12 +77,12 @@ def answers(results):
         "best": best,
         "primary": family(PRIMARY),
         "secondary": family(SECONDARY),
-        "diverged": sorted(f"{a} s{k} at {s}" for s, r in runs.items() for a, by in r.items() for k, (_, f) in by.items() if f is None),
+        "diverged": sorted(f"{name} at {s}" for s, r in runs.items() for by in r.values() for name, f in by.values() if f is None),
         "loss": {s: {a: sum(f["test_loss"] for f in by.values()) / len(by) for a, by in r.items() if by} for s, r in finished.items()},
         "q4": read_json(q4) if os.path.isfile(q4) else None,
-        "default": {a: default_dev(a, choice[a]["settings"]) for a in ARMS},
-        "dev": {a: choice[a]["settings"][chosen[a]] for a in ARMS},
-        "settings": {a: choice[a]["settings"] for a in ARMS},
+        "default": {a: default_dev(a, choice[a]["settings"]) for a in analysis.FAIR_ARMS},
+        "dev": {a: choice[a]["settings"][chosen[a]] for a in analysis.FAIR_ARMS},
+        "settings": {a: choice[a]["settings"] for a in analysis.FAIR_ARMS},
         "runs_s": {a: [os.path.join(here, "runs", name) for name, f in by.values() if f] for a, by in runs["S"].items()},
     }
 
@@ -165,7 +168,25 @@ def section_markdown(ans):
     if ans["diverged"]:
         lines += ["", f"Diverged (left out of their questions, n stated per row): {', '.join(ans['diverged'])}."]
     if ans["q4"]:
-        q4 = ans["q4"]
-        lines += ["", f"Q4, typo robustness at matched loss (against {q4['table']}): "]
-        lines[-1] += "; ".join(f"{arm}: {r['verdict']} ({r['pairs']} counted pairs)" for arm, r in q4["arms"].items()) + "."
+        lines += ["", q4_text(ans["q4"])]
     return "\n".join(lines)
+
+
+def q4_text(q4):
+    """Q4's verdicts with their counts: per prompt, the arm's top-1 survival and KL against the table's,
+    each averaged over every counted checkpoint pair of every seed, then the sign test's counts."""
+    parts = []
+    for arm, r in q4["arms"].items():
+        words = f"{arm}: {r['verdict']} ({r['pairs']} counted pairs"
+        if "survival" in r:
+            sv, kl = r["survival"], r["kl"]
+            words += (
+                f"; survival higher on {sv['higher']} prompts, lower on {sv['lower']}, Holm p {fmt_p(sv['p_holm'])}; "
+                f"KL lower on {kl['lower']}, higher on {kl['higher']}, Holm p {fmt_p(kl['p_holm'])}"
+            )
+        parts.append(words + ")")
+    skipped = f" Left out (diverged): {', '.join(q4['diverged'])}." if q4.get("diverged") else ""
+    return (
+        f"Q4, typo robustness at matched loss (against {q4['table']}; per prompt, averaged over every counted pair of "
+        f"every seed): {'; '.join(parts)}.{skipped}"
+    )

@@ -12,11 +12,47 @@ from scripts import fair_choose
 def write_run(root, name, embedding, input_scale, seed, dev, norm=False, lr=2e-3, shuffle=None):
     folder = root / name
     folder.mkdir()
-    config = {"embedding": embedding, "input_scale": input_scale, "input_norm": norm, "learning_rate": lr, "seed": seed}
+    config = {"embedding": embedding, "input_scale": input_scale, "input_norm": norm, "learning_rate": lr, "min_lr": lr / 10, "seed": seed}
     records = [{"kind": "config", "config": dict(config, kron_shuffle_seed=shuffle)}]
     if dev is not None:  # None: the run diverged and wrote no final record
         records.append({"kind": "final", "step": 500, "dev_loss": dev, "test_loss": dev + 5.0})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+SQRT_D = (False, fair_choose.SQRT_D, 2e-3)  # the sqrt(d) point, norm off, lr 2e-3: interior on both axes (no edge run)
+
+
+def write_label(root, name, arm, input_scale, seed, dev, norm=False, lr=2e-3):
+    """write_run for an arm as the plan names it (kron_shuffled is kron with kron_shuffle_seed='seed')."""
+    shuffled = arm == "kron_shuffled"
+    write_run(root, name, "kron" if shuffled else arm, input_scale, seed, dev, norm, lr, "seed" if shuffled else None)
+
+
+def write_phases_1_2(root, base, chosen=None, write=write_label, skip=()):
+    """The kept logs of phases 1 and 2, each arm best at chosen.get(arm, SQRT_D) (dev base.get(arm, 6.0)
+    there, 0.1 worse for another (norm, R), 0.1 for another lr): PHASE1_POINTS at lr 2e-3, PHASE2_LRS at
+    the best (norm, R), and the edge runs the plan's rule asks for, so every arm is settled; skip:
+    (arm, norm, R, lr) points left out."""
+    root.mkdir(parents=True, exist_ok=True)
+    same = analysis.fair_same_setting
+    for arm in analysis.FAIR_ARMS:
+        norm, R, lr = (chosen or {}).get(arm, SQRT_D)
+        points = [(n, r, 2e-3) for n, r in fair_choose.PHASE1_POINTS]
+        norm, R, _ = next((q for q in points if same(q, (norm, R, 2e-3))), (norm, R, 2e-3))  # a planned point's R, as logged
+        points += [(norm, R, x) for x in fair_choose.PHASE2_LRS if (norm, R, x) not in points]
+        best = (norm, R, lr)
+        points += [] if best in points else [best]
+        for axis in ("R", "lr"):
+            on_axis = (norm, R, 2e-3) if axis == "R" else best
+            while nxt := analysis.fair_extension(on_axis, [p for p in points if axis == "lr" or p[2] == 2e-3], axis):
+                points.append(nxt)
+        for norm_, R_, lr_ in points:
+            if (arm, norm_, R_, lr_) in skip:
+                continue
+            m = fair_choose.input_scale(arm, (norm_, R_, lr_))
+            dev = base.get(arm, 6.0) + 0.1 * (not same((norm_, R_, 0), (norm, R, 0))) + 0.1 * (lr_ != lr)
+            for seed in (1337, 1338):
+                write(root, f"{arm}-n{int(norm_)}-m{m:g}-lr{lr_:g}-s{seed}", arm, m, seed, dev, norm=norm_, lr=lr_)
 
 
 def test_each_arm_takes_its_lowest_dev_mean_and_an_edge_asks_for_the_next_point(tmp_path):
@@ -67,15 +103,46 @@ def test_extensions_stop_after_two_beyond_the_grid_and_the_learning_rate_has_its
     assert "--grid learning_rate=0.008 --grid min_lr=0.0008" in fair_choose.command("bpe_untied", (False, 1.0, 8e-3), 1337)
 
 
-def test_the_next_phase_is_printed_only_when_every_arm_is_chosen_without_an_edge_run(tmp_path):
-    for m, dev in ((1, 6.0), (13.86, 5.5), (50, 5.7)):  # interior best: input_scale 13.86 (R 0.2772)
-        for seed in (1337, 1338):
-            write_run(tmp_path, f"bpe_untied-input_scale{m}-s{seed}", "bpe_untied", m, seed, dev)
+def test_the_next_phase_is_printed_only_when_every_planned_run_is_kept_and_no_arm_needs_an_edge(tmp_path):
+    write_phases_1_2(tmp_path, {"bpe_untied": 5.5})
     text = fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])
-    assert "next phase (4 runs):" in text
+    assert "next phase (28 runs):" in text  # 7 arms x lr 1e-3, 4e-3 x 2 seeds
     assert "--arms bpe_untied --seeds 1338 --grid input_scale=13.86 --grid learning_rate=0.004 --grid min_lr=0.0004" in text
-    write_run(tmp_path, "bpe_tied-input_scale50-s1337", "bpe_tied", 50, 1337, 5.0)  # an arm not yet complete
-    assert "next phase" not in fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])
+    assert fair_choose.main(["--axis", "R", "--logs", str(tmp_path), "--settled"]) == "--axis R is settled"
+    # a planned run that was never kept (not merely one seed of a logged setting): asked for, not ignored
+    name = f"kron_tied-n1-m1-lr{2e-3:g}-s1338"
+    (tmp_path / name / "metrics.jsonl").unlink()
+    (tmp_path / name).rmdir()
+    argv = ["--axis", "R", "--logs", str(tmp_path)]
+    assert "next phase" not in fair_choose.main(argv)
+    assert fair_choose.main(argv + ["--commands"]).splitlines() == [fair_choose.command("kron_tied", (True, 1.0, 2e-3), 1338)]
+    with pytest.raises(fair_choose.NotSettled, match="kron_tied: a setting lacks a seed"):
+        fair_choose.main(argv + ["--settled"])
+    with pytest.raises(fair_choose.NotSettled, match="the input axis is not settled"):  # no lr choice while R is open
+        fair_choose.main(["--axis", "lr", "--logs", str(tmp_path), "--commands"])
+
+
+def test_an_arm_whose_every_setting_diverged_is_not_chosen_and_stops_the_study(tmp_path):
+    write_phases_1_2(tmp_path, {}, skip={("hybrid", n, R, 2e-3) for n, R in fair_choose.PHASE1_POINTS})
+    for n, R in fair_choose.PHASE1_POINTS:
+        for seed in (1337, 1338):
+            write_label(
+                tmp_path, f"hybrid-diverged-n{int(n)}-{R}-s{seed}", "hybrid", fair_choose.input_scale("hybrid", (n, R, 2e-3)), seed, None, n
+            )
+    choice = fair_choose.choice_from(str(tmp_path), "R")
+    assert choice["hybrid"]["chosen"] is None and choice["hybrid"]["diverged"]
+    assert fair_choose.main(["--axis", "R", "--logs", str(tmp_path), "--commands"]) == ""  # continue.sh stops, printing the report
+    assert (
+        "hybrid:" in (text := fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])) and "not chosen: every setting diverged" in text
+    )
+
+
+def test_min_lr_must_be_a_tenth_of_the_learning_rate(tmp_path):
+    write_run(tmp_path, "kron-s1337", "kron", 1, 1337, 5.0)
+    config = tmp_path / "kron-s1337" / "metrics.jsonl"
+    config.write_text(config.read_text().replace('"min_lr": 0.0002', '"min_lr": 0.0001'))
+    with pytest.raises(ValueError, match=r"min_lr 0.0001 is not learning_rate / 10 = 0.0002 \(amendment 1\)"):
+        analysis.fair_runs(str(tmp_path))
 
 
 def test_phase_three_tests_and_verdicts_follow_the_plan():
@@ -132,44 +199,63 @@ def test_phase_three_keeps_q4s_checkpoints_for_three_arms_and_carries_the_sqrt_d
 def test_commands_ask_for_edges_first_then_the_next_phase_and_phase_two_does_not_move_r(tmp_path):
     """--commands (continue.sh's loop): the edge runs while any arm needs one, else the next phase; the
     R axis reads only lr 2e-3 runs, so phase 2's runs cannot reopen it."""
-    for m, dev in ((1, 6.0), (13.86, 5.8), (50, 5.7)):  # bpe_tied: best at the top edge
-        for seed in (1337, 1338):
-            write_run(tmp_path, f"bpe_tied-input_scale{m}-s{seed}", "bpe_tied", m, seed, dev)
-    for m, dev in ((0.02, 6.1), (0.2771, 5.5), (1, 5.9)):  # kron: interior
-        for seed in (1337, 1338):
-            write_run(tmp_path, f"kron-input_scale{m}-s{seed}", "kron", m, seed, dev)
+    edge = {("bpe_tied", False, R, 2e-3) for R in (3.6, 12.96)} | {("bpe_tied", False, 1.0, lr) for lr in (1e-3, 4e-3)}
+    write_phases_1_2(tmp_path, {}, chosen={"bpe_tied": (False, 1.0, 2e-3)}, skip=edge)  # bpe_tied best at R 1: an edge
     argv = ["--axis", "R", "--logs", str(tmp_path), "--commands"]
     assert fair_choose.main(argv).splitlines() == [
         fair_choose.command("bpe_tied", (False, 3.6, 2e-3), seed) for seed in (1337, 1338)
-    ]  # the edge only: kron's phase 2 waits
+    ]  # the edge only: the other arms' phase 2 waits
     for seed in (1337, 1338):
-        write_run(tmp_path, f"bpe_tied-input_scale180-s{seed}", "bpe_tied", 180, seed, 5.75)  # the edge: worse, R 1 stays
+        write_run(tmp_path, f"bpe_tied-input_scale180-s{seed}", "bpe_tied", 180, seed, 6.05)  # the edge: worse, R 1 stays
     phase2 = fair_choose.main(argv).splitlines()
-    assert len(phase2) == 8 and all("learning_rate=0.001" in c or "learning_rate=0.004" in c for c in phase2)
+    assert len(phase2) == 28 and all("learning_rate=0.001" in c or "learning_rate=0.004" in c for c in phase2)
+    assert "--arms bpe_tied --seeds 1337 --grid input_scale=50 --grid learning_rate=0.001" in "".join(phase2)
     for seed in (1337, 1338):  # phase 2: bpe_tied at lr 4e-3 much better; the R axis must not see it
         write_run(tmp_path, f"bpe_tied-input_scale50-lr4-s{seed}", "bpe_tied", 50, seed, 5.0, lr=4e-3)
     assert fair_choose.main(argv).splitlines() == phase2
-    (tmp_path / "kron-input_scale1-s1338" / "metrics.jsonl").unlink()  # a setting lacking a seed: that seed, first
-    (tmp_path / "kron-input_scale1-s1338").rmdir()
-    assert fair_choose.main(argv).splitlines() == [fair_choose.command("kron", (False, 1.0, 2e-3), 1338)]
-    quoted = fair_choose.main(["--logs", str(tmp_path), "--axis", "lr", "--commands", "--python", "/my venv/python"])
+    quoted = fair_choose.main(["--logs", str(tmp_path), "--axis", "R", "--commands", "--python", "/my venv/python"])
     assert quoted.startswith("'/my venv/python' -m scripts.run_study")
+    (tmp_path / "kron-n0-m1-lr0.002-s1338" / "metrics.jsonl").unlink()  # a setting lacking a seed: that seed, first
+    (tmp_path / "kron-n0-m1-lr0.002-s1338").rmdir()
+    assert fair_choose.main(argv).splitlines() == [fair_choose.command("kron", (False, 1.0, 2e-3), 1338)]
+
+
+def test_phase_one_as_phase1_sh_runs_it_is_the_grid_the_choosing_step_expects():
+    """phase1.sh (bash, run first) and fair_choose's PHASE1_POINTS (what the choosing step counts as
+    missing) name the same 70 runs."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["bash", "results/study_fair/phase1.sh", "--list"],
+        cwd=fair_choose.ROOT,
+        env={"PYTHON": "python"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = {
+        fair_choose.command(arm, (norm, R, 2e-3), seed)
+        for arm in analysis.FAIR_ARMS
+        for norm, R in fair_choose.PHASE1_POINTS
+        for seed in (1337, 1338)
+    }
+    assert set(listed.stdout.splitlines()) == expected and len(expected) == 70
 
 
 def test_the_forecast_arm_is_the_best_table_at_its_setting_once_the_lr_axis_is_settled(tmp_path):
     """--forecast-arm (the forecast plan's amendment 3): the best table's chosen (norm, R, lr) as a
     run_forecast spec, the sqrt(d) point as input_rms=sqrt_d so each size gets its own multiplier;
     refused while an arm still lacks a learning-rate choice."""
-    tables = {"bpe_tied": (1, 5.9, 2e-3), "bpe_untied": (13.86, 5.5, 4e-3), "bpe_lowrank": (1, 5.8, 2e-3)}
     argv = ["--axis", "lr", "--logs", str(tmp_path), "--forecast-arm"]
-    for arm, (m, dev, best) in tables.items():
-        for lr in (1e-3, 2e-3, 4e-3):
-            for seed in (1337, 1338):
-                write_run(tmp_path, f"{arm}-{m}-{lr}-s{seed}", arm, m, seed, dev if lr == best else dev + 0.1, lr=lr)
-        if arm == "bpe_tied":  # one arm is not chosen yet: nothing to name
-            with pytest.raises(ValueError, match="has not chosen every arm's learning rate"):
-                fair_choose.main(argv)
-    # bpe_untied's best lr sits at the grid's top edge: an edge run (8e-3, worse) settles it there
+    best = {"bpe_untied": (False, fair_choose.SQRT_D, 4e-3)}  # at the lr grid's top edge: settled only by its 8e-3 edge run
+    write_phases_1_2(
+        tmp_path,
+        {"bpe_tied": 5.9, "bpe_untied": 5.5, "bpe_lowrank": 5.8},
+        chosen=best,
+        skip={("bpe_untied", False, fair_choose.SQRT_D, 8e-3)},
+    )
+    with pytest.raises(ValueError, match="has not chosen every arm's learning rate"):
+        fair_choose.main(argv)
     for seed in (1337, 1338):
         write_run(tmp_path, f"bpe_untied-13.86-0.008-s{seed}", "bpe_untied", 13.86, seed, 5.6, lr=8e-3)
     assert fair_choose.main(argv) == "bpe_untied:input_rms=sqrt_d,learning_rate=0.004,min_lr=0.0004"

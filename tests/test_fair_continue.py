@@ -45,7 +45,8 @@ R, lr = float(g.get("input_scale", 1)) * own, float(g.get("learning_rate", 2e-3)
 dev = optimum[0] + 0.05 * math.log(R / optimum[1]) ** 2 + 0.05 * math.log(lr / optimum[2]) ** 2 + 0.02 * bool(g.get("input_norm"))
 dev += 0.001 * (seed % 7)
 config = {"embedding": arm, "input_scale": float(g.get("input_scale", 1)), "input_norm": bool(g.get("input_norm")),
-          "learning_rate": lr, "seed": seed, "kron_shuffle_seed": "seed" if shuffled else None, "grad_clip": 1.0}
+          "learning_rate": lr, "min_lr": float(g.get("min_lr", 2e-4)), "seed": seed,
+          "kron_shuffle_seed": "seed" if shuffled else None, "grad_clip": 1.0}
 sources = {f"src{i}": dev + 0.01 * ((seed + i) % 3 - 1) for i in range(8)}
 records = [{"kind": "config", "config": config, "extra": extra}, {"kind": "train", "step": 0, "grad_norm": 0.5},
            {"kind": "eval", "step": 0, "val_loss": 9.0, "emb_rms": R}, {"kind": "eval", "step": 500, "val_loss": dev, "emb_rms": 2 * R},
@@ -90,9 +91,28 @@ def test_continue_runs_every_phase_the_plan_asks_for_and_stops(tmp_path):
     kept_ckpts = [json.loads(open(runs / n / "metrics.jsonl").readline())["extra"] for n in names if n.endswith("-s2003")]
     assert sum("--keep_ckpt_steps=[100,200,300,400]" in e for e in kept_ckpts) == 3  # kron, shuffled, best table
     assert len(os.listdir(tmp_path / "results" / "study_fair" / "runs_v50k")) == 35
-    assert "scripts.fair_q4 --runs runs/study_fair" in (tmp_path / "calls.txt").read_text()
+    calls = (tmp_path / "calls.txt").read_text()
+    assert "scripts.fair_q4 --runs runs/study_fair" in calls
+    assert "scripts.fair_choose --axis R --settled" in calls and "scripts.fair_choose --axis lr --settled" in calls
     ans = fair_report.answers(str(tmp_path / "results"))
     assert ans["best"] == "bpe_untied" and ans["chosen"]["kron"] == (False, 1.0, 8e-3)
     assert ans["primary"]["Q1 S"]["mean"] == pytest.approx(
         OPTIMUM["bpe_untied"][0] - OPTIMUM["kron"][0] - 0.05 * math.log(8e-3 / 9e-3) ** 2, abs=1e-6
     )
+
+
+@pytest.mark.slow
+def test_continue_stops_saying_why_when_an_asked_run_leaves_no_log(tmp_path):
+    """A run that ends without a kept log (here: kron_tied's, whose runner exits 0 and writes nothing)
+    is asked for again and again: continue.sh stops at that axis, naming the arm, instead of going on."""
+    (tmp_path / "fake_run_study.py").write_text(
+        'import sys\nif "kron_tied" not in sys.argv:\n' + "\n".join("    " + line for line in FAKE_RUN_STUDY.strip().splitlines()) + "\n"
+    )
+    stub = tmp_path / "python"
+    stub.write_text(STUB.format(real=sys.executable))
+    stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    env = dict(os.environ, PYTHON=str(stub), LANES="2", FAKE_RESULTS=str(tmp_path), OPTIMUM=json.dumps(OPTIMUM), OWN=json.dumps(OWN))
+    r = subprocess.run(["bash", "results/study_fair/continue.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0
+    assert "--axis R is not settled: " in r.stderr and "kron_tied: a setting lacks a seed" in r.stderr
+    assert "--axis lr" not in (tmp_path / "calls.txt").read_text()  # phase 2 never started

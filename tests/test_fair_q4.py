@@ -11,7 +11,7 @@ import analysis
 import train
 from scripts import fair_q4
 from tests.conftest import tiny_config
-from tests.test_fair_choose import write_run
+from tests.test_fair_choose import write_phases_1_2
 
 
 def test_each_checkpoint_meets_the_tables_closest_and_counts_within_the_tolerance():
@@ -48,20 +48,17 @@ def test_the_verdict_needs_both_metrics_on_one_side_after_holm(arm_values, verdi
 @pytest.mark.slow
 def test_the_script_matches_probes_and_keeps_each_pair_once(data_dir, tmp_path, monkeypatch):
     logs, runs, out = tmp_path / "logs", tmp_path / "runs", tmp_path / "q4"
-    logs.mkdir()
-    lr = tiny_config(data_dir, "x")["learning_rate"]
-    # phases 1-2 (synthetic): bpe_untied at x50 is the best table; kron and shuffled kron chosen at input_scale 1
-    for seed in (1337, 1338):
-        for arm, scale, dev in (("bpe_tied", 1, 6.0), ("bpe_untied", 50, 5.0), ("bpe_lowrank", 1, 6.1), ("kron", 1, 5.2)):
-            write_run(logs, f"{arm}-s{seed}", arm, scale, seed, dev, lr=lr)
-        write_run(logs, f"kron-shuffled-s{seed}", "kron", 1, seed, 5.3, lr=lr, shuffle="seed")
+    # phases 1-2 (synthetic): every arm best at the sqrt(d) point, lr 2e-3; bpe_untied (x13.86) the best table
+    write_phases_1_2(logs, {"bpe_tied": 6.0, "bpe_untied": 5.0, "bpe_lowrank": 6.1, "kron": 5.2, "kron_shuffled": 5.3})
     # phase 3 (real, one seed): each arm at its chosen setting, keeping checkpoints at its evaluations
     for name, kw in (
-        ("kron-s2001", dict(embedding="kron")),
-        ("kron-kron_shuffle_seedseed-s2001", dict(embedding="kron", kron_shuffle_seed="seed")),
-        ("bpe_untied-input_scale50-s2001", dict(embedding="bpe_untied", input_scale=50.0)),
+        ("kron-s2001", dict(embedding="kron", input_scale=0.2771)),
+        ("kron-kron_shuffle_seedseed-s2001", dict(embedding="kron", kron_shuffle_seed="seed", input_scale=0.2771)),
+        ("bpe_untied-input_scale13.86-s2001", dict(embedding="bpe_untied", input_scale=13.86)),
     ):
-        train.train(tiny_config(data_dir, runs / name, seed=2001, keep_ckpt_steps=[4, 8], **kw))
+        train.train(
+            tiny_config(data_dir, runs / name, seed=2001, keep_ckpt_steps=[4, 8], learning_rate=2e-3, min_lr=2e-4, final_eval=True, **kw)
+        )
         (logs / name).mkdir()
         shutil.copy(runs / name / "metrics.jsonl", logs / name / "metrics.jsonl")
     argv = ["--logs", str(logs), "--runs", str(runs), "--out", str(out)]
@@ -83,7 +80,18 @@ def test_the_script_matches_probes_and_keeps_each_pair_once(data_dir, tmp_path, 
     monkeypatch.setattr(fair_q4, "probe", no_probe)
     assert fair_q4.main(argv)["arms"]["kron"]["survival"] == kron["survival"]
     shutil.rmtree(runs / "kron-s2001")
-    for f in (runs / "bpe_untied-input_scale50-s2001").glob("ckpt_step*"):
+    for f in (runs / "bpe_untied-input_scale13.86-s2001").glob("ckpt_step*"):
         f.unlink()
     with pytest.raises(FileNotFoundError, match="no kept checkpoints or no ckpt.pt; Q4 needs phase-3 runs made with --keep_ckpt_steps"):
         fair_q4.main(argv)
+
+
+def test_a_diverged_phase_three_run_is_left_out_by_name(tmp_path):
+    from tests.test_fair_choose import write_label
+
+    write_phases_1_2(tmp_path, {"bpe_untied": 5.0})
+    write_label(tmp_path, "kron-s2001", "kron", 0.2771, 2001, 5.1)
+    write_label(tmp_path, "kron-s2002", "kron", 0.2771, 2002, None)  # diverged: no final record
+    found, best, diverged = fair_q4.phase3_runs(str(tmp_path))
+    assert best == "bpe_untied" and diverged == ["kron-s2002"]
+    assert ("kron", 2001) in found and ("kron", 2002) not in found

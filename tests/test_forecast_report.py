@@ -152,14 +152,14 @@ def test_f2_is_whichever_learned_table_the_grid_declares(tmp_path):
 
 
 def write_fair_tables(logs, best):
-    """Phase-2 logs of the three tables, each best at lr 2e-3 (an interior choice: settled): {arm: (multiplier, dev)}."""
-    from tests.test_fair_choose import write_run
+    """Phases 1-2 of the fair study, every arm settled; the tables' dev at their chosen point {arm: (multiplier, dev)}
+    (norm off, lr 2e-3), every other arm worse (6.0)."""
+    from scripts import fair_choose
+    from tests.test_fair_choose import write_phases_1_2
 
-    logs.mkdir(parents=True, exist_ok=True)
-    for arm, (m, dev) in best.items():
-        for lr in (1e-3, 2e-3, 4e-3):
-            for seed in (1337, 1338):
-                write_run(logs, f"{arm}-{lr}-s{seed}", arm, m, seed, dev + (lr != 2e-3) * 0.1, lr=lr)
+    chosen = {arm: (False, round(m * 0.02, 6), 2e-3) for arm, (m, _) in best.items()}
+    write_phases_1_2(logs, {arm: dev for arm, (_, dev) in best.items()}, chosen=chosen)
+    assert fair_choose.settled(fair_choose.choice_from(str(logs), "lr"), "lr")
 
 
 def test_before_the_first_run_the_third_arm_must_be_the_fair_studys_best_table(tmp_path):

@@ -26,6 +26,7 @@ for axis in R lr; do
         echo "$now" | xargs -P "$LANES" -d '\n' -I{} bash -fc "{}"  # -f: no globbing; each line is already quoted
         asked=$now
     done
+    "$PY" -m scripts.fair_choose --axis "$axis" --settled  # asked twice for the same runs: settled, or stop saying why
 done
 "$PY" -m scripts.fair_q4 --runs runs/study_fair
 echo "the study is complete: python -m scripts.make_results writes its answers into RESULTS.md"
