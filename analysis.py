@@ -536,8 +536,8 @@ def fair_runs(logs):
         c, final = configs[-1]["config"], read_metrics(path, "final")
         arm = "kron_shuffled" if c["embedding"] == "kron" and c.get("kron_shuffle_seed") is not None else c["embedding"]
         own = 1.0 if c.get("input_norm") else fair_own_rms(arm)
-        if not math.isclose(c["min_lr"], c["learning_rate"] / 10, rel_tol=1e-6):
-            raise ValueError(f"{path}: min_lr {c['min_lr']:g} is not learning_rate / 10 = {c['learning_rate'] / 10:g} (amendment 1)")
+        if c.get("min_lr") is None or not math.isclose(c["min_lr"], c["learning_rate"] / 10, rel_tol=1e-6):
+            raise ValueError(f"{path}: min_lr {c.get('min_lr')} is not learning_rate / 10 = {c['learning_rate'] / 10:g} (amendment 1)")
         dev = final[-1]["dev_loss"] if final else math.inf
         dev = dev if math.isfinite(dev) else math.inf  # a NaN would make the choosing min arbitrary
         out.append(
@@ -554,7 +554,10 @@ def fair_runs(logs):
     return out
 
 
-FAIR_SQRT_D = {"S": round(0.02 * 192**0.5, 4), "L": round(0.02 * 128**0.5, 4)}  # R = 0.02 sqrt(d): 0.2771 at S, 0.2263 at L
+FAIR_SQRT_D = {"S": 0.02 * 192**0.5, "L": 0.02 * 128**0.5}  # R = 0.02 sqrt(d): 0.2771 at S, 0.2263 at L
+FAIR_R_GRID = {False: (0.02, FAIR_SQRT_D["S"], 1.0), True: (FAIR_SQRT_D["S"], 1.0)}  # phase 1's R, by input norm
+FAIR_PHASE1 = tuple((norm, R) for norm, grid in FAIR_R_GRID.items() for R in grid)  # its 5 (norm, R) points, at lr 2e-3
+FAIR_LRS = (1e-3, 2e-3, 4e-3)  # phase 2's grid at each arm's chosen (norm, R); 2e-3 is phase 1's
 
 
 def fair_is_sqrt_d(R):
@@ -619,9 +622,9 @@ def fair_extension(chosen, tried, axis):
     lr grid: {1e-3, 2e-3, 4e-3})."""
     norm, R, lr = chosen
     if axis == "R":
-        values, grid, step, at = sorted({s[1] for s in tried if s[0] == norm}), ((0.2771, 1.0) if norm else (0.02, 0.2771, 1.0)), 3.6, R
+        values, grid, step, at = sorted({s[1] for s in tried if s[0] == norm}), FAIR_R_GRID[norm], 3.6, R
     else:
-        values, grid, step, at = sorted({s[2] for s in tried if s[:2] == (norm, R)}), (1e-3, 2e-3, 4e-3), 2.0, lr
+        values, grid, step, at = sorted({s[2] for s in tried if s[:2] == (norm, R)}), FAIR_LRS, 2.0, lr
     # beyond the grid by more than the 4-digit multiplier's rounding (the hybrid's R 0.02 reads back as 0.019997)
     beyond_low = sum(v < min(grid) * (1 - 1e-3) for v in values)
     beyond_high = sum(v > max(grid) * (1 + 1e-3) for v in values)

@@ -30,9 +30,6 @@ from errors import run_cli
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-SQRT_D = 0.02 * 192**0.5  # R = 0.02 sqrt(d) at S, unrounded: the hybrid's multiplier is 0.196, as phase1.sh runs it
-PHASE1_POINTS = ((False, 0.02), (False, SQRT_D), (False, 1.0), (True, SQRT_D), (True, 1.0))  # (input norm, R) at lr 2e-3
-PHASE2_LRS = (1e-3, 2e-3, 4e-3)  # at each arm's chosen (norm, R); 2e-3 is phase 1's
 PHASE3_SEEDS = range(2001, 2006)
 KEEP_CKPTS = "--keep_ckpt_steps=[100,200,300,400]"  # amendment 2: Q4's checkpoints, in phase 3 at S
 
@@ -114,7 +111,8 @@ def next_phase(choice, axis, python="python"):
         return [
             command(arm, (c["chosen"][0], c["chosen"][1], lr), seed, python=python)
             for arm, c in choice.items()
-            for lr in (1e-3, 4e-3)
+            for lr in analysis.FAIR_LRS
+            if lr != 2e-3  # phase 1's
             for seed in (1337, 1338)
         ]
     probed = ("kron", "kron_shuffled", analysis.fair_best_table(choice))
@@ -160,23 +158,24 @@ def report(choice, axis):
 
 def choice_from(logs, axis):
     """analysis.fair_choice along `axis` from the kept logs of phases 1-2, with every run the plan makes
-    there counted as missing until it is kept (phase 1: every arm at PHASE1_POINTS; phase 2: each arm's
-    chosen (norm, R) at PHASE2_LRS). Phase 3's seeds never choose; the R axis reads only lr 2e-3 runs, so
+    there counted as missing until it is kept (phase 1: every arm at analysis.FAIR_PHASE1; phase 2: each
+    arm's chosen (norm, R) at analysis.FAIR_LRS). Phase 3's seeds never choose; the R axis reads only lr 2e-3 runs, so
     phase 2's runs cannot move R's choice; the lr axis is refused (NotSettled) until R is settled."""
     if not os.path.isdir(logs):
         raise ValueError(f"--logs {logs!r}: not a folder of kept run logs")
     runs = [r for r in analysis.fair_runs(logs) if r["seed"] not in PHASE3_SEEDS]
-    phase1 = {arm: [(norm, R, 2e-3) for norm, R in PHASE1_POINTS] for arm in analysis.FAIR_ARMS}
+    phase1 = {arm: [(norm, R, 2e-3) for norm, R in analysis.FAIR_PHASE1] for arm in analysis.FAIR_ARMS}
     by_r = analysis.fair_choice([r for r in runs if r["lr"] == 2e-3], planned=phase1)
     if axis == "R":
         return by_r
     if not settled(by_r, "R"):
         raise NotSettled(f"the input axis is not settled (--axis R: {describe(unsettled(by_r, 'R'))}): no learning rate is chosen yet")
-    phase2 = {arm: [(*c["chosen"][:2], lr) for lr in PHASE2_LRS] for arm, c in by_r.items()}
+    phase2 = {arm: [(*c["chosen"][:2], lr) for lr in analysis.FAIR_LRS] for arm, c in by_r.items()}
     return analysis.fair_choice(runs, planned=phase2)
 
 
 def describe(why):
+    """unsettled()'s {arm: why} as one line."""
     return "; ".join(f"{arm}: {reason}" for arm, reason in why.items())
 
 

@@ -48,7 +48,7 @@ def phase3_runs(logs):
         for r in analysis.fair_runs(logs)
         if r["seed"] in PHASE3_SEEDS and r["arm"] in chosen and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), chosen[r["arm"]])
     ]
-    diverged = sorted(r["name"] for r in found if r["dev"] == float("inf"))
+    diverged = sorted(r["name"] for r in found if r["dev"] == float("inf") and r["arm"] in ARMS + (best,))  # Q4's arms only
     return {(r["arm"], r["seed"]): r for r in found if r["name"] not in diverged}, best, diverged
 
 

@@ -181,8 +181,8 @@ def q4_text(q4):
         if "survival" in r:
             sv, kl = r["survival"], r["kl"]
             words += (
-                f"; survival higher on {sv['higher']} prompts, lower on {sv['lower']}, Holm p {fmt_p(sv['p_holm'])}; "
-                f"KL lower on {kl['lower']}, higher on {kl['higher']}, Holm p {fmt_p(kl['p_holm'])}"
+                f"; its top-1 survival higher than the table's on {sv['higher']} prompts, lower on {sv['lower']}, Holm p "
+                f"{fmt_p(sv['p_holm'])}; its KL lower on {kl['lower']}, higher on {kl['higher']}, Holm p {fmt_p(kl['p_holm'])}"
             )
         parts.append(words + ")")
     skipped = f" Left out (diverged): {', '.join(q4['diverged'])}." if q4.get("diverged") else ""

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import pytest
 
@@ -19,7 +20,7 @@ def write_run(root, name, embedding, input_scale, seed, dev, norm=False, lr=2e-3
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-SQRT_D = (False, fair_choose.SQRT_D, 2e-3)  # the sqrt(d) point, norm off, lr 2e-3: interior on both axes (no edge run)
+SQRT_D_POINT = (False, analysis.FAIR_SQRT_D["S"], 2e-3)  # the sqrt(d) point, norm off, lr 2e-3: interior on both axes (no edge run)
 
 
 def write_label(root, name, arm, input_scale, seed, dev, norm=False, lr=2e-3):
@@ -29,17 +30,19 @@ def write_label(root, name, arm, input_scale, seed, dev, norm=False, lr=2e-3):
 
 
 def write_phases_1_2(root, base, chosen=None, write=write_label, skip=()):
-    """The kept logs of phases 1 and 2, each arm best at chosen.get(arm, SQRT_D) (dev base.get(arm, 6.0)
-    there, 0.1 worse for another (norm, R), 0.1 for another lr): PHASE1_POINTS at lr 2e-3, PHASE2_LRS at
+    """The kept logs of phases 1 and 2, each arm best at chosen.get(arm, SQRT_D_POINT) (dev base.get(arm, 6.0)
+    there, 0.1 worse for another (norm, R), 0.1 for another lr): analysis.FAIR_PHASE1 at lr 2e-3, FAIR_LRS at
     the best (norm, R), and the edge runs the plan's rule asks for, so every arm is settled; skip:
     (arm, norm, R, lr) points left out."""
     root.mkdir(parents=True, exist_ok=True)
     same = analysis.fair_same_setting
     for arm in analysis.FAIR_ARMS:
-        norm, R, lr = (chosen or {}).get(arm, SQRT_D)
-        points = [(n, r, 2e-3) for n, r in fair_choose.PHASE1_POINTS]
-        norm, R, _ = next((q for q in points if same(q, (norm, R, 2e-3))), (norm, R, 2e-3))  # a planned point's R, as logged
-        points += [(norm, R, x) for x in fair_choose.PHASE2_LRS if (norm, R, x) not in points]
+        norm, R, lr = (chosen or {}).get(arm, SQRT_D_POINT)
+        points = [(n, r, 2e-3) for n, r in analysis.FAIR_PHASE1]
+        norm, R, _ = next(
+            (q for q in points if same(q, (norm, R, 2e-3))), (norm, R, 2e-3)
+        )  # the planned point's R (a table logs 0.2772 for 0.2771)
+        points += [(norm, R, x) for x in analysis.FAIR_LRS if (norm, R, x) not in points]
         best = (norm, R, lr)
         points += [] if best in points else [best]
         for axis in ("R", "lr"):
@@ -109,22 +112,37 @@ def test_the_next_phase_is_printed_only_when_every_planned_run_is_kept_and_no_ar
     assert "next phase (28 runs):" in text  # 7 arms x lr 1e-3, 4e-3 x 2 seeds
     assert "--arms bpe_untied --seeds 1338 --grid input_scale=13.86 --grid learning_rate=0.004 --grid min_lr=0.0004" in text
     assert fair_choose.main(["--axis", "R", "--logs", str(tmp_path), "--settled"]) == "--axis R is settled"
-    # a planned run that was never kept (not merely one seed of a logged setting): asked for, not ignored
-    name = f"kron_tied-n1-m1-lr{2e-3:g}-s1338"
-    (tmp_path / name / "metrics.jsonl").unlink()
-    (tmp_path / name).rmdir()
+    # a planned setting never kept at all (both seeds): asked for, not invisible as before
+    for seed in (1337, 1338):
+        shutil.rmtree(tmp_path / f"kron_tied-n1-m1-lr{2e-3:g}-s{seed}")
     argv = ["--axis", "R", "--logs", str(tmp_path)]
     assert "next phase" not in fair_choose.main(argv)
-    assert fair_choose.main(argv + ["--commands"]).splitlines() == [fair_choose.command("kron_tied", (True, 1.0, 2e-3), 1338)]
+    asked = [fair_choose.command("kron_tied", (True, 1.0, 2e-3), seed) for seed in (1337, 1338)]
+    assert fair_choose.main(argv + ["--commands"]).splitlines() == asked
     with pytest.raises(fair_choose.NotSettled, match="kron_tied: a setting lacks a seed"):
         fair_choose.main(argv + ["--settled"])
     with pytest.raises(fair_choose.NotSettled, match="the input axis is not settled"):  # no lr choice while R is open
         fair_choose.main(["--axis", "lr", "--logs", str(tmp_path), "--commands"])
 
 
+def test_the_learning_rate_is_not_chosen_before_every_phase_two_run_is_kept(tmp_path):
+    """Phase 2 half done: kron's lr 4e-3 runs not kept (neither seed). Its lr 2e-3 is then the top of what
+    was tried, but the plan's 4e-3 must run, not an edge run, and nothing is settled until it has."""
+    point = analysis.FAIR_SQRT_D["S"]
+    write_phases_1_2(tmp_path, {}, skip={("kron", False, point, 4e-3)})
+    argv = ["--axis", "lr", "--logs", str(tmp_path)]
+    assert fair_choose.main(argv + ["--commands"]).splitlines() == [
+        fair_choose.command("kron", (False, 0.2771, 4e-3), s) for s in (1337, 1338)
+    ]
+    with pytest.raises(fair_choose.NotSettled, match="kron: a setting lacks a seed"):
+        fair_choose.main(argv + ["--settled"])
+    with pytest.raises(ValueError, match="has not chosen every arm's learning rate"):
+        fair_choose.main(argv + ["--forecast-arm"])
+
+
 def test_an_arm_whose_every_setting_diverged_is_not_chosen_and_stops_the_study(tmp_path):
-    write_phases_1_2(tmp_path, {}, skip={("hybrid", n, R, 2e-3) for n, R in fair_choose.PHASE1_POINTS})
-    for n, R in fair_choose.PHASE1_POINTS:
+    write_phases_1_2(tmp_path, {}, skip={("hybrid", n, R, 2e-3) for n, R in analysis.FAIR_PHASE1})
+    for n, R in analysis.FAIR_PHASE1:
         for seed in (1337, 1338):
             write_label(
                 tmp_path, f"hybrid-diverged-n{int(n)}-{R}-s{seed}", "hybrid", fair_choose.input_scale("hybrid", (n, R, 2e-3)), seed, None, n
@@ -199,7 +217,7 @@ def test_phase_three_keeps_q4s_checkpoints_for_three_arms_and_carries_the_sqrt_d
 def test_commands_ask_for_edges_first_then_the_next_phase_and_phase_two_does_not_move_r(tmp_path):
     """--commands (continue.sh's loop): the edge runs while any arm needs one, else the next phase; the
     R axis reads only lr 2e-3 runs, so phase 2's runs cannot reopen it."""
-    edge = {("bpe_tied", False, R, 2e-3) for R in (3.6, 12.96)} | {("bpe_tied", False, 1.0, lr) for lr in (1e-3, 4e-3)}
+    edge = {("bpe_tied", False, 3.6, 2e-3)} | {("bpe_tied", False, 1.0, lr) for lr in (1e-3, 4e-3)}
     write_phases_1_2(tmp_path, {}, chosen={"bpe_tied": (False, 1.0, 2e-3)}, skip=edge)  # bpe_tied best at R 1: an edge
     argv = ["--axis", "R", "--logs", str(tmp_path), "--commands"]
     assert fair_choose.main(argv).splitlines() == [
@@ -221,7 +239,7 @@ def test_commands_ask_for_edges_first_then_the_next_phase_and_phase_two_does_not
 
 
 def test_phase_one_as_phase1_sh_runs_it_is_the_grid_the_choosing_step_expects():
-    """phase1.sh (bash, run first) and fair_choose's PHASE1_POINTS (what the choosing step counts as
+    """phase1.sh (bash, run first) and analysis.FAIR_PHASE1 (what the choosing step counts as
     missing) name the same 70 runs."""
     import subprocess
 
@@ -236,10 +254,10 @@ def test_phase_one_as_phase1_sh_runs_it_is_the_grid_the_choosing_step_expects():
     expected = {
         fair_choose.command(arm, (norm, R, 2e-3), seed)
         for arm in analysis.FAIR_ARMS
-        for norm, R in fair_choose.PHASE1_POINTS
+        for norm, R in analysis.FAIR_PHASE1
         for seed in (1337, 1338)
     }
-    assert set(listed.stdout.splitlines()) == expected and len(expected) == 70
+    assert set(listed.stdout.splitlines()) == expected and len(listed.stdout.splitlines()) == len(expected) == 70
 
 
 def test_the_forecast_arm_is_the_best_table_at_its_setting_once_the_lr_axis_is_settled(tmp_path):
@@ -247,12 +265,12 @@ def test_the_forecast_arm_is_the_best_table_at_its_setting_once_the_lr_axis_is_s
     run_forecast spec, the sqrt(d) point as input_rms=sqrt_d so each size gets its own multiplier;
     refused while an arm still lacks a learning-rate choice."""
     argv = ["--axis", "lr", "--logs", str(tmp_path), "--forecast-arm"]
-    best = {"bpe_untied": (False, fair_choose.SQRT_D, 4e-3)}  # at the lr grid's top edge: settled only by its 8e-3 edge run
+    best = {"bpe_untied": (False, analysis.FAIR_SQRT_D["S"], 4e-3)}  # at the lr grid's top edge: settled only by its 8e-3 edge run
     write_phases_1_2(
         tmp_path,
         {"bpe_tied": 5.9, "bpe_untied": 5.5, "bpe_lowrank": 5.8},
         chosen=best,
-        skip={("bpe_untied", False, fair_choose.SQRT_D, 8e-3)},
+        skip={("bpe_untied", False, analysis.FAIR_SQRT_D["S"], 8e-3)},
     )
     with pytest.raises(ValueError, match="has not chosen every arm's learning rate"):
         fair_choose.main(argv)

@@ -16,8 +16,8 @@ for axis in R lr; do
     asked=""
     while true; do
         now=$("$PY" -m scripts.fair_choose --axis "$axis" --commands --python "$PY")
-        if [ -z "$now" ]; then
-            echo "fair_choose --axis $axis asks for nothing (no kept runs?); its report:" >&2
+        if [ -z "$now" ]; then  # nothing to run, and not settled: an arm whose every setting diverged
+            echo "fair_choose --axis $axis has nothing to run and is not settled; its report:" >&2
             "$PY" -m scripts.fair_choose --axis "$axis" >&2
             exit 1
         fi
