@@ -138,14 +138,14 @@ def to_run(choice, axis, python="python"):
 
 
 def report(choice, axis):
-    lines = []
+    lines, why = [], unsettled(choice, axis)
     for arm, c in choice.items():
         lines.append(f"{arm}:")
         for (norm, R, lr), m in sorted(c["settings"].items()):
             mark = "  <- chosen" if (norm, R, lr) == c["chosen"] else ""
             lines.append(f"  norm {'on ' if norm else 'off'} R {R:<7g} lr {lr:<7g} dev {'incomplete' if m is None else f'{m:.4f}'}{mark}")
         if c["chosen"] is None:
-            lines.append(f"  not chosen: {unsettled(choice, axis)[arm]}")
+            lines.append(f"  not chosen: {why[arm]}")
             continue
         nxt = analysis.fair_extension(c["chosen"], list(c["settings"]), axis)
         if nxt:
@@ -179,6 +179,28 @@ def describe(why):
     return "; ".join(f"{arm}: {reason}" for arm, reason in why.items())
 
 
+def settled_choice(logs):
+    """The learning-rate choice, once every arm is settled (what phase 3, its report and Q4 read);
+    NotSettled, saying why, before."""
+    choice = choice_from(logs, "lr")
+    why = unsettled(choice, "lr")
+    if why:
+        raise NotSettled(f"--axis lr is not settled: {describe(why)}")
+    return choice
+
+
+def at_chosen(runs, chosen, scale="S"):
+    """The phase-3 runs (seeds 2001-2005) among analysis.fair_runs' `runs` that are at their arm's chosen
+    S setting as `scale` runs it ({arm: (norm, R, lr)}; the sqrt(d) point moved at L)."""
+    return [
+        r
+        for r in runs
+        if r["seed"] in PHASE3_SEEDS
+        and r["arm"] in chosen
+        and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), analysis.fair_setting_at(chosen[r["arm"]], scale))
+    ]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--axis", choices=("R", "lr"), required=True, help="R after phase 1, lr after phase 2")
@@ -193,8 +215,9 @@ def main(argv=None):
         p.error("--forecast-arm reads the learning-rate choice: give --axis lr")
     choice = choice_from(args.logs, args.axis)
     if args.settled:
-        if not settled(choice, args.axis):
-            raise NotSettled(f"--axis {args.axis} is not settled: {describe(unsettled(choice, args.axis))}")
+        why = unsettled(choice, args.axis)
+        if why:
+            raise NotSettled(f"--axis {args.axis} is not settled: {describe(why)}")
         text = f"--axis {args.axis} is settled"
     elif args.forecast_arm:
         text = forecast_arm(choice)

@@ -29,7 +29,7 @@ import analysis
 import checkpoint
 from errors import run_cli
 from runlog import read_json, read_metrics
-from scripts.fair_choose import KEEP_CKPTS, PHASE3_SEEDS, choice_from, settled
+from scripts.fair_choose import KEEP_CKPTS, PHASE3_SEEDS, at_chosen, settled_choice
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = ("kron", "kron_shuffled")  # each against the best table
@@ -38,16 +38,9 @@ ARMS = ("kron", "kron_shuffled")  # each against the best table
 def phase3_runs(logs):
     """{(arm, seed): run} of the finished phase-3 runs (seeds 2001-2005) at each arm's chosen setting,
     the best table, and the names of those that diverged (left out, as amendment 1 says)."""
-    choice = choice_from(logs, "lr")  # NotSettled (a ValueError) while the R axis is open
-    if not settled(choice, "lr"):
-        raise ValueError(f"{logs}: the learning rates are not chosen yet (phases 1 and 2 incomplete); Q4 runs after phase 3")
+    choice = settled_choice(logs)  # NotSettled (a ValueError) until phases 1 and 2 are done
     best = analysis.fair_best_table(choice)
-    chosen = {arm: c["chosen"] for arm, c in choice.items()}
-    found = [
-        r
-        for r in analysis.fair_runs(logs)
-        if r["seed"] in PHASE3_SEEDS and r["arm"] in chosen and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), chosen[r["arm"]])
-    ]
+    found = at_chosen(analysis.fair_runs(logs), {arm: c["chosen"] for arm, c in choice.items()})
     diverged = sorted(r["name"] for r in found if r["dev"] == float("inf") and r["arm"] in ARMS + (best,))  # Q4's arms only
     return {(r["arm"], r["seed"]): r for r in found if r["name"] not in diverged}, best, diverged
 

@@ -11,7 +11,7 @@ import os
 import analysis
 from report import fmt_p
 from runlog import read_json, read_metrics
-from scripts.fair_choose import PHASE3_SEEDS, NotSettled, choice_from, settled
+from scripts.fair_choose import PHASE3_SEEDS, NotSettled, at_chosen, settled_choice
 from scripts.fair_choose import SCALES as RUNS
 
 BEST = "the best table"
@@ -28,21 +28,18 @@ def chosen_settings(logs):
     """The choosing step's learning-rate choice (phases 1 and 2, seeds 1337-1338, edges included); None
     until it is settled for every arm (phase-3 runs at a choice an edge run could still move are not read)."""
     try:
-        choice = choice_from(logs, "lr")
+        return settled_choice(logs)
     except NotSettled:
         return None
-    return choice if settled(choice, "lr") else None
 
 
 def phase3(logs, chosen, scale):
     """{arm: {seed: (run name, final record or None when the run diverged)}} of the phase-3 runs at each
     arm's chosen setting; None while a seed of an arm has no kept run."""
     out = {a: {} for a in analysis.FAIR_ARMS}
-    for r in analysis.fair_runs(logs):
-        target = analysis.fair_setting_at(chosen[r["arm"]], scale) if r["arm"] in chosen else None
-        if r["seed"] in PHASE3_SEEDS and target and analysis.fair_same_setting((r["norm"], r["R"], r["lr"]), target):
-            final = read_metrics(os.path.join(logs, r["name"]), "final")
-            out[r["arm"]][r["seed"]] = (r["name"], final[-1] if final else None)
+    for r in at_chosen(analysis.fair_runs(logs), chosen, scale):
+        final = read_metrics(os.path.join(logs, r["name"]), "final")
+        out[r["arm"]][r["seed"]] = (r["name"], final[-1] if final else None)
     return out if all(len(by_seed) == len(PHASE3_SEEDS) for by_seed in out.values()) else None
 
 

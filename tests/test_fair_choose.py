@@ -149,7 +149,7 @@ def test_an_arm_whose_every_setting_diverged_is_not_chosen_and_stops_the_study(t
             )
     choice = fair_choose.choice_from(str(tmp_path), "R")
     assert choice["hybrid"]["chosen"] is None and choice["hybrid"]["diverged"]
-    assert fair_choose.main(["--axis", "R", "--logs", str(tmp_path), "--commands"]) == ""  # continue.sh stops, printing the report
+    assert fair_choose.main(["--axis", "R", "--logs", str(tmp_path), "--commands"]) == ""  # continue.sh: --settled names it
     assert (
         "hybrid:" in (text := fair_choose.main(["--axis", "R", "--logs", str(tmp_path)])) and "not chosen: every setting diverged" in text
     )

@@ -16,17 +16,13 @@ for axis in R lr; do
     asked=""
     while true; do
         now=$("$PY" -m scripts.fair_choose --axis "$axis" --commands --python "$PY")
-        if [ -z "$now" ]; then  # nothing to run, and not settled: an arm whose every setting diverged
-            echo "fair_choose --axis $axis has nothing to run and is not settled; its report:" >&2
-            "$PY" -m scripts.fair_choose --axis "$axis" >&2
-            exit 1
-        fi
-        [ "$now" = "$asked" ] && break  # what it asks for is done: this axis is settled
+        # nothing new to run: the axis is settled, or (nothing at all: an arm whose every setting diverged) not
+        if [ -z "$now" ] || [ "$now" = "$asked" ]; then break; fi
         echo "[$(date +%H:%M:%S)] fair_choose --axis $axis asks for $(echo "$now" | wc -l) runs"
         echo "$now" | xargs -P "$LANES" -d '\n' -I{} bash -fc "{}"  # -f: no globbing; each line is already quoted
         asked=$now
     done
-    "$PY" -m scripts.fair_choose --axis "$axis" --settled  # asked twice for the same runs: settled, or stop saying why
+    "$PY" -m scripts.fair_choose --axis "$axis" --settled  # or stop here, naming each arm not settled and why
 done
 "$PY" -m scripts.fair_q4 --runs runs/study_fair
 echo "the study is complete: python -m scripts.make_results writes its answers into RESULTS.md"
