@@ -7,7 +7,7 @@
 # On a bare GPU machine (Python 3, torch with CUDA, numpy, tiktoken, tqdm, matplotlib; no network), nothing
 # is installed:
 #   here, once:  python -m data.english.prepare && python -m scripts.pack_gpu    # -> gpu_pack/ (~23 MB)
-#   there, with gpu_pack/ carried along:  OUT=$OUT bash scripts/gpu_study.sh     # ~9 minutes on one H200 (estimate)
+#   there, with gpu_pack/ carried along:  OUT=$OUT bash scripts/gpu_study.sh     # about 8-9 minutes on one H200 (estimate)
 #   back here:   python -m scripts.gpu_report --study-archive <OUT>/gpu_study.tar.gz   # -> results/gpu_124m/
 #                python -m scripts.make_results                                     # RESULTS.md's "124M on one GPU"
 # On any CPU, the same path at a tiny shape (the test suite runs this):

@@ -1,0 +1,66 @@
+"""Figures the documents quote from kept data: each is recomputed here from its file, so an edit to the
+data or to the prose that lets them disagree fails (the rule: documents are written by people, numbers by
+code). Figures that a script renders into a marked block are checked beside that script instead."""
+
+import json
+import os
+import re
+
+import analysis
+import runlog
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(rel):
+    return open(os.path.join(ROOT, rel)).read()
+
+
+def test_the_readme_intro_quotes_the_counted_input_sizes():
+    """The intro's "from 38,633,472 to 3,145,728": bpe_tied's and kron's input parameters at GPT-2 124M."""
+    rows = {r["arm"].split(" ")[0]: r["input"] for r in analysis.gpt2_rows(pos_dims=(16,))}
+    quoted = re.search(r"from ([\d,]+) to ([\d,]+) trainable parameters", read("README.md"))
+    assert quoted, "README: the intro's 'from X to Y trainable parameters' is missing"
+    assert [int(q.replace(",", "")) for q in quoted.groups()] == [rows["bpe_tied"], rows["kron"]]
+
+
+def test_the_readme_quickstart_table_and_times_are_the_kept_summary():
+    """The README's quickstart block is results/quickstart_cpu/summary.json: every loss to 4 decimals, the
+    wall time per arm in whole seconds, the load at the start to one decimal."""
+    summary = json.load(open(os.path.join(ROOT, "results", "quickstart_cpu", "summary.json")))
+    readme = read("README.md")
+    arms = list(summary["curves"])
+    table = ["  step" + "".join(f"{a:>13}" for a in arms)]
+    for step in summary["curves"][arms[0]]:
+        table.append(f"{int(step):6d}" + "".join(f"{summary['curves'][a][step]:13.4f}" for a in arms))
+    assert "\n".join(table) in readme, "README's quickstart table differs from results/quickstart_cpu/summary.json"
+    times = ", ".join(f"{a} {summary['wall_seconds_per_arm'][a]:.0f} s" for a in arms)
+    assert f"Wall time per arm, start-up included:\n{times}." in readme
+    assert f"load average {summary['machine']['load_average_at_start'][0]:.1f} at the start" in readme
+
+
+def test_training_md_quotes_the_kept_cpu_run():
+    """docs/training.md's kron_cpu figures are what `python runlog.py results/cpu_config/kron_cpu` prints."""
+    s = runlog.summary(os.path.join(ROOT, "results", "cpu_config", "kron_cpu"))
+    doc = read("docs/training.md")
+    quoted = (
+        f"median {s['median_step_ms'] / 1000:.2f} s a step ({s['median_tokens_per_s']:,.0f} tokens/s), "
+        f"final validation loss {s['final_val_loss']:.3f}"
+    )
+    assert quoted in doc.replace("\n  ", " "), f"docs/training.md should say: {quoted}"
+
+
+def test_training_md_quotes_the_kept_step_benchmark():
+    """docs/training.md's bench_train sentence is results/bench_train_cpu_after.json: the first arm's step
+    time, throughput and peak RSS (GiB), then each arm's time and memory ratios to it."""
+    res = json.load(open(os.path.join(ROOT, "results", "bench_train_cpu_after.json")))["results"]
+    first = res["bpe_tied"]
+    ratios = {arm.split("[")[0]: (r["ratio_to_first"], r["peak_mem_ratio_to_first"]) for arm, r in res.items()}
+    quoted = (
+        f"bpe_tied {first['median_ms']:,.0f} ms a step ({first['tokens_per_s']:,.0f} tokens/s), "
+        f"{first['peak_mem_bytes'] / 2**30:.2f} GiB peak RSS; "
+        f"kron {ratios['kron'][0]:.3f}× the step time, {ratios['kron'][1]:.3f}× the memory; "
+        f"bpe_untied {ratios['bpe_untied'][0]:.3f}×, {ratios['bpe_untied'][1]:.3f}×; "
+        f"kron_tied {ratios['kron_tied'][0]:.3f}×, {ratios['kron_tied'][1]:.3f}×"
+    )
+    assert quoted in read("docs/training.md").replace("\n  ", " "), f"docs/training.md should say: {quoted}"
