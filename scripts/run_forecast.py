@@ -26,10 +26,12 @@ With --grid, --check scratch runs the grid file's checks cell with --from-scratc
 scripts/run_study.py (C2: the one kind of run here that is not WSD).
 
 Runs go in <out-root>/<arm>[-<key><value>...]-L<n_layer>d<n_embd>h<n_head>-i<steps>-s<seed> (the
---from-scratch-check runs in <out-root>/scratch/); stable runs first, then the branches. Whether a run
-is done, resumed or refused is scripts/run_study.py's rule (its state()), so rerunning the same command
-skips finished runs and resumes interrupted ones. Extra --key=value arguments after `--` go to every run
-(not the settings this runner sets per run).
+--from-scratch-check runs in <out-root>/scratch/); each branch starts as soon as its stable run has
+kept its checkpoint. Whether a run is done, resumed or refused is scripts/run_study.py's rule (its
+state()), so rerunning the same command skips finished runs and resumes interrupted ones; a stable run
+whose log is kept but whose folder is gone while a branch still needs its checkpoint is trained again
+for it (its kept log stays; the console says how far the redone evaluations differ from it). Extra
+--key=value arguments after `--` go to every run (not the settings this runner sets per run).
 """
 
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
@@ -215,21 +217,25 @@ def source_of(run):
 
 
 def states(runs, base, extra, keep_dir):
-    """Each run's run_study.state; a branch whose kept checkpoint is missing although its stable run
-    finished is refused (that run's keep_ckpt_steps did not hold the step: a budget added later), and
-    'skipped' when its stable run diverged before that step."""
+    """Each run's run_study.state, and for a branch that is new while its kept checkpoint is missing:
+    'skipped' when its stable run diverged before that step; when the stable run is settled (its kept
+    log) but its folder is gone (a new clone, a lost workspace), the stable run is redone for its
+    checkpoints ('redo': trained again, its kept log left as it is); when the folder is there but
+    never kept that step (a budget added later), refused."""
     from configurator import ConfigError
 
     stable = {}
     for r in runs:
         r["state"] = run_study.state(r, base, extra, keep_for(r, keep_dir))
         if r["role"] == "stable":
-            stable[r["out_dir"]] = r
+            stable[os.path.abspath(r["out_dir"])] = r  # source_of() is absolute, out_dir may not be
     for r in runs:
         if r["role"] == "branch" and r["state"] == "new" and not os.path.isfile(source_of(r)):
             source = stable[os.path.dirname(source_of(r))]
             if source["state"] == "diverged" and diverged_step(source, keep_dir) < r["branch_step"]:
                 r["state"] = "skipped"  # its stable run diverged before this branch's start: none will come
+            elif source["state"] in run_study.SETTLED and checkpoint.read_meta(source["out_dir"]) is None:
+                source["state"] = "redo"
             elif source["state"] in run_study.SETTLED:
                 raise ConfigError(
                     f"{r['name']}-s{r['seed']} branches from {source_of(r)}, which the {source['state']} stable run "
@@ -441,22 +447,50 @@ def cosine_check(cp, args, extra):
 
 
 def execute(runs, args, extra):
-    """Stable and scratch runs first, then the branches whose kept checkpoint exists (one whose stable
-    run failed is 'blocked'; diverged before the branch point, 'skipped'), each phase through
-    run_study.execute. Returns the runs that did not finish."""
-    failed = []
-    for phase in ("stable", "scratch", "branch"):
-        todo = [r for r in runs if r["role"] == phase and r["state"] not in run_study.SETTLED + ("skipped",)]
-        if phase == "branch":
-            blocked = [r for r in todo if r["state"] == "new" and not os.path.isfile(source_of(r))]
-            for r in blocked:  # its stable run diverged before the branch point (settled), or failed
-                step = run_study.diverged_at(os.path.join(os.path.dirname(source_of(r)), "metrics.jsonl"))
-                r["state"] = "skipped" if step is not None and step < r["branch_step"] else "blocked"
-            failed += [r for r in blocked if r["state"] == "blocked"]
-            todo = [r for r in todo if r not in blocked]
-        phase_args = argparse.Namespace(**{**vars(args), "keep_logs": keep_for({"role": phase}, args.keep_logs)})
-        failed += run_study.execute(todo, phase_args, extra) if todo else []
+    """Every run not settled, in plan order (per (size, arm, seed): its stable run, then its branches;
+    the scratch check), args.parallel at a time through run_study.execute. A branch starts once its
+    kept checkpoint exists, so a group's branches run while later stable runs train and a lost
+    workspace loses only the groups in flight. A branch whose stable run ended without its checkpoint
+    is 'skipped' when that run diverged before the branch point, else 'blocked'. Returns the runs that
+    did not finish."""
+    todo = [r for r in runs if r["state"] not in run_study.SETTLED + ("skipped",)]
+    redone = [r for r in todo if r["state"] == "redo"]
+    for r in todo:
+        r["keep_dir"] = None if r["state"] == "redo" else keep_for(r, args.keep_logs)  # a redo keeps the log it has
+    stable = {os.path.abspath(r["out_dir"]): r for r in runs if r["role"] == "stable"}
+
+    def ready(r):
+        return r["role"] != "branch" or os.path.isfile(source_of(r))
+
+    failed = run_study.execute(todo, args, extra, ready)
+    for r in [r for r in failed if r["state"] == "blocked"]:
+        source = stable[os.path.dirname(source_of(r))]
+        step = run_study.diverged_at(os.path.join(source["out_dir"], "metrics.jsonl"))
+        if step is not None and step < r["branch_step"]:
+            r["state"] = "skipped"  # its stable run diverged before the branch point: settled, not failed
+            failed.remove(r)
+    for r in redone:
+        same_as_kept(r, args.keep_logs)
     return failed
+
+
+def same_as_kept(run, keep_dir):
+    """A stable run redone for its checkpoints: say whether its evaluations repeat its kept log's (they do
+    on the same machine and software; another kernel path moves them by a few ulp)."""
+    from runlog import read_metrics
+
+    def losses(path):
+        return [(r["step"], r["val_loss"]) for r in read_metrics(path, "eval")] if os.path.isfile(path) else []
+
+    kept, redone = losses(run_study.kept_log(run, keep_dir)), losses(os.path.join(run["out_dir"], "metrics.jsonl"))
+    if not redone:
+        return
+    worst = max((abs(a[1] - b[1]) for a, b in zip(kept, redone)), default=float("nan"))
+    print(
+        f"redone for its checkpoints: {run['name']}-s{run['seed']}; its kept log stays; the redone evaluations "
+        f"differ from it by at most {worst:.2e} nats" + ("" if [a[0] for a in kept] == [b[0] for b in redone] else " (at other steps)"),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

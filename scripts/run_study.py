@@ -160,8 +160,10 @@ def keep(run, keep_dir):
     src = os.path.join(run["out_dir"], "metrics.jsonl")
     settled = (checkpoint.read_meta(run["out_dir"]) or {}).get("finished") or diverged_at(src) is not None
     if keep_dir and os.path.isfile(src) and settled:
-        os.makedirs(os.path.dirname(kept_log(run, keep_dir)), exist_ok=True)
-        shutil.copy(src, kept_log(run, keep_dir))
+        dst = kept_log(run, keep_dir)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(src, dst + ".part")  # then renamed: an interrupted copy never leaves a torn kept log
+        os.replace(dst + ".part", dst)
 
 
 SETTLED = ("finished", "diverged")  # a rerun skips these: a diverged run is an outcome (an infinite loss), not a failure
@@ -334,13 +336,19 @@ def did_not_finish(failed, with_state=False):
     )
 
 
-def execute(todo, args, extra):
+def execute(todo, args, extra, ready=None):
     """Run `todo`, args.parallel at a time, each train.py logging to <out_dir>/train.log; finished and
-    diverged runs' logs are kept (--keep-logs). Returns the runs that did not finish (nor diverge)."""
+    diverged runs' logs are kept (--keep-logs, or a run's own keep_dir; None keeps nothing). With
+    ready(run), a free lane takes the first run in `todo` that is ready; runs left when none is ready
+    and none is running are 'blocked'. Returns the runs that did not finish (nor diverge)."""
     running, failed, took, total = [], [], [], len(todo)
+    todo = list(todo)
     while todo or running:
-        while todo and len(running) < args.parallel:
-            r = todo.pop(0)
+        while len(running) < args.parallel:
+            r = next((r for r in todo if ready is None or ready(r)), None)
+            if r is None:
+                break
+            todo.remove(r)
             os.makedirs(r["out_dir"], exist_ok=True)
             log = open(os.path.join(r["out_dir"], "train.log"), "a")
             cmd = command(r, args.base, args.launcher, extra)
@@ -351,6 +359,10 @@ def execute(todo, args, extra):
             )
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=child_env())
             running.append((r, proc, log, time.time()))
+        if not running:  # nothing could start: what is left waits on runs that did not finish
+            for r in todo:
+                r["state"] = "blocked"
+            return failed + todo
         time.sleep(0.5)
         for item in [i for i in running if i[1].poll() is not None]:
             r, proc, log, started = item
@@ -362,7 +374,7 @@ def execute(todo, args, extra):
             if r["state"] == "failed" and diverged_at(os.path.join(r["out_dir"], "metrics.jsonl")) is not None:
                 r["state"] = "diverged"
             if r["state"] in SETTLED:
-                keep(r, args.keep_logs)
+                keep(r, r.get("keep_dir", args.keep_logs))
             else:
                 failed.append(r)
             left = len(todo) + len(running)

@@ -3,6 +3,7 @@ to end: stable run, branch, from-scratch check, kept logs, a rerun that skips ev
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -145,11 +146,15 @@ def losses(out_dir):
 
 
 @pytest.mark.slow
-def test_a_tiny_grid_runs_resumably_and_its_branch_matches_the_scratch_run(data_dir, tmp_path):
+def test_a_tiny_grid_runs_resumably_and_its_branch_matches_the_scratch_run(data_dir, tmp_path, monkeypatch, capsys):
+    """The grid as run.sh runs it (from the repository root, a relative --out-root): the branch equals the
+    scratch run, a rerun trains nothing, and after the run folders are lost (a new clone: kept logs only)
+    with the branch not kept, the stable run is trained again for its checkpoint, its kept log untouched."""
     base = write_base(data_dir, tmp_path / "base.py")
     root, kept = tmp_path / "f", tmp_path / "kept"
+    monkeypatch.chdir(run_forecast.run_study.ROOT)
     argv = ["--base", base, "--sizes", "1x32x2", "--arms", "kron", "--seeds", "1", "--budgets", "1024", "1536"]
-    argv += ["--out-root", str(root), "--keep-logs", str(kept), "--from-scratch-check", "1024"]
+    argv += ["--out-root", os.path.relpath(root), "--keep-logs", str(kept), "--from-scratch-check", "1024"]
     planned = run_forecast.main(argv + ["--dry-run"])
     assert [(r["role"], r["state"]) for r in planned] == [("stable", "new"), ("branch", "new"), ("scratch", "new")]
     runs = run_forecast.main(argv)
@@ -167,6 +172,19 @@ def test_a_tiny_grid_runs_resumably_and_its_branch_matches_the_scratch_run(data_
     assert [r["state"] for r in again] == ["finished"] * 3
     assert [os.path.getmtime(os.path.join(r["out_dir"], "ckpt.pt")) for r in runs] == mtimes
     assert [r["role"] for r in json.load(open(root / "forecast_runs.json"))["runs"]] == ["stable", "branch", "scratch"]
+
+    stable_log, branch_losses = (kept / "kron-L1d32h2-i12-s1" / "metrics.jsonl").read_bytes(), losses(branch)
+    shutil.rmtree(root)
+    shutil.rmtree(kept / "kron-L1d32h2-i8-s1")
+    capsys.readouterr()
+    planned = run_forecast.main(argv + ["--dry-run"])
+    assert [r["state"] for r in planned] == ["redo", "new", "finished"]
+    redone = run_forecast.main(argv)
+    assert [r["state"] for r in redone] == ["finished"] * 3
+    assert (kept / "kron-L1d32h2-i12-s1" / "metrics.jsonl").read_bytes() == stable_log  # the kept log stays as it was
+    assert losses(redone[1]["out_dir"]) == branch_losses  # the branch from the redone checkpoint is the same run
+    assert "the redone evaluations differ from it by at most 0.00e+00 nats" in capsys.readouterr().out
+    assert os.path.isfile(kept / "kron-L1d32h2-i8-s1" / "metrics.jsonl")
 
 
 @pytest.mark.slow
