@@ -11,12 +11,18 @@ Definitions (numbers only, no prose; analysis.py's conventions):
     sum_i Huber_delta(LSE(a - alpha ln N_i, b - beta ln D_i, e) - ln L_i), delta = 1e-3, with L-BFGS-B
     from each start of a small grid, keeping the best; alpha and beta shared by every arm (the default, as the plan says) or per arm;
   * gap = L_ref(N*, D*) - L_other(N*, D*), positive when `other` is forecast to reach lower loss;
-  * the interval: 2.5 and 97.5 percentiles of the gap over bootstrap replicates, each one a functional
-    form (per-arm or shared exponents, with or without the smallest size; equal shares) fitted to the
-    runs with seeds resampled within each (size, budget) cell (the same draw for every arm that has the
-    same seeds there: the arms are paired by seed); p_other_better = the share of replicates with gap > 0;
+  * the interval (PLAN.md, amendment 5): 2.5 and 97.5 percentiles of the gap over bootstrap replicates,
+    each one a functional form (per-arm or shared exponents, with or without the smallest size; equal
+    shares) fitted to the runs with seeds resampled within each size (one draw for all its budgets and
+    arms: a size's budgets share each seed's stable run, its arms each seed's initialisation), started
+    from every form's full-data fit (not only its own: another basin); each replicate's gap g is widened about its
+    form's full-data gap g_f to g_f + sqrt(n/(n-1)) (g - g_f), n the seeds per size (a bootstrap of n draws
+    has (n-1)/n of a mean's variance); p_other_better = the share of replicates with gap > 0. The first
+    plan's interval (a draw per (size, budget) cell, started from its form's fit, not widened) is
+    reported beside it;
   * held-out: the main form fitted without the largest size, its forecast of that size's cells (mean over
-    seeds) against what they measured.
+    seeds) against what they measured; the same without the largest budget (descriptive);
+  * residuals: each cell's fitted loss and measured - fitted; at_bounds: the parameters on a bound.
 """
 
 import argparse
@@ -139,32 +145,50 @@ def cells(points):
     return out
 
 
-def resample(points, rng):
-    """The points with seeds drawn with replacement within each (size, budget) cell, the same draw for
-    the arms that have the same seeds there (paired), an own draw for an arm whose seeds differ."""
-    out = []
-    for by_arm in cells(points).values():
-        draws = {}
+def resample(points, rng, per="size"):
+    """The points with seeds drawn with replacement: per="size", one draw of a size's seeds for all its
+    budgets and arms (amendment 5); per="cell", a draw per (size, budget) cell shared by its arms (the
+    first plan). A cell whose seeds differ from the draw's (a diverged run) gets its own draw."""
+    out, draws = [], {}
+    by_size = {}
+    for p in points:
+        by_size.setdefault(p["size"], set()).add(p["seed"])
+    for (size, d), by_arm in sorted(cells(points).items()):
         for arm, by_seed in sorted(by_arm.items()):
             seeds = tuple(sorted(by_seed))
-            if seeds not in draws:
-                draws[seeds] = rng.choice(len(seeds), size=len(seeds), replace=True)
-            out += [by_seed[seeds[i]] for i in draws[seeds]]
+            key = (size, seeds) if per == "size" else (size, d, seeds)
+            if key not in draws:
+                draws[key] = [seeds[i] for i in rng.choice(len(seeds), size=len(seeds), replace=True)]
+            out += [by_seed[s] for s in draws[key]]
     return out
+
+
+def by_scale(points):
+    """The sizes ordered by their non-embedding parameters (every arm's of a size: the body is shared)."""
+    n = {}
+    for p in points:
+        n[p["size"]] = max(n.get(p["size"], 0), p["n"])
+    return sorted(n, key=n.get)
 
 
 def forms(points):
     """{name: (shared exponents, points)}: per-arm and shared exponents, each on every size and, when at
     least three sizes would remain, without the smallest."""
-    sizes = sorted({p["n"] for p in points})
+    sizes = by_scale(points)
     subsets = {"all sizes": points}
     if len(sizes) >= 4:
-        subsets["without the smallest size"] = [p for p in points if p["n"] != sizes[0]]
+        subsets["without the smallest size"] = [p for p in points if p["size"] != sizes[0]]
     return {
         f"{kind}, {label}": (kind == "shared exponents", pts)
         for label, pts in subsets.items()
         for kind in ("per-arm exponents", "shared exponents")
     }
+
+
+def at_bounds(theta, tol=1e-6):
+    """The parameters (E, A, B, alpha, beta) the fit left on a bound of BOUNDS."""
+    names = ("E", "A", "B", "alpha", "beta")
+    return [n for n, v, (lo, hi) in zip(names, theta, BOUNDS) if v <= lo + tol or v >= hi - tol]
 
 
 def params_of(theta):
@@ -176,43 +200,86 @@ def gap_at(thetas, ref, other, n, d):
     return float(predict(thetas[ref], n, d) - predict(thetas[other], n, d))
 
 
-def held_out(points, arms, shared=False, pair=None):
-    """The form fitted without the largest size, against that size's cells (mean loss over seeds):
-    per cell the forecast error (forecast - measured, nats), and its mean and largest absolute value;
-    with pair = (ref, other), also the error of the forecast gap ref - other at each budget and its mean
-    absolute value (the plan's decision rule reads that one)."""
-    largest = max(p["n"] for p in points)
-    thetas = fit([p for p in points if p["n"] != largest], arms, shared)
-    rows = []
-    for (size, d), by_arm in sorted(cells([p for p in points if p["n"] == largest]).items()):
-        for arm, by_seed in sorted(by_arm.items()):
-            measured = float(np.mean([p["loss"] for p in by_seed.values()]))
-            rows.append(
-                {
-                    "arm": arm,
-                    "size": list(size),
-                    "N": largest,
-                    "D": d,
-                    "measured": measured,
-                    "error": float(predict(thetas[arm], largest, d)) - measured,
-                }
-            )
+def held_out(points, arms, shared=False, pair=None, leave="size"):
+    """The form fitted without the largest size (leave="size"; or the largest budget, leave="budget"),
+    against the left-out cells (cell_rows, mean loss over seeds): per cell the forecast error (fitted -
+    measured, nats), each arm's mean absolute error, and the mean and largest over all; with pair =
+    (ref, other), also the error of the forecast gap ref - other at each left-out cell and its mean absolute value
+    (the plan's rule 1 reads that one, for the size)."""
+    left = by_scale(points)[-1] if leave == "size" else max(p["d"] for p in points)
+    left_key = "N" if leave == "size" else "D"
+
+    def is_left(p):
+        return (p["size"] if leave == "size" else p["d"]) == left
+
+    thetas = fit([p for p in points if not is_left(p)], arms, shared)
+    rows = [{**r, "error": r["fitted"] - r["mean_loss"]} for r in cell_rows([p for p in points if is_left(p)], thetas)]
     errors = [abs(r["error"]) for r in rows]
-    out = {"N": largest, "cells": rows, "mean_abs_error": float(np.mean(errors)), "max_abs_error": float(max(errors))}
+    out = {
+        "left_out": f"largest {leave}",
+        left_key: left if leave == "budget" else rows[0]["N"],
+        "cells": rows,
+        "arm_mean_abs_error": {
+            a: float(np.mean([abs(r["error"]) for r in rows if r["arm"] == a])) for a in sorted({r["arm"] for r in rows})
+        },
+        "mean_abs_error": float(np.mean(errors)),
+        "max_abs_error": float(max(errors)),
+    }
     if pair:
-        by = {(r["arm"], r["D"]): r["error"] for r in rows}
-        gaps = {d: by[pair[0], d] - by[pair[1], d] for (arm, d) in by if arm == pair[0] and (pair[1], d) in by}
-        out["gap_errors"] = {str(d): e for d, e in sorted(gaps.items())}
+        by = {(r["arm"], tuple(r["size"]), r["D"]): r["error"] for r in rows}
+        gaps = {k[1:]: by[k] - by[(pair[1],) + k[1:]] for k in by if k[0] == pair[0] and (pair[1],) + k[1:] in by}
+        out["gap_errors"] = {f"L{s[0]}d{s[1]} D {d:.3g}": e for (s, d), e in sorted(gaps.items())}
         out["gap_mean_abs_error"] = float(np.mean([abs(e) for e in gaps.values()])) if gaps else None
     return out
 
 
+def cell_rows(points, thetas):
+    """Each cell (arm, size, D): N, its seeds, the mean loss over them, the fit's loss and the residual."""
+    rows = []
+    for (size, d), by_arm in sorted(cells(points).items()):
+        for arm, by_seed in sorted(by_arm.items()):
+            n = next(iter(by_seed.values()))["n"]
+            mean = float(np.mean([p["loss"] for p in by_seed.values()]))
+            fitted = float(predict(thetas[arm], n, d))
+            rows.append({"arm": arm, "size": list(size), "N": n, "D": d, "seeds": sorted(by_seed), "mean_loss": mean})
+            rows[-1].update(fitted=fitted, residual=mean - fitted)
+    return rows
+
+
+def widen(gap, centre, n):
+    """A replicate's gap moved away from its form's full-data gap by sqrt(n/(n-1)) (amendment 5)."""
+    return centre + math.sqrt(n / (n - 1)) * (gap - centre) if n > 1 else gap
+
+
+def interval(gaps):
+    return [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))]
+
+
+def bootstrap(points, fits, arms, ref, other, targets, replicates, seed, per):
+    """{target: [gap per replicate]}: replicate r fits form r mod len(fits) to resampled points: per
+    "size", from every form's fit and widened (amendment 5); per "cell", from its own form's fit (the
+    first plan). Also the share of replicates with a parameter on a bound."""
+    rng, names = np.random.default_rng(seed), list(fits)
+    n_seeds = len({p["seed"] for p in points})
+    gaps, on_bound = {t: [] for t in targets}, 0
+    for r in range(replicates):
+        sh, pts, thetas = fits[names[r % len(names)]]
+        starts = [thetas] + [t for _, _, t in fits.values() if t is not thetas] if per == "size" else [thetas]
+        boot = fit(resample(pts, rng, per), arms, sh, starts=starts)
+        on_bound += any(at_bounds(t) for t in boot.values())
+        for t in targets:
+            g = gap_at(boot, ref, other, *t)
+            gaps[t].append(widen(g, gap_at(thetas, ref, other, *t), n_seeds) if per == "size" else g)
+    return gaps, on_bound / replicates
+
+
 def forecast(points, ref, other, target=TARGET, replicates=400, seed=0, shared=False, also=()):
     """The forecast.json dict: gap = L_ref - L_other at target = (N*, D*) from the main form (per-arm
-    exponents unless shared), its bootstrap interval and p_other_better over seeds and forms, the
-    parameters per arm, every form's own gap, the cells used, and the held-out check. Every arm in the
-    points is fitted (shared exponents are shared by all of them); `also`: more (N, D) targets, each with
-    its gap, interval and probability from the same replicates."""
+    exponents unless shared), its bootstrap interval and p_other_better over seeds and forms (and the
+    first plan's interval beside it), the parameters per arm and any on a bound, every form's own gap,
+    the cells used with their residuals, and the held-out checks. Every arm in the points is fitted
+    (shared exponents are shared by all of them); `also`: more (N, D) targets, each with its gap,
+    interval and probability from the same replicates."""
     found = sorted({p["arm"] for p in points})
     missing = [a for a in (ref, other) if a not in found]
     if missing:
@@ -221,50 +288,36 @@ def forecast(points, ref, other, target=TARGET, replicates=400, seed=0, shared=F
     n, d = target
     fits = {name: (sh, pts, fit(pts, arms, sh)) for name, (sh, pts) in forms(points).items()}
     main = "shared exponents, all sizes" if shared else "per-arm exponents, all sizes"
-    rng, gaps, more = np.random.default_rng(seed), [], [[] for _ in also]
-    names = list(fits)
-    for r in range(replicates):
-        sh, pts, thetas = fits[names[r % len(names)]]
-        boot = fit(resample(pts, rng), arms, sh, starts=[thetas])
-        gaps.append(gap_at(boot, ref, other, n, d))
-        for k, (n2, d2) in enumerate(also):
-            more[k].append(gap_at(boot, ref, other, n2, d2))
+    targets = [(n, d)] + [tuple(t) for t in also]
+    gaps, on_bound = bootstrap(points, fits, arms, ref, other, targets, replicates, seed, "size")
+    first_plan, _ = bootstrap(points, fits, arms, ref, other, targets, replicates, seed, "cell")
+    best = fits[main][2]
+
+    def at(t):
+        return {
+            "target": {"N": t[0], "D": t[1]},
+            "gap": gap_at(best, ref, other, *t),
+            "interval95": interval(gaps[t]),
+            "p_other_better": float(np.mean(np.array(gaps[t]) > 0)),
+            "first_plan_interval95": interval(first_plan[t]),
+        }
+
     return {
         "ref": ref,
         "other": other,
-        "target": {"N": n, "D": d},
-        "gap": gap_at(fits[main][2], ref, other, n, d),
-        "interval95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))],
-        "p_other_better": float(np.mean(np.array(gaps) > 0)),
+        **at((n, d)),
         "form": main,
-        "params": {arm: params_of(t) for arm, t in fits[main][2].items()},
+        "params": {arm: params_of(t) for arm, t in best.items()},
+        "at_bounds": {arm: at_bounds(t) for arm, t in best.items()},
         "forms": {
             name: {"gap": gap_at(t, ref, other, n, d), "params": {a: params_of(x) for a, x in t.items()}}
             for name, (_, _, t) in fits.items()
         },
-        "bootstrap": {"replicates": replicates, "seed": seed, "forms": names},
-        "cells": [
-            {
-                "arm": arm,
-                "size": list(size),
-                "N": by_seed[next(iter(by_seed))]["n"],
-                "D": dd,
-                "seeds": sorted(by_seed),
-                "mean_loss": float(np.mean([p["loss"] for p in by_seed.values()])),
-            }
-            for (size, dd), by_arm in sorted(cells(points).items())
-            for arm, by_seed in sorted(by_arm.items())
-        ],
+        "bootstrap": {"replicates": replicates, "seed": seed, "forms": list(fits), "per": "size", "share_on_a_bound": on_bound},
+        "cells": cell_rows(points, best),
         "held_out": held_out(points, arms, shared, pair=(ref, other)),
-        "also": [
-            {
-                "target": {"N": n2, "D": d2},
-                "gap": gap_at(fits[main][2], ref, other, n2, d2),
-                "interval95": [float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5))],
-                "p_other_better": float(np.mean(np.array(g) > 0)),
-            }
-            for (n2, d2), g in zip(also, more)
-        ],
+        "held_out_budget": held_out(points, arms, shared, pair=(ref, other), leave="budget"),
+        "also": [at(t) for t in targets[1:]],
     }
 
 

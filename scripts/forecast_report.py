@@ -256,6 +256,20 @@ def verdict(fc, held_out_error):
     return "no sign" if lo <= 0 <= hi else "stated"
 
 
+def nats(value):
+    """A held-out error, or why there is none (no left-out cell had both arms)."""
+    return "none (no left-out cell with both arms)" if value is None else f"{value:.3f} nats"
+
+
+def held_errors(held):
+    per_arm = ", ".join(f"{arm} {e:.3f}" for arm, e in held["arm_mean_abs_error"].items())
+    return f"{per_arm} nats (largest cell {held['max_abs_error']:.3f})"
+
+
+def interval_text(iv):
+    return f"[{iv[0]:+.3f}, {iv[1]:+.3f}]"
+
+
 def gap_cell(gap, interval, p):
     return f"{gap:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}], P {p:.2f}"
 
@@ -286,17 +300,23 @@ def section_markdown(out):
             f"| {q}: {fc['ref']} − {fc['other']} | {gap_cell(fc['gap'], fc['interval95'], fc['p_other_better'])} | {verdict(fc, error)} "
             f"| {gap_cell(f3['gap'], f3['interval95'], f3['p_other_better'])} | {verdict(f3, error)} |"
         )
-    held = f1["held_out"]
+    held, budget = f1["held_out"], f1["held_out_budget"]
+    worst = max(f1["cells"], key=lambda c: abs(c["residual"]))
+    bounds = "; ".join(f"{arm}: {', '.join(names)}" for arm, names in f1["at_bounds"].items() if names) or "none"
     lines += [
         "",
         f"Held-out size (N = {held['N'] / 1e6:.2f}M, fitted without it): mean absolute loss error "
-        f"{held['mean_abs_error']:.3f} nats (largest {held['max_abs_error']:.3f}); F1's gap error {error:.3f} nats "
+        f"{held_errors(held)}; F1's gap error {nats(error)} "
         f"(rule 1's limit {HELD_OUT_LIMIT}, read for every forecast here, as the plan says); F2's own "
-        f"{out['F2']['held_out']['gap_mean_abs_error']:.3f}.",
+        f"{nats(out['F2']['held_out']['gap_mean_abs_error'])}. Held-out budget (D = {budget['D'] / 1e6:.1f}M, "
+        f"descriptive, amendment 5): {held_errors(budget)}; F1's gap error {nats(budget['gap_mean_abs_error'])}.",
         f"Fit: {f1['form']}, {len(f1['cells'])} cells from {sum(len(c['seeds']) for c in f1['cells'])} runs, "
         f"{f1['bootstrap']['replicates']} bootstrap replicates over seeds and {len(f1['bootstrap']['forms'])} forms; "
         + "; ".join(f"{arm}: E {p['E']:.3f}, α {p['alpha']:.3f}, β {p['beta']:.3f}" for arm, p in f1["params"].items())
-        + ".",
+        + f". Largest residual (measured − fitted): {worst['residual']:+.3f} nats ({worst['arm']}, "
+        f"L{worst['size'][0]}d{worst['size'][1]}, D {worst['D'] / 1e6:.1f}M). On a bound: {bounds}; in "
+        f"{f1['bootstrap']['share_on_a_bound']:.0%} of replicates. The first plan's interval (a draw per cell, "
+        f"not widened): F1 {interval_text(f1['first_plan_interval95'])}, F2 {interval_text(out['F2']['first_plan_interval95'])}.",
         "",
         third_arm_text(out.get("third_arm")),
         checks_text(out["checks"]),
@@ -309,6 +329,11 @@ def section_markdown(out):
 
 def first_sentence(f1, rule, error, ratio):
     gap = gap_cell(f1["gap"], f1["interval95"], f1["p_other_better"])
+    if rule == "unsupported" and error is None:
+        return (
+            "**The 124M forecast is unsupported:** no cell of the largest size has both arms, so rule 1 cannot be "
+            f"checked (its forecast would be {gap})."
+        )
     if rule == "unsupported":
         return (
             f"**The 124M forecast is unsupported:** fitted without the largest size, the fit misses that size's "

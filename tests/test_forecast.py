@@ -42,9 +42,10 @@ def test_the_fit_recovers_the_surface_and_forecasts_the_held_out_size():
     shared = forecast.fit(points, ["ref", "other"], shared=True)
     assert shared["ref"][3:].tolist() == shared["other"][3:].tolist()
     assert forecast.params_of(shared["ref"])["alpha"] == pytest.approx(0.34, abs=0.03)
-    held = forecast.held_out(points, ["ref", "other"])
-    assert held["N"] == 1e8 and len(held["cells"]) == 2 * len(BUDGETS)
-    assert held["mean_abs_error"] < 0.03 and held["max_abs_error"] < 0.06  # nats, on losses of 3.4 to 5
+    for shared_exponents in (False, True):  # the plan's main form shares them
+        held = forecast.held_out(points, ["ref", "other"], shared=shared_exponents)
+        assert held["N"] == 1e8 and len(held["cells"]) == 2 * len(BUDGETS)
+        assert held["mean_abs_error"] < 0.03 and held["max_abs_error"] < 0.06  # nats, on losses of 3.4 to 5
 
 
 def test_the_interval_covers_the_true_gap():
@@ -68,12 +69,52 @@ def test_no_true_gap_gives_an_interval_containing_zero():
     assert lo < 0 < hi and 0 < out["p_other_better"] < 1
 
 
-def test_resampling_keeps_the_arms_paired_by_seed():
+def drawn_seeds(boot):
+    """{(size, D): {arm: the seeds drawn, repeats kept, in order}}."""
+    out = {}
+    for p in boot:
+        out.setdefault((p["size"], p["d"]), {}).setdefault(p["arm"], []).append(p["seed"])
+    return out
+
+
+def test_resampling_draws_a_sizes_seeds_once_for_all_its_budgets_and_arms():
+    """Amendment 5: one draw per size (its budgets share each seed's stable run, its arms each seed's
+    initialisation); the first plan's per="cell" draws each budget apart, still paired across arms."""
     points = synthetic(0.0)
-    boot = forecast.resample(points, np.random.default_rng(3))
-    for by_arm in forecast.cells(boot).values():
-        assert sorted(by_arm["ref"]) == sorted(by_arm["other"])  # the same seeds drawn for both arms
-    assert len(boot) == len(points)
+    for per in ("size", "cell"):
+        by_size = {}
+        for rep in range(20):
+            boot = forecast.resample(points, np.random.default_rng(rep), per)
+            assert len(boot) == len(points)
+            for (size, d), by_arm in drawn_seeds(boot).items():
+                assert by_arm["ref"] == by_arm["other"]  # paired by seed
+                by_size.setdefault((rep, size), set()).add(tuple(by_arm["ref"]))
+        one_draw = all(len(draws) == 1 for draws in by_size.values())
+        assert one_draw == (per == "size")  # per cell, some size's budgets got different draws
+
+
+def test_a_replicate_is_widened_about_its_forms_gap_for_two_seeds():
+    assert forecast.widen(1.0, 0.5, 2) == pytest.approx(0.5 + math.sqrt(2) * 0.5)
+    assert forecast.widen(1.0, 0.5, 5) == pytest.approx(0.5 + math.sqrt(5 / 4) * 0.5)
+    assert forecast.widen(1.0, 0.5, 1) == 1.0  # one seed: nothing to resample, nothing to widen
+
+
+def test_residuals_bounds_and_both_held_out_checks_are_reported():
+    points = synthetic(-0.02)
+    out = forecast.forecast(points, "ref", "other", replicates=8, shared=True)
+    for c in out["cells"]:
+        assert c["residual"] == pytest.approx(c["mean_loss"] - c["fitted"]) and abs(c["residual"]) < 0.03
+    assert out["at_bounds"] == {"ref": [], "other": []} and 0 <= out["bootstrap"]["share_on_a_bound"] <= 1
+    assert out["bootstrap"]["per"] == "size" and len(out["first_plan_interval95"]) == 2
+    size, budget = out["held_out"], out["held_out_budget"]
+    assert size["N"] == max(SIZES) and budget["D"] == max(BUDGETS)
+    assert {tuple(c["size"]) for c in size["cells"]} == {(len(SIZES), 64, 2)} and {c["D"] for c in budget["cells"]} == {max(BUDGETS)}
+    assert len(budget["cells"]) == 2 * len(SIZES) and len(budget["gap_errors"]) == len(SIZES)
+    for held in (size, budget):
+        assert set(held["arm_mean_abs_error"]) == {"ref", "other"} and held["mean_abs_error"] < 0.03
+        for arm, e in held["arm_mean_abs_error"].items():
+            assert e == pytest.approx(np.mean([abs(c["error"]) for c in held["cells"] if c["arm"] == arm]))
+    assert forecast.at_bounds(np.array([50.0, 0.0, 0.0, 0.3, 3.0])) == ["E", "beta"]
 
 
 def write_runs(root, points):

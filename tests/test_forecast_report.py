@@ -91,6 +91,8 @@ def test_the_complete_grid_gives_the_forecast_its_figure_and_the_plans_verdict(r
     text = forecast_report.section_markdown(out)
     assert text.startswith(f"**Forecast: kron ahead at 124M**, bpe_tied − kron = {f1['gap']:+.3f} [{f1['interval95'][0]:+.3f}")
     assert "| F2: bpe_untied-input_scale50 − kron |" in text and "C1 (branch vs scratch) not kept." in text
+    assert f"Held-out budget (D = {4096 * 977 / 1e6:.1f}M, descriptive, amendment 5): bpe_tied " in text
+    assert "Largest residual (measured − fitted): " in text and "The first plan's interval (a draw per cell" in text
 
 
 def test_the_decision_rules_as_the_plan_fixes_them():
@@ -98,6 +100,11 @@ def test_the_decision_rules_as_the_plan_fixes_them():
     assert forecast_report.verdict(fc, 0.021) == "unsupported"  # rule 1 comes first
     assert forecast_report.verdict(fc, 0.019) == "stated"
     assert forecast_report.verdict({"interval95": [-0.01, 0.05]}, 0.001) == "no sign"
+    assert forecast_report.verdict(fc, None) == "unsupported"  # no held-out cell with both arms: rule 1 unmet
+    f1 = {"gap": 0.03, "interval95": [0.01, 0.05], "p_other_better": 1.0}
+    assert forecast_report.first_sentence(f1, "unsupported", None, "").startswith(
+        "**The 124M forecast is unsupported:** no cell of the largest size has both arms, so rule 1 cannot be checked"
+    )
 
 
 def test_the_checks_compare_branch_with_scratch_and_wsd_with_cosine(results):
