@@ -2,6 +2,7 @@
 
     python -m scripts.bench_embed                    # CPU, and CUDA too when a GPU is present
     python -m scripts.bench_embed --devices cpu --shapes gpt2 --out bench/embed.json
+    python -m scripts.bench_embed --table results/bench_embed_cpu_plain.json   # a kept result as the docs' tables
 
 One timed step = forward + backward (a fixed random upstream gradient) + one AdamW step on the
 layer's trainable parameters, the forward under train.py's autocast and TF32 settings (bf16 on
@@ -36,6 +37,7 @@ import torch
 
 from errors import run_cli
 from kron_embed import KroneckerEmbedding, codec_table, reference_forward
+from runlog import read_json
 from runtime import autocast_for, default_dtype, device_arg, keep_freed_memory, resolve_device, use_fast_matmul
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -282,6 +284,47 @@ def print_table(device, name, res):
         )
 
 
+LABELS = {"embedding": "nn.Embedding", "fused": "Kron `fused`", "cached": "Kron `cached`", "dynamic": "Kron `dynamic`"}
+
+
+def doc_table(res):
+    """One shape's results as docs/kron_layer.md prints them (the fwd+bwd columns when measured):
+    times under 100 ms to 0.1 ms, ratios of 10x or more to 0.1, state in MB (buffers to 0.001)."""
+
+    def ms(x):
+        return f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+    def ratio(x):
+        return f"{x:.1f}×" if x >= 10 else f"{x:.2f}×"
+
+    def diff(r, impl, key):
+        return f"{r[key]:.1e}" if key in r else ("ref" if impl == "cached" else "-")
+
+    fwd_bwd = all("fwd_bwd_median_ms" in r for r in res.values())
+    emb = res["embedding"]
+    head = ["layer", "ms / step", "vs nn.Embedding"] + (["fwd+bwd ms", "vs nn.Embedding"] if fwd_bwd else [])
+    head += [
+        "trainable params",
+        "trainable state (param+grad+AdamW)",
+        "non-trainable buffers",
+        "max out diff vs cached",
+        "max rel. grad diff",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for impl, r in ((i, res[i]) for i in LABELS if i in res):
+        row = [LABELS[impl], f"{ms(r['median_ms'])} [{ms(r['q1_ms'])}, {ms(r['q3_ms'])}]", ratio(r["median_ms"] / emb["median_ms"])]
+        if fwd_bwd:
+            row += [ms(r["fwd_bwd_median_ms"]), ratio(r["fwd_bwd_median_ms"] / emb["fwd_bwd_median_ms"])]
+        row += [
+            f"{r['trainable_params_bytes'] // 4:,}",
+            f"{r['trainable_state_bytes'] / 1e6:,.0f} MB",
+            f"{r['non_trainable_bytes'] / 1e6:,.3f} MB",
+        ]
+        row += [diff(r, impl, "max_abs_output_diff"), diff(r, impl, "max_rel_grad_diff")]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def targets(all_results):
     """The issue's targets, checked on the measured numbers (printed, never asserted)."""
     lines = []
@@ -352,7 +395,15 @@ def main(argv=None):
         "the modes' agreement is always checked in float32",
     )
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "embed.json"))
+    p.add_argument(
+        "--table", metavar="JSON", default=None, help="print a kept result's tables as docs/kron_layer.md has them; measure nothing"
+    )
     args = p.parse_args(argv)
+    if args.table:
+        for device, shapes in read_json(args.table)["results"].items():
+            for name, res in shapes.items():
+                print(f"{device} | {name}\n{doc_table({k: v for k, v in res.items() if k != 'tied_head'})}\n")
+        return
     for flag, value in (("--repeats", args.repeats), ("--threads", args.threads)):
         if value is not None and value < 1:
             p.error(f"{flag} {value}: expected an integer >= 1")

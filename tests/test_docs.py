@@ -64,3 +64,27 @@ def test_training_md_quotes_the_kept_step_benchmark():
         f"kron_tied {ratios['kron_tied'][0]:.3f}×, {ratios['kron_tied'][1]:.3f}×"
     )
     assert quoted in read("docs/training.md").replace("\n  ", " "), f"docs/training.md should say: {quoted}"
+
+
+def kept_bench(name):
+    return json.load(open(os.path.join(ROOT, "results", name)))
+
+
+def test_kron_layer_md_tables_and_targets_are_the_kept_benchmarks():
+    """docs/kron_layer.md's two tables are what `scripts.bench_embed --table` prints from the kept JSON
+    (the 124M shape from the plain-allocator run, the 131K shape from the earlier one), and its Targets
+    and allocator sentences quote those files' values."""
+    from scripts.bench_embed import doc_table
+
+    doc = read("docs/kron_layer.md")
+    plain, earlier, keep_freed = (kept_bench(f"bench_embed_cpu{n}.json") for n in ("_plain", "", "_keep_freed"))
+    assert doc_table(plain["results"]["cpu"]["gpt2"]) in doc
+    assert doc_table(earlier["results"]["cpu"]["large"]) in doc
+    quoted = [t["value"] for t in plain["targets"][:3]] + [t["value"] for t in earlier["targets"][2:4]]
+    quoted += [t["value"] for t in keep_freed["targets"][:2]]
+    for value in quoted:  # e.g. 0.08x, 38.4x, 4.457 MB, 1.16x
+        assert value.replace("x", "×") in doc, f"docs/kron_layer.md does not quote {value}"
+    k = keep_freed["results"]["cpu"]["gpt2"]
+    assert (
+        f"drops to {k['embedding']['fwd_bwd_median_ms']:.1f} ms" in doc and f"fused layer's {k['fused']['fwd_bwd_median_ms']:.1f} ms" in doc
+    )
