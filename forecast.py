@@ -16,8 +16,8 @@ Definitions (numbers only, no prose; analysis.py's conventions):
     shares) fitted to the runs with seeds resampled within each size (one draw for all its budgets and
     arms: a size's budgets share each seed's stable run, its arms each seed's initialisation), started
     from every form's full-data fit (not only its own: another basin); each replicate's gap g is widened about its
-    form's full-data gap g_f to g_f + sqrt(n/(n-1)) (g - g_f), n the seeds per size (a bootstrap of n draws
-    has (n-1)/n of a mean's variance); p_other_better = the share of replicates with gap > 0. The first
+    form's full-data gap g_f to g_f + sqrt(n/(n-1)) (g - g_f), n the fewest seeds of a size (a bootstrap of
+    n draws has (n-1)/n of a mean's variance); p_other_better = the share of replicates with gap > 0. The first
     plan's interval (a draw per (size, budget) cell, started from its form's fit, not widened) is
     reported beside it;
   * held-out: the main form fitted without the largest size, its forecast of that size's cells (mean over
@@ -146,21 +146,30 @@ def cells(points):
 
 
 def resample(points, rng, per="size"):
-    """The points with seeds drawn with replacement: per="size", one draw of a size's seeds for all its
-    budgets and arms (amendment 5); per="cell", a draw per (size, budget) cell shared by its arms (the
-    first plan). A cell whose seeds differ from the draw's (a diverged run) gets its own draw."""
-    out, draws = [], {}
+    """The points with seeds drawn with replacement, one draw per size for all its budgets and arms
+    (per="size", amendment 5) or per (size, budget) cell for its arms (per="cell", the first plan),
+    from the seeds found there. Each (arm, cell) takes the drawn seeds it has, so the arms stay paired
+    by seed; one that has none of them (its other runs diverged) keeps the seeds it has."""
+    groups = {}
+    for p in points:
+        groups.setdefault(p["size"] if per == "size" else (p["size"], p["d"]), set()).add(p["seed"])
+    draws = {
+        key: [sorted(seeds)[i] for i in rng.choice(len(seeds), size=len(seeds), replace=True)] for key, seeds in sorted(groups.items())
+    }
+    out = []
+    for (size, d), by_arm in sorted(cells(points).items()):
+        draw = draws[size if per == "size" else (size, d)]
+        for arm, by_seed in sorted(by_arm.items()):
+            out += [by_seed[s] for s in draw if s in by_seed] or list(by_seed.values())
+    return out
+
+
+def seeds_per_size(points):
+    """The fewest seeds any size has: the n of widen() (the grid's 2 when every size has both)."""
     by_size = {}
     for p in points:
         by_size.setdefault(p["size"], set()).add(p["seed"])
-    for (size, d), by_arm in sorted(cells(points).items()):
-        for arm, by_seed in sorted(by_arm.items()):
-            seeds = tuple(sorted(by_seed))
-            key = (size, seeds) if per == "size" else (size, d, seeds)
-            if key not in draws:
-                draws[key] = [seeds[i] for i in rng.choice(len(seeds), size=len(seeds), replace=True)]
-            out += [by_seed[s] for s in draws[key]]
-    return out
+    return min(len(s) for s in by_size.values())
 
 
 def by_scale(points):
@@ -260,7 +269,7 @@ def bootstrap(points, fits, arms, ref, other, targets, replicates, seed, per):
     "size", from every form's fit and widened (amendment 5); per "cell", from its own form's fit (the
     first plan). Also the share of replicates with a parameter on a bound."""
     rng, names = np.random.default_rng(seed), list(fits)
-    n_seeds = len({p["seed"] for p in points})
+    n_seeds = seeds_per_size(points)
     gaps, on_bound = {t: [] for t in targets}, 0
     for r in range(replicates):
         sh, pts, thetas = fits[names[r % len(names)]]

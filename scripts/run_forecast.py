@@ -226,17 +226,20 @@ def states(runs, base, extra, keep_dir):
 
     stable = {}
     for r in runs:
-        r["state"] = run_study.state(r, base, extra, keep_for(r, keep_dir))
+        kept_in = keep_for(r, keep_dir)
+        r["state"] = run_study.state(r, base, extra, kept_in)
+        r["kept"] = bool(kept_in) and run_study.kept_state(r, kept_in, run_study.planned_want(r, base, extra)) is not None
         if r["role"] == "stable":
             stable[os.path.abspath(r["out_dir"])] = r  # source_of() is absolute, out_dir may not be
     for r in runs:
         if r["role"] == "branch" and r["state"] == "new" and not os.path.isfile(source_of(r)):
             source = stable[os.path.dirname(source_of(r))]
-            if source["state"] == "diverged" and diverged_step(source, keep_dir) < r["branch_step"]:
+            settled = source.get("settled_as", source["state"])  # as its kept log says, before any redo
+            if settled == "diverged" and diverged_step(source, keep_dir) < r["branch_step"]:
                 r["state"] = "skipped"  # its stable run diverged before this branch's start: none will come
-            elif source["state"] in run_study.SETTLED and checkpoint.read_meta(source["out_dir"]) is None:
-                source["state"] = "redo"
-            elif source["state"] in run_study.SETTLED:
+            elif settled in run_study.SETTLED and not (checkpoint.read_meta(source["out_dir"]) or {}).get("finished"):
+                source["settled_as"], source["state"] = settled, "redo"  # folder gone, or a redo interrupted
+            elif settled in run_study.SETTLED:
                 raise ConfigError(
                     f"{r['name']}-s{r['seed']} branches from {source_of(r)}, which the {source['state']} stable run "
                     f"{source['out_dir']} did not keep: rerun the grid with the budgets it was run with, or move that run aside"
@@ -418,7 +421,7 @@ def main(argv=None):
         run_study.check_data({run_study.planned_config(r, args.base, extra)["data_dir"] for r in runs})
         states(runs, args.base, extra, args.keep_logs)
         for r in runs:
-            if r["state"] in run_study.SETTLED:
+            if r["state"] in run_study.SETTLED and not r["kept"]:  # a settled kept log is never replaced (a redo's)
                 run_study.keep(r, keep_for(r, args.keep_logs))
     except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
@@ -460,7 +463,7 @@ def execute(runs, args, extra):
     stable = {os.path.abspath(r["out_dir"]): r for r in runs if r["role"] == "stable"}
 
     def ready(r):
-        return r["role"] != "branch" or os.path.isfile(source_of(r))
+        return r["role"] != "branch" or r["state"] == "interrupted" or os.path.isfile(source_of(r))  # or its own ckpt.pt
 
     failed = run_study.execute(todo, args, extra, ready)
     for r in [r for r in failed if r["state"] == "blocked"]:

@@ -84,6 +84,13 @@ def planned_config(run, base, extra):
     return load_config(train_args(run, base, extra))
 
 
+def planned_want(run, base, extra):
+    """planned_config with its out_dir filled in, as a run's recorded config holds it."""
+    want = planned_config(run, base, extra)
+    want["out_dir"] = want["out_dir"].format(**want)
+    return want
+
+
 def kept_log(run, keep_dir):
     return os.path.join(keep_dir, os.path.basename(os.path.normpath(run["out_dir"])), "metrics.jsonl")
 
@@ -187,8 +194,7 @@ def state(run, base, extra=(), keep_dir=None):
     whose recorded config conflicts with the planned one."""
     from configurator import ConfigError
 
-    want = planned_config(run, base, extra)  # built once, for the kept log and the sidecar alike
-    want["out_dir"] = want["out_dir"].format(**want)
+    want = planned_want(run, base, extra)  # built once, for the kept log and the sidecar alike
     kept = kept_state(run, keep_dir, want)
     if kept:
         return kept

@@ -93,13 +93,42 @@ def test_resampling_draws_a_sizes_seeds_once_for_all_its_budgets_and_arms():
         assert one_draw == (per == "size")  # per cell, some size's budgets got different draws
 
 
+def test_a_cell_missing_a_seed_takes_the_drawn_seeds_it_has():
+    """A diverged run leaves its cell one seed short: the size's draw still pairs the other arm's seeds,
+    and a cell that has none of the drawn seeds keeps the one it has."""
+    points = [p for p in synthetic(0.0) if not (p["arm"] == "other" and p["size"][0] == 1 and p["seed"] == 3)]
+    for rep in range(30):
+        boot = forecast.resample(points, np.random.default_rng(rep))
+        for (size, d), by_arm in drawn_seeds(boot).items():
+            if size[0] == 1:
+                assert by_arm["other"] == [s for s in by_arm["ref"] if s != 3] or (set(by_arm["ref"]) == {3} and by_arm["other"] == [1, 2])
+            else:
+                assert by_arm["other"] == by_arm["ref"]
+
+
+def test_each_replicate_is_widened_about_its_own_forms_full_data_gap(monkeypatch):
+    monkeypatch.setattr(forecast, "START_GRID", forecast.START_GRID[::40])  # the wiring, not the global search
+    points = synthetic(-0.02)
+    points = [p for p in points if p["seed"] != 3]  # two seeds a size, as the grid
+    fits = {name: (sh, pts, forecast.fit(pts, ["ref", "other"], sh)) for name, (sh, pts) in forecast.forms(points).items()}
+    calls = []
+    monkeypatch.setattr(forecast, "widen", lambda g, centre, n: calls.append((centre, n)) or g)
+    forecast.bootstrap(points, fits, ["ref", "other"], "ref", "other", [forecast.TARGET], 8, 0, "size")
+    centres = [forecast.gap_at(t, "ref", "other", *forecast.TARGET) for _, _, t in fits.values()]
+    assert calls == [(centres[r % len(fits)], 2) for r in range(8)]
+    calls.clear()
+    forecast.bootstrap(points, fits, ["ref", "other"], "ref", "other", [forecast.TARGET], 4, 0, "cell")
+    assert calls == []  # the first plan's interval is not widened
+
+
 def test_a_replicate_is_widened_about_its_forms_gap_for_two_seeds():
     assert forecast.widen(1.0, 0.5, 2) == pytest.approx(0.5 + math.sqrt(2) * 0.5)
     assert forecast.widen(1.0, 0.5, 5) == pytest.approx(0.5 + math.sqrt(5 / 4) * 0.5)
     assert forecast.widen(1.0, 0.5, 1) == 1.0  # one seed: nothing to resample, nothing to widen
 
 
-def test_residuals_bounds_and_both_held_out_checks_are_reported():
+def test_residuals_bounds_and_both_held_out_checks_are_reported(monkeypatch):
+    monkeypatch.setattr(forecast, "START_GRID", [TRUE] + forecast.START_GRID[::40])  # what is reported, not the search
     points = synthetic(-0.02)
     out = forecast.forecast(points, "ref", "other", replicates=8, shared=True)
     for c in out["cells"]:

@@ -185,6 +185,17 @@ def test_a_tiny_grid_runs_resumably_and_its_branch_matches_the_scratch_run(data_
     assert losses(redone[1]["out_dir"]) == branch_losses  # the branch from the redone checkpoint is the same run
     assert "the redone evaluations differ from it by at most 0.00e+00 nats" in capsys.readouterr().out
     assert os.path.isfile(kept / "kron-L1d32h2-i8-s1" / "metrics.jsonl")
+    again = run_forecast.main(argv)  # the redone run's folder log is finished too: the kept one still stays
+    assert [r["state"] for r in again] == ["finished"] * 3 and "] start " not in capsys.readouterr().out
+    assert (kept / "kron-L1d32h2-i12-s1" / "metrics.jsonl").read_bytes() == stable_log
+
+    stable_dir = redone[0]["out_dir"]  # a redo interrupted after its first checkpoint, the branch not kept again
+    meta = json.loads(open(os.path.join(stable_dir, "ckpt.json")).read())
+    open(os.path.join(stable_dir, "ckpt.json"), "w").write(json.dumps({**meta, "finished": False}))
+    os.remove(os.path.join(stable_dir, "ckpt_step6.pt"))
+    shutil.rmtree(kept / "kron-L1d32h2-i8-s1")
+    shutil.rmtree(redone[1]["out_dir"])
+    assert [r["state"] for r in run_forecast.main(argv + ["--dry-run"])] == ["redo", "new", "finished"]
 
 
 @pytest.mark.slow
