@@ -81,7 +81,23 @@ def answers(results):
         "dev": {a: choice[a]["settings"][chosen[a]] for a in analysis.FAIR_ARMS},
         "settings": {a: choice[a]["settings"] for a in analysis.FAIR_ARMS},
         "runs_s": {a: [os.path.join(here, "runs", name) for name, f in by.values() if f] for a, by in runs["S"].items()},
+        "machines": machines(here),
     }
+
+
+def machines(here):
+    """{CPU model: kept runs of the study made on it}, every phase at both scales; a run resumed on
+    another model counts under both names joined by ' + ' (each log records its machine per start)."""
+    counts = {}
+    for folder in SCALES.values():
+        logs = os.path.join(here, folder)
+        for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+            if os.path.isfile(os.path.join(logs, name, "metrics.jsonl")):
+                cpus = sorted(
+                    {(r.get("machine") or {}).get("cpu", "not recorded") for r in read_metrics(os.path.join(logs, name), "config")}
+                )
+                counts[" + ".join(cpus)] = counts.get(" + ".join(cpus), 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def default_dev(arm, settings):
@@ -162,6 +178,11 @@ def section_markdown(ans):
             mark = " (chosen)" if (norm, R, lr) == ans["chosen"][arm] else ""
             lines.append(f"| {arm} | {'on' if norm else 'off'}, {R:g}, {lr:g} | {number(dev, '.4f')}{mark} |")
     lines += ["", "</details>"]
+    lines += [
+        "",
+        "Runs by CPU model (fp32, 1 thread; another model's kernels move losses slightly: "
+        "`scripts/isa_check.py` measures how much): " + ", ".join(f"{cpu} {n}" for cpu, n in ans["machines"].items()) + ".",
+    ]
     if ans["diverged"]:
         lines += ["", f"Diverged (left out of their questions, n stated per row): {', '.join(ans['diverged'])}."]
     if ans["q4"]:

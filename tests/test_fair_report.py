@@ -85,6 +85,20 @@ def test_the_answers_follow_the_plan(results):
     assert "| kron | off, 0.2771, 0.002 | 5.400 | 5.900 | 5.550 → 5.450 | 0 % | 2.00× |" in text
     assert "| bpe_tied | off, 1, 0.002 | 5.600 | 6.100 | 6.250 → 5.600 | 0 % |" in text
     assert "| kron_tied | off, 1, 0.002 | 6.500 | 7.000 | 6.000 → 6.000 | 25 % |" in text
+    n = sum(1 for folder in ("runs", "runs_v50k") for _ in (results / "study_fair" / folder).iterdir())
+    assert "Runs by CPU model (fp32, 1 thread; " in text and text.count("not recorded") == 1 and f"not recorded {n}." in text
+
+
+def test_runs_are_counted_by_the_cpu_model_each_start_recorded(results):
+    runs = results / "study_fair" / "runs"
+    for name, cpus in (("kron-s2001", ["AMD EPYC"]), ("kron-s2002", ["AMD EPYC", "Intel Xeon"])):  # s2002 resumed on another
+        log = runs / name / "metrics.jsonl"
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        configs = [dict(records[0], machine={"cpu": cpu}) for cpu in cpus]
+        log.write_text("".join(json.dumps(r) + "\n" for r in configs + records[1:]))
+    counted = fair_report.machines(str(results / "study_fair"))
+    total = sum(1 for folder in ("runs", "runs_v50k") for _ in (results / "study_fair" / folder).iterdir())
+    assert counted == {"AMD EPYC": 1, "AMD EPYC + Intel Xeon": 1, "not recorded": total - 2}
 
 
 def test_a_diverged_run_is_named_and_its_question_uses_the_seeds_both_finished(results):
