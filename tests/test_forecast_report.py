@@ -63,22 +63,22 @@ TRUE_START = (math.log(1.8), math.log(400.0), math.log(410.0), 0.34, 0.28)
 def test_the_complete_grid_gives_the_forecast_its_figure_and_the_plans_verdict(results, monkeypatch):
     # a few starts, one at the true surface: the fit's global search is tests/test_forecast.py's; this is the report's
     monkeypatch.setattr(forecast, "START_GRID", [TRUE_START] + forecast.START_GRID[::40])
-    out = forecast_report.build(str(results), replicates=12)
+    out = forecast_report.build(str(results), replicates=8)
     kept = json.loads((results / "forecast" / "forecast.json").read_text())
     assert kept == json.loads(json.dumps(out)) and (results / "forecast" / "forecast.png").stat().st_size > 10_000
     fit = forecast.forecast
     monkeypatch.setattr(forecast, "forecast", None)  # the same inputs again: the kept fit is reused, not refitted
-    assert forecast_report.build(str(results), replicates=12) == kept
+    assert forecast_report.build(str(results), replicates=8) == kept
     calls = []
     monkeypatch.setattr(forecast, "forecast", lambda *a, **k: calls.append(1) or fit(*a, **k))
-    forecast_report.build(str(results), replicates=10)  # a setting of the fit changed: refitted, once per question
+    forecast_report.build(str(results), replicates=6)  # a setting of the fit changed: refitted, once per question
     assert len(calls) == 2
     log = results / "forecast" / "runs" / "kron-L2d64h2-i122-s1337" / "metrics.jsonl"
     records = [json.loads(line) for line in log.read_text().splitlines()]
     records[-1]["test_loss"] += 0.01
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
-    forecast_report.build(str(results), replicates=10)  # one run's loss changed: refitted
-    forecast_report.build(str(results), replicates=10)  # nothing changed: reused
+    forecast_report.build(str(results), replicates=6)  # one run's loss changed: refitted
+    forecast_report.build(str(results), replicates=6)  # nothing changed: reused
     assert len(calls) == 4
     f1, f2 = out["F1"], out["F2"]
     assert (f1["ref"], f1["other"], f2["ref"]) == ("bpe_tied", "kron", "bpe_untied-input_scale50")
