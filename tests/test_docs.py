@@ -16,6 +16,11 @@ def read(rel):
     return open(os.path.join(ROOT, rel)).read()
 
 
+def prose(rel):
+    """The document with every run of whitespace as one space: a figure is found whatever the line breaks."""
+    return " ".join(read(rel).split())
+
+
 def test_the_readme_intro_quotes_the_counted_input_sizes():
     """The intro's "from 38,633,472 to 3,145,728": bpe_tied's and kron's input parameters at GPT-2 124M."""
     rows = {r["arm"].split(" ")[0]: r["input"] for r in analysis.gpt2_rows(pos_dims=(16,))}
@@ -35,19 +40,22 @@ def test_the_readme_quickstart_table_and_times_are_the_kept_summary():
         table.append(f"{int(step):6d}" + "".join(f"{summary['curves'][a][step]:13.4f}" for a in arms))
     assert "\n".join(table) in readme, "README's quickstart table differs from results/quickstart_cpu/summary.json"
     times = ", ".join(f"{a} {summary['wall_seconds_per_arm'][a]:.0f} s" for a in arms)
-    assert f"Wall time per arm, start-up included:\n{times}." in readme
-    assert f"load average {summary['machine']['load_average_at_start'][0]:.1f} at the start" in readme
+    m = summary["machine"]
+    text = prose("README.md")
+    assert f"Wall time per arm, start-up included: {times}." in text
+    assert f"load average {m['load_average_at_start'][0]:.1f} at the start" in text
+    isa = m["cpu_capability"].replace("AVX512", "AVX-512")
+    assert f"Machine: a {m['cores']}-core {m['cpu']} ({isa}), {m['threads']} threads, torch {m['torch']}," in text
 
 
 def test_training_md_quotes_the_kept_cpu_run():
     """docs/training.md's kron_cpu figures are what `python runlog.py results/cpu_config/kron_cpu` prints."""
     s = runlog.summary(os.path.join(ROOT, "results", "cpu_config", "kron_cpu"))
-    doc = read("docs/training.md")
     quoted = (
         f"median {s['median_step_ms'] / 1000:.2f} s a step ({s['median_tokens_per_s']:,.0f} tokens/s), "
         f"final validation loss {s['final_val_loss']:.3f}"
     )
-    assert quoted in doc.replace("\n  ", " "), f"docs/training.md should say: {quoted}"
+    assert quoted in prose("docs/training.md"), f"docs/training.md should say: {quoted}"
 
 
 def test_training_md_quotes_the_kept_step_benchmark():
@@ -63,7 +71,7 @@ def test_training_md_quotes_the_kept_step_benchmark():
         f"bpe_untied {ratios['bpe_untied'][0]:.3f}×, {ratios['bpe_untied'][1]:.3f}×; "
         f"kron_tied {ratios['kron_tied'][0]:.3f}×, {ratios['kron_tied'][1]:.3f}×"
     )
-    assert quoted in read("docs/training.md").replace("\n  ", " "), f"docs/training.md should say: {quoted}"
+    assert quoted in prose("docs/training.md"), f"docs/training.md should say: {quoted}"
 
 
 def kept_bench(name):
