@@ -96,3 +96,12 @@ def test_kron_layer_md_tables_and_targets_are_the_kept_benchmarks():
     assert (
         f"drops to {k['embedding']['fwd_bwd_median_ms']:.1f} ms" in doc and f"fused layer's {k['fused']['fwd_bwd_median_ms']:.1f} ms" in doc
     )
+
+
+def test_the_readme_quotes_the_paper_as_results_md_does():
+    """The paper's figures in the README's intro are the ones scripts/make_results.py declares for RESULTS.md."""
+    from scripts.make_results import PAPER
+
+    text = prose("README.md")
+    for key in ("tokens", "gap", "steps", "top1"):
+        assert PAPER[key] in text, f"README's intro should quote the paper's {key} as {PAPER[key]!r}"
