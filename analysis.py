@@ -395,7 +395,23 @@ def run_scale(run_dir):
         "dtype": last.get("dtype"),
         "vocab_size": c.get("vocab_size"),
         "params": last.get("params"),
+        "device": last.get("device"),
+        "threads": c.get("num_threads"),
+        "cpu": " + ".join(sorted({(r.get("machine") or {}).get("cpu") or "not recorded" for r in configs})),  # per start
     }
+
+
+def machine_summary(scales):
+    """How a study's runs ran ({run: run_scale}): device, precision and threads (each value seen), and
+    runs per CPU model ('A + B' for a run resumed on another; 'not recorded' in logs older than the record)."""
+
+    def seen(key):
+        return sorted({str(s[key]) for s in scales.values() if s})
+
+    models = {}
+    for s in (s for s in scales.values() if s):
+        models[s["cpu"]] = models.get(s["cpu"], 0) + 1
+    return {"device": seen("device"), "dtype": seen("dtype"), "threads": seen("threads"), "cpu": dict(sorted(models.items()))}
 
 
 def study_scale(groups):
@@ -415,6 +431,7 @@ def study_scale(groups):
         **{k: first[k] for k in keys + ("tokens", "train_tokens", "data_dir", "vocab_size")},
         "params": (tied or first)["params"],
         "seeds": sorted({seed for runs in groups.values() for seed in runs}),
+        "machine": machine_summary(scales),
     }
 
 

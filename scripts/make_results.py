@@ -191,6 +191,15 @@ def bpb_table(loaded):
     return "\n".join(lines)
 
 
+def machine_text(m):
+    """'cpu, float32, 1 thread a run; CPU model: AMD EPYC × 60' from analysis.machine_summary."""
+    threads = "/".join(m["threads"])
+    models = ", ".join(f"{cpu} × {n}" for cpu, n in m["cpu"].items())
+    if list(m["cpu"]) == ["not recorded"]:
+        models = "not recorded (these logs predate the record)"
+    return f"{'/'.join(m['device'])}, {'/'.join(m['dtype'])}, {threads} thread{'s' if threads != '1' else ''} a run; CPU model: {models}"
+
+
 def setup_table(d):
     sc, c = d["scale"], d["cmp"]
     rows = [
@@ -198,6 +207,7 @@ def setup_table(d):
         ("training", f"{sc['max_iters']} steps of {sc['tokens_per_step']:,} tokens = {millions(sc['tokens'])} tokens per run"),
         ("data", f"`{sc['data_dir']}` ({millions(sc['train_tokens'])} training tokens)"),
         ("groups × seeds", ", ".join(f"{g} × {len(r['seeds'])}" for g, r in c["groups"].items())),
+        ("machine", machine_text(sc["machine"])),
     ]
     return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 

@@ -107,3 +107,18 @@ def test_results_md_opens_with_the_answers_and_stays_short():
     assert any(ln.startswith("| does kron beat bpe_tied?") for ln in lines[:60])
     assert len(lines) <= 250
     assert all(len(ln) <= 400 or ln.startswith("|") for ln in lines)
+
+
+def test_a_studys_machine_row_counts_its_runs_by_cpu_model():
+    """Each study's setup table says how its runs ran: device, precision, threads, and runs per CPU model
+    as their logs record it (a run resumed on another model counts under both; older logs say nothing)."""
+    from scripts import make_results
+
+    def scale(cpu, threads=1):
+        return {"device": "cpu", "dtype": "float32", "threads": threads, "cpu": cpu}
+
+    m = analysis.machine_summary({"a": scale("AMD EPYC"), "b": scale("AMD EPYC + Intel Xeon"), "c": scale("AMD EPYC"), "d": None})
+    assert m == {"device": ["cpu"], "dtype": ["float32"], "threads": ["1"], "cpu": {"AMD EPYC": 2, "AMD EPYC + Intel Xeon": 1}}
+    assert make_results.machine_text(m) == "cpu, float32, 1 thread a run; CPU model: AMD EPYC × 2, AMD EPYC + Intel Xeon × 1"
+    old = analysis.machine_summary({"a": scale("not recorded", threads=2)})
+    assert make_results.machine_text(old) == "cpu, float32, 2 threads a run; CPU model: not recorded (these logs predate the record)"
