@@ -9,7 +9,8 @@ Definitions (numbers only, no prose; analysis.py's conventions):
     test-half loss (every validation window of the test half, the mean over sources: final_eval);
   * the fit, as Hoffmann et al. 2022: with E = e^e, A = e^a, B = e^b, minimise over (e, a, b, alpha, beta)
     sum_i Huber_delta(LSE(a - alpha ln N_i, b - beta ln D_i, e) - ln L_i), delta = 1e-3, with L-BFGS-B
-    from each start of a small grid, keeping the best; alpha and beta shared by every arm (the default, as the plan says) or per arm;
+    from each start of a small grid, keeping the best; alpha and beta shared by every arm (the plan's main form, the
+    command's default; forecast() itself defaults to per arm) or per arm;
   * gap = L_ref(N*, D*) - L_other(N*, D*), positive when `other` is forecast to reach lower loss;
   * the interval (PLAN.md, amendment 5): 2.5 and 97.5 percentiles of the gap over bootstrap replicates,
     each one a functional form (per-arm or shared exponents, with or without the smallest size; equal

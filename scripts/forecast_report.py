@@ -270,6 +270,15 @@ def interval_text(iv):
     return f"[{iv[0]:+.3f}, {iv[1]:+.3f}]"
 
 
+def first_plan_text(out, error):
+    """The first plan's interval beside the amended one (amendments 5 and 7), and rule 2's verdict under it."""
+    parts = []
+    for q in ("F1", "F2"):
+        iv = out[q]["first_plan_interval95"]
+        parts.append(f"{q} {interval_text(iv)}, verdict {verdict({'interval95': iv}, error)}")
+    return f"The first plan's interval (a draw per cell, not widened), and the verdict it would give: {'; '.join(parts)}."
+
+
 def gap_cell(gap, interval, p):
     return f"{gap:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}], P {p:.2f}"
 
@@ -315,8 +324,7 @@ def section_markdown(out):
         + "; ".join(f"{arm}: E {p['E']:.3f}, α {p['alpha']:.3f}, β {p['beta']:.3f}" for arm, p in f1["params"].items())
         + f". Largest residual (measured − fitted): {worst['residual']:+.3f} nats ({worst['arm']}, "
         f"L{worst['size'][0]}d{worst['size'][1]}, D {worst['D'] / 1e6:.1f}M). On a bound: {bounds}; in "
-        f"{f1['bootstrap']['share_on_a_bound']:.0%} of replicates. The first plan's interval (a draw per cell, "
-        f"not widened): F1 {interval_text(f1['first_plan_interval95'])}, F2 {interval_text(out['F2']['first_plan_interval95'])}.",
+        f"{f1['bootstrap']['share_on_a_bound']:.0%} of replicates. " + first_plan_text(out, error),
         "",
         third_arm_text(out.get("third_arm")),
         checks_text(out["checks"]),

@@ -105,3 +105,13 @@ def test_the_readme_quotes_the_paper_as_results_md_does():
     text = prose("README.md")
     for key in ("tokens", "gap", "steps", "top1"):
         assert PAPER[key] in text, f"README's intro should quote the paper's {key} as {PAPER[key]!r}"
+
+
+def test_the_readme_quotes_how_far_the_intel_xeon_quickstart_moved():
+    """The README's Intel Xeon figures are the largest differences, per arm, between the two kept
+    quickstart summaries (the table's own machine, an AMD EPYC, and an Intel Xeon)."""
+    kept = os.path.join(ROOT, "results", "quickstart_cpu")
+    amd, intel = (json.load(open(os.path.join(kept, name))) for name in ("summary.json", "summary_intel_xeon.json"))
+    assert "AMD EPYC" in amd["machine"]["cpu"] and "Xeon" in intel["machine"]["cpu"]
+    moved = {arm: max(abs(amd["curves"][arm][s] - intel["curves"][arm][s]) for s in amd["curves"][arm]) for arm in amd["curves"]}
+    assert f"moves by up to {moved['bpe_tied']:.2g} nats for bpe_tied and {moved['kron']:.2g} for kron" in prose("README.md")

@@ -92,7 +92,8 @@ def test_the_complete_grid_gives_the_forecast_its_figure_and_the_plans_verdict(r
     assert text.startswith(f"**Forecast: kron ahead at 124M**, bpe_tied − kron = {f1['gap']:+.3f} [{f1['interval95'][0]:+.3f}")
     assert "| F2: bpe_untied-input_scale50 − kron |" in text and "C1 (branch vs scratch) not kept." in text
     assert f"Held-out budget (D = {4096 * 977 / 1e6:.1f}M, descriptive, amendment 5): bpe_tied " in text
-    assert "Largest residual (measured − fitted): " in text and "The first plan's interval (a draw per cell" in text
+    assert "Largest residual (measured − fitted): " in text
+    assert f"and the verdict it would give: F1 {forecast_report.interval_text(f1['first_plan_interval95'])}, verdict stated;" in text
 
 
 def test_the_decision_rules_as_the_plan_fixes_them():
