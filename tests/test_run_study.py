@@ -294,3 +294,36 @@ def test_a_diverged_run_is_kept_as_an_outcome_and_not_retried(data_dir, tmp_path
     kept = read_metrics(str(tmp_path / "kept" / "bpe_tied-s1"))
     assert kept[-1]["kind"] == "diverged" and "loss is nan" in kept[-1]["reason"] and not [r for r in kept if r["kind"] == "final"]
     assert run_study.main(argv)[0]["state"] == "diverged" and "diverged 1" in capsys.readouterr().out
+
+
+def test_execute_starts_a_run_once_it_is_ready_and_reports_what_never_was(tmp_path, monkeypatch):
+    """With ready(run), a free lane takes the first ready run; one whose dependency never comes is
+    returned 'blocked' once nothing is running (run_forecast's branches wait on their stable runs so).
+    The command is a stub that writes a finished sidecar and a marker, not train.py."""
+    import argparse
+    import sys
+
+    def stub(run, base, launcher, extra):
+        meta = json.dumps({"step": 1, "finished": True, "config": {}})
+        marker = os.path.join(run["out_dir"], "done")
+        code = (
+            f"import time; time.sleep(0.3); open({marker!r}, 'w'); open({os.path.join(run['out_dir'], 'ckpt.json')!r}, 'w').write({meta!r})"
+        )
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(run_study, "command", stub)
+    runs = [{"name": n, "seed": 1, "state": "new", "out_dir": str(tmp_path / n)} for n in ("stable", "branch", "orphan")]
+    needs = {"branch": tmp_path / "stable" / "done", "orphan": tmp_path / "never" / "done"}
+    started = []
+
+    def ready(r):
+        ok = r["name"] not in needs or needs[r["name"]].exists()
+        if ok and r["name"] not in started:
+            started.append(r["name"])
+        return ok
+
+    args = argparse.Namespace(parallel=2, base="base.py", launcher=None, keep_logs=None)
+    failed = run_study.execute(runs, args, [], ready)
+    assert started == ["stable", "branch"]  # the branch waited for the stable run's marker, though a lane was free
+    assert [(r["name"], r["state"]) for r in failed] == [("orphan", "blocked")]
+    assert [r["state"] for r in runs[:2]] == ["finished", "finished"]
