@@ -17,6 +17,7 @@ and the README:
     contrast); McNemar on pooled (seed, pair) outcomes for reference only.
 """
 
+import collections
 import functools
 import glob
 import math
@@ -397,8 +398,14 @@ def run_scale(run_dir):
         "params": last.get("params"),
         "device": last.get("device"),
         "threads": c.get("num_threads"),
-        "cpu": " + ".join(sorted({(r.get("machine") or {}).get("cpu") or "not recorded" for r in configs})),  # per start
+        "cpu": cpu_models(configs),
     }
+
+
+def cpu_models(configs):
+    """The CPU model(s) a run's config records name, one per start: 'A + B' for a run resumed on another,
+    'not recorded' in logs older than the record."""
+    return " + ".join(sorted({(r.get("machine") or {}).get("cpu") or "not recorded" for r in configs}))
 
 
 def machine_summary(scales):
@@ -408,9 +415,7 @@ def machine_summary(scales):
     def seen(key):
         return sorted({str(s[key]) for s in scales.values() if s})
 
-    models = {}
-    for s in (s for s in scales.values() if s):
-        models[s["cpu"]] = models.get(s["cpu"], 0) + 1
+    models = collections.Counter(s["cpu"] for s in scales.values() if s)
     return {"device": seen("device"), "dtype": seen("dtype"), "threads": seen("threads"), "cpu": dict(sorted(models.items()))}
 
 

@@ -151,9 +151,7 @@ def resample(points, rng, per="size"):
     (per="size", amendment 5) or per (size, budget) cell for its arms (per="cell", the first plan),
     from the seeds found there. Each (arm, cell) takes the drawn seeds it has, so the arms stay paired
     by seed; one that has none of them (its other runs diverged) keeps the seeds it has."""
-    groups = {}
-    for p in points:
-        groups.setdefault(p["size"] if per == "size" else (p["size"], p["d"]), set()).add(p["seed"])
+    groups = seeds_by(points, (lambda p: p["size"]) if per == "size" else (lambda p: (p["size"], p["d"])))
     draws = {
         key: [sorted(seeds)[i] for i in rng.choice(len(seeds), size=len(seeds), replace=True)] for key, seeds in sorted(groups.items())
     }
@@ -165,12 +163,17 @@ def resample(points, rng, per="size"):
     return out
 
 
+def seeds_by(points, key):
+    """{key(point): the seeds found there}."""
+    out = {}
+    for p in points:
+        out.setdefault(key(p), set()).add(p["seed"])
+    return out
+
+
 def seeds_per_size(points):
     """The fewest seeds any size has: the n of widen() (the grid's 2 when every size has both)."""
-    by_size = {}
-    for p in points:
-        by_size.setdefault(p["size"], set()).add(p["seed"])
-    return min(len(s) for s in by_size.values())
+    return min(len(s) for s in seeds_by(points, lambda p: p["size"]).values())
 
 
 def by_scale(points):

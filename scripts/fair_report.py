@@ -6,6 +6,7 @@ progress and nothing else. Then: Q1-Q3 at both scales (the plan's six tests, one
 (amendment 3, its own family of two), each arm's setting and loss, and Q4 when q4.json is kept.
 """
 
+import collections
 import os
 
 import analysis
@@ -88,16 +89,15 @@ def answers(results):
 def machines(here):
     """{CPU model: kept runs of the study made on it}, every phase at both scales; a run resumed on
     another model counts under both names joined by ' + ' (each log records its machine per start)."""
-    counts = {}
-    for folder in SCALES.values():
-        logs = os.path.join(here, folder)
-        for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
-            if os.path.isfile(os.path.join(logs, name, "metrics.jsonl")):
-                cpus = sorted(
-                    {(r.get("machine") or {}).get("cpu", "not recorded") for r in read_metrics(os.path.join(logs, name), "config")}
-                )
-                counts[" + ".join(cpus)] = counts.get(" + ".join(cpus), 0) + 1
+    runs = [os.path.join(here, folder, name) for folder in SCALES.values() for name in sorted_dir(os.path.join(here, folder))]
+    counts = collections.Counter(
+        analysis.cpu_models(read_metrics(r, "config")) for r in runs if os.path.isfile(os.path.join(r, "metrics.jsonl"))
+    )
     return dict(sorted(counts.items()))
+
+
+def sorted_dir(path):
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
 def default_dev(arm, settings):

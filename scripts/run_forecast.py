@@ -226,9 +226,9 @@ def states(runs, base, extra, keep_dir):
 
     stable = {}
     for r in runs:
-        kept_in = keep_for(r, keep_dir)
-        r["state"] = run_study.state(r, base, extra, kept_in)
-        r["kept"] = bool(kept_in) and run_study.kept_state(r, kept_in, run_study.planned_want(r, base, extra)) is not None
+        want, kept_in = run_study.planned_want(r, base, extra), keep_for(r, keep_dir)
+        kept = run_study.kept_state(r, kept_in, want) if kept_in else None  # run_study.state, its two halves apart
+        r["state"], r["kept"] = kept or run_study.folder_state(r, want), kept is not None
         if r["role"] == "stable":
             stable[os.path.abspath(r["out_dir"])] = r  # source_of() is absolute, out_dir may not be
     for r in runs:
@@ -467,8 +467,7 @@ def execute(runs, args, extra):
 
     failed = run_study.execute(todo, args, extra, ready)
     for r in [r for r in failed if r["state"] == "blocked"]:
-        source = stable[os.path.dirname(source_of(r))]
-        step = run_study.diverged_at(os.path.join(source["out_dir"], "metrics.jsonl"))
+        step = diverged_step(stable[os.path.dirname(source_of(r))], args.keep_logs)
         if step is not None and step < r["branch_step"]:
             r["state"] = "skipped"  # its stable run diverged before the branch point: settled, not failed
             failed.remove(r)

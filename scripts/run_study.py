@@ -192,12 +192,15 @@ def state(run, base, extra=(), keep_dir=None):
     """'finished', 'diverged' (its log, kept or in its folder, ends with a diverged record),
     'interrupted' (a checkpoint to resume or extend) or 'new'; raises ConfigError for a run folder
     whose recorded config conflicts with the planned one."""
-    from configurator import ConfigError
 
     want = planned_want(run, base, extra)  # built once, for the kept log and the sidecar alike
-    kept = kept_state(run, keep_dir, want)
-    if kept:
-        return kept
+    return kept_state(run, keep_dir, want) or folder_state(run, want)
+
+
+def folder_state(run, want):
+    """state() from the run's folder alone (its log and sidecar), against the planned config `want`."""
+    from configurator import ConfigError
+
     if diverged_at(os.path.join(run["out_dir"], "metrics.jsonl")) is not None:
         return "diverged"
     meta = checkpoint.read_meta(run["out_dir"])
