@@ -64,6 +64,8 @@ echo "$module $*" >> "$FAKE_RESULTS/calls.txt"
 case $module in
   scripts.fair_choose) exec {real} -m scripts.fair_choose --logs "$FAKE_RESULTS/results/study_fair/runs" "$@" ;;
   scripts.run_study) exec {real} "$FAKE_RESULTS/fake_run_study.py" "$@" ;;
+  scripts.fair_progress) exec {real} -m scripts.fair_progress --logs "$FAKE_RESULTS/results/study_fair/runs" \
+      --logs-l "$FAKE_RESULTS/results/study_fair/runs_v50k" "$@" ;;
   *) exit 0 ;;
 esac
 """
@@ -91,6 +93,10 @@ def test_continue_runs_every_phase_the_plan_asks_for_and_stops(tmp_path):
     kept_ckpts = [json.loads(open(runs / n / "metrics.jsonl").readline())["extra"] for n in names if n.endswith("-s2003")]
     assert sum("--keep_ckpt_steps=[100,200,300,400]" in e for e in kept_ckpts) == 3  # kron, shuffled, best table
     assert len(os.listdir(tmp_path / "results" / "study_fair" / "runs_v50k")) == 35
+    # the progress before the last batch (phase 3): every choosing run kept, phase 3 not started
+    last = r.stdout[r.stdout.rindex("the fair study's kept runs") :]
+    assert "  phase 2        28 of 28\n  lr edge runs    4 (as" in last and "phase 3 at S    0 of 35" in last
+    assert "now: both axes are settled" in last and "left: 70 runs" in last, last
     calls = (tmp_path / "calls.txt").read_text()
     assert "scripts.fair_q4 --runs runs/study_fair" in calls
     assert "scripts.fair_choose --axis R --settled" in calls and "scripts.fair_choose --axis lr --settled" in calls
