@@ -580,6 +580,7 @@ FAIR_SQRT_D = {"S": 0.02 * 192**0.5, "L": 0.02 * 128**0.5}  # R = 0.02 sqrt(d): 
 FAIR_R_GRID = {False: (0.02, FAIR_SQRT_D["S"], 1.0), True: (FAIR_SQRT_D["S"], 1.0)}  # phase 1's R, by input norm
 FAIR_PHASE1 = tuple((norm, R) for norm, grid in FAIR_R_GRID.items() for R in grid)  # its 5 (norm, R) points, at lr 2e-3
 FAIR_LRS = (1e-3, 2e-3, 4e-3)  # phase 2's grid at each arm's chosen (norm, R); 2e-3 is phase 1's
+FAIR_CHOOSING_SEEDS = (1337, 1338)  # phases 1 and 2 and their edge runs: the seeds the choosing step averages
 
 
 def fair_is_sqrt_d(R):
@@ -600,7 +601,7 @@ def fair_same_setting(a, b):
     return a[0] == b[0] and a[2] == b[2] and abs(a[1] - b[1]) <= 1e-3 * max(abs(a[1]), abs(b[1]))
 
 
-def fair_choice(runs, seeds=(1337, 1338), planned=None):
+def fair_choice(runs, seeds=FAIR_CHOOSING_SEEDS, planned=None):
     """Per arm, each setting (norm, R, lr) with its dev loss averaged over `seeds`, and the chosen one
     (the lowest mean; the plan has no tie rule). An arm with a setting that lacks a seed is not chosen
     yet ('incomplete'; `missing` names the seeds): choosing on part of the seeds would be a look, not

@@ -113,7 +113,7 @@ def next_phase(choice, axis, python="python"):
             for arm, c in choice.items()
             for lr in analysis.FAIR_LRS
             if lr != 2e-3  # phase 1's
-            for seed in (1337, 1338)
+            for seed in analysis.FAIR_CHOOSING_SEEDS
         ]
     probed = ("kron", "kron_shuffled", analysis.fair_best_table(choice))
     at_s = [
@@ -133,7 +133,7 @@ def to_run(choice, axis, python="python"):
     if missing:
         return missing
     edges = [(arm, analysis.fair_extension(c["chosen"], list(c["settings"]), axis)) for arm, c in choice.items() if c["chosen"]]
-    edges = [command(arm, nxt, seed, python=python) for arm, nxt in edges if nxt for seed in (1337, 1338)]
+    edges = [command(arm, nxt, seed, python=python) for arm, nxt in edges if nxt for seed in analysis.FAIR_CHOOSING_SEEDS]
     return edges or next_phase(choice, axis, python)
 
 
@@ -149,7 +149,7 @@ def report(choice, axis):
             continue
         nxt = analysis.fair_extension(c["chosen"], list(c["settings"]), axis)
         if nxt:
-            lines += [f"  edge: run {command(arm, nxt, seed)}" for seed in (1337, 1338)]
+            lines += [f"  edge: run {command(arm, nxt, seed)}" for seed in analysis.FAIR_CHOOSING_SEEDS]
     runs = next_phase(choice, axis)
     if runs:
         lines += [f"next phase ({len(runs)} runs):"] + [f"  {r}" for r in runs]

@@ -95,6 +95,7 @@ def test_continue_runs_every_phase_the_plan_asks_for_and_stops(tmp_path):
     assert len(os.listdir(tmp_path / "results" / "study_fair" / "runs_v50k")) == 35
     # the progress before the last batch (phase 3): every choosing run kept, phase 3 not started
     last = r.stdout[r.stdout.rindex("the fair study's kept runs") :]
+    assert "  phase 1        70 of 70\n  R edge runs    14 (as" in last
     assert "  phase 2        28 of 28\n  lr edge runs    4 (as" in last and "phase 3 at S    0 of 35" in last
     assert "now: both axes are settled" in last and "left: 70 runs" in last, last
     calls = (tmp_path / "calls.txt").read_text()

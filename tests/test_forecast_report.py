@@ -70,7 +70,7 @@ def test_the_complete_grid_gives_the_forecast_its_figure_and_the_plans_verdict(r
     assert forecast_report.build(str(results), replicates=8) == kept
     calls, first = [], {(out[q]["ref"], out[q]["other"]): out[q] for q in ("F1", "F2")}
     # from here only whether build refits is tested: a refit returns the first fit instead of computing it again
-    monkeypatch.setattr(forecast, "forecast", lambda points, ref, other, **k: calls.append(1) or first[(ref, other)])
+    monkeypatch.setattr(forecast, "forecast", lambda points, ref, other, **k: calls.append(k["replicates"]) or first[(ref, other)])
     forecast_report.build(str(results), replicates=6)  # a setting of the fit changed: refitted, once per question
     assert len(calls) == 2
     log = results / "forecast" / "runs" / "kron-L2d64h2-i122-s1337" / "metrics.jsonl"
@@ -79,7 +79,7 @@ def test_the_complete_grid_gives_the_forecast_its_figure_and_the_plans_verdict(r
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
     forecast_report.build(str(results), replicates=6)  # one run's loss changed: refitted
     forecast_report.build(str(results), replicates=6)  # nothing changed: reused
-    assert len(calls) == 4
+    assert calls == [6, 6, 6, 6]  # the new setting reaches the fit
     f1, f2 = out["F1"], out["F2"]
     assert (f1["ref"], f1["other"], f2["ref"]) == ("bpe_tied", "kron", "bpe_untied-input_scale50")
     assert f1["form"] == "shared exponents, all sizes" and len(f1["cells"]) == 48  # 4 sizes x 4 budgets x 3 arms

@@ -19,7 +19,7 @@ for axis in R lr; do
         # nothing new to run: the axis is settled, or (nothing at all: an arm whose every setting diverged) not
         if [ -z "$now" ] || [ "$now" = "$asked" ]; then break; fi
         echo "[$(date +%H:%M:%S)] fair_choose --axis $axis asks for $(echo "$now" | wc -l) runs"
-        "$PY" -m scripts.fair_progress  # where the study stands, in runs: no loss is printed
+        "$PY" -m scripts.fair_progress || echo "(fair_progress failed: the study goes on)"  # where it stands, in runs, no loss
         echo "$now" | xargs -P "$LANES" -d '\n' -I{} bash -fc "{}"  # -f: no globbing; each line is already quoted
         asked=$now
     done
