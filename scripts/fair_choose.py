@@ -47,10 +47,11 @@ def input_scale(arm, setting, scale="S"):
     return float(f"{R / (1.0 if norm else analysis.fair_own_rms(arm)):.4g}")
 
 
-def command(arm, setting, seed, extra=(), scale="S", python="python"):
+def command(arm, setting, seed, extra=(), scale="S", python="python", keep=True):
     """The run_study command for one (arm, setting, seed) at a scale, as phase1.sh writes them; setting
     is the S setting (at L its sqrt(d) point becomes L's); extra: more train.py overrides for every
-    run, after --num_threads=1 (not in the run's name)."""
+    run, after --num_threads=1 (not in the run's name); keep=False: no --keep-logs (a run trained again
+    for its checkpoints, whose kept log stays as it is)."""
     norm, _, lr = setting
     grid = ["--grid kron_shuffle_seed=seed"] if arm == "kron_shuffled" else []
     grid += ["--grid input_norm=True"] if norm else []
@@ -58,7 +59,7 @@ def command(arm, setting, seed, extra=(), scale="S", python="python"):
     grid += [] if lr == 2e-3 else [f"--grid learning_rate={lr:g}", f"--grid min_lr={lr / 10:g}"]  # in the run's name
     base, out_root, logs = SCALES[scale]
     return " ".join(
-        [f"{shlex.quote(python)} -m scripts.run_study --base {base} --out-root {out_root} --keep-logs {logs}"]
+        [f"{shlex.quote(python)} -m scripts.run_study --base {base} --out-root {out_root}" + (f" --keep-logs {logs}" if keep else "")]
         + [f"--arms {'kron' if arm == 'kron_shuffled' else arm} --seeds {seed}"]
         + grid
         + ["--", "--num_threads=1", *(shlex.quote(e) for e in extra)]  # [100,...] is a shell glob unquoted

@@ -204,6 +204,13 @@ def q4_text(q4):
             )
         parts.append(words + ")")
     skipped = f" Left out (diverged): {', '.join(q4['diverged'])}." if q4.get("diverged") else ""
+    redone = q4.get("redone") or {}
+    if redone:  # checkpoints lost with a workspace, trained again: the probe saw those weights
+        worst = max(r["max_eval_difference"] for r in redone.values())
+        skipped += (
+            f" Trained again for their checkpoints (lost with a workspace): {', '.join(sorted(redone))}; their evaluations "
+            f"differ from the kept logs by at most {worst:.2e} nats."
+        )
     return (
         f"Q4, typo robustness at matched loss (against {q4['table']}; per prompt, averaged over every counted pair of "
         f"every seed): {'; '.join(parts)}.{skipped}"

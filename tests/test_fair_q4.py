@@ -4,12 +4,13 @@ end to end on tiny trained runs (kept checkpoints, probes, a rerun that probes n
 
 import json
 import shutil
+import sys
 
 import pytest
 
 import analysis
 import train
-from scripts import fair_q4
+from scripts import fair_choose, fair_q4
 from tests.conftest import tiny_config
 from tests.test_fair_choose import write_phases_1_2
 
@@ -46,19 +47,20 @@ def test_the_verdict_needs_both_metrics_on_one_side_after_holm(arm_values, verdi
 
 
 @pytest.mark.slow
-def test_the_script_matches_probes_and_keeps_each_pair_once(data_dir, tmp_path, monkeypatch):
+def test_the_script_matches_probes_and_keeps_each_pair_once_and_retrains_a_lost_run(data_dir, tmp_path, monkeypatch, capsys):
     logs, runs, out = tmp_path / "logs", tmp_path / "runs", tmp_path / "q4"
     # phases 1-2 (synthetic): every arm best at the sqrt(d) point, lr 2e-3; bpe_untied (x13.86) the best table
     write_phases_1_2(logs, {"bpe_tied": 6.0, "bpe_untied": 5.0, "bpe_lowrank": 6.1, "kron": 5.2, "kron_shuffled": 5.3})
     # phase 3 (real, one seed): each arm at its chosen setting, keeping checkpoints at its evaluations
-    for name, kw in (
-        ("kron-s2001", dict(embedding="kron", input_scale=0.2771)),
-        ("kron-kron_shuffle_seedseed-s2001", dict(embedding="kron", kron_shuffle_seed="seed", input_scale=0.2771)),
-        ("bpe_untied-input_scale13.86-s2001", dict(embedding="bpe_untied", input_scale=13.86)),
-    ):
-        train.train(
-            tiny_config(data_dir, runs / name, seed=2001, keep_ckpt_steps=[4, 8], learning_rate=2e-3, min_lr=2e-4, final_eval=True, **kw)
-        )
+    phase3 = {
+        "kron-s2001": dict(embedding="kron", input_scale=0.2771),
+        "kron-kron_shuffle_seedseed-s2001": dict(embedding="kron", kron_shuffle_seed="seed", input_scale=0.2771),
+        "bpe_untied-input_scale13.86-s2001": dict(embedding="bpe_untied", input_scale=13.86),
+    }
+    for kw in phase3.values():
+        kw.update(learning_rate=2e-3, min_lr=2e-4, final_eval=True)
+    for name, kw in phase3.items():
+        train.train(tiny_config(data_dir, runs / name, seed=2001, keep_ckpt_steps=[4, 8], **kw))
         (logs / name).mkdir()
         shutil.copy(runs / name / "metrics.jsonl", logs / name / "metrics.jsonl")
     argv = ["--logs", str(logs), "--runs", str(runs), "--out", str(out)]
@@ -72,17 +74,52 @@ def test_the_script_matches_probes_and_keeps_each_pair_once(data_dir, tmp_path, 
     assert kron["survival"]["prompts"] == 110 and kron["verdict"] in verdicts
     kept = sorted(p.parent.name for p in (out / "kron").glob("*/robustness.json"))
     assert kept == sorted(f"s2001-a{m['step']}-t{m['table_step']}" for m in kron["matches"])
-    assert json.loads((out / "q4.json").read_text())["arms"]["kron_shuffled"]["pairs"] == 3
+    kept_json = json.loads((out / "q4.json").read_text())
+    assert kept_json["arms"]["kron_shuffled"]["pairs"] == 3 and kept_json["redone"] == {}
 
     def no_probe(*a):
         raise AssertionError("a kept pair was probed again")
 
+    real_probe = fair_q4.probe
     monkeypatch.setattr(fair_q4, "probe", no_probe)
     assert fair_q4.main(argv)["arms"]["kron"]["survival"] == kron["survival"]
-    shutil.rmtree(runs / "kron-s2001")
+    shutil.rmtree(runs / "kron-s2001")  # a lost workspace: every pair's probe is kept, so no checkpoint is needed
+    assert fair_q4.main(argv)["arms"]["kron"]["survival"] == kron["survival"]
+
+    # a kept probe lost too: kron-s2001's checkpoints are needed again
+    shutil.rmtree(out / "kron" / kept[0])
+    with pytest.raises(FileNotFoundError, match="1 runs lack their checkpoints; a redo trains into runs/study_fair"):
+        fair_q4.main(argv)  # --runs is not where the runner's commands train
+    monkeypatch.setattr(fair_q4, "REDO_ROOT", str(runs))
+    asked = []
+
+    def retrain(commands, lanes):  # the runner, as the tiny run: same config, same seed
+        asked.extend(commands)
+        train.train(tiny_config(data_dir, runs / "kron-s2001", seed=2001, keep_ckpt_steps=[4, 8], **phase3["kron-s2001"]))
+
+    monkeypatch.setattr(fair_q4, "retrain", retrain)
+    fair_q4.main(argv + ["--dry-run"])
+    assert asked == [] and not (runs / "kron-s2001").exists()
+    kept_log = (logs / "kron-s2001" / "metrics.jsonl").read_bytes()
+    monkeypatch.setattr(fair_q4, "probe", real_probe)
+    again = fair_q4.main(argv)
+    choice = fair_choose.settled_choice(str(logs))
+    assert asked == [
+        fair_choose.command("kron", choice["kron"]["chosen"], 2001, [fair_choose.KEEP_CKPTS], python=sys.executable, keep=False)
+    ]
+    assert "--keep-logs" not in asked[0] and "--out-root runs/study_fair" in asked[0]
+    assert again["arms"]["kron"]["survival"] == kron["survival"]  # the same checkpoints again, on this machine
+    assert (logs / "kron-s2001" / "metrics.jsonl").read_bytes() == kept_log
+    assert "redone kron-s2001: its evaluations differ from its kept log by at most 0.00e+00 nats" in capsys.readouterr().out
+    assert again["redone"] == {"kron-s2001": {"max_eval_difference": 0.0}}
+
+    # a folder that is there without a checkpoint a pair needs: refused, named
+    shutil.rmtree(out / "kron" / kept[0])
     for f in (runs / "bpe_untied-input_scale13.86-s2001").glob("ckpt_step*"):
         f.unlink()
-    with pytest.raises(FileNotFoundError, match="no kept checkpoints or no ckpt.pt; Q4 needs phase-3 runs made with --keep_ckpt_steps"):
+    with pytest.raises(
+        FileNotFoundError, match="bpe_untied-input_scale13.86-s2001: a checkpoint Q4 needs is missing but the folder is there"
+    ):
         fair_q4.main(argv)
 
 
@@ -92,6 +129,6 @@ def test_a_diverged_phase_three_run_is_left_out_by_name(tmp_path):
     write_phases_1_2(tmp_path, {"bpe_untied": 5.0})
     write_label(tmp_path, "kron-s2001", "kron", 0.2771, 2001, 5.1)
     write_label(tmp_path, "kron-s2002", "kron", 0.2771, 2002, None)  # diverged: no final record
-    found, best, diverged = fair_q4.phase3_runs(str(tmp_path))
-    assert best == "bpe_untied" and diverged == ["kron-s2002"]
+    found, choice, diverged = fair_q4.phase3_runs(str(tmp_path))
+    assert analysis.fair_best_table(choice) == "bpe_untied" and diverged == ["kron-s2002"]
     assert ("kron", 2001) in found and ("kron", 2002) not in found
