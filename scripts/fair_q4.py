@@ -10,10 +10,12 @@ on each counted pair, its robustness.json kept in results/study_fair/q4/<arm>/s<
 (a pair already kept is not probed again); then analysis.q4_test: per prompt A - table, sign tests,
 Holm over survival and KL, the plan's verdict. Writes results/study_fair/q4/q4.json.
 
-A pair whose probe is kept needs no checkpoint (the matching reads the kept logs). A run whose
-checkpoints a pair still needs and whose folder is gone (a new clone, a lost workspace) is trained
-again for them into its folder, as phase 3 made it; its kept log stays, and the console says how far
-the new evaluations differ from it.
+A pair whose probe is kept needs no checkpoint: pairs are matched on the kept logs' losses. A run
+whose checkpoints a pair still needs and whose folder is gone (a new clone, a lost workspace) is
+trained again for them into its folder by the runner's own command, after checking that it plans the
+run the kept log records; its kept log stays. Pairs probed after that see the retrained weights:
+q4/redone.json, q4.json and RESULTS.md name those runs with how far their evaluations differ from the
+kept logs. An interrupted redo resumes on the next call.
 """
 
 if not __package__:  # run as a file: run as the module named below, its clone's root first on sys.path as with -m
@@ -25,6 +27,7 @@ if not __package__:  # run as a file: run as the module named below, its clone's
     runpy.run_module("scripts.fair_q4", run_name="__main__", alter_sys=True)
     raise SystemExit
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -36,8 +39,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import analysis
 import checkpoint
-from errors import run_cli
+from errors import UserError, run_cli
 from runlog import read_json, read_metrics
+from scripts import run_study
 from scripts.fair_choose import KEEP_CKPTS, PHASE3_SEEDS, SCALES, at_chosen, command, settled_choice
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,60 +63,111 @@ def phase3_runs(logs):
 def checkpoints(logs, runs_root, run):
     """{step: (checkpoint path or None when it is not on disk, that step's val_loss as the kept log has
     it)} of a phase-3 run: each step it kept a checkpoint at (keep_ckpt_steps, at an evaluation) and its
-    final step. The steps come from the kept log, so a pair whose probe is kept needs no checkpoint."""
+    final step, whose ckpt.pt counts only once the run in the folder finished there (an interrupted redo's
+    ckpt.pt holds earlier weights). The steps come from the kept log, so a pair whose probe is kept needs
+    no checkpoint."""
     log = os.path.join(logs, run["name"])
     losses = {e["step"]: e["val_loss"] for e in read_metrics(log, "eval")}
-    kept_steps = read_metrics(log, "config")[-1]["config"].get("keep_ckpt_steps") or []
+    kept_steps = {s for c in read_metrics(log, "config") for s in c["config"].get("keep_ckpt_steps") or ()}
     if not kept_steps:
         raise ValueError(f"{log}: kept no checkpoints; Q4 needs phase-3 runs made with {KEEP_CKPTS} (amendment 2)")
     folder = os.path.join(runs_root, run["name"])
     out = {s: checkpoint.paths(folder, kept_step=s)[0] for s in sorted(losses) if s in kept_steps}
-    out[max(losses)] = checkpoint.paths(folder)[0]
-    return {s: (path if os.path.isfile(path) else None, losses[s]) for s, path in out.items()}
+    final, meta = max(losses), checkpoint.read_meta(folder) if os.path.isdir(folder) else None
+    out[final] = checkpoint.paths(folder)[0] if meta and meta.get("finished") and meta.get("step") == final else None
+    return {s: (path if path and os.path.isfile(path) else None, losses[s]) for s, path in out.items()}
 
 
 def lost(run, ckpts, runs_root):
-    """Whether a run's checkpoints that a probe needs are gone with its folder (a new clone, a lost
-    workspace): it can be trained again for them. A folder that is there without them is refused, named."""
-    if all(path for path, _ in ckpts.values()):
+    """Whether a run must be trained (again) for the checkpoints a probe needs: its folder is gone (a new
+    clone, a lost workspace) or holds a redo that was interrupted (the runner resumes it). A finished
+    run's folder without them is refused, named: something removed them, and training over it would hide that."""
+    missing = [s for s, (path, _) in ckpts.items() if path is None]
+    if not missing:
         return False
     folder = os.path.join(runs_root, run["name"])
-    if os.path.exists(folder):
-        raise FileNotFoundError(f"{folder}: a checkpoint Q4 needs is missing but the folder is there; restore it or move the folder away")
+    meta = checkpoint.read_meta(folder) if os.path.isdir(folder) else None
+    if meta is not None and meta.get("finished"):
+        raise FileNotFoundError(
+            f"{folder}: the checkpoints of steps {missing} that Q4 needs are missing from this finished run; "
+            "restore them or move the folder away"
+        )
     return True
 
 
+class RedoError(UserError):
+    """A run trained again for its checkpoints could not be, or would not be the run its kept log records."""
+
+
+def planned(cmd, run, logs):
+    """Check, before hours of training, that the runner's command plans the run the kept log records: the
+    same folder, and the kept log's config and data are what it would train (run_study.kept_state)."""
+    args, extra, grid = run_study.parse_args(shlex.split(cmd)[3:])
+    (plan,) = run_study.plan(args.arms, args.seeds, grid, args.out_root)
+    with contextlib.chdir(ROOT):  # the command's paths (config, data) are the repository's
+        same = (
+            os.path.basename(plan["out_dir"]) == run["name"]
+            and run_study.kept_state(plan, logs, run_study.planned_want(plan, args.base, extra)) == "finished"
+        )
+    if not same:
+        raise RedoError(f"{run['name']}: the runner would not train the run its kept log records (its config or data changed): {cmd}")
+
+
 def retrain(commands, lanes):
-    """Run the runner commands (fair_choose.command, no --keep-logs: each kept log stays as it is), `lanes` at a time."""
+    """Run the runner commands, `lanes` at a time; a failure is raised once every command has ended."""
     with ThreadPoolExecutor(max_workers=lanes) as pool:
-        for cmd, done in zip(commands, pool.map(lambda c: subprocess.run(shlex.split(c), cwd=ROOT).returncode, commands)):
-            if done != 0:
-                raise RuntimeError(f"retraining for Q4's checkpoints failed (exit {done}): {cmd}")
+        for cmd, code in zip(commands, pool.map(lambda c: subprocess.run(shlex.split(c), cwd=ROOT).returncode, commands)):
+            if code != 0:
+                raise RedoError(f"training again for Q4's checkpoints failed (exit {code}): {cmd}")
 
 
-def redo(lost_runs, choice, args):
-    """Train again each phase-3 run whose checkpoints were lost, into its own folder, as phase 3 made it;
-    then say how far its evaluations repeat its kept log's (0 on the same machine; a machine with other
-    kernels moves them in the 4th decimal). The matching keeps using the kept log's losses."""
+def redone_record(args):
+    path = os.path.join(args.out, "redone.json")
+    return path, (read_json(path) if os.path.isfile(path) else {})
+
+
+def redo(runs, choice, args):
+    """Train again each phase-3 run whose checkpoints were lost, into its own folder, as phase 3 made it
+    (the runner's command without --keep-logs: its kept log stays). Each is recorded in q4/redone.json
+    before it starts, so a run redone by an interrupted call is still named."""
+    names = ", ".join(r["name"] for r in runs)
     if os.path.realpath(args.runs) != os.path.realpath(REDO_ROOT):
-        raise FileNotFoundError(f"--runs {args.runs}: {len(lost_runs)} runs lack their checkpoints; a redo trains into {SCALES['S'][1]}")
-    names = ", ".join(r["name"] for r in lost_runs)
-    print(f"{len(lost_runs)} phase-3 runs lost their checkpoints ({names}): trained again for them; their kept logs stay")
-    retrain(
-        [command(r["arm"], choice[r["arm"]]["chosen"], r["seed"], [KEEP_CKPTS], python=sys.executable, keep=False) for r in lost_runs],
-        args.lanes,
-    )
-    record = os.path.join(args.out, "redone.json")  # kept beside the probes, and reported in q4.json
-    redone = read_json(record) if os.path.isfile(record) else {}
-    for r in lost_runs:
-        kept = {e["step"]: e["val_loss"] for e in read_metrics(os.path.join(args.logs, r["name"]), "eval")}
-        again = {e["step"]: e["val_loss"] for e in read_metrics(os.path.join(args.runs, r["name"]), "eval")}
-        worst = max(abs(kept[s] - again[s]) for s in kept if s in again)
-        print(f"redone {r['name']}: its evaluations differ from its kept log by at most {worst:.2e} nats")
-        redone[r["name"]] = {"max_eval_difference": worst}
+        raise RedoError(f"--runs {args.runs}: {names} lost their checkpoints; a redo trains into {REDO_ROOT}: give that --runs")
+    commands = [command(r["arm"], choice[r["arm"]]["chosen"], r["seed"], [KEEP_CKPTS], python=sys.executable, keep=False) for r in runs]
+    for cmd, r in zip(commands, runs):
+        planned(cmd, r, args.logs)
+    path, redone = redone_record(args)
+    redone.update({r["name"]: None for r in runs if r["name"] not in redone})
     os.makedirs(args.out, exist_ok=True)
-    with open(record, "w") as f:
+    with open(path, "w") as f:
         json.dump(redone, f, indent=1)
+    print(f"{len(runs)} phase-3 runs lost their checkpoints ({names}): trained again for them; their kept logs stay")
+    retrain(commands, args.lanes)
+
+
+def eval_difference(args, name):
+    """The largest |val_loss| difference between a redone run's evaluations and its kept log's, or None
+    when its folder is gone again (the value recorded before stands)."""
+    log = os.path.join(args.runs, name, "metrics.jsonl")
+    if not os.path.isfile(log):
+        return None
+    kept = {e["step"]: e["val_loss"] for e in read_metrics(os.path.join(args.logs, name), "eval")}
+    again = {e["step"]: e["val_loss"] for e in read_metrics(log, "eval")}
+    return max((abs(kept[s] - again[s]) for s in kept if s in again), default=None)
+
+
+def redone_runs(args):
+    """{run name: largest evaluation difference} of every run Q4 trained again, kept up to date in q4/redone.json."""
+    path, redone = redone_record(args)
+    for name, before in redone.items():
+        now = eval_difference(args, name)
+        redone[name] = before if now is None else now
+        if now is not None:
+            print(f"redone {name}: its evaluations differ from its kept log by at most {now:.2e} nats")
+    if redone:
+        with open(path, "w") as f:
+            json.dump(redone, f, indent=1)
+    return redone
 
 
 def probe(a_label, a_path, t_path, out_dir):
@@ -134,24 +189,26 @@ def matched(arm, best, seed, args, found):
 
 
 def pair_dir(args, arm, m):
+    """Where a counted pair's robustness.json is kept: one folder per (arm, seed, step, table step)."""
     return os.path.join(args.out, arm, f"s{m['seed']}-a{m['step']}-t{m['table_step']}")
 
 
-def all_matches(best, args, found):
+def all_matches(best, args, found, say=print):
     """{(arm, seed): matched(...)} of every seed with both runs finished; a seed without one is left out, said."""
     out = {}
     for arm in ARMS:
         for seed in PHASE3_SEEDS:
             absent = [x for x in (arm, best) if (x, seed) not in found]
             if absent:
-                print(f"{arm} s{seed}: no finished phase-3 run of {absent[0]} at its chosen setting; left out")
+                say(f"{arm} s{seed}: no finished phase-3 run of {absent[0]} at its chosen setting; left out")
                 continue
             out[arm, seed] = matched(arm, best, seed, args, found)
     return out
 
 
 def lost_runs(best, args, found, seeds):
-    """The runs whose checkpoints a counted pair not probed yet needs, gone with their folders."""
+    """The runs whose checkpoints a counted pair not probed yet needs, gone with their folders (or in an
+    interrupted redo's)."""
     need = {}
     for (arm, seed), (matches, a, t) in seeds.items():
         if any(m["counted"] and not os.path.isfile(os.path.join(pair_dir(args, arm, m), "robustness.json")) for m in matches):
@@ -190,6 +247,8 @@ def main(argv=None):
     p.add_argument("--dry-run", action="store_true", help="print the matching; probe nothing, train nothing")
     p.add_argument("--lanes", type=int, default=2, help="runs trained at a time when checkpoints were lost")
     args = p.parse_args(argv)
+    if args.lanes < 1:
+        p.error(f"--lanes {args.lanes}: expected 1 or more")
     found, choice, diverged = phase3_runs(args.logs)
     best = analysis.fair_best_table(choice)
     result = {"table": best, "tolerance": analysis.Q4_TOLERANCE, "diverged": diverged, "arms": {}}
@@ -201,15 +260,17 @@ def main(argv=None):
         print(f"{len(gone)} runs lost the checkpoints a probe needs and would be trained again: {', '.join(r['name'] for r in gone)}")
     elif gone:
         redo(gone, choice, args)
-        seeds = all_matches(best, args, found)  # the same matches (the kept logs'), now with their checkpoints
+        seeds = all_matches(best, args, found, say=lambda line: None)  # the same matches (the kept logs'), now with checkpoints
+        still = lost_runs(best, args, found, seeds)  # a redo that diverged, or stopped: no checkpoints to probe
+        if still:
+            raise RedoError(f"trained again, still without the checkpoints a probe needs: {', '.join(r['name'] for r in still)}")
     for arm in ARMS:
         matches, pairs = probed(arm, best, seeds, args)
         result["arms"][arm] = {"matches": matches, **({} if args.dry_run else analysis.q4_test(pairs, arm))}
         if not args.dry_run:
             print(f"{arm} against {best}: {result['arms'][arm]['verdict']} ({len(pairs)} counted pairs)")
     if not args.dry_run:
-        record = os.path.join(args.out, "redone.json")
-        result["redone"] = read_json(record) if os.path.isfile(record) else {}  # runs whose checkpoints were trained again
+        result["redone"] = redone_runs(args)  # runs whose checkpoints were trained again: the probe saw those weights
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "q4.json"), "w") as f:
             json.dump(result, f, indent=1)

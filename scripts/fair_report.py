@@ -204,12 +204,14 @@ def q4_text(q4):
             )
         parts.append(words + ")")
     skipped = f" Left out (diverged): {', '.join(q4['diverged'])}." if q4.get("diverged") else ""
-    redone = q4.get("redone") or {}
-    if redone:  # checkpoints lost with a workspace, trained again: the probe saw those weights
-        worst = max(r["max_eval_difference"] for r in redone.values())
+    redone = q4.get("redone") or {}  # {run: largest evaluation difference, or None if not measured}
+    if redone:  # checkpoints lost with a workspace and trained again: the pairs probed after saw those weights
+        known = [v for v in redone.values() if v is not None]
+        moved = f"by at most {max(known):.2e} nats" if known else "by an amount not measured (their folders are gone)"
         skipped += (
-            f" Trained again for their checkpoints (lost with a workspace): {', '.join(sorted(redone))}; their evaluations "
-            f"differ from the kept logs by at most {worst:.2e} nats."
+            f" Pairs are matched on the kept logs' losses; {', '.join(sorted(redone))} lost their checkpoints with a workspace "
+            f"and were trained again, so pairs probed after that saw the retrained weights, whose evaluations differ from "
+            f"the kept logs {moved}."
         )
     return (
         f"Q4, typo robustness at matched loss (against {q4['table']}; per prompt, averaged over every counted pair of "

@@ -99,7 +99,7 @@ def test_continue_runs_every_phase_the_plan_asks_for_and_stops(tmp_path):
     assert "  phase 2        28 of 28\n  lr edge runs    4 (as" in last and "phase 3 at S    0 of 35" in last
     assert "now: both axes are settled" in last and "left: 70 runs" in last, last
     calls = (tmp_path / "calls.txt").read_text()
-    assert "scripts.fair_q4 --runs runs/study_fair" in calls
+    assert "scripts.fair_q4 --runs runs/study_fair --lanes 2" in calls
     assert "scripts.fair_choose --axis R --settled" in calls and "scripts.fair_choose --axis lr --settled" in calls
     ans = fair_report.answers(str(tmp_path / "results"))
     assert ans["best"] == "bpe_untied" and ans["chosen"]["kron"] == (False, 1.0, 8e-3)

@@ -3,6 +3,7 @@ validation loss: the matching rule, the per-prompt sign tests with Holm and the 
 end to end on tiny trained runs (kept checkpoints, probes, a rerun that probes nothing again)."""
 
 import json
+import os
 import shutil
 import sys
 
@@ -88,7 +89,9 @@ def test_the_script_matches_probes_and_keeps_each_pair_once_and_retrains_a_lost_
 
     # a kept probe lost too: kron-s2001's checkpoints are needed again
     shutil.rmtree(out / "kron" / kept[0])
-    with pytest.raises(FileNotFoundError, match="1 runs lack their checkpoints; a redo trains into runs/study_fair"):
+    with pytest.raises(
+        fair_q4.RedoError, match=r"kron-s2001 lost their checkpoints; a redo trains into .*runs/study_fair: give that --runs"
+    ):
         fair_q4.main(argv)  # --runs is not where the runner's commands train
     monkeypatch.setattr(fair_q4, "REDO_ROOT", str(runs))
     asked = []
@@ -98,6 +101,8 @@ def test_the_script_matches_probes_and_keeps_each_pair_once_and_retrains_a_lost_
         train.train(tiny_config(data_dir, runs / "kron-s2001", seed=2001, keep_ckpt_steps=[4, 8], **phase3["kron-s2001"]))
 
     monkeypatch.setattr(fair_q4, "retrain", retrain)
+    checked = []  # the command is checked against the kept log before training (on real logs: the test below)
+    monkeypatch.setattr(fair_q4, "planned", lambda cmd, run, logs: checked.append((cmd, run["name"])))
     fair_q4.main(argv + ["--dry-run"])
     assert asked == [] and not (runs / "kron-s2001").exists()
     kept_log = (logs / "kron-s2001" / "metrics.jsonl").read_bytes()
@@ -107,18 +112,19 @@ def test_the_script_matches_probes_and_keeps_each_pair_once_and_retrains_a_lost_
     assert asked == [
         fair_choose.command("kron", choice["kron"]["chosen"], 2001, [fair_choose.KEEP_CKPTS], python=sys.executable, keep=False)
     ]
-    assert "--keep-logs" not in asked[0] and "--out-root runs/study_fair" in asked[0]
+    assert "--keep-logs" not in asked[0] and "--out-root runs/study_fair" in asked[0] and checked == [(asked[0], "kron-s2001")]
     assert again["arms"]["kron"]["survival"] == kron["survival"]  # the same checkpoints again, on this machine
     assert (logs / "kron-s2001" / "metrics.jsonl").read_bytes() == kept_log
     assert "redone kron-s2001: its evaluations differ from its kept log by at most 0.00e+00 nats" in capsys.readouterr().out
-    assert again["redone"] == {"kron-s2001": {"max_eval_difference": 0.0}}
+    assert again["redone"] == {"kron-s2001": 0.0} == json.loads((out / "redone.json").read_text())
 
     # a folder that is there without a checkpoint a pair needs: refused, named
     shutil.rmtree(out / "kron" / kept[0])
     for f in (runs / "bpe_untied-input_scale13.86-s2001").glob("ckpt_step*"):
         f.unlink()
     with pytest.raises(
-        FileNotFoundError, match="bpe_untied-input_scale13.86-s2001: a checkpoint Q4 needs is missing but the folder is there"
+        FileNotFoundError,
+        match=r"bpe_untied-input_scale13.86-s2001: the checkpoints of steps \[4, 8\] that Q4 needs are missing from this finished run",
     ):
         fair_q4.main(argv)
 
@@ -132,3 +138,72 @@ def test_a_diverged_phase_three_run_is_left_out_by_name(tmp_path):
     found, choice, diverged = fair_q4.phase3_runs(str(tmp_path))
     assert analysis.fair_best_table(choice) == "bpe_untied" and diverged == ["kron-s2002"]
     assert ("kron", 2001) in found and ("kron", 2002) not in found
+
+
+def test_a_run_is_trained_again_when_its_folder_is_gone_or_holds_an_interrupted_redo(tmp_path):
+    run = {"name": "kron-s2001"}
+    folder = tmp_path / "kron-s2001"
+    assert not fair_q4.lost(run, {100: (str(tmp_path / "a.pt"), 5.0)}, str(tmp_path))  # every checkpoint there
+    needs = {100: (None, 5.0), 500: (None, 4.0)}
+    assert fair_q4.lost(run, needs, str(tmp_path))  # the folder is gone
+    folder.mkdir()
+    sidecar = {"config": {}, "model_args": {}, "val_loss": None, "best_val_loss": None}
+    (folder / "ckpt.json").write_text(json.dumps(dict(sidecar, step=300, finished=False)))
+    assert fair_q4.lost(run, needs, str(tmp_path))  # a redo that stopped at step 300: the runner resumes it
+    (folder / "ckpt.json").write_text(json.dumps(dict(sidecar, step=500, finished=True)))
+    with pytest.raises(FileNotFoundError, match=r"kron-s2001: the checkpoints of steps \[100, 500\] that Q4 needs are missing"):
+        fair_q4.lost(run, needs, str(tmp_path))
+
+
+def test_the_final_checkpoint_counts_only_once_the_run_in_the_folder_finished_there(tmp_path):
+    """An interrupted redo's ckpt.pt holds earlier weights than the kept log's final step: not a checkpoint of it."""
+    logs, runs = tmp_path / "logs", tmp_path / "runs"
+    (logs / "kron-s2001").mkdir(parents=True)
+    records = [{"kind": "config", "config": {"keep_ckpt_steps": [100, 200]}}]
+    records += [{"kind": "eval", "step": s, "val_loss": 9.0 - s / 100} for s in (0, 100, 200, 300)]
+    (logs / "kron-s2001" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    folder = runs / "kron-s2001"
+    folder.mkdir(parents=True)
+    for name in ("ckpt_step100.pt", "ckpt_step200.pt", "ckpt.pt"):
+        (folder / name).write_bytes(b"weights")
+    sidecar = {"config": {}, "model_args": {}, "val_loss": None, "best_val_loss": None}
+    (folder / "ckpt.json").write_text(json.dumps(dict(sidecar, step=250, finished=False)))
+    run = {"name": "kron-s2001"}
+    got = fair_q4.checkpoints(str(logs), str(runs), run)
+    assert sorted(got) == [100, 200, 300] and got[300] == (None, 6.0) and got[100] == (str(folder / "ckpt_step100.pt"), 8.0)
+    assert fair_q4.lost(run, got, str(runs))  # resumed by the runner
+    (folder / "ckpt.json").write_text(json.dumps(dict(sidecar, step=300, finished=True)))
+    assert fair_q4.checkpoints(str(logs), str(runs), run)[300] == (str(folder / "ckpt.pt"), 6.0)
+    records[0]["config"]["keep_ckpt_steps"] = None  # a run made without them: refused, named
+    (logs / "kron-s2001" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(ValueError, match="kron-s2001: kept no checkpoints; Q4 needs phase-3 runs made with --keep_ckpt_steps"):
+        fair_q4.checkpoints(str(logs), str(runs), run)
+
+
+def test_a_redo_is_checked_against_the_kept_log_and_named_before_it_trains(tmp_path, monkeypatch):
+    """planned() on a real kept run of the study (its config only: no loss is read), then on a copy whose
+    recorded config differs; and redo() names each run in redone.json before training, so an
+    interrupted or failed redo is still reported."""
+    name = "bpe_tied-input_scale1-s1338"
+    real = os.path.join(fair_choose.ROOT, "results", "study_fair", "runs")
+    cmd = fair_choose.command("bpe_tied", (False, 0.02, 2e-3), 1338, [fair_choose.KEEP_CKPTS], keep=False)
+    fair_q4.planned(cmd, {"name": name}, real)  # the runner plans the very run the kept log records
+    with pytest.raises(fair_q4.RedoError, match="bpe_tied-input_scale1-s1337: the runner would not train the run its kept log"):
+        fair_q4.planned(cmd, {"name": "bpe_tied-input_scale1-s1337"}, real)  # another folder
+    records = [json.loads(line) for line in open(os.path.join(real, name, "metrics.jsonl"))]
+    records[0]["config"]["n_layer"] += 1
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(fair_q4.RedoError, match="its config or data changed"):
+        fair_q4.planned(cmd, {"name": name}, str(tmp_path))
+
+    def fails(commands, lanes):
+        raise fair_q4.RedoError("training again for Q4's checkpoints failed (exit 1)")
+
+    monkeypatch.setattr(fair_q4, "planned", lambda *a: None)
+    monkeypatch.setattr(fair_q4, "retrain", fails)
+    args = type("Args", (), {"runs": fair_q4.REDO_ROOT, "out": str(tmp_path / "q4"), "logs": real, "lanes": 2})
+    choice = {"kron": {"chosen": (False, 1.0, 2e-3)}}
+    with pytest.raises(fair_q4.RedoError, match="failed"):
+        fair_q4.redo([{"name": "kron-input_scale1-s2001", "arm": "kron", "seed": 2001}], choice, args)
+    assert json.loads((tmp_path / "q4" / "redone.json").read_text()) == {"kron-input_scale1-s2001": None}

@@ -25,5 +25,5 @@ for axis in R lr; do
     done
     "$PY" -m scripts.fair_choose --axis "$axis" --settled  # or stop here, naming each arm not settled and why
 done
-"$PY" -m scripts.fair_q4 --runs runs/study_fair
+"$PY" -m scripts.fair_q4 --runs runs/study_fair --lanes "$LANES"  # trains again any run whose checkpoints were lost
 echo "the study is complete: python -m scripts.make_results writes its answers into RESULTS.md"
