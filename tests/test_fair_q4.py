@@ -207,3 +207,12 @@ def test_a_redo_is_checked_against_the_kept_log_and_named_before_it_trains(tmp_p
     with pytest.raises(fair_q4.RedoError, match="failed"):
         fair_q4.redo([{"name": "kron-input_scale1-s2001", "arm": "kron", "seed": 2001}], choice, args)
     assert json.loads((tmp_path / "q4" / "redone.json").read_text()) == {"kron-input_scale1-s2001": None}
+
+
+def test_retrain_runs_each_command_and_names_the_one_that_failed(tmp_path):
+    ok = f'{sys.executable} -c \'open("{tmp_path}/ran", "a").write("x")\''
+    fair_q4.retrain([ok, ok], lanes=2)
+    assert (tmp_path / "ran").read_text() == "xx"
+    bad = f"{sys.executable} -c 'raise SystemExit(3)'"
+    with pytest.raises(fair_q4.RedoError, match=r"failed \(exit 3\): .* -c 'raise SystemExit\(3\)'"):
+        fair_q4.retrain([ok, bad], lanes=1)
