@@ -122,6 +122,7 @@ def retrain(commands, lanes):
 
 
 def redone_record(args):
+    """(q4/redone.json's path, its {run name: largest evaluation difference or None}), empty when absent."""
     path = os.path.join(args.out, "redone.json")
     return path, (read_json(path) if os.path.isfile(path) else {})
 
