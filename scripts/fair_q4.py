@@ -60,6 +60,11 @@ def phase3_runs(logs):
     return {(r["arm"], r["seed"]): r for r in found if r["name"] not in diverged}, choice, diverged
 
 
+def eval_losses(log):
+    """{step: val_loss} of a run's evaluations (its folder or its metrics.jsonl)."""
+    return {e["step"]: e["val_loss"] for e in read_metrics(log, "eval")}
+
+
 def checkpoints(logs, runs_root, run):
     """{step: (checkpoint path or None when it is not on disk, that step's val_loss as the kept log has
     it)} of a phase-3 run: each step it kept a checkpoint at (keep_ckpt_steps, at an evaluation) and its
@@ -67,7 +72,7 @@ def checkpoints(logs, runs_root, run):
     ckpt.pt holds earlier weights). The steps come from the kept log, so a pair whose probe is kept needs
     no checkpoint."""
     log = os.path.join(logs, run["name"])
-    losses = {e["step"]: e["val_loss"] for e in read_metrics(log, "eval")}
+    losses = eval_losses(log)
     kept_steps = {s for c in read_metrics(log, "config") for s in c["config"].get("keep_ckpt_steps") or ()}
     if not kept_steps:
         raise ValueError(f"{log}: kept no checkpoints; Q4 needs phase-3 runs made with {KEEP_CKPTS} (amendment 2)")
@@ -127,6 +132,13 @@ def redone_record(args):
     return path, (read_json(path) if os.path.isfile(path) else {})
 
 
+def write_json(path, obj):
+    """q4.json and redone.json: indented JSON, its folder made."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
 def redo(runs, choice, args):
     """Train again each phase-3 run whose checkpoints were lost, into its own folder, as phase 3 made it
     (the runner's command without --keep-logs: its kept log stays). Each is recorded in q4/redone.json
@@ -139,9 +151,7 @@ def redo(runs, choice, args):
         planned(cmd, r, args.logs)
     path, redone = redone_record(args)
     redone.update({r["name"]: None for r in runs if r["name"] not in redone})
-    os.makedirs(args.out, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(redone, f, indent=1)
+    write_json(path, redone)
     print(f"{len(runs)} phase-3 runs lost their checkpoints ({names}): trained again for them; their kept logs stay")
     retrain(commands, args.lanes)
 
@@ -152,8 +162,7 @@ def eval_difference(args, name):
     log = os.path.join(args.runs, name, "metrics.jsonl")
     if not os.path.isfile(log):
         return None
-    kept = {e["step"]: e["val_loss"] for e in read_metrics(os.path.join(args.logs, name), "eval")}
-    again = {e["step"]: e["val_loss"] for e in read_metrics(log, "eval")}
+    kept, again = eval_losses(os.path.join(args.logs, name)), eval_losses(log)
     return max((abs(kept[s] - again[s]) for s in kept if s in again), default=None)
 
 
@@ -166,8 +175,7 @@ def redone_runs(args):
         if now is not None:
             print(f"redone {name}: its evaluations differ from its kept log by at most {now:.2e} nats")
     if redone:
-        with open(path, "w") as f:
-            json.dump(redone, f, indent=1)
+        write_json(path, redone)
     return redone
 
 
@@ -272,9 +280,7 @@ def main(argv=None):
             print(f"{arm} against {best}: {result['arms'][arm]['verdict']} ({len(pairs)} counted pairs)")
     if not args.dry_run:
         result["redone"] = redone_runs(args)  # runs whose checkpoints were trained again: the probe saw those weights
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "q4.json"), "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(os.path.join(args.out, "q4.json"), result)
     return result
 
 
